@@ -1,0 +1,1 @@
+"""Input side of avlad_tf: the TFRecord schema and tf.data pipelines."""

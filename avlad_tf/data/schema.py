@@ -1,0 +1,183 @@
+"""The one on-disk schema: written by `data_prep`, read by `avlad_tf.data`.
+
+One `tf.train.SequenceExample` per video (or per Charades training clip):
+
+context
+    video/id            bytes   the video id, e.g. `brush_hair/1`
+    clip/label/index    int64[] one label (single-label datasets) or several
+                                (Charades test videos); may be empty
+    video/num_frames    int64   n, the number of RGB frames stored
+    video/source        bytes   where the frames came from (path)
+    clip/start_frame    int64   0-based index of the first stored frame in the
+                                source video (Charades clips), else 0
+feature lists
+    rgb/encoded         n JPEGs (RGB order), FRAME_HEIGHT x FRAME_WIDTH
+    flow/x/encoded      n - 1 greyscale JPEGs; flow j is frames j -> j + 1
+    flow/y/encoded      n - 1 greyscale JPEGs
+
+Next to the shards, `metadata.json` records the dataset, its sorted label map,
+the flow settings below and, per split, every shard with its record count.
+The reader refuses data whose flow settings or counts do not match.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+SCHEMA_VERSION = 1
+
+VIDEO_ID_KEY = "video/id"
+LABEL_INDEX_KEY = "clip/label/index"
+NUM_FRAMES_KEY = "video/num_frames"
+SOURCE_KEY = "video/source"
+START_FRAME_KEY = "clip/start_frame"
+RGB_KEY = "rgb/encoded"
+FLOW_X_KEY = "flow/x/encoded"
+FLOW_Y_KEY = "flow/y/encoded"
+
+# Frames are stored at the size the release's reader resizes to (Sec. 1.1).
+FRAME_HEIGHT = 256
+FRAME_WIDTH = 340
+
+# Flow convention (TSN / dense_flow, ORIGINAL_RELEASE.md Sec. 1.1): TV-L1 on
+# consecutive greyscale frames, clipped to +-FLOW_BOUND pixels and mapped
+# linearly onto 0..255, so 127.5 means no motion (the release subtracts 128).
+FLOW_ALGORITHM = "opencv_dual_tvl1"
+FLOW_BOUND = 20.0
+FLOW_QUANTISATION = "linear_uint8"
+# Flow j of a record is computed from RGB frames j and j + 1 (0-based).
+FLOW_INDEX_BASE = 0
+
+METADATA_FILE = "metadata.json"
+LABELS_FILE = "labels.txt"
+
+
+def flow_settings():
+    """The flow settings written into, and checked against, metadata."""
+    return {
+        "algorithm": FLOW_ALGORITHM,
+        "bound": FLOW_BOUND,
+        "quantisation": FLOW_QUANTISATION,
+        "index_base": FLOW_INDEX_BASE,
+    }
+
+
+def quantize_flow(flow):
+    """Maps flow in pixels to uint8: clip to +-bound, then linear to 0..255."""
+    clipped = np.clip(np.asarray(flow, np.float32), -FLOW_BOUND, FLOW_BOUND)
+    scaled = (clipped + FLOW_BOUND) * (255.0 / (2.0 * FLOW_BOUND))
+    return np.round(scaled).astype(np.uint8)
+
+
+def dequantize_flow(quantized):
+    """Inverse of `quantize_flow`, exact to half a quantisation step."""
+    q = np.asarray(quantized, np.float32)
+    return q * (2.0 * FLOW_BOUND / 255.0) - FLOW_BOUND
+
+
+def _bytes_feature(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _int_feature(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def make_sequence_example(*, video_id, labels, rgb_jpegs, flow_x_jpegs,
+                          flow_y_jpegs, source="", start_frame=0):
+    """Serialises one video; flow lists must hold one entry per frame pair."""
+    num_frames = len(rgb_jpegs)
+    if len(flow_x_jpegs) != max(num_frames - 1, 0) or \
+            len(flow_y_jpegs) != len(flow_x_jpegs):
+        raise ValueError(
+            f"{video_id}: {num_frames} RGB frames need {num_frames - 1} flow "
+            f"frames per direction. Received: x={len(flow_x_jpegs)}, "
+            f"y={len(flow_y_jpegs)}")
+    context = tf.train.Features(feature={
+        VIDEO_ID_KEY: _bytes_feature([video_id.encode()]),
+        LABEL_INDEX_KEY: _int_feature(int(label) for label in labels),
+        NUM_FRAMES_KEY: _int_feature([num_frames]),
+        SOURCE_KEY: _bytes_feature([str(source).encode()]),
+        START_FRAME_KEY: _int_feature([int(start_frame)]),
+    })
+
+    def feature_list(jpegs):
+        return tf.train.FeatureList(
+            feature=[_bytes_feature([jpeg]) for jpeg in jpegs])
+
+    lists = tf.train.FeatureLists(feature_list={
+        RGB_KEY: feature_list(rgb_jpegs),
+        FLOW_X_KEY: feature_list(flow_x_jpegs),
+        FLOW_Y_KEY: feature_list(flow_y_jpegs),
+    })
+    example = tf.train.SequenceExample(context=context, feature_lists=lists)
+    return example.SerializeToString()
+
+
+CONTEXT_FEATURES = {
+    VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+    LABEL_INDEX_KEY: tf.io.VarLenFeature(tf.int64),
+    NUM_FRAMES_KEY: tf.io.FixedLenFeature([], tf.int64),
+    SOURCE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    START_FRAME_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+}
+SEQUENCE_FEATURES = {
+    key: tf.io.FixedLenSequenceFeature([], tf.string)
+    for key in (RGB_KEY, FLOW_X_KEY, FLOW_Y_KEY)
+}
+
+
+def parse_sequence_example(serialized):
+    """Parses one serialised record into a flat dict of tensors (no decoding).
+
+    Returns keys of the schema: scalars for the context, a dense int64 vector
+    for the labels and string vectors of encoded JPEGs for the feature lists.
+    """
+    context, sequences = tf.io.parse_single_sequence_example(
+        serialized, CONTEXT_FEATURES, SEQUENCE_FEATURES)
+    parsed = dict(context)
+    parsed[LABEL_INDEX_KEY] = tf.sparse.to_dense(context[LABEL_INDEX_KEY])
+    parsed.update(sequences)
+    return parsed
+
+
+def write_metadata(data_dir, metadata):
+    """Atomically writes `metadata.json` and the sorted `labels.txt`."""
+    metadata = dict(metadata, schema_version=SCHEMA_VERSION,
+                    flow=flow_settings())
+    tmp = os.path.join(data_dir, METADATA_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(data_dir, METADATA_FILE))
+    with open(os.path.join(data_dir, LABELS_FILE), "w", encoding="utf-8") as f:
+        f.writelines(label + "\n" for label in metadata["labels"])
+
+
+def read_metadata(data_dir):
+    """Reads and checks `metadata.json`.
+
+    Raises:
+        FileNotFoundError: if there is no metadata in `data_dir`.
+        ValueError: if the schema version or flow settings differ from this
+            module's, naming the file and the mismatching field.
+    """
+    path = os.path.join(data_dir, METADATA_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: prepare the data with "
+            f"`python -m data_prep.prepare` first.")
+    with open(path, encoding="utf-8") as f:
+        metadata = json.load(f)
+    if metadata.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: schema_version {metadata.get('schema_version')!r} is "
+            f"not the supported {SCHEMA_VERSION}.")
+    for key, expected in flow_settings().items():
+        received = metadata.get("flow", {}).get(key)
+        if received != expected:
+            raise ValueError(
+                f"{path}: flow {key} is {received!r}, but this reader "
+                f"expects {expected!r}; re-prepare the data.")
+    return metadata
