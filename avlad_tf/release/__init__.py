@@ -1,0 +1,1 @@
+"""Import the original ActionVLAD release's checkpoints and k-means files."""
