@@ -151,7 +151,11 @@ class NetVLAD(keras.layers.Layer):
     def _normalize_and_assign(self, inputs):
         x = l2_normalize(ops.cast(inputs, "float32"))  # (B, T, H, W, D)
         logits = ops.einsum("bthwd,dk->bthwk", x, self.assignment_kernel)
-        return x, ops.softmax(logits + self.assignment_bias, axis=-1)
+        logits = logits + self.assignment_bias  # (B, T, H, W, K)
+        if self.num_clusters == 1:
+            # The K = 1 ablation: a softmax over one cluster is identically 1.
+            return x, ops.ones_like(logits)
+        return x, ops.softmax(logits, axis=-1)
 
     def assignments(self, inputs):
         """Soft-assignment maps `(B, T, H, W, K)`, a softmax over clusters."""
@@ -172,11 +176,16 @@ class NetVLAD(keras.layers.Layer):
             return vlad, assignments
         return vlad
 
-    def compute_output_shape(self, input_shape, return_assignments=False):
-        vlad_shape = (input_shape[0], self.num_clusters * input_shape[-1])
-        if return_assignments:
-            return vlad_shape, tuple(input_shape[:4]) + (self.num_clusters,)
-        return vlad_shape
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_clusters * input_shape[-1])
+
+    def compute_output_spec(self, inputs, return_assignments=False):
+        vlad = keras.KerasTensor(self.compute_output_shape(inputs.shape),
+                                 dtype=self.compute_dtype)
+        if not return_assignments:
+            return vlad
+        maps_shape = tuple(inputs.shape[:4]) + (self.num_clusters,)
+        return vlad, keras.KerasTensor(maps_shape, dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
