@@ -1,0 +1,1 @@
+"""ActionVLAD models: backbones, stream models and fusion (pure keras.ops)."""

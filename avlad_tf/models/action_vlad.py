@@ -1,0 +1,199 @@
+"""ActionVLAD models (Girdhar et al. 2017, Sec. 3): the gin-facing factory.
+
+`build_model` builds a single-stream model (backbone per frame -> pooling ->
+pooled dropout -> `logits`) or a two-stream fusion model; `feature_model`,
+`endpoints_model` and `set_stage` serve k-means initialisation, evaluation /
+visualisation and the two-stage training schedule (ORIGINAL_RELEASE.md Sec. 7).
+
+Example:
+    >>> model = build_model(num_classes=51, backbone='tiny', image_size=32)
+    >>> model({'rgb': keras.ops.zeros((2, 3, 32, 32, 3))}).shape
+    (2, 51)
+"""
+
+import gin
+import keras
+
+from avlad_tf.models import backbones
+from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.models import stream
+
+MODALITIES = ("rgb", "flow", "rgb+flow")
+FUSIONS = ("late", "concat", "early")
+
+
+@gin.configurable
+def build_model(*, num_classes, modality="rgb", backbone="vgg16",
+                endpoint=None, pooling="netvlad", num_clusters=64,
+                alpha=1000.0, image_size=224, flow_stack=10, weights=None,
+                dropout_rate=None, fc_dropout_rate=0.8, weight_decay=4e-5,
+                fusion=None, late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
+                name=None):
+    """Builds an ActionVLAD model whose output is logits `[B, num_classes]`.
+
+    Args:
+        num_classes: number of action classes C.
+        modality: `'rgb'`, `'flow'` or `'rgb+flow'` (needs `fusion`).
+        backbone: `'vgg16'`, `'tiny'` or `'inception_v3'` (Charades).
+        endpoint: pooled layer: `'conv5_3'` (default for VGG / tiny),
+            `'conv4_3'`, `'fc7'`, or a `'mixed*'` block for InceptionV3
+            (default `'mixed7'`). `None` takes the backbone's default.
+        pooling: `'netvlad'` (ActionVLAD), `'avg'` / `'max'` (pre-ReLU
+            spatio-temporal baselines) or `'two_stream'` (mean of per-frame
+            classifier scores; use with `endpoint='fc7'` as the release).
+        num_clusters: K, the number of action words.
+        alpha: NetVLAD assignment sharpness (1000 in the release).
+        image_size: square frame size S.
+        flow_stack: flow frames per stack; flow inputs have 2·flow_stack
+            channels.
+        weights: backbone weights: `None`, `'imagenet'` (keras.applications
+            download) or a local keras.applications weights file. Flow's
+            first conv is converted from RGB by the release's rule.
+        dropout_rate: pooled dropout before the classifier. `None` means the
+            release's behaviour: 0 for single streams (never active,
+            Sec. 5.3 / 11.1) and 0.5 for `concat` / `early` heads (Sec. 5.4).
+        fc_dropout_rate: dropout after fc6 (and fc7 in `two_stream`); the
+            release's `--dropout 0.8`. Only matters for fc endpoints.
+        weight_decay: slim L2 decay (λ·Σw²/2, as Keras `L2(λ/2)`) on the
+            classifier and backbone kernels; never on NetVLAD (Sec. 12.9-10).
+        fusion: with `modality='rgb+flow'`: `'late'`, `'concat'` or `'early'`.
+        late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
+        name: model name (defaults to a description).
+
+    Returns:
+        A `keras.Model` with dict inputs named `rgb` and/or `flow`, each
+        `[B, T, S, S, C]`, and logits `[B, num_classes]`.
+
+    Raises:
+        ValueError: on an unknown option or an inconsistent combination.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(
+            f"Unknown modality {modality!r}; expected one of {MODALITIES}.")
+    if (modality == "rgb+flow") != (fusion is not None):
+        raise ValueError(
+            f"fusion must be set exactly when modality='rgb+flow' (one of "
+            f"{FUSIONS}); received modality={modality!r}, fusion={fusion!r}.")
+    if fusion is not None and fusion not in FUSIONS:
+        raise ValueError(
+            f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(
+            f"num_classes must be a positive int; received {num_classes!r}.")
+    kwargs = dict(
+        num_classes=num_classes, backbone=backbone, endpoint=endpoint,
+        pooling=pooling, num_clusters=num_clusters, alpha=alpha,
+        image_size=image_size, flow_stack=flow_stack, weights=weights,
+        fc_dropout_rate=fc_dropout_rate, weight_decay=weight_decay)
+    if fusion in ("concat", "early"):
+        return fusion_lib.build_two_stream_pooling_model(
+            fusion=fusion, name=name or f"action_vlad_{fusion}_fusion",
+            dropout_rate=(fusion_lib.FUSION_DROPOUT_RATE
+                          if dropout_rate is None else dropout_rate),
+            **kwargs)
+    kwargs["dropout_rate"] = 0.0 if dropout_rate is None else dropout_rate
+    if fusion == "late":
+        streams = [stream.build_stream_model(modality=m, name=f"{m}_stream",
+                                             **kwargs)
+                   for m in ("rgb", "flow")]
+        return fusion_lib.build_late_fusion(
+            *streams, weights=late_fusion_weights,
+            name=name or "action_vlad_late_fusion")
+    return stream.build_stream_model(
+        modality=modality, name=name or f"action_vlad_{modality}", **kwargs)
+
+
+def walk_layers(model):
+    """Yields every layer of `model`, descending into nested models."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from walk_layers(layer)
+
+
+def find_layer(model, name):
+    """The unique layer called `name` anywhere in `model` (nested included).
+
+    Raises:
+        ValueError: if there is no such layer or more than one.
+    """
+    found = [layer for layer in walk_layers(model) if layer.name == name]
+    if len(found) != 1:
+        raise ValueError(
+            f"Expected one layer named {name!r} in model {model.name!r}; "
+            f"found {len(found)}. Nested backbones are "
+            f"{[l.name for l in walk_layers(model) if isinstance(l, keras.Model)]}.")
+    return found[0]
+
+
+def pooling_layer(model):
+    """The pooling layer (`netvlad`, `avg_pool`, `max_pool`, ...) of a
+    single-stream or concat / early fusion model."""
+    names = set(stream.POOLING_LAYER_NAMES.values())
+    found = [layer for layer in model.layers if layer.name in names]
+    if len(found) != 1:
+        raise ValueError(
+            f"Model {model.name!r} has {len(found)} top-level pooling layers "
+            f"(expected one of {sorted(names)}); late-fusion models have one "
+            f"per nested stream model, use those instead.")
+    return found[0]
+
+
+def feature_model(model):
+    """Model from `model`'s inputs to the pooled layer's input `[B, T, h, w, D]`.
+
+    These are the (pre-ReLU) features that k-means clusters (Sec. 8); for
+    `early` fusion they are the joint bag `[B, T, 2h, w, D]`.
+    """
+    return keras.Model(model.input, pooling_layer(model).input,
+                       name=f"{model.name}_features")
+
+
+def endpoints_model(model):
+    """Model with `model`'s inputs and a dict of outputs.
+
+    `logits` `[B, C]`, `descriptor` (the pooled vector) and, for NetVLAD,
+    `assignments` `[B, T, h, w, K]` (docs/CONTRACTS.md).
+    """
+    pool = pooling_layer(model)
+    outputs = {"logits": model.output}
+    if pool.name == stream.POOLING_LAYER_NAMES["netvlad"]:
+        outputs["descriptor"], outputs["assignments"] = pool.output
+    else:
+        outputs["descriptor"] = pool.output
+    return keras.Model(model.input, outputs, name=f"{model.name}_endpoints")
+
+
+def set_stage(model, stage):
+    """Sets `trainable` for the release's two-stage schedule (Sec. 7.3).
+
+    Stage 1 trains only the classifier(s) `logits` (pooling at its k-means
+    initialisation, backbone frozen). Stage 2 also trains the pooling layer
+    and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
+    conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
+    Recompile (or rebuild the train step) afterwards: Keras fixes the
+    trainable set at compile time (PITFALLS.md 3.4).
+
+    Returns:
+        The sorted names (`<container>/<layer>`) of the trainable layers.
+    """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2; received {stage!r}.")
+    pooling_names = set(stream.POOLING_LAYER_NAMES.values())
+    chosen = []
+    containers = [model] + [l for l in walk_layers(model)
+                            if isinstance(l, keras.Model)]
+    for container in containers:
+        container.trainable = True
+        for layer in container.layers:
+            if layer.name == "logits" or (
+                    stage == 2 and layer.name in pooling_names):
+                chosen.append((container, layer))
+        if stage == 2 and container.name.endswith("_backbone"):
+            chosen += [(container, layer)
+                       for layer in backbones.pooled_block_layers(container)]
+    chosen_ids = {id(layer) for _, layer in chosen}
+    for layer in walk_layers(model):
+        if not isinstance(layer, keras.Model):
+            layer.trainable = id(layer) in chosen_ids
+    return sorted(f"{c.name}/{l.name}" for c, l in chosen)

@@ -1,0 +1,312 @@
+"""Per-frame CNN backbones ending at the pooled layer (ORIGINAL_RELEASE.md Sec. 4).
+
+Each builder returns a frame-level `keras.Model` mapping `[N, S, S, C]` frames
+to the features that the pooling reads, `[N, h, w, D]`:
+
+- `'vgg16'`: the release's VGG-16 (`nets/vgg.py`). Layers are named as in
+  `keras.applications.VGG16` (`block1_conv1` ... `block5_conv3`) so that its
+  weights copy in by name; fc6 / fc7 are convolutions named `fc6` / `fc7`.
+  conv4_3, conv5_3 and fc7 are built without activation: the model returns
+  the **pre-ReLU** endpoint (Sec. 12.1; stock Keras VGG16 outputs post-ReLU).
+  Endpoints: `conv5_3` (default, 14x14x512 at 224), `conv4_3` (28x28x512) and
+  `fc7` (1x1x4096: fc6 as a 7x7 VALID conv + dropout, fc7 as a 1x1 conv).
+- `'tiny'`: three small convs with the same endpoint semantics and layer names
+  (`block4_conv3`, `block5_conv3`, `fc6`, `fc7`), a few thousand parameters,
+  for tests and the toy dataset.
+- `'inception_v3'`: the Charades backbone. The release used BN-Inception
+  (Sec. 4.4), which Keras lacks; this uses `keras.applications.InceptionV3`
+  cut at a `mixed*` block (default `mixed7`), with batch norm frozen in
+  inference mode as in the release. DEVIATION: InceptionV3's mixed outputs
+  are concatenations of post-ReLU branches, so these features are post-ReLU.
+
+Weights: `None` (random), `'imagenet'` (downloaded by `keras.applications`),
+or a local `keras.applications`-format weights file (`.h5` / `.weights.h5`).
+ImageNet weights are RGB; for other channel counts (flow: 2·flow_stack) the
+first conv is converted by the release's rule (Sec. 4.3, see
+`flow_kernel_from_rgb`). keras.applications' fc1 / fc2 are Dense layers on the
+flattened 7x7x512 pool5 map; flattening is row-major (h, w, c), so the fc1
+kernel `[25088, 4096]` reshapes exactly to the fc6 conv kernel
+`[7, 7, 512, 4096]` and fc2 to `[1, 1, 4096, 4096]`.
+"""
+
+import os
+import re
+
+import h5py
+import keras
+import numpy as np
+
+# Output layer of each VGG endpoint (ORIGINAL_RELEASE.md Sec. 4.2).
+VGG16_ENDPOINTS = {
+    "conv4_3": "block4_conv3",
+    "conv5_3": "block5_conv3",
+    "fc7": "fc7",
+}
+DEFAULT_ENDPOINTS = {
+    "vgg16": "conv5_3",
+    "tiny": "conv5_3",
+    "inception_v3": "mixed7",
+}
+# (block, indices of its 3x3 convs, filters): the standard 2-2-3-3-3 layout.
+_VGG16_BLOCKS = ((1, (1, 2), 64), (2, (1, 2), 128), (3, (1, 2, 3), 256),
+                 (4, (1, 2, 3), 512), (5, (1, 2, 3), 512))
+# The tiny backbone keeps VGG's names for the convs that can be pooled.
+_TINY_BLOCKS = ((1, (1,), 8), (4, (3,), 16), (5, (3,), 16))
+_TINY_FC_UNITS = 32
+# Convs whose output the release reads before ReLU (nets/vgg.py:172-206).
+_PRE_RELU = ("block4_conv3", "block5_conv3")
+# keras.applications names of the fc layers.
+_KERAS_FC_NAMES = {"fc6": "fc1", "fc7": "fc2"}
+
+
+def flow_kernel_from_rgb(kernel, num_channels):
+    """The release's flow first layer (`convert_first_layer_for_flow.py`).
+
+    Averages an RGB first-conv kernel `[kh, kw, 3, F]` over the input-channel
+    axis and replicates the mean `num_channels` times, with no rescaling.
+
+    Returns:
+        A `[kh, kw, num_channels, F]` float32 array.
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    mean = kernel.mean(axis=2, keepdims=True)  # (kh, kw, 1, F)
+    return np.repeat(mean, num_channels, axis=2)  # (kh, kw, C, F)
+
+
+def _regularizer(weight_decay):
+    # slim's l2_regularizer is lambda * sum(w^2) / 2; Keras L2(l) is l * sum(w^2)
+    # (ORIGINAL_RELEASE.md Sec. 12.10).
+    return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+
+
+def _conv(filters, size, name, *, relu, weight_decay, padding="same"):
+    return keras.layers.Conv2D(
+        filters, size, padding=padding, activation="relu" if relu else None,
+        kernel_regularizer=_regularizer(weight_decay), name=name)
+
+
+def _plain_cnn(blocks, *, input_channels, image_size, endpoint_layer,
+               fc6_kernel, fc_units, weight_decay, fc_dropout_rate, name):
+    """VGG-style stack of conv blocks, returning the (pre-ReLU) endpoint."""
+    inputs = keras.Input((image_size, image_size, input_channels),
+                         name="frames")
+    x = inputs
+    for block, conv_indices, filters in blocks:
+        for index in conv_indices:
+            layer_name = f"block{block}_conv{index}"
+            pre_relu = layer_name in _PRE_RELU
+            x = _conv(filters, 3, layer_name, relu=not pre_relu,
+                      weight_decay=weight_decay)(x)
+            if layer_name == endpoint_layer:
+                return keras.Model(inputs, x, name=name)
+            if pre_relu:
+                x = keras.layers.ReLU(name=f"{layer_name}_relu")(x)
+        x = keras.layers.MaxPooling2D(2, 2, name=f"block{block}_pool")(x)
+    if x.shape[1] < fc6_kernel:
+        raise ValueError(
+            f"The fc7 endpoint needs a pool5 map of at least {fc6_kernel}x"
+            f"{fc6_kernel} (fc6 is a {fc6_kernel}x{fc6_kernel} VALID conv); "
+            f"image_size={image_size} gives {x.shape[1]}x{x.shape[2]}.")
+    x = _conv(fc_units, fc6_kernel, "fc6", relu=True, padding="valid",
+              weight_decay=weight_decay)(x)
+    # The release trains fc6 with dropout keep 0.2 (`--dropout 0.8`).
+    x = keras.layers.Dropout(fc_dropout_rate, name="fc6_dropout")(x)
+    x = _conv(fc_units, 1, "fc7", relu=False, weight_decay=weight_decay)(x)
+    return keras.Model(inputs, x, name=name)  # (N, h, w, fc_units), pre-ReLU
+
+
+def _check_endpoint(backbone, endpoint, choices):
+    if endpoint not in choices:
+        raise ValueError(
+            f"Unknown endpoint {endpoint!r} for backbone {backbone!r}; "
+            f"expected one of {sorted(choices)}.")
+
+
+def build_vgg16(*, input_channels=3, image_size=224, endpoint="conv5_3",
+                weights=None, weight_decay=4e-5, fc_dropout_rate=0.8,
+                name="vgg16"):
+    """The release's VGG-16 up to a pre-ReLU endpoint.
+
+    Args:
+        input_channels: 3 for RGB, 2·flow_stack for flow.
+        image_size: the square frame size S.
+        endpoint: `'conv5_3'`, `'conv4_3'` or `'fc7'` (fc7 needs S >= 224).
+        weights: `None`, `'imagenet'` or a path to a keras.applications VGG16
+            weights file (with or without top; `fc7` needs the top).
+        weight_decay: slim-style L2 decay on every conv / fc kernel.
+        fc_dropout_rate: dropout after fc6 (rate, not keep probability).
+        name: model name.
+
+    Returns:
+        A `keras.Model` from `[N, S, S, input_channels]` to `[N, h, w, D]`.
+    """
+    _check_endpoint("vgg16", endpoint, VGG16_ENDPOINTS)
+    model = _plain_cnn(
+        _VGG16_BLOCKS, input_channels=input_channels, image_size=image_size,
+        endpoint_layer=VGG16_ENDPOINTS[endpoint], fc6_kernel=7,
+        fc_units=4096, weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate, name=name)
+    if weights is not None:
+        needs_top = endpoint == "fc7"
+        source = _keras_vgg16(weights, needs_top=needs_top)
+        copy_vgg16_weights(
+            {layer.name: layer.get_weights() for layer in source.layers},
+            model)
+    return model
+
+
+def _file_has_top(path):
+    """Whether a VGG16 weights file holds the fc layers (fc1 / dense)."""
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visit(names.append)
+    leaves = {name.split("/")[-1] for name in names}
+    return any(leaf.startswith(("fc1", "dense")) for leaf in leaves)
+
+
+def _keras_vgg16(weights, *, needs_top):
+    """keras.applications VGG16 holding the requested weights."""
+    include_top = needs_top
+    if weights != "imagenet":
+        if not os.path.isfile(weights):
+            raise ValueError(
+                f"weights must be None, 'imagenet' or a weights file path; "
+                f"no file at {weights!r}.")
+        include_top = _file_has_top(weights)
+        if needs_top and not include_top:
+            raise ValueError(
+                f"The fc7 endpoint needs VGG16 weights with the top (fc1, "
+                f"fc2), but {weights!r} has none.")
+    # With the top, keras.applications fixes the input at 224x224.
+    shape = (224, 224, 3) if include_top else (None, None, 3)
+    return keras.applications.VGG16(
+        weights=weights, include_top=include_top, input_shape=shape)
+
+
+def copy_vgg16_weights(source_weights, model):
+    """Copies keras.applications VGG16 weights into a backbone by layer name.
+
+    Args:
+        source_weights: dict from keras.applications layer name to its
+            `[kernel, bias]` list.
+        model: a backbone from `build_vgg16`.
+
+    Raises:
+        ValueError: if a backbone layer has no source weights.
+    """
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        source_name = _KERAS_FC_NAMES.get(layer.name, layer.name)
+        if not source_weights.get(source_name):
+            raise ValueError(
+                f"The VGG16 weights have no layer {source_name!r} for "
+                f"backbone layer {layer.name!r}.")
+        kernel, bias = source_weights[source_name]
+        target_shape = tuple(layer.kernel.shape)
+        if layer.name in _KERAS_FC_NAMES:
+            # Dense on the flattened (h, w, c) map == VALID conv (docstring).
+            kernel = np.reshape(kernel, target_shape)
+        elif kernel.shape[2] != target_shape[2]:
+            kernel = flow_kernel_from_rgb(kernel, target_shape[2])
+        layer.set_weights([kernel, bias])
+
+
+def build_tiny(*, input_channels=3, image_size=32, endpoint="conv5_3",
+               weights=None, weight_decay=4e-5, fc_dropout_rate=0.8,
+               name="tiny"):
+    """A few-thousand-parameter stand-in for VGG16 (tests, toy dataset).
+
+    Same endpoints and pre-ReLU semantics as `build_vgg16`; fc6 is a VALID
+    conv over the whole pool5 map (kernel image_size // 8). `weights` may be
+    a file written by this backbone's `save_weights`.
+    """
+    _check_endpoint("tiny", endpoint, VGG16_ENDPOINTS)
+    if image_size % 8:
+        raise ValueError(
+            f"The tiny backbone needs image_size divisible by 8 (three 2x2 "
+            f"pools); received image_size={image_size}.")
+    model = _plain_cnn(
+        _TINY_BLOCKS, input_channels=input_channels, image_size=image_size,
+        endpoint_layer=VGG16_ENDPOINTS[endpoint],
+        fc6_kernel=image_size // 8, fc_units=_TINY_FC_UNITS,
+        weight_decay=weight_decay, fc_dropout_rate=fc_dropout_rate,
+        name=name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
+                       weights=None, weight_decay=4e-5, name="inception_v3"):
+    """keras.applications InceptionV3 cut at a `mixed*` block (Charades).
+
+    Stands in for the release's BN-Inception (see the module docstring). Batch
+    norm stays frozen in inference mode, as the release's BN-Inception.
+    """
+    if not str(endpoint).startswith("mixed"):
+        raise ValueError(
+            f"inception_v3 endpoints are keras.applications block names "
+            f"'mixed0' ... 'mixed10'; received endpoint={endpoint!r}.")
+    full = keras.applications.InceptionV3(
+        include_top=False, weights=None,
+        input_shape=(image_size, image_size, input_channels))
+    if weights is not None:
+        source = keras.applications.InceptionV3(include_top=False,
+                                                weights=weights)
+        # Auto-generated layer names differ between two builds: copy by
+        # position (same architecture, same layer order).
+        for target, src in zip(full.layers, source.layers):
+            values = src.get_weights()
+            if isinstance(target, keras.layers.Conv2D) and \
+                    values[0].shape[2] != input_channels:
+                values[0] = flow_kernel_from_rgb(values[0], input_channels)
+            if values:
+                target.set_weights(values)
+    for layer in full.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        elif isinstance(layer, keras.layers.Conv2D) and weight_decay:
+            layer.kernel_regularizer = _regularizer(weight_decay)
+            layer.kernel.regularizer = layer.kernel_regularizer
+    return keras.Model(full.input, full.get_layer(endpoint).output, name=name)
+
+
+def build_backbone(backbone, *, input_channels, image_size, endpoint=None,
+                   weights=None, weight_decay=4e-5, fc_dropout_rate=0.8,
+                   name):
+    """Dispatches to the builder named `backbone` ('vgg16', 'tiny',
+    'inception_v3'); `endpoint=None` takes that backbone's default."""
+    if backbone not in DEFAULT_ENDPOINTS:
+        raise ValueError(
+            f"Unknown backbone {backbone!r}; expected one of "
+            f"{sorted(DEFAULT_ENDPOINTS)}.")
+    endpoint = endpoint or DEFAULT_ENDPOINTS[backbone]
+    kwargs = dict(input_channels=input_channels, image_size=image_size,
+                  endpoint=endpoint, weights=weights,
+                  weight_decay=weight_decay, name=name)
+    if backbone == "inception_v3":
+        return build_inception_v3(**kwargs)
+    builder = build_vgg16 if backbone == "vgg16" else build_tiny
+    return builder(fc_dropout_rate=fc_dropout_rate, **kwargs)
+
+
+def pooled_block_layers(backbone):
+    """Layers of the block that ends at the pooled endpoint (trained in stage 2).
+
+    conv5_1..conv5_3 for conv5_3, conv4_1..conv4_3 for conv4_3, fc7 alone for
+    fc7 (ORIGINAL_RELEASE.md Sec. 7.3); for InceptionV3 the layers of the
+    endpoint's mixed block. Batch norm is never included (always frozen).
+    """
+    block = []
+    for layer in backbone.layers:
+        if layer.name.endswith(("_pool", "_dropout")) or \
+                re.fullmatch(r"mixed\d+", layer.name):
+            if layer is backbone.layers[-1]:
+                block.append(layer)
+                break
+            block = []  # a block boundary before the endpoint
+            continue
+        block.append(layer)
+    return [layer for layer in block if layer.weights and
+            not isinstance(layer, keras.layers.BatchNormalization)]

@@ -1,0 +1,58 @@
+"""Per-frame application of a 2-D backbone to video tensors.
+
+The release reshapes a `[B, T', H, W, C]` batch to `[B·T', H, W, C]`,
+video-major, before the backbone (ORIGINAL_RELEASE.md Sec. 4.1). These two
+layers do that fold and its inverse with one `ops.reshape` each, so the
+backbone runs on all frames in one call (no loop over frames) and the number
+of frames may differ between calls (25 for training, 125 for 5-crop tests).
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class FoldFrames(keras.layers.Layer):
+    """Merges the batch and time axes of a video batch.
+
+    Input shape: `(batch, time, height, width, channels)`.
+    Output shape: `(batch * time, height, width, channels)`, video-major.
+
+    Example:
+        >>> frames = FoldFrames()(keras.ops.zeros((2, 25, 32, 32, 3)))
+        >>> frames.shape
+        (50, 32, 32, 3)
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_spec = keras.layers.InputSpec(min_ndim=3)
+
+    def call(self, video):
+        return ops.reshape(video, (-1,) + tuple(video.shape[2:]))  # (B·T, ...)
+
+    def compute_output_shape(self, input_shape):
+        batch, time = input_shape[:2]
+        folded = None if batch is None or time is None else batch * time
+        return (folded,) + tuple(input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class UnfoldFrames(keras.layers.Layer):
+    """Splits per-frame features back into `(batch, time, ...)`.
+
+    Called as `UnfoldFrames()(features, video)`: `video` is the tensor that was
+    folded and only provides the (dynamic) batch and time sizes.
+
+    Input shapes: features `(batch * time, h, w, d)`; video
+        `(batch, time, ...)`.
+    Output shape: `(batch, time, h, w, d)`.
+    """
+
+    def call(self, features, video):
+        video_shape = ops.shape(video)
+        new_shape = (video_shape[0], video_shape[1]) + tuple(features.shape[1:])
+        return ops.reshape(features, new_shape)  # (B, T, h, w, d)
+
+    def compute_output_shape(self, features_shape, video_shape):
+        return tuple(video_shape[:2]) + tuple(features_shape[1:])

@@ -1,0 +1,113 @@
+"""One stream of ActionVLAD: backbone per frame -> pooling -> classifier.
+
+Paper Sec. 3 / ORIGINAL_RELEASE.md Sec. 5. The pieces here are shared by the
+single-stream model and the fusion models (`fusion.py`).
+"""
+
+import keras
+
+from avlad_tf.layers import netvlad
+from avlad_tf.layers import pooling as pooling_layers
+from avlad_tf.models import backbones
+from avlad_tf.models import frames
+
+MODALITY_CHANNELS_RGB = 3
+# Name of the pooling layer for each `pooling` choice (docs/CONTRACTS.md).
+POOLING_LAYER_NAMES = {
+    "netvlad": "netvlad",
+    "avg": "avg_pool",
+    "max": "max_pool",
+    "two_stream": "two_stream_pool",
+}
+
+
+def input_channels(modality, flow_stack):
+    """3 for RGB; 2·flow_stack interleaved x/y channels for flow."""
+    if modality == "rgb":
+        return MODALITY_CHANNELS_RGB
+    if modality == "flow":
+        return 2 * flow_stack
+    raise ValueError(
+        f"Unknown modality {modality!r}; expected 'rgb' or 'flow'.")
+
+
+def video_features(modality, *, backbone, endpoint, image_size, flow_stack,
+                   weights, weight_decay, fc_dropout_rate):
+    """Builds the `modality` input and its per-frame backbone features.
+
+    Returns:
+        `(video_input, features)`: a `keras.Input` named `modality` of shape
+        `[B, T, S, S, C]` and the backbone endpoint `[B, T, h, w, D]`. The
+        backbone is a nested model named `<modality>_backbone`.
+    """
+    channels = input_channels(modality, flow_stack)
+    video = keras.Input((None, image_size, image_size, channels),
+                        name=modality)
+    net = backbones.build_backbone(
+        backbone, input_channels=channels, image_size=image_size,
+        endpoint=endpoint, weights=weights, weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate, name=f"{modality}_backbone")
+    folded = frames.FoldFrames(name=f"{modality}_fold_frames")(video)
+    per_frame = net(folded)  # (B·T, h, w, D)
+    features = frames.UnfoldFrames(name=f"{modality}_unfold_frames")(
+        per_frame, video)  # (B, T, h, w, D)
+    return video, features
+
+
+def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
+    """Pools `[B, T, h, w, D]` features into one descriptor `[B, D']`.
+
+    `'netvlad'`, `'avg'` and `'max'` read the pre-ReLU map (Sec. 5.2).
+    `'two_stream'` is the release's `avg` pooling, the two-stream baseline:
+    the mean of per-frame classifier scores. The release's fc8 reads
+    post-ReLU fc7 after dropout; the classifier is linear, so the mean of
+    per-frame scores equals the classifier applied to the mean of the
+    per-frame (post-ReLU, dropped-out) features, which is what this computes.
+    On a conv endpoint the per-frame feature is the spatial mean (h = w = 1
+    for fc7, where this is exactly the release's rule).
+    """
+    name = POOLING_LAYER_NAMES.get(pooling)
+    if name is None:
+        raise ValueError(
+            f"Unknown pooling {pooling!r}; expected one of "
+            f"{sorted(POOLING_LAYER_NAMES)}.")
+    if pooling == "netvlad":
+        descriptor, _ = netvlad.NetVLAD(
+            num_clusters=num_clusters, alpha=alpha, name=name)(
+                features, return_assignments=True)
+        return descriptor  # (B, K·D)
+    if pooling == "max":
+        return pooling_layers.SpatioTemporalMaxPooling(name=name)(features)
+    if pooling == "two_stream":
+        features = keras.layers.ReLU(name="two_stream_relu")(features)
+        # The release's dropout7 (keep 0.2 at training).
+        features = keras.layers.Dropout(
+            fc_dropout_rate, name="two_stream_dropout")(features)
+    return pooling_layers.SpatioTemporalAveragePooling(name=name)(features)
+
+
+def classify(descriptor, *, num_classes, dropout_rate, weight_decay):
+    """Pooled dropout, then the linear classifier `logits` (Sec. 5.3)."""
+    x = keras.layers.Dropout(dropout_rate, name="pooled_dropout")(descriptor)
+    regularizer = (keras.regularizers.L2(weight_decay / 2.0)
+                   if weight_decay else None)  # slim's lambda·Σw²/2
+    return keras.layers.Dense(
+        num_classes, name="logits",
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
+        bias_initializer="zeros", kernel_regularizer=regularizer,
+        dtype="float32")(x)  # (B, C)
+
+
+def build_stream_model(*, num_classes, modality, backbone, endpoint, pooling,
+                       num_clusters, alpha, image_size, flow_stack, weights,
+                       dropout_rate, fc_dropout_rate, weight_decay, name):
+    """A single-stream ActionVLAD (or baseline) model; see `build_model`."""
+    video, features = video_features(
+        modality, backbone=backbone, endpoint=endpoint, image_size=image_size,
+        flow_stack=flow_stack, weights=weights, weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate)
+    descriptor = pool(features, pooling=pooling, num_clusters=num_clusters,
+                      alpha=alpha, fc_dropout_rate=fc_dropout_rate)
+    logits = classify(descriptor, num_classes=num_classes,
+                      dropout_rate=dropout_rate, weight_decay=weight_decay)
+    return keras.Model({modality: video}, logits, name=name)
