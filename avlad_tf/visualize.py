@@ -1,0 +1,179 @@
+r"""See what an ActionVLAD model learned: the paper's Figs. 5-10 as PNG files.
+
+One sub-command per figure, each with its own flags (`--help` on each):
+
+  python -m avlad_tf.visualize action_words --workdir=runs/toy --stream=rgb \
+      --data_dir=data/toy --split=test --clusters=0,3,7 --out=words.png
+  python -m avlad_tf.visualize assignment_over_time --workdir=runs/toy \
+      --data_dir=data/toy --video_id=VIDEO --clusters=0,3 --out=time.png
+  python -m avlad_tf.visualize top_words --workdir=runs/toy \
+      --data_dir=data/toy --video_id=VIDEO [--class_name=NAME] --out=top.png
+  python -m avlad_tf.visualize tsne --model=conv.keras --model=fc.keras \
+      --data_dir=data/toy --out=tsne.png              # Fig. 5, by video
+  python -m avlad_tf.visualize tsne --workdir=runs/toy --stream=rgb \
+      --stream=flow --joint --data_dir=data/toy --out=tsne_streams.png  # Fig. 10
+  python -m avlad_tf.visualize confusion_diff --scores_a=rgb.h5 \
+      --scores_b=fused.h5 --labels_file=runs/toy/labels.txt --out=diff.png
+  python -m avlad_tf.visualize curves --workdir=runs/toy --out=curves.png
+
+Models are `WORKDIR/<stream>/model.keras` (or `--model`). Frames come from
+`avlad_tf.data.video_input.make_dataset` in evaluation mode, one centre crop;
+`--gin_file` / `--gin_bindings` (default: the workdir's operative_config.gin)
+set its other arguments (resize, frame count) as during training.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import logging
+from absl.flags import argparse_flags
+
+from avlad_tf.visualization import commands
+
+_OPERATIVE_CONFIG = "operative_config.gin"
+
+
+def _int_list(text):
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _add_model_flags(parser, *, multi=False):
+    parser.add_argument("--workdir", help="training workdir")
+    parser.add_argument(
+        "--stream", action="append" if multi else "store",
+        default=None if multi else "rgb",
+        help="stream folder in the workdir: rgb, flow or fused")
+    parser.add_argument(
+        "--model", action="append" if multi else "store",
+        help="a model.keras file (instead of --workdir/--stream)")
+    parser.add_argument("--data_dir", help="prepared dataset (default: gin)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--num_frames", type=int,
+                        help="frames per video (default: gin / 25)")
+    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--gin_file", action="append", default=[])
+    parser.add_argument("--gin_bindings", action="append", default=[])
+
+
+def _add_out_flags(parser, width, height):
+    parser.add_argument("--out", required=True, help="output PNG path")
+    parser.add_argument("--width_px", type=int, default=width)
+    parser.add_argument("--height_px", type=int, default=height)
+
+
+def make_parser():
+    """The argparse parser (with absl's flags) of all sub-commands."""
+    parser = argparse_flags.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse_flags.argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("action_words", help="Fig. 6: frames per word")
+    _add_model_flags(p)
+    _add_out_flags(p, 1200, None)
+    p.add_argument("--clusters", type=_int_list, help="e.g. 0,3,7")
+    p.add_argument("--num_videos", type=int, default=16)
+    p.add_argument("--num_examples", type=int, default=6)
+    for name, help_text in (("assignment_over_time", "Fig. 7: one video"),
+                            ("top_words", "Fig. 8: word contributions")):
+        p = sub.add_parser(name, help=help_text)
+        _add_model_flags(p)
+        _add_out_flags(p, 1200, 450 if name == "assignment_over_time" else 600)
+        p.add_argument("--video_id", help="default: the split's first video")
+        if name == "top_words":
+            p.add_argument("--class_name", help="default: predicted class")
+            p.add_argument("--top", type=int, default=5)
+        else:
+            p.add_argument("--clusters", type=_int_list)
+            p.add_argument("--max_frames", type=int, default=8)
+    p = sub.add_parser("tsne", help="Figs. 5 and 10: t-SNE of features")
+    _add_model_flags(p, multi=True)
+    _add_out_flags(p, 1000, 500)
+    p.add_argument("--names", type=lambda s: s.split(","))
+    p.add_argument("--joint", action="store_true",
+                   help="one embedding coloured by model (Fig. 10)")
+    p.add_argument("--num_videos", type=int, default=8)
+    p.add_argument("--points_per_video", type=int, default=40)
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--num_iters", type=int, default=1000)
+    p = sub.add_parser("confusion_diff", help="Fig. 9: confusion B - A")
+    _add_out_flags(p, 1000, 700)
+    for flag in ("--scores_a", "--scores_b"):
+        p.add_argument(flag, required=True, help="evaluate's .h5 score file")
+    p.add_argument("--name_a", default="A")
+    p.add_argument("--name_b", default="B")
+    p.add_argument("--labels_file", help="labels.txt with class names")
+    p.add_argument("--data_dir", help="ground truth if files have no labels")
+    p.add_argument("--split", default="test")
+    p.add_argument("--top", type=int, default=5)
+    p = sub.add_parser("curves", help="training curves from TensorBoard")
+    _add_out_flags(p, 1000, 700)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--tags", type=lambda s: s.split(","))
+    return parser
+
+
+def _parse_gin(args):
+    """Binds make_dataset like training did (files, else operative config)."""
+    import gin
+
+    files = list(args.gin_file)
+    operative = args.workdir and os.path.join(args.workdir, _OPERATIVE_CONFIG)
+    if not files and operative and os.path.exists(operative):
+        files = [operative]
+    if files or args.gin_bindings:
+        from avlad_tf.data import video_input  # noqa: F401  (registers)
+
+        # The training config binds train / build_model too; skip those.
+        gin.parse_config_files_and_bindings(files, args.gin_bindings,
+                                            skip_unknown=True)
+
+
+def run(args):
+    """Dispatches parsed `args` to the sub-command; returns the PNG path."""
+    size = dict(out=args.out, width_px=args.width_px)
+    if args.command == "curves":
+        return commands.curves(workdir=args.workdir, tags=args.tags,
+                      height_px=args.height_px, **size)
+    if args.command == "confusion_diff":
+        return commands.confusion_diff(
+            scores_a=args.scores_a, scores_b=args.scores_b,
+            name_a=args.name_a, name_b=args.name_b,
+            labels_file=args.labels_file, data_dir=args.data_dir,
+            split=args.split, top=args.top, height_px=args.height_px,
+            **size)[0]
+    _parse_gin(args)
+    data = dict(data_dir=args.data_dir, split=args.split,
+                num_frames=args.num_frames, batch_size=args.batch_size)
+    if args.command == "tsne":
+        paths = args.model or [commands.model_path(args.workdir, s, None)
+                               for s in (args.stream or ["rgb"])]
+        return commands.tsne(model_paths=paths, names=args.names, joint=args.joint,
+                    num_videos=args.num_videos,
+                    points_per_video=args.points_per_video,
+                    perplexity=args.perplexity, num_iters=args.num_iters,
+                    height_px=args.height_px, **size, **data)
+    model_path = commands.model_path(args.workdir, args.stream, args.model)
+    if args.command == "action_words":
+        return commands.action_words(model_path=model_path, clusters=args.clusters,
+                            num_videos=args.num_videos,
+                            num_examples=args.num_examples, **size, **data)
+    if args.command == "assignment_over_time":
+        return commands.assignment_over_time(
+            model_path=model_path, video_id=args.video_id,
+            clusters=args.clusters, max_frames=args.max_frames,
+            height_px=args.height_px, **size, **data)
+    return commands.top_words(model_path=model_path, video_id=args.video_id,
+                     class_name=args.class_name, top=args.top,
+                     workdir=args.workdir, height_px=args.height_px, **size,
+                     **data)[0]
+
+
+def main(args):
+    path = run(args)
+    logging.info("wrote %s", path)
+    print(f"wrote {path}", file=sys.stdout)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=lambda argv: make_parser().parse_args(argv[1:]))
