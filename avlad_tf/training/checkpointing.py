@@ -1,0 +1,95 @@
+"""Exact-resume checkpoints: model, optimizer, step and tf.data iterator.
+
+One `tf.train.CheckpointManager` per stage under
+`<workdir>/<stream>/checkpoints/stage<k>/`. A checkpoint holds every model
+variable (including dropout seed-generator states, so the random stream
+resumes too), the stage's Adam state with its `iterations` (the stage's
+update counter, which also drives the learning-rate schedule) and the
+position of the training tf.data iterator (PITFALLS.md Sec. 1: iterator
+checkpointing works for TFRecord -> shuffle -> batch -> prefetch). Restoring
+the latest one and running on therefore gives the same weights as a run that
+was never interrupted.
+"""
+
+import math
+import os
+
+from absl import logging
+import tensorflow as tf
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; the message names the last good checkpoint."""
+
+
+def stage_directory(workdir, stream, stage):
+    """`<workdir>/<stream>/checkpoints/stage<stage>`."""
+    return os.path.join(workdir, stream, "checkpoints", f"stage{stage}")
+
+
+def _model_variables(model):
+    """Every model variable keyed by its unique path.
+
+    Keras 3 functional models do not expose their layers to
+    `tf.train.Checkpoint`, so the variables are listed explicitly; keying by
+    path makes the checkpoint readable with `tf.train.list_variables`.
+    """
+    variables = {}
+    for variable in model.variables:
+        if variable.path in variables:
+            raise ValueError(
+                f"Two model variables share the path {variable.path!r}; "
+                f"checkpoints need unique layer names.")
+        variables[variable.path] = variable
+    return variables
+
+
+def make_manager(*, directory, model, optimizer, iterator, max_to_keep):
+    """A `tf.train.CheckpointManager` for one stage of one stream."""
+    checkpoint = tf.train.Checkpoint(
+        model_variables=_model_variables(model),
+        optimizer=optimizer,
+        data_iterator=iterator)
+    return tf.train.CheckpointManager(
+        checkpoint, directory, max_to_keep=max_to_keep,
+        checkpoint_name="ckpt")
+
+
+def restore_latest(manager):
+    """Restores the manager's latest checkpoint; returns its path or None."""
+    path = manager.latest_checkpoint
+    if path is None:
+        return None
+    # assert_existing_objects_matched: a checkpoint from another model or
+    # stage layout fails loudly instead of restoring half the state.
+    manager.checkpoint.restore(path).assert_existing_objects_matched()
+    logging.info("Restored %s", path)
+    return path
+
+
+def save(manager, step):
+    """Saves with `step` (the stage's update count) as checkpoint number."""
+    path = manager.save(checkpoint_number=int(step))
+    logging.info("Saved %s", path)
+    return path
+
+
+def check_finite(metrics, *, stream, stage, step, last_good):
+    """Raises `NonFiniteLossError` unless `metrics['loss']` is finite.
+
+    Args:
+        metrics: dict of NumPy scalars from one update.
+        stream, stage, step: where the run is, for the message.
+        last_good: path of the newest checkpoint saved before this update, or
+            None.
+    """
+    loss = float(metrics["loss"])
+    if math.isfinite(loss):
+        return
+    where = (f"the last good checkpoint is {last_good}" if last_good else
+             "no checkpoint of this stage was saved yet")
+    raise NonFiniteLossError(
+        f"The training loss became {loss} in stream {stream!r}, stage {stage}, "
+        f"update {step}; stopping. {where}. Lower the learning rate or check "
+        f"the input data, then restart the same command to resume from the "
+        f"last checkpoint (delete newer ones to go further back).")

@@ -1,0 +1,134 @@
+"""k-means initialisation of the NetVLAD centres (ORIGINAL_RELEASE.md Sec. 8).
+
+The release dumps the pooled layer's **pre-ReLU** features (conv5_3) of one
+random frame (or one random flow stack) per video visit, with the evaluation
+centre crop, for 6400 visits of the training split, keeps the first 5000
+frames, L2-normalises every descriptor and runs k-means with K = 64. Here the
+visits are whole passes over the training split (a new random frame per
+video and pass) and `num_frames` of them are kept by reservoir sampling, so
+every video is equally likely to contribute; the descriptors go through
+`avlad_tf.kmeans.fit_centers` and the centres are saved as
+`<workdir>/<stream>/centers.npy`, which later runs reuse.
+"""
+
+import os
+import time
+
+from absl import logging
+import gin
+import numpy as np
+
+from avlad_tf import kmeans
+
+CENTERS_FILE = "centers.npy"
+
+
+def find_layer(model, name):
+    """The layer called `name` in `model` or any nested model, or None."""
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+        if hasattr(layer, "layers"):
+            found = find_layer(layer, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _reservoir_frames(batches, *, num_frames, rng, state):
+    """Adds frames `[N, h, w, D]` of each batch to a uniform reservoir."""
+    reservoir, seen = state
+    for frames in batches:
+        for frame in frames:
+            if seen < num_frames:
+                reservoir.append(frame)
+            else:
+                slot = rng.integers(seen + 1)
+                if slot < num_frames:
+                    reservoir[slot] = frame
+            seen += 1
+    return reservoir, seen
+
+
+def collect_descriptors(*, feature_fn, dataset_fn, num_frames, seed):
+    """Pre-ReLU descriptors of `num_frames` randomly chosen video visits.
+
+    Args:
+        feature_fn: maps a batch of dataset features to `[B, 1, h, w, D]`.
+        dataset_fn: `dataset_fn(seed)` -> one pass over the training split
+            with one random frame per video (T = 1) and the evaluation crop.
+        num_frames: frames to keep.
+        seed: seeds the passes (pass p uses seed + p) and the reservoir.
+
+    Returns:
+        float32 `[num_frames * h * w, D]` (fewer frames only if the split is
+        empty, which raises).
+    """
+    rng = np.random.default_rng(seed)
+    state = ([], 0)
+    start = time.time()
+    for epoch in range(10 ** 6):
+        for features, _ in dataset_fn(seed + epoch):
+            maps = np.asarray(feature_fn(features))  # (B, 1, h, w, D)
+            frames = maps.reshape((-1,) + maps.shape[2:])  # (B·1, h, w, D)
+            state = _reservoir_frames([frames], num_frames=num_frames,
+                                      rng=rng, state=state)
+        if state[1] == 0:
+            raise ValueError("The k-means dataset yielded no frames; is the "
+                             "training split empty?")
+        logging.info("k-means features: pass %d done, %d visits, %.0f s",
+                     epoch + 1, state[1], time.time() - start)
+        if state[1] >= num_frames:
+            break
+    frames = np.stack(state[0])  # (N, h, w, D)
+    return frames.reshape(-1, frames.shape[-1])  # (N·h·w, D)
+
+
+@gin.configurable
+def init_centers(*, model, directory, feature_fn, dataset_fn, num_frames=5000,
+                 num_init=10, max_descriptors=None, seed=0):
+    """Sets the model's NetVLAD centres from k-means, computing them if needed.
+
+    Args:
+        model: the stream model; its layer `netvlad` (possibly nested) gets
+            `set_centers`. Models without one are left alone.
+        directory: where `centers.npy` lives (`<workdir>/<stream>`); an
+            existing file is loaded (shape-checked) instead of recomputed.
+        feature_fn, dataset_fn: see `collect_descriptors`.
+        num_frames: video visits whose descriptors are clustered (the
+            release's 5000 frames).
+        num_init: k-means restarts (scikit-learn's n_init, 10 in the release).
+        max_descriptors: if set, a random subset of this many descriptors is
+            clustered (faster; not in the release).
+        seed: frame sampling, subset and k-means++ seed.
+
+    Returns:
+        The `[K, D]` centres, or None without a NetVLAD layer.
+    """
+    layer = find_layer(model, "netvlad")
+    if layer is None:
+        return None
+    num_clusters, depth = (int(d) for d in layer.centers.shape)
+    path = os.path.join(directory, CENTERS_FILE)
+    if os.path.exists(path):
+        logging.info("Reusing k-means centres %s", path)
+        centers = kmeans.load_centers(path, num_clusters=num_clusters,
+                                      depth=depth)
+    else:
+        logging.info("k-means: collecting descriptors of %d frames",
+                     num_frames)
+        descriptors = collect_descriptors(
+            feature_fn=feature_fn, dataset_fn=dataset_fn,
+            num_frames=num_frames, seed=seed)
+        if max_descriptors and len(descriptors) > max_descriptors:
+            rng = np.random.default_rng(seed)
+            keep = rng.choice(len(descriptors), max_descriptors, replace=False)
+            descriptors = descriptors[np.sort(keep)]
+        start = time.time()
+        centers = kmeans.fit_centers(descriptors, num_clusters=num_clusters,
+                                     num_init=num_init, seed=seed)
+        logging.info("k-means: %d centres from %d descriptors in %.0f s",
+                     num_clusters, len(descriptors), time.time() - start)
+        kmeans.save_centers(path, centers)
+    layer.set_centers(centers)
+    return centers

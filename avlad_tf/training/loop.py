@@ -1,0 +1,256 @@
+"""The two-stage ActionVLAD training driver (ORIGINAL_RELEASE.md Sec. 7, 8).
+
+Per stream (`rgb`, `flow`, or `fused` for concat / early fusion models), under
+the gin scope of that name (so `flow/train_stream.batch_size = ...` binds one
+stream only):
+
+1. build the model, initialise NetVLAD from k-means centres (`kmeans_init`);
+2. stage 1: classifier only, Adam lr 1e-2; stage 2: classifier + NetVLAD +
+   the pooled conv block, lr 1e-4. Each stage has a fresh Adam (ε = 1e-4) and
+   its own staircase schedule (×0.1 every 5000 updates), per-tensor gradient
+   clipping at 5 of every sub-batch before averaging over the accumulated
+   sub-batches (`step`), weight decay as a loss term;
+3. checkpoints for exact resume (`checkpointing`), TensorBoard (`summaries`);
+4. the final model as `<workdir>/<stream>/model.keras`.
+
+`train` then evaluates each stream, fuses the scores (late fusion), exports
+and writes `<workdir>/results.md`.
+"""
+
+import os
+
+from absl import logging
+import gin
+import keras
+import tensorflow as tf
+
+from avlad_tf.data import video_input
+from avlad_tf.models import action_vlad
+from avlad_tf.training import checkpointing
+from avlad_tf.training import kmeans_init
+from avlad_tf.training import results
+from avlad_tf.training import stage as stage_lib
+from avlad_tf.training import step as step_lib
+from avlad_tf.training import summaries
+
+STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",),
+                     "fused": ("rgb", "flow")}
+_MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
+
+
+@gin.configurable
+def train_stream(*, workdir, stream, data_dir, train_split="train",
+                 make_dataset_fn=video_input.make_dataset,
+                 build_model_fn=action_vlad.build_model,
+                 stage_steps=(10000, 8000), learning_rates=(1e-2, 1e-4),
+                 decay_steps=5000, decay_rate=0.1, adam_beta_1=0.9,
+                 adam_beta_2=0.999, adam_epsilon=1e-4, clip_norm=5.0,
+                 batch_size=4, accumulation_steps=4, jit_compile=True,
+                 distribute=False, checkpoint_every=500, max_to_keep=3,
+                 log_every=10, assignments_every=500, kmeans_batch_size=16,
+                 seed=0, step_callback=None):
+    """Trains one stream through both stages; returns the trained model.
+
+    Args:
+        workdir: the run directory (layout in docs/CONTRACTS.md).
+        stream: `'rgb'`, `'flow'` or `'fused'` (a concat / early fusion model
+            reading both modalities).
+        data_dir: the prepared dataset.
+        train_split: split to train on (`train_split1`, ...; toy: `train`).
+        make_dataset_fn, build_model_fn: injectable factories (tests).
+        stage_steps: optimizer updates per stage (release: 10000, 8000).
+        learning_rates: initial Adam learning rate per stage (1e-2, 1e-4).
+        decay_steps, decay_rate: staircase decay of each stage's schedule,
+            counted in updates from the start of the stage.
+        adam_beta_1, adam_beta_2, adam_epsilon: Adam (release ε = 1e-4).
+        clip_norm: per-tensor gradient norm limit per sub-batch (0: off).
+        batch_size: videos per replica per sub-batch (release: 4 per GPU).
+        accumulation_steps: sub-batches per update; the effective batch is
+            batch_size x replicas x accumulation_steps (release: 16).
+        jit_compile: XLA for the gradient computation.
+        distribute: train under `tf.distribute.MirroredStrategy` on all
+            visible GPUs (each replica takes `batch_size` videos).
+        checkpoint_every: updates between checkpoints (and at stage ends).
+        max_to_keep: checkpoints kept per stage.
+        log_every: updates between scalar summaries.
+        assignments_every: updates between cluster-usage / assignment-map
+            summaries (computed on a fixed test-mode batch).
+        kmeans_batch_size: videos per batch while collecting k-means features.
+        seed: model initialisation, data order and dropout.
+        step_callback: `fn(stream=, stage=, step=)` after every update, once
+            its checkpoint (if any) is written; used by tests to interrupt.
+    """
+    if stream not in STREAM_MODALITIES:
+        raise ValueError(f"stream must be one of {sorted(STREAM_MODALITIES)}. "
+                         f"Received: {stream!r}")
+    if len(stage_steps) != len(learning_rates):
+        raise ValueError(
+            f"stage_steps and learning_rates need one entry per stage. "
+            f"Received: {stage_steps} and {learning_rates}")
+    modalities = STREAM_MODALITIES[stream]
+    info = video_input.dataset_info(data_dir)
+    stream_dir = os.path.join(workdir, stream)
+    os.makedirs(stream_dir, exist_ok=True)
+
+    # ---- Model -----------------------------------------------------------
+    keras.utils.set_random_seed(seed)
+    strategy = (tf.distribute.MirroredStrategy() if distribute
+                else tf.distribute.get_strategy())
+    with strategy.scope():
+        model = build_model_fn(num_classes=int(info["num_classes"]),
+                               modality=_MODEL_MODALITY[stream])
+    stage_dirs = [checkpointing.stage_directory(workdir, stream, k + 1)
+                  for k in range(len(stage_steps))]
+    resume_stage = 1 + max(
+        [k for k, d in enumerate(stage_dirs) if tf.train.latest_checkpoint(d)],
+        default=0)
+
+    # ---- k-means initialisation (skipped when resuming) ---------------------
+    if not any(tf.train.latest_checkpoint(d) for d in stage_dirs):
+        _init_centers(model, stream_dir=stream_dir, data_dir=data_dir,
+                      train_split=train_split, modalities=modalities,
+                      make_dataset_fn=make_dataset_fn,
+                      batch_size=kmeans_batch_size, seed=seed)
+
+    # ---- Input pipeline ----------------------------------------------------
+    dataset = make_dataset_fn(
+        data_dir=data_dir, split=train_split, training=True,
+        modalities=modalities,
+        batch_size=batch_size * strategy.num_replicas_in_sync, seed=seed)
+    iterator = iter(dataset)
+    probe = stage_lib.probe_batch(make_dataset_fn, data_dir=data_dir,
+                                 split=train_split, modalities=modalities)
+    writer = tf.summary.create_file_writer(
+        os.path.join(workdir, "tensorboard", stream))
+
+    # ---- Stages ------------------------------------------------------------
+    for stage, (num_steps, learning_rate) in enumerate(
+            zip(stage_steps, learning_rates), start=1):
+        if stage < resume_stage:
+            continue
+        names = action_vlad.set_stage(model, stage)
+        logging.info("%s stage %d trains %s", stream, stage, names)
+        with strategy.scope():
+            schedule = keras.optimizers.schedules.ExponentialDecay(
+                learning_rate, decay_steps=decay_steps, decay_rate=decay_rate,
+                staircase=True)
+            optimizer = keras.optimizers.Adam(
+                schedule, beta_1=adam_beta_1, beta_2=adam_beta_2,
+                epsilon=adam_epsilon)
+            # Built now so that a checkpoint can restore its slots.
+            optimizer.build(model.trainable_variables)
+        manager = checkpointing.make_manager(
+            directory=stage_dirs[stage - 1], model=model, optimizer=optimizer,
+            iterator=iterator, max_to_keep=max_to_keep)
+        checkpointing.restore_latest(manager)
+        # A new function per stage: the trainable set was fixed when traced.
+        update = step_lib.make_update_fn(
+            model=model, optimizer=optimizer, strategy=strategy,
+            batch_size=batch_size, accumulation_steps=accumulation_steps,
+            clip_norm=clip_norm, jit_compile=jit_compile,
+            multi_label=bool(info.get("multi_label", False)))
+        stage_lib.run_stage(
+            update=update, iterator=iterator, strategy=strategy, optimizer=optimizer,
+            schedule=schedule, manager=manager, model=model, probe=probe,
+            writer=writer, workdir=workdir, stream=stream, stage=stage,
+            num_steps=num_steps, step_offset=sum(stage_steps[:stage - 1]),
+            checkpoint_every=checkpoint_every, log_every=log_every,
+            assignments_every=assignments_every, step_callback=step_callback)
+
+    # ---- Final model -------------------------------------------------------
+    model_path = os.path.join(stream_dir, "model.keras")
+    model.save(model_path)
+    logging.info("Saved %s", model_path)
+    return model
+
+
+def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
+                  make_dataset_fn, batch_size, seed):
+    """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8)."""
+    if kmeans_init.find_layer(model, "netvlad") is None:
+        return  # avg / max / two-stream pooling: nothing to initialise
+    features = action_vlad.feature_model(model)
+
+    def dataset_fn(pass_seed):
+        # One random frame (or flow stack) per video, evaluation crop.
+        return make_dataset_fn(
+            data_dir=data_dir, split=train_split, training=False,
+            modalities=modalities, batch_size=batch_size, num_frames=1,
+            seed=pass_seed)
+
+    def feature_fn(batch):
+        inputs = {name: batch[name] for name in modalities}
+        return features(inputs, training=False)
+
+    kmeans_init.init_centers(model=model, directory=stream_dir,
+                             feature_fn=feature_fn, dataset_fn=dataset_fn,
+                             seed=seed)
+
+
+@gin.configurable
+def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
+          prepare_toy_dataset=False, evaluate_split=None, eval_num_crops=1,
+          fuse_weights=None, export=False,
+          make_dataset_fn=video_input.make_dataset,
+          build_model_fn=action_vlad.build_model, step_callback=None):
+    """Trains every stream, then evaluates, fuses and exports.
+
+    Args:
+        workdir: the run directory; a run restarted with the same workdir
+            resumes from its checkpoints.
+        data_dir: the prepared dataset (bind the `DATA_DIR` macro, which
+            base.gin also passes to `make_dataset`).
+        streams: streams trained one after the other, each under its gin
+            scope: `('rgb',)`, `('flow',)`, `('rgb', 'flow')` (late fusion)
+            or `('fused',)` (concat / early fusion model).
+        prepare_toy_dataset: generate and prepare the embedded toy dataset in
+            `data_dir` first if it is missing (`data_prep.toy`).
+        evaluate_split: if set, evaluate each stream on this split afterwards.
+        eval_num_crops: crops per frame for that evaluation (1 or 5).
+        fuse_weights: one weight per stream for late fusion of the raw
+            logits (release: RGB 1, flow 2); needs `evaluate_split`.
+        export: write a SavedModel with `avlad_tf.export.export`.
+        make_dataset_fn, build_model_fn: injectable factories (tests).
+        step_callback: passed to `train_stream`.
+
+    Returns:
+        dict with each stream's evaluation metrics, `fused` top-1 and the
+        export directory, where those steps ran.
+    """
+    if fuse_weights is not None and (
+            evaluate_split is None or len(fuse_weights) != len(streams)):
+        raise ValueError(
+            f"fuse_weights needs evaluate_split and one weight per stream. "
+            f"Received: fuse_weights={fuse_weights}, streams={streams}, "
+            f"evaluate_split={evaluate_split}")
+    os.makedirs(workdir, exist_ok=True)
+    if prepare_toy_dataset:
+        from data_prep import toy  # only toy configs need OpenCV
+        toy.ensure_toy_dataset(data_dir)
+    stage_lib.write_labels(workdir, video_input.dataset_info(data_dir)["labels"])
+    for stream in streams:
+        with gin.config_scope(stream):
+            train_stream(workdir=workdir, stream=stream, data_dir=data_dir,
+                         make_dataset_fn=make_dataset_fn,
+                         build_model_fn=build_model_fn,
+                         step_callback=step_callback)
+    outcome = {}
+    if evaluate_split is not None:
+        for stream in streams:
+            with gin.config_scope(stream):
+                outcome[stream] = results.evaluate_stream(
+                    workdir=workdir, stream=stream, split=evaluate_split,
+                    num_crops=eval_num_crops)
+        fused = None
+        if fuse_weights is not None:
+            fusion = results.fuse(
+                [outcome[s]["scores_path"] for s in streams], fuse_weights)
+            fused = outcome["fused"] = fusion["fused"]
+        table = results.results_table(
+            split=evaluate_split, stream_metrics={s: outcome[s] for s in streams},
+            fused=fused, fuse_weights=fuse_weights)
+        path = results.write_results(workdir, table)
+        print(f"\nResults ({path}):\n\n{table}", flush=True)
+    if export:
+        outcome["export_dir"] = results.export(workdir)
+    return outcome
