@@ -13,7 +13,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["avlad_tf*", "data_prep*"]),
-    package_data={"avlad_tf": ["resources/**/*"]},
+    package_data={"avlad_tf": ["resources/**/*", "release/labels/*.txt"]},
     include_package_data=True,
     install_requires=[
         "tensorflow==2.21.*",

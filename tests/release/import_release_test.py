@@ -139,5 +139,6 @@ class ImportReleaseTest(absltest.TestCase):
         import_release.define_flags(flag_values)
         self.assertIn("allow_incomplete", flag_values)
 
+
 if __name__ == "__main__":
     absltest.main()
