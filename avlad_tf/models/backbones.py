@@ -31,6 +31,7 @@ kernel `[25088, 4096]` reshapes exactly to the fc6 conv kernel
 
 import os
 import re
+import warnings
 
 import h5py
 import keras
@@ -52,7 +53,7 @@ _VGG16_BLOCKS = ((1, (1, 2), 64), (2, (1, 2), 128), (3, (1, 2, 3), 256),
                  (4, (1, 2, 3), 512), (5, (1, 2, 3), 512))
 # The tiny backbone keeps VGG's names for the convs that can be pooled.
 _TINY_BLOCKS = ((1, (1,), 8), (4, (3,), 16), (5, (3,), 16))
-_TINY_FC_UNITS = 32
+_TINY_FC_UNITS = 16
 # Convs whose output the release reads before ReLU (nets/vgg.py:172-206).
 _PRE_RELU = ("block4_conv3", "block5_conv3")
 # keras.applications names of the fc layers.
@@ -248,9 +249,13 @@ def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
         raise ValueError(
             f"inception_v3 endpoints are keras.applications block names "
             f"'mixed0' ... 'mixed10'; received endpoint={endpoint!r}.")
-    full = keras.applications.InceptionV3(
-        include_top=False, weights=None,
-        input_shape=(image_size, image_size, input_channels))
+    with warnings.catch_warnings():
+        # keras.applications warns on channel counts other than 1 or 3;
+        # flow inputs have 2·flow_stack channels by design.
+        warnings.filterwarnings("ignore", message=".*input channels")
+        full = keras.applications.InceptionV3(
+            include_top=False, weights=None,
+            input_shape=(image_size, image_size, input_channels))
     if weights is not None:
         source = keras.applications.InceptionV3(include_top=False,
                                                 weights=weights)
