@@ -1,0 +1,420 @@
+"""SavedModel export of a trained workdir, for TF Serving and `avlad_tf.predict`.
+
+  python -m avlad_tf.export --gin_file=toy/late_fuse.gin --workdir=runs/toy
+
+Reads `WORKDIR/<stream>/model.keras` (`fused`, or `rgb` and/or `flow`) and
+`WORKDIR/labels.txt`, and writes a SavedModel to `WORKDIR/export` with
+evaluation preprocessing (resize, 1 or 5 crops, mean subtraction) in the graph:
+
+* `serving_default`: inputs `rgb` uint8 `[B, T, H, W, 3]` (decoded frames,
+  RGB order) and/or `flow` uint8 `[B, T, H, W, 2L]` (quantised flow,
+  x1, y1, ..., xL, yL), one per modality of the model. Outputs
+  `probabilities` and `logits` `[B, C]`; the L2-normalised ActionVLAD
+  vector and the soft assignments `[B, T·crops, h, w, K]` (NetVLAD only) of
+  each stream as `descriptor` / `assignments` for one stream, or
+  `rgb_descriptor`, `flow_descriptor`, `rgb_assignments`, `flow_assignments`
+  for a late-fused two-stream model.
+* `serialized_examples`: input `examples`, string `[B]` SequenceExamples in
+  the project's schema; samples and decodes frames as evaluation does. Same
+  outputs plus `video_id`.
+* `class_names`: no input, output `class_names` string `[C]`.
+
+Late fusion of two streams follows the release: (1/3)·RGB + (2/3)·flow on raw
+logits (ORIGINAL_RELEASE.md Sec. 9.2); probabilities are the softmax (sigmoid
+for multi-label data) of the fused logits. `assets/labels.txt` holds the class
+names and `assets/avlad_export.json` what a client needs to build inputs
+(`num_frames`, `flow_stack`, stored frame size, modalities, ...).
+"""
+
+import inspect
+import json
+import os
+import tempfile
+
+from absl import app
+from absl import flags
+from absl import logging
+import gin
+import keras
+import tensorflow as tf
+
+from avlad_tf.data import preprocessing
+from avlad_tf.data import sampling
+from avlad_tf.data import schema
+from avlad_tf.data import video_input
+# Importing the models registers every custom layer for `load_model`.
+from avlad_tf.models import action_vlad
+from avlad_tf.models import fusion as fusion_lib
+
+EXPORT_CONFIG_FILE = "avlad_export.json"
+LABELS_FILE = "labels.txt"
+EXPORT_FORMAT_VERSION = 1
+# A `fused` model (early / concat fusion) takes both modalities itself.
+STREAM_DIRS = ("fused", "rgb", "flow")
+
+_GIN_FILE = flags.DEFINE_multi_string("gin_file", [], "gin config files.")
+_GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "gin bindings.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Trained workdir.")
+
+
+def find_stream_models(workdir):
+    """Returns `{stream: path}` of the trained models in `workdir`.
+
+    A `fused` model wins over per-stream models; otherwise `rgb` and/or `flow`
+    (both: late fusion).
+
+    Raises:
+        FileNotFoundError: naming the paths looked for.
+    """
+    paths = {s: os.path.join(workdir, s, "model.keras") for s in STREAM_DIRS}
+    if os.path.exists(paths["fused"]):
+        return {"fused": paths["fused"]}
+    found = {s: p for s, p in paths.items() if s != "fused" and os.path.exists(p)}
+    if not found:
+        raise FileNotFoundError(
+            f"{workdir}: no trained model; expected one of "
+            f"{', '.join(paths.values())}. Train first with "
+            f"`python -m avlad_tf.train`.")
+    return found
+
+
+def read_class_names(workdir, *, num_classes):
+    """Reads `WORKDIR/labels.txt` and checks it against the model."""
+    path = os.path.join(workdir, LABELS_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: the workdir has no class names.")
+    with open(path, encoding="utf-8") as f:
+        names = [line.strip() for line in f if line.strip()]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"{path} lists {len(names)} classes but the model has "
+            f"{num_classes} logits.")
+    return names
+
+
+def dataset_settings():
+    """`make_dataset`'s keyword arguments as gin binds them (else defaults).
+
+    The export must preprocess exactly as evaluation does, so it reads the
+    same bindings (`num_frames`, `flow_stack`, `image_size`, `resize_to` and
+    the parity switches) from the parsed gin config.
+    """
+    fn = video_input.make_dataset
+    settings = {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    settings.update(gin.get_bindings(fn))
+    return settings
+
+
+def late_fusion_weights():
+    """`{"rgb": w, "flow": w}`: `build_model.late_fusion_weights` as bound.
+
+    The default is the models package's, the release's 1 : 2 on raw logits.
+    """
+    w_rgb, w_flow = gin.get_bindings(action_vlad.build_model).get(
+        "late_fusion_weights", fusion_lib.DEFAULT_LATE_WEIGHTS)
+    return {"rgb": float(w_rgb), "flow": float(w_flow)}
+
+
+def _data_metadata(settings):
+    """The prepared dataset's metadata when gin points at one, else None."""
+    data_dir = settings.get("data_dir")
+    if not isinstance(data_dir, str):
+        return None
+    try:
+        return video_input.dataset_info(data_dir)
+    except FileNotFoundError:
+        logging.warning("%s has no metadata; assuming the schema's frame "
+                        "size and single-label data.", data_dir)
+        return None
+
+
+def _model_input_channels(model):
+    return {t.name.split(":")[0]: t.shape[-1] for t in model.inputs}
+
+
+def build_export_config(*, models, class_names, settings, metadata, num_crops,
+                        streams):
+    """The JSON-able description stored in `assets/avlad_export.json`."""
+    channels = {}
+    for model in models.values():
+        channels.update(_model_input_channels(model))
+    modalities = [m for m in ("rgb", "flow") if m in channels]
+    image_sizes = {t.shape[2] for m in models.values() for t in m.inputs}
+    if image_sizes != {settings.get("image_size")}:
+        raise ValueError(
+            f"The models take {sorted(image_sizes)}-pixel crops but "
+            f"make_dataset.image_size is {settings.get('image_size')}; export "
+            f"with the training run's gin files.")
+    flow_stack = settings.get("flow_stack", 10)
+    if "flow" in channels and channels["flow"] != 2 * flow_stack:
+        raise ValueError(
+            f"The flow model takes {channels['flow']} channels but gin's "
+            f"flow_stack is {flow_stack} (2·flow_stack channels expected).")
+    metadata = metadata or {}
+    if "fused" in streams:
+        fusion = "fused"
+    elif len(streams) == 2:
+        fusion = "late"
+    else:
+        fusion = "single"
+    return {
+        "format_version": EXPORT_FORMAT_VERSION,
+        "streams": list(streams),
+        "modalities": modalities,
+        "channels": {m: int(channels[m]) for m in modalities},
+        "fusion": fusion,
+        "fusion_weights": late_fusion_weights() if fusion == "late" else None,
+        # Separate streams sample independently (evaluate runs them one by
+        # one); a fused model reads both from one record, by default with
+        # the flow stride for both (`make_dataset.joint_sampling`).
+        "joint_sampling": (fusion == "fused"
+                           and settings.get("joint_sampling") == "shared"),
+        "sampling": settings.get("sampling_mode", "release"),
+        "num_frames": int(settings.get("num_frames", 25)),
+        "flow_stack": int(flow_stack),
+        "num_crops": int(num_crops),
+        "image_size": int(settings["image_size"]),
+        "resize_to": list(settings.get("resize_to", (256, 340))),
+        "frame_height": int(metadata.get("frame_height", schema.FRAME_HEIGHT)),
+        "frame_width": int(metadata.get("frame_width", schema.FRAME_WIDTH)),
+        "flow": schema.flow_settings(),
+        "multi_label": bool(metadata.get("multi_label", False)),
+        "class_names": list(class_names),
+    }
+
+
+def load_stream_models(paths):
+    """Loads each `model.keras` (our own artefacts only, safe_mode on)."""
+    return {s: keras.saving.load_model(p, compile=False, safe_mode=True)
+            for s, p in paths.items()}
+
+
+def _uint8_spec(channels, name):
+    return tf.TensorSpec([None, None, None, None, channels], tf.uint8, name=name)
+
+
+class ServingModule(tf.Module):
+    """The exported graph: preprocessing, the stream models and fusion.
+
+    Args:
+        models: `{stream: keras.Model}` as trained (`fused`, `rgb`, `flow`).
+        config: `build_export_config`'s dict.
+        preprocess_kwargs: `make_dataset`'s settings; those that
+            `preprocessing.preprocess_for_eval` takes are passed on, so the
+            graph preprocesses as evaluation does.
+    """
+
+    def __init__(self, *, models, config, preprocess_kwargs):
+        super().__init__(name="avlad")
+        self.endpoint_models = {
+            s: action_vlad.endpoints_model(m) for s, m in models.items()}
+        self._streams = tuple(config["streams"])
+        self._modalities = tuple(config["modalities"])
+        self._channels = dict(config["channels"])
+        self._fusion = config["fusion"]
+        self._weights = dict(config["fusion_weights"] or {})
+        self._multi_label = config["multi_label"]
+        self._num_frames = config["num_frames"]
+        self._flow_stack = config["flow_stack"]
+        self._joint = config["joint_sampling"]
+        self._sampling = config["sampling"]
+        self._num_crops = config["num_crops"]
+        accepted = inspect.signature(preprocessing.preprocess_for_eval).parameters
+        self._preprocess_kwargs = {
+            k: v for k, v in preprocess_kwargs.items()
+            if k in accepted and k not in ("frames", "modality", "num_crops")}
+        self.class_names_tensor = tf.constant(config["class_names"])
+
+    def attach_assets(self, *, labels_path, config_path):
+        """Ships the class names and the client config as SavedModel assets."""
+        self.labels_asset = tf.saved_model.Asset(labels_path)
+        self.config_asset = tf.saved_model.Asset(config_path)
+
+    def preprocess(self, video, modality):
+        """uint8 `[B, T, H, W, C]` -> float32 `[B, T·crops, S, S, C]`."""
+        channels = self._channels[modality]
+        shape = tf.shape(video)
+        # Crops are the same for every frame, so the batch is folded into
+        # time and preprocessed as one long video.
+        frames = tf.reshape(video, tf.concat([[-1], shape[2:]], 0))  # (B·T, H, W, C)
+        frames = tf.ensure_shape(frames, [None, None, None, channels])
+        crops = preprocessing.preprocess_for_eval(
+            frames, modality=modality, num_crops=self._num_crops,
+            **self._preprocess_kwargs)  # (B·T·N, S, S, C), frame-major
+        size = crops.shape[1]
+        return tf.reshape(crops, [shape[0], -1, size, size, channels])  # (B, T·N, S, S, C)
+
+    def run(self, videos):
+        """Named outputs for `{modality: uint8 video batch}`."""
+        inputs = {m: self.preprocess(v, m) for m, v in videos.items()}
+        outputs, logits = {}, {}
+        for stream in self._streams:
+            model = self.endpoint_models[stream]
+            names = [t.name.split(":")[0] for t in model.inputs]
+            ends = model({n: inputs[n] for n in names}, training=False)
+            prefix = f"{stream}_" if self._fusion == "late" else ""
+            outputs[prefix + "descriptor"] = ends["descriptor"]
+            if "assignments" in ends:
+                outputs[prefix + "assignments"] = ends["assignments"]
+            logits[stream] = ends["logits"]
+        if self._fusion == "late":
+            fused = tf.add_n([self._weights[s] * logits[s] for s in self._streams])
+        else:
+            fused = logits[self._streams[0]]
+        outputs["logits"] = fused
+        outputs["probabilities"] = (tf.sigmoid(fused) if self._multi_label
+                                    else tf.nn.softmax(fused))
+        return outputs
+
+    def decode_example(self, serialized):
+        """One SequenceExample -> `{modality: uint8 [T, H, W, C]}` + id.
+
+        Frames are chosen by the sampling rules exactly as evaluation chooses
+        them (`video_input`), and only the chosen JPEGs are decoded.
+        """
+        example = video_input.decode(serialized)  # checks the frame counts
+        n = example[schema.NUM_FRAMES_KEY]
+        video_id = example[schema.VIDEO_ID_KEY]
+        least = self._flow_stack + 1 if "flow" in self._modalities else 1
+        with tf.control_dependencies([tf.debugging.Assert(
+                n >= least, [video_id, "has", n, "frames; at least", least,
+                             "are needed"])]):
+            n = tf.identity(n)
+        rules = dict(num_samples=self._num_frames, training=False,
+                     sampling=self._sampling)
+        flow_idx = sampling.flow_indices(n, flow_stack=self._flow_stack, **rules)
+        if self._joint:
+            rgb_idx = flow_idx[:, 0]  # the release's rgb+flow rule (Sec. 2.3)
+        else:
+            rgb_idx = sampling.rgb_indices(n, **rules)
+        video = {"video_id": video_id}
+        # pylint: disable=protected-access
+        if "rgb" in self._modalities:
+            video["rgb"] = video_input._decode_jpegs(
+                example[schema.RGB_KEY], rgb_idx, 3)  # (T, H, W, 3)
+        if "flow" in self._modalities:
+            video["flow"] = video_input._flow_frames(example, flow_idx)  # (T, H, W, 2L)
+        return video
+
+    def run_examples(self, examples):
+        """Serialised SequenceExamples `[B]` -> named outputs + `video_id`."""
+        signature = {"video_id": tf.TensorSpec([], tf.string)}
+        for m in self._modalities:
+            signature[m] = tf.TensorSpec(
+                [self._num_frames, None, None, self._channels[m]], tf.uint8)
+        decoded = tf.map_fn(self.decode_example, examples,
+                            fn_output_signature=signature)
+        video_ids = decoded.pop("video_id")
+        outputs = self.run(decoded)
+        outputs["video_id"] = video_ids
+        return outputs
+
+    def signatures(self):
+        """`serving_default`, `serialized_examples` and `class_names`."""
+        specs = [_uint8_spec(self._channels[m], m) for m in self._modalities]
+        if self._modalities == ("rgb", "flow"):
+            def serve(rgb, flow):
+                return self.run({"rgb": rgb, "flow": flow})
+        elif self._modalities == ("rgb",):
+            def serve(rgb):
+                return self.run({"rgb": rgb})
+        else:
+            def serve(flow):
+                return self.run({"flow": flow})
+        self.serve = tf.function(serve, input_signature=specs)
+        self.serve_examples = tf.function(
+            lambda examples: self.run_examples(examples),
+            input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        self.class_names = tf.function(
+            lambda: {"class_names": self.class_names_tensor}, input_signature=[])
+        return {
+            "serving_default": self.serve,
+            "serialized_examples": self.serve_examples,
+            "class_names": self.class_names,
+        }
+
+
+@gin.configurable
+def export(*, workdir, export_dir=None, num_crops=1):
+    """Writes the SavedModel of a trained workdir.
+
+    Args:
+        workdir: the training workdir (`<stream>/model.keras`, `labels.txt`).
+        export_dir: where to write; default `WORKDIR/export`. An existing
+            export there is replaced only once the new one is complete.
+        num_crops: 1 (the release's RGB setting) or 5 (its flow setting);
+            5 crops of every frame are pooled into one ActionVLAD bag.
+
+    Returns:
+        The export directory.
+    """
+    if num_crops not in (1, 5):
+        raise ValueError(f"num_crops must be 1 or 5. Received: {num_crops}")
+    export_dir = export_dir or os.path.join(workdir, "export")
+    paths = find_stream_models(workdir)
+    logging.info("Exporting %s", ", ".join(f"{s}: {p}" for s, p in paths.items()))
+    models = load_stream_models(paths)
+    num_classes = {int(m.outputs[0].shape[-1]) for m in models.values()}
+    if len(num_classes) != 1:
+        raise ValueError(f"The streams disagree on the number of classes: "
+                         f"{sorted(num_classes)}.")
+    class_names = read_class_names(workdir, num_classes=num_classes.pop())
+    settings = dataset_settings()
+    config = build_export_config(
+        models=models, class_names=class_names, settings=settings,
+        metadata=_data_metadata(settings), num_crops=num_crops,
+        streams=list(paths))
+    module = ServingModule(
+        models=models, config=config, preprocess_kwargs=settings)
+    _write_atomically(module, export_dir, config)
+    logging.info("Wrote the SavedModel to %s", export_dir)
+    return export_dir
+
+
+def _write_atomically(module, export_dir, config):
+    """Saves into a sibling temp dir, then swaps it in (no half exports)."""
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    assets = os.path.join(tmp, "extra_assets")
+    os.makedirs(assets)
+    labels_path = os.path.join(assets, LABELS_FILE)
+    with open(labels_path, "w", encoding="utf-8") as f:
+        f.writelines(name + "\n" for name in config["class_names"])
+    config_path = os.path.join(assets, EXPORT_CONFIG_FILE)
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    module.attach_assets(labels_path=labels_path, config_path=config_path)
+    saved = os.path.join(tmp, "saved_model")
+    tf.saved_model.save(module, saved, signatures=module.signatures())
+    if os.path.exists(export_dir):
+        old = export_dir.rstrip("/") + ".old"
+        tf.io.gfile.rmtree(old) if os.path.exists(old) else None
+        os.replace(export_dir, old)
+        os.replace(saved, export_dir)
+        tf.io.gfile.rmtree(old)
+    else:
+        os.replace(saved, export_dir)
+    tf.io.gfile.rmtree(tmp)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not _WORKDIR.value:
+        raise app.UsageError("--workdir is required.")
+    repo_gin = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "gin")
+    gin.add_config_file_search_path(repo_gin)
+    gin.parse_config_files_and_bindings(
+        _GIN_FILE.value, _GIN_BINDINGS.value, skip_unknown=False)
+    print(export(workdir=_WORKDIR.value))
+
+
+if __name__ == "__main__":
+    app.run(main)

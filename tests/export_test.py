@@ -1,0 +1,258 @@
+"""Tests of `avlad_tf.export`: a SavedModel that reloads without avlad_tf.
+
+One two-stream (late fusion, 5 crops) export is written in-process and one
+RGB-only export through the command line; a fresh Python process that never
+imports avlad_tf reloads them with `tf.saved_model.load` and its outputs are
+compared with the Keras models fed by the evaluation pipeline.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from absl.testing import absltest
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf import export
+from avlad_tf.data import preprocessing
+from avlad_tf.data import video_input
+from avlad_tf.models import action_vlad
+from avlad_tf.models import fusion
+from tests import fake_data
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = 3
+NUM_FRAMES = 3
+FLOW_STACK = 2
+IMAGE_SIZE = 32
+RESIZE_TO = (40, 48)
+ATOL = 1e-5
+
+
+def dataset_bindings(data_dir):
+    """The gin bindings a toy training run would have used."""
+    return [
+        f"make_dataset.data_dir = '{data_dir}'",
+        f"make_dataset.num_frames = {NUM_FRAMES}",
+        f"make_dataset.flow_stack = {FLOW_STACK}",
+        f"make_dataset.image_size = {IMAGE_SIZE}",
+        f"make_dataset.resize_to = {RESIZE_TO}",
+    ]
+
+
+def make_workdir(workdir, modalities, *, seed=0):
+    """Saves tiny untrained stream models and labels like `train` does."""
+    keras.utils.set_random_seed(seed)
+    for modality in modalities:
+        os.makedirs(os.path.join(workdir, modality), exist_ok=True)
+        model = action_vlad.build_model(
+            num_classes=NUM_CLASSES, modality=modality, backbone="tiny",
+            image_size=IMAGE_SIZE, num_clusters=4, flow_stack=FLOW_STACK)
+        model.save(os.path.join(workdir, modality, "model.keras"))
+    with open(os.path.join(workdir, "labels.txt"), "w") as f:
+        f.writelines(f"class_{c:02d}\n" for c in range(NUM_CLASSES))
+    return workdir
+
+
+# Runs in a fresh interpreter: only TensorFlow and NumPy, never avlad_tf.
+RELOAD_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    export_dir, inputs_path, records_path, out_path = sys.argv[1:]
+    loaded = tf.saved_model.load(export_dir)
+    inputs = np.load(inputs_path)
+    served = loaded.signatures["serving_default"](
+        **{k: tf.constant(inputs[k]) for k in inputs.files})
+    records = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]
+    examples = loaded.signatures["serialized_examples"](
+        examples=tf.constant(records))
+    names = loaded.signatures["class_names"]()["class_names"]
+
+    def plain(t):  # strings as unicode: .npz must not hold pickles
+        v = t.numpy()
+        return v.astype(str) if v.dtype == object else v
+
+    arrays = {"serve/" + k: plain(v) for k, v in served.items()}
+    arrays.update({"examples/" + k: plain(v) for k, v in examples.items()})
+    np.savez(out_path, class_names=plain(names), **arrays)
+    print(json.dumps(sorted(m for m in sys.modules if "avlad" in m)))
+""")
+
+
+def keras_endpoints(workdir, features):
+    """Reference outputs: the saved Keras models on preprocessed features."""
+    streams = {m: keras.saving.load_model(
+        os.path.join(workdir, m, "model.keras")) for m in features}
+    out = {}
+    for m, model in streams.items():
+        ends = action_vlad.endpoints_model(model)({m: features[m]})
+        out.update({f"{m}_{k}": np.asarray(v) for k, v in ends.items()})
+    late = fusion.build_late_fusion(streams["rgb"], streams["flow"])
+    out["logits"] = np.asarray(late(features))
+    return out
+
+
+class ExportTest(absltest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        root = absltest.get_default_test_tmpdir()
+        cls.data_dir = fake_data.write_fake_dataset(
+            os.path.join(root, "data"), num_frames=12, height=RESIZE_TO[0],
+            width=RESIZE_TO[1], content="pattern", splits=("test",))
+        cls.workdir = make_workdir(os.path.join(root, "two_stream"),
+                                   ("rgb", "flow"))
+        gin.clear_config()
+        gin.parse_config(dataset_bindings(cls.data_dir))
+        cls.export_dir = export.export(workdir=cls.workdir, num_crops=5)
+        gin.clear_config()
+
+        rng = np.random.default_rng(0)
+        # A size other than resize_to, so the in-graph resize runs too.
+        cls.inputs = {
+            "rgb": rng.integers(0, 256, (2, NUM_FRAMES, 36, 44, 3), np.uint8),
+            "flow": rng.integers(0, 256, (2, NUM_FRAMES, 36, 44, 2 * FLOW_STACK),
+                                 np.uint8),
+        }
+        inputs_path = os.path.join(root, "inputs.npz")
+        np.savez(inputs_path, **cls.inputs)
+        cls.records_path = os.path.join(
+            cls.data_dir, "test-00000-of-00001.tfrecord")
+        out_path = os.path.join(root, "reloaded.npz")
+        run = subprocess.run(
+            [sys.executable, "-c", RELOAD_SCRIPT, cls.export_dir, inputs_path,
+             cls.records_path, out_path],
+            cwd=root, capture_output=True, text=True, check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=""))
+        if run.returncode:
+            raise AssertionError(f"reload failed:\n{run.stderr[-3000:]}")
+        cls.avlad_modules = json.loads(run.stdout.strip().splitlines()[-1])
+        cls.reloaded = dict(np.load(out_path))
+
+    def assert_close(self, expected, received, what):
+        self.assertEqual(expected.shape, received.shape, what)
+        np.testing.assert_allclose(received, expected, atol=ATOL, err_msg=what)
+
+    def test_reload_needs_no_project_code(self):
+        self.assertEqual(self.avlad_modules, [])
+
+    def test_serving_default_matches_keras(self):
+        features = {
+            m: np.stack([preprocessing.preprocess_for_eval(
+                v, modality=m, num_crops=5, image_size=IMAGE_SIZE,
+                resize_to=RESIZE_TO) for v in videos])
+            for m, videos in self.inputs.items()}
+        expected = keras_endpoints(self.workdir, features)
+        for key in ("rgb_descriptor", "flow_descriptor", "rgb_assignments",
+                    "flow_assignments", "logits"):
+            self.assert_close(expected[key], self.reloaded["serve/" + key], key)
+        # (1/3)·rgb + (2/3)·flow on raw logits, the release's late fusion.
+        np.testing.assert_allclose(
+            expected["logits"],
+            expected["rgb_logits"] / 3 + 2 * expected["flow_logits"] / 3,
+            atol=ATOL)
+        self.assert_close(np.asarray(keras.ops.softmax(expected["logits"])),
+                          self.reloaded["serve/probabilities"], "probabilities")
+        # 5 crops of each of the T frames are pooled into one bag.
+        self.assertEqual(self.reloaded["serve/rgb_assignments"].shape[:2],
+                         (2, 5 * NUM_FRAMES))
+        norms = np.linalg.norm(self.reloaded["serve/rgb_descriptor"], axis=1)
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+    def test_serialized_examples_match_evaluation_pipeline(self):
+        features, ids = {}, None
+        for m in ("rgb", "flow"):
+            dataset = video_input.make_dataset(
+                data_dir=self.data_dir, split="test", training=False,
+                modalities=(m,), batch_size=8, num_frames=NUM_FRAMES,
+                flow_stack=FLOW_STACK, num_crops=5, image_size=IMAGE_SIZE,
+                resize_to=RESIZE_TO, with_ids=True)
+            batch, _ = next(iter(dataset))
+            features[m] = batch[m].numpy()
+            ids = batch["video_id"].numpy()
+        expected = keras_endpoints(self.workdir, features)
+        np.testing.assert_array_equal(self.reloaded["examples/video_id"],
+                                      ids.astype(str))
+        for key in ("rgb_descriptor", "flow_descriptor", "logits"):
+            self.assert_close(expected[key], self.reloaded["examples/" + key],
+                              key)
+
+    def test_class_names_are_stored(self):
+        names = [f"class_{c:02d}" for c in range(NUM_CLASSES)]
+        self.assertEqual(list(self.reloaded["class_names"]), names)
+        with open(os.path.join(self.export_dir, "assets", "labels.txt")) as f:
+            self.assertEqual(f.read().split(), names)
+
+    def test_config_asset_records_what_clients_need(self):
+        path = os.path.join(self.export_dir, "assets", export.EXPORT_CONFIG_FILE)
+        with open(path) as f:
+            config = json.load(f)
+        self.assertEqual(config["modalities"], ["rgb", "flow"])
+        self.assertEqual(config["fusion"], "late")
+        self.assertEqual(
+            (config["num_frames"], config["flow_stack"], config["num_crops"]),
+            (NUM_FRAMES, FLOW_STACK, 5))
+        self.assertEqual((config["frame_height"], config["frame_width"]),
+                         RESIZE_TO)
+        self.assertFalse(config["joint_sampling"])
+        self.assertAlmostEqual(config["fusion_weights"]["flow"], 2 / 3)
+
+    def test_saved_model_cli_lists_named_inputs_and_outputs(self):
+        run = subprocess.run(
+            ["saved_model_cli", "show", "--all", "--dir", self.export_dir],
+            capture_output=True, text=True, check=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        serving = run.stdout.split("signature_def['serving_default']")[1]
+        for name in ("inputs['rgb']", "inputs['flow']",
+                     "outputs['probabilities']", "outputs['logits']",
+                     "outputs['rgb_descriptor']", "outputs['flow_descriptor']",
+                     "outputs['rgb_assignments']",
+                     "outputs['flow_assignments']"):
+            self.assertIn(name, serving)
+        self.assertIn("DT_UINT8", serving)
+        self.assertIn("signature_def['serialized_examples']", run.stdout)
+        self.assertIn("inputs['examples']", run.stdout)
+        self.assertIn("signature_def['class_names']", run.stdout)
+
+    def test_command_line_single_stream_export(self):
+        root = self.create_tempdir().full_path
+        workdir = make_workdir(os.path.join(root, "rgb_only"), ("rgb",))
+        gin_file = os.path.join(root, "export.gin")
+        with open(gin_file, "w") as f:
+            f.write("\n".join(dataset_bindings(self.data_dir)) + "\n")
+        subprocess.run(
+            [sys.executable, "-m", "avlad_tf.export", f"--gin_file={gin_file}",
+             f"--workdir={workdir}"],
+            cwd=REPO, capture_output=True, text=True, check=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        loaded = tf.saved_model.load(os.path.join(workdir, "export"))
+        serve = loaded.signatures["serving_default"]
+        self.assertEqual(sorted(serve.structured_input_signature[1]), ["rgb"])
+        outputs = serve(rgb=tf.constant(self.inputs["rgb"]))
+        self.assertEqual(sorted(outputs), ["assignments", "descriptor",
+                                           "logits", "probabilities"])
+        self.assertEqual(outputs["assignments"].shape[1], NUM_FRAMES)  # 1 crop
+
+    def test_missing_model_is_a_clear_error(self):
+        with self.assertRaisesRegex(FileNotFoundError, "no trained model"):
+            export.export(workdir=self.create_tempdir().full_path)
+
+    def test_labels_must_match_the_model(self):
+        workdir = make_workdir(self.create_tempdir().full_path, ("rgb",))
+        with open(os.path.join(workdir, "labels.txt"), "w") as f:
+            f.write("only_one\n")
+        gin.parse_config(dataset_bindings(self.data_dir))
+        self.addCleanup(gin.clear_config)
+        with self.assertRaisesRegex(ValueError, "lists 1 classes"):
+            export.export(workdir=workdir)
+
+
+if __name__ == "__main__":
+    absltest.main()
