@@ -149,9 +149,16 @@ class NetVLAD(keras.layers.Layer):
             -self.alpha * ops.sum(ops.square(centers), axis=1))
 
     def _normalize_and_assign(self, inputs):
+        """Returns descriptors `(B, N, D)` and assignments `(B, N, K)`.
+
+        N = T·H·W: time is folded into the pooling axis once, so that both
+        contractions below are plain batched matmuls (fast under XLA).
+        """
         x = l2_normalize(ops.cast(inputs, "float32"))  # (B, T, H, W, D)
-        logits = ops.einsum("bthwd,dk->bthwk", x, self.assignment_kernel)
-        logits = logits + self.assignment_bias  # (B, T, H, W, K)
+        batch, depth = ops.shape(x)[0], self.centers.shape[-1]
+        x = ops.reshape(x, (batch, -1, depth))  # (B, T·H·W, D)
+        logits = ops.einsum("bnd,dk->bnk", x, self.assignment_kernel)
+        logits = logits + self.assignment_bias  # (B, N, K)
         if self.num_clusters == 1:
             # The K = 1 ablation: a softmax over one cluster is identically 1.
             return x, ops.ones_like(logits)
@@ -159,21 +166,24 @@ class NetVLAD(keras.layers.Layer):
 
     def assignments(self, inputs):
         """Soft-assignment maps `(B, T, H, W, K)`, a softmax over clusters."""
-        return self._normalize_and_assign(inputs)[1]
+        return self.call(inputs, return_assignments=True)[1]
 
     def call(self, inputs, return_assignments=False):
         x, assignments = self._normalize_and_assign(inputs)
         # Sum over time and space at once, never averaged (release Sec. 5.1):
         # V[b,k,d] = sum_n a[b,n,k] x[b,n,d] - c[k,d] sum_n a[b,n,k].
-        weighted = ops.einsum("bthwk,bthwd->bkd", assignments, x)  # (B, K, D)
-        mass = ops.sum(assignments, axis=(1, 2, 3))  # (B, K)
-        vlad = weighted - ops.expand_dims(mass, -1) * ops.expand_dims(self.centers, 0)  # (B, K, D)
+        weighted = ops.einsum("bnk,bnd->bkd", assignments, x)  # (B, K, D)
+        mass = ops.sum(assignments, axis=1)  # (B, K)
+        vlad = weighted - ops.expand_dims(mass, -1) * ops.expand_dims(
+            self.centers, 0)  # (B, K, D)
         vlad = l2_normalize(vlad, axis=-1)  # intra-normalisation per cluster
         depth = self.centers.shape[-1]
         vlad = ops.reshape(vlad, (-1, self.num_clusters * depth))  # (B, K·D)
         vlad = l2_normalize(vlad, axis=-1)
         if return_assignments:
-            return vlad, assignments
+            # Unfold the pooling axis: (B, T·H·W, K) -> (B, T, H, W, K).
+            maps_shape = tuple(ops.shape(inputs)[:4]) + (self.num_clusters,)
+            return vlad, ops.reshape(assignments, maps_shape)
         return vlad
 
     def compute_output_shape(self, input_shape):
