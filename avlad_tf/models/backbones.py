@@ -20,9 +20,10 @@ to the features that the pooling reads, `[N, h, w, D]`:
   are concatenations of post-ReLU branches, so these features are post-ReLU.
 
 Weights: `None` (random), `'imagenet'` (downloaded by `keras.applications`),
-or a local `keras.applications`-format weights file (`.h5` / `.weights.h5`).
-ImageNet weights are RGB; for other channel counts (flow: 2·flow_stack) the
-first conv is converted by the release's rule (Sec. 4.3, see
+or a local `keras.applications`-format weights file (`.h5` / `.weights.h5`;
+its conv1_1 may take 3 channels or already 2·flow_stack, as the release's
+two-stream flow VGG-16). RGB weights feeding another channel count (flow) get
+their first conv converted by the release's rule (Sec. 4.3, see
 `flow_kernel_from_rgb`). keras.applications' fc1 / fc2 are Dense layers on the
 flattened 7x7x512 pool5 map; flattening is row-major (h, w, c), so the fc1
 kernel `[25088, 4096]` reshapes exactly to the fc6 conv kernel
@@ -156,32 +157,56 @@ def build_vgg16(*, input_channels=3, image_size=224, endpoint="conv5_3",
     return model
 
 
-def _file_has_top(path):
-    """Whether a VGG16 weights file holds the fc layers (fc1 / dense)."""
-    names = []
-    with h5py.File(path, "r") as f:
-        f.visit(names.append)
-    leaves = {name.split("/")[-1] for name in names}
-    return any(leaf.startswith(("fc1", "dense")) for leaf in leaves)
+def _inspect_weights_file(path):
+    """`(has_top, input_channels)` of a keras.applications VGG16 weights file.
+
+    Works for legacy `.h5` files (groups named after layers) and Keras 3
+    `.weights.h5` files (groups named `dense`, `conv2d`, ...).
+    """
+    names, kernels = [], []
+
+    def visit(name, item):
+        names.append(name.split("/")[-1])
+        if isinstance(item, h5py.Dataset) and len(item.shape) == 4:
+            kernels.append(item.shape)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot read VGG16 weights file {path!r}: {error}") from error
+    # conv1_1 is the only 64-filter conv whose input is not 64 channels.
+    conv1 = [shape for shape in kernels if shape[3] == 64 and shape[2] != 64]
+    if len(conv1) != 1:
+        raise ValueError(
+            f"{path!r} does not look like a keras.applications VGG16 weights "
+            f"file: found {len(conv1)} candidate conv1_1 kernels.")
+    has_top = any(name.startswith(("fc1", "dense")) for name in names)
+    return has_top, conv1[0][2]
 
 
 def _keras_vgg16(weights, *, needs_top):
     """keras.applications VGG16 holding the requested weights."""
-    include_top = needs_top
+    include_top, channels = needs_top, 3
     if weights != "imagenet":
         if not os.path.isfile(weights):
             raise ValueError(
                 f"weights must be None, 'imagenet' or a weights file path; "
                 f"no file at {weights!r}.")
-        include_top = _file_has_top(weights)
+        # A file may hold a flow network (2·flow_stack input channels).
+        include_top, channels = _inspect_weights_file(weights)
         if needs_top and not include_top:
             raise ValueError(
                 f"The fc7 endpoint needs VGG16 weights with the top (fc1, "
                 f"fc2), but {weights!r} has none.")
     # With the top, keras.applications fixes the input at 224x224.
-    shape = (224, 224, 3) if include_top else (None, None, 3)
-    return keras.applications.VGG16(
-        weights=weights, include_top=include_top, input_shape=shape)
+    size = 224 if include_top else None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input channels")
+        return keras.applications.VGG16(
+            weights=weights, include_top=include_top,
+            input_shape=(size, size, channels))
 
 
 def copy_vgg16_weights(source_weights, model):
@@ -209,6 +234,11 @@ def copy_vgg16_weights(source_weights, model):
             # Dense on the flattened (h, w, c) map == VALID conv (docstring).
             kernel = np.reshape(kernel, target_shape)
         elif kernel.shape[2] != target_shape[2]:
+            if kernel.shape[2] != 3:
+                raise ValueError(
+                    f"Cannot initialise {layer.name!r} with "
+                    f"{target_shape[2]} input channels from weights with "
+                    f"{kernel.shape[2]}; only RGB (3) weights are converted.")
             kernel = flow_kernel_from_rgb(kernel, target_shape[2])
         layer.set_weights([kernel, bias])
 

@@ -90,6 +90,27 @@ class BackbonesTest(testing.TestCase):
                             source.get_layer(name).get_weights()):
                 np.testing.assert_array_equal(a, b)
 
+    def test_flow_weights_file_loads_without_conversion(self):
+        source = keras.applications.VGG16(weights=None, include_top=False,
+                                          input_shape=(32, 32, 4))
+        path = self.create_tempfile("flow.weights.h5").full_path
+        source.save_weights(path)
+        flow = backbones.build_vgg16(input_channels=4, image_size=32,
+                                     weights=path)
+        np.testing.assert_array_equal(
+            flow.get_layer("block1_conv1").get_weights()[0],
+            source.get_layer("block1_conv1").get_weights()[0])
+        with self.assertRaisesRegex(ValueError, "only RGB"):
+            backbones.build_vgg16(input_channels=6, image_size=32,
+                                  weights=path)
+
+    def test_foreign_weights_file_is_refused(self):
+        path = self.create_tempfile("other.weights.h5").full_path
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]) \
+            .save_weights(path)
+        with self.assertRaisesRegex(ValueError, "does not look like"):
+            backbones.build_vgg16(image_size=32, weights=path)
+
     def test_missing_weights_file_is_named(self):
         with self.assertRaisesRegex(ValueError, "no file at '/nonexistent"):
             backbones.build_vgg16(image_size=32, weights="/nonexistent.h5")
