@@ -125,8 +125,9 @@ def _parse_gin(args):
         from avlad_tf.data import video_input  # noqa: F401  (registers)
 
         # The training config binds train / build_model too; skip those.
-        gin.parse_config_files_and_bindings(files, args.gin_bindings,
-                                            skip_unknown=True)
+        gin.parse_config_files_and_bindings(
+            files, args.gin_bindings, finalize_config=False,
+            skip_unknown=True)
 
 
 def run(args):

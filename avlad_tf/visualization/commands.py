@@ -89,19 +89,17 @@ def top_words(*, model_path, out, video_id=None, class_name=None, top=5,
         `(path, contributions [K], class index)`.
     """
     model = inference.load_model(model_path)
+    kernel, _ = inference.classifier_weights(model)
+    names = class_names(workdir=workdir, data_dir=data.get("data_dir"),
+                        num_classes=kernel.shape[1])
+    if class_name is not None and class_name not in names:
+        raise ValueError(f"unknown class {class_name!r}; classes: {names}")
     result = inference.endpoints(
         model, num_videos=1, video_ids=[video_id] if video_id else None,
         **data)
     frames, assignments = _checked_assignments(result)
-    kernel, _ = inference.classifier_weights(model)
-    names = class_names(workdir=workdir, data_dir=data.get("data_dir"),
-                        num_classes=kernel.shape[1])
-    if class_name is None:
-        class_index = int(np.argmax(result["logits"][0]))
-    elif class_name in names:
-        class_index = names.index(class_name)
-    else:
-        raise ValueError(f"unknown class {class_name!r}; classes: {names}")
+    class_index = names.index(class_name) if class_name else \
+        int(np.argmax(result["logits"][0]))
     contributions = assign_lib.cluster_contributions(
         result["descriptor"][0], kernel, class_index=class_index,
         num_clusters=inference.num_clusters(model))

@@ -45,6 +45,14 @@ def plot_action_words(frames, assignments, video_ids, clusters, path, *,
     for row, cluster in enumerate(clusters):
         best, counts = assign_lib.best_frames(assignments, cluster)
         order = np.argsort(-counts, kind="stable")[:num_examples]
+        order = order[counts[order] > 0]
+        if not order.size:  # a dead word: say so instead of empty frames
+            ax = fig.add_subplot(len(clusters), 1, row + 1)
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"word {cluster}: no region of these "
+                    f"{frames.shape[0]} videos is assigned to it",
+                    ha="center", va="center", fontsize=9)
+            continue
         for col, video in enumerate(order):
             ax = fig.add_subplot(len(clusters), num_examples,
                                  row * num_examples + col + 1)
@@ -123,6 +131,9 @@ def plot_top_words(frames, assignments, contributions, path, *,
                   for k in range(num_clusters)]
     ax.bar(np.arange(num_clusters), contributions, color=bar_colors)
     ax.axhline(0.0, color="black", linewidth=0.5)
+    if num_clusters <= 64:
+        ax.set_xticks(np.arange(num_clusters))
+        ax.tick_params(axis="x", labelsize=6 if num_clusters > 16 else 8)
     ax.set_xlabel("action word", fontsize=8)
     ax.set_ylabel("contribution", fontsize=8)
     ax.set_title(f"{video_id}: contribution of each word to "

@@ -23,7 +23,7 @@ def load_model(path):
 
     # Importing registers avlad_tf's serialisable layers with Keras.
     from avlad_tf import layers  # noqa: F401
-    from avlad_tf import models  # noqa: F401
+    from avlad_tf.models import action_vlad  # noqa: F401
 
     return keras.saving.load_model(path)
 
@@ -57,7 +57,7 @@ def _dataset(model, *, data_dir, split, batch_size, num_frames):
     return video_input.make_dataset(**kwargs), tuple(specs)
 
 
-def run_model(model, outputs_model, *, data_dir, split, num_videos,
+def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
               video_ids=None, batch_size=2, num_frames=None):
     """Runs `outputs_model` over the first videos of a split.
 
@@ -142,5 +142,7 @@ def classifier_weights(model):
 
 
 def num_clusters(model):
-    """K of the model's `netvlad` layer."""
-    return int(model.get_layer("netvlad").num_clusters)
+    """K of the model's NetVLAD pooling layer."""
+    from avlad_tf.models import action_vlad
+
+    return int(action_vlad.pooling_layer(model).num_clusters)
