@@ -1,0 +1,194 @@
+"""Top-5 action classes of video files, with a SavedModel from `avlad_tf.export`.
+
+  python -m avlad_tf.predict --model runs/toy/export a.mp4 b.avi [--json]
+
+Each video is decoded with OpenCV (any container / codec it reads) and
+resized to the stored frame size of the training data; frames are sampled
+with evaluation's rules (`avlad_tf.data.sampling`, the release's by default);
+TV-L1 flow is computed only for the frame pairs the sampled stacks use, and
+quantised as `data_prep` stores it. The SavedModel's `serving_default` does
+the rest (resize, crops, means, model, fusion).
+
+A video that cannot be read, or is too short for the model's flow stacks,
+gets an error line naming the file; the other videos are still processed and
+the exit code is 1.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf.data import sampling
+from avlad_tf.data import schema
+from data_prep import flow as flow_lib
+from data_prep import video_io
+
+CONFIG_ASSET = os.path.join("assets", "avlad_export.json")
+TOP_K = 5
+
+_MODEL = flags.DEFINE_string("model", None, "Export directory (SavedModel).")
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON document.")
+
+
+class VideoError(Exception):
+    """A video that decodes but cannot be used; the message says why."""
+
+
+def load_export(export_dir):
+    """Returns `(serving function, export config)` of an export directory.
+
+    Raises:
+        FileNotFoundError: if the directory is not an avlad_tf export.
+    """
+    config_path = os.path.join(export_dir, CONFIG_ASSET)
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(
+            f"{export_dir} is not an avlad_tf export: {config_path} is "
+            f"missing (write one with `python -m avlad_tf.export`).")
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    loaded = tf.saved_model.load(export_dir)
+    return loaded.signatures["serving_default"], config
+
+
+def min_frames(config):
+    """The fewest frames a video needs: L + 1 to form one flow stack."""
+    return config["flow_stack"] + 1 if "flow" in config["modalities"] else 1
+
+
+def sample_indices(num_frames, config):
+    """RGB `[T]` and flow `[T, L]` indices, as evaluation samples them."""
+    kwargs = dict(num_samples=config["num_frames"], training=False,
+                  sampling=config["sampling"])
+    if config["joint_sampling"]:
+        rgb, flow = sampling.joint_indices(
+            num_frames, flow_stack=config["flow_stack"], **kwargs)
+    else:
+        rgb = sampling.rgb_indices(num_frames, **kwargs)
+        flow = sampling.flow_indices(
+            num_frames, flow_stack=config["flow_stack"], **kwargs)
+    return np.asarray(rgb), np.asarray(flow)
+
+
+def stacked_flow(frames, flow_indices):
+    """Quantised flow stacks `[T, H, W, 2L]` (x1, y1, ..., xL, yL).
+
+    TV-L1 runs once per distinct flow frame j (frames j -> j + 1) that some
+    stack uses, not on every pair of the video.
+    """
+    needed = np.unique(flow_indices)
+    quantized = np.stack([
+        schema.quantize_flow(flow_lib.compute_flow(frames[j:j + 2])[0])
+        for j in needed])  # (J, H, W, 2)
+    stacks = quantized[np.searchsorted(needed, flow_indices)]  # (T, L, H, W, 2)
+    t, length, height, width, _ = stacks.shape
+    stacks = stacks.transpose(0, 2, 3, 1, 4)  # (T, H, W, L, 2)
+    return stacks.reshape(t, height, width, 2 * length)
+
+
+def prepare_inputs(path, config):
+    """Decodes, samples and computes flow for one video.
+
+    Returns:
+        `(inputs, timings)`: `{modality: uint8 [1, T, H, W, C]}` and seconds
+        spent in `decode` and `flow`.
+
+    Raises:
+        video_io.SourceError: the file is missing or unreadable.
+        VideoError: too few frames.
+    """
+    start = time.perf_counter()
+    frames = video_io.read_video(path, height=config["frame_height"],
+                                 width=config["frame_width"])  # BGR
+    decoded = time.perf_counter()
+    needed = min_frames(config)
+    if len(frames) < needed:
+        raise VideoError(
+            f"too short: {len(frames)} frame(s) decoded, but the model's "
+            f"{config['flow_stack']}-frame flow stacks need at least {needed}")
+    rgb_idx, flow_idx = sample_indices(len(frames), config)
+    inputs = {}
+    if "rgb" in config["modalities"]:
+        rgb = np.stack([frames[i] for i in rgb_idx])[..., ::-1]  # BGR -> RGB
+        inputs["rgb"] = np.ascontiguousarray(rgb)[None]
+    flow_start = time.perf_counter()
+    if "flow" in config["modalities"]:
+        inputs["flow"] = stacked_flow(frames, flow_idx)[None]
+    done = time.perf_counter()
+    return inputs, {"decode": decoded - start, "flow": done - flow_start}
+
+
+def top_k(probabilities, class_names, k=TOP_K):
+    """The `k` most probable classes as `[{"class", "probability"}]`."""
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [{"class": class_names[i], "probability": float(probabilities[i])}
+            for i in order]
+
+
+def predict_video(serve, config, path):
+    """Runs the whole chain on one video; returns a result dict.
+
+    Raises:
+        video_io.SourceError, VideoError: see `prepare_inputs`.
+    """
+    inputs, timings = prepare_inputs(path, config)
+    start = time.perf_counter()
+    outputs = serve(**{m: tf.constant(v) for m, v in inputs.items()})
+    probabilities = outputs["probabilities"].numpy()[0]
+    timings["model"] = time.perf_counter() - start
+    return {"video": path,
+            "top5": top_k(probabilities, config["class_names"]),
+            "seconds": timings}
+
+
+def predict_videos(export_dir, paths):
+    """Predicts every video; a failing one yields `{"video", "error"}`."""
+    serve, config = load_export(export_dir)
+    results = []
+    for path in paths:
+        try:
+            results.append(predict_video(serve, config, path))
+        except (video_io.SourceError, VideoError) as e:
+            results.append({"video": path, "error": str(e)})
+    return results
+
+
+def _print_text(results):
+    for result in results:
+        if "error" in result:
+            print(f"error: {result['video']}: {result['error']}",
+                  file=sys.stderr)
+            continue
+        print(result["video"])
+        for rank, entry in enumerate(result["top5"], start=1):
+            print(f"  {rank}. {entry['probability']:.4f}  {entry['class']}")
+
+
+def main(argv):
+    paths = argv[1:]
+    if not _MODEL.value:
+        raise app.UsageError("--model EXPORT_DIR is required.")
+    if not paths:
+        raise app.UsageError("Give at least one video file.")
+    results = predict_videos(_MODEL.value, paths)
+    if _JSON.value:
+        json.dump({"model": _MODEL.value, "results": results}, sys.stdout,
+                  indent=2)
+        print()
+        for result in results:
+            if "error" in result:
+                print(f"error: {result['video']}: {result['error']}",
+                      file=sys.stderr)
+    else:
+        _print_text(results)
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    app.run(main)
