@@ -38,8 +38,8 @@ def build_late_fusion(rgb_model, flow_model, *,
 
     Returns:
         A `keras.Model` with inputs `rgb` and `flow` and fused logits
-        `[B, C]`; the stream models are nested as `rgb_stream` and
-        `flow_stream`.
+        `[B, C]`; the stream models are nested, renamed in place to
+        `rgb_stream` and `flow_stream`.
 
     Raises:
         ValueError: on missing inputs or mismatched class counts.

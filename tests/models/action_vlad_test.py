@@ -165,6 +165,15 @@ class BuildModelTest(testing.TestCase):
         model = tiny_model(modality="flow")
         self.assert_keras_file_round_trip(model, video_inputs(model))
 
+    def test_mixed_precision(self):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        model = tiny_model()
+        self.assertEqual(model.get_layer("rgb_backbone").layers[-1]
+                         .compute_dtype, "float16")
+        logits = model(video_inputs(model))
+        self.assertEqual(logits.dtype, "float32")
+        self.assertTrue(np.all(np.isfinite(numpy(logits))))
+
     def test_variable_number_of_frames(self):
         model = tiny_model()
         self.assertEqual(tuple(model(video_inputs(model, 1, 5)).shape),

@@ -1,5 +1,7 @@
 """Tests of the per-frame backbones: layout, pre-ReLU endpoints, weights."""
 
+import warnings
+
 import keras
 import numpy as np
 from absl.testing import absltest
@@ -91,8 +93,10 @@ class BackbonesTest(testing.TestCase):
                 np.testing.assert_array_equal(a, b)
 
     def test_flow_weights_file_loads_without_conversion(self):
-        source = keras.applications.VGG16(weights=None, include_top=False,
-                                          input_shape=(32, 32, 4))
+        with warnings.catch_warnings():  # "expects 1 or 3 input channels"
+            warnings.simplefilter("ignore", UserWarning)
+            source = keras.applications.VGG16(
+                weights=None, include_top=False, input_shape=(32, 32, 4))
         path = self.create_tempfile("flow.weights.h5").full_path
         source.save_weights(path)
         flow = backbones.build_vgg16(input_channels=4, image_size=32,
