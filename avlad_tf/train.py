@@ -15,6 +15,8 @@ workdir gets `operative_config.gin` and `command.txt`. Restarting the same
 command resumes from the last checkpoint.
 """
 
+import contextlib
+import logging
 import os
 import shlex
 import sys
@@ -23,17 +25,32 @@ from absl import app
 from absl import flags
 import gin
 
-_GIN_FILE = flags.DEFINE_multi_string(
-    "gin_file", [], "gin config file (repeatable); relative names are also "
-    "looked up in the repository's gin/ directory.")
-_GIN_BINDINGS = flags.DEFINE_multi_string(
-    "gin_bindings", [], "gin binding, e.g. \"train_stream.batch_size = 2\" "
-    "(repeatable; applied after the files).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.",
-                               required=True)
-
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
+_SEARCH_PATHS = set()
+
+
+class _DropMissedLookups(logging.Filter):
+    """Hides gin's "Path not found" log lines.
+
+    gin tries each search-path prefix in turn (the working directory first)
+    and logs an ERROR for every prefix that misses, even when a later one
+    (our gin/ directory) holds the file.
+    """
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Path not found")
+
+
+@contextlib.contextmanager
+def _quiet_gin_lookups():
+    log_filter = _DropMissedLookups()
+    root = logging.getLogger()
+    root.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        root.removeFilter(log_filter)
 
 
 def parse_gin(gin_files, gin_bindings):
@@ -45,16 +62,35 @@ def parse_gin(gin_files, gin_bindings):
             f"`import gin` found {getattr(gin, '__path__', gin)}, not the "
             f"gin-config package; pip install gin-config==0.5.0.")
     from avlad_tf.training import loop  # noqa: F401  registers configurables
-    gin.add_config_file_search_path(GIN_DIR)
-    gin.parse_config_files_and_bindings(gin_files, gin_bindings,
-                                        skip_unknown=False)
+    if GIN_DIR not in _SEARCH_PATHS:
+        gin.add_config_file_search_path(GIN_DIR)
+        _SEARCH_PATHS.add(GIN_DIR)
+    with _quiet_gin_lookups():
+        gin.parse_config_files_and_bindings(gin_files, gin_bindings,
+                                            skip_unknown=False)
+
+
+def define_flags():
+    """The three flags. Defined only when run as a program, so that other
+    entry points (evaluate, export, ...) can import each other's libraries
+    without duplicate-flag errors."""
+    flags.DEFINE_multi_string(
+        "gin_file", [], "gin config file (repeatable); relative names are "
+        "also looked up in the repository's gin/ directory.")
+    flags.DEFINE_multi_string(
+        "gin_bindings", [], "gin binding, e.g. \"train_stream.batch_size = 2\" "
+        "(repeatable; applied after the files).")
+    flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    parse_gin(_GIN_FILE.value, _GIN_BINDINGS.value)
-    workdir = _WORKDIR.value
+    # Read every flag before parsing gin: gin imports other modules.
+    gin_files = list(flags.FLAGS.gin_file)
+    gin_bindings = list(flags.FLAGS.gin_bindings)
+    workdir = flags.FLAGS.workdir
+    parse_gin(gin_files, gin_bindings)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "command.txt"), "w") as f:
         f.write(shlex.join([sys.executable, "-m", "avlad_tf.train"]
@@ -66,4 +102,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

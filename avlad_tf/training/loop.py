@@ -46,7 +46,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
                  decay_steps=5000, decay_rate=0.1, adam_beta_1=0.9,
                  adam_beta_2=0.999, adam_epsilon=1e-4, clip_norm=5.0,
                  batch_size=4, accumulation_steps=4, jit_compile=True,
-                 distribute=False, checkpoint_every=500, max_to_keep=3,
+                 distribute=False, devices=None, checkpoint_every=500, max_to_keep=3,
                  log_every=10, assignments_every=500, kmeans_batch_size=16,
                  seed=0, step_callback=None):
     """Trains one stream through both stages; returns the trained model.
@@ -68,8 +68,9 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
         accumulation_steps: sub-batches per update; the effective batch is
             batch_size x replicas x accumulation_steps (release: 16).
         jit_compile: XLA for the gradient computation.
-        distribute: train under `tf.distribute.MirroredStrategy` on all
-            visible GPUs (each replica takes `batch_size` videos).
+        distribute: train under `tf.distribute.MirroredStrategy` (each
+            replica takes `batch_size` videos of every sub-batch).
+        devices: the strategy's devices; None means all visible GPUs.
         checkpoint_every: updates between checkpoints (and at stage ends).
         max_to_keep: checkpoints kept per stage.
         log_every: updates between scalar summaries.
@@ -94,7 +95,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
 
     # ---- Model -----------------------------------------------------------
     keras.utils.set_random_seed(seed)
-    strategy = (tf.distribute.MirroredStrategy() if distribute
+    strategy = (tf.distribute.MirroredStrategy(devices) if distribute
                 else tf.distribute.get_strategy())
     with strategy.scope():
         model = build_model_fn(num_classes=int(info["num_classes"]),
@@ -189,7 +190,7 @@ def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
 
 @gin.configurable
 def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
-          prepare_toy_dataset=False, evaluate_split=None, eval_num_crops=1,
+          prepare_toy_dataset=False, evaluate_split=None,
           fuse_weights=None, export=False,
           make_dataset_fn=video_input.make_dataset,
           build_model_fn=action_vlad.build_model, step_callback=None):
@@ -205,8 +206,9 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
             or `('fused',)` (concat / early fusion model).
         prepare_toy_dataset: generate and prepare the embedded toy dataset in
             `data_dir` first if it is missing (`data_prep.toy`).
-        evaluate_split: if set, evaluate each stream on this split afterwards.
-        eval_num_crops: crops per frame for that evaluation (1 or 5).
+        evaluate_split: if set, evaluate each stream on this split afterwards
+            (`avlad_tf.evaluate.evaluate` in the stream's gin scope, so
+            `flow/evaluate.num_crops = 5` sets the flow crops).
         fuse_weights: one weight per stream for late fusion of the raw
             logits (release: RGB 1, flow 2); needs `evaluate_split`.
         export: write a SavedModel with `avlad_tf.export.export`.
@@ -239,8 +241,7 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
         for stream in streams:
             with gin.config_scope(stream):
                 outcome[stream] = results.evaluate_stream(
-                    workdir=workdir, stream=stream, split=evaluate_split,
-                    num_crops=eval_num_crops)
+                    workdir=workdir, stream=stream, split=evaluate_split)
         fused = None
         if fuse_weights is not None:
             fusion = results.fuse(

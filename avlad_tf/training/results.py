@@ -28,12 +28,15 @@ def _contract_function(module_name, function_name):
     return function
 
 
-def evaluate_stream(*, workdir, stream, split, num_crops):
-    """Runs `avlad_tf.evaluate.evaluate`; returns its metrics dict."""
+def evaluate_stream(*, workdir, stream, split):
+    """Runs `avlad_tf.evaluate.evaluate`; returns its metrics dict.
+
+    Crops and batch size come from `evaluate`'s own bindings, in the stream's
+    gin scope (e.g. `flow/evaluate.num_crops = 5`, as the release).
+    """
     evaluate = _contract_function("avlad_tf.evaluate", "evaluate")
-    logging.info("Evaluating %s on %s (%d crop)", stream, split, num_crops)
-    return evaluate(workdir=workdir, stream=stream, split=split,
-                    num_crops=num_crops)
+    logging.info("Evaluating %s on %s", stream, split)
+    return evaluate(workdir=workdir, stream=stream, split=split)
 
 
 def fuse(score_paths, weights):

@@ -1,0 +1,117 @@
+"""End-to-end run of `avlad_tf.training.loop.train` on tiny fake data."""
+
+import glob
+import json
+import os
+
+from absl.testing import absltest
+import gin
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf.data import video_input
+from avlad_tf.training import checkpointing
+from avlad_tf.training import loop
+from tests.training import tiny
+
+
+def read_checkpoint(path):
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name)
+            for name, _ in tf.train.list_variables(path)
+            if name.startswith("model_variables/")}
+
+
+def changed(before, after, layer):
+    keys = [k for k in before if k.startswith(f"model_variables/{layer}.S")]
+    assert keys, (layer, sorted(before))
+    return any(not np.array_equal(before[k], after[k]) for k in keys)
+
+
+class TrainSmokeTest(absltest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.data_dir = tiny.write_data(self.create_tempdir().full_path)
+        self.workdir = self.create_tempdir().full_path
+
+    def tearDown(self):
+        gin.clear_config()
+        super().tearDown()
+
+    def test_two_stages_write_the_workdir(self):
+        tiny.configure("train_stream.stage_steps = (3, 2)\n"
+                       "train_stream.checkpoint_every = 2")
+        loop.train(workdir=self.workdir, data_dir=self.data_dir)
+        stream = os.path.join(self.workdir, "rgb")
+        for path in ("labels.txt", "operative_config.gin", "rgb/model.keras",
+                     "rgb/centers.npy", "rgb/train_metrics.jsonl"):
+            self.assertTrue(os.path.exists(os.path.join(self.workdir, path)),
+                            path)
+        self.assertEqual(
+            open(os.path.join(self.workdir, "labels.txt")).read().split(),
+            ["class_00", "class_01", "class_02"])
+        self.assertIn("train_stream.stage_steps = (3, 2)",
+                      open(os.path.join(self.workdir,
+                                        "operative_config.gin")).read())
+        self.assertTrue(glob.glob(os.path.join(
+            self.workdir, "tensorboard", "rgb", "events.out.tfevents.*")))
+        records = [json.loads(line) for line in
+                   open(os.path.join(stream, "train_metrics.jsonl"))]
+        self.assertEqual([(r["stage"], r["step"]) for r in records],
+                         [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)])
+        self.assertEqual([r["global_step"] for r in records], [1, 2, 3, 4, 5])
+        # Each stage restarts its own schedule at its base learning rate.
+        self.assertAlmostEqual(records[0]["learning_rate"], 1e-2, places=6)
+        self.assertAlmostEqual(records[3]["learning_rate"], 1e-4, places=8)
+        for record in records:
+            self.assertTrue(np.isfinite(record["loss"]))
+            self.assertLessEqual(record["grad_norm"], 5.0 * 12)
+
+        # Stage 1 trains only the classifier; stage 2 also NetVLAD and conv5.
+        stage1 = checkpointing.stage_directory(self.workdir, "rgb", 1)
+        stage2 = checkpointing.stage_directory(self.workdir, "rgb", 2)
+        s1_first = read_checkpoint(os.path.join(stage1, "ckpt-2"))
+        s1_last = read_checkpoint(os.path.join(stage1, "ckpt-3"))
+        s2_last = read_checkpoint(os.path.join(stage2, "ckpt-2"))
+        self.assertTrue(changed(s1_first, s1_last, "logits"))
+        for frozen in ("netvlad", "block5_conv3", "block1_conv1"):
+            self.assertFalse(changed(s1_first, s1_last, frozen), frozen)
+        for trained in ("logits", "netvlad", "block5_conv3"):
+            self.assertTrue(changed(s1_last, s2_last, trained), trained)
+        for frozen in ("block1_conv1", "block4_conv3"):
+            self.assertFalse(changed(s1_last, s2_last, frozen), frozen)
+        # NetVLAD started from the saved k-means centres.
+        centers = np.load(os.path.join(stream, "centers.npy"))
+        np.testing.assert_array_equal(
+            s1_last["model_variables/netvlad.Scenters/.ATTRIBUTES/"
+                    "VARIABLE_VALUE"], centers)
+
+    def test_nan_loss_stops_and_names_the_last_good_checkpoint(self):
+        tiny.configure("train_stream.stage_steps = (4, 2)")
+
+        def poisoned(**kwargs):
+            dataset = video_input.make_dataset(**kwargs)
+            if not kwargs["training"]:
+                return dataset
+
+            # NaN labels from the 5th sub-batch on, i.e. in update 3 (two
+            # sub-batches per update): the cross-entropy becomes NaN.
+            def poison(index, batch):
+                features, labels = batch
+                return features, labels * tf.where(index >= 4, np.nan, 1.0)
+
+            return dataset.enumerate().map(poison)
+
+        with self.assertRaisesRegex(
+                checkpointing.NonFiniteLossError,
+                r"stage 1, update 3.*last good checkpoint is .*stage1/ckpt-2"):
+            loop.train(workdir=self.workdir, data_dir=self.data_dir,
+                       make_dataset_fn=poisoned)
+        stage1 = checkpointing.stage_directory(self.workdir, "rgb", 1)
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)),
+                         "ckpt-2")
+
+
+if __name__ == "__main__":
+    absltest.main()
