@@ -30,6 +30,7 @@ setuptools.setup(
         "tensorflow-datasets",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist"],
+        # jax: the test suite runs the model code on the JAX backend too.
+        "test": ["pytest", "pytest-xdist", "jax"],
     },
 )

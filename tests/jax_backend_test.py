@@ -1,0 +1,75 @@
+"""The model code runs unchanged on the JAX backend (KERAS_BACKEND=jax).
+
+The layers and models use keras.ops only, so the GPU machine (JAX, no
+TensorFlow) can run them under XLA. Each backend is a separate process because
+Keras picks its backend at import time; both must give the same numbers.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from absl.testing import absltest
+
+_SCRIPT = r"""
+import json, sys
+import numpy as np
+import keras
+from avlad_tf.layers import netvlad
+from avlad_tf.models import action_vlad
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(2, 3, 4, 4, 8)).astype("float32")
+layer = netvlad.NetVLAD(num_clusters=5)
+layer.build(x.shape)
+layer.set_centers(rng.normal(size=(5, 8)).astype("float32"))
+vlad, maps = layer(x, return_assignments=True)
+
+keras.utils.set_random_seed(1)
+model = action_vlad.build_model(num_classes=3, backbone="tiny",
+                                image_size=16, num_clusters=4, weights=None)
+frames = rng.normal(size=(2, 2, 16, 16, 3)).astype("float32")
+model.compile(optimizer="adam", loss="categorical_crossentropy",
+              jit_compile=True)
+loss = model.train_on_batch({"rgb": frames}, np.eye(3)[[0, 2]])
+print(json.dumps({
+    "backend": keras.backend.backend(),
+    "vlad": keras.ops.convert_to_numpy(vlad).tolist(),
+    "maps": keras.ops.convert_to_numpy(maps).tolist(),
+    "loss": float(np.asarray(loss).ravel()[0]),
+}))
+"""
+
+
+def run_backend(backend):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend == "jax":
+        # Prove that nothing on this path imports TensorFlow.
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.dirname(__file__) + "/no_tensorflow"]
+            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    result = subprocess.run([sys.executable, "-c", _SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode:
+        raise AssertionError(f"{backend} run failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class JaxBackendTest(absltest.TestCase):
+
+    def test_layer_and_model_match_tensorflow(self):
+        jax_out = run_backend("jax")
+        tf_out = run_backend("tensorflow")
+        self.assertEqual(jax_out["backend"], "jax")
+        self.assertEqual(tf_out["backend"], "tensorflow")
+        np.testing.assert_allclose(jax_out["vlad"], tf_out["vlad"],
+                                   atol=1e-5)
+        np.testing.assert_allclose(jax_out["maps"], tf_out["maps"],
+                                   atol=1e-5)
+        self.assertTrue(np.isfinite(jax_out["loss"]))
+
+
+if __name__ == "__main__":
+    absltest.main()
