@@ -7,6 +7,7 @@ Frames are uint8 RGB `[..., H, W, 3]` (`plotting.displayable_frames`).
 
 import math
 
+from matplotlib import ticker
 import numpy as np
 
 from avlad_tf.visualization import assignments as assign_lib
@@ -99,6 +100,7 @@ def plot_assignment_over_time(frames, assignments, clusters, path, *,
         share = assign_lib.word_cells(assignments, cluster).sum(axis=(1, 2))
         ax.plot(np.arange(num_frames), share / cells, color=colors[cluster],
                 marker=".", label=f"word {cluster}")
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel("frame", fontsize=8)
     ax.set_ylabel("share of cells", fontsize=8)
     ax.legend(fontsize=7, ncol=min(len(clusters), 6))

@@ -65,10 +65,15 @@ def displayable_frames(frames):
 
 
 def cluster_colors(num_clusters):
-    """`[K, 3]` uint8 distinct colours, one per action word."""
-    cmap = plt.get_cmap("tab20" if num_clusters <= 20 else "hsv")
+    """`[K, 3]` uint8 distinct colours, one per action word.
+
+    tab20's dark shades come first so that up to 10 words never share a hue.
+    """
     if num_clusters <= 20:
-        values = [cmap(k % 20)[:3] for k in range(num_clusters)]
+        cmap = plt.get_cmap("tab20")
+        order = list(range(0, 20, 2)) + list(range(1, 20, 2))
+        values = [cmap(order[k])[:3] for k in range(num_clusters)]
     else:
+        cmap = plt.get_cmap("hsv")
         values = [cmap(k / num_clusters)[:3] for k in range(num_clusters)]
     return np.round(np.array(values) * 255).astype(np.uint8)
