@@ -96,6 +96,20 @@ class ImportReleaseTest(absltest.TestCase):
                 num_classes=51)
         self.assertFalse(os.path.exists(output))
 
+    def test_rejects_bn_inception_and_non_actionvlad_checkpoints(self):
+        path = ckpts.write(os.path.join(self.dir, "charades.ckpt"), {
+            "stream0/InceptionV2_TSN/conv1/7x7_s2/Conv/weights": np.zeros(
+                (7, 7, 3, 4), np.float32)})
+        with self.assertRaisesRegex(ValueError, "BN-Inception"):
+            import_release.checkpoint_dims(path)
+        path = ckpts.write(os.path.join(self.dir, "two_stream.ckpt"), {
+            "vgg_16/conv1/conv1_1/weights": np.zeros((3, 3, 20, 4),
+                                                     np.float32)})
+        with self.assertRaisesRegex(
+                ValueError, r"not a VGG-16 ActionVLAD checkpoint for stream "
+                r"0: no \['NetVLAD/centers', 'classifier/logits/weights'\]"):
+            import_release.checkpoint_dims(path)
+
     def test_bundled_labels(self):
         hmdb = import_release.read_labels("hmdb51")
         self.assertLen(hmdb, 51)
