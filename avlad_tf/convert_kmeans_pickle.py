@@ -34,7 +34,10 @@ def main(argv):
         f"but use it only on the ActionVLAD authors' k-means files.")
     logging.warning(warning)
     print(warning, file=sys.stderr)
-    centers = kmeans_pickle.load_kmeans_centers(in_path)
+    try:
+        centers = kmeans_pickle.load_kmeans_centers(in_path)
+    except (OSError, ValueError, kmeans_pickle.UnsafePickleError) as error:
+        sys.exit(f"convert_kmeans_pickle: error: {error}")
     kmeans.save_centers(out_path, centers)
     print(f"wrote {out_path}: {centers.shape[0]} centres x "
           f"{centers.shape[1]} dims (float32)")

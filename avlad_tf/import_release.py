@@ -20,6 +20,7 @@ the release orders classes case-insensitively, Python's `sorted` does not).
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -221,7 +222,11 @@ def run(flag_values=flags.FLAGS):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run()
+    try:
+        run()
+    except (FileNotFoundError, ValueError) as error:
+        # The messages name the file and what is wrong; no traceback needed.
+        sys.exit(f"import_release: error: {error}")
 
 
 if __name__ == "__main__":
