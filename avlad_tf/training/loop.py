@@ -38,6 +38,23 @@ STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",),
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
 
 
+_STRATEGIES = {}
+
+
+def mirrored_strategy(devices=None):
+    """The process's `MirroredStrategy` over `devices` (None: all GPUs).
+
+    Created once and reused (e.g. by the flow stream after the RGB one): a
+    second MirroredStrategy over the same devices in one process reuses
+    collective instance keys and fails with "Shape mismatch in the
+    collective instance".
+    """
+    key = tuple(devices) if devices else None
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices)
+    return _STRATEGIES[key]
+
+
 @gin.configurable
 def train_stream(*, workdir, stream, data_dir, train_split="train",
                  make_dataset_fn=video_input.make_dataset,
@@ -95,7 +112,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
 
     # ---- Model -----------------------------------------------------------
     keras.utils.set_random_seed(seed)
-    strategy = (tf.distribute.MirroredStrategy(devices) if distribute
+    strategy = (mirrored_strategy(devices) if distribute
                 else tf.distribute.get_strategy())
     with strategy.scope():
         model = build_model_fn(num_classes=int(info["num_classes"]),
