@@ -1,0 +1,247 @@
+"""Per-video pixel preprocessing of the release (ORIGINAL_RELEASE.md Sec. 3).
+
+Every function takes one video, uint8 `[T, H, W, C]` (C = 3 for RGB, 2L for
+stacked flow), and works eagerly, in a `tf.function` (the SavedModel export
+reuses `preprocess_for_eval`) and inside `tf.data`.
+
+The release's pixel path, reproduced by default:
+
+1. convert uint8 to float in [0, 1] (TF's dtype conversion, x · 1/255),
+2. resize to `resize_to` (256×340) with the legacy TF1 bilinear kernel
+   (`align_corners=False`, no half-pixel centres),
+3. crop (training: random size and position, resized to `image_size`, random
+   horizontal flip; evaluation: fixed crops), multiply by 255,
+4. RGB: reverse channels to BGR and subtract [104, 117, 123]; flow: subtract
+   128 (x is not negated on a flip).
+
+One augmentation per video: a crop box and flip are drawn once
+(`random_crop_params`) and applied to every frame and to both streams.
+
+When frames are already stored at `resize_to` (as `data_prep` writes them),
+step 2 is the identity, so the crop is taken from the uint8 frames before
+conversion; this gives the same numbers and touches far fewer pixels.
+"""
+
+import tensorflow as tf
+
+# Caffe/VGG means in BGR order, as integers (`vgg_ucf_preprocessing.py:19-21`).
+RELEASE_BGR_MEANS = (104.0, 117.0, 123.0)
+# Keras' `imagenet_utils.preprocess_input(mode='caffe')` means, for the switch.
+KERAS_BGR_MEANS = (103.939, 116.779, 123.68)
+FLOW_MEAN = 128.0
+# Crop side ratios of the *output* size, drawn independently for h and w.
+SCALE_RATIOS = (1.0, 0.875, 0.75, 0.66)
+MODALITIES = ("rgb", "flow")
+
+
+def crop_sizes(image_size, scale_ratios=SCALE_RATIOS):
+    """⌊image_size · r⌋ for each ratio: (224, 196, 168, 147) at 224."""
+    return tuple(int(image_size * ratio) for ratio in scale_ratios)
+
+
+def eval_crop_offsets(*, resize_to, image_size, num_crops,
+                      release_crop_offsets=True):
+    """(top, left) of each evaluation crop, in the release's order.
+
+    At 256×340 / 224 the release uses (16, 60) for one crop and (0, 0),
+    (0, 115), (31, 0), (31, 115), (16, 60) for five (TL, TR, BL, BR, centre).
+    With slack dy = H − S, dx = W − S that is: corners one pixel short of
+    (dy, dx) and a "centre" at (dy // 2, dx // 2 + 2), which is how other sizes
+    are generalised. `release_crop_offsets=False` gives true corners and the
+    true centre (dy // 2, dx // 2) instead.
+
+    Raises:
+        ValueError: for `num_crops` other than 1 or 5, or a crop larger than
+            `resize_to`.
+    """
+    dy, dx = resize_to[0] - image_size, resize_to[1] - image_size
+    if dy < 0 or dx < 0:
+        raise ValueError(
+            f"image_size {image_size} does not fit in resize_to {resize_to}.")
+    if release_crop_offsets:
+        centre = (dy // 2, min(dx // 2 + 2, dx))
+        y1, x1 = max(dy - 1, 0), max(dx - 1, 0)
+    else:
+        centre = (dy // 2, dx // 2)
+        y1, x1 = dy, dx
+    if num_crops == 1:
+        return (centre,)
+    if num_crops == 5:
+        return ((0, 0), (0, x1), (y1, 0), (y1, x1), centre)
+    raise ValueError(f"num_crops must be 1 or 5. Received: {num_crops}")
+
+
+def resize(images, size, *, half_pixel_centers=False):
+    """Bilinear resize of `[N, H, W, C]` to `size`; legacy TF1 kernel by default."""
+    return tf.compat.v1.image.resize_bilinear(
+        images, size, align_corners=False,
+        half_pixel_centers=half_pixel_centers)
+
+
+def crop_and_scale(frames, boxes, *, resize_to, image_size, assemble=None,
+                   convert_before_resize=True, half_pixel_centers=False):
+    """Crops `boxes` out of a video resized to `resize_to`, each resized to S.
+
+    Args:
+        frames: uint8 `[T, H, W, C]`, or with `assemble` the distinct decoded
+            frames `[U, H, W, c]` of a video.
+        boxes: (top, left, height, width) in `resize_to` coordinates, Python
+            ints or int32 scalars.
+        assemble: optional; maps the cropped distinct frames `[U, N, h, w, c]`
+            (any dtype) to the video `[T, N, h, w, C]` (the reader repeats
+            frames and interleaves flow planes here, on crops, not frames).
+        resize_to, image_size, convert_before_resize, half_pixel_centers:
+            see `preprocess_for_eval`.
+
+    Returns:
+        float32 `[T, N, S, S, C]` on the release's 0..255 scale (0..65025 with
+        `convert_before_resize=False`, the original model's order, Sec. 11.2).
+    """
+    if frames.dtype != tf.uint8:
+        raise ValueError(f"frames must be uint8. Received: {frames.dtype}")
+    assemble = assemble or (lambda crops: crops)
+
+    def to_float(x):
+        if convert_before_resize:
+            return tf.image.convert_image_dtype(x, tf.float32)  # x · 1/255
+        return tf.cast(x, tf.float32)
+
+    def crops_of(video):
+        crops = [video[:, top:top + height, left:left + width, :]
+                 for top, left, height, width in boxes]
+        crops = assemble(tf.stack(crops, axis=1))  # [T, N, h, w, C]
+        if crops.dtype == tf.uint8:
+            crops = to_float(crops)
+        height, width = boxes[0][2], boxes[0][3]
+        if isinstance(height, int) and isinstance(width, int) and \
+                height == width == image_size:
+            return crops
+        shape = tf.shape(crops)
+        crops = resize(tf.reshape(crops, [-1, shape[2], shape[3], shape[4]]),
+                       [image_size, image_size],
+                       half_pixel_centers=half_pixel_centers)  # [T·N, S, S, C]
+        return tf.reshape(crops, [shape[0], shape[1], image_size, image_size,
+                                  shape[4]])
+
+    def from_resized():
+        return crops_of(resize(to_float(frames), list(resize_to),
+                               half_pixel_centers=half_pixel_centers))
+
+    height, width = frames.shape[1], frames.shape[2]
+    if height is not None and width is not None:
+        same = (height, width) == tuple(resize_to)
+        out = crops_of(frames) if same else from_resized()
+    else:
+        # Frames stored at `resize_to` (the usual case) skip the identity
+        # resize and are cropped while still uint8: same numbers, less work.
+        shape = tf.shape(frames)
+        same = tf.logical_and(tf.equal(shape[1], resize_to[0]),
+                              tf.equal(shape[2], resize_to[1]))
+        out = tf.cond(same, lambda: crops_of(frames), from_resized)
+    return out * 255.0
+
+
+def normalize(video, *, modality, bgr_means=RELEASE_BGR_MEANS):
+    """RGB → BGR minus `bgr_means`; flow minus 128 (Sec. 3, "Means")."""
+    if modality == "rgb":
+        return tf.reverse(video, axis=[-1]) - tf.constant(bgr_means, tf.float32)
+    if modality == "flow":
+        return video - FLOW_MEAN
+    raise ValueError(f"modality must be one of {MODALITIES}. Received: {modality!r}")
+
+
+def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
+                        resize_to=(256, 340), release_crop_offsets=True,
+                        bgr_means=RELEASE_BGR_MEANS, convert_before_resize=True,
+                        half_pixel_centers=False, assemble=None):
+    """Evaluation crops of one video, all crops of a frame together.
+
+    Args:
+        frames: uint8 `[T, H, W, C]`, RGB order for `modality='rgb'`, flow
+            channels x1, y1, ..., xL, yL for `modality='flow'`.
+        modality: `'rgb'` or `'flow'`.
+        num_crops: 1 (the release's (16, 60) crop) or 5.
+        image_size: S, the crop side.
+        resize_to: (H', W') every frame is resized to first.
+        release_crop_offsets, bgr_means, convert_before_resize,
+        half_pixel_centers: the parity switches (module docstring).
+        assemble: see `crop_and_scale` (used by the tf.data reader).
+
+    Returns:
+        float32 `[T · num_crops, S, S, C]`, frame-major (frame 0's crops, then
+        frame 1's, ...).
+    """
+    offsets = eval_crop_offsets(resize_to=resize_to, image_size=image_size,
+                                num_crops=num_crops,
+                                release_crop_offsets=release_crop_offsets)
+    boxes = [(top, left, image_size, image_size) for top, left in offsets]
+    crops = crop_and_scale(frames, boxes, resize_to=resize_to,
+                           image_size=image_size, assemble=assemble,
+                           convert_before_resize=convert_before_resize,
+                           half_pixel_centers=half_pixel_centers)
+    shape = tf.shape(crops)
+    crops = tf.reshape(crops, [-1, image_size, image_size, shape[4]])  # [T·N, S, S, C]
+    return normalize(crops, modality=modality, bgr_means=bgr_means)
+
+
+def random_crop_params(seed, *, resize_to=(256, 340), image_size=224,
+                       scale_ratios=SCALE_RATIOS):
+    """Draws one training crop and flip for a whole video (Sec. 3.1).
+
+    Height and width sides are drawn independently from
+    ⌊image_size · r⌋, r in `scale_ratios`; the position uniformly over all
+    valid offsets [0, H' − h] × [0, W' − w]; the flip with probability 0.5.
+
+    Args:
+        seed: int `[2]`, stateless seed (one per video).
+
+    Returns:
+        dict of int32 scalars `top`, `left`, `height`, `width` and bool `flip`.
+    """
+    sizes = crop_sizes(image_size, scale_ratios)
+    if max(sizes) > min(resize_to):
+        raise ValueError(
+            f"crop sizes {sizes} do not fit in resize_to {resize_to}.")
+    seeds = tf.random.experimental.stateless_split(
+        tf.cast(seed, tf.int64), num=5)
+
+    def uniform_int(i, maxval):
+        return tf.random.stateless_uniform(
+            [], seed=seeds[i], minval=0, maxval=maxval, dtype=tf.int32)
+
+    height = tf.gather(sizes, uniform_int(0, len(sizes)))
+    width = tf.gather(sizes, uniform_int(1, len(sizes)))
+    return {
+        "height": height,
+        "width": width,
+        "top": uniform_int(2, resize_to[0] - height + 1),
+        "left": uniform_int(3, resize_to[1] - width + 1),
+        "flip": tf.random.stateless_uniform([], seed=seeds[4]) < 0.5,
+    }
+
+
+def preprocess_for_train(frames, params, *, modality, image_size=224,
+                         resize_to=(256, 340), bgr_means=RELEASE_BGR_MEANS,
+                         convert_before_resize=True, half_pixel_centers=False,
+                         assemble=None):
+    """Applies one video's crop and flip (`random_crop_params`) to all frames.
+
+    Args:
+        frames: uint8 `[T, H, W, C]` (see `preprocess_for_eval`).
+        params: the dict from `random_crop_params`; pass the same dict for
+            both streams of a video.
+        modality, image_size, resize_to, bgr_means, convert_before_resize,
+        half_pixel_centers, assemble: as in `preprocess_for_eval`.
+
+    Returns:
+        float32 `[T, S, S, C]`.
+    """
+    box = (params["top"], params["left"], params["height"], params["width"])
+    crops = crop_and_scale(frames, [box], resize_to=resize_to,
+                           image_size=image_size, assemble=assemble,
+                           convert_before_resize=convert_before_resize,
+                           half_pixel_centers=half_pixel_centers)[:, 0]
+    # A horizontal flip only mirrors the planes: the release never negates x.
+    crops = tf.cond(params["flip"], lambda: tf.reverse(crops, axis=[2]),
+                    lambda: crops)
+    return normalize(crops, modality=modality, bgr_means=bgr_means)

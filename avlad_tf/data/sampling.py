@@ -1,0 +1,140 @@
+"""Which frames of a video are read (ORIGINAL_RELEASE.md Sec. 2).
+
+All indices are 0-based positions in a record's feature lists: RGB frame i
+is `rgb/encoded[i]` (the release's `image_{i+1:05d}.jpg`) and flow frame j is
+`flow/{x,y}/encoded[j]` (the release's `flow_?_{j+1:05d}.jpg`, computed from
+RGB frames j and j + 1). With n RGB frames there are n - 1 flow frames.
+
+The release's rules (`sampling='release'`, the default) are deterministic for
+T > 1, also during training:
+
+* RGB: stride ⌊(n − 1)/(T − 1)⌋, sample i reads frame i·stride. For n < T
+  the stride is 0 and every sample is frame 0.
+* Flow: stride ⌊(n − L)/T⌋ (T, not T − 1), sample i reads the L flow frames
+  i·stride + j, j = 0..L−1. For n < L + T the stride is 0.
+* Both streams from one record (the release's `rgb+flow` modality, Sec. 2.3):
+  RGB uses the flow stride so that the streams correspond.
+* T = 1: a uniformly random RGB frame in [0, n), or a random flow start in
+  [0, n − L − 1) (the release's exclusive upper bound; at least [0, 1)).
+
+`sampling='tsn'` is an opt-in alternative (not in the release): T equal
+segments, a random position inside each during training and the segment
+centre during evaluation.
+
+All functions take scalar tensors and work eagerly and inside `tf.data`;
+randomness is stateless, driven by an explicit `seed` of shape `[2]`.
+"""
+
+import tensorflow as tf
+
+SAMPLING_MODES = ("release", "tsn")
+
+
+def _check(num_frames, num_samples, flow_stack=None):
+    if num_samples < 1:
+        raise ValueError(f"num_frames (T) must be >= 1. Received: {num_samples}")
+    if flow_stack is not None and flow_stack < 1:
+        raise ValueError(f"flow_stack (L) must be >= 1. Received: {flow_stack}")
+    return tf.cast(num_frames, tf.int32)
+
+
+def rgb_stride(num_frames, num_samples):
+    """⌊(n − 1)/(T − 1)⌋ for T > 1 (0 when n < T)."""
+    n = _check(num_frames, num_samples)
+    return tf.maximum(n - 1, 0) // max(num_samples - 1, 1)
+
+
+def flow_stride(num_frames, num_samples, flow_stack):
+    """⌊(n − L)/T⌋ for T > 1, clamped at 0 for n < L."""
+    n = _check(num_frames, num_samples, flow_stack)
+    return tf.maximum(n - flow_stack, 0) // num_samples
+
+
+def _uniform(seed, maxval):
+    """One stateless integer in [0, maxval), maxval clamped to >= 1."""
+    return tf.random.stateless_uniform(
+        [], seed=seed, minval=0, maxval=tf.maximum(maxval, 1), dtype=tf.int32)
+
+
+def _tsn_starts(num_positions, num_samples, training, seed):
+    """T starts over `num_positions` valid positions, one per segment.
+
+    Segment i covers [i·P/T, (i+1)·P/T); training picks a uniform position in
+    it, evaluation its centre. For P < T segments overlap (repeat positions).
+    """
+    p = tf.cast(tf.maximum(num_positions, 1), tf.float32)
+    i = tf.range(num_samples, dtype=tf.float32)
+    length = p / num_samples
+    if training:
+        offset = tf.random.stateless_uniform([num_samples], seed=seed) * length
+    else:
+        offset = length / 2.0
+    starts = tf.cast(tf.floor(i * length + offset), tf.int32)
+    return tf.minimum(starts, tf.cast(p, tf.int32) - 1)
+
+
+def rgb_indices(num_frames, *, num_samples, training=False, seed=(0, 0),
+                sampling="release"):
+    """The T RGB frame indices of a video with `num_frames` frames.
+
+    Args:
+        num_frames: n, scalar int tensor.
+        num_samples: T.
+        training: only matters for `sampling='tsn'`.
+        seed: int `[2]` for the random rules (T = 1, TSN training).
+        sampling: `'release'` or `'tsn'`.
+
+    Returns:
+        int32 `[T]`.
+    """
+    n = _check(num_frames, num_samples)
+    if sampling == "tsn":
+        return _tsn_starts(n, num_samples, training, seed)
+    if sampling != "release":
+        raise ValueError(
+            f"sampling must be one of {SAMPLING_MODES}. Received: {sampling!r}")
+    if num_samples == 1:
+        return tf.reshape(_uniform(seed, n), [1])
+    return tf.range(num_samples, dtype=tf.int32) * rgb_stride(n, num_samples)
+
+
+def flow_indices(num_frames, *, num_samples, flow_stack, training=False,
+                 seed=(0, 0), sampling="release"):
+    """The flow frame indices of a video with `num_frames` RGB frames.
+
+    Args:
+        num_frames: n (RGB frames; the record holds n − 1 flow frames).
+        num_samples: T.
+        flow_stack: L, consecutive flow frames stacked per sample.
+        training, seed, sampling: as in `rgb_indices`.
+
+    Returns:
+        int32 `[T, L]`: row i holds sample i's stack, start + 0..L−1.
+    """
+    n = _check(num_frames, num_samples, flow_stack)
+    if sampling == "tsn":
+        starts = _tsn_starts(n - flow_stack, num_samples, training, seed)
+    elif sampling != "release":
+        raise ValueError(
+            f"sampling must be one of {SAMPLING_MODES}. Received: {sampling!r}")
+    elif num_samples == 1:
+        starts = tf.reshape(_uniform(seed, n - flow_stack - 1), [1])
+    else:
+        starts = (tf.range(num_samples, dtype=tf.int32)
+                  * flow_stride(n, num_samples, flow_stack))
+    return starts[:, None] + tf.range(flow_stack, dtype=tf.int32)[None, :]
+
+
+def joint_indices(num_frames, *, num_samples, flow_stack, training=False,
+                  seed=(0, 0), sampling="release"):
+    """RGB `[T]` and flow `[T, L]` indices when both streams share a record.
+
+    With the release's rules RGB uses the flow stride ⌊(n − L)/T⌋ (Sec. 2.3),
+    so RGB frame i·stride is the first frame of flow stack i; with T = 1 the
+    same random start serves both streams. TSN sampling uses the flow
+    segments for both streams, for the same reason.
+    """
+    flow = flow_indices(num_frames, num_samples=num_samples,
+                        flow_stack=flow_stack, training=training, seed=seed,
+                        sampling=sampling)
+    return flow[:, 0], flow

@@ -1,0 +1,370 @@
+"""tf.data pipeline: prepared TFRecords → batches for `model.fit` / evaluation.
+
+Follows the release's reader (ORIGINAL_RELEASE.md Sec. 2-3): T = 25 frames
+sampled by `sampling`, L = 10 stacked flow frames interleaved x1, y1, ...,
+one crop/flip per video shared by all frames and both streams, RGB as BGR
+minus [104, 117, 123], flow minus 128, 1 or 5 evaluation crops folded
+frame-major into the bag: `[B, T · crops, S, S, C]`.
+
+Pipeline (why each step is where it is):
+
+    shard list (sorted; training: seeded shuffle, repeat)
+    → per-shard reader that counts records against the manifest
+    → (training) shuffle serialized records          # cheap: still JPEG bytes
+    → enumerate                                       # per-video stateless seed
+    → map(decode, sample, decode only sampled JPEGs, augment), parallel, ordered
+    → batch (training: drop_remainder) → prefetch
+
+Record count check: each shard is read through `_read_shard`, which appends an
+end marker and runs a `scan` counter; reading more records than
+`metadata.json` lists fails at once, fewer fails at the marker. A corrupt
+shard raises `DataLossError` inside TFRecordDataset; the reader stops that
+shard there (`ignore_errors`) so the shortfall is reported by the count check
+with the shard's path, instead of an anonymous error or a silent loss.
+"""
+
+import os
+
+import gin
+import tensorflow as tf
+
+from avlad_tf.data import preprocessing
+from avlad_tf.data import sampling
+from avlad_tf.data import schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _require(condition, message, *data):
+    """An assertion whose error shows `message` and the tensors in `data`."""
+    return tf.debugging.Assert(condition, [message, *data], summarize=32)
+
+
+def _check_split(metadata, data_dir, split):
+    """Sorted shard paths and counts of `split`, checked against the disk."""
+    path = os.path.join(data_dir, schema.METADATA_FILE)
+    splits = metadata.get("splits", {})
+    if split not in splits:
+        raise ValueError(
+            f"{path}: no split {split!r}; available: {sorted(splits)}.")
+    shards = sorted(splits[split]["shards"], key=lambda shard: shard["file"])
+    total = sum(int(shard["num_records"]) for shard in shards)
+    if total != splits[split]["num_records"]:
+        raise ValueError(
+            f"{path}: split {split!r} lists {splits[split]['num_records']} "
+            f"records but its shards add up to {total}.")
+    files = [os.path.join(data_dir, shard["file"]) for shard in shards]
+    missing = [f for f in files if not tf.io.gfile.exists(f)]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} lists shards that do not exist: {missing}.")
+    return files, [int(shard["num_records"]) for shard in shards]
+
+
+def dataset_info(data_dir):
+    """Reads and checks a prepared dataset's metadata.
+
+    Checks the schema version and flow settings (`schema.read_metadata`), the
+    label map and, for every split, that the shards exist and their counts
+    add up.
+
+    Returns:
+        The metadata dict: `num_classes`, `labels`, `multi_label`, `splits`...
+
+    Raises:
+        FileNotFoundError, ValueError: naming the file and what is wrong.
+    """
+    metadata = schema.read_metadata(data_dir)
+    labels = metadata.get("labels", [])
+    if len(labels) != metadata.get("num_classes"):
+        raise ValueError(
+            f"{os.path.join(data_dir, schema.METADATA_FILE)}: num_classes is "
+            f"{metadata.get('num_classes')} but {len(labels)} labels are listed.")
+    for split in metadata.get("splits", {}):
+        _check_split(metadata, data_dir, split)
+    return metadata
+
+
+def _read_shard(path, expected):
+    """The records of one shard; fails naming it if the count is off."""
+    records = tf.data.TFRecordDataset(path).ignore_errors()
+    marked = records.map(lambda r: (r, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def count(n, element):
+        record, is_end = element
+        return n + tf.cast(~is_end, tf.int64), (record, is_end, n)
+
+    def check(record, is_end, n):
+        ok = tf.where(is_end, tf.equal(n, expected), n < expected)
+        message = tf.strings.format(
+            "Shard {}: metadata.json lists {} records but {} were read "
+            "(more, or the file is truncated/corrupt: a DataLossError stops "
+            "reading at the damage). Re-run data preparation.",
+            [path, expected, tf.where(is_end, n, n + 1)])
+        with tf.control_dependencies([_require(ok, message)]):
+            return tf.identity(record), is_end
+
+    checked = marked.scan(tf.constant(0, tf.int64), count).map(check)
+    return checked.filter(lambda r, is_end: ~is_end).map(lambda r, _: r)
+
+
+def decode(serialized):
+    """Parses one record (no JPEG decoding) and checks its frame counts.
+
+    Returns:
+        The dict of `schema.parse_sequence_example`.
+    """
+    example = schema.parse_sequence_example(serialized)
+    n = example[schema.NUM_FRAMES_KEY]
+    video_id = example[schema.VIDEO_ID_KEY]
+    num_rgb = tf.size(example[schema.RGB_KEY], tf.int64)
+    num_x = tf.size(example[schema.FLOW_X_KEY], tf.int64)
+    num_y = tf.size(example[schema.FLOW_Y_KEY], tf.int64)
+    checks = [
+        _require(tf.equal(num_rgb, n), "video/num_frames differs from the "
+                 "number of RGB frames in video", video_id, n, num_rgb),
+        _require(tf.equal(num_x, tf.maximum(n - 1, 0)) & tf.equal(num_y, num_x),
+                 "n RGB frames need n - 1 flow frames per direction; video",
+                 video_id, n, num_x, num_y),
+    ]
+    with tf.control_dependencies(checks):
+        return {key: tf.identity(value) for key, value in example.items()}
+
+
+def _decode_distinct(encoded_lists, indices, channels):
+    """Decodes each distinct frame of `indices` once, from each list.
+
+    Stacks overlap (stride < L) and short videos repeat frames, so decoding
+    distinct indices only saves work without changing any pixel.
+
+    Returns:
+        uint8 `[len(encoded_lists) · U, H, W, channels]` (list-major), the
+        int32 position in 0..U−1 of each flattened index, and U.
+    """
+    unique, position = tf.unique(tf.reshape(indices, [-1]))
+    jpegs = tf.concat([tf.gather(encoded, unique) for encoded in encoded_lists],
+                      axis=0)
+    images = tf.map_fn(
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=channels), jpegs,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+    return images, position, tf.size(unique)
+
+
+def _rgb_source(example, indices):
+    """Distinct RGB frames and the `assemble` that orders their crops."""
+    frames, position, _ = _decode_distinct([example[schema.RGB_KEY]], indices, 3)
+    return frames, lambda crops: tf.gather(crops, position)  # [T, N, h, w, 3]
+
+
+def _flow_source(example, indices):
+    """Distinct flow planes and the `assemble` that stacks their crops.
+
+    Channels come out interleaved x1, y1, ..., xL, yL (Sec. 2.2).
+    """
+    num_samples, flow_stack = indices.shape
+    planes, position, num_unique = _decode_distinct(
+        [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], indices, 1)
+    # Sample t, stack slot l, direction d is plane d·U + position[t·L + l].
+    order = tf.reshape(tf.stack([position, position + num_unique], axis=-1),
+                       [-1])  # [T·L·2]
+
+    def assemble(crops):  # [2U, N, h, w, 1]
+        picked = tf.gather(crops[..., 0], order)  # [T·L·2, N, h, w]
+        shape = tf.shape(picked)
+        # (L, 2) and (N, h, w) are contiguous, so one batched 2-D transpose
+        # interleaves the channels (much faster than a 6-D transpose).
+        picked = tf.reshape(picked, [num_samples, 2 * flow_stack, -1])  # [T, 2L, N·h·w]
+        picked = tf.transpose(picked, [0, 2, 1])  # [T, N·h·w, 2L]
+        return tf.reshape(picked, [num_samples, shape[1], shape[2], shape[3],
+                                   2 * flow_stack])  # [T, N, h, w, 2L]
+
+    return planes, assemble
+
+
+def _labels(example, num_classes, multi_label):
+    """One-hot (or multi-hot) float32 `[C]`; fails on out-of-range labels."""
+    indices = example[schema.LABEL_INDEX_KEY]
+    video_id = example[schema.VIDEO_ID_KEY]
+    in_range = tf.reduce_all((indices >= 0) & (indices < num_classes))
+    checks = [_require(in_range, f"label index outside [0, {num_classes}) in "
+                       "video", video_id, indices)]
+    if not multi_label:
+        checks.append(_require(
+            tf.equal(tf.size(indices), 1), "single-label data needs exactly "
+            "one label per video; video", video_id, indices))
+    with tf.control_dependencies(checks):
+        hot = tf.one_hot(indices, num_classes, dtype=tf.float32)
+    return tf.minimum(tf.reduce_sum(hot, axis=0), 1.0)
+
+
+def sample_and_augment(example, *, seed, modalities=("rgb",), training,
+                       num_classes, multi_label=False, num_frames=25,
+                       flow_stack=10, num_crops=1, image_size=224,
+                       resize_to=(256, 340), sampling_mode="release",
+                       joint_sampling="shared", **pixel_options):
+    """Samples, decodes and preprocesses one parsed video (see `decode`).
+
+    Args:
+        example: the dict from `decode`.
+        seed: int `[2]`, this video's stateless seed.
+        modalities: subset of ('rgb', 'flow').
+        training: random crop + flip (else `num_crops` fixed crops).
+        num_classes, multi_label: label encoding.
+        num_frames, flow_stack: T and L.
+        num_crops, image_size, resize_to: see `preprocessing`.
+        sampling_mode: 'release' or 'tsn' (`sampling` module).
+        joint_sampling: with both streams, 'shared' (the release's rgb+flow
+            rule: RGB frames at the flow stride) or 'independent' (each stream
+            its own single-stream rule).
+        **pixel_options: `scale_ratios` (training) and the parity switches
+            `bgr_means`, `release_crop_offsets` (evaluation),
+            `convert_before_resize`, `half_pixel_centers`.
+
+    Returns:
+        `(features, label)`: `features[m]` float32 `[T · crops, S, S, C]`.
+    """
+    seed = tf.cast(seed, tf.int64)
+    sample_seed, crop_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=2))
+    n = example[schema.NUM_FRAMES_KEY]
+    video_id = example[schema.VIDEO_ID_KEY]
+    # Fail on a video too short for the stack before any index is gathered.
+    least = flow_stack + 1 if "flow" in modalities else 1
+    with tf.control_dependencies([_require(
+            n >= least, f"fewer than {least} frames (a flow stack of "
+            f"{flow_stack} needs {flow_stack} + 1) in video", video_id, n)]):
+        n = tf.identity(n)
+    rules = dict(num_samples=num_frames, training=training, seed=sample_seed,
+                 sampling=sampling_mode)
+    indices = {}
+    if "flow" in modalities:
+        indices["flow"] = sampling.flow_indices(n, flow_stack=flow_stack, **rules)
+    if "rgb" in modalities:
+        if "flow" in modalities and joint_sampling == "shared":
+            indices["rgb"] = indices["flow"][:, 0]
+        elif joint_sampling in ("shared", "independent"):
+            indices["rgb"] = sampling.rgb_indices(n, **rules)
+        else:
+            raise ValueError("joint_sampling must be 'shared' or "
+                             f"'independent'. Received: {joint_sampling!r}")
+    scale_ratios = pixel_options.pop("scale_ratios", preprocessing.SCALE_RATIOS)
+    release_crop_offsets = pixel_options.pop("release_crop_offsets", True)
+    if training:
+        params = preprocessing.random_crop_params(
+            crop_seed, resize_to=resize_to, image_size=image_size,
+            scale_ratios=scale_ratios)
+    features = {}
+    for modality in modalities:
+        source = _rgb_source if modality == "rgb" else _flow_source
+        frames, assemble = source(example, indices[modality])
+        if training:
+            video = preprocessing.preprocess_for_train(
+                frames, params, modality=modality, image_size=image_size,
+                resize_to=resize_to, assemble=assemble, **pixel_options)
+        else:
+            video = preprocessing.preprocess_for_eval(
+                frames, modality=modality, num_crops=num_crops,
+                image_size=image_size, resize_to=resize_to, assemble=assemble,
+                release_crop_offsets=release_crop_offsets, **pixel_options)
+        channels = 3 if modality == "rgb" else 2 * flow_stack
+        video.set_shape([num_frames * (1 if training else num_crops),
+                         image_size, image_size, channels])
+        features[modality] = video
+    return features, _labels(example, num_classes, multi_label)
+
+
+@gin.configurable
+def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
+                 batch_size, num_frames=25, flow_stack=10, num_crops=1,
+                 image_size=224, resize_to=(256, 340), seed=0, with_ids=False,
+                 sampling_mode="release", joint_sampling="shared",
+                 shuffle_buffer=64, cycle_length=4,
+                 scale_ratios=preprocessing.SCALE_RATIOS,
+                 bgr_means=preprocessing.RELEASE_BGR_MEANS,
+                 release_crop_offsets=True, convert_before_resize=True,
+                 half_pixel_centers=False):
+    """Batches of preprocessed videos from a prepared dataset.
+
+    Args:
+        data_dir: the prepared dataset (`metadata.json` and shards).
+        split: e.g. 'train_split1' (see `metadata.json`).
+        training: seeded shuffling, repeat, random crop/flip, drop_remainder;
+            otherwise one deterministic pass in sorted shard order.
+        modalities: ('rgb',), ('flow',) or ('rgb', 'flow') from one record,
+            with the same crop and flip.
+        batch_size: videos per batch.
+        num_frames: T; flow_stack: L; num_crops: 1 or 5 (evaluation only);
+        image_size: S; resize_to: frame size before cropping.
+        seed: shuffling, T = 1 / TSN sampling and crop seeds derive from it.
+        with_ids: add `features['video_id']` (string `[B]`).
+        sampling_mode: 'release' (deterministic strides) or 'tsn'.
+        joint_sampling: see `sample_and_augment`.
+        shuffle_buffer: records (still JPEG bytes) in the shuffle buffer.
+        cycle_length: shards read concurrently during training.
+        scale_ratios: training crop side ratios of `image_size`.
+        bgr_means, release_crop_offsets, convert_before_resize,
+        half_pixel_centers: parity switches; defaults are the release's.
+
+    Returns:
+        `tf.data.Dataset` of `(features, labels)`: `features['rgb']` float32
+        `[B, T·crops, S, S, 3]`, `features['flow']` `[B, T·crops, S, S, 2L]`,
+        labels float32 `[B, C]`.
+
+    Raises:
+        ValueError, FileNotFoundError: on bad arguments or metadata. While
+        iterating, `InvalidArgumentError` names a shard whose record count
+        differs from the manifest (including corruption) or a bad video.
+    """
+    modalities = tuple(modalities)
+    if not modalities or len(set(modalities)) != len(modalities) or \
+            not set(modalities) <= set(preprocessing.MODALITIES):
+        raise ValueError("modalities must be distinct values of "
+                         f"{preprocessing.MODALITIES}. Received: {modalities}")
+    if training and num_crops != 1:
+        raise ValueError(f"training uses one random crop. Received: num_crops={num_crops}")
+    preprocessing.eval_crop_offsets(resize_to=resize_to, image_size=image_size,
+                                    num_crops=num_crops)  # validates early
+    metadata = dataset_info(data_dir)
+    files, counts = _check_split(metadata, data_dir, split)
+
+    shards = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files), tf.constant(counts, tf.int64)))
+    if training:
+        # New shard order each epoch, but the same sequence for the same seed.
+        shards = shards.shuffle(len(files), seed=seed,
+                                reshuffle_each_iteration=True).repeat()
+        records = shards.interleave(
+            _read_shard, cycle_length=min(cycle_length, len(files)),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+        # Shuffle serialized records: cheap, before any JPEG is decoded.
+        records = records.shuffle(shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
+    else:
+        records = shards.flat_map(_read_shard)  # sorted shards, file order
+
+    def parse(index, serialized):
+        # A stateless per-video seed: results do not depend on thread timing.
+        video_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        example = decode(serialized)
+        features, labels = sample_and_augment(
+            example, seed=video_seed, modalities=modalities, training=training,
+            num_classes=metadata["num_classes"],
+            multi_label=bool(metadata.get("multi_label", False)),
+            num_frames=num_frames, flow_stack=flow_stack, num_crops=num_crops,
+            image_size=image_size, resize_to=tuple(resize_to),
+            sampling_mode=sampling_mode, joint_sampling=joint_sampling,
+            scale_ratios=tuple(scale_ratios), bgr_means=tuple(bgr_means),
+            release_crop_offsets=release_crop_offsets,
+            convert_before_resize=convert_before_resize,
+            half_pixel_centers=half_pixel_centers)
+        if with_ids:
+            features["video_id"] = example[schema.VIDEO_ID_KEY]
+        return features, labels
+
+    dataset = records.enumerate().map(parse, num_parallel_calls=AUTOTUNE,
+                                      deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(AUTOTUNE)

@@ -1,0 +1,156 @@
+"""Input pipeline speed against a decode-only reference, in one run.
+
+    python bench/input_pipeline.py [--data_dir=DIR --split=S] [--videos=16]
+
+Without `--data_dir` it writes synthetic records at 256×340 (textured frames,
+about the JPEG size of real frames) to a temporary directory. For each
+modality (rgb, flow, rgb+flow) and mode (training batches, 1-crop and 5-crop
+evaluation batches) it measures videos/s of `video_input.make_dataset`, and
+of a reference that parses the same records, computes the same frame
+indices and decodes the same JPEGs (each distinct sampled frame once) and
+nothing else, with the same parallel map, batch and prefetch. It prints the
+ratio pipeline / reference; the target is at least 0.7. Runs alternate and
+the best of `--repeats` is kept for each, to damp noise from other processes.
+"""
+
+import os
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf.data import sampling
+from avlad_tf.data import schema
+from avlad_tf.data import video_input
+
+flags.DEFINE_string("data_dir", None, "prepared dataset; synthetic if unset")
+flags.DEFINE_string("split", "train", "split to read")
+flags.DEFINE_integer("videos", 16, "synthetic videos to write")
+flags.DEFINE_integer("frames", 186, "frames per synthetic video (UCF101 mean)")
+flags.DEFINE_integer("batch_size", 4, "videos per batch")
+flags.DEFINE_integer("batches", 8, "batches timed per run")
+flags.DEFINE_integer("repeats", 2, "runs of each measurement (best kept)")
+FLAGS = flags.FLAGS
+
+
+def _texture(rng, height, width, channels):
+    """Smooth noise plus detail: JPEG sizes like real frames (~20 kB RGB)."""
+    coarse = rng.uniform(0, 255, (height // 16 + 1, width // 16 + 1, channels))
+    image = tf.image.resize(coarse[None], [height, width], "bicubic")[0].numpy()
+    image += rng.normal(0, 12, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_synthetic(data_dir, *, num_videos, num_frames, seed=0):
+    """Writes `num_videos` textured videos at 256×340 as split 'train'."""
+    rng = np.random.default_rng(seed)
+    h, w = schema.FRAME_HEIGHT, schema.FRAME_WIDTH
+    # A pool of frames reused across videos keeps generation fast.
+    pool_rgb = [tf.io.encode_jpeg(_texture(rng, h, w, 3), quality=90).numpy()
+                for _ in range(16)]
+    pool_flow = [tf.io.encode_jpeg(_texture(rng, h, w, 1), quality=90).numpy()
+                 for _ in range(16)]
+    name = "train-00000-of-00001.tfrecord"
+    with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
+        for v in range(num_videos):
+            pick = lambda pool, k: [pool[(v + i) % len(pool)] for i in range(k)]
+            writer.write(schema.make_sequence_example(
+                video_id=f"synthetic/{v}", labels=[v % 2],
+                rgb_jpegs=pick(pool_rgb, num_frames),
+                flow_x_jpegs=pick(pool_flow, num_frames - 1),
+                flow_y_jpegs=pick(pool_flow[::-1], num_frames - 1)))
+    schema.write_metadata(data_dir, {
+        "dataset": "synthetic", "labels": ["a", "b"], "num_classes": 2,
+        "multi_label": False, "frame_height": h, "frame_width": w,
+        "splits": {"train": {"num_records": num_videos, "shards": [
+            {"file": name, "num_records": num_videos}]}}})
+    return data_dir
+
+
+def reference_dataset(data_dir, split, *, modalities, training,
+                      num_frames=25, flow_stack=10):
+    """Parse, same indices, decode the same distinct JPEGs; nothing else.
+
+    Yields one video per element (distinct frame counts differ, so there is
+    nothing to batch without extra work).
+    """
+    metadata = video_input.dataset_info(data_dir)
+    files, _ = video_input._check_split(metadata, data_dir, split)
+    records = tf.data.TFRecordDataset(files)
+    if training:
+        records = records.repeat()
+
+    def decode_only(serialized):
+        example = schema.parse_sequence_example(serialized)
+        n = example[schema.NUM_FRAMES_KEY]
+        out = {}
+        flow = sampling.flow_indices(n, num_samples=num_frames,
+                                     flow_stack=flow_stack)
+        if "rgb" in modalities:
+            rgb = flow[:, 0] if "flow" in modalities else sampling.rgb_indices(
+                n, num_samples=num_frames)
+            out["rgb"] = video_input._decode_distinct(
+                [example[schema.RGB_KEY]], rgb, 3)[0]
+        if "flow" in modalities:
+            out["flow"] = video_input._decode_distinct(
+                [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]],
+                flow, 1)[0]
+        return out
+
+    dataset = records.map(decode_only, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def videos_per_second(dataset, num_videos, videos_per_element):
+    """Iterates one warm-up element, then times `num_videos` videos."""
+    iterator = iter(dataset)
+    next(iterator)
+    videos, start = 0, time.perf_counter()
+    while videos < num_videos:
+        try:
+            next(iterator)
+        except StopIteration:
+            break
+        videos += videos_per_element
+    return videos / (time.perf_counter() - start)
+
+
+def main(argv):
+    del argv
+    data_dir = FLAGS.data_dir
+    if data_dir is None:
+        data_dir = write_synthetic(tempfile.mkdtemp(), num_videos=FLAGS.videos,
+                                   num_frames=FLAGS.frames)
+    print(f"data {data_dir}, batch {FLAGS.batch_size}, "
+          f"{os.cpu_count()} CPUs visible")
+    print("| modalities | mode | pipeline videos/s | decode-only videos/s | ratio |")
+    print("|---|---|---|---|---|")
+    for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
+        for mode, training, crops in (("train", True, 1), ("eval 1 crop", False, 1),
+                                      ("eval 5 crops", False, 5)):
+            best_pipe = best_ref = 0.0
+            for _ in range(FLAGS.repeats):
+                # The eval passes see each video once, so time what exists.
+                batches = FLAGS.batches if training else \
+                    FLAGS.videos // FLAGS.batch_size - 1
+                ref = reference_dataset(data_dir, FLAGS.split,
+                                        modalities=modalities,
+                                        training=training)
+                best_ref = max(best_ref, videos_per_second(
+                    ref, batches * FLAGS.batch_size, 1))
+                pipe = video_input.make_dataset(
+                    data_dir=data_dir, split=FLAGS.split, training=training,
+                    modalities=modalities, batch_size=FLAGS.batch_size,
+                    num_crops=crops)
+                best_pipe = max(best_pipe, videos_per_second(
+                    pipe, batches * FLAGS.batch_size, FLAGS.batch_size))
+            print(f"| {'+'.join(modalities)} | {mode} | {best_pipe:.2f} | "
+                  f"{best_ref:.2f} | {best_pipe / best_ref:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
