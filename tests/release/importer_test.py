@@ -283,6 +283,46 @@ class ImporterTest(parameterized.TestCase):
         with self.assertRaisesRegex(FileNotFoundError, "without a `checkpoint`"):
             importer.import_checkpoint(self.model, self.dir)
 
+    def test_fc6_fc7_convolutions(self):
+        # The tiny backbone keeps the release's fc6 (VALID conv over pool5)
+        # and fc7 (1x1 conv) layout at a small size.
+        model = action_vlad.build_model(
+            num_classes=3, backbone="tiny", endpoint="fc7", num_clusters=2,
+            image_size=32)
+        variables = {
+            "vgg_16/fc6/weights": self.rng.normal(
+                size=(4, 4, 16, 16)).astype(np.float32),
+            "vgg_16/fc6/biases": self.rng.normal(size=16).astype(np.float32),
+            "vgg_16/fc7/weights": self.rng.normal(
+                size=(1, 1, 16, 16)).astype(np.float32),
+            "vgg_16/fc8/weights": np.zeros((1, 1, 16, 3), np.float32),
+        }
+        report = importer.import_checkpoint(model, self._write(variables))
+        for name in ("fc6", "fc7"):
+            np.testing.assert_array_equal(
+                action_vlad.find_layer(model, name).kernel.numpy(),
+                variables[f"vgg_16/{name}/weights"])
+        np.testing.assert_array_equal(
+            action_vlad.find_layer(model, "fc6").bias.numpy(),
+            variables["vgg_16/fc6/biases"])
+        self.assertEqual(report.unused, ["vgg_16/fc8/weights"])
+
+    def test_fc_kernels_flatten_into_dense_layers(self):
+        inputs = keras.Input((16,))
+        hidden = keras.layers.Dense(16, name="fc7")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(hidden))
+        fc7 = self.rng.normal(size=(1, 1, 16, 16)).astype(np.float32)
+        importer.import_checkpoint(
+            model, self._write({"vgg_16/fc7/weights": fc7}))
+        np.testing.assert_array_equal(model.get_layer("fc7").kernel.numpy(),
+                                      fc7.reshape(16, 16))
+        with self.assertRaisesRegex(
+                ValueError, r"vgg_16/fc7/weights: checkpoint shape "
+                r"\[2, 2, 16, 16\], model weight fc7/kernel shape \[16, 16\]"):
+            importer.import_checkpoint(model, self._write(
+                {"vgg_16/fc7/weights": np.zeros((2, 2, 16, 16), np.float32)},
+                name="bad.ckpt"))
+
     def test_late_fusion_scope(self):
         model = action_vlad.build_model(
             num_classes=_NUM_CLASSES, modality="rgb+flow", fusion="late",
