@@ -128,13 +128,24 @@ def _data_metadata(settings):
     try:
         return video_input.dataset_info(data_dir)
     except FileNotFoundError:
-        logging.warning("%s has no metadata; assuming the schema's frame "
-                        "size and single-label data.", data_dir)
+        logging.warning("%s has no metadata; assuming frames stored at "
+                        "resize_to and single-label data.", data_dir)
         return None
 
 
 def _model_input_channels(model):
     return {t.name.split(":")[0]: t.shape[-1] for t in model.inputs}
+
+
+def crops_per_modality(num_crops, modalities):
+    """`{modality: 1 or 5}` from an int or a `{modality: n}` mapping."""
+    if isinstance(num_crops, int):
+        num_crops = {m: num_crops for m in modalities}
+    crops = {m: num_crops.get(m) for m in modalities}
+    if any(n not in (1, 5) for n in crops.values()):
+        raise ValueError("num_crops must be 1 or 5, or a mapping such as "
+                         f"{{'rgb': 1, 'flow': 5}}. Received: {num_crops!r}")
+    return crops
 
 
 def build_export_config(*, models, class_names, settings, metadata, num_crops,
@@ -156,6 +167,7 @@ def build_export_config(*, models, class_names, settings, metadata, num_crops,
             f"The flow model takes {channels['flow']} channels but gin's "
             f"flow_stack is {flow_stack} (2·flow_stack channels expected).")
     metadata = metadata or {}
+    resize_to = tuple(settings.get("resize_to", (256, 340)))
     if "fused" in streams:
         fusion = "fused"
     elif len(streams) == 2:
@@ -177,11 +189,13 @@ def build_export_config(*, models, class_names, settings, metadata, num_crops,
         "sampling": settings.get("sampling_mode", "release"),
         "num_frames": int(settings.get("num_frames", 25)),
         "flow_stack": int(flow_stack),
-        "num_crops": int(num_crops),
+        "num_crops": crops_per_modality(num_crops, modalities),
         "image_size": int(settings["image_size"]),
-        "resize_to": list(settings.get("resize_to", (256, 340))),
-        "frame_height": int(metadata.get("frame_height", schema.FRAME_HEIGHT)),
-        "frame_width": int(metadata.get("frame_width", schema.FRAME_WIDTH)),
+        "resize_to": list(resize_to),
+        # Without metadata, frames are assumed stored at `resize_to`, as
+        # data_prep writes them.
+        "frame_height": int(metadata.get("frame_height", resize_to[0])),
+        "frame_width": int(metadata.get("frame_width", resize_to[1])),
         "flow": schema.flow_settings(),
         "multi_label": bool(metadata.get("multi_label", False)),
         "class_names": list(class_names),
@@ -192,6 +206,17 @@ def load_stream_models(paths):
     """Loads each `model.keras` (our own artefacts only, safe_mode on)."""
     return {s: keras.saving.load_model(p, compile=False, safe_mode=True)
             for s, p in paths.items()}
+
+
+def _decode_frames(encoded, indices, channels):
+    """uint8 `[N, H, W, C]` JPEGs `encoded[indices]` (flattened), each
+    distinct frame decoded once (stacks overlap, short videos repeat)."""
+    unique, position = tf.unique(tf.reshape(indices, [-1]))
+    images = tf.map_fn(
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=channels),
+        tf.gather(encoded, unique),
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+    return tf.gather(images, position)
 
 
 def _uint8_spec(channels, name):
@@ -223,7 +248,7 @@ class ServingModule(tf.Module):
         self._flow_stack = config["flow_stack"]
         self._joint = config["joint_sampling"]
         self._sampling = config["sampling"]
-        self._num_crops = config["num_crops"]
+        self._num_crops = dict(config["num_crops"])
         accepted = inspect.signature(preprocessing.preprocess_for_eval).parameters
         self._preprocess_kwargs = {
             k: v for k, v in preprocess_kwargs.items()
@@ -244,7 +269,7 @@ class ServingModule(tf.Module):
         frames = tf.reshape(video, tf.concat([[-1], shape[2:]], 0))  # (B·T, H, W, C)
         frames = tf.ensure_shape(frames, [None, None, None, channels])
         crops = preprocessing.preprocess_for_eval(
-            frames, modality=modality, num_crops=self._num_crops,
+            frames, modality=modality, num_crops=self._num_crops[modality],
             **self._preprocess_kwargs)  # (B·T·N, S, S, C), frame-major
         size = crops.shape[1]
         return tf.reshape(crops, [shape[0], -1, size, size, channels])  # (B, T·N, S, S, C)
@@ -293,12 +318,20 @@ class ServingModule(tf.Module):
         else:
             rgb_idx = sampling.rgb_indices(n, **rules)
         video = {"video_id": video_id}
-        # pylint: disable=protected-access
         if "rgb" in self._modalities:
-            video["rgb"] = video_input._decode_jpegs(
-                example[schema.RGB_KEY], rgb_idx, 3)  # (T, H, W, 3)
+            video["rgb"] = _decode_frames(example[schema.RGB_KEY], rgb_idx, 3)
         if "flow" in self._modalities:
-            video["flow"] = video_input._flow_frames(example, flow_idx)  # (T, H, W, 2L)
+            x = _decode_frames(example[schema.FLOW_X_KEY], flow_idx, 1)
+            y = _decode_frames(example[schema.FLOW_Y_KEY], flow_idx, 1)
+            planes = tf.concat([x, y], axis=-1)  # (T·L, H, W, 2)
+            shape = tf.shape(planes)
+            planes = tf.reshape(planes, [self._num_frames, self._flow_stack,
+                                         shape[1], shape[2], 2])  # (T, L, H, W, 2)
+            planes = tf.transpose(planes, [0, 2, 3, 1, 4])  # (T, H, W, L, 2)
+            # Interleaved x1, y1, ..., xL, yL, as the release reads them.
+            video["flow"] = tf.reshape(
+                planes, [self._num_frames, shape[1], shape[2],
+                         2 * self._flow_stack])  # (T, H, W, 2L)
         return video
 
     def run_examples(self, examples):
@@ -347,14 +380,14 @@ def export(*, workdir, export_dir=None, num_crops=1):
         workdir: the training workdir (`<stream>/model.keras`, `labels.txt`).
         export_dir: where to write; default `WORKDIR/export`. An existing
             export there is replaced only once the new one is complete.
-        num_crops: 1 (the release's RGB setting) or 5 (its flow setting);
-            5 crops of every frame are pooled into one ActionVLAD bag.
+        num_crops: 1 or 5 for every stream, or per modality, e.g.
+            `{'rgb': 1, 'flow': 5}` as the release's README numbers were
+            computed (Sec. 9.2); 5 crops of every frame are pooled into one
+            ActionVLAD bag, not averaged.
 
     Returns:
         The export directory.
     """
-    if num_crops not in (1, 5):
-        raise ValueError(f"num_crops must be 1 or 5. Received: {num_crops}")
     export_dir = export_dir or os.path.join(workdir, "export")
     paths = find_stream_models(workdir)
     logging.info("Exporting %s", ", ".join(f"{s}: {p}" for s, p in paths.items()))

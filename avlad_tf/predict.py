@@ -40,8 +40,8 @@ class VideoError(Exception):
     """A video that decodes but cannot be used; the message says why."""
 
 
-def load_export(export_dir):
-    """Returns `(serving function, export config)` of an export directory.
+def read_config(export_dir):
+    """The client config an export stores in `assets/avlad_export.json`.
 
     Raises:
         FileNotFoundError: if the directory is not an avlad_tf export.
@@ -52,7 +52,12 @@ def load_export(export_dir):
             f"{export_dir} is not an avlad_tf export: {config_path} is "
             f"missing (write one with `python -m avlad_tf.export`).")
     with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
+        return json.load(f)
+
+
+def load_export(export_dir):
+    """Returns `(serving function, export config)` of an export directory."""
+    config = read_config(export_dir)
     loaded = tf.saved_model.load(export_dir)
     return loaded.signatures["serving_default"], config
 

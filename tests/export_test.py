@@ -1,15 +1,18 @@
 """Tests of `avlad_tf.export`: a SavedModel that reloads without avlad_tf.
 
-One two-stream (late fusion, 5 crops) export is written in-process and one
-RGB-only export through the command line; a fresh Python process that never
-imports avlad_tf reloads them with `tf.saved_model.load` and its outputs are
-compared with the Keras models fed by the evaluation pipeline.
+One two-stream export (late fusion, RGB 1 crop, flow 5 crops) is written
+in-process and one RGB-only export through the command line. A fresh Python
+process that never imports avlad_tf reloads the first with
+`tf.saved_model.load`; its outputs are compared with the Keras models fed by
+the evaluation preprocessing and by the evaluation pipeline.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 from absl.testing import absltest
@@ -32,6 +35,8 @@ FLOW_STACK = 2
 IMAGE_SIZE = 32
 RESIZE_TO = (40, 48)
 ATOL = 1e-5
+# The release's README setting: RGB 1 crop, flow 5 crops (Sec. 9.2).
+CROPS = {"rgb": 1, "flow": 5}
 
 
 def dataset_bindings(data_dir):
@@ -103,7 +108,10 @@ class ExportTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        root = absltest.get_default_test_tmpdir()
+        # A fresh directory per run: absl's default tmpdir is shared by
+        # concurrent pytest workers.
+        root = tempfile.mkdtemp(prefix=f"{cls.__name__}-")
+        cls.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
         cls.data_dir = fake_data.write_fake_dataset(
             os.path.join(root, "data"), num_frames=12, height=RESIZE_TO[0],
             width=RESIZE_TO[1], content="pattern", splits=("test",))
@@ -111,7 +119,7 @@ class ExportTest(absltest.TestCase):
                                    ("rgb", "flow"))
         gin.clear_config()
         gin.parse_config(dataset_bindings(cls.data_dir))
-        cls.export_dir = export.export(workdir=cls.workdir, num_crops=5)
+        cls.export_dir = export.export(workdir=cls.workdir, num_crops=CROPS)
         gin.clear_config()
 
         rng = np.random.default_rng(0)
@@ -146,7 +154,7 @@ class ExportTest(absltest.TestCase):
     def test_serving_default_matches_keras(self):
         features = {
             m: np.stack([preprocessing.preprocess_for_eval(
-                v, modality=m, num_crops=5, image_size=IMAGE_SIZE,
+                v, modality=m, num_crops=CROPS[m], image_size=IMAGE_SIZE,
                 resize_to=RESIZE_TO) for v in videos])
             for m, videos in self.inputs.items()}
         expected = keras_endpoints(self.workdir, features)
@@ -160,9 +168,11 @@ class ExportTest(absltest.TestCase):
             atol=ATOL)
         self.assert_close(np.asarray(keras.ops.softmax(expected["logits"])),
                           self.reloaded["serve/probabilities"], "probabilities")
-        # 5 crops of each of the T frames are pooled into one bag.
-        self.assertEqual(self.reloaded["serve/rgb_assignments"].shape[:2],
+        # 5 crops of each of the T flow frames are pooled into one bag.
+        self.assertEqual(self.reloaded["serve/flow_assignments"].shape[:2],
                          (2, 5 * NUM_FRAMES))
+        self.assertEqual(self.reloaded["serve/rgb_assignments"].shape[:2],
+                         (2, NUM_FRAMES))
         norms = np.linalg.norm(self.reloaded["serve/rgb_descriptor"], axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=1e-5)
 
@@ -172,7 +182,7 @@ class ExportTest(absltest.TestCase):
             dataset = video_input.make_dataset(
                 data_dir=self.data_dir, split="test", training=False,
                 modalities=(m,), batch_size=8, num_frames=NUM_FRAMES,
-                flow_stack=FLOW_STACK, num_crops=5, image_size=IMAGE_SIZE,
+                flow_stack=FLOW_STACK, num_crops=CROPS[m], image_size=IMAGE_SIZE,
                 resize_to=RESIZE_TO, with_ids=True)
             batch, _ = next(iter(dataset))
             features[m] = batch[m].numpy()
@@ -198,7 +208,7 @@ class ExportTest(absltest.TestCase):
         self.assertEqual(config["fusion"], "late")
         self.assertEqual(
             (config["num_frames"], config["flow_stack"], config["num_crops"]),
-            (NUM_FRAMES, FLOW_STACK, 5))
+            (NUM_FRAMES, FLOW_STACK, CROPS))
         self.assertEqual((config["frame_height"], config["frame_width"]),
                          RESIZE_TO)
         self.assertFalse(config["joint_sampling"])

@@ -4,8 +4,10 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from absl.testing import absltest
 import cv2
@@ -44,7 +46,10 @@ class PredictTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        root = absltest.get_default_test_tmpdir()
+        # A fresh directory per run: absl's default tmpdir is shared by
+        # concurrent pytest workers.
+        root = tempfile.mkdtemp(prefix=f"{cls.__name__}-")
+        cls.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
         data_dir = fake_data.write_fake_dataset(
             os.path.join(root, "data"), num_videos=1, splits=("test",),
             height=STORED_SIZE[0], width=STORED_SIZE[1])
