@@ -1,0 +1,159 @@
+"""One video (or Charades clip) → one serialised `tf.train.SequenceExample`.
+
+An `Item` names what to read; `encode_item` reads it (a video file, or the
+release's frame + flow JPEG folder), checks it and serialises it with
+`schema.make_sequence_example`. Anything wrong raises
+`video_io.SourceError` with the reason for the report.
+"""
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+
+from avlad_tf.data import schema
+from data_prep import flow as flow_lib
+from data_prep import video_io
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One record to write.
+
+    Attributes:
+        video_id: the id stored in the record, e.g. `brush_hair/1`.
+        labels: label indices (several for Charades test videos).
+        path: a video file, or a folder of `image_%05d.jpg` frames.
+        flow_path: folder of `flow_{x,y}_%05d.jpg` for a frame folder whose
+            flow lives elsewhere ('' means `path`).
+        start_frame: 0-based first frame (Charades training clips).
+        num_frames: frames to take from `start_frame` (0: to the end).
+        list_frames: the frame count the split list gives for the whole
+            video; when set, clip boundaries are rescaled from the list's
+            frame rate to the decoded video's (Charades).
+    """
+    video_id: str
+    labels: tuple
+    path: str
+    flow_path: str = ""
+    start_frame: int = 0
+    num_frames: int = 0
+    list_frames: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How records are made (one value per prepared dataset)."""
+    height: int = schema.FRAME_HEIGHT
+    width: int = schema.FRAME_WIDTH
+    jpeg_quality: int = 95
+    min_frames: int = 11
+    # Non-default TV-L1 parameters as (name, value) pairs; () = OpenCV's.
+    flow_params: tuple = ()
+
+
+def _clip_range(item, total):
+    """Maps the item's clip onto [0, total) decoded frames."""
+    start, count = item.start_frame, item.num_frames
+    if item.list_frames > 0 and total != item.list_frames:
+        scale = total / item.list_frames
+        start, count = round(start * scale), round(count * scale)
+    start = min(max(start, 0), total)
+    end = total if count <= 0 else min(start + count, total)
+    return start, end - start
+
+
+def _video_record(item, options):
+    start, count = item.start_frame, item.num_frames
+    if item.list_frames > 0:
+        start, count = _clip_range(item, video_io.count_frames(item.path))
+    frames = video_io.read_video(item.path, height=options.height,
+                                 width=options.width, start=start,
+                                 count=count)
+    _check_length(len(frames), options)
+    rgb = [video_io.encode_jpeg(frame, quality=options.jpeg_quality)
+           for frame in frames]
+    flows = flow_lib.compute_flow(frames, params=options.flow_params)
+    flow_x, flow_y = flow_lib.encode_flows(flows,
+                                           quality=options.jpeg_quality)
+    return start, rgb, flow_x, flow_y
+
+
+def _converted(data, *, grey, options, what):
+    """The JPEG as stored: kept byte for byte when it already fits."""
+    raw = None
+    if data:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise video_io.SourceError(f"corrupt JPEG: {what} cannot be decoded")
+    if raw.ndim == 3 and raw.shape[2] == 4:
+        raw = cv2.cvtColor(raw, cv2.COLOR_BGRA2BGR)
+    is_grey = raw.ndim == 2
+    if raw.shape[:2] == (options.height, options.width) and is_grey == grey:
+        return data
+    if grey and not is_grey:
+        raw = cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY)
+    elif not grey and is_grey:
+        raw = cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR)
+    image = video_io.resize(raw, height=options.height, width=options.width)
+    return video_io.encode_jpeg(image, quality=options.jpeg_quality)
+
+
+def _folder_record(item, options):
+    total = video_io.list_frame_folder(item.path)
+    start, count = _clip_range(item, total)
+    _check_length(count, options)
+    flow_dir = item.flow_path or item.path
+    rgb, flow_x, flow_y = [], [], []
+    for k in range(start, start + count):
+        index = k + video_io.FIRST_INDEX
+        name = video_io.RGB_PATTERN.format(index)
+        data = video_io.read_file(os.path.join(item.path, name), what="frame")
+        rgb.append(_converted(data, grey=False, options=options, what=name))
+        if k == start + count - 1:
+            break  # n frames have n - 1 flows
+        for pattern, out in ((video_io.FLOW_X_PATTERN, flow_x),
+                             (video_io.FLOW_Y_PATTERN, flow_y)):
+            name = pattern.format(index)
+            data = video_io.read_file(os.path.join(flow_dir, name),
+                                      what="flow")
+            out.append(_converted(data, grey=True, options=options,
+                                  what=name))
+    return start, rgb, flow_x, flow_y
+
+
+def _check_length(n, options):
+    if n < options.min_frames:
+        raise video_io.SourceError(
+            f"too short: {n} frames, fewer than min_frames="
+            f"{options.min_frames}")
+
+
+def _validate(jpegs, *, grey, item):
+    """Decodes every stored JPEG once, so no bad frame reaches training."""
+    for j, data in enumerate(jpegs):
+        video_io.decode_jpeg(data, grey=grey,
+                             what=f"{item.video_id} stored frame {j}")
+
+
+def encode_item(item, options):
+    """Reads, checks and serialises one item.
+
+    Returns:
+        (serialized SequenceExample bytes, number of RGB frames stored).
+
+    Raises:
+        video_io.SourceError: with the reason the item cannot be written.
+    """
+    if os.path.isdir(item.path):
+        start, rgb, flow_x, flow_y = _folder_record(item, options)
+    else:
+        start, rgb, flow_x, flow_y = _video_record(item, options)
+    _validate(rgb, grey=False, item=item)
+    _validate(flow_x + flow_y, grey=True, item=item)
+    serialized = schema.make_sequence_example(
+        video_id=item.video_id, labels=item.labels, rgb_jpegs=rgb,
+        flow_x_jpegs=flow_x, flow_y_jpegs=flow_y, source=item.path,
+        start_frame=start)
+    return serialized, len(rgb)

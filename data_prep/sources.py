@@ -1,0 +1,253 @@
+"""Where the videos are: split lists and folder trees → `records.Item`s.
+
+Sources (all return `(labels, {split: [Item]})`, labels sorted, label index =
+position in `labels`):
+
+- `class_folder_items`: `<root>/<class>/<video or frame folder>`.
+- `release_list_items`: the release's lists `<list_dir>/{train,test}_splitN.txt`
+  (`path num_frames label`, copied into `data_prep/lists/`) for UCF101 and
+  HMDB51; Charades uses `charades_items`.
+- `ucf101_official_items`: `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`.
+- `hmdb51_official_items`: `<class>_test_splitN.txt` (1 train, 2 test, 0 unused).
+
+A list entry may point at a video file or at a release frame folder
+(`image_%05d.jpg`, flow beside it or under `flow_root`); which one is decided
+per entry when the record is written. Entries whose files are missing stay in
+the lists: the writer reports them with the reason.
+"""
+
+import csv
+import os
+import sys
+
+from data_prep import records
+
+LISTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lists")
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg",
+                    ".m4v", ".wmv", ".flv", ".3gp", ".ogv")
+
+
+def _is_frame_folder(path):
+    return os.path.isfile(os.path.join(path, "image_00001.jpg"))
+
+
+def class_folder_items(root, *, test_fraction,
+                       split_names=("train", "test")):
+    """A folder per class; the last `test_fraction` of each (sorted) is test.
+
+    Entries are video files (by extension) or release frame folders; other
+    files are counted and named on stderr, never used silently.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no such folder of class folders")
+    labels = sorted(d for d in os.listdir(root)
+                    if os.path.isdir(os.path.join(root, d)))
+    if not labels:
+        raise ValueError(f"{root}: no class folders inside")
+    splits = {name: [] for name in split_names}
+    ignored = []
+    for index, label in enumerate(labels):
+        class_dir = os.path.join(root, label)
+        entries = []
+        for name in sorted(os.listdir(class_dir)):
+            path = os.path.join(class_dir, name)
+            if name.lower().endswith(VIDEO_EXTENSIONS) or \
+                    _is_frame_folder(path):
+                entries.append((name, path))
+            else:
+                ignored.append(path)
+        num_test = int(round(len(entries) * test_fraction))
+        for i, (name, path) in enumerate(entries):
+            split = split_names[1] if i >= len(entries) - num_test else \
+                split_names[0]
+            stem = os.path.splitext(name)[0]
+            splits[split].append(records.Item(
+                video_id=f"{label}/{stem}", labels=(index,), path=path))
+    if ignored:
+        print(f"{root}: ignored {len(ignored)} entries that are neither "
+              f"videos nor frame folders, e.g. {ignored[0]}", file=sys.stderr)
+    return labels, splits
+
+
+def _read_lines(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: split list not found")
+    with open(path, encoding="utf-8") as f:
+        return [line.split() for line in f if line.strip()]
+
+
+def _label_names(pairs, source):
+    """Class names in label order from (label, name) pairs; checks them."""
+    names = {}
+    for label, name in pairs:
+        if names.setdefault(label, name) != name:
+            raise ValueError(f"{source}: label {label} is used for both "
+                             f"{names[label]!r} and {name!r}")
+    if sorted(names) != list(range(len(names))):
+        raise ValueError(f"{source}: labels are not 0..{len(names) - 1}")
+    return [names[i] for i in range(len(names))]
+
+
+def _locate(root, list_path, flow_root, fallback=None):
+    """(path, flow path) of a list entry: frame folder or video file."""
+    path = os.path.join(root, list_path)
+    if not os.path.exists(path) and fallback and \
+            os.path.exists(os.path.join(root, fallback)):
+        path = os.path.join(root, fallback)
+    flow = os.path.join(flow_root, list_path) if flow_root else ""
+    return path, flow
+
+
+def _hmdb_originals(list_dir):
+    """`class/N` → original file name, from AllVideos.txt (1-based N)."""
+    for directory in (list_dir, os.path.join(LISTS_DIR, "hmdb51")):
+        path = os.path.join(directory, "AllVideos.txt")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+            return {f"{name.split('/')[0]}/{n}": name
+                    for n, name in enumerate(names, start=1)}
+    return {}
+
+
+def release_list_items(dataset, *, list_dir, root, split_names,
+                       flow_root=""):
+    """UCF101 / HMDB51 from the release's `path num_frames label` lists.
+
+    Labels keep the release's order (the list's label indices; the released
+    checkpoints depend on it): alphabetical for HMDB51, case-insensitive
+    alphabetical (`classInd.txt`) for UCF101. HMDB51 entries `class/N` are
+    frame folders, or the original videos named by line N of AllVideos.txt.
+    """
+    originals = _hmdb_originals(list_dir) if dataset == "hmdb51" else {}
+    pairs, splits = [], {}
+    for split in split_names:
+        source = os.path.join(list_dir, f"{split}.txt")
+        items = []
+        for fields in _read_lines(source):
+            if len(fields) != 3:
+                raise ValueError(f"{source}: expected `path num_frames "
+                                 f"label`, got {' '.join(fields)!r}")
+            list_path, label = fields[0], int(fields[2])
+            pairs.append((label, list_path.split("/")[0]))
+            path, flow = _locate(root, list_path, flow_root,
+                                 originals.get(list_path))
+            items.append(records.Item(video_id=list_path, labels=(label,),
+                                      path=path, flow_path=flow))
+        splits[split] = items
+    return _label_names(pairs, list_dir), splits
+
+
+def ucf101_official_items(*, list_dir, root, split_names, flow_root=""):
+    """UCF101's own `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`."""
+    index_file = os.path.join(list_dir, "classInd.txt")
+    labels = [fields[1] for fields in _read_lines(index_file)]
+    by_name = {name: i for i, name in enumerate(labels)}
+    splits = {}
+    for split in split_names:
+        kind, number = split.split("_split")
+        source = os.path.join(list_dir, f"{kind}list{int(number):02d}.txt")
+        items = []
+        for fields in _read_lines(source):
+            list_path = fields[0]
+            name = list_path.split("/")[0]
+            if name not in by_name:
+                raise ValueError(f"{source}: class {name!r} is not in "
+                                 f"{index_file}")
+            path, flow = _locate(root, list_path, flow_root)
+            items.append(records.Item(video_id=list_path,
+                                      labels=(by_name[name],), path=path,
+                                      flow_path=flow))
+        splits[split] = items
+    return labels, splits
+
+
+def hmdb51_official_items(*, list_dir, root, split_names, flow_root=""):
+    """HMDB51's `<class>_test_splitN.txt`: 1 train, 2 test, 0 unused.
+
+    Video ids are the release's `class/N` names where AllVideos.txt knows
+    the file, so records match the release's lists and logits.
+    """
+    renamed = {name: renamed for renamed, name in
+               _hmdb_originals(list_dir).items()}
+    files = sorted(f for f in os.listdir(list_dir)
+                   if "_test_split" in f and f.endswith(".txt"))
+    labels = sorted({f.rsplit("_test_split", 1)[0] for f in files})
+    if not labels:
+        raise FileNotFoundError(f"{list_dir}: no <class>_test_splitN.txt")
+    splits = {}
+    for split in split_names:
+        kind, number = split.split("_split")
+        wanted = {"train": "1", "test": "2"}[kind]
+        items = []
+        for index, label in enumerate(labels):
+            source = os.path.join(list_dir, f"{label}_test_split{number}.txt")
+            for fields in _read_lines(source):
+                if len(fields) >= 2 and fields[1] == wanted:
+                    original = f"{label}/{fields[0]}"
+                    video_id = renamed.get(original,
+                                           os.path.splitext(original)[0])
+                    path, flow = _locate(root, original, flow_root, video_id)
+                    items.append(records.Item(
+                        video_id=video_id, labels=(index,), path=path,
+                        flow_path=flow))
+        splits[split] = items
+    return labels, splits
+
+
+CHARADES_CLASSES = 157
+
+
+def _charades_actions(csv_path):
+    """{video id: sorted class indices} from a Charades CSV."""
+    actions = {}
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            classes = {int(a.split()[0][1:]) for a in
+                       (row.get("actions") or "").split(";") if a.strip()}
+            actions[row["id"]] = tuple(sorted(classes))
+    return actions
+
+
+def charades_items(*, list_dir, root, split_names, flow_root="",
+                   csv_path=""):
+    """Charades v1: whole multi-label test videos and training clips.
+
+    3-field lines (`X/ID.mp4 num_frames -1`) are whole videos labelled with
+    every class of the video in the CSV; 4-field lines
+    (`X/ID.mp4 start num_frames class`) are clips cut at the annotated
+    action boundaries (ORIGINAL_RELEASE.md Sec. 1.4), with frame indices
+    taken as 0-based indices into the decoded video. Video ids are the
+    Charades ids; clips are `ID@start-end/cNNN`. A video may sit at
+    `root/X/ID.mp4` (release layout) or `root/ID.mp4` (the official zip).
+    """
+    labels = [f"c{i:03d}" for i in range(CHARADES_CLASSES)]
+    csv_path = csv_path or os.path.join(list_dir, "Charades_v1_test.csv")
+    actions = None
+    splits = {}
+    for split in split_names:
+        source = os.path.join(list_dir, f"{split}.txt")
+        items = []
+        for fields in _read_lines(source):
+            list_path = fields[0]
+            vid = os.path.splitext(os.path.basename(list_path))[0]
+            path, flow = _locate(root, list_path, flow_root,
+                                 os.path.basename(list_path))
+            if len(fields) == 3:
+                if actions is None:
+                    actions = _charades_actions(csv_path)
+                if vid not in actions:
+                    raise ValueError(f"{source}: {vid} is not in {csv_path}")
+                items.append(records.Item(
+                    video_id=vid, labels=actions[vid], path=path,
+                    flow_path=flow))
+            elif len(fields) == 4:
+                start, count, label = (int(x) for x in fields[1:])
+                items.append(records.Item(
+                    video_id=f"{vid}@{start}-{start + count}/c{label:03d}",
+                    labels=(label,), path=path, flow_path=flow,
+                    start_frame=start, num_frames=count))
+            else:
+                raise ValueError(f"{source}: cannot parse {' '.join(fields)!r}")
+        splits[split] = items
+    return labels, splits

@@ -1,0 +1,118 @@
+"""Reading videos and frame folders into resized frames, and JPEG coding.
+
+Every source frame is decoded exactly once, in order (no seeking, which is
+unreliable in many codecs). Problems with a source raise `SourceError`, whose
+message is the reason written into the preparation report.
+"""
+
+import os
+
+import cv2
+import numpy as np
+
+# The release's frame names (ORIGINAL_RELEASE.md Sec. 1.1), 1-indexed.
+RGB_PATTERN = "image_{:05d}.jpg"
+FLOW_X_PATTERN = "flow_x_{:05d}.jpg"
+FLOW_Y_PATTERN = "flow_y_{:05d}.jpg"
+FIRST_INDEX = 1
+
+
+class SourceError(Exception):
+    """A video or frame folder that cannot be used; the message says why."""
+
+
+def resize(image, *, height, width):
+    """Resizes to height x width whatever the aspect ratio (as the release)."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = image.shape[0] * image.shape[1] > height * width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def read_video(path, *, height, width, start=0, count=0):
+    """Decodes frames [start, start + count) of a video file (count 0: all).
+
+    Returns:
+        A list of uint8 BGR frames of shape (height, width, 3).
+
+    Raises:
+        SourceError: if the file is missing, empty or cannot be opened.
+    """
+    if not os.path.isfile(path):
+        raise SourceError("missing: no such file")
+    if os.path.getsize(path) == 0:
+        raise SourceError("empty: the file has 0 bytes")
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise SourceError("unreadable: OpenCV cannot open the video")
+    frames = []
+    index = 0
+    try:
+        while count <= 0 or index < start + count:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                break
+            if index >= start:
+                frames.append(resize(frame, height=height, width=width))
+            index += 1
+    finally:
+        capture.release()
+    if index == 0:
+        raise SourceError("unreadable: no frame could be decoded")
+    return frames
+
+
+def count_frames(path):
+    """Decodes a whole video once and returns its number of frames."""
+    capture = cv2.VideoCapture(path)
+    n = 0
+    while capture.isOpened() and capture.grab():
+        n += 1
+    capture.release()
+    return n
+
+
+def encode_jpeg(image, *, quality):
+    """Encodes a BGR or greyscale uint8 image as JPEG bytes."""
+    ok, buffer = cv2.imencode(".jpg", image,
+                              [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise SourceError(f"cannot encode a JPEG of shape {image.shape}")
+    return buffer.tobytes()
+
+
+def decode_jpeg(data, *, grey, what):
+    """Decodes JPEG bytes; raises `SourceError` naming `what` if it fails."""
+    flags = cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR
+    image = None
+    if data:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise SourceError(f"corrupt JPEG: {what} cannot be decoded")
+    return image
+
+
+def list_frame_folder(directory):
+    """Returns the number n of consecutive `image_%05d.jpg` files (1..n)."""
+    if not os.path.isdir(directory):
+        raise SourceError("missing: no such frame folder")
+    names = set(os.listdir(directory))
+    n = 0
+    while RGB_PATTERN.format(FIRST_INDEX + n) in names:
+        n += 1
+    if n == 0:
+        raise SourceError(
+            f"empty: no {RGB_PATTERN.format(FIRST_INDEX)} in the folder")
+    return n
+
+
+def read_file(path, *, what):
+    """Reads a file's bytes; raises `SourceError` if it is missing/empty."""
+    if not os.path.isfile(path):
+        raise SourceError(f"missing: {what} {os.path.basename(path)}")
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise SourceError(f"empty: {what} {os.path.basename(path)}")
+    return data

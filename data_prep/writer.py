@@ -1,0 +1,233 @@
+"""Writes items as sharded TFRecords: parallel, resumable, nothing dropped.
+
+Layout of a prepared dataset (docs/CONTRACTS.md):
+
+    DATA_DIR/<split>-<i:05d>-of-<n:05d>.tfrecord   the shards
+    DATA_DIR/metadata.json, labels.txt             `schema.write_metadata`
+    DATA_DIR/report.json                           every left-out video + why
+    DATA_DIR/.progress/                            per-shard completion notes
+
+Items are assigned to shards by position in their split's list, and a shard
+holds its items in list order, so the output does not depend on `workers` or
+on interruptions. A shard is written to `<name>.tmp` and renamed when
+complete; its completion note (record count, left-out videos) is written
+just before the rename, so a re-run skips finished shards and still knows
+their counts.
+"""
+
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+
+import tensorflow as tf
+
+from avlad_tf.data import schema
+from data_prep import flow as flow_lib
+from data_prep import records
+from data_prep import video_io
+
+PROGRESS_DIR = ".progress"
+REPORT_FILE = "report.json"
+
+
+def shard_name(split, index, count):
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+class Progress:
+    """A progress line with rate and ETA on stderr (plain lines off a TTY)."""
+
+    def __init__(self, total, *, unit="videos", stream=None):
+        self._total, self._unit = total, unit
+        self._stream = stream or sys.stderr
+        self._tty = getattr(self._stream, "isatty", lambda: False)()
+        self._start = self._last = time.monotonic()
+        self._done = 0
+
+    def update(self, n=1):
+        self._done += n
+        now = time.monotonic()
+        finished = self._done >= self._total
+        if not finished and now - self._last < (0.5 if self._tty else 30.0):
+            return
+        self._last = now
+        elapsed = now - self._start
+        rate = self._done / elapsed if elapsed > 0 else 0.0
+        eta = (self._total - self._done) / rate if rate > 0 else float("nan")
+        width = 30
+        filled = int(width * self._done / max(self._total, 1))
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/"
+                f"{self._total} {self._unit} {rate * 60:.1f}/min "
+                f"elapsed {_clock(elapsed)} ETA {_clock(eta)}")
+        end = "\n" if finished or not self._tty else ""
+        self._stream.write(("\r" if self._tty else "") + line + end)
+        self._stream.flush()
+
+
+def _clock(seconds):
+    if not math.isfinite(seconds):
+        return "--:--"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else \
+        f"{minutes:02d}:{seconds:02d}"
+
+
+def _work(task):
+    """Runs in a worker: (split, item, options) → record or reason."""
+    _, item, options = task
+    try:
+        serialized, _ = records.encode_item(item, options)
+        return serialized, ""
+    except video_io.SourceError as e:
+        return None, str(e)
+    except Exception as e:  # pylint: disable=broad-except
+        # Reported, not fatal: one odd file must not stop a 13k-video run.
+        return None, f"error: {type(e).__name__}: {e}"
+
+
+def _plan(splits, records_per_shard):
+    """{split: [(shard file, [items])]} in list order."""
+    plan = {}
+    for split, items in splits.items():
+        count = math.ceil(len(items) / records_per_shard)
+        plan[split] = [
+            (shard_name(split, i, count),
+             items[i * records_per_shard:(i + 1) * records_per_shard])
+            for i in range(count)]
+    return plan
+
+
+def _check_options(progress_dir, fingerprint):
+    """Refuses to resume a run made with different settings."""
+    path = os.path.join(progress_dir, "options.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous != fingerprint:
+            raise ValueError(
+                f"{path}: this output directory was started with other "
+                f"settings ({previous}); now {fingerprint}. Use a new "
+                f"--output_dir or delete the old one.")
+    else:
+        _write_json(path, fingerprint)
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _note_path(output_dir, shard):
+    return os.path.join(output_dir, PROGRESS_DIR, shard + ".json")
+
+
+def _finished(output_dir, shard):
+    return os.path.exists(os.path.join(output_dir, shard)) and \
+        os.path.exists(_note_path(output_dir, shard))
+
+
+def _map(tasks, workers):
+    if workers <= 1:
+        flow_lib.single_threaded()
+        yield from map(_work, tasks)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=flow_lib.single_threaded) as pool:
+        yield from pool.imap(_work, tasks, chunksize=1)
+
+
+@dataclasses.dataclass
+class Summary:
+    """What `write_dataset` did."""
+    splits: dict
+    left_out: list
+    written: int
+    skipped_shards: int
+
+
+def write_dataset(*, output_dir, splits, options, workers=1,
+                  records_per_shard=32, fingerprint=None):
+    """Writes every split's items as shards; resumes a previous run.
+
+    Args:
+        output_dir: the dataset directory (created).
+        splits: {split name: [records.Item]} in list order.
+        options: `records.Options`.
+        workers: processes over videos (1: in this process).
+        records_per_shard: items per shard (fewer records where some fail).
+        fingerprint: JSON-able settings a resumed run must share.
+
+    Returns:
+        A `Summary`: `splits` is the metadata manifest
+        `{split: {"num_records", "shards": [{"file", "num_records"}]}}`,
+        `left_out` lists `{"split", "video_id", "path", "reason"}`.
+    """
+    progress_dir = os.path.join(output_dir, PROGRESS_DIR)
+    os.makedirs(progress_dir, exist_ok=True)
+    _check_options(progress_dir, dict(
+        fingerprint or {}, options=dataclasses.asdict(options),
+        records_per_shard=records_per_shard))
+    plan = _plan(splits, records_per_shard)
+    todo = [(split, shard, items) for split, shards in plan.items()
+            for shard, items in shards if not _finished(output_dir, shard)]
+    skipped = sum(len(s) for s in plan.values()) - len(todo)
+    total = sum(len(items) for _, _, items in todo)
+    print(f"Writing {total} videos into {len(todo)} shards with {workers} "
+          f"worker(s) ({skipped} finished shards skipped).", file=sys.stderr)
+    tasks = [(split, item, options) for split, _, items in todo
+             for item in items]
+    results = _map(tasks, workers)
+    bar = Progress(total)
+    written = 0
+    for split, shard, items in todo:
+        path = os.path.join(output_dir, shard)
+        note = {"num_records": 0, "left_out": []}
+        with tf.io.TFRecordWriter(path + ".tmp") as writer:
+            for item in items:
+                serialized, reason = next(results)
+                if serialized is None:
+                    note["left_out"].append({
+                        "split": split, "video_id": item.video_id,
+                        "path": item.path, "reason": reason})
+                else:
+                    writer.write(serialized)
+                    note["num_records"] += 1
+                bar.update()
+        written += note["num_records"]
+        _write_json(_note_path(output_dir, shard), note)
+        os.replace(path + ".tmp", path)
+    return _summarise(output_dir, plan, written, skipped)
+
+
+def _summarise(output_dir, plan, written, skipped):
+    manifest, left_out = {}, []
+    for split, shards in plan.items():
+        entries = []
+        for shard, _ in shards:
+            with open(_note_path(output_dir, shard), encoding="utf-8") as f:
+                note = json.load(f)
+            entries.append({"file": shard, "num_records": note["num_records"]})
+            left_out.extend(note["left_out"])
+        manifest[split] = {
+            "num_records": sum(e["num_records"] for e in entries),
+            "shards": entries}
+    _write_json(os.path.join(output_dir, REPORT_FILE), {
+        "num_left_out": len(left_out), "left_out": left_out})
+    return Summary(manifest, left_out, written, skipped)
+
+
+def finish(*, output_dir, summary, dataset, labels, multi_label, options,
+           extra=None):
+    """Writes metadata.json and labels.txt for a completed dataset."""
+    schema.write_metadata(output_dir, dict(
+        extra or {}, dataset=dataset, labels=list(labels),
+        num_classes=len(labels), multi_label=bool(multi_label),
+        frame_height=options.height, frame_width=options.width,
+        splits=summary.splits, num_left_out=len(summary.left_out)))
