@@ -9,7 +9,7 @@ import os
 
 import tensorflow as tf
 
-# Suffixes users commonly paste instead of a V2 checkpoint prefix.
+# Files users commonly pass instead of the checkpoint (V2 index, graph).
 _V2_SUFFIXES = (".index", ".meta")
 _V2_DATA_MARKER = ".data-"
 
@@ -38,8 +38,8 @@ def resolve_path(path):
                 f"the prefix before `.index` / `.data-*`).")
         return latest
     for suffix in _V2_SUFFIXES:
-        if path.endswith(suffix) and not os.path.isfile(path[:-len(suffix)]):
-            return path[:-len(suffix)]
+        if path.endswith(suffix):  # x.ckpt.index / x.ckpt.meta -> x.ckpt
+            return resolve_path(path[:-len(suffix)])
     if _V2_DATA_MARKER in os.path.basename(path):
         return path[:path.rindex(_V2_DATA_MARKER)]
     if not (os.path.isfile(path) or os.path.isfile(path + ".index")):

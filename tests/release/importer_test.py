@@ -187,7 +187,7 @@ class ImporterTest(parameterized.TestCase):
         prefix = self._write(self.head)
         with open(os.path.join(self.dir, "checkpoint"), "w") as f:
             f.write('model_checkpoint_path: "model.ckpt"\n')
-        for path in (prefix + ".index",
+        for path in (prefix + ".index", prefix + ".meta",
                      prefix + ".data-00000-of-00001", self.dir):
             report = importer.import_checkpoint(self.model, path)
             self.assertEqual(report.checkpoint, prefix)
