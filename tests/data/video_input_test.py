@@ -1,0 +1,220 @@
+"""Tests for avlad_tf.data.video_input on tiny records (tests/fake_data.py)."""
+
+import json
+import os
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import gin
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf.data import schema
+from avlad_tf.data import video_input
+from tests import fake_data
+
+# Fake frames are 32×40 and stay that size; crops are 24 (ratios 24..15).
+SMALL = dict(num_frames=4, flow_stack=2, image_size=24, resize_to=(32, 40))
+
+
+def _first_batch(data_dir, **kwargs):
+    args = dict(SMALL, data_dir=data_dir, split="train", batch_size=3)
+    args.update(kwargs)
+    return next(iter(video_input.make_dataset(**args)))
+
+
+class MakeDatasetTest(parameterized.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        root = absltest.get_default_test_tmpdir()
+        # n = 12, 7, 5: strides differ, n = 5 is shorter than L + T.
+        cls.index_dir = fake_data.write_fake_dataset(
+            os.path.join(root, "index"), num_frames=[12, 7, 5], num_shards=2)
+        cls.pattern_dir = fake_data.write_fake_dataset(
+            os.path.join(root, "pattern"), num_videos=4, content="pattern")
+
+    @parameterized.product(modalities=[("rgb",), ("flow",), ("rgb", "flow")],
+                           training=[True, False])
+    def test_shapes_dtypes_labels(self, modalities, training):
+        crops = 1 if training else 5
+        features, labels = _first_batch(
+            self.index_dir, modalities=modalities, training=training,
+            num_crops=crops, with_ids=True)
+        channels = {"rgb": 3, "flow": 4}
+        for m in modalities:
+            self.assertEqual(features[m].shape, (3, 4 * crops, 24, 24, channels[m]))
+            self.assertEqual(features[m].dtype, tf.float32)
+        self.assertEqual(set(features), set(modalities) | {"video_id"})
+        self.assertEqual(labels.shape, (3, 3))
+        np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), [1, 1, 1])
+        if not training:  # sorted shards: shard 0 has videos 0 and 2
+            self.assertEqual(features["video_id"].numpy().tolist(),
+                             [b"train/video0", b"train/video2", b"train/video1"])
+            np.testing.assert_array_equal(tf.argmax(labels, 1), [0, 2, 1])
+
+    def test_sampled_frames_and_flow_channel_order(self):
+        features, _ = _first_batch(self.index_dir, modalities=("rgb",),
+                                   training=False, with_ids=True)
+        # BGR channel 0 is B = 255 − R, minus 104.
+        red = 255 - (features["rgb"][..., 0].numpy() + 104)
+        rgb_index = fake_data.frame_index_of(red.mean(axis=(2, 3)))
+        # Video order 0, 2, 1 with n = 12, 5, 7: strides ⌊(n−1)/3⌋ = 3, 1, 2.
+        np.testing.assert_array_equal(
+            rgb_index, [[0, 3, 6, 9], [0, 1, 2, 3], [0, 2, 4, 6]])
+
+        features, _ = _first_batch(self.index_dir, modalities=("flow",),
+                                   training=False)
+        planes = features["flow"].numpy().mean(axis=(2, 3)) + 128  # [B, T, 4]
+        x = fake_data.frame_index_of(planes[..., 0::2], kind="flow_x")
+        y = fake_data.frame_index_of(planes[..., 1::2], kind="flow_y")
+        # Flow strides ⌊(n−2)/4⌋ = 2, 0, 1; channels x1, y1, x2, y2.
+        starts = np.array([[0, 2, 4, 6], [0, 0, 0, 0], [0, 1, 2, 3]])
+        expected = starts[..., None] + np.arange(2)
+        np.testing.assert_array_equal(x, expected)
+        np.testing.assert_array_equal(y, expected)
+
+    def test_joint_rgb_follows_flow_stride(self):
+        features, _ = _first_batch(self.index_dir, modalities=("rgb", "flow"),
+                                   training=False)
+        red = 255 - (features["rgb"][..., 0].numpy() + 104)
+        np.testing.assert_array_equal(
+            fake_data.frame_index_of(red.mean(axis=(2, 3))),
+            [[0, 2, 4, 6], [0, 0, 0, 0], [0, 1, 2, 3]])
+        features, _ = _first_batch(self.index_dir, modalities=("rgb", "flow"),
+                                   training=False, joint_sampling="independent")
+        red = 255 - (features["rgb"][..., 0].numpy() + 104)
+        np.testing.assert_array_equal(
+            fake_data.frame_index_of(red.mean(axis=(2, 3)))[0], [0, 3, 6, 9])
+
+    def test_augmentation_shared_by_frames_and_streams(self):
+        dataset = video_input.make_dataset(
+            data_dir=self.pattern_dir, split="train", training=True,
+            modalities=("rgb", "flow"), batch_size=4, **SMALL)
+        crops = []
+        for features, _ in dataset.take(3):
+            rgb = features["rgb"].numpy() + np.array([104, 117, 123])
+            flow = features["flow"].numpy() + 128
+            for v in range(4):
+                # Identical frames in -> identical crops out, every frame.
+                for t in range(1, 4):
+                    np.testing.assert_array_equal(rgb[v, t], rgb[v, 0])
+                    np.testing.assert_array_equal(flow[v, t], flow[v, 0])
+                # Grey RGB and every flow plane share the texture: same crop
+                # and flip in both streams (JPEG differs by a few levels).
+                for c in range(4):
+                    np.testing.assert_allclose(flow[v, 0, ..., c],
+                                               rgb[v, 0, ..., 1], atol=4)
+                crops.append(rgb[v, 0, ..., 1])
+        distinct = {np.round(c).astype(np.uint8).tobytes() for c in crops}
+        self.assertGreater(len(distinct), 3)  # videos do get different crops
+
+    def test_training_is_seeded(self):
+        first = _first_batch(self.pattern_dir, modalities=("rgb",),
+                             training=True, seed=3)[0]["rgb"]
+        again = _first_batch(self.pattern_dir, modalities=("rgb",),
+                             training=True, seed=3)[0]["rgb"]
+        other = _first_batch(self.pattern_dir, modalities=("rgb",),
+                             training=True, seed=4)[0]["rgb"]
+        np.testing.assert_array_equal(first, again)
+        self.assertFalse(np.array_equal(first, other))
+
+    def test_multi_hot_labels(self):
+        data_dir = fake_data.write_fake_dataset(
+            self.create_tempdir().full_path, multi_label=True, splits=("test",))
+        _, labels = _first_batch(data_dir, split="test", training=False)
+        np.testing.assert_array_equal(
+            labels, [[1, 1, 0], [0, 1, 1], [1, 0, 1]])
+
+    def test_gin_binds_the_rest(self):
+        gin.clear_config()
+        self.addCleanup(gin.clear_config)
+        gin.parse_config([
+            f"make_dataset.data_dir = '{self.index_dir}'",
+            "make_dataset.num_frames = 2", "make_dataset.flow_stack = 2",
+            "make_dataset.image_size = 24", "make_dataset.resize_to = (32, 40)"])
+        features, _ = next(iter(video_input.make_dataset(
+            split="test", training=False, modalities=("flow",), batch_size=2)))
+        self.assertEqual(features["flow"].shape, (2, 2, 24, 24, 4))
+
+
+class ChecksTest(parameterized.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.data_dir = fake_data.write_fake_dataset(
+            self.create_tempdir().full_path, splits=("test",))
+        self.shard = os.path.join(self.data_dir, "test-00000-of-00001.tfrecord")
+
+    def _edit_metadata(self, edit):
+        path = os.path.join(self.data_dir, schema.METADATA_FILE)
+        with open(path) as f:
+            metadata = json.load(f)
+        edit(metadata)
+        with open(path, "w") as f:
+            json.dump(metadata, f)
+
+    def _read_all(self, **kwargs):
+        args = dict(SMALL, data_dir=self.data_dir, split="test",
+                    training=False, batch_size=2)
+        args.update(kwargs)
+        for _ in video_input.make_dataset(**args):
+            pass
+
+    def test_info(self):
+        info = video_input.dataset_info(self.data_dir)
+        self.assertEqual(info["num_classes"], 3)
+        self.assertEqual(info["labels"], ["class_00", "class_01", "class_02"])
+
+    def test_flow_settings_mismatch(self):
+        self._edit_metadata(lambda m: m["flow"].update(bound=15.0))
+        with self.assertRaisesRegex(ValueError, "flow bound is 15.0"):
+            video_input.dataset_info(self.data_dir)
+
+    def test_missing_shard_and_split(self):
+        with self.assertRaisesRegex(ValueError, "no split 'train'"):
+            self._read_all(split="train")
+        os.remove(self.shard)
+        with self.assertRaisesRegex(FileNotFoundError, "test-00000-of-00001"):
+            self._read_all()
+
+    @parameterized.parameters(2, 4)
+    def test_count_mismatch_names_shard(self, listed):
+        def edit(metadata):
+            metadata["splits"]["test"]["num_records"] = listed
+            metadata["splits"]["test"]["shards"][0]["num_records"] = listed
+        self._edit_metadata(edit)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    f"test-00000-of-00001.tfrecord.*lists "
+                                    f"{listed} records"):
+            self._read_all()
+
+    @parameterized.parameters("flip", "truncate")
+    def test_corrupt_shard_names_shard(self, damage):
+        with open(self.shard, "rb") as f:
+            data = bytearray(f.read())
+        if damage == "flip":
+            data[len(data) // 2] ^= 0xFF
+        else:
+            data = data[:len(data) - 100]
+        with open(self.shard, "wb") as f:
+            f.write(bytes(data))
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    "test-00000-of-00001.tfrecord.*truncated"):
+            self._read_all()
+
+    def test_video_too_short_for_flow_stack(self):
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    "fewer than 13 frames.*test/video0"):
+            self._read_all(modalities=("flow",), flow_stack=12)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "modalities"):
+            self._read_all(modalities=("depth",))
+        with self.assertRaisesRegex(ValueError, "one random crop"):
+            self._read_all(training=True, num_crops=5)
+
+
+if __name__ == "__main__":
+    absltest.main()
