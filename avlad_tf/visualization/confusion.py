@@ -179,7 +179,8 @@ def plot_confusion_difference(result, class_names, path, *, name_a="A",
                               height_px=700):
     """Heat map of the difference plus the classes that gained / lost most."""
     gained, lost = ranked_changes(result["gain"], class_names, top=top)
-    fig = plotting.new_figure(width_px=width_px, height_px=height_px)
+    fig = plotting.new_figure(width_px=width_px, height_px=height_px,
+                              constrained=False)
     ax = fig.add_axes([0.08, 0.12, 0.55, 0.78])
     limit = max(float(np.max(np.abs(result["difference"]))), 1e-6)
     image = ax.imshow(result["difference"], cmap="RdBu", vmin=-limit,

@@ -98,5 +98,4 @@ def plot_curves(scalars, path, *, tags=None, title="", width_px=1000,
         ax.legend(fontsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return plotting.save_figure(fig, path)

@@ -66,7 +66,6 @@ def plot_action_words(frames, assignments, video_ids, clusters, path, *,
             if col == 0:
                 ax.set_ylabel(f"word {cluster}", fontsize=9)
     fig.suptitle("action words: regions assigned to each cluster", fontsize=10)
-    fig.tight_layout()
     return plotting.save_figure(fig, path)
 
 
@@ -105,7 +104,6 @@ def plot_assignment_over_time(frames, assignments, clusters, path, *,
     ax.set_ylabel("share of cells", fontsize=8)
     ax.legend(fontsize=7, ncol=min(len(clusters), 6))
     fig.suptitle(f"assignment over time {video_id}".strip(), fontsize=10)
-    fig.tight_layout()
     return plotting.save_figure(fig, path)
 
 
@@ -147,7 +145,6 @@ def plot_top_words(frames, assignments, contributions, path, *,
                     f"word {cluster}: {contributions[cluster]:+.3f}")
         assign_lib.draw_word_markers(ax_frame, assignments[t[0]], [cluster],
                                      image_size=frames.shape[1:3])
-    fig.tight_layout()
     return plotting.save_figure(fig, path)
 
 
@@ -176,5 +173,4 @@ def plot_tsne(panels, path, *, width_px=1000, height_px=500, title=""):
                       ncol=max(1, math.ceil(len(names) / 6)))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return plotting.save_figure(fig, path)

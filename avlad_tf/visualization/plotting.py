@@ -15,13 +15,18 @@ BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32)
 FLOW_MEAN = 128.0
 
 
-def new_figure(*, width_px, height_px):
-    """A figure that saves to exactly `width_px` x `height_px` pixels."""
+def new_figure(*, width_px, height_px, constrained=True):
+    """A figure that saves to exactly `width_px` x `height_px` pixels.
+
+    `constrained` lays out subplots, grids and labels automatically; turn it
+    off for figures that place their axes by hand.
+    """
     if width_px < 50 or height_px < 50:
         raise ValueError(
             f"figure size must be at least 50x50 pixels. Received: "
             f"{width_px}x{height_px}")
-    return plt.figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+    return plt.figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI,
+                      layout="constrained" if constrained else None)
 
 
 def save_figure(fig, path):
