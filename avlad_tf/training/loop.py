@@ -81,9 +81,14 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             counted in updates from the start of the stage.
         adam_beta_1, adam_beta_2, adam_epsilon: Adam (release ε = 1e-4).
         clip_norm: per-tensor gradient norm limit per sub-batch (0: off).
-        batch_size: videos per replica per sub-batch (release: 4 per GPU).
-        accumulation_steps: sub-batches per update; the effective batch is
-            batch_size x replicas x accumulation_steps (release: 16).
+        batch_size: videos per replica per sub-batch, an int or one per
+            stage.
+        accumulation_steps: sub-batches per update, an int or one per stage;
+            the effective batch is batch_size x replicas x accumulation_steps
+            (release: 16). Clipping acts per sub-batch, so the release's
+            exact grouping (stage 1: two clipped 8-video gradients, stage 2:
+            one 16-video gradient, Sec. 12.12) is batch_size = (8, 16),
+            accumulation_steps = (2, 1).
         jit_compile: XLA for the gradient computation.
         distribute: train under `tf.distribute.MirroredStrategy` (each
             replica takes `batch_size` videos of every sub-batch).
@@ -131,11 +136,9 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
                       batch_size=kmeans_batch_size, seed=seed)
 
     # ---- Input pipeline ----------------------------------------------------
-    dataset = make_dataset_fn(
-        data_dir=data_dir, split=train_split, training=True,
-        modalities=modalities,
-        batch_size=batch_size * strategy.num_replicas_in_sync, seed=seed)
-    iterator = iter(dataset)
+    batch_sizes = _per_stage(batch_size, len(stage_steps), "batch_size")
+    accumulation = _per_stage(accumulation_steps, len(stage_steps),
+                              "accumulation_steps")
     probe = stage_lib.probe_batch(make_dataset_fn, data_dir=data_dir,
                                  split=train_split, modalities=modalities)
     writer = tf.summary.create_file_writer(
@@ -146,6 +149,15 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             zip(stage_steps, learning_rates), start=1):
         if stage < resume_stage:
             continue
+        if stage == resume_stage or batch_sizes[stage - 1] != \
+                batch_sizes[stage - 2]:
+            # Stage 2 continues stage 1's data stream unless its batch size
+            # differs; either way the position is in the checkpoints.
+            iterator = iter(make_dataset_fn(
+                data_dir=data_dir, split=train_split, training=True,
+                modalities=modalities, seed=seed,
+                batch_size=batch_sizes[stage - 1] *
+                strategy.num_replicas_in_sync))
         names = action_vlad.set_stage(model, stage)
         logging.info("%s stage %d trains %s", stream, stage, names)
         with strategy.scope():
@@ -164,11 +176,13 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
         # A new function per stage: the trainable set was fixed when traced.
         update = step_lib.make_update_fn(
             model=model, optimizer=optimizer, strategy=strategy,
-            batch_size=batch_size, accumulation_steps=accumulation_steps,
+            batch_size=batch_sizes[stage - 1],
+            accumulation_steps=accumulation[stage - 1],
             clip_norm=clip_norm, jit_compile=jit_compile,
             multi_label=bool(info.get("multi_label", False)))
         stage_lib.run_stage(
-            update=update, iterator=iterator, strategy=strategy, optimizer=optimizer,
+            update=update, iterator=iterator, strategy=strategy,
+            optimizer=optimizer,
             schedule=schedule, manager=manager, model=model, probe=probe,
             writer=writer, workdir=workdir, stream=stream, stage=stage,
             num_steps=num_steps, step_offset=sum(stage_steps[:stage - 1]),
@@ -180,6 +194,17 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
     model.save(model_path)
     logging.info("Saved %s", model_path)
     return model
+
+
+def _per_stage(value, num_stages, name):
+    """An int for every stage, or a tuple with one entry per stage."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (
+        (value,) * num_stages)
+    if len(values) != num_stages or not all(
+            isinstance(v, int) and v > 0 for v in values):
+        raise ValueError(f"{name} must be a positive int or {num_stages} of "
+                         f"them (one per stage). Received: {value!r}")
+    return values
 
 
 def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
