@@ -158,9 +158,6 @@ def format_result(result):
           f'{result["scores_path"]}')
 
 
-_GIN_FILES = flags.DEFINE_multi_string('gin_file', [], 'gin config files.')
-_GIN_BINDINGS = flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'training workdir.')
 
 
 def _bound_or_none(name):
@@ -170,15 +167,26 @@ def _bound_or_none(name):
     return None
 
 
+def _define_flags():
+  # Only when run as a program: base.gin imports this module, and flags
+  # defined at import time would clash with avlad_tf.train's.
+  flags.DEFINE_multi_string('gin_file', [], 'gin config files; relative names '
+                            "are also looked up in the repository's gin/.")
+  flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings (after files).')
+  flags.DEFINE_string('workdir', None, 'the training workdir.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not _WORKDIR.value:
+  workdir = flags.FLAGS.workdir
+  if not workdir:
     raise app.UsageError('--workdir is required.')
   gin.add_config_file_search_path(
-      os.path.join(os.path.dirname(os.path.dirname(__file__)), 'gin'))
-  gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value,
-                                      skip_unknown=False)
+      os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   'gin'))
+  gin.parse_config_files_and_bindings(
+      flags.FLAGS.gin_file, flags.FLAGS.gin_bindings, skip_unknown=False)
   if _bound_or_none('evaluate.split') is None:
     raise app.UsageError(
         "bind the split to evaluate, e.g. --gin_bindings=\"evaluate.split="
@@ -186,12 +194,13 @@ def main(argv):
   stream = _bound_or_none('evaluate.stream')
   streams = [stream] if stream else [
       s for s in STREAMS
-      if os.path.exists(os.path.join(_WORKDIR.value, s, 'model.keras'))]
+      if os.path.exists(os.path.join(workdir, s, 'model.keras'))]
   if not streams:
-    raise app.UsageError(f'no <stream>/model.keras in {_WORKDIR.value}.')
+    raise app.UsageError(f'no <stream>/model.keras in {workdir}.')
   for s in streams:
-    print(format_result(evaluate(workdir=_WORKDIR.value, stream=s)))
+    print(format_result(evaluate(workdir=workdir, stream=s)))
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

@@ -189,39 +189,44 @@ def fuse_files(score_paths, weights, *, labels, idt_path=None,
   return result
 
 
-_SCORES = flags.DEFINE_multi_string('scores', None, 'HDF5 score file (repeat).')
-_WEIGHTS = flags.DEFINE_string(
-    'weights', None, 'Comma-separated weights, one per --scores; default 1,2 '
-    'for two files (the release\'s RGB : flow), equal weights otherwise.')
-_LABELS = flags.DEFINE_string(
-    'labels', None, 'List file (path num_frames label); default: the labels '
-    'stored in the first score file.')
-_IDT = flags.DEFINE_string('idt', None, 'Optional iDT score file.')
-_IDT_WEIGHT = flags.DEFINE_float('idt_weight', 0.25, 'Weight of the iDT scores.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Write the fused scores here.')
+def _define_flags():
+  # Only when run as a program: train imports this module, and flags defined
+  # at import time could clash with the importing program's.
+  flags.DEFINE_multi_string('scores', None, 'HDF5 score file (repeat).')
+  flags.DEFINE_string(
+      'weights', None, 'Comma-separated weights, one per --scores; default '
+      "1,2 for two files (the release's RGB : flow), equal weights otherwise.")
+  flags.DEFINE_string(
+      'labels', None, 'List file (path num_frames label); default: the labels '
+      'stored in the first score file.')
+  flags.DEFINE_string('idt', None, 'Optional iDT score file.')
+  flags.DEFINE_float('idt_weight', 0.25, 'Weight of the iDT scores.')
+  flags.DEFINE_string('output', None, 'Write the fused scores here.')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  paths = _SCORES.value or []
+  f = flags.FLAGS
+  paths = f.scores or []
   if len(paths) < 1:
     raise app.UsageError('give at least one --scores file.')
-  if _WEIGHTS.value is not None:
-    weights = [float(w) for w in _WEIGHTS.value.split(',')]
+  if f.weights is not None:
+    weights = [float(w) for w in f.weights.split(',')]
   else:
     weights = [1.0, 2.0] if len(paths) == 2 else [1.0] * len(paths)
-  result = fuse_files(paths, weights, labels=_LABELS.value,
-                      idt_path=_IDT.value, idt_weight=_IDT_WEIGHT.value,
-                      output_path=_OUTPUT.value)
+  result = fuse_files(paths, weights, labels=f.labels,
+                      idt_path=f.idt, idt_weight=f.idt_weight,
+                      output_path=f.output)
   for path, weight, acc in zip(paths, weights, result['inputs']):
     print(f'{path} (weight {weight:g}): top-1 {100 * acc:.2f}')
   print(f'fused: top-1 {100 * result["fused"]:.2f}')
   if 'idt' in result:
-    print(f'{_IDT.value} (iDT): top-1 {100 * result["idt"]:.2f}')
-    print(f'fused+idt (idt weight {_IDT_WEIGHT.value:g}): top-1 '
+    print(f'{f.idt} (iDT): top-1 {100 * result["idt"]:.2f}')
+    print(f'fused+idt (idt weight {f.idt_weight:g}): top-1 '
           f'{100 * result["fused_idt"]:.2f}')
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
