@@ -144,10 +144,28 @@ def crop_and_scale(frames, boxes, *, resize_to, image_size, assemble=None,
 def normalize(video, *, modality, bgr_means=RELEASE_BGR_MEANS):
     """RGB → BGR minus `bgr_means`; flow minus 128 (Sec. 3, "Means")."""
     if modality == "rgb":
-        return tf.reverse(video, axis=[-1]) - tf.constant(bgr_means, tf.float32)
+        video = tf.reverse(video, axis=[-1])
+    return _subtract_means(video, modality=modality, bgr_means=bgr_means)
+
+
+def _subtract_means(video, *, modality, bgr_means):
+    if modality == "rgb":
+        return video - tf.constant(bgr_means, tf.float32)
     if modality == "flow":
         return video - FLOW_MEAN
     raise ValueError(f"modality must be one of {MODALITIES}. Received: {modality!r}")
+
+
+def _to_bgr_early(assemble, modality):
+    """Reverses RGB channels on the (still uint8) crops: exact and cheaper
+    than reversing the float output."""
+    if modality not in MODALITIES:
+        raise ValueError(
+            f"modality must be one of {MODALITIES}. Received: {modality!r}")
+    if modality != "rgb":
+        return assemble
+    inner = assemble or (lambda crops: crops)
+    return lambda crops: tf.reverse(inner(crops), axis=[-1])
 
 
 def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
@@ -176,12 +194,13 @@ def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
                                 release_crop_offsets=release_crop_offsets)
     boxes = [(top, left, image_size, image_size) for top, left in offsets]
     crops = crop_and_scale(frames, boxes, resize_to=resize_to,
-                           image_size=image_size, assemble=assemble,
+                           image_size=image_size,
+                           assemble=_to_bgr_early(assemble, modality),
                            convert_before_resize=convert_before_resize,
                            half_pixel_centers=half_pixel_centers)
     shape = tf.shape(crops)
     crops = tf.reshape(crops, [-1, image_size, image_size, shape[4]])  # [T·N, S, S, C]
-    return normalize(crops, modality=modality, bgr_means=bgr_means)
+    return _subtract_means(crops, modality=modality, bgr_means=bgr_means)
 
 
 def random_crop_params(seed, *, resize_to=(256, 340), image_size=224,
@@ -238,10 +257,11 @@ def preprocess_for_train(frames, params, *, modality, image_size=224,
     """
     box = (params["top"], params["left"], params["height"], params["width"])
     crops = crop_and_scale(frames, [box], resize_to=resize_to,
-                           image_size=image_size, assemble=assemble,
+                           image_size=image_size,
+                           assemble=_to_bgr_early(assemble, modality),
                            convert_before_resize=convert_before_resize,
                            half_pixel_centers=half_pixel_centers)[:, 0]
     # A horizontal flip only mirrors the planes: the release never negates x.
     crops = tf.cond(params["flip"], lambda: tf.reverse(crops, axis=[2]),
                     lambda: crops)
-    return normalize(crops, modality=modality, bgr_means=bgr_means)
+    return _subtract_means(crops, modality=modality, bgr_means=bgr_means)

@@ -98,9 +98,10 @@ def _read_shard(path, expected):
     def check(record, is_end, n):
         ok = tf.where(is_end, tf.equal(n, expected), n < expected)
         message = tf.strings.format(
-            "Shard {}: metadata.json lists {} records but {} were read "
-            "(more, or the file is truncated/corrupt: a DataLossError stops "
-            "reading at the damage). Re-run data preparation.",
+            "Shard {}: metadata.json lists {} records but {} could be read: "
+            "the file is truncated or corrupt (reading stops at a "
+            "DataLossError), holds more records than listed, or "
+            "metadata.json is stale. Re-run data preparation.",
             [path, expected, tf.where(is_end, n, n + 1)])
         with tf.control_dependencies([_require(ok, message)]):
             return tf.identity(record), is_end
