@@ -29,6 +29,7 @@ names and `assets/avlad_export.json` what a client needs to build inputs
 import inspect
 import json
 import os
+import shutil
 import tempfile
 
 from absl import app
@@ -126,7 +127,7 @@ def _data_metadata(settings):
     if not isinstance(data_dir, str):
         return None
     try:
-        return video_input.dataset_info(data_dir)
+        return schema.read_metadata(data_dir)  # no shards needed here
     except FileNotFoundError:
         logging.warning("%s has no metadata; assuming frames stored at "
                         "resize_to and single-label data.", data_dir)
@@ -414,26 +415,24 @@ def _write_atomically(module, export_dir, config):
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    assets = os.path.join(tmp, "extra_assets")
-    os.makedirs(assets)
-    labels_path = os.path.join(assets, LABELS_FILE)
-    with open(labels_path, "w", encoding="utf-8") as f:
-        f.writelines(name + "\n" for name in config["class_names"])
-    config_path = os.path.join(assets, EXPORT_CONFIG_FILE)
-    with open(config_path, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    module.attach_assets(labels_path=labels_path, config_path=config_path)
-    saved = os.path.join(tmp, "saved_model")
-    tf.saved_model.save(module, saved, signatures=module.signatures())
-    if os.path.exists(export_dir):
-        old = export_dir.rstrip("/") + ".old"
-        tf.io.gfile.rmtree(old) if os.path.exists(old) else None
-        os.replace(export_dir, old)
+    try:
+        assets = os.path.join(tmp, "extra_assets")
+        os.makedirs(assets)
+        labels_path = os.path.join(assets, LABELS_FILE)
+        with open(labels_path, "w", encoding="utf-8") as f:
+            f.writelines(name + "\n" for name in config["class_names"])
+        config_path = os.path.join(assets, EXPORT_CONFIG_FILE)
+        with open(config_path, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        module.attach_assets(labels_path=labels_path, config_path=config_path)
+        saved = os.path.join(tmp, "saved_model")
+        tf.saved_model.save(module, saved, signatures=module.signatures())
+        if os.path.exists(export_dir):
+            old = os.path.join(tmp, "previous")
+            os.replace(export_dir, old)
         os.replace(saved, export_dir)
-        tf.io.gfile.rmtree(old)
-    else:
-        os.replace(saved, export_dir)
-    tf.io.gfile.rmtree(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv):
