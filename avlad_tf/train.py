@@ -16,6 +16,7 @@ command resumes from the last checkpoint.
 """
 
 import contextlib
+import importlib
 import logging
 import os
 import shlex
@@ -28,6 +29,9 @@ import gin
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
 _SEARCH_PATHS = set()
+_FLAG_NAMES = ("gin_file", "gin_bindings", "workdir")
+_AFTER_TRAINING_MODULES = ("avlad_tf.evaluate", "avlad_tf.fuse",
+                           "avlad_tf.export")
 
 
 class _DropMissedLookups(logging.Filter):
@@ -62,6 +66,11 @@ def parse_gin(gin_files, gin_bindings):
             f"`import gin` found {getattr(gin, '__path__', gin)}, not the "
             f"gin-config package; pip install gin-config==0.5.0.")
     from avlad_tf.training import loop  # noqa: F401  registers configurables
+    # Steps after training call these; their configurables must exist before
+    # gin locks the config. A missing module fails later, with its own error.
+    for module in _AFTER_TRAINING_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     if GIN_DIR not in _SEARCH_PATHS:
         gin.add_config_file_search_path(GIN_DIR)
         _SEARCH_PATHS.add(GIN_DIR)
@@ -86,10 +95,14 @@ def define_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    # Read every flag before parsing gin: gin imports other modules.
     gin_files = list(flags.FLAGS.gin_file)
     gin_bindings = list(flags.FLAGS.gin_bindings)
     workdir = flags.FLAGS.workdir
+    # Other entry points (evaluate, export) define flags of the same names
+    # when imported, as they are by gin files and after training; ours are
+    # read, so release the names.
+    for name in _FLAG_NAMES:
+        delattr(flags.FLAGS, name)
     parse_gin(gin_files, gin_bindings)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "command.txt"), "w") as f:
