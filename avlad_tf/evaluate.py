@@ -35,7 +35,7 @@ import numpy as np
 
 from avlad_tf import metrics
 from avlad_tf.data import video_input
-import avlad_tf.models  # noqa: F401  (registers the custom layers for loading)
+from avlad_tf.models import action_vlad  # noqa: F401  (registers custom layers)
 
 STREAMS = ('rgb', 'flow', 'fused')
 

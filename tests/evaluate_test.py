@@ -3,6 +3,8 @@
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from absl.testing import absltest
@@ -104,6 +106,25 @@ class EvaluateTest(parameterized.TestCase):
     with h5py.File(result['scores_path'], 'r') as f:
       self.assertEqual(f['labels'].shape, (_NUM_VIDEOS, _NUM_CLASSES))
       self.assertEqual(int(np.sum(f['labels'][()])), 2 * _NUM_VIDEOS)
+
+  def test_cli_evaluates_every_stream(self):
+    bindings = [f"make_dataset.data_dir = '{self.data_dir}'",
+                'make_dataset.num_frames = 4', 'make_dataset.flow_stack = 2',
+                'make_dataset.image_size = 24',
+                'make_dataset.resize_to = (32, 40)',
+                "evaluate.split = 'test'", 'evaluate.batch_size = 5']
+    out = subprocess.run(
+        [sys.executable, '-m', 'avlad_tf.evaluate', f'--workdir={self.workdir}']
+        + [f'--gin_bindings={b}' for b in bindings],
+        capture_output=True, text=True, cwd=os.path.dirname(
+            os.path.dirname(os.path.abspath(__file__))),
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+    self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+    lines = out.stdout.splitlines()
+    self.assertLen(lines, 2)
+    self.assertRegex(lines[0], r'^rgb test 1 crop\(s\), 5 videos: top1 \d+\.\d\d, '
+                     r'top5 100\.00, mean_class_accuracy')
+    self.assertTrue(lines[1].startswith('flow test 1 crop(s)'))
 
   def test_missing_model_names_streams(self):
     with self.assertRaisesRegex(FileNotFoundError,
