@@ -231,10 +231,13 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
     n = example[schema.NUM_FRAMES_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     # Fail on a video too short for the stack before any index is gathered.
-    least = flow_stack + 1 if "flow" in modalities else 1
+    least, why = 1, "no frames"
+    if "flow" in modalities:
+        least = flow_stack + 1
+        why = f"fewer than {least} frames (a flow stack of {flow_stack} needs "
+        why += f"{least} frames) in"
     with tf.control_dependencies([_require(
-            n >= least, f"fewer than {least} frames (a flow stack of "
-            f"{flow_stack} needs {flow_stack} + 1) in video", video_id, n)]):
+            n >= least, f"{why} video", video_id, n)]):
         n = tf.identity(n)
     rules = dict(num_samples=num_frames, training=training, seed=sample_seed,
                  sampling=sampling_mode)
