@@ -103,7 +103,8 @@ def classification_report(scores, labels):
 
   Single-label data (int `[N]` labels) gets `top1`, `top5` and
   `mean_class_accuracy`; multi-label data (`[N, C]` multi-hot) gets `top1`
-  (hit at 1), `mAP` and `wAP`.
+  (hit at 1) and the official Charades `mAP` and `wAP` (`top1` uses every
+  row; mAP / wAP treat rows without labels as the official script does).
   """
   labels = np.asarray(labels)
   report = {'top1': top_k_accuracy(scores, labels, k=1)}
@@ -115,7 +116,10 @@ def classification_report(scores, labels):
     # NaN); on the full Charades test set all 157 classes have positives, so
     # this equals the official mAP there.
     present = np.sum(labels > 0, axis=0) > 0
-    scores = np.asarray(scores)
+    # Videos without any action score -inf everywhere, as in the official
+    # Charades script (which never matches their predictions).
+    scores = np.where(np.any(labels > 0, axis=1, keepdims=True),
+                      np.asarray(scores, dtype=np.float64), -np.inf)
     report['mAP'], report['wAP'], _ = charades_map(
         scores[:, present], labels[:, present])
   return report

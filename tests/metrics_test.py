@@ -43,11 +43,24 @@ class MetricsTest(parameterized.TestCase):
   def test_report_multi_label_skips_empty_classes(self):
     positives = np.array([[1, 0, 0], [0, 0, 0], [1, 0, 0], [0, 0, 1]])
     report = metrics.classification_report(_SCORES, positives)
+    # Row 1 has no labels, so it scores -inf (official Charades rule).
     # class 0: order 0, 3, 2, 1 -> positives at ranks 1, 3: (1 + 2/3) / 2;
-    # class 2: order 1, 2, 0, 3 -> rank 4: 1/4; class 1 has no positives.
-    ap = [(1 + 2 / 3) / 2, 1 / 4]
+    # class 2: order 2, 0, 3, 1 -> rank 3: 1/3; class 1 has no positives.
+    ap = [(1 + 2 / 3) / 2, 1 / 3]
     self.assertAlmostEqual(report['mAP'], np.mean(ap))
     self.assertAlmostEqual(report['wAP'], (ap[0] * 2 + ap[1]) / 3)
+
+  def test_report_multi_label_ignores_scores_of_unlabelled_rows(self):
+    # Row 1 has no labels: like the official Charades script, its (high)
+    # scores must not count, so class 0 ranks rows 0, 2 first: AP 1.
+    scores = np.array([[0.5], [0.9], [0.4]])
+    positives = np.array([[1], [0], [1]])
+    unlabelled = metrics.classification_report(scores, positives)
+    self.assertEqual(unlabelled['mAP'], 1.0)
+    positives_with_negative = np.array([[1, 1], [0, 1], [1, 0]])
+    labelled = metrics.classification_report(
+        np.concatenate([scores, scores], 1), positives_with_negative)
+    self.assertAlmostEqual(labelled['mAP'], ((1 / 2 + 2 / 3) / 2 + 1) / 2)
 
   def test_shape_errors(self):
     with self.assertRaisesRegex(ValueError, 'must be'):
