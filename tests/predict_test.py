@@ -75,7 +75,7 @@ class PredictTest(absltest.TestCase):
         paths = [self.avi, self.corrupt, self.short, self.mp4]
         run = subprocess.run(
             [sys.executable, "-m", "avlad_tf.predict", "--model",
-             self.export_dir, "--json", *paths],
+             self.export_dir, *paths, "--json"],
             cwd=REPO, capture_output=True, text=True, check=False,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         self.assertEqual(run.returncode, 1, run.stderr[-2000:])
