@@ -215,7 +215,8 @@ def run_table(table, *, data_dirs, runs_dir, overlays=(), bindings=(),
     except Exception as e:  # pylint: disable=broad-except
       # One failed row must not lose the others; the table shows the error.
       logging.exception('%s failed', row['file'])
-      results[row['file']] = {'error': f'{type(e).__name__}: {e}'[:200]}
+      message = ' '.join(f'{type(e).__name__}: {e}'.split())  # one line
+      results[row['file']] = {'error': message[:200].replace('|', '/')}
   return markdown_table(table, rows, results, note=note), results
 
 
