@@ -135,7 +135,7 @@ def run(args):
     size = dict(out=args.out, width_px=args.width_px)
     if args.command == "curves":
         return commands.curves(workdir=args.workdir, tags=args.tags,
-                      height_px=args.height_px, **size)
+                               height_px=args.height_px, **size)
     if args.command == "confusion_diff":
         return commands.confusion_diff(
             scores_a=args.scores_a, scores_b=args.scores_b,
@@ -147,27 +147,31 @@ def run(args):
     data = dict(data_dir=args.data_dir, split=args.split,
                 num_frames=args.num_frames, batch_size=args.batch_size)
     if args.command == "tsne":
-        paths = args.model or [commands.model_path(args.workdir, s, None)
-                               for s in (args.stream or ["rgb"])]
-        return commands.tsne(model_paths=paths, names=args.names, joint=args.joint,
-                    num_videos=args.num_videos,
-                    points_per_video=args.points_per_video,
-                    perplexity=args.perplexity, num_iters=args.num_iters,
-                    height_px=args.height_px, **size, **data)
-    model_path = commands.model_path(args.workdir, args.stream, args.model)
+        paths = args.model or [
+            commands.resolve_model_path(args.workdir, stream, None)
+            for stream in (args.stream or ["rgb"])]
+        return commands.tsne(
+            model_paths=paths, names=args.names, joint=args.joint,
+            num_videos=args.num_videos,
+            points_per_video=args.points_per_video,
+            perplexity=args.perplexity, num_iters=args.num_iters,
+            height_px=args.height_px, **size, **data)
+    model_path = commands.resolve_model_path(args.workdir, args.stream,
+                                             args.model)
     if args.command == "action_words":
-        return commands.action_words(model_path=model_path, clusters=args.clusters,
-                            num_videos=args.num_videos,
-                            num_examples=args.num_examples, **size, **data)
+        return commands.action_words(
+            model_path=model_path, clusters=args.clusters,
+            num_videos=args.num_videos, num_examples=args.num_examples,
+            height_px=args.height_px, **size, **data)
     if args.command == "assignment_over_time":
         return commands.assignment_over_time(
             model_path=model_path, video_id=args.video_id,
             clusters=args.clusters, max_frames=args.max_frames,
             height_px=args.height_px, **size, **data)
-    return commands.top_words(model_path=model_path, video_id=args.video_id,
-                     class_name=args.class_name, top=args.top,
-                     workdir=args.workdir, height_px=args.height_px, **size,
-                     **data)[0]
+    return commands.top_words(
+        model_path=model_path, video_id=args.video_id,
+        class_name=args.class_name, top=args.top, workdir=args.workdir,
+        height_px=args.height_px, **size, **data)[0]
 
 
 def main(args):

@@ -100,6 +100,8 @@ class VisualizeTest(absltest.TestCase):
                          (400, 800))
         with self.assertRaisesRegex(ValueError, "test/nope.*not in split"):
             self._run("assignment_over_time", "--video_id=test/nope")
+        with self.assertRaisesRegex(ValueError, r"clusters \[7\] do not exist"):
+            self._run("assignment_over_time", "--clusters=1,7")
 
     def test_top_words_contributions_add_up_to_the_logit(self):
         self.assertEqual(self._run("top_words", "--stream=flow",

@@ -16,7 +16,8 @@ from avlad_tf.visualization import inference
 from avlad_tf.visualization import tsne as tsne_lib
 
 
-def model_path(workdir, stream, model):
+def resolve_model_path(workdir, stream, model):
+    """`model` if given, else WORKDIR/<stream>/model.keras."""
     if model:
         return model
     if not workdir:
@@ -47,6 +48,14 @@ def _checked_assignments(result):
     return frames, assignments
 
 
+def _check_clusters(clusters, num_clusters):
+    bad = [k for k in clusters if not 0 <= k < num_clusters]
+    if bad:
+        raise ValueError(f"clusters {bad} do not exist: the model has "
+                         f"{num_clusters} action words (0..{num_clusters - 1})")
+    return clusters
+
+
 def _dominant_words(assignments, count):
     """The `count` words covering most cells: a sensible default choice."""
     words = np.argmax(assignments, axis=-1).reshape(-1)
@@ -55,15 +64,16 @@ def _dominant_words(assignments, count):
 
 
 def action_words(*, model_path, out, clusters=None, num_videos=16,
-                 num_examples=6, width_px=1200, **data):
+                 num_examples=6, width_px=1200, height_px=None, **data):
     """Fig. 6. `data`: `run_model` keywords (data_dir, split, ...)."""
     model = inference.load_model(model_path)
     result = inference.endpoints(model, num_videos=num_videos, **data)
     frames, assignments = _checked_assignments(result)
-    clusters = clusters or _dominant_words(assignments, 4)
+    clusters = _check_clusters(clusters or _dominant_words(assignments, 4),
+                               assignments.shape[-1])
     return figures.plot_action_words(
         frames, assignments, result["video_ids"], clusters, out,
-        num_examples=num_examples, width_px=width_px)
+        num_examples=num_examples, width_px=width_px, height_px=height_px)
 
 
 def assignment_over_time(*, model_path, out, video_id=None, clusters=None,
@@ -74,7 +84,8 @@ def assignment_over_time(*, model_path, out, video_id=None, clusters=None,
         model, num_videos=1, video_ids=[video_id] if video_id else None,
         **data)
     frames, assignments = _checked_assignments(result)
-    clusters = clusters or _dominant_words(assignments[0], 3)
+    clusters = _check_clusters(clusters or _dominant_words(assignments[0], 3),
+                               assignments.shape[-1])
     return figures.plot_assignment_over_time(
         frames[0], assignments[0], clusters, out,
         video_id=result["video_ids"][0], max_frames=max_frames,
