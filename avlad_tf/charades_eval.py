@@ -2,6 +2,11 @@
 
   python -m avlad_tf.charades_eval SUBMISSION_FILE Charades_v1_test.csv
 
+SUBMISSION_FILE is the official text format or an `avlad_tf.evaluate` /
+`avlad_tf.fuse --output` score file (`.h5` with `stream0/logits` and
+`video_ids`; ids such as `Y/YSKX3.mp4` become `YSKX3`, as the release's
+`charades_convert_scores_format.py`).
+
 Matches the official MATLAB script in every case it handles
 (ORIGINAL_RELEASE.md §9.3):
 - the submission has one line per video: the id, then the class scores,
@@ -22,6 +27,7 @@ across videos.
 """
 
 import csv
+import os
 import sys
 
 from absl import app
@@ -104,6 +110,23 @@ def read_submission(path, *, num_classes=NUM_CLASSES):
   return predictions
 
 
+def charades_id(video_id):
+  """`Y/YSKX3.mp4` (the release's list path) -> `YSKX3` (the CSV id)."""
+  return os.path.splitext(os.path.basename(video_id))[0]
+
+
+def read_score_file(path, *, num_classes=NUM_CLASSES):
+  """Reads an HDF5 score file with `video_ids` into `{id: scores}`."""
+  from avlad_tf import fuse  # h5py reader shared with fusion
+  logits, ids, _ = fuse.read_scores(path)
+  if ids is None:
+    raise ValueError(f'{path}: no video_ids dataset; cannot match videos.')
+  if logits.shape[1] != num_classes:
+    raise ValueError(f'{path}: {logits.shape[1]} classes, expected '
+                     f'{num_classes}.')
+  return {charades_id(v): row for v, row in zip(ids, logits)}
+
+
 def score_matrix(ids, predictions, *, num_classes=NUM_CLASSES):
   """`[N, C]` scores in ground-truth order; −inf rows where nothing matches."""
   scores = np.full((len(ids), num_classes), -np.inf)
@@ -123,7 +146,10 @@ def charades_eval(submission_path, csv_path, *, num_classes=NUM_CLASSES):
     ids not in the CSV or of videos without actions; ignored).
   """
   ids, positives = read_ground_truth(csv_path, num_classes=num_classes)
-  predictions = read_submission(submission_path, num_classes=num_classes)
+  if submission_path.endswith(('.h5', '.hdf5')):
+    predictions = read_score_file(submission_path, num_classes=num_classes)
+  else:
+    predictions = read_submission(submission_path, num_classes=num_classes)
   scores = score_matrix(ids, predictions, num_classes=num_classes)
   mean_ap, weighted_ap, ap = metrics.charades_map(scores, positives)
   known = set(ids)

@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import h5py
 import numpy as np
 
 from avlad_tf import charades_eval
@@ -83,6 +84,15 @@ class CharadesEvalTest(absltest.TestCase):
     self.assertEqual(result['num_missing'], 1)
     # 'unknown' is not in the CSV; v3 has no actions.
     self.assertEqual(result['num_unmatched'], 2)
+
+  def test_score_file_with_release_style_ids(self):
+    h5 = os.path.join(self.dir, 'scores.h5')
+    with h5py.File(h5, 'w') as f:
+      f.create_dataset('stream0/logits', data=[[0.9, 0.5, 0.1], [0.9, 0.8, 0.1],
+                                                [0.2, 0.1, 0.7]])
+      f.create_dataset('video_ids', data=[b'v/v1.mp4', b'v/v2.mp4', b'v/v4.mp4'])
+    result = charades_eval.charades_eval(h5, self.csv, num_classes=3)
+    np.testing.assert_allclose(result['ap'], _AP)
 
   def test_ties_keep_row_order(self):
     # All scores tie: AP is decided by where the positives sit in CSV order.
