@@ -91,9 +91,8 @@ def _label_names(pairs, source):
 def _locate(root, list_path, flow_root, fallback=None):
     """(path, flow path) of a list entry: frame folder or video file."""
     path = os.path.join(root, list_path)
-    if not os.path.exists(path) and fallback and \
-            os.path.exists(os.path.join(root, fallback)):
-        path = os.path.join(root, fallback)
+    if not os.path.exists(path) and fallback:
+        path = os.path.join(root, fallback)  # reported if missing too
     flow = os.path.join(flow_root, list_path) if flow_root else ""
     return path, flow
 

@@ -105,6 +105,7 @@ def _plan(splits, records_per_shard):
 def _check_options(progress_dir, fingerprint):
     """Refuses to resume a run made with different settings."""
     path = os.path.join(progress_dir, "options.json")
+    fingerprint = json.loads(json.dumps(fingerprint))  # tuples as lists
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             previous = json.load(f)

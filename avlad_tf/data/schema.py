@@ -113,7 +113,9 @@ def make_sequence_example(*, video_id, labels, rgb_jpegs, flow_x_jpegs,
         FLOW_Y_KEY: feature_list(flow_y_jpegs),
     })
     example = tf.train.SequenceExample(context=context, feature_lists=lists)
-    return example.SerializeToString()
+    # Deterministic: map fields (the feature dicts) in key order, so the
+    # same video always gives the same bytes (resumed runs, caching).
+    return example.SerializeToString(deterministic=True)
 
 
 CONTEXT_FEATURES = {

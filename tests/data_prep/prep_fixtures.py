@@ -20,9 +20,10 @@ def frame(index, *, height=48, width=64):
 
 
 def write_video(path, num_frames, *, height=48, width=64, first=0):
-    """Writes frames first..first+num_frames-1 as an MJPG .avi."""
+    """Writes frames first..first+num_frames-1 (MJPG .avi, mp4v .mp4)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25,
+    codec = "mp4v" if path.endswith(".mp4") else "MJPG"
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), 25,
                           (width, height))
     assert out.isOpened(), path
     for i in range(first, first + num_frames):
