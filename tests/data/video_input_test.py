@@ -93,7 +93,7 @@ class MakeDatasetTest(parameterized.TestCase):
             data_dir=self.pattern_dir, split="train", training=True,
             modalities=("rgb", "flow"), batch_size=4, **SMALL)
         crops = []
-        for features, _ in dataset.take(3):
+        for features, _ in dataset.take(2):
             rgb = features["rgb"].numpy() + np.array([104, 117, 123])
             flow = features["flow"].numpy() + 128
             for v in range(4):
