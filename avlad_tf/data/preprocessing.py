@@ -157,6 +157,13 @@ def _reverse_channels(video):
     return tf.reshape(tf.reverse(flat, axis=[1]), shape)
 
 
+def _mirror(video):
+    """Horizontal flip of `[T, S, S, C]`, as a 3-D reverse (faster)."""
+    shape = tf.shape(video)
+    rows = tf.reshape(video, [-1, shape[2], shape[3]])  # [T·S, S, C]
+    return tf.reshape(tf.reverse(rows, axis=[1]), shape)
+
+
 def _subtract_means(video, *, modality, bgr_means):
     if modality == "rgb":
         shape = tf.shape(video)
@@ -275,6 +282,5 @@ def preprocess_for_train(frames, params, *, modality, image_size=224,
                            convert_before_resize=convert_before_resize,
                            half_pixel_centers=half_pixel_centers)[:, 0]
     # A horizontal flip only mirrors the planes: the release never negates x.
-    crops = tf.cond(params["flip"], lambda: tf.reverse(crops, axis=[2]),
-                    lambda: crops)
+    crops = tf.cond(params["flip"], lambda: _mirror(crops), lambda: crops)
     return _subtract_means(crops, modality=modality, bgr_means=bgr_means)
