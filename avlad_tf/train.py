@@ -28,7 +28,6 @@ import gin
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
-_SEARCH_PATHS = set()
 _FLAG_NAMES = ("gin_file", "gin_bindings", "workdir")
 _AFTER_TRAINING_MODULES = ("avlad_tf.evaluate", "avlad_tf.fuse",
                            "avlad_tf.export")
@@ -57,6 +56,33 @@ def _quiet_gin_lookups():
         root.removeFilter(log_filter)
 
 
+def resolve_gin_file(name):
+    """`name` as given if it exists, else the file of that name in `gin/`."""
+    if os.path.isfile(name):
+        return os.path.abspath(name)
+    in_repo = os.path.join(GIN_DIR, name)
+    if os.path.isfile(in_repo):
+        return in_repo
+    raise FileNotFoundError(
+        f"gin file {name!r} is neither a file (from {os.getcwd()}) nor in "
+        f"{GIN_DIR}; see `ls {GIN_DIR}`.")
+
+
+def _search_gin_dir_first():
+    """Puts `gin/` before the working directory on gin's include path.
+
+    `include 'toy/base.gin'` then always means the repository's file. gin
+    only appends search paths, and for a miss in the working directory it
+    asks its package-resource reader, which crashes (TypeError) when the
+    working directory has a folder of the same name (e.g. `toy/`). gin-config
+    is pinned at its last release (0.5.0), so its prefix list is stable.
+    """
+    prefixes = gin.config._LOCATION_PREFIXES  # pylint: disable=protected-access
+    if GIN_DIR in prefixes:
+        prefixes.remove(GIN_DIR)
+    prefixes.insert(0, GIN_DIR)
+
+
 def parse_gin(gin_files, gin_bindings):
     """Parses configs strictly, with `gin/` on the search path."""
     # A `gin/` folder in the working directory can shadow the library as an
@@ -71,12 +97,11 @@ def parse_gin(gin_files, gin_bindings):
     for module in _AFTER_TRAINING_MODULES:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
-    if GIN_DIR not in _SEARCH_PATHS:
-        gin.add_config_file_search_path(GIN_DIR)
-        _SEARCH_PATHS.add(GIN_DIR)
+    _search_gin_dir_first()
     with _quiet_gin_lookups():
-        gin.parse_config_files_and_bindings(gin_files, gin_bindings,
-                                            skip_unknown=False)
+        gin.parse_config_files_and_bindings(
+            [resolve_gin_file(f) for f in gin_files], gin_bindings,
+            skip_unknown=False)
 
 
 def define_flags():

@@ -19,20 +19,15 @@ import gin
 import numpy as np
 
 from avlad_tf import kmeans
+from avlad_tf.models import action_vlad
 
 CENTERS_FILE = "centers.npy"
 
 
 def find_layer(model, name):
     """The layer called `name` in `model` or any nested model, or None."""
-    for layer in model.layers:
-        if layer.name == name:
-            return layer
-        if hasattr(layer, "layers"):
-            found = find_layer(layer, name)
-            if found is not None:
-                return found
-    return None
+    return next((layer for layer in action_vlad.walk_layers(model)
+                 if layer.name == name), None)
 
 
 def _reservoir_frames(batches, *, num_frames, rng, state):
