@@ -8,7 +8,8 @@ position in `labels`):
   (`path num_frames label`, copied into `data_prep/lists/`) for UCF101 and
   HMDB51; Charades uses `charades_items`.
 - `ucf101_official_items`: `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`.
-- `hmdb51_official_items`: `<class>_test_splitN.txt` (1 train, 2 test, 0 unused).
+- `hmdb51_official_items`: `<class>_test_splitN.txt` (1 train, 2 test,
+  0 unused).
 
 A list entry may point at a video file or at a release frame folder
 (`image_%05d.jpg`, flow beside it or under `flow_root`); which one is decided

@@ -43,6 +43,7 @@ Nuisances drawn per video: positions, speeds, timing, background texture,
 distractor direction, brightness.
 """
 
+import fcntl
 import os
 import sys
 import time
@@ -129,7 +130,8 @@ def render_video(class_name, rng):
     path1 = width * rng.uniform(0.22, 0.3)
     path2 = height * rng.uniform(0.4, 0.5)
     centre1 = (height * rng.uniform(0.35, 0.65), width * rng.uniform(0.22, 0.3))
-    centre2 = (height * 0.5 + rng.uniform(-4, 4), width * rng.uniform(0.7, 0.78))
+    centre2 = (height * 0.5 + rng.uniform(-4, 4),
+               width * rng.uniform(0.7, 0.78))
     bar_pos = np.array([rng.uniform(0.3, 0.7) * height,
                         rng.uniform(0.3, 0.7) * width])
     angle = rng.uniform(0, 2 * np.pi)
@@ -193,6 +195,21 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
     """
     if os.path.exists(os.path.join(data_dir, schema.METADATA_FILE)):
         return data_dir
+    os.makedirs(data_dir, exist_ok=True)
+    # Parallel test workers may ask for the same directory at once: one
+    # builds it, the others wait and then find it ready.
+    with open(os.path.join(data_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not os.path.exists(
+                    os.path.join(data_dir, schema.METADATA_FILE)):
+                _build(data_dir, seed=seed, workers=workers)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return data_dir
+
+
+def _build(data_dir, *, seed, workers):
     start = time.monotonic()
     print(f"Making the toy dataset in {data_dir} (seed {seed}).",
           file=sys.stderr)
@@ -218,4 +235,3 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
                          "flow_parameters": dict(FLOW_PARAMS)})
     print(f"Toy dataset ready in {time.monotonic() - start:.0f} s.",
           file=sys.stderr)
-    return data_dir

@@ -46,7 +46,8 @@ class PrepareTest(absltest.TestCase):
         with open(os.path.join(lists, "test_split1.txt"), "w") as f:
             f.write("A/v_A_gone.avi 12 0\nB/v_B_2.avi 12 1\n")
         out = os.path.join(self.tmp, "out")
-        args = ["--dataset=ucf101", f"--input_dir={root}", f"--list_dir={lists}",
+        args = ["--dataset=ucf101", f"--input_dir={root}",
+                f"--list_dir={lists}",
                 f"--output_dir={out}", "--frame_size=24,32", "--workers=1"]
         result = _run(*args)
         self.assertEqual(result.returncode, 1, result.stderr)
@@ -105,8 +106,8 @@ class PrepareTest(absltest.TestCase):
         self.assertIn(f"{len(done)} finished shards skipped", result.stderr)
         names = sorted(f for f in os.listdir(whole) if f.endswith(".tfrecord"))
         self.assertLen(names, 6)
-        self.assertEqual(
-            names, sorted(f for f in os.listdir(cut) if f.endswith(".tfrecord")))
+        self.assertEqual(names, sorted(
+            f for f in os.listdir(cut) if f.endswith(".tfrecord")))
         for name in names:
             with open(os.path.join(whole, name), "rb") as a, \
                     open(os.path.join(cut, name), "rb") as b:

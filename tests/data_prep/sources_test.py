@@ -52,7 +52,8 @@ class ReleaseListsTest(absltest.TestCase):
         tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
         _write(os.path.join(tmp, "classInd.txt"), "1 Archery\n2 Bowling\n")
         _write(os.path.join(tmp, "trainlist01.txt"),
-               "Archery/v_Archery_g08_c01.avi 1\nBowling/v_Bowling_g09_c02.avi 2\n")
+               "Archery/v_Archery_g08_c01.avi 1\n"
+               "Bowling/v_Bowling_g09_c02.avi 2\n")
         _write(os.path.join(tmp, "testlist01.txt"),
                "Bowling/v_Bowling_g01_c01.avi\n")
         labels, splits = sources.ucf101_official_items(
