@@ -91,11 +91,11 @@ def _label_names(pairs, source):
 
 def _locate(root, list_path, flow_root, fallback=None):
     """(path, flow path) of a list entry: frame folder or video file."""
-    path = os.path.join(root, list_path)
-    if not os.path.exists(path) and fallback:
-        path = os.path.join(root, fallback)  # reported if missing too
-    flow = os.path.join(flow_root, list_path) if flow_root else ""
-    return path, flow
+    relative = list_path
+    if not os.path.exists(os.path.join(root, list_path)) and fallback:
+        relative = fallback  # reported if missing too
+    flow = os.path.join(flow_root, relative) if flow_root else ""
+    return os.path.join(root, relative), flow
 
 
 def _hmdb_originals(list_dir):

@@ -48,6 +48,28 @@ class ReleaseListsTest(absltest.TestCase):
             first.path,
             "/videos/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi")
 
+    def test_release_frame_folders_with_flow_elsewhere(self):
+        tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        frames, flow = os.path.join(tmp, "frames"), os.path.join(tmp, "flow")
+        folder = prep_fixtures.write_frame_folder(
+            os.path.join(frames, "wave", "7"), 11, height=24, width=32)
+        os.makedirs(os.path.join(flow, "wave", "7"))
+        for name in os.listdir(folder):
+            if name.startswith("flow_"):
+                os.rename(os.path.join(folder, name),
+                          os.path.join(flow, "wave", "7", name))
+        _write(os.path.join(tmp, "lists", "train_split1.txt"), "wave/7 11 0\n")
+        labels, splits = sources.release_list_items(
+            "hmdb51", list_dir=os.path.join(tmp, "lists"), root=frames,
+            flow_root=flow, split_names=["train_split1"])
+        self.assertEqual(labels, ["wave"])
+        item = splits["train_split1"][0]
+        self.assertEqual(item.flow_path, os.path.join(flow, "wave", "7"))
+        parsed = schema.parse_sequence_example(records.encode_item(
+            item, records.Options(height=24, width=32))[0])
+        self.assertEqual(int(parsed[schema.NUM_FRAMES_KEY]), 11)
+        self.assertLen(parsed[schema.FLOW_Y_KEY], 10)
+
     def test_official_ucf101_lists(self):
         tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
         _write(os.path.join(tmp, "classInd.txt"), "1 Archery\n2 Bowling\n")
