@@ -30,53 +30,64 @@ def find_layer(model, name):
                  if layer.name == name), None)
 
 
-def _reservoir_frames(batches, *, num_frames, rng, state):
-    """Adds frames `[N, h, w, D]` of each batch to a uniform reservoir."""
-    reservoir, seen = state
-    for frames in batches:
-        for frame in frames:
-            if seen < num_frames:
-                reservoir.append(frame)
-            else:
-                slot = rng.integers(seen + 1)
-                if slot < num_frames:
-                    reservoir[slot] = frame
-            seen += 1
-    return reservoir, seen
+def _add_to_reservoir(reservoir, seen, frames, rng):
+    """Uniform reservoir sampling (Algorithm R) of `frames` into `reservoir`.
+
+    Args:
+        reservoir: `[num_frames, h, w, D]`, filled in place.
+        seen: frames offered so far.
+        frames: `[N, h, w, D]` new frames.
+        rng: NumPy generator.
+
+    Returns:
+        The new number of frames offered.
+    """
+    for frame in frames:
+        slot = seen if seen < len(reservoir) else rng.integers(seen + 1)
+        if slot < len(reservoir):
+            reservoir[slot] = frame
+        seen += 1
+    return seen
 
 
 def collect_descriptors(*, feature_fn, dataset_fn, num_frames, seed):
     """Pre-ReLU descriptors of `num_frames` randomly chosen video visits.
+
+    Whole passes over the training split are made (pass p with seed + p, so
+    each pass draws new random frames) until at least `num_frames` visits
+    were seen; every visit is equally likely to be kept.
 
     Args:
         feature_fn: maps a batch of dataset features to `[B, 1, h, w, D]`.
         dataset_fn: `dataset_fn(seed)` -> one pass over the training split
             with one random frame per video (T = 1) and the evaluation crop.
         num_frames: frames to keep.
-        seed: seeds the passes (pass p uses seed + p) and the reservoir.
+        seed: seeds the passes and the sampling.
 
     Returns:
-        float32 `[num_frames * h * w, D]` (fewer frames only if the split is
-        empty, which raises).
+        float32 `[num_frames * h * w, D]`.
+
+    Raises:
+        ValueError: if a pass yields no frames.
     """
     rng = np.random.default_rng(seed)
-    state = ([], 0)
+    reservoir, seen, passes = None, 0, 0
     start = time.time()
-    for epoch in range(10 ** 6):
-        for features, _ in dataset_fn(seed + epoch):
+    while seen < num_frames:
+        for features, _ in dataset_fn(seed + passes):
             maps = np.asarray(feature_fn(features))  # (B, 1, h, w, D)
             frames = maps.reshape((-1,) + maps.shape[2:])  # (B·1, h, w, D)
-            state = _reservoir_frames([frames], num_frames=num_frames,
-                                      rng=rng, state=state)
-        if state[1] == 0:
+            if reservoir is None:
+                reservoir = np.empty((num_frames,) + frames.shape[1:],
+                                     np.float32)
+            seen = _add_to_reservoir(reservoir, seen, frames, rng)
+        passes += 1
+        if seen == 0:
             raise ValueError("The k-means dataset yielded no frames; is the "
                              "training split empty?")
         logging.info("k-means features: pass %d done, %d visits, %.0f s",
-                     epoch + 1, state[1], time.time() - start)
-        if state[1] >= num_frames:
-            break
-    frames = np.stack(state[0])  # (N, h, w, D)
-    return frames.reshape(-1, frames.shape[-1])  # (N·h·w, D)
+                     passes, seen, time.time() - start)
+    return reservoir.reshape(-1, reservoir.shape[-1])  # (N·h·w, D)
 
 
 @gin.configurable
