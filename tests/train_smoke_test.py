@@ -54,8 +54,15 @@ class TrainSmokeTest(absltest.TestCase):
         self.assertIn("train_stream.stage_steps = (3, 2)",
                       open(os.path.join(self.workdir,
                                         "operative_config.gin")).read())
-        self.assertTrue(glob.glob(os.path.join(
-            self.workdir, "tensorboard", "rgb", "events.out.tfevents.*")))
+        events = glob.glob(os.path.join(
+            self.workdir, "tensorboard", "rgb", "events.out.tfevents.*"))
+        tags = {value.tag for path in events
+                for event in tf.compat.v1.train.summary_iterator(path)
+                for value in event.summary.value}
+        self.assertContainsSubset(
+            {"train/loss", "train/accuracy", "train/learning_rate",
+             "train/grad_norm", "train/steps_per_second", "clusters/usage",
+             "clusters/assignment_maps", "gin/operative_config"}, tags)
         records = [json.loads(line) for line in
                    open(os.path.join(stream, "train_metrics.jsonl"))]
         self.assertEqual([(r["stage"], r["step"]) for r in records],
