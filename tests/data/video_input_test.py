@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -28,7 +29,9 @@ class MakeDatasetTest(parameterized.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        root = absltest.get_default_test_tmpdir()
+        # A fresh directory per process: pytest-xdist may run this class's
+        # tests in two workers at once.
+        root = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
         # n = 12, 7, 5: strides differ, n = 5 is shorter than L + T.
         cls.index_dir = fake_data.write_fake_dataset(
             os.path.join(root, "index"), num_frames=[12, 7, 5], num_shards=2)
