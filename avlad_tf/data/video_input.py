@@ -87,7 +87,9 @@ def dataset_info(data_dir):
 
 def _read_shard(path, expected):
     """The records of one shard; fails naming it if the count is off."""
-    records = tf.data.TFRecordDataset(path).ignore_errors()
+    # log_warning keeps the DataLossError text in the log; the count check
+    # below turns the early end of the shard into an error naming it.
+    records = tf.data.TFRecordDataset(path).ignore_errors(log_warning=True)
     marked = records.map(lambda r: (r, False)).concatenate(
         tf.data.Dataset.from_tensors((tf.constant(b""), True)))
 
