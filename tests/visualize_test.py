@@ -56,6 +56,17 @@ def _save_stream_model(workdir, data_dir, modality):
     model.save(os.path.join(workdir, modality, "model.keras"))
 
 
+def _write_operative_config(workdir, data_dir):
+    """What training writes: per-stream scoped data bindings, and bindings
+    of configurables visualize never imports (which it must skip)."""
+    lines = [f"DATA_DIR = {data_dir!r}", "train.streams = ('rgb', 'flow')"]
+    for stream in ("rgb", "flow"):
+        lines += [f"{stream}/make_dataset.data_dir = %DATA_DIR"]
+        lines += [f"{stream}/{binding}" for binding in _DATA_BINDINGS]
+    with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 class VisualizeTest(absltest.TestCase):
 
     @classmethod
@@ -70,6 +81,7 @@ class VisualizeTest(absltest.TestCase):
         cls.workdir = os.path.join(root, "vis_workdir")
         for modality in ("rgb", "flow"):
             _save_stream_model(cls.workdir, cls.data_dir, modality)
+        _write_operative_config(cls.workdir, cls.data_dir)
 
     def setUp(self):
         super().setUp()
@@ -80,9 +92,8 @@ class VisualizeTest(absltest.TestCase):
     def _run(self, *argv, data=True):
         out = os.path.join(self.out_dir, f"{argv[0]}.png")
         argv = list(argv) + [f"--out={out}"]
-        if data:
-            argv += [f"--workdir={self.workdir}", f"--data_dir={self.data_dir}"]
-            argv += [f"--gin_bindings={b}" for b in _DATA_BINDINGS]
+        if data:  # the data settings come from the operative config
+            argv += [f"--workdir={self.workdir}"]
         path = visualize.run(visualize.make_parser().parse_args(argv))
         self.assertEqual(path, out)
         self.assertGreater(os.path.getsize(path), 1000)

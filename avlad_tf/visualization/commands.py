@@ -25,6 +25,11 @@ def resolve_model_path(workdir, stream, model):
     return os.path.join(workdir, stream, "model.keras")
 
 
+def stream_of(model_path):
+    """The stream folder of WORKDIR/<stream>/model.keras: its gin scope."""
+    return os.path.basename(os.path.dirname(os.path.abspath(model_path)))
+
+
 def class_names(*, workdir=None, data_dir=None, num_classes):
     """Class names from WORKDIR/labels.txt or DATA_DIR/labels.txt."""
     for folder in (workdir, data_dir):
@@ -56,20 +61,26 @@ def _check_clusters(clusters, num_clusters):
     return clusters
 
 
-def _dominant_words(assignments, count):
-    """The `count` words covering most cells: a sensible default choice."""
-    words = np.argmax(assignments, axis=-1).reshape(-1)
-    cells = np.bincount(words, minlength=assignments.shape[-1])
-    return [int(k) for k in np.argsort(-cells, kind="stable")[:count]]
+def _salient_words(model, count):
+    """The `count` words the classifier weighs most (norm of their block).
+
+    The words that cover most cells are usually background; the ones with
+    the heaviest classifier weights are those the decision rests on.
+    """
+    kernel, _ = inference.classifier_weights(model)
+    blocks = kernel.reshape(inference.num_clusters(model), -1)  # [K, D*C]
+    norms = np.linalg.norm(blocks, axis=1)
+    return [int(k) for k in np.argsort(-norms, kind="stable")[:count]]
 
 
 def action_words(*, model_path, out, clusters=None, num_videos=16,
                  num_examples=6, width_px=1200, height_px=None, **data):
     """Fig. 6. `data`: `run_model` keywords (data_dir, split, ...)."""
     model = inference.load_model(model_path)
-    result = inference.endpoints(model, num_videos=num_videos, **data)
+    result = inference.endpoints(model, num_videos=num_videos,
+                                 gin_scope=stream_of(model_path), **data)
     frames, assignments = _checked_assignments(result)
-    clusters = _check_clusters(clusters or _dominant_words(assignments, 4),
+    clusters = _check_clusters(clusters or _salient_words(model, 4),
                                assignments.shape[-1])
     return figures.plot_action_words(
         frames, assignments, result["video_ids"], clusters, out,
@@ -82,9 +93,9 @@ def assignment_over_time(*, model_path, out, video_id=None, clusters=None,
     model = inference.load_model(model_path)
     result = inference.endpoints(
         model, num_videos=1, video_ids=[video_id] if video_id else None,
-        **data)
+        gin_scope=stream_of(model_path), **data)
     frames, assignments = _checked_assignments(result)
-    clusters = _check_clusters(clusters or _dominant_words(assignments[0], 3),
+    clusters = _check_clusters(clusters or _salient_words(model, 3),
                                assignments.shape[-1])
     return figures.plot_assignment_over_time(
         frames[0], assignments[0], clusters, out,
@@ -107,7 +118,7 @@ def top_words(*, model_path, out, video_id=None, class_name=None, top=5,
         raise ValueError(f"unknown class {class_name!r}; classes: {names}")
     result = inference.endpoints(
         model, num_videos=1, video_ids=[video_id] if video_id else None,
-        **data)
+        gin_scope=stream_of(model_path), **data)
     frames, assignments = _checked_assignments(result)
     class_index = names.index(class_name) if class_name else \
         int(np.argmax(result["logits"][0]))
@@ -141,13 +152,13 @@ def tsne(*, model_paths, out, names=None, joint=False, num_videos=8,
     `joint`: one embedding of all models' points, coloured by model (Fig. 10,
     RGB versus flow conv5 features; needs equal feature depths).
     """
-    names = names or [os.path.basename(os.path.dirname(p)) or p
-                      for p in model_paths]
+    names = names or [stream_of(p) for p in model_paths]
     rng = np.random.default_rng(seed)
     sampled = []
     for path in model_paths:
         model = inference.load_model(path)
-        result = inference.features(model, num_videos=num_videos, **data)
+        result = inference.features(model, num_videos=num_videos,
+                                    gin_scope=stream_of(path), **data)
         points, videos = _sample_points(
             result["features"], points_per_video=points_per_video, rng=rng)
         sampled.append((points, videos, result["video_ids"]))

@@ -179,13 +179,12 @@ def plot_confusion_difference(result, class_names, path, *, name_a="A",
                               height_px=700):
     """Heat map of the difference plus the classes that gained / lost most."""
     gained, lost = ranked_changes(result["gain"], class_names, top=top)
-    fig = plotting.new_figure(width_px=width_px, height_px=height_px,
-                              constrained=False)
-    ax = fig.add_axes([0.08, 0.12, 0.55, 0.78])
+    fig = plotting.new_figure(width_px=width_px, height_px=height_px)
+    ax, text_ax = fig.subplots(1, 2, width_ratios=[3, 1])
     limit = max(float(np.max(np.abs(result["difference"]))), 1e-6)
     image = ax.imshow(result["difference"], cmap="RdBu", vmin=-limit,
                       vmax=limit, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    fig.colorbar(image, ax=ax, shrink=0.8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"confusion({name_b}) - confusion({name_a}), "
@@ -198,6 +197,7 @@ def plot_confusion_difference(result, class_names, path, *, name_a="A",
     lines += [f"  {name}: {change:+.2f}" for name, change in gained] or ["  -"]
     lines += ["", "lost most:"]
     lines += [f"  {name}: {change:+.2f}" for name, change in lost] or ["  -"]
-    fig.text(0.72, 0.88, "\n".join(lines), va="top", family="monospace",
-             fontsize=8)
+    text_ax.axis("off")
+    text_ax.text(0.0, 1.0, "\n".join(lines), va="top", family="monospace",
+                 fontsize=7, transform=text_ax.transAxes)
     return plotting.save_figure(fig, path)

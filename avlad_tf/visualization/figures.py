@@ -59,7 +59,7 @@ def plot_action_words(frames, assignments, video_ids, clusters, path, *,
                                  row * num_examples + col + 1)
             t = best[video]
             _show_frame(ax, frames[video, t],
-                        f"{video_ids[video]} t={t} ({counts[video]} cells)")
+                        f"{video_ids[video]}\nframe {t}, {counts[video]} cells")
             assign_lib.draw_word_markers(
                 ax, assignments[video, t], [cluster],
                 image_size=frames.shape[2:4])

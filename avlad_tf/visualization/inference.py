@@ -42,7 +42,9 @@ def input_specs(model):
     return specs
 
 
-def _dataset(model, *, data_dir, split, batch_size, num_frames):
+def _dataset(model, *, data_dir, split, batch_size, num_frames, gin_scope):
+    import gin
+
     from avlad_tf.data import video_input
 
     specs = input_specs(model)
@@ -54,11 +56,15 @@ def _dataset(model, *, data_dir, split, batch_size, num_frames):
         kwargs["data_dir"] = data_dir
     if num_frames is not None:
         kwargs["num_frames"] = num_frames
-    return video_input.make_dataset(**kwargs), tuple(specs)
+    # Training binds `<stream>/make_dataset.*` (operative_config.gin); the
+    # stream's scope brings those bindings back, unscoped ones still apply.
+    scope = gin_scope if gin_scope and gin_scope.isidentifier() else None
+    with gin.config_scope(scope):
+        return video_input.make_dataset(**kwargs), tuple(specs)
 
 
 def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
-              video_ids=None, batch_size=2, num_frames=None):
+              video_ids=None, batch_size=2, num_frames=None, gin_scope=None):
     """Runs `outputs_model` over the first videos of a split.
 
     Args:
@@ -71,6 +77,8 @@ def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
         video_ids: keep only these videos (all must be found).
         batch_size: videos per forward pass.
         num_frames: frames per video (None: gin / pipeline default).
+        gin_scope: gin scope of `make_dataset` bindings, the stream name
+            (`rgb`, `flow`) for a training workdir's operative config.
 
     Returns:
         dict of stacked NumPy outputs plus `video_ids` (list of str),
@@ -82,7 +90,8 @@ def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
     """
     dataset, modalities = _dataset(model, data_dir=data_dir, split=split,
                                    batch_size=batch_size,
-                                   num_frames=num_frames)
+                                   num_frames=num_frames,
+                                   gin_scope=gin_scope)
     wanted = None if video_ids is None else list(video_ids)
     collected = {"video_ids": [], "labels": [], "frames": []}
     for features, labels in dataset:

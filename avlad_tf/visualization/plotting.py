@@ -72,11 +72,13 @@ def displayable_frames(frames):
 def cluster_colors(num_clusters):
     """`[K, 3]` uint8 distinct colours, one per action word.
 
-    tab20's dark shades come first so that up to 10 words never share a hue.
+    tab20 without its greys (kept for "not highlighted"), dark shades first
+    so that up to 9 words never share a hue; hsv beyond 18 words.
     """
-    if num_clusters <= 20:
+    if num_clusters <= 18:
         cmap = plt.get_cmap("tab20")
-        order = list(range(0, 20, 2)) + list(range(1, 20, 2))
+        order = [i for i in range(0, 20, 2) if i != 14] + \
+            [i for i in range(1, 20, 2) if i != 15]
         values = [cmap(order[k])[:3] for k in range(num_clusters)]
     else:
         cmap = plt.get_cmap("hsv")
