@@ -177,7 +177,8 @@ def _flow_source(example, indices):
         shape = tf.shape(picked)
         # (L, 2) and (N, h, w) are contiguous, so one batched 2-D transpose
         # interleaves the channels (much faster than a 6-D transpose).
-        picked = tf.reshape(picked, [num_samples, 2 * flow_stack, -1])  # [T, 2L, N·h·w]
+        # [T, 2L, N·h·w]
+        picked = tf.reshape(picked, [num_samples, 2 * flow_stack, -1])
         picked = tf.transpose(picked, [0, 2, 1])  # [T, N·h·w, 2L]
         return tf.reshape(picked, [num_samples, shape[1], shape[2], shape[3],
                                    2 * flow_stack])  # [T, N, h, w, 2L]
@@ -328,7 +329,8 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
         raise ValueError("modalities must be distinct values of "
                          f"{preprocessing.MODALITIES}. Received: {modalities}")
     if training and num_crops != 1:
-        raise ValueError(f"training uses one random crop. Received: num_crops={num_crops}")
+        raise ValueError("training uses one random crop. Received: "
+                         f"num_crops={num_crops}")
     preprocessing.eval_crop_offsets(resize_to=resize_to, image_size=image_size,
                                     num_crops=num_crops)  # validates early
     metadata = dataset_info(data_dir)

@@ -204,7 +204,8 @@ class ChecksTest(parameterized.TestCase):
         with open(self.shard, "wb") as f:
             f.write(bytes(data))
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
-                                    "test-00000-of-00001.tfrecord.*truncated or corrupt"):
+                                    "test-00000-of-00001.tfrecord.*"
+                                    "truncated or corrupt"):
             self._read_all()
 
     def test_video_too_short_for_flow_stack(self):
