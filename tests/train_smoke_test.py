@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 from absl.testing import absltest
 import gin
@@ -23,7 +24,9 @@ def read_checkpoint(path):
 
 
 def changed(before, after, layer):
-    keys = [k for k in before if k.startswith(f"model_variables/{layer}.S")]
+    # Keys are model_variables/[<nested model>.S]<layer>.S<variable>/...
+    keys = [k for k in before
+            if re.match(rf"model_variables/(\w+\.S)?{layer}\.S", k)]
     assert keys, (layer, sorted(before))
     return any(not np.array_equal(before[k], after[k]) for k in keys)
 
@@ -93,6 +96,20 @@ class TrainSmokeTest(absltest.TestCase):
         np.testing.assert_array_equal(
             s1_last["model_variables/netvlad.Scenters/.ATTRIBUTES/"
                     "VARIABLE_VALUE"], centers)
+
+    def test_one_model_over_both_modalities(self):
+        # Concat fusion nests two backbones whose layers share names.
+        tiny.configure("build_model.fusion = 'concat'\n"
+                       "train_stream.stage_steps = (1, 1)")
+        loop.train(workdir=self.workdir, data_dir=self.data_dir,
+                   streams=("fused",))
+        stage2 = checkpointing.stage_directory(self.workdir, "fused", 2)
+        names = set(read_checkpoint(tf.train.latest_checkpoint(stage2)))
+        for backbone in ("rgb_backbone", "flow_backbone"):
+            self.assertIn(f"model_variables/{backbone}.Sblock1_conv1.Skernel/"
+                          ".ATTRIBUTES/VARIABLE_VALUE", names)
+        self.assertTrue(os.path.exists(
+            os.path.join(self.workdir, "fused", "model.keras")))
 
     def test_nan_loss_stops_and_names_the_last_good_checkpoint(self):
         tiny.configure("train_stream.stage_steps = (4, 2)")

@@ -15,6 +15,7 @@ import math
 import os
 
 from absl import logging
+import keras
 import tensorflow as tf
 
 
@@ -28,19 +29,34 @@ def stage_directory(workdir, stream, stage):
 
 
 def _model_variables(model):
-    """Every model variable keyed by its unique path.
+    """Every model variable keyed by a unique, readable path.
 
     Keras 3 functional models do not expose their layers to
-    `tf.train.Checkpoint`, so the variables are listed explicitly; keying by
-    path makes the checkpoint readable with `tf.train.list_variables`.
+    `tf.train.Checkpoint`, so the variables are listed explicitly. Keys are
+    `<nested model>/.../<layer>/<variable>`: two-stream models nest backbones
+    whose layers share names (`rgb_backbone/block1_conv1/kernel`).
     """
     variables = {}
-    for variable in model.variables:
-        if variable.path in variables:
-            raise ValueError(
-                f"Two model variables share the path {variable.path!r}; "
-                f"checkpoints need unique layer names.")
-        variables[variable.path] = variable
+
+    def visit(container, prefix):
+        for layer in container.layers:
+            if isinstance(layer, keras.Model):
+                visit(layer, f"{prefix}{layer.name}/")
+                continue
+            for variable in layer.variables:
+                key = f"{prefix}{variable.path}"
+                if variables.get(key, variable) is not variable:
+                    raise ValueError(
+                        f"Two model variables share the path {key!r}; "
+                        f"checkpoints need unique layer names.")
+                variables[key] = variable
+
+    visit(model, "")
+    missing = {id(v) for v in model.variables} - {
+        id(v) for v in variables.values()}
+    if missing:
+        raise ValueError(f"{len(missing)} variables of {model.name!r} are "
+                         f"not in any of its layers; cannot checkpoint them.")
     return variables
 
 

@@ -49,8 +49,8 @@ def _append_metrics(path, record):
                             for k, v in record.items()}) + "\n")
 
 
-def _write_assignments(model, probe, writer, step):
-    outputs = action_vlad.endpoints_model(model)(probe, training=False)
+def _write_assignments(endpoints, probe, writer, step):
+    outputs = endpoints(probe, training=False)
     if "assignments" in outputs:
         summaries.write_assignments(writer, step,
                                     np.asarray(outputs["assignments"]))
@@ -74,6 +74,7 @@ def run_stage(*, update, iterator, strategy, optimizer, schedule, manager, model
     metrics_path = os.path.join(workdir, stream, "train_metrics.jsonl")
     logging.info("%s stage %d: updates %d..%d", stream, stage, step, num_steps)
     last_time, last_step = time.time(), step
+    endpoints = action_vlad.endpoints_model(model)  # shares model's weights
     while step < num_steps:
         with strategy.scope():
             metrics = {k: v.numpy() for k, v in update(iterator).items()}
@@ -97,7 +98,7 @@ def run_stage(*, update, iterator, strategy, optimizer, schedule, manager, model
                          metrics["steps_per_second"])
         if global_step == 1 or step == num_steps or \
                 step % assignments_every == 0:
-            _write_assignments(model, probe, writer, global_step)
+            _write_assignments(endpoints, probe, writer, global_step)
         if global_step == 1:
             # After the first update every configurable has been called.
             write_operative_config(workdir, writer)
