@@ -33,12 +33,12 @@ import shutil
 import tempfile
 
 from absl import app
-from absl import flags
 from absl import logging
 import gin
 import keras
 import tensorflow as tf
 
+from avlad_tf import cli
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
@@ -52,11 +52,6 @@ LABELS_FILE = "labels.txt"
 EXPORT_FORMAT_VERSION = 1
 # A `fused` model (early / concat fusion) takes both modalities itself.
 STREAM_DIRS = ("fused", "rgb", "flow")
-
-_GIN_FILE = flags.DEFINE_multi_string("gin_file", [], "gin config files.")
-_GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "gin bindings.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Trained workdir.")
-
 
 def find_stream_models(workdir):
     """Returns `{stream: path}` of the trained models in `workdir`.
@@ -438,15 +433,9 @@ def _write_atomically(module, export_dir, config):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not _WORKDIR.value:
-        raise app.UsageError("--workdir is required.")
-    repo_gin = os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), "gin")
-    gin.add_config_file_search_path(repo_gin)
-    gin.parse_config_files_and_bindings(
-        _GIN_FILE.value, _GIN_BINDINGS.value, skip_unknown=False)
-    print(export(workdir=_WORKDIR.value))
+    print(export(workdir=cli.parse_flags_into_gin()))
 
 
 if __name__ == "__main__":
+    cli.define_flags()
     app.run(main)

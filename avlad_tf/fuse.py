@@ -30,203 +30,203 @@ _LOGITS_KEYS = ('stream0/logits', 'idt', 'logits')
 
 
 def read_scores(path):
-  """Reads a score file.
+    """Reads a score file.
 
-  Args:
-    path: HDF5 file with `stream0/logits` (or `idt` / `logits`) `[N, C]`, and
-      optionally `video_ids` `[N]` and `labels` (`[N]` or multi-hot `[N, C]`).
+    Args:
+      path: HDF5 file with `stream0/logits` (or `idt` / `logits`) `[N, C]`, and
+        optionally `video_ids` `[N]` and `labels` (`[N]` or multi-hot `[N, C]`).
 
-  Returns:
-    `(logits, video_ids, labels)`: float64 `[N, C]`, a list of str or None,
-    and an array or None.
+    Returns:
+      `(logits, video_ids, labels)`: float64 `[N, C]`, a list of str or None,
+      and an array or None.
 
-  Raises:
-    ValueError: when no logits dataset is present or it is not 2-D.
-  """
-  with h5py.File(path, 'r') as f:
-    key = next((k for k in _LOGITS_KEYS if k in f), None)
-    if key is None:
-      raise ValueError(
-          f'{path}: no score dataset; expected one of {_LOGITS_KEYS}, found '
-          f'{sorted(f.keys())}.')
-    logits = np.asarray(f[key], dtype=np.float64)
-    if logits.ndim != 2:
-      raise ValueError(f'{path}:{key} must be [N, C], got {logits.shape}.')
-    ids = None
-    if 'video_ids' in f:
-      ids = [v.decode() if isinstance(v, bytes) else str(v)
-             for v in f['video_ids'][()]]
-    labels = np.asarray(f['labels']) if 'labels' in f else None
-  return logits, ids, labels
+    Raises:
+      ValueError: when no logits dataset is present or it is not 2-D.
+    """
+    with h5py.File(path, 'r') as f:
+        key = next((k for k in _LOGITS_KEYS if k in f), None)
+        if key is None:
+            raise ValueError(
+                f'{path}: no score dataset; expected one of {_LOGITS_KEYS}, found '
+                f'{sorted(f.keys())}.')
+        logits = np.asarray(f[key], dtype=np.float64)
+        if logits.ndim != 2:
+            raise ValueError(f'{path}:{key} must be [N, C], got {logits.shape}.')
+        ids = None
+        if 'video_ids' in f:
+            ids = [v.decode() if isinstance(v, bytes) else str(v)
+                   for v in f['video_ids'][()]]
+        labels = np.asarray(f['labels']) if 'labels' in f else None
+    return logits, ids, labels
 
 
 def read_list_labels(path):
-  """Reads `(video_paths, labels)` from a release list file (last field = label)."""
-  ids, labels = [], []
-  with open(path, encoding='utf-8') as f:
-    for line_no, line in enumerate(f, 1):
-      fields = line.split()
-      if not fields:
-        continue
-      if len(fields) < 2:
-        raise ValueError(f'{path}:{line_no}: expected "path num_frames label", '
-                         f'got {line.rstrip()!r}.')
-      try:
-        label = int(fields[-1])
-      except ValueError as e:
-        raise ValueError(f'{path}:{line_no}: label {fields[-1]!r} is not an '
-                         'integer.') from e
-      if label < 0:
-        raise ValueError(
-            f'{path}:{line_no}: label {label} (Charades test lists carry no '
-            'labels; score Charades with avlad_tf.charades_eval).')
-      ids.append(fields[0])
-      labels.append(label)
-  if not ids:
-    raise ValueError(f'{path}: empty list file.')
-  return ids, np.asarray(labels, dtype=np.int64)
+    """Reads `(video_paths, labels)` from a release list file (last field = label)."""
+    ids, labels = [], []
+    with open(path, encoding='utf-8') as f:
+        for line_no, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 2:
+                raise ValueError(f'{path}:{line_no}: expected "path num_frames label", '
+                                 f'got {line.rstrip()!r}.')
+            try:
+                label = int(fields[-1])
+            except ValueError as e:
+                raise ValueError(f'{path}:{line_no}: label {fields[-1]!r} is not an '
+                                 'integer.') from e
+            if label < 0:
+                raise ValueError(
+                    f'{path}:{line_no}: label {label} (Charades test lists carry no '
+                    'labels; score Charades with avlad_tf.charades_eval).')
+            ids.append(fields[0])
+            labels.append(label)
+    if not ids:
+        raise ValueError(f'{path}: empty list file.')
+    return ids, np.asarray(labels, dtype=np.int64)
 
 
 def l2_normalize_rows(x):
-  """Each row divided by its L2 norm (zero rows stay zero)."""
-  norms = np.linalg.norm(x, axis=1, keepdims=True)
-  return x / np.maximum(norms, 1e-12)
+    """Each row divided by its L2 norm (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
 
 
 def fuse_scores(scores, weights):
-  """Σ_i w_i·scores_i / Σ_i w_i over a list of equally shaped `[N, C]` arrays."""
-  if len(scores) != len(weights):
-    raise ValueError(f'{len(scores)} score arrays but {len(weights)} weights.')
-  weights = np.asarray(weights, dtype=np.float64)
-  if np.any(weights < 0) or weights.sum() <= 0:
-    raise ValueError(f'weights must be non-negative and not all zero: {weights}.')
-  weights = weights / weights.sum()
-  return sum(w * s for w, s in zip(weights, scores))
+    """Σ_i w_i·scores_i / Σ_i w_i over a list of equally shaped `[N, C]` arrays."""
+    if len(scores) != len(weights):
+        raise ValueError(f'{len(scores)} score arrays but {len(weights)} weights.')
+    weights = np.asarray(weights, dtype=np.float64)
+    if np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f'weights must be non-negative and not all zero: {weights}.')
+    weights = weights / weights.sum()
+    return sum(w * s for w, s in zip(weights, scores))
 
 
 def fuse_idt(fused, idt, *, idt_weight=0.25):
-  """The release's iDT fusion: (1 − w)·fused/‖fused‖ + w·idt/‖idt‖ per row."""
-  return ((1.0 - idt_weight) * l2_normalize_rows(fused)
-          + idt_weight * l2_normalize_rows(idt))
+    """The release's iDT fusion: (1 − w)·fused/‖fused‖ + w·idt/‖idt‖ per row."""
+    return ((1.0 - idt_weight) * l2_normalize_rows(fused)
+            + idt_weight * l2_normalize_rows(idt))
 
 
 def _check_rows(path, logits, ids, reference):
-  """Checks that a score file lines up with the first one (shape and ids)."""
-  ref_path, ref_logits, ref_ids = reference
-  if logits.shape != ref_logits.shape:
-    raise ValueError(f'{path}: scores {logits.shape} do not match '
-                     f'{ref_path}: {ref_logits.shape}.')
-  if ids is not None and ref_ids is not None and ids != ref_ids:
-    first = next(i for i, (a, b) in enumerate(zip(ids, ref_ids)) if a != b)
-    raise ValueError(f'{path}: row {first} is video {ids[first]!r} but '
-                     f'{ref_path} has {ref_ids[first]!r} there.')
+    """Checks that a score file lines up with the first one (shape and ids)."""
+    ref_path, ref_logits, ref_ids = reference
+    if logits.shape != ref_logits.shape:
+        raise ValueError(f'{path}: scores {logits.shape} do not match '
+                         f'{ref_path}: {ref_logits.shape}.')
+    if ids is not None and ref_ids is not None and ids != ref_ids:
+        first = next(i for i, (a, b) in enumerate(zip(ids, ref_ids)) if a != b)
+        raise ValueError(f'{path}: row {first} is video {ids[first]!r} but '
+                         f'{ref_path} has {ref_ids[first]!r} there.')
 
 
 def _resolve_labels(labels, num_rows, first_path, first_ids, first_labels):
-  """Labels from the list file (checked against embedded ids) or the file."""
-  if labels is None:
-    if first_labels is None:
-      raise ValueError(f'{first_path} stores no labels; pass a list file.')
-    return first_labels
-  list_ids, list_labels = read_list_labels(labels)
-  if len(list_labels) != num_rows:
-    raise ValueError(f'{labels} lists {len(list_labels)} videos but the '
-                     f'score files have {num_rows} rows.')
-  if first_ids is not None and first_ids != list_ids:
-    # Ids may follow another convention (e.g. without the class folder), so
-    # only warn; rows are taken to be in list order as the release does.
-    logging.warning('%s: video ids differ from %s (first: %r vs %r); assuming '
-                    'rows follow the list order.', first_path, labels,
-                    first_ids[0], list_ids[0])
-  return list_labels
+    """Labels from the list file (checked against embedded ids) or the file."""
+    if labels is None:
+        if first_labels is None:
+            raise ValueError(f'{first_path} stores no labels; pass a list file.')
+        return first_labels
+    list_ids, list_labels = read_list_labels(labels)
+    if len(list_labels) != num_rows:
+        raise ValueError(f'{labels} lists {len(list_labels)} videos but the '
+                         f'score files have {num_rows} rows.')
+    if first_ids is not None and first_ids != list_ids:
+        # Ids may follow another convention (e.g. without the class folder), so
+        # only warn; rows are taken to be in list order as the release does.
+        logging.warning('%s: video ids differ from %s (first: %r vs %r); assuming '
+                        'rows follow the list order.', first_path, labels,
+                        first_ids[0], list_ids[0])
+    return list_labels
 
 
 def fuse_files(score_paths, weights, *, labels, idt_path=None,
                idt_weight=0.25, output_path=None):
-  """Fuses score files and measures top-1 accuracy of each input and the fusion.
+    """Fuses score files and measures top-1 accuracy of each input and the fusion.
 
-  Args:
-    score_paths: HDF5 score files (all `[N, C]`, rows in the same order).
-    weights: one non-negative weight per file (normalised to sum 1).
-    labels: a list file path, or None to use the `labels` stored in the first
-      score file.
-    idt_path: optional iDT score file, fused as in ORIGINAL_RELEASE.md §9.2.
-    idt_weight: the iDT weight (0.25 in the release's `combine_streams.sh`).
-    output_path: optional HDF5 file to write the fused scores to
-      (`stream0/logits`, plus `video_ids` / `labels` when known).
+    Args:
+      score_paths: HDF5 score files (all `[N, C]`, rows in the same order).
+      weights: one non-negative weight per file (normalised to sum 1).
+      labels: a list file path, or None to use the `labels` stored in the first
+        score file.
+      idt_path: optional iDT score file, fused as in ORIGINAL_RELEASE.md §9.2.
+      idt_weight: the iDT weight (0.25 in the release's `combine_streams.sh`).
+      output_path: optional HDF5 file to write the fused scores to
+        (`stream0/logits`, plus `video_ids` / `labels` when known).
 
-  Returns:
-    A dict with `inputs` (top-1 of each score file, in order), `fused` (top-1
-    of the weighted fusion) and, with `idt_path`, `idt` and `fused_idt`. All
-    accuracies are fractions in [0, 1].
-  """
-  if not score_paths:
-    raise ValueError('no score files given.')
-  loaded = [read_scores(p) for p in score_paths]
-  first_logits, first_ids, first_labels = loaded[0]
-  for path, (logits, ids, _) in zip(score_paths[1:], loaded[1:]):
-    _check_rows(path, logits, ids, (score_paths[0], first_logits, first_ids))
-  label_array = _resolve_labels(labels, first_logits.shape[0], score_paths[0],
-                                first_ids, first_labels)
+    Returns:
+      A dict with `inputs` (top-1 of each score file, in order), `fused` (top-1
+      of the weighted fusion) and, with `idt_path`, `idt` and `fused_idt`. All
+      accuracies are fractions in [0, 1].
+    """
+    if not score_paths:
+        raise ValueError('no score files given.')
+    loaded = [read_scores(p) for p in score_paths]
+    first_logits, first_ids, first_labels = loaded[0]
+    for path, (logits, ids, _) in zip(score_paths[1:], loaded[1:]):
+        _check_rows(path, logits, ids, (score_paths[0], first_logits, first_ids))
+    label_array = _resolve_labels(labels, first_logits.shape[0], score_paths[0],
+                                  first_ids, first_labels)
 
-  def top1(scores):
-    return metrics.top_k_accuracy(scores, label_array, k=1)
+    def top1(scores):
+        return metrics.top_k_accuracy(scores, label_array, k=1)
 
-  fused = fuse_scores([s for s, _, _ in loaded], weights)
-  result = {'inputs': [top1(s) for s, _, _ in loaded], 'fused': top1(fused)}
-  if idt_path is not None:
-    idt, idt_ids, _ = read_scores(idt_path)
-    _check_rows(idt_path, idt, idt_ids, (score_paths[0], first_logits, first_ids))
-    fused = fuse_idt(fused, idt, idt_weight=idt_weight)
-    result['idt'] = top1(idt)
-    result['fused_idt'] = top1(fused)
-  if output_path is not None:
-    with h5py.File(output_path, 'w') as f:
-      f.create_dataset('stream0/logits', data=fused.astype(np.float32))
-      if first_ids is not None:
-        f.create_dataset('video_ids', data=np.asarray(first_ids, dtype='S'))
-      f.create_dataset('labels', data=label_array)
-  return result
+    fused = fuse_scores([s for s, _, _ in loaded], weights)
+    result = {'inputs': [top1(s) for s, _, _ in loaded], 'fused': top1(fused)}
+    if idt_path is not None:
+        idt, idt_ids, _ = read_scores(idt_path)
+        _check_rows(idt_path, idt, idt_ids, (score_paths[0], first_logits, first_ids))
+        fused = fuse_idt(fused, idt, idt_weight=idt_weight)
+        result['idt'] = top1(idt)
+        result['fused_idt'] = top1(fused)
+    if output_path is not None:
+        with h5py.File(output_path, 'w') as f:
+            f.create_dataset('stream0/logits', data=fused.astype(np.float32))
+            if first_ids is not None:
+                f.create_dataset('video_ids', data=np.asarray(first_ids, dtype='S'))
+            f.create_dataset('labels', data=label_array)
+    return result
 
 
 def _define_flags():
-  # Only when run as a program: train imports this module, and flags defined
-  # at import time could clash with the importing program's.
-  flags.DEFINE_multi_string('scores', None, 'HDF5 score file (repeat).')
-  flags.DEFINE_string(
-      'weights', None, 'Comma-separated weights, one per --scores; default '
-      "1,2 for two files (the release's RGB : flow), equal weights otherwise.")
-  flags.DEFINE_string(
-      'labels', None, 'List file (path num_frames label); default: the labels '
-      'stored in the first score file.')
-  flags.DEFINE_string('idt', None, 'Optional iDT score file.')
-  flags.DEFINE_float('idt_weight', 0.25, 'Weight of the iDT scores.')
-  flags.DEFINE_string('output', None, 'Write the fused scores here.')
+    # Only when run as a program: train imports this module, and flags defined
+    # at import time could clash with the importing program's.
+    flags.DEFINE_multi_string('scores', None, 'HDF5 score file (repeat).')
+    flags.DEFINE_string(
+        'weights', None, 'Comma-separated weights, one per --scores; default '
+        "1,2 for two files (the release's RGB : flow), equal weights otherwise.")
+    flags.DEFINE_string(
+        'labels', None, 'List file (path num_frames label); default: the labels '
+        'stored in the first score file.')
+    flags.DEFINE_string('idt', None, 'Optional iDT score file.')
+    flags.DEFINE_float('idt_weight', 0.25, 'Weight of the iDT scores.')
+    flags.DEFINE_string('output', None, 'Write the fused scores here.')
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  f = flags.FLAGS
-  paths = f.scores or []
-  if len(paths) < 1:
-    raise app.UsageError('give at least one --scores file.')
-  if f.weights is not None:
-    weights = [float(w) for w in f.weights.split(',')]
-  else:
-    weights = [1.0, 2.0] if len(paths) == 2 else [1.0] * len(paths)
-  result = fuse_files(paths, weights, labels=f.labels,
-                      idt_path=f.idt, idt_weight=f.idt_weight,
-                      output_path=f.output)
-  for path, weight, acc in zip(paths, weights, result['inputs']):
-    print(f'{path} (weight {weight:g}): top-1 {100 * acc:.2f}')
-  print(f'fused: top-1 {100 * result["fused"]:.2f}')
-  if 'idt' in result:
-    print(f'{f.idt} (iDT): top-1 {100 * result["idt"]:.2f}')
-    print(f'fused+idt (idt weight {f.idt_weight:g}): top-1 '
-          f'{100 * result["fused_idt"]:.2f}')
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    f = flags.FLAGS
+    paths = f.scores or []
+    if len(paths) < 1:
+        raise app.UsageError('give at least one --scores file.')
+    if f.weights is not None:
+        weights = [float(w) for w in f.weights.split(',')]
+    else:
+        weights = [1.0, 2.0] if len(paths) == 2 else [1.0] * len(paths)
+    result = fuse_files(paths, weights, labels=f.labels,
+                        idt_path=f.idt, idt_weight=f.idt_weight,
+                        output_path=f.output)
+    for path, weight, acc in zip(paths, weights, result['inputs']):
+        print(f'{path} (weight {weight:g}): top-1 {100 * acc:.2f}')
+    print(f'fused: top-1 {100 * result["fused"]:.2f}')
+    if 'idt' in result:
+        print(f'{f.idt} (iDT): top-1 {100 * result["idt"]:.2f}')
+        print(f'fused+idt (idt weight {f.idt_weight:g}): top-1 '
+              f'{100 * result["fused_idt"]:.2f}')
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+    _define_flags()
+    app.run(main)

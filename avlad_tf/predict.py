@@ -32,8 +32,13 @@ from data_prep import video_io
 CONFIG_ASSET = os.path.join("assets", "avlad_export.json")
 TOP_K = 5
 
-_MODEL = flags.DEFINE_string("model", None, "Export directory (SavedModel).")
-_JSON = flags.DEFINE_bool("json", False, "Print one JSON document.")
+
+
+def define_flags():
+    """Defined only when run as a program: importing predict (tests,
+    visualize) must not claim the global flag names `--model` / `--json`."""
+    flags.DEFINE_string("model", None, "Export directory (SavedModel).")
+    flags.DEFINE_bool("json", False, "Print one JSON document.")
 
 
 class VideoError(Exception):
@@ -177,13 +182,13 @@ def _print_text(results):
 
 def main(argv):
     paths = argv[1:]
-    if not _MODEL.value:
+    if not flags.FLAGS.model:
         raise app.UsageError("--model EXPORT_DIR is required.")
     if not paths:
         raise app.UsageError("Give at least one video file.")
-    results = predict_videos(_MODEL.value, paths)
-    if _JSON.value:
-        json.dump({"model": _MODEL.value, "results": results}, sys.stdout,
+    results = predict_videos(flags.FLAGS.model, paths)
+    if flags.FLAGS.json:
+        json.dump({"model": flags.FLAGS.model, "results": results}, sys.stdout,
                   indent=2)
         print()
         for result in results:
@@ -196,4 +201,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -14,11 +14,11 @@ from absl.testing import parameterized
 import gin
 import numpy as np
 
-from avlad_tf import train
+from avlad_tf import cli
 from avlad_tf.models import action_vlad
 from avlad_tf.training import loop
 
-_GIN_DIR = train.GIN_DIR
+_GIN_DIR = cli.GIN_DIR
 _FILES = sorted(os.path.relpath(p, _GIN_DIR) for p in glob.glob(
     os.path.join(_GIN_DIR, "**", "*.gin"), recursive=True))
 _SCOPES = ("", "rgb/", "flow/", "fused/")
@@ -59,7 +59,7 @@ class GinFilesTest(parameterized.TestCase):
 
     @parameterized.parameters(*_FILES)
     def test_parses_and_builds(self, name):
-        train.parse_gin([name], _TINY)
+        cli.parse_gin([name], _TINY)
         self._tiny_endpoints()
         streams = gin.query_parameter("train.streams")
         self.assertTrue(streams, name)

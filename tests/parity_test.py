@@ -14,6 +14,7 @@ from absl.testing import parameterized
 import gin
 import numpy as np
 
+from avlad_tf import cli
 from avlad_tf import evaluate
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
@@ -97,8 +98,7 @@ def _code_default(binding):
 
 def _parse(gin_file):
     gin.clear_config()
-    gin.add_config_file_search_path(_GIN_DIR)
-    gin.parse_config_files_and_bindings([gin_file], [], skip_unknown=False)
+    cli.parse_gin([gin_file], [])
 
 
 def _effective(binding):
