@@ -31,7 +31,6 @@ from avlad_tf.training import kmeans_init
 from avlad_tf.training import results
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
-from avlad_tf.training import summaries
 
 STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",),
                      "fused": ("rgb", "flow")}
@@ -284,16 +283,19 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
             with gin.config_scope(stream):
                 outcome[stream] = results.evaluate_stream(
                     workdir=workdir, stream=stream, split=evaluate_split)
-        fused = None
         if fuse_weights is not None:
             fusion = results.fuse(
                 [outcome[s]["scores_path"] for s in streams], fuse_weights)
-            fused = outcome["fused"] = fusion["fused"]
-        table = results.results_table(
-            split=evaluate_split, stream_metrics={s: outcome[s] for s in streams},
-            fused=fused, fuse_weights=fuse_weights)
-        path = results.write_results(workdir, table)
-        print(f"\nResults ({path}):\n\n{table}", flush=True)
+            outcome["fused"] = fusion["fused"]
     if export:
         outcome["export_dir"] = results.export(workdir)
+    if evaluate_split is not None:
+        # Printed last, so the table ends the run's output.
+        table = results.results_table(
+            split=evaluate_split, stream_metrics={s: outcome[s] for s in streams},
+            fused=outcome.get("fused"), fuse_weights=fuse_weights)
+        if export:
+            table += f"\nSavedModel: {outcome['export_dir']}\n"
+        path = results.write_results(workdir, table)
+        print(f"\nResults ({path}):\n\n{table}", flush=True)
     return outcome

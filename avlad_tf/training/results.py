@@ -1,31 +1,17 @@
 """After training: evaluate each stream, fuse, export, write `results.md`.
 
-These steps call other entry points' library functions by their contract
-names (docs/CONTRACTS.md): `avlad_tf.evaluate.evaluate`,
-`avlad_tf.fuse.fuse_files` and `avlad_tf.export.export`.
+These steps call the other entry points' library functions
+(docs/CONTRACTS.md): `avlad_tf.evaluate.evaluate`, `avlad_tf.fuse.fuse_files`
+and `avlad_tf.export.export`.
 """
 
-import importlib
 import os
 
 from absl import logging
 
-
-def _contract_function(module_name, function_name):
-    """`module.function`, or a clear error if that part is not installed."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise RuntimeError(
-            f"train needs {module_name}.{function_name} for this config but "
-            f"{module_name} cannot be imported ({error}). Set the matching "
-            f"train.* binding to skip the step.") from error
-    function = getattr(module, function_name, None)
-    if function is None:
-        raise RuntimeError(
-            f"{module_name} has no function {function_name!r} "
-            f"(docs/CONTRACTS.md, 'Entry-point functions').")
-    return function
+from avlad_tf import evaluate as evaluate_lib
+from avlad_tf import export as export_lib
+from avlad_tf import fuse as fuse_lib
 
 
 def evaluate_stream(*, workdir, stream, split):
@@ -34,20 +20,18 @@ def evaluate_stream(*, workdir, stream, split):
     Crops and batch size come from `evaluate`'s own bindings, in the stream's
     gin scope (e.g. `flow/evaluate.num_crops = 5`, as the release).
     """
-    evaluate = _contract_function("avlad_tf.evaluate", "evaluate")
     logging.info("Evaluating %s on %s", stream, split)
-    return evaluate(workdir=workdir, stream=stream, split=split)
+    return evaluate_lib.evaluate(workdir=workdir, stream=stream, split=split)
 
 
 def fuse(score_paths, weights):
     """Late fusion of raw logits with `avlad_tf.fuse.fuse_files`."""
-    fuse_files = _contract_function("avlad_tf.fuse", "fuse_files")
-    return fuse_files(list(score_paths), list(weights), labels=None)
+    return fuse_lib.fuse_files(list(score_paths), list(weights), labels=None)
 
 
 def export(workdir):
     """`avlad_tf.export.export`; returns the export directory."""
-    return _contract_function("avlad_tf.export", "export")(workdir=workdir)
+    return export_lib.export(workdir=workdir)
 
 
 def _percent(value):

@@ -7,7 +7,6 @@ import time
 from absl import logging
 import gin
 import numpy as np
-import tensorflow as tf
 
 from avlad_tf.models import action_vlad
 from avlad_tf.training import checkpointing
