@@ -103,9 +103,8 @@ def find_rows(table, *, gin_dir=GIN_DIR):
 
 def _row_value(outcome, row):
     """The number a row reports, from `train`'s outcome dict (fraction)."""
-    fused = outcome.get('fused')
-    if isinstance(fused, float):  # late fusion of the trained streams
-        return fused
+    if 'late_fusion' in outcome:  # late fusion of the trained streams
+        return outcome['late_fusion']
     metrics = [v for v in outcome.values() if isinstance(v, dict)]
     if len(metrics) != 1:
         raise ValueError(f'{row["file"]}: expected one evaluated stream or a '

@@ -257,8 +257,8 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
         step_callback: passed to `train_stream`.
 
     Returns:
-        dict with each stream's evaluation metrics, `fused` top-1 and the
-        export directory, where those steps ran.
+        dict with each stream's evaluation metrics, the `late_fusion` top-1
+        and the `export_dir`, where those steps ran.
     """
     if fuse_weights is not None and (
             evaluate_split is None or len(fuse_weights) != len(streams)):
@@ -277,7 +277,7 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
                          make_dataset_fn=make_dataset_fn,
                          build_model_fn=build_model_fn,
                          step_callback=step_callback)
-    outcome = {}
+    outcome, fused_top1 = {}, None
     if evaluate_split is not None:
         for stream in streams:
             with gin.config_scope(stream):
@@ -286,14 +286,15 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
         if fuse_weights is not None:
             fusion = results.fuse(
                 [outcome[s]["scores_path"] for s in streams], fuse_weights)
-            outcome["fused"] = fusion["fused"]
+            # Not "fused": that key is the concat / early fusion stream's.
+            fused_top1 = outcome["late_fusion"] = fusion["fused"]
     if export:
         outcome["export_dir"] = results.export(workdir)
     if evaluate_split is not None:
         # Printed last, so the table ends the run's output.
         table = results.results_table(
             split=evaluate_split, stream_metrics={s: outcome[s] for s in streams},
-            fused=outcome.get("fused"), fuse_weights=fuse_weights)
+            fused=fused_top1, fuse_weights=fuse_weights)
         if export:
             table += f"\nSavedModel: {outcome['export_dir']}\n"
         path = results.write_results(workdir, table)
