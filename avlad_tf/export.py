@@ -39,8 +39,7 @@ import keras
 import tensorflow as tf
 
 from avlad_tf import cli
-from avlad_tf.data import preprocessing
-from avlad_tf.data import sampling
+from avlad_tf import serving
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
 # Importing the models registers every custom layer for `load_model`.
@@ -204,170 +203,6 @@ def load_stream_models(paths):
             for s, p in paths.items()}
 
 
-def _decode_frames(encoded, indices, channels):
-    """uint8 `[N, H, W, C]` JPEGs `encoded[indices]` (flattened), each
-    distinct frame decoded once (stacks overlap, short videos repeat)."""
-    unique, position = tf.unique(tf.reshape(indices, [-1]))
-    images = tf.map_fn(
-        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=channels),
-        tf.gather(encoded, unique),
-        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
-    return tf.gather(images, position)
-
-
-def _uint8_spec(channels, name):
-    return tf.TensorSpec([None, None, None, None, channels], tf.uint8, name=name)
-
-
-class ServingModule(tf.Module):
-    """The exported graph: preprocessing, the stream models and fusion.
-
-    Args:
-        models: `{stream: keras.Model}` as trained (`fused`, `rgb`, `flow`).
-        config: `build_export_config`'s dict.
-        preprocess_kwargs: `make_dataset`'s settings; those that
-            `preprocessing.preprocess_for_eval` takes are passed on, so the
-            graph preprocesses as evaluation does.
-    """
-
-    def __init__(self, *, models, config, preprocess_kwargs):
-        super().__init__(name="avlad")
-        self.endpoint_models = {
-            s: action_vlad.endpoints_model(m) for s, m in models.items()}
-        self._streams = tuple(config["streams"])
-        self._modalities = tuple(config["modalities"])
-        self._channels = dict(config["channels"])
-        self._fusion = config["fusion"]
-        self._weights = dict(config["fusion_weights"] or {})
-        self._multi_label = config["multi_label"]
-        self._num_frames = config["num_frames"]
-        self._flow_stack = config["flow_stack"]
-        self._joint = config["joint_sampling"]
-        self._sampling = config["sampling"]
-        self._num_crops = dict(config["num_crops"])
-        accepted = inspect.signature(preprocessing.preprocess_for_eval).parameters
-        self._preprocess_kwargs = {
-            k: v for k, v in preprocess_kwargs.items()
-            if k in accepted and k not in ("frames", "modality", "num_crops")}
-        self.class_names_tensor = tf.constant(config["class_names"])
-
-    def attach_assets(self, *, labels_path, config_path):
-        """Ships the class names and the client config as SavedModel assets."""
-        self.labels_asset = tf.saved_model.Asset(labels_path)
-        self.config_asset = tf.saved_model.Asset(config_path)
-
-    def preprocess(self, video, modality):
-        """uint8 `[B, T, H, W, C]` -> float32 `[B, T·crops, S, S, C]`."""
-        channels = self._channels[modality]
-        shape = tf.shape(video)
-        # Crops are the same for every frame, so the batch is folded into
-        # time and preprocessed as one long video.
-        frames = tf.reshape(video, tf.concat([[-1], shape[2:]], 0))  # (B·T, H, W, C)
-        frames = tf.ensure_shape(frames, [None, None, None, channels])
-        crops = preprocessing.preprocess_for_eval(
-            frames, modality=modality, num_crops=self._num_crops[modality],
-            **self._preprocess_kwargs)  # (B·T·N, S, S, C), frame-major
-        size = crops.shape[1]
-        return tf.reshape(crops, [shape[0], -1, size, size, channels])  # (B, T·N, S, S, C)
-
-    def run(self, videos):
-        """Named outputs for `{modality: uint8 video batch}`."""
-        inputs = {m: self.preprocess(v, m) for m, v in videos.items()}
-        outputs, logits = {}, {}
-        for stream in self._streams:
-            model = self.endpoint_models[stream]
-            names = [t.name.split(":")[0] for t in model.inputs]
-            ends = model({n: inputs[n] for n in names}, training=False)
-            prefix = f"{stream}_" if self._fusion == "late" else ""
-            outputs[prefix + "descriptor"] = ends["descriptor"]
-            if "assignments" in ends:
-                outputs[prefix + "assignments"] = ends["assignments"]
-            logits[stream] = ends["logits"]
-        if self._fusion == "late":
-            fused = tf.add_n([self._weights[s] * logits[s] for s in self._streams])
-        else:
-            fused = logits[self._streams[0]]
-        outputs["logits"] = fused
-        outputs["probabilities"] = (tf.sigmoid(fused) if self._multi_label
-                                    else tf.nn.softmax(fused))
-        return outputs
-
-    def decode_example(self, serialized):
-        """One SequenceExample -> `{modality: uint8 [T, H, W, C]}` + id.
-
-        Frames are chosen by the sampling rules exactly as evaluation chooses
-        them (`video_input`), and only the chosen JPEGs are decoded.
-        """
-        example = video_input.decode(serialized)  # checks the frame counts
-        n = example[schema.NUM_FRAMES_KEY]
-        video_id = example[schema.VIDEO_ID_KEY]
-        least = self._flow_stack + 1 if "flow" in self._modalities else 1
-        with tf.control_dependencies([tf.debugging.Assert(
-                n >= least, [video_id, "has", n, "frames; at least", least,
-                             "are needed"])]):
-            n = tf.identity(n)
-        rules = dict(num_samples=self._num_frames, training=False,
-                     sampling=self._sampling)
-        flow_idx = sampling.flow_indices(n, flow_stack=self._flow_stack, **rules)
-        if self._joint:
-            rgb_idx = flow_idx[:, 0]  # the release's rgb+flow rule (Sec. 2.3)
-        else:
-            rgb_idx = sampling.rgb_indices(n, **rules)
-        video = {"video_id": video_id}
-        if "rgb" in self._modalities:
-            video["rgb"] = _decode_frames(example[schema.RGB_KEY], rgb_idx, 3)
-        if "flow" in self._modalities:
-            x = _decode_frames(example[schema.FLOW_X_KEY], flow_idx, 1)
-            y = _decode_frames(example[schema.FLOW_Y_KEY], flow_idx, 1)
-            planes = tf.concat([x, y], axis=-1)  # (T·L, H, W, 2)
-            shape = tf.shape(planes)
-            planes = tf.reshape(planes, [self._num_frames, self._flow_stack,
-                                         shape[1], shape[2], 2])  # (T, L, H, W, 2)
-            planes = tf.transpose(planes, [0, 2, 3, 1, 4])  # (T, H, W, L, 2)
-            # Interleaved x1, y1, ..., xL, yL, as the release reads them.
-            video["flow"] = tf.reshape(
-                planes, [self._num_frames, shape[1], shape[2],
-                         2 * self._flow_stack])  # (T, H, W, 2L)
-        return video
-
-    def run_examples(self, examples):
-        """Serialised SequenceExamples `[B]` -> named outputs + `video_id`."""
-        signature = {"video_id": tf.TensorSpec([], tf.string)}
-        for m in self._modalities:
-            signature[m] = tf.TensorSpec(
-                [self._num_frames, None, None, self._channels[m]], tf.uint8)
-        decoded = tf.map_fn(self.decode_example, examples,
-                            fn_output_signature=signature)
-        video_ids = decoded.pop("video_id")
-        outputs = self.run(decoded)
-        outputs["video_id"] = video_ids
-        return outputs
-
-    def signatures(self):
-        """`serving_default`, `serialized_examples` and `class_names`."""
-        specs = [_uint8_spec(self._channels[m], m) for m in self._modalities]
-        if self._modalities == ("rgb", "flow"):
-            def serve(rgb, flow):
-                return self.run({"rgb": rgb, "flow": flow})
-        elif self._modalities == ("rgb",):
-            def serve(rgb):
-                return self.run({"rgb": rgb})
-        else:
-            def serve(flow):
-                return self.run({"flow": flow})
-        self.serve = tf.function(serve, input_signature=specs)
-        self.serve_examples = tf.function(
-            lambda examples: self.run_examples(examples),
-            input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-        self.class_names = tf.function(
-            lambda: {"class_names": self.class_names_tensor}, input_signature=[])
-        return {
-            "serving_default": self.serve,
-            "serialized_examples": self.serve_examples,
-            "class_names": self.class_names,
-        }
-
-
 @gin.configurable
 def export(*, workdir, export_dir=None, num_crops=1):
     """Writes the SavedModel of a trained workdir.
@@ -398,7 +233,7 @@ def export(*, workdir, export_dir=None, num_crops=1):
         models=models, class_names=class_names, settings=settings,
         metadata=_data_metadata(settings), num_crops=num_crops,
         streams=list(paths))
-    module = ServingModule(
+    module = serving.ServingModule(
         models=models, config=config, preprocess_kwargs=settings)
     _write_atomically(module, export_dir, config)
     logging.info("Wrote the SavedModel to %s", export_dir)

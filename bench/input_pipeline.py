@@ -93,10 +93,10 @@ def reference_dataset(data_dir, split, *, modalities, training,
         if "rgb" in modalities:
             rgb = flow[:, 0] if "flow" in modalities else sampling.rgb_indices(
                 n, num_samples=num_frames)
-            out["rgb"] = video_input._decode_distinct(
+            out["rgb"] = video_input.decode_distinct_frames(
                 [example[schema.RGB_KEY]], rgb, 3)[0]
         if "flow" in modalities:
-            out["flow"] = video_input._decode_distinct(
+            out["flow"] = video_input.decode_distinct_frames(
                 [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]],
                 flow, 1)[0]
         return out

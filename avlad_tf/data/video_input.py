@@ -135,7 +135,7 @@ def decode(serialized):
         return {key: tf.identity(value) for key, value in example.items()}
 
 
-def _decode_distinct(encoded_lists, indices, channels):
+def decode_distinct_frames(encoded_lists, indices, channels):
     """Decodes each distinct frame of `indices` once, from each list.
 
     Stacks overlap (stride < L) and short videos repeat frames, so decoding
@@ -156,7 +156,7 @@ def _decode_distinct(encoded_lists, indices, channels):
 
 def _rgb_source(example, indices):
     """Distinct RGB frames and the `assemble` that orders their crops."""
-    frames, position, _ = _decode_distinct([example[schema.RGB_KEY]], indices, 3)
+    frames, position, _ = decode_distinct_frames([example[schema.RGB_KEY]], indices, 3)
     return frames, lambda crops: tf.gather(crops, position)  # [T, N, h, w, 3]
 
 
@@ -166,7 +166,7 @@ def _flow_source(example, indices):
     Channels come out interleaved x1, y1, ..., xL, yL (Sec. 2.2).
     """
     num_samples, flow_stack = indices.shape
-    planes, position, num_unique = _decode_distinct(
+    planes, position, num_unique = decode_distinct_frames(
         [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], indices, 1)
     # Sample t, stack slot l, direction d is plane d·U + position[t·L + l].
     order = tf.reshape(tf.stack([position, position + num_unique], axis=-1),
