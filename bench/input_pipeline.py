@@ -23,6 +23,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf.data import manifest
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
@@ -79,7 +80,7 @@ def reference_dataset(data_dir, split, *, modalities, training,
     nothing to batch without extra work).
     """
     metadata = video_input.dataset_info(data_dir)
-    files, _ = video_input._check_split(metadata, data_dir, split)
+    files, _ = manifest.split_shards(metadata, data_dir, split)
     records = tf.data.TFRecordDataset(files)
     if training:
         records = records.repeat()

@@ -15,101 +15,22 @@ Pipeline (why each step is where it is):
     → map(decode, sample, decode only sampled JPEGs, augment), parallel, ordered
     → batch (training: drop_remainder) → prefetch
 
-Record count check: each shard is read through `_read_shard`, which appends an
-end marker and runs a `scan` counter; reading more records than
-`metadata.json` lists fails at once, fewer fails at the marker. A corrupt
-shard raises `DataLossError` inside TFRecordDataset; the reader stops that
-shard there (`ignore_errors`) so the shortfall is reported by the count check
-with the shard's path, instead of an anonymous error or a silent loss.
+Record counts are checked against the manifest while reading
+(`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
 """
-
-import os
 
 import gin
 import tensorflow as tf
 
+from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-
-def _require(condition, message, *data):
-    """An assertion whose error shows `message` and the tensors in `data`."""
-    return tf.debugging.Assert(condition, [message, *data], summarize=32)
-
-
-def _check_split(metadata, data_dir, split):
-    """Sorted shard paths and counts of `split`, checked against the disk."""
-    path = os.path.join(data_dir, schema.METADATA_FILE)
-    splits = metadata.get("splits", {})
-    if split not in splits:
-        raise ValueError(
-            f"{path}: no split {split!r}; available: {sorted(splits)}.")
-    shards = sorted(splits[split]["shards"], key=lambda shard: shard["file"])
-    total = sum(int(shard["num_records"]) for shard in shards)
-    if total != splits[split]["num_records"]:
-        raise ValueError(
-            f"{path}: split {split!r} lists {splits[split]['num_records']} "
-            f"records but its shards add up to {total}.")
-    files = [os.path.join(data_dir, shard["file"]) for shard in shards]
-    missing = [f for f in files if not tf.io.gfile.exists(f)]
-    if missing:
-        raise FileNotFoundError(
-            f"{path} lists shards that do not exist: {missing}.")
-    return files, [int(shard["num_records"]) for shard in shards]
-
-
-def dataset_info(data_dir):
-    """Reads and checks a prepared dataset's metadata.
-
-    Checks the schema version and flow settings (`schema.read_metadata`), the
-    label map and, for every split, that the shards exist and their counts
-    add up.
-
-    Returns:
-        The metadata dict: `num_classes`, `labels`, `multi_label`, `splits`...
-
-    Raises:
-        FileNotFoundError, ValueError: naming the file and what is wrong.
-    """
-    metadata = schema.read_metadata(data_dir)
-    labels = metadata.get("labels", [])
-    if len(labels) != metadata.get("num_classes"):
-        raise ValueError(
-            f"{os.path.join(data_dir, schema.METADATA_FILE)}: num_classes is "
-            f"{metadata.get('num_classes')} but {len(labels)} labels are listed.")
-    for split in metadata.get("splits", {}):
-        _check_split(metadata, data_dir, split)
-    return metadata
-
-
-def _read_shard(path, expected):
-    """The records of one shard; fails naming it if the count is off."""
-    # log_warning keeps the DataLossError text in the log; the count check
-    # below turns the early end of the shard into an error naming it.
-    records = tf.data.TFRecordDataset(path).ignore_errors(log_warning=True)
-    marked = records.map(lambda r: (r, False)).concatenate(
-        tf.data.Dataset.from_tensors((tf.constant(b""), True)))
-
-    def count(n, element):
-        record, is_end = element
-        return n + tf.cast(~is_end, tf.int64), (record, is_end, n)
-
-    def check(record, is_end, n):
-        ok = tf.where(is_end, tf.equal(n, expected), n < expected)
-        message = tf.strings.format(
-            "Shard {}: metadata.json lists {} records but {} could be read: "
-            "the file is truncated or corrupt (reading stops at a "
-            "DataLossError), holds more records than listed, or "
-            "metadata.json is stale. Re-run data preparation.",
-            [path, expected, tf.where(is_end, n, n + 1)])
-        with tf.control_dependencies([_require(ok, message)]):
-            return tf.identity(record), is_end
-
-    checked = marked.scan(tf.constant(0, tf.int64), count).map(check)
-    return checked.filter(lambda r, is_end: ~is_end).map(lambda r, _: r)
+# Part of the reader's public API (docs/CONTRACTS.md).
+dataset_info = manifest.dataset_info
 
 
 def decode(serialized):
@@ -125,9 +46,9 @@ def decode(serialized):
     num_x = tf.size(example[schema.FLOW_X_KEY], tf.int64)
     num_y = tf.size(example[schema.FLOW_Y_KEY], tf.int64)
     checks = [
-        _require(tf.equal(num_rgb, n), "video/num_frames differs from the "
+        manifest.require(tf.equal(num_rgb, n), "video/num_frames differs from the "
                  "number of RGB frames in video", video_id, n, num_rgb),
-        _require(tf.equal(num_x, tf.maximum(n - 1, 0)) & tf.equal(num_y, num_x),
+        manifest.require(tf.equal(num_x, tf.maximum(n - 1, 0)) & tf.equal(num_y, num_x),
                  "n RGB frames need n - 1 flow frames per direction; video",
                  video_id, n, num_x, num_y),
     ]
@@ -191,10 +112,10 @@ def _labels(example, num_classes, multi_label):
     indices = example[schema.LABEL_INDEX_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     in_range = tf.reduce_all((indices >= 0) & (indices < num_classes))
-    checks = [_require(in_range, f"label index outside [0, {num_classes}) in "
+    checks = [manifest.require(in_range, f"label index outside [0, {num_classes}) in "
                        "video", video_id, indices)]
     if not multi_label:
-        checks.append(_require(
+        checks.append(manifest.require(
             tf.equal(tf.size(indices), 1), "single-label data needs exactly "
             "one label per video; video", video_id, indices))
     with tf.control_dependencies(checks):
@@ -239,7 +160,7 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
         least = flow_stack + 1
         why = f"fewer than {least} frames (a flow stack of {flow_stack} needs "
         why += f"{least} frames) in"
-    with tf.control_dependencies([_require(
+    with tf.control_dependencies([manifest.require(
             n >= least, f"{why} video", video_id, n)]):
         n = tf.identity(n)
     rules = dict(num_samples=num_frames, training=training, seed=sample_seed,
@@ -333,8 +254,8 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
                          f"num_crops={num_crops}")
     preprocessing.eval_crop_offsets(resize_to=resize_to, image_size=image_size,
                                     num_crops=num_crops)  # validates early
-    metadata = dataset_info(data_dir)
-    files, counts = _check_split(metadata, data_dir, split)
+    metadata = manifest.dataset_info(data_dir)
+    files, counts = manifest.split_shards(metadata, data_dir, split)
 
     shards = tf.data.Dataset.from_tensor_slices(
         (tf.constant(files), tf.constant(counts, tf.int64)))
@@ -343,13 +264,13 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
         shards = shards.shuffle(len(files), seed=seed,
                                 reshuffle_each_iteration=True).repeat()
         records = shards.interleave(
-            _read_shard, cycle_length=min(cycle_length, len(files)),
+            manifest.read_shard, cycle_length=min(cycle_length, len(files)),
             num_parallel_calls=AUTOTUNE, deterministic=True)
         # Shuffle serialized records: cheap, before any JPEG is decoded.
         records = records.shuffle(shuffle_buffer, seed=seed,
                                   reshuffle_each_iteration=True)
     else:
-        records = shards.flat_map(_read_shard)  # sorted shards, file order
+        records = shards.flat_map(manifest.read_shard)  # sorted shards, file order
 
     def parse(index, serialized):
         # A stateless per-video seed: results do not depend on thread timing.
