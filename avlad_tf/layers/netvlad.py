@@ -8,6 +8,8 @@ position of a video. The sum is intra-normalised per cluster, flattened
 cluster-major and L2-normalised again.
 """
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -159,10 +161,12 @@ class NetVLAD(keras.layers.Layer):
         x = ops.reshape(x, (batch, -1, depth))  # (B, T·H·W, D)
         logits = ops.einsum("bnd,dk->bnk", x, self.assignment_kernel)
         logits = logits + self.assignment_bias  # (B, N, K)
-        if self.num_clusters == 1:
-            # The K = 1 ablation: a softmax over one cluster is identically 1.
-            return x, ops.ones_like(logits)
-        return x, ops.softmax(logits, axis=-1)
+        with warnings.catch_warnings():
+            # The K = 1 ablation is deliberate: a softmax over one cluster is
+            # identically 1 with a zero (not a missing) gradient, so keep it
+            # and silence Keras' "axis has size 1" warning.
+            warnings.filterwarnings("ignore", message=".*softmax over axis")
+            return x, ops.softmax(logits, axis=-1)
 
     def assignments(self, inputs):
         """Soft-assignment maps `(B, T, H, W, K)`, a softmax over clusters."""

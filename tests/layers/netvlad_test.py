@@ -105,6 +105,19 @@ class NetVLADTest(testing.TestCase):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)),
                                    expected, atol=1e-5)
 
+    def test_one_cluster_assignment_gradients_are_zero_not_missing(self):
+        import tensorflow as tf
+        layer = built_layer(num_clusters=1)
+        x = tf.random.normal((1, 2, 2, 2, 4), seed=0)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x) * tf.range(4, dtype=tf.float32))
+        grads = dict(zip((w.path.split("/")[-1] for w in layer.weights),
+                         tape.gradient(loss, layer.weights)))
+        # Training stage 2 clips every gradient: None would break it.
+        for name in ("assignment_kernel", "assignment_bias"):
+            self.assertIsNotNone(grads[name], name)
+            np.testing.assert_array_equal(grads[name].numpy(), 0.0)
+
     def test_zero_input_gives_finite_output_and_gradients(self):
         import tensorflow as tf
         layer = built_layer()
