@@ -44,8 +44,10 @@ from absl import flags
 from absl import logging
 import gin
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_DIR = os.path.join(REPO, 'gin')
+from avlad_tf import cli
+
+GIN_DIR = cli.GIN_DIR
+REPO = os.path.dirname(GIN_DIR)
 
 _ROW_RE = re.compile(r'^# Table (?P<tables>[\w/]+), row (?P<index>\d+): '
                      r'(?P<name>[^(]+?)\s*(?:\((?P<detail>.*)\))?\.?$')
@@ -125,7 +127,6 @@ def run_row(row, *, workdir, data_dir, overlays=(), bindings=(), idt_dir=None):
             logging.info('%s: finished before, skipped', row['file'])
             return json.load(f)
     from avlad_tf.training import loop  # heavy: TensorFlow, only when needed
-    from avlad_tf import cli
     gin.clear_config()
     cli.parse_gin([row['path'], *overlays],
                   [*bindings, f'DATA_DIR = {data_dir!r}'])

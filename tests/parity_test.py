@@ -25,9 +25,7 @@ from avlad_tf.models import fusion
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
 
-_GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "gin")
-_PARITY_DOC = os.path.join(os.path.dirname(_GIN_DIR), "docs", "PARITY.md")
+_PARITY_DOC = os.path.join(os.path.dirname(cli.GIN_DIR), "docs", "PARITY.md")
 _FUNCTIONS = {
     "make_dataset": video_input.make_dataset,
     "build_model": action_vlad.build_model,
