@@ -3,6 +3,7 @@
 import collections
 import math
 import os
+import re
 
 import numpy as np
 
@@ -11,11 +12,19 @@ from avlad_tf.visualization import plotting
 _EVENT_PREFIX = "events.out.tfevents"
 
 
+def _natural_key(name):
+    # Event file names end in `<seconds>.<host>.<pid>.<writer counter>.v2`;
+    # a plain string sort puts writer 10 before writer 9 of one process.
+    return [int(part) if part.isdigit() else part
+            for part in re.split(r"(\d+)", name)]
+
+
 def find_event_files(log_dir):
-    """`{run: [event files]}`, run = folder relative to `log_dir` ('.' top)."""
+    """`{run: [event files]}` in write order, run = folder relative to
+    `log_dir` ('.' top)."""
     runs = collections.defaultdict(list)
     for root, _, files in os.walk(log_dir):
-        for name in sorted(files):
+        for name in sorted(files, key=_natural_key):
             if name.startswith(_EVENT_PREFIX):
                 run = os.path.relpath(root, log_dir)
                 runs[run].append(os.path.join(root, name))
@@ -53,16 +62,23 @@ def read_scalars(log_dir):
             f"no TensorBoard event files ({_EVENT_PREFIX}*) under {log_dir}")
     scalars = collections.defaultdict(dict)
     for run, files in sorted(runs.items()):
-        points = collections.defaultdict(dict)  # tag -> {step: value}
-        for path in files:
-            for event in tf.compat.v1.train.summary_iterator(path):
+        # tag -> {step: ((wall time, file, order), value)}: the newest write
+        # of a step wins, even when two writers' files share a second.
+        points = collections.defaultdict(dict)
+        for file_index, path in enumerate(files):
+            events = tf.compat.v1.train.summary_iterator(path)
+            for order, event in enumerate(events):
+                written = (event.wall_time, file_index, order)
                 for value in event.summary.value:
                     scalar = _scalar(value)
-                    if scalar is not None:
-                        points[value.tag][int(event.step)] = scalar
+                    previous = points[value.tag].get(int(event.step))
+                    if scalar is not None and (
+                            previous is None or previous[0] < written):
+                        points[value.tag][int(event.step)] = (written, scalar)
         for tag, by_step in points.items():
             steps = np.array(sorted(by_step), np.int64)
-            scalars[tag][run] = (steps, np.array([by_step[s] for s in steps]))
+            scalars[tag][run] = (
+                steps, np.array([by_step[s][1] for s in steps]))
     return dict(scalars)
 
 

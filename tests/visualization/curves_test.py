@@ -45,6 +45,18 @@ class CurvesTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, "not logged"):
             curves.plot_curves(scalars, out, tags=["lr"])
 
+    def test_later_writer_wins_across_many_writers_in_one_second(self):
+        # A process's writer counter passes 9 -> 10, which a string sort of
+        # the event file names would put first; the newest write must win.
+        log_dir = self.create_tempdir().full_path
+        for value in range(12):
+            write_scalars(log_dir, "loss", [float(value)])
+        files = curves.find_event_files(log_dir)["."]
+        self.assertLen(files, 12)
+        steps, values = curves.read_scalars(log_dir)["loss"]["."]
+        np.testing.assert_array_equal(steps, [0])
+        np.testing.assert_allclose(values, [11.0])
+
     def test_no_event_files_is_an_error(self):
         empty = self.create_tempdir().full_path
         with self.assertRaisesRegex(FileNotFoundError, "no TensorBoard"):
