@@ -26,7 +26,6 @@ names and `assets/avlad_export.json` what a client needs to build inputs
 (`num_frames`, `flow_stack`, stored frame size, modalities, ...).
 """
 
-import inspect
 import json
 import os
 import shutil
@@ -86,23 +85,6 @@ def read_class_names(workdir, *, num_classes):
             f"{path} lists {len(names)} classes but the model has "
             f"{num_classes} logits.")
     return names
-
-
-def dataset_settings():
-    """`make_dataset`'s keyword arguments as gin binds them (else defaults).
-
-    The export must preprocess exactly as evaluation does, so it reads the
-    same bindings (`num_frames`, `flow_stack`, `image_size`, `resize_to` and
-    the parity switches) from the parsed gin config.
-    """
-    fn = video_input.make_dataset
-    settings = {
-        name: p.default
-        for name, p in inspect.signature(fn).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    settings.update(gin.get_bindings(fn))
-    return settings
 
 
 def late_fusion_weights():
@@ -228,7 +210,7 @@ def export(*, workdir, export_dir=None, num_crops=1):
         raise ValueError(f"The streams disagree on the number of classes: "
                          f"{sorted(num_classes)}.")
     class_names = read_class_names(workdir, num_classes=num_classes.pop())
-    settings = dataset_settings()
+    settings = video_input.bound_settings()
     config = build_export_config(
         models=models, class_names=class_names, settings=settings,
         metadata=_data_metadata(settings), num_crops=num_crops,

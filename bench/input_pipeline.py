@@ -5,7 +5,8 @@
 Without `--data_dir` it writes synthetic records at 256×340 (textured frames,
 about the JPEG size of real frames) to a temporary directory. For each
 modality (rgb, flow, rgb+flow) and mode (training batches, 1-crop and 5-crop
-evaluation batches) it measures videos/s of `video_input.make_dataset`, and
+evaluation batches, float32 or the uint8 crops of
+`evaluate.normalize_on_device`) it measures videos/s of `video_input.make_dataset`, and
 of a reference that parses the same records, computes the same frame
 indices and decodes the same JPEGs (each distinct sampled frame once) and
 nothing else, with the same parallel map, batch and prefetch. It prints the
@@ -36,6 +37,13 @@ flags.DEFINE_integer("batch_size", 4, "videos per batch")
 flags.DEFINE_integer("batches", 8, "batches timed per run")
 flags.DEFINE_integer("repeats", 2, "runs of each measurement (best kept)")
 FLAGS = flags.FLAGS
+
+# (name, training, crops, pixel dtype); uint8 is `evaluate.normalize_on_device`.
+MODES = (("train", True, 1, "float32"),
+         ("eval 1 crop", False, 1, "float32"),
+         ("eval 5 crops", False, 5, "float32"),
+         ("eval 1 crop, uint8", False, 1, "uint8"),
+         ("eval 5 crops, uint8", False, 5, "uint8"))
 
 
 def _texture(rng, height, width, channels):
@@ -138,8 +146,7 @@ def main(argv):
           "ratio (wall) | ratio (CPU time) |")
     print("|---|---|---|---|---|---|")
     for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
-        for mode, training, crops in (("train", True, 1), ("eval 1 crop", False, 1),
-                                      ("eval 5 crops", False, 5)):
+        for mode, training, crops, pixels in MODES:
             best_pipe = best_ref = (0.0, 0.0)
             for _ in range(FLAGS.repeats):
                 # The eval passes see each video once, so time what exists.
@@ -153,7 +160,7 @@ def main(argv):
                 pipe = video_input.make_dataset(
                     data_dir=data_dir, split=FLAGS.split, training=training,
                     modalities=modalities, batch_size=FLAGS.batch_size,
-                    num_crops=crops)
+                    num_crops=crops, pixel_dtype=pixels)
                 best_pipe = np.maximum(best_pipe, videos_per_second(
                     pipe, batches * FLAGS.batch_size, FLAGS.batch_size))
             ratio = best_pipe / best_ref

@@ -88,6 +88,24 @@ class EvaluateTest(parameterized.TestCase):
         self.assertEqual(result['num_videos'], _NUM_VIDEOS)
         self.assertBetween(result['mean_class_accuracy'], 0.0, 1.0)
 
+    @parameterized.parameters(('rgb', 5, False), ('flow', 1, True))
+    def test_normalize_on_device_gives_the_same_scores(self, stream, num_crops,
+                                                       other_means):
+        if other_means:  # the device reads make_dataset's parity switches
+            gin.bind_parameter('make_dataset.bgr_means', (1.0, 2.0, 3.0))
+            gin.bind_parameter('make_dataset.convert_before_resize', False)
+        scores = {}
+        for on_device in (False, True):
+            result = evaluate.evaluate(
+                workdir=self.workdir, stream=stream, split='test',
+                num_crops=num_crops, batch_size=2,
+                normalize_on_device=on_device,
+                make_dataset_fn=_dataset_fn(self.data_dir))
+            scores[on_device] = fuse.read_scores(result['scores_path'])
+        np.testing.assert_allclose(scores[True][0], scores[False][0],
+                                   rtol=1e-5, atol=1e-6)
+        self.assertEqual(scores[True][1], scores[False][1])
+
     def test_deterministic_and_gin_configurable(self):
         gin.bind_parameter('evaluate.split', 'test')
         gin.bind_parameter('evaluate.batch_size', _NUM_VIDEOS)

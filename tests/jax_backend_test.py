@@ -18,6 +18,7 @@ import json, sys
 import numpy as np
 import keras
 from avlad_tf.layers import netvlad
+from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 
 rng = np.random.default_rng(0)
@@ -34,8 +35,19 @@ frames = rng.normal(size=(2, 2, 16, 16, 3)).astype("float32")
 model.compile(optimizer="adam", loss="categorical_crossentropy",
               jit_compile=True)
 loss = model.train_on_batch({"rgb": frames}, np.eye(3)[[0, 2]])
+# Every uint8 value through the on-device pixel arithmetic, under XLA.
+raw = (np.arange(2 * 3 * 6 * 8 * 8) % 256).astype("uint8").reshape(2, 3, 6, 8, 8)
+pixel_outputs = {}
+for modality, shape in (("flow", (3, 6, 8, 8)), ("rgb", (3, 8, 16, 3))):
+    pixel_model = keras.Sequential([keras.Input(shape, dtype="uint8"),
+                                    pixels.ReleasePixels(modality)])
+    pixel_model.compile(jit_compile=True)
+    pixel_outputs[modality] = pixel_model.predict(
+        raw.reshape((2,) + shape), verbose=0).tolist()
+
 print(json.dumps({
     "backend": keras.backend.backend(),
+    "pixels": pixel_outputs,
     "vlad": keras.ops.convert_to_numpy(vlad).tolist(),
     "maps": keras.ops.convert_to_numpy(maps).tolist(),
     "loss": float(np.asarray(loss).ravel()[0]),
@@ -69,6 +81,10 @@ class JaxBackendTest(absltest.TestCase):
         np.testing.assert_allclose(jax_out["maps"], tf_out["maps"],
                                    atol=1e-5)
         self.assertTrue(np.isfinite(jax_out["loss"]))
+        # Bit-identical: the host pipeline's float32 operations, in order.
+        for modality in ("rgb", "flow"):
+            np.testing.assert_array_equal(jax_out["pixels"][modality],
+                                          tf_out["pixels"][modality])
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ conversion; this gives the same numbers and touches far fewer pixels.
 
 import tensorflow as tf
 
-# Caffe/VGG means in BGR order, as integers (`vgg_ucf_preprocessing.py:19-21`).
-RELEASE_BGR_MEANS = (104.0, 117.0, 123.0)
+# The on-device twin of steps 3-4 (`ReleasePixels`) owns the constants:
+# Caffe/VGG means in BGR order, as integers (`vgg_ucf_preprocessing.py:19-21`),
+# and the flow mean.
+from avlad_tf.layers.pixels import FLOW_MEAN
+from avlad_tf.layers.pixels import RELEASE_BGR_MEANS
+
 # Keras' `imagenet_utils.preprocess_input(mode='caffe')` means, for the switch.
 KERAS_BGR_MEANS = (103.939, 116.779, 123.68)
-FLOW_MEAN = 128.0
 # Crop side ratios of the *output* size, drawn independently for h and w.
 SCALE_RATIOS = (1.0, 0.875, 0.75, 0.66)
 MODALITIES = ("rgb", "flow")
@@ -71,6 +74,12 @@ def eval_crop_offsets(*, resize_to, image_size, num_crops,
     raise ValueError(f"num_crops must be 1 or 5. Received: {num_crops}")
 
 
+def _eval_boxes(*, image_size, **offset_options):
+    """(top, left, S, S) of each evaluation crop (`eval_crop_offsets`)."""
+    offsets = eval_crop_offsets(image_size=image_size, **offset_options)
+    return [(top, left, image_size, image_size) for top, left in offsets]
+
+
 def resize(images, size, *, half_pixel_centers=False):
     """Bilinear resize of `[N, H, W, C]` to `size`; legacy TF1 kernel by default."""
     return tf.compat.v1.image.resize_bilinear(
@@ -78,48 +87,66 @@ def resize(images, size, *, half_pixel_centers=False):
         half_pixel_centers=half_pixel_centers)
 
 
-def crop_and_scale(frames, boxes, *, resize_to, image_size, assemble=None,
+def crop_and_scale(frames, boxes, *, modality, resize_to, image_size,
+                   bgr_means=RELEASE_BGR_MEANS, flip=None, assemble=None,
                    convert_before_resize=True, half_pixel_centers=False):
-    """Crops `boxes` out of a video resized to `resize_to`, each resized to S.
+    """The release's pixel path (module docstring) for `boxes` of a video.
+
+    `assemble` repeats frames and interleaves flow planes where it is
+    cheapest; every step works channel by channel, so the numbers do not
+    depend on where. Crops that need no resize (evaluation) are finished
+    first and assembled last: for flow the float work covers about 2U = 52
+    planes instead of T · 2L = 500 channels. Crops that are resized
+    (training) are assembled first, while still uint8: the resize kernel is
+    several times faster on 20 channels than on one.
 
     Args:
         frames: uint8 `[T, H, W, C]`, or with `assemble` the distinct decoded
             frames `[U, H, W, c]` of a video.
         boxes: (top, left, height, width) in `resize_to` coordinates, Python
             ints or int32 scalars.
-        assemble: optional; maps the cropped distinct frames `[U, N, h, w, c]`
-            (any dtype) to the video `[T, N, h, w, C]` (the reader repeats
-            frames and interleaves flow planes here, on crops, not frames).
+        modality, bgr_means: see `normalize`.
+        flip: optional bool scalar; mirror every crop (training).
+        assemble: optional; maps crops of the distinct frames
+            `[U, N, h, w, c]` (any dtype) to the video's `[T, N, h, w, C]`.
         resize_to, image_size, convert_before_resize, half_pixel_centers:
             see `preprocess_for_eval`.
 
     Returns:
-        float32 `[T, N, S, S, C]` on the release's 0..255 scale (0..65025 with
-        `convert_before_resize=False`, the original model's order, Sec. 11.2).
+        float32 `[T, N, S, S, C]`, the network input: on the release's 0..255
+        scale minus the means (0..65025 with `convert_before_resize=False`,
+        the original model's order, Sec. 11.2).
     """
     if frames.dtype != tf.uint8:
         raise ValueError(f"frames must be uint8. Received: {frames.dtype}")
-    assemble = assemble or (lambda crops: crops)
+    if modality not in MODALITIES:
+        raise ValueError(
+            f"modality must be one of {MODALITIES}. Received: {modality!r}")
 
     def to_float(x):
         if convert_before_resize:
             return tf.image.convert_image_dtype(x, tf.float32)  # x · 1/255
         return tf.cast(x, tf.float32)
 
+    height, width = boxes[0][2], boxes[0][3]
+    no_resize = isinstance(height, int) and isinstance(width, int) and \
+        height == width == image_size
+    assemble = assemble or (lambda crops: crops)
+
     def crops_of(video):
-        crops = [video[:, top:top + height, left:left + width, :]
-                 for top, left, height, width in boxes]
-        crops = assemble(tf.stack(crops, axis=1))  # [T, N, h, w, C]
+        crops = _crop_stack(video, boxes)  # [U, N, h, w, c]
+        if modality == "rgb":  # to BGR: exact, and cheapest while uint8
+            crops = _reverse_channels(crops)
+        if not no_resize:
+            crops = assemble(crops)  # [T, N, h, w, C]
         if crops.dtype == tf.uint8:
             crops = to_float(crops)
-        height, width = boxes[0][2], boxes[0][3]
-        if isinstance(height, int) and isinstance(width, int) and \
-                height == width == image_size:
+        if no_resize:
             return crops
         shape = tf.shape(crops)
         crops = resize(tf.reshape(crops, [-1, shape[2], shape[3], shape[4]]),
                        [image_size, image_size],
-                       half_pixel_centers=half_pixel_centers)  # [T·N, S, S, C]
+                       half_pixel_centers=half_pixel_centers)  # [U·N, S, S, c]
         return tf.reshape(crops, [shape[0], shape[1], image_size, image_size,
                                   shape[4]])
 
@@ -130,15 +157,28 @@ def crop_and_scale(frames, boxes, *, resize_to, image_size, assemble=None,
     height, width = frames.shape[1], frames.shape[2]
     if height is not None and width is not None:
         same = (height, width) == tuple(resize_to)
-        out = crops_of(frames) if same else from_resized()
+        crops = crops_of(frames) if same else from_resized()
     else:
         # Frames stored at `resize_to` (the usual case) skip the identity
         # resize and are cropped while still uint8: same numbers, less work.
         shape = tf.shape(frames)
         same = tf.logical_and(tf.equal(shape[1], resize_to[0]),
                               tf.equal(shape[2], resize_to[1]))
-        out = tf.cond(same, lambda: crops_of(frames), from_resized)
-    return out * 255.0
+        crops = tf.cond(same, lambda: crops_of(frames), from_resized)
+    crops *= 255.0
+    if flip is not None:
+        # A horizontal flip only mirrors the planes: the release never
+        # negates x.
+        crops = tf.cond(flip, lambda: _mirror(crops), lambda: crops)
+    crops = _subtract_means(crops, modality=modality, bgr_means=bgr_means)
+    return assemble(crops) if no_resize else crops
+
+
+def _crop_stack(video, boxes):
+    """The crops `boxes` of every frame, `[T, N, h, w, C]`."""
+    crops = [video[:, top:top + height, left:left + width, :]
+             for top, left, height, width in boxes]
+    return tf.stack(crops, axis=1)
 
 
 def normalize(video, *, modality, bgr_means=RELEASE_BGR_MEANS):
@@ -158,9 +198,9 @@ def _reverse_channels(video):
 
 
 def _mirror(video):
-    """Horizontal flip of `[T, S, S, C]`, as a 3-D reverse (faster)."""
+    """Horizontal flip of `[..., S, S, C]`, as a 3-D reverse (faster)."""
     shape = tf.shape(video)
-    rows = tf.reshape(video, [-1, shape[2], shape[3]])  # [T·S, S, C]
+    rows = tf.reshape(video, [-1, shape[-2], shape[-1]])  # [...·S, S, C]
     return tf.reshape(tf.reverse(rows, axis=[1]), shape)
 
 
@@ -174,18 +214,6 @@ def _subtract_means(video, *, modality, bgr_means):
     if modality == "flow":
         return video - FLOW_MEAN
     raise ValueError(f"modality must be one of {MODALITIES}. Received: {modality!r}")
-
-
-def _to_bgr_early(assemble, modality):
-    """Reverses RGB channels on the (still uint8) crops: exact and cheaper
-    than reversing the float output."""
-    if modality not in MODALITIES:
-        raise ValueError(
-            f"modality must be one of {MODALITIES}. Received: {modality!r}")
-    if modality != "rgb":
-        return assemble
-    inner = assemble or (lambda crops: crops)
-    return lambda crops: _reverse_channels(inner(crops))
 
 
 def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
@@ -209,18 +237,57 @@ def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
         float32 `[T · num_crops, S, S, C]`, frame-major (frame 0's crops, then
         frame 1's, ...).
     """
-    offsets = eval_crop_offsets(resize_to=resize_to, image_size=image_size,
-                                num_crops=num_crops,
-                                release_crop_offsets=release_crop_offsets)
-    boxes = [(top, left, image_size, image_size) for top, left in offsets]
-    crops = crop_and_scale(frames, boxes, resize_to=resize_to,
-                           image_size=image_size,
-                           assemble=_to_bgr_early(assemble, modality),
+    boxes = _eval_boxes(resize_to=resize_to, image_size=image_size,
+                        num_crops=num_crops,
+                        release_crop_offsets=release_crop_offsets)
+    crops = crop_and_scale(frames, boxes, modality=modality,
+                           resize_to=resize_to, image_size=image_size,
+                           bgr_means=bgr_means, assemble=assemble,
                            convert_before_resize=convert_before_resize,
                            half_pixel_centers=half_pixel_centers)
     shape = tf.shape(crops)
-    crops = tf.reshape(crops, [-1, image_size, image_size, shape[4]])  # [T·N, S, S, C]
-    return _subtract_means(crops, modality=modality, bgr_means=bgr_means)
+    return tf.reshape(crops, [-1, image_size, image_size, shape[4]])  # [T·N, S, S, C]
+
+
+def eval_crops_uint8(frames, *, modality, num_crops=1, image_size=224,
+                     resize_to=(256, 340), release_crop_offsets=True,
+                     assemble=None, video_id=""):
+    """`preprocess_for_eval`'s crops before any arithmetic: uint8, RGB order.
+
+    `avlad_tf.layers.ReleasePixels` turns them into `preprocess_for_eval`'s
+    values, bit for bit, on the accelerator. Only frames already at
+    `resize_to` qualify: a resize would need floats.
+
+    Args:
+        frames: uint8 `[T, H', W', C]` at `resize_to`; the other arguments as
+            in `preprocess_for_eval`.
+        video_id: named by the size check's error.
+
+    Returns:
+        uint8 `[T · num_crops, ...]`, frame-major; a crop is what `assemble`
+        makes of it (`[S, S, C]` without one).
+
+    Raises:
+        InvalidArgumentError: (when run) for frames of another size.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(
+            f"modality must be one of {MODALITIES}. Received: {modality!r}")
+    boxes = _eval_boxes(resize_to=resize_to, image_size=image_size,
+                        num_crops=num_crops,
+                        release_crop_offsets=release_crop_offsets)
+    size = tf.shape(frames)[1:3]
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(size, resize_to)), [
+            f"uint8 evaluation crops need frames stored at {resize_to} "
+            "(evaluate with normalize_on_device=False to resize them); video",
+            video_id, "has (height, width)", size])
+    with tf.control_dependencies([check]):
+        frames = tf.identity(frames)
+    crops = _crop_stack(frames, boxes)
+    crops = assemble(crops) if assemble else crops
+    # [T, N, ...] -> [T·N, ...]
+    return tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[2:]], axis=0))
 
 
 def random_crop_params(seed, *, resize_to=(256, 340), image_size=224,
@@ -276,11 +343,9 @@ def preprocess_for_train(frames, params, *, modality, image_size=224,
         float32 `[T, S, S, C]`.
     """
     box = (params["top"], params["left"], params["height"], params["width"])
-    crops = crop_and_scale(frames, [box], resize_to=resize_to,
-                           image_size=image_size,
-                           assemble=_to_bgr_early(assemble, modality),
-                           convert_before_resize=convert_before_resize,
-                           half_pixel_centers=half_pixel_centers)[:, 0]
-    # A horizontal flip only mirrors the planes: the release never negates x.
-    crops = tf.cond(params["flip"], lambda: _mirror(crops), lambda: crops)
-    return _subtract_means(crops, modality=modality, bgr_means=bgr_means)
+    return crop_and_scale(frames, [box], modality=modality,
+                          resize_to=resize_to, image_size=image_size,
+                          bgr_means=bgr_means, flip=params["flip"],
+                          assemble=assemble,
+                          convert_before_resize=convert_before_resize,
+                          half_pixel_centers=half_pixel_centers)[:, 0]

@@ -19,6 +19,8 @@ Record counts are checked against the manifest while reading
 (`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
 """
 
+import inspect
+
 import gin
 import tensorflow as tf
 
@@ -26,6 +28,7 @@ from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
+from avlad_tf.layers.pixels import UINT8_DATA_FORMATS
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -81,10 +84,11 @@ def _rgb_source(example, indices):
     return frames, lambda crops: tf.gather(crops, position)  # [T, N, h, w, 3]
 
 
-def _flow_source(example, indices):
+def _flow_source(example, indices, *, channels_first=False):
     """Distinct flow planes and the `assemble` that stacks their crops.
 
-    Channels come out interleaved x1, y1, ..., xL, yL (Sec. 2.2).
+    Channels come out interleaved x1, y1, ..., xL, yL (Sec. 2.2), last or,
+    with `channels_first`, before the crop's rows (`layers.pixels`).
     """
     num_samples, flow_stack = indices.shape
     planes, position, num_unique = decode_distinct_frames(
@@ -96,6 +100,10 @@ def _flow_source(example, indices):
     def assemble(crops):  # [2U, N, h, w, 1]
         picked = tf.gather(crops[..., 0], order)  # [T·L·2, N, h, w]
         shape = tf.shape(picked)
+        if channels_first:  # moves whole h·w planes: cheap
+            picked = tf.reshape(picked, [num_samples, 2 * flow_stack, shape[1],
+                                         shape[2], shape[3]])
+            return tf.transpose(picked, [0, 2, 1, 3, 4])  # [T, N, 2L, h, w]
         # (L, 2) and (N, h, w) are contiguous, so one batched 2-D transpose
         # interleaves the channels (much faster than a 6-D transpose).
         # [T, 2L, N·h·w]
@@ -127,7 +135,8 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
                        num_classes, multi_label=False, num_frames=25,
                        flow_stack=10, num_crops=1, image_size=224,
                        resize_to=(256, 340), sampling_mode="release",
-                       joint_sampling="shared", **pixel_options):
+                       joint_sampling="shared", pixel_dtype="float32",
+                       **pixel_options):
     """Samples, decodes and preprocesses one parsed video (see `decode`).
 
     Args:
@@ -142,12 +151,13 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
         joint_sampling: with both streams, 'shared' (the release's rgb+flow
             rule: RGB frames at the flow stride) or 'independent' (each stream
             its own single-stream rule).
+        pixel_dtype: see `make_dataset`.
         **pixel_options: `scale_ratios` (training) and the parity switches
             `bgr_means`, `release_crop_offsets` (evaluation),
             `convert_before_resize`, `half_pixel_centers`.
 
     Returns:
-        `(features, label)`: `features[m]` float32 `[T · crops, S, S, C]`.
+        `(features, label)`: `features[m]` `[T · crops, S, S, C]`.
     """
     seed = tf.cast(seed, tf.int64)
     sample_seed, crop_seed = tf.unstack(
@@ -183,21 +193,32 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
             crop_seed, resize_to=resize_to, image_size=image_size,
             scale_ratios=scale_ratios)
     features = {}
+    uint8 = pixel_dtype == "uint8"
     for modality in modalities:
-        source = _rgb_source if modality == "rgb" else _flow_source
-        frames, assemble = source(example, indices[modality])
+        if modality == "rgb":
+            frames, assemble = _rgb_source(example, indices[modality])
+        else:  # uint8 flow ships channels-first (`layers.pixels`)
+            frames, assemble = _flow_source(example, indices[modality],
+                                            channels_first=uint8)
         if training:
             video = preprocessing.preprocess_for_train(
                 frames, params, modality=modality, image_size=image_size,
                 resize_to=resize_to, assemble=assemble, **pixel_options)
+        elif uint8:
+            video = preprocessing.eval_crops_uint8(
+                frames, modality=modality, num_crops=num_crops,
+                image_size=image_size, resize_to=resize_to, assemble=assemble,
+                release_crop_offsets=release_crop_offsets, video_id=video_id)
         else:
             video = preprocessing.preprocess_for_eval(
                 frames, modality=modality, num_crops=num_crops,
                 image_size=image_size, resize_to=resize_to, assemble=assemble,
                 release_crop_offsets=release_crop_offsets, **pixel_options)
         channels = 3 if modality == "rgb" else 2 * flow_stack
-        video.set_shape([num_frames * (1 if training else num_crops),
-                         image_size, image_size, channels])
+        crop = [image_size, image_size, channels]
+        if uint8 and UINT8_DATA_FORMATS[modality] == "channels_first":
+            crop = [channels, image_size, image_size]
+        video.set_shape([num_frames * (1 if training else num_crops), *crop])
         features[modality] = video
     return features, _labels(example, num_classes, multi_label)
 
@@ -211,7 +232,7 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
                  scale_ratios=preprocessing.SCALE_RATIOS,
                  bgr_means=preprocessing.RELEASE_BGR_MEANS,
                  release_crop_offsets=True, convert_before_resize=True,
-                 half_pixel_centers=False):
+                 half_pixel_centers=False, pixel_dtype="float32"):
     """Batches of preprocessed videos from a prepared dataset.
 
     Args:
@@ -233,11 +254,16 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
         scale_ratios: training crop side ratios of `image_size`.
         bgr_means, release_crop_offsets, convert_before_resize,
         half_pixel_centers: parity switches; defaults are the release's.
+        pixel_dtype: 'float32' (the network input) or, for evaluation of
+            frames stored at `resize_to`, 'uint8': the crops before any
+            arithmetic, RGB order, flow channels-first, for
+            `layers.ReleasePixels` on the device
+            (`evaluate.normalize_on_device` passes it; do not bind it).
 
     Returns:
-        `tf.data.Dataset` of `(features, labels)`: `features['rgb']` float32
-        `[B, T·crops, S, S, 3]`, `features['flow']` `[B, T·crops, S, S, 2L]`,
-        labels float32 `[B, C]`.
+        `tf.data.Dataset` of `(features, labels)`: `features['rgb']`
+        `[B, T·crops, S, S, 3]`, `features['flow']` `[B, T·crops, S, S, 2L]`
+        (float32; uint8 `[B, T·crops, 2L, S, S]`), labels float32 `[B, C]`.
 
     Raises:
         ValueError, FileNotFoundError: on bad arguments or metadata. While
@@ -252,6 +278,11 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
     if training and num_crops != 1:
         raise ValueError("training uses one random crop. Received: "
                          f"num_crops={num_crops}")
+    if pixel_dtype not in ("float32", "uint8") or (
+            training and pixel_dtype != "float32"):
+        raise ValueError("pixel_dtype must be 'float32', or 'uint8' for "
+                         "evaluation (training crops are resized). Received: "
+                         f"{pixel_dtype!r} with training={training}")
     preprocessing.eval_crop_offsets(resize_to=resize_to, image_size=image_size,
                                     num_crops=num_crops)  # validates early
     metadata = manifest.dataset_info(data_dir)
@@ -283,6 +314,7 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
             num_frames=num_frames, flow_stack=flow_stack, num_crops=num_crops,
             image_size=image_size, resize_to=tuple(resize_to),
             sampling_mode=sampling_mode, joint_sampling=joint_sampling,
+            pixel_dtype=pixel_dtype,
             scale_ratios=tuple(scale_ratios), bgr_means=tuple(bgr_means),
             release_crop_offsets=release_crop_offsets,
             convert_before_resize=convert_before_resize,
@@ -297,3 +329,18 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(AUTOTUNE)
+
+
+def bound_settings():
+    """`make_dataset`'s keyword arguments as gin binds them (else defaults).
+
+    The export preprocesses exactly as evaluation does, and on-device pixel
+    arithmetic uses the same parity switches, so both read them from here.
+    """
+    settings = {
+        name: p.default
+        for name, p in inspect.signature(make_dataset).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    settings.update(gin.get_bindings(make_dataset))
+    return settings

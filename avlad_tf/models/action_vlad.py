@@ -14,6 +14,8 @@ Example:
 import gin
 import keras
 
+from avlad_tf.layers.pixels import UINT8_DATA_FORMATS
+from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import backbones
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import stream
@@ -147,6 +149,29 @@ def feature_model(model):
     """
     return keras.Model(model.input, pooling_layer(model).input,
                        name=f"{model.name}_features")
+
+
+def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
+    """`model` fed uint8 crops (`make_dataset(pixel_dtype='uint8')`).
+
+    Each input first goes through `ReleasePixels`, the host pipeline's pixel
+    arithmetic on the device, so the logits equal `model`'s on float crops.
+    Inputs keep their names (`rgb`, `flow`); flow is channels-first
+    (`layers.pixels.UINT8_DATA_FORMATS`).
+    """
+    inputs, pixels = {}, {}
+    for tensor in model.inputs:
+        name = tensor.name.split(":")[0]
+        bag, height, width, channels = tensor.shape[1:]
+        shape = (bag, height, width, channels)
+        if UINT8_DATA_FORMATS[name] == "channels_first":
+            shape = (bag, channels, height, width)
+        inputs[name] = keras.Input(shape, dtype="uint8", name=name)
+        pixels[name] = ReleasePixels(
+            name, bgr_means=bgr_means,
+            convert_before_resize=convert_before_resize,
+            name=f"{name}_pixels")(inputs[name])
+    return keras.Model(inputs, model(pixels), name=f"{model.name}_uint8")
 
 
 def endpoints_model(model):

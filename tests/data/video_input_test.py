@@ -57,6 +57,25 @@ class MakeDatasetTest(parameterized.TestCase):
                              [b"train/video0", b"train/video2", b"train/video1"])
             np.testing.assert_array_equal(tf.argmax(labels, 1), [0, 2, 1])
 
+    @parameterized.parameters(1, 5)
+    def test_uint8_pixels_are_the_crops_before_arithmetic(self, crops):
+        from avlad_tf.layers import ReleasePixels
+
+        both = ("rgb", "flow")
+        floats, labels = _first_batch(self.index_dir, modalities=both,
+                                      training=False, num_crops=crops)
+        raw, raw_labels = _first_batch(self.index_dir, modalities=both,
+                                       training=False, num_crops=crops,
+                                       pixel_dtype="uint8")
+        np.testing.assert_array_equal(raw_labels, labels)
+        self.assertEqual(raw["rgb"].shape, floats["rgb"].shape)
+        # Flow ships channels-first: [B, T·N, 2L, S, S].
+        self.assertEqual(raw["flow"].shape, (3, 4 * crops, 4, 24, 24))
+        for m in both:
+            self.assertEqual(raw[m].dtype, tf.uint8)
+            np.testing.assert_array_equal(
+                ReleasePixels(m)(raw[m].numpy()), floats[m].numpy())
+
     def test_sampled_frames_and_flow_channel_order(self):
         features, _ = _first_batch(self.index_dir, modalities=("rgb",),
                                    training=False, with_ids=True)
@@ -218,6 +237,15 @@ class ChecksTest(parameterized.TestCase):
             self._read_all(modalities=("depth",))
         with self.assertRaisesRegex(ValueError, "one random crop"):
             self._read_all(training=True, num_crops=5)
+        with self.assertRaisesRegex(ValueError, "training crops are resized"):
+            self._read_all(training=True, pixel_dtype="uint8")
+        with self.assertRaisesRegex(ValueError, "pixel_dtype.*'float16'"):
+            self._read_all(pixel_dtype="float16")
+
+    def test_uint8_pixels_need_frames_at_resize_to(self):
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                    r"(?s)stored at \(30, 40\).*test/video0"):
+            self._read_all(pixel_dtype="uint8", resize_to=(30, 40))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""The release's pixel arithmetic as a layer, for uint8 crops.
+
+The input pipeline normally ships float32 crops that are already on the
+release's scale (BGR minus [104, 117, 123], flow minus 128; ORIGINAL_RELEASE.md
+Sec. 3). For evaluation it can ship the uint8 crops instead
+(`evaluate.normalize_on_device`): a quarter of the bytes and none of the host's
+float passes, which dominate 5-crop batches. This layer then does the same
+float32 operations, in the same order, on the accelerator, so the values are
+bit-identical to the host's (`tests/layers/pixels_test.py`).
+
+uint8 flow ships channels-first, `[..., 2L, S, S]`: flow planes are decoded
+one per JPEG, and interleaving them into channels on the host is a byte-wise
+transpose of the whole bag that costs more than decoding it; the layer
+transposes on the device instead.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+RELEASE_BGR_MEANS = (104.0, 117.0, 123.0)
+FLOW_MEAN = 128.0
+# The layout each stream's uint8 crops ship in (see the module docstring).
+UINT8_DATA_FORMATS = {"rgb": "channels_last", "flow": "channels_first"}
+DATA_FORMATS = ("channels_last", "channels_first")
+# `tf.image.convert_image_dtype(uint8 → float32)` multiplies by this float32.
+_UINT8_TO_UNIT = np.float32(1.0 / 255.0)
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class ReleasePixels(keras.layers.Layer):
+    """uint8 crops → the release's float32 network input `[..., S, S, C]`.
+
+    Args:
+        modality: 'rgb' (input in RGB order, output BGR minus `bgr_means`) or
+            'flow' (minus 128).
+        data_format: of the input, 'channels_last' `[..., S, S, C]` or
+            'channels_first' `[..., C, S, S]`; default `UINT8_DATA_FORMATS`.
+        bgr_means: per-channel means in BGR order.
+        convert_before_resize: the release's x · (1/255) · 255 (True) or the
+            original RGB model's x · 255 (False, Sec. 11.2).
+
+    Always computes in float32, whatever the dtype policy.
+    """
+
+    def __init__(self, modality, *, data_format=None,
+                 bgr_means=RELEASE_BGR_MEANS, convert_before_resize=True,
+                 **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        if modality not in UINT8_DATA_FORMATS:
+            raise ValueError(
+                f"modality must be 'rgb' or 'flow'. Received: {modality!r}")
+        data_format = data_format or UINT8_DATA_FORMATS[modality]
+        if data_format not in DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {DATA_FORMATS}. "
+                             f"Received: {data_format!r}")
+        self.data_format = data_format
+        if len(bgr_means) != 3:
+            raise ValueError(f"bgr_means needs 3 values. Received: {bgr_means}")
+        self.modality = modality
+        self.bgr_means = tuple(float(m) for m in bgr_means)
+        self.convert_before_resize = bool(convert_before_resize)
+
+    def call(self, crops):
+        if self.data_format == "channels_first":
+            crops = ops.moveaxis(crops, -3, -1)  # [..., C, S, S] -> [..., S, S, C]
+        x = ops.cast(crops, "float32")
+        if self.convert_before_resize:
+            x = x * _UINT8_TO_UNIT
+        x = x * np.float32(255.0)
+        if self.modality == "flow":
+            return x - np.float32(FLOW_MEAN)
+        # RGB → BGR: the channel axis is the last one.
+        return ops.flip(x, axis=-1) - np.asarray(self.bgr_means, np.float32)
+
+    def compute_output_spec(self, crops):
+        shape = tuple(crops.shape)
+        if self.data_format == "channels_first":
+            shape = shape[:-3] + shape[-2:] + shape[-3:-2]
+        return keras.KerasTensor(shape, dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(modality=self.modality, data_format=self.data_format,
+                      bgr_means=self.bgr_means,
+                      convert_before_resize=self.convert_before_resize)
+        return config
