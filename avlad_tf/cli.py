@@ -83,11 +83,16 @@ def parse_gin(gin_files, gin_bindings):
     # Every configurable a config may bind must exist before gin parses:
     # the training loop, and the steps after training. A module running as
     # `python -m` is `__main__` and has registered its configurables already;
-    # importing it again under its own name would register them twice.
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    # importing it again under its own name (here, or by a config's `import`
+    # lines, as in every operative_config.gin) would register them twice, so
+    # that name is bound to `__main__`.
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
     for module in _CONFIGURABLE_MODULES:
         origin = importlib.util.find_spec(module).origin
-        if not (main_file and os.path.samefile(origin, main_file)):
+        if main_file and os.path.samefile(origin, main_file):
+            sys.modules.setdefault(module, main)
+        else:
             importlib.import_module(module)
     _search_gin_dir_first()
     with _quiet_gin_lookups():

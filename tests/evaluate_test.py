@@ -131,9 +131,15 @@ class EvaluateTest(parameterized.TestCase):
                     'make_dataset.image_size = 24',
                     'make_dataset.resize_to = (32, 40)',
                     "evaluate.split = 'test'", 'evaluate.batch_size = 5']
+        # An operative_config.gin imports the entry point's own module by
+        # name; that must not register its configurables a second time.
+        config = self.create_tempfile(
+            'operative_config.gin',
+            content='import avlad_tf.evaluate\n' + '\n'.join(bindings[:3]))
         out = subprocess.run(
-            [sys.executable, '-m', 'avlad_tf.evaluate', f'--workdir={self.workdir}']
-            + [f'--gin_bindings={b}' for b in bindings],
+            [sys.executable, '-m', 'avlad_tf.evaluate', f'--workdir={self.workdir}',
+             f'--gin_file={config.full_path}']
+            + [f'--gin_bindings={b}' for b in bindings[3:]],
             capture_output=True, text=True, cwd=os.path.dirname(
                 os.path.dirname(os.path.abspath(__file__))),
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
