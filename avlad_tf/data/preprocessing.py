@@ -105,7 +105,8 @@ def crop_and_scale(frames, boxes, *, modality, resize_to, image_size,
             frames `[U, H, W, c]` of a video.
         boxes: (top, left, height, width) in `resize_to` coordinates, Python
             ints or int32 scalars.
-        modality, bgr_means: see `normalize`.
+        modality, bgr_means: RGB → BGR minus `bgr_means`; flow minus 128
+            (Sec. 3, "Means").
         flip: optional bool scalar; mirror every crop (training).
         assemble: optional; maps crops of the distinct frames
             `[U, N, h, w, c]` (any dtype) to the video's `[T, N, h, w, C]`.
@@ -179,13 +180,6 @@ def _crop_stack(video, boxes):
     crops = [video[:, top:top + height, left:left + width, :]
              for top, left, height, width in boxes]
     return tf.stack(crops, axis=1)
-
-
-def normalize(video, *, modality, bgr_means=RELEASE_BGR_MEANS):
-    """RGB → BGR minus `bgr_means`; flow minus 128 (Sec. 3, "Means")."""
-    if modality == "rgb":
-        video = _reverse_channels(video)
-    return _subtract_means(video, modality=modality, bgr_means=bgr_means)
 
 
 # Eigen is slow on ops over a size-3 innermost axis; the two helpers below

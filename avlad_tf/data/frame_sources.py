@@ -1,0 +1,66 @@
+"""Decoding a video's sampled frames, once each, and stacking their crops.
+
+The reader decodes each distinct sampled frame once (stacks overlap and short
+videos repeat frames) and hands preprocessing an `assemble` that turns the
+crops of those distinct frames into the video's `T` frames or flow stacks.
+"""
+
+import tensorflow as tf
+
+from avlad_tf.data import schema
+
+
+def decode_distinct_frames(encoded_lists, indices, channels):
+    """Decodes each distinct frame of `indices` once, from each list.
+
+    Stacks overlap (stride < L) and short videos repeat frames, so decoding
+    distinct indices only saves work without changing any pixel.
+
+    Returns:
+        uint8 `[len(encoded_lists) · U, H, W, channels]` (list-major), the
+        int32 position in 0..U−1 of each flattened index, and U.
+    """
+    unique, position = tf.unique(tf.reshape(indices, [-1]))
+    jpegs = tf.concat([tf.gather(encoded, unique) for encoded in encoded_lists],
+                      axis=0)
+    images = tf.map_fn(
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=channels), jpegs,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+    return images, position, tf.size(unique)
+
+
+def rgb_source(example, indices):
+    """Distinct RGB frames and the `assemble` that orders their crops."""
+    frames, position, _ = decode_distinct_frames([example[schema.RGB_KEY]], indices, 3)
+    return frames, lambda crops: tf.gather(crops, position)  # [T, N, h, w, 3]
+
+
+def flow_source(example, indices, *, channels_first=False):
+    """Distinct flow planes and the `assemble` that stacks their crops.
+
+    Channels come out interleaved x1, y1, ..., xL, yL (Sec. 2.2), last or,
+    with `channels_first`, before the crop's rows (`layers.pixels`).
+    """
+    num_samples, flow_stack = indices.shape
+    planes, position, num_unique = decode_distinct_frames(
+        [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], indices, 1)
+    # Sample t, stack slot l, direction d is plane d·U + position[t·L + l].
+    order = tf.reshape(tf.stack([position, position + num_unique], axis=-1),
+                       [-1])  # [T·L·2]
+
+    def assemble(crops):  # [2U, N, h, w, 1]
+        picked = tf.gather(crops[..., 0], order)  # [T·L·2, N, h, w]
+        shape = tf.shape(picked)
+        if channels_first:  # moves whole h·w planes: cheap
+            picked = tf.reshape(picked, [num_samples, 2 * flow_stack, shape[1],
+                                         shape[2], shape[3]])
+            return tf.transpose(picked, [0, 2, 1, 3, 4])  # [T, N, 2L, h, w]
+        # (L, 2) and (N, h, w) are contiguous, so one batched 2-D transpose
+        # interleaves the channels (much faster than a 6-D transpose).
+        # [T, 2L, N·h·w]
+        picked = tf.reshape(picked, [num_samples, 2 * flow_stack, -1])
+        picked = tf.transpose(picked, [0, 2, 1])  # [T, N·h·w, 2L]
+        return tf.reshape(picked, [num_samples, shape[1], shape[2], shape[3],
+                                   2 * flow_stack])  # [T, N, h, w, 2L]
+
+    return planes, assemble
