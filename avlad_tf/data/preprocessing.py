@@ -147,7 +147,7 @@ def crop_and_scale(frames, boxes, *, modality, resize_to, image_size,
         shape = tf.shape(crops)
         crops = resize(tf.reshape(crops, [-1, shape[2], shape[3], shape[4]]),
                        [image_size, image_size],
-                       half_pixel_centers=half_pixel_centers)  # [U·N, S, S, c]
+                       half_pixel_centers=half_pixel_centers)  # [T·N, S, S, C]
         return tf.reshape(crops, [shape[0], shape[1], image_size, image_size,
                                   shape[4]])
 
