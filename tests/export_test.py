@@ -9,10 +9,8 @@ the evaluation preprocessing and by the evaluation pipeline.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 from absl.testing import absltest
@@ -27,6 +25,7 @@ from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion
 from tests import fake_data
+from tests import testing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 3
@@ -108,10 +107,7 @@ class ExportTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # A fresh directory per run: absl's default tmpdir is shared by
-        # concurrent pytest workers.
-        root = tempfile.mkdtemp(prefix=f"{cls.__name__}-")
-        cls.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
+        root = testing.class_tempdir(cls)
         cls.data_dir = fake_data.write_fake_dataset(
             os.path.join(root, "data"), num_frames=12, height=RESIZE_TO[0],
             width=RESIZE_TO[1], content="pattern", splits=("test",))

@@ -4,10 +4,8 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 from absl.testing import absltest
 import cv2
@@ -20,6 +18,7 @@ from avlad_tf.data import schema
 from data_prep import flow as flow_lib
 from tests import export_test
 from tests import fake_data
+from tests import testing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORED_SIZE = (48, 64)  # the training data's frame size, (H, W)
@@ -46,10 +45,7 @@ class PredictTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # A fresh directory per run: absl's default tmpdir is shared by
-        # concurrent pytest workers.
-        root = tempfile.mkdtemp(prefix=f"{cls.__name__}-")
-        cls.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
+        root = testing.class_tempdir(cls)
         data_dir = fake_data.write_fake_dataset(
             os.path.join(root, "data"), num_videos=1, splits=("test",),
             height=STORED_SIZE[0], width=STORED_SIZE[1])

@@ -7,10 +7,22 @@ a compiled fit step and a mixed-precision run.
 
 import json
 import os
+import shutil
+import tempfile
 
 import keras
 import numpy as np
 from absl.testing import parameterized
+
+
+def class_tempdir(test_class):
+    """A fresh directory for `test_class`'s fixtures, removed after its tests.
+
+    Not absl's default tmpdir: concurrent pytest workers share that one.
+    """
+    root = tempfile.mkdtemp(prefix=f"{test_class.__name__}-")
+    test_class.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
+    return root
 
 
 class TestCase(parameterized.TestCase):

@@ -7,10 +7,8 @@ the requested pixel size, and the numbers behind Fig. 8 must add up.
 """
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 from absl.testing import absltest
 import gin
@@ -25,6 +23,7 @@ from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.visualization import commands
 from tests import fake_data
+from tests import testing
 
 _NUM_CLASSES = 3
 _NUM_CLUSTERS = 4
@@ -72,9 +71,7 @@ class VisualizeTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # A fresh folder per run: absl's TEST_TMPDIR is shared under pytest.
-        root = tempfile.mkdtemp(prefix="visualize_test_")
-        cls.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
+        root = testing.class_tempdir(cls)
         cls.data_dir = fake_data.write_fake_dataset(
             os.path.join(root, "vis_data"), num_videos=4,
             num_classes=_NUM_CLASSES, content="pattern")
