@@ -1,8 +1,33 @@
 """avlad_tf: ActionVLAD (Girdhar et al., CVPR 2017) in TensorFlow 2 / Keras 3."""
 
+import glob
+import os
+import shutil
+
 import setuptools
+from setuptools.command import build_py
+
+
+class BuildPyWithConfigs(build_py.build_py):
+    """Ships the top-level `gin/` configs inside the package as `avlad_tf/configs/`.
+
+    A regular (non-editable) install has no repository beside it, so
+    `--gin_file=late_fuse.gin` must resolve from the installed package
+    (`avlad_tf.cli.GIN_DIR`). `gin/` itself cannot be a package: it would
+    shadow the gin-config library on `import gin`.
+    """
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "avlad_tf", "configs")
+        for path in glob.glob(os.path.join("gin", "**", "*.gin"), recursive=True):
+            out = os.path.join(target, os.path.relpath(path, "gin"))
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            shutil.copyfile(path, out)
+
 
 setuptools.setup(
+    cmdclass={"build_py": BuildPyWithConfigs},
     name="avlad_tf",
     version="0.1.0",
     description=(
@@ -13,8 +38,11 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["avlad_tf*", "data_prep*"]),
-    package_data={"avlad_tf": ["resources/**/*", "release/labels/*.txt"]},
-    include_package_data=True,
+    package_data={
+        "avlad_tf": ["release/labels/*.txt"],
+        # The release's split lists and the Charades test CSV.
+        "data_prep": ["lists/*/*"],
+    },
     install_requires=[
         "tensorflow==2.21.*",
         # TF 2.21 no longer pulls TensorBoard in (PITFALLS.md 3.2).

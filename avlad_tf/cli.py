@@ -16,8 +16,18 @@ import sys
 from absl import flags
 import gin
 
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "gin")
+
+def _gin_dir():
+    """The configs: `avlad_tf/configs/` in a regular install (setup.py copies
+    `gin/` there), else the checkout's top-level `gin/` (source or editable)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(package, "configs")
+    if os.path.isfile(os.path.join(installed, "base.gin")):
+        return installed
+    return os.path.join(os.path.dirname(package), "gin")
+
+
+GIN_DIR = _gin_dir()
 _CONFIGURABLE_MODULES = ("avlad_tf.training.loop", "avlad_tf.evaluate",
                          "avlad_tf.fuse", "avlad_tf.export")
 

@@ -85,7 +85,12 @@ RELOAD_SCRIPT = textwrap.dedent("""
     arrays = {"serve/" + k: plain(v) for k, v in served.items()}
     arrays.update({"examples/" + k: plain(v) for k, v in examples.items()})
     np.savez(out_path, class_names=plain(names), **arrays)
-    print(json.dumps(sorted(m for m in sys.modules if "avlad" in m)))
+    # The project's packages, by top-level name: an editable install also
+    # loads a setuptools finder whose name contains "avlad" but is no
+    # project code.
+    project = {"avlad_tf", "data_prep"}
+    print(json.dumps(sorted(
+        m for m in sys.modules if m.split(".")[0] in project)))
 """)
 
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -13,6 +12,7 @@ import tensorflow as tf
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from tests import fake_data
+from tests import testing
 
 # Fake frames are 32×40 and stay that size; crops are 24 (ratios 24..15).
 SMALL = dict(num_frames=4, flow_stack=2, image_size=24, resize_to=(32, 40))
@@ -31,7 +31,7 @@ class MakeDatasetTest(parameterized.TestCase):
         super().setUpClass()
         # A fresh directory per process: pytest-xdist may run this class's
         # tests in two workers at once.
-        root = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        root = testing.class_tempdir(cls)
         # n = 12, 7, 5: strides differ, n = 5 is shorter than L + T.
         cls.index_dir = fake_data.write_fake_dataset(
             os.path.join(root, "index"), num_frames=[12, 7, 5], num_shards=2)

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 from absl.testing import absltest
@@ -31,7 +30,7 @@ class PrepareTest(absltest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        self.tmp = self.create_tempdir().full_path
 
     def test_left_out_videos_are_reported_and_fail_the_run(self):
         root, lists = (os.path.join(self.tmp, d) for d in ("videos", "lists"))

@@ -1,7 +1,6 @@
 """Records from real video files and release frame folders."""
 
 import os
-import tempfile
 
 from absl.testing import absltest
 import cv2
@@ -25,7 +24,7 @@ class RecordsTest(absltest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.dir = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        self.dir = self.create_tempdir().full_path
 
     def test_video_round_trip_through_schema(self):
         path = prep_fixtures.write_video(

@@ -1,7 +1,6 @@
 """Split lists → items: release lists, official formats, Charades."""
 
 import os
-import tempfile
 
 from absl.testing import absltest
 import tensorflow as tf
@@ -49,7 +48,7 @@ class ReleaseListsTest(absltest.TestCase):
             "/videos/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi")
 
     def test_release_frame_folders_with_flow_elsewhere(self):
-        tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        tmp = self.create_tempdir().full_path
         frames, flow = os.path.join(tmp, "frames"), os.path.join(tmp, "flow")
         folder = prep_fixtures.write_frame_folder(
             os.path.join(frames, "wave", "7"), 11, height=24, width=32)
@@ -71,7 +70,7 @@ class ReleaseListsTest(absltest.TestCase):
         self.assertLen(parsed[schema.FLOW_Y_KEY], 10)
 
     def test_official_ucf101_lists(self):
-        tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        tmp = self.create_tempdir().full_path
         _write(os.path.join(tmp, "classInd.txt"), "1 Archery\n2 Bowling\n")
         _write(os.path.join(tmp, "trainlist01.txt"),
                "Archery/v_Archery_g08_c01.avi 1\n"
@@ -88,7 +87,7 @@ class ReleaseListsTest(absltest.TestCase):
                          "/u/Bowling/v_Bowling_g01_c01.avi")
 
     def test_official_hmdb51_lists(self):
-        tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        tmp = self.create_tempdir().full_path
         _write(os.path.join(tmp, "brush_hair_test_split1.txt"),
                "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \n"
                "April_09_brush_hair_u_nm_np1_ba_goo_1.avi 2 \n"
@@ -109,7 +108,7 @@ class CharadesTest(absltest.TestCase):
 
     def setUp(self):
         super().setUp()
-        tmp = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+        tmp = self.create_tempdir().full_path
         self.lists, self.root = os.path.join(tmp, "lists"), os.path.join(
             tmp, "videos")
         _write(os.path.join(self.lists, "Charades_v1_test.csv"),

@@ -1,7 +1,6 @@
 """The embedded toy dataset: deterministic, designed, prepared for real."""
 
 import os
-import tempfile
 from unittest import mock
 
 from absl.testing import absltest
@@ -57,9 +56,8 @@ class ToyDesignTest(absltest.TestCase):
         with mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]), \
                 mock.patch.object(toy, "NUM_TRAIN", 1), \
                 mock.patch.object(toy, "NUM_TEST", 1):
-            tmp = absltest.get_default_test_tmpdir()
-            first = toy.write_videos(tempfile.mkdtemp(dir=tmp), seed=3)
-            second = toy.write_videos(tempfile.mkdtemp(dir=tmp), seed=3)
+            first = toy.write_videos(self.create_tempdir().full_path, seed=3)
+            second = toy.write_videos(self.create_tempdir().full_path, seed=3)
         for a, b in zip(first, second):
             with open(a, "rb") as fa, open(b, "rb") as fb:
                 self.assertEqual(fa.read(), fb.read())
@@ -68,7 +66,7 @@ class ToyDesignTest(absltest.TestCase):
 class EnsureToyDatasetTest(absltest.TestCase):
 
     def test_small_toy_dataset_is_prepared_once(self):
-        data_dir = os.path.join(absltest.get_default_test_tmpdir(), "toy")
+        data_dir = os.path.join(self.create_tempdir().full_path, "toy")
         with mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]), \
                 mock.patch.object(toy, "NUM_TRAIN", 2), \
                 mock.patch.object(toy, "NUM_TEST", 1), \
