@@ -50,6 +50,10 @@ _CHARADES_CSV = flags.DEFINE_string(
 _TEST_FRACTION = flags.DEFINE_float(
     "test_fraction", 0.3, "--dataset=folders: the last fraction of each "
     "class (sorted by name) is the test split.")
+_SHUFFLE_SEED = flags.DEFINE_integer(
+    "shuffle_seed", 0, "Training splits (names starting with `train`) are "
+    "written in an order shuffled with this seed, so that training batches "
+    "mix classes (docs/DATA.md, Record order); -1 keeps list order.")
 _WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1,
                                 "Processes over videos.")
 _RECORDS_PER_SHARD = flags.DEFINE_integer("records_per_shard", 32,
@@ -116,7 +120,8 @@ def main(argv):
     summary = writer.write_dataset(
         output_dir=_OUTPUT_DIR.value, splits=splits, options=options,
         workers=_WORKERS.value, records_per_shard=_RECORDS_PER_SHARD.value,
-        fingerprint=fingerprint)
+        fingerprint=fingerprint,
+        shuffle_seed=None if _SHUFFLE_SEED.value < 0 else _SHUFFLE_SEED.value)
     writer.finish(output_dir=_OUTPUT_DIR.value, summary=summary,
                   dataset=_DATASET.value, labels=labels,
                   multi_label=_DATASET.value == "charades", options=options)

@@ -7,9 +7,14 @@ Layout of a prepared dataset (docs/CONTRACTS.md):
     DATA_DIR/report.json                           every left-out video + why
     DATA_DIR/.progress/                            per-shard completion notes
 
-Items are assigned to shards by position in their split's list, and a shard
-holds its items in list order, so the output does not depend on `workers` or
-on interruptions. A shard is written to `<name>.tmp` and renamed when
+Items are assigned to shards by position in their split's record order, and
+a shard holds its items in that order, so the output does not depend on
+`workers` or on interruptions. The record order is the list order, except
+for training splits (names starting with "train"), which are written in a
+seeded shuffled order (`record_order`): the release's lists are sorted by
+class, and training reads a few shards at a time through a small shuffle
+buffer, so list-ordered shards would give updates of only a few classes
+(docs/DATA.md, "Record order"). A shard is written to `<name>.tmp` and renamed when
 complete; its completion note (record count, left-out videos) is written
 just before the rename, so a re-run skips finished shards and still knows
 their counts.
@@ -20,6 +25,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import sys
 import time
 
@@ -90,7 +96,37 @@ def _work(task):
         return None, f"error: {type(e).__name__}: {e}"
 
 
-def _plan(splits, records_per_shard):
+def is_training_split(split):
+    """Training splits are written shuffled; others keep list order."""
+    return split.startswith("train")
+
+
+def record_order(splits, *, shuffle_seed):
+    """{split: [items]} in the order they are written, and how it was made.
+
+    Training splits get a permutation seeded by `shuffle_seed` and the split
+    name (`random.Random` seeds from a string through SHA-512, so the order
+    is the same on every machine and Python version); `shuffle_seed=None`
+    keeps every split in list order.
+
+    Returns:
+        (ordered splits, {split: {"order": "list"} or
+        {"order": "shuffled", "seed": shuffle_seed}}), the second for
+        `metadata.json`.
+    """
+    ordered, how = {}, {}
+    for split, items in splits.items():
+        items = list(items)
+        if shuffle_seed is not None and is_training_split(split):
+            random.Random(f"{shuffle_seed}:{split}").shuffle(items)
+            how[split] = {"order": "shuffled", "seed": shuffle_seed}
+        else:
+            how[split] = {"order": "list"}
+        ordered[split] = items
+    return ordered, how
+
+
+def plan_shards(splits, records_per_shard):
     """{split: [(shard file, [items])]} in list order."""
     plan = {}
     for split, items in splits.items():
@@ -151,10 +187,11 @@ class Summary:
     left_out: list
     written: int
     skipped_shards: int
+    record_order: dict
 
 
 def write_dataset(*, output_dir, splits, options, workers=1,
-                  records_per_shard=32, fingerprint=None):
+                  records_per_shard=32, fingerprint=None, shuffle_seed=0):
     """Writes every split's items as shards; resumes a previous run.
 
     Args:
@@ -164,6 +201,8 @@ def write_dataset(*, output_dir, splits, options, workers=1,
         workers: processes over videos (1: in this process).
         records_per_shard: items per shard (fewer records where some fail).
         fingerprint: JSON-able settings a resumed run must share.
+        shuffle_seed: seeds the record order of training splits
+            (`record_order`); None writes every split in list order.
 
     Returns:
         A `Summary`: `splits` is the metadata manifest
@@ -172,10 +211,11 @@ def write_dataset(*, output_dir, splits, options, workers=1,
     """
     progress_dir = os.path.join(output_dir, PROGRESS_DIR)
     os.makedirs(progress_dir, exist_ok=True)
+    splits, order = record_order(splits, shuffle_seed=shuffle_seed)
     _check_options(progress_dir, dict(
         fingerprint or {}, options=dataclasses.asdict(options),
-        records_per_shard=records_per_shard))
-    plan = _plan(splits, records_per_shard)
+        records_per_shard=records_per_shard, record_order=order))
+    plan = plan_shards(splits, records_per_shard)
     todo = [(split, shard, items) for split, shards in plan.items()
             for shard, items in shards if not _finished(output_dir, shard)]
     skipped = sum(len(s) for s in plan.values()) - len(todo)
@@ -204,10 +244,10 @@ def write_dataset(*, output_dir, splits, options, workers=1,
         written += note["num_records"]
         _write_json(_note_path(output_dir, shard), note)
         os.replace(path + ".tmp", path)
-    return _summarise(output_dir, plan, written, skipped)
+    return _summarise(output_dir, plan, written, skipped, order)
 
 
-def _summarise(output_dir, plan, written, skipped):
+def _summarise(output_dir, plan, written, skipped, order):
     manifest, left_out = {}, []
     for split, shards in plan.items():
         entries = []
@@ -221,7 +261,7 @@ def _summarise(output_dir, plan, written, skipped):
             "shards": entries}
     _write_json(os.path.join(output_dir, REPORT_FILE), {
         "num_left_out": len(left_out), "left_out": left_out})
-    return Summary(manifest, left_out, written, skipped)
+    return Summary(manifest, left_out, written, skipped, order)
 
 
 def finish(*, output_dir, summary, dataset, labels, multi_label, options,
@@ -231,4 +271,5 @@ def finish(*, output_dir, summary, dataset, labels, multi_label, options,
         extra or {}, dataset=dataset, labels=list(labels),
         num_classes=len(labels), multi_label=bool(multi_label),
         frame_height=options.height, frame_width=options.width,
-        splits=summary.splits, num_left_out=len(summary.left_out)))
+        splits=summary.splits, record_order=summary.record_order,
+        num_left_out=len(summary.left_out)))

@@ -1,6 +1,6 @@
 """tf.data pipeline: prepared TFRecords → batches for `model.fit` / evaluation.
 
-Follows the release's reader (ORIGINAL_RELEASE.md Sec. 2-3): T = 25 frames
+Follows the release's reader (docs/RELEASE.md Sec. 2-3): T = 25 frames
 sampled by `sampling`, L = 10 stacked flow frames interleaved x1, y1, ...,
 one crop/flip per video shared by all frames and both streams, RGB as BGR
 minus [104, 117, 123], flow minus 128, 1 or 5 evaluation crops folded
@@ -239,6 +239,8 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
         (tf.constant(files), tf.constant(counts, tf.int64)))
     if training:
         # New shard order each epoch, but the same sequence for the same seed.
+        # data_prep writes training splits in a shuffled record order, so
+        # each shard already mixes classes (docs/DATA.md, Record order).
         shards = shards.shuffle(len(files), seed=seed,
                                 reshuffle_each_iteration=True).repeat()
         records = shards.interleave(
