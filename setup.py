@@ -45,7 +45,7 @@ setuptools.setup(
     },
     install_requires=[
         "tensorflow==2.21.*",
-        # TF 2.21 no longer pulls TensorBoard in (PITFALLS.md 3.2).
+        # TF 2.21 no longer pulls TensorBoard in (docs/PITFALLS.md 3.2).
         "tensorboard",
         # TV-L1 lives in the contrib build; never install opencv-python beside it.
         "opencv-contrib-python-headless",

@@ -8,7 +8,7 @@ SUBMISSION_FILE is the official text format or an `avlad_tf.evaluate` /
 `charades_convert_scores_format.py`).
 
 Matches the official MATLAB script in every case it handles
-(ORIGINAL_RELEASE.md §9.3):
+(docs/RELEASE.md §9.3):
 - the submission has one line per video: the id, then the class scores,
   tab- or space-separated; only the first 157 scores are used, so a trailing
   separator or extra columns are harmless;

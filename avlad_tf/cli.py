@@ -1,7 +1,7 @@
 """What the gin entry points (train, evaluate, export) share: flags and parsing.
 
 Each of them takes exactly `--gin_file` (repeatable), `--gin_bindings`
-(repeatable) and `--workdir`; everything else is a gin binding (STYLE.md R2).
+(repeatable) and `--workdir`; everything else is a gin binding.
 The flags are defined only when a module runs as a program, so entry points
 can import each other's libraries (train calls evaluate and export).
 """
@@ -85,7 +85,7 @@ def _search_gin_dir_first():
 def parse_gin(gin_files, gin_bindings):
     """Parses configs strictly, with `gin/` on the search path."""
     # A `gin/` folder in the working directory can shadow the library as an
-    # empty namespace package (PITFALLS.md Sec. 12).
+    # empty namespace package (docs/PITFALLS.md 4.1).
     if not hasattr(gin, "configurable"):
         raise ImportError(
             f"`import gin` found {getattr(gin, '__path__', gin)}, not the "

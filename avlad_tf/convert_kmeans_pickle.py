@@ -3,7 +3,7 @@
     python -m avlad_tf.convert_kmeans_pickle imnet_conv5_kmeans64.pkl centers.npy
 
 The release ships its NetVLAD initial centres as pickled scikit-learn KMeans
-objects (ORIGINAL_RELEASE.md Sec. 8). Unpickling untrusted files can execute
+objects (docs/RELEASE.md Sec. 8). Unpickling untrusted files can execute
 code: this command uses a restricted unpickler (see
 `avlad_tf.release.kmeans_pickle`) that resolves only scikit-learn's KMeans
 class and numpy's array helpers, and needs no scikit-learn. Use it only on the

@@ -17,7 +17,7 @@ frames, the release's 1 centre crop or 5 crops pooled into one bag) and writes
   multi-label data such as Charades).
 
 It prints top-1, top-5 and mean per-class accuracy, and for multi-label data
-mAP and wAP (ORIGINAL_RELEASE.md §9). Without an `evaluate.stream` binding
+mAP and wAP (docs/RELEASE.md §9). Without an `evaluate.stream` binding
 the entry point evaluates every stream that has a `model.keras` in the
 workdir.
 """

@@ -1,7 +1,7 @@
 """Weighted late fusion of per-stream scores, as the release's `combine_streams.py`.
 
 Fuses raw logits (no softmax: softmax-then-fuse loses about 2.5 points on
-HMDB51, ORIGINAL_RELEASE.md §9.2) with normalised weights. The release's
+HMDB51, docs/RELEASE.md §9.2) with normalised weights. The release's
 RGB : flow = 1 : 2 is `--weights 1,2`, i.e. (1/3)·rgb + (2/3)·flow; the
 release wrote (1 − 0.667)·rgb + 0.667·flow, which gives the same top-1 on all
 three HMDB51 splits (checked in `tests/fuse_test.py`). An optional iDT score
@@ -150,7 +150,7 @@ def fuse_files(score_paths, weights, *, labels, idt_path=None,
       weights: one non-negative weight per file (normalised to sum 1).
       labels: a list file path, or None to use the `labels` stored in the first
         score file.
-      idt_path: optional iDT score file, fused as in ORIGINAL_RELEASE.md §9.2.
+      idt_path: optional iDT score file, fused as in docs/RELEASE.md §9.2.
       idt_weight: the iDT weight (0.25 in the release's `combine_streams.sh`).
       output_path: optional HDF5 file to write the fused scores to
         (`stream0/logits`, plus `video_ids` / `labels` when known).

@@ -1,4 +1,4 @@
-"""K-means initialisation of the ActionVLAD centres (ORIGINAL_RELEASE.md Sec. 8).
+"""K-means initialisation of the ActionVLAD centres (docs/RELEASE.md Sec. 8).
 
 The release clusters L2-normalised pre-ReLU conv5_3 descriptors with
 scikit-learn 0.17 `KMeans(n_clusters=64)` (k-means++ seeding, n_init 10,

@@ -1,4 +1,4 @@
-r"""Trains ActionVLAD from gin configs (ORIGINAL_RELEASE.md Sec. 7).
+r"""Trains ActionVLAD from gin configs (docs/RELEASE.md Sec. 7).
 
     python -m avlad_tf.train --gin_file=late_fuse.gin --workdir=runs/hmdb51_s1 \
         --gin_bindings="DATA_DIR='data/hmdb51'"

@@ -22,7 +22,7 @@ from avlad_tf.layers import netvlad
 
 
 def release_vlad(net, centers, kernel, bias, videos_per_batch):
-    """The release's looped formulation, transcribed (ORIGINAL_RELEASE 5.1).
+    """The release's looped formulation, transcribed (docs/RELEASE.md §5.1).
 
     net: [B·T, H, W, D] video-major; kernel [D, K]; bias [K]; centers [K, D].
     """

@@ -3,7 +3,7 @@
 Flow j is computed from frames j and j + 1 (greyscale, at the stored frame
 size) by OpenCV's Dual TV-L1 with its default parameters, clipped to
 +-`schema.FLOW_BOUND` pixels, mapped linearly onto 0..255 and stored as one
-greyscale JPEG per direction (ORIGINAL_RELEASE.md Sec. 1.1).
+greyscale JPEG per direction (docs/RELEASE.md Sec. 1.1).
 """
 
 import cv2

@@ -216,7 +216,7 @@ def charades_items(*, list_dir, root, split_names, flow_root="",
     3-field lines (`X/ID.mp4 num_frames -1`) are whole videos labelled with
     every class of the video in the CSV; 4-field lines
     (`X/ID.mp4 start num_frames class`) are clips cut at the annotated
-    action boundaries (ORIGINAL_RELEASE.md Sec. 1.4), with frame indices
+    action boundaries (docs/RELEASE.md Sec. 1.4), with frame indices
     taken as 0-based indices into the decoded video. Video ids are the
     Charades ids; clips are `ID@start-end/cNNN`. A video may sit at
     `root/X/ID.mp4` (release layout) or `root/ID.mp4` (the official zip).

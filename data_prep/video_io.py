@@ -10,7 +10,7 @@ import os
 import cv2
 import numpy as np
 
-# The release's frame names (ORIGINAL_RELEASE.md Sec. 1.1), 1-indexed.
+# The release's frame names (docs/RELEASE.md Sec. 1.1), 1-indexed.
 RGB_PATTERN = "image_{:05d}.jpg"
 FLOW_X_PATTERN = "flow_x_{:05d}.jpg"
 FLOW_Y_PATTERN = "flow_y_{:05d}.jpg"

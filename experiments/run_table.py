@@ -7,12 +7,17 @@ Rows are the `gin/table<N>_*.gin` files whose header names the table. Each
 header is machine-read:
 
   # Table 2b, row 1: avg pooling (RGB, HMDB51 split 1, top-1 %).
-  # Paper: 41.6 (recalled from the paper; unverified)
+  # Paper: 41.6 (Table 2b, Sec. 4.4)
   # Dataset: hmdb51
   # Metric: top1              (optional; mAP / wAP for Charades)
   # iDT: idt_split1.h5        (optional; fused the release's way, --idt_dir)
   # Run: table4_hmdb51_split1  (optional; share another row's training run)
   # Command: python -m avlad_tf.train --gin_file=... --workdir=...
+
+`Paper` is the number, then free text shown under it in the table (the
+paper's table and section; no number: `—` and the text). Other comment
+lines (`# Deviation: ...`, notes) are for readers and are not parsed; the
+header ends at the first line that is not a comment.
 
 Files with the same row number and name (one per split) form one row of the
 markdown table, reported as mean ± std over the splits, as the paper averages

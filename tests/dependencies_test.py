@@ -1,7 +1,7 @@
 """Every declared runtime dependency imports and has what we use of it.
 
 TF 2.21 no longer pulls in TensorBoard, TV-L1 exists only in OpenCV's contrib
-build, and `gin.tf` is broken on current TF (PITFALLS.md 2, "dependency rot").
+build, and `gin.tf` is broken on current TF (docs/PITFALLS.md 2, "dependency rot").
 """
 
 import importlib

@@ -17,7 +17,7 @@ from avlad_tf import fuse
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _RELEASED = _REPO / 'experiments' / 'released' / 'hmdb51'
 
-# The release README's table (ORIGINAL_RELEASE.md §10), to two decimals.
+# The release README's table (docs/RELEASE.md §10), to two decimals.
 _RELEASE_TABLE = {  # split: (rgb, flow, fused)
     1: (51.37, 58.95, 66.73),
     2: (49.22, 59.74, 66.54),

@@ -1,4 +1,4 @@
-"""The release's quirks (ORIGINAL_RELEASE.md §11-12) default to faithful.
+"""The release's quirks (docs/RELEASE.md §11-12) default to faithful.
 
 Each parity switch listed in docs/PARITY.md is checked twice: its code default
 and the value the shipped gin configs give it (`gin/base.gin`, plus the flow
@@ -33,7 +33,7 @@ _FUNCTIONS = {
     "init_centers": kmeans_init.init_centers,
     "evaluate": evaluate.evaluate,
 }
-# (ORIGINAL_RELEASE.md section, binding, faithful values). A tuple of
+# (docs/RELEASE.md section, binding, faithful values). A tuple of
 # values lists equivalent spellings, e.g. None meaning "the backbone default".
 SWITCHES = (
     ("11.1", "build_model.dropout_rate", [None]),

@@ -1,4 +1,4 @@
-"""A small layer-test checklist on public Keras APIs (STYLE.md R7).
+"""A small layer-test checklist on public Keras APIs.
 
 Mirrors the spirit of Keras' private `run_layer_test` without importing
 `keras.src`: serialisation round trip, weight counts, symbolic and eager calls,

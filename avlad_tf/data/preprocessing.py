@@ -1,4 +1,4 @@
-"""Per-video pixel preprocessing of the release (ORIGINAL_RELEASE.md Sec. 3).
+"""Per-video pixel preprocessing of the release (docs/RELEASE.md Sec. 3).
 
 Every function takes one video, uint8 `[T, H, W, C]` (C = 3 for RGB, 2L for
 stacked flow), and works eagerly, in a `tf.function` (the SavedModel export

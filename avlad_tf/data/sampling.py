@@ -1,4 +1,4 @@
-"""Which frames of a video are read (ORIGINAL_RELEASE.md Sec. 2).
+"""Which frames of a video are read (docs/RELEASE.md Sec. 2).
 
 All indices are 0-based positions in a record's feature lists: RGB frame i
 is `rgb/encoded[i]` (the release's `image_{i+1:05d}.jpg`) and flow frame j is

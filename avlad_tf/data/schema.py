@@ -41,7 +41,7 @@ FLOW_Y_KEY = "flow/y/encoded"
 FRAME_HEIGHT = 256
 FRAME_WIDTH = 340
 
-# Flow convention (TSN / dense_flow, ORIGINAL_RELEASE.md Sec. 1.1): TV-L1 on
+# Flow convention (TSN / dense_flow, docs/RELEASE.md Sec. 1.1): TV-L1 on
 # consecutive greyscale frames, clipped to +-FLOW_BOUND pixels and mapped
 # linearly onto 0..255, so 127.5 means no motion (the release subtracts 128).
 FLOW_ALGORITHM = "opencv_dual_tvl1"

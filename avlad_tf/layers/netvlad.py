@@ -1,7 +1,7 @@
 """ActionVLAD pooling: NetVLAD over time and space (Girdhar et al. 2017, Sec. 3.1).
 
 Semantics follow the original release's `nets/frame_pooling.py`
-(ORIGINAL_RELEASE.md Sec. 5.1): descriptors are L2-normalised, softly assigned
+(docs/RELEASE.md Sec. 5.1): descriptors are L2-normalised, softly assigned
 to K "action words" by a 1x1 projection with its own kernel and bias, and their
 residuals against a *separate* centres variable are summed over every frame and
 position of a video. The sum is intra-normalised per cluster, flattened
@@ -15,7 +15,7 @@ from keras import ops
 
 # TF's l2_normalize clamps the *squared* norm at 1e-12 (a norm floor of 1e-6).
 # keras.ops.normalize uses a different rule, so we clamp ourselves
-# (ORIGINAL_RELEASE.md Sec. 12.8).
+# (docs/RELEASE.md Sec. 12.8).
 SQUARED_NORM_EPSILON = 1e-12
 
 
@@ -45,7 +45,7 @@ class NetVLAD(keras.layers.Layer):
     """ActionVLAD: NetVLAD pooling over all frames and positions of a video.
 
     The layer always computes in float32, whatever the global dtype policy:
-    normalising a zero vector in float16 gives NaN (PITFALLS.md 3.9).
+    normalising a zero vector in float16 gives NaN (docs/PITFALLS.md 3.9).
 
     Args:
         num_clusters: K, the number of action words (64 in the paper).

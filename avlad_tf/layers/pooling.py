@@ -1,6 +1,6 @@
 """Average and max pooling over time x space: the paper's Table 2b baselines.
 
-The release's `avg-conv` / `max-conv` poolings (ORIGINAL_RELEASE.md Sec. 5.2):
+The release's `avg-conv` / `max-conv` poolings (docs/RELEASE.md Sec. 5.2):
 per video, the mean or max of the pre-ReLU conv map over frames x H x W, with
 no normalisation. Same input contract as `NetVLAD`.
 """

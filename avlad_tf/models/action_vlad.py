@@ -3,7 +3,7 @@
 `build_model` builds a single-stream model (backbone per frame -> pooling ->
 pooled dropout -> `logits`) or a two-stream fusion model; `feature_model`,
 `endpoints_model` and `set_stage` serve k-means initialisation, evaluation /
-visualisation and the two-stage training schedule (ORIGINAL_RELEASE.md Sec. 7).
+visualisation and the two-stage training schedule (docs/RELEASE.md Sec. 7).
 
 Example:
     >>> model = build_model(num_classes=51, backbone='tiny', image_size=32)
@@ -197,7 +197,7 @@ def set_stage(model, stage):
     and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
     conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
     Recompile (or rebuild the train step) afterwards: Keras fixes the
-    trainable set at compile time (PITFALLS.md 3.4).
+    trainable set at compile time (docs/PITFALLS.md 3.4).
 
     Returns:
         The sorted names (`<container>/<layer>`) of the trainable layers.

@@ -1,7 +1,7 @@
 """Per-frame application of a 2-D backbone to video tensors.
 
 The release reshapes a `[B, T', H, W, C]` batch to `[B·T', H, W, C]`,
-video-major, before the backbone (ORIGINAL_RELEASE.md Sec. 4.1). These two
+video-major, before the backbone (docs/RELEASE.md Sec. 4.1). These two
 layers do that fold and its inverse with one `ops.reshape` each, so the
 backbone runs on all frames in one call (no loop over frames) and the number
 of frames may differ between calls (25 for training, 125 for 5-crop tests).

@@ -1,4 +1,4 @@
-"""Two-stream fusion models (paper Sec. 3.3; ORIGINAL_RELEASE.md Sec. 5.4).
+"""Two-stream fusion models (paper Sec. 3.3; docs/RELEASE.md Sec. 5.4).
 
 - `late`: two separately trained stream models; the fused score is a weighted
   sum of their raw logits, 1/3 RGB + 2/3 flow by default (the release's 1:2,

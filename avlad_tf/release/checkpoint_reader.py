@@ -1,7 +1,7 @@
 """Opens the release's checkpoints: V1 single files and V2 prefixes.
 
 The HMDB51 / UCF101 models are single `.ckpt` files in TF's old V1 format; the
-Charades model is a V2 checkpoint (ORIGINAL_RELEASE.md Sec. 6.1). TF 2.21
+Charades model is a V2 checkpoint (docs/RELEASE.md Sec. 6.1). TF 2.21
 still reads both through `tf.train.load_checkpoint`.
 """
 

@@ -1,6 +1,6 @@
 """Loads the release's TF-slim checkpoints into avlad_tf Keras models.
 
-ORIGINAL_RELEASE.md Sec. 6: VGG-16 convs `vgg_16/convX/convX_Y` go to
+docs/RELEASE.md Sec. 6: VGG-16 convs `vgg_16/convX/convX_Y` go to
 `blockX_convY` (both HWIO), `NetVLAD/{centers, vlad_W, vlad_B}` to the
 `netvlad` layer's `centers`, `assignment_kernel` (`[1, 1, D, K]` -> `[D, K]`)
 and `assignment_bias`, `classifier/logits` to the `logits` Dense layer

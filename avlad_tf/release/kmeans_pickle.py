@@ -1,4 +1,4 @@
-"""Reads the release's k-means pickles without scikit-learn (ORIGINAL_RELEASE.md Sec. 8).
+"""Reads the release's k-means pickles without scikit-learn (docs/RELEASE.md Sec. 8).
 
 The release stores its NetVLAD initial centres as a whole scikit-learn 0.17
 `KMeans` object, pickled by Python 2 `cPickle` with protocol 0

@@ -1,4 +1,4 @@
-"""Variable names of the release's TF-slim checkpoints (ORIGINAL_RELEASE.md Sec. 6).
+"""Variable names of the release's TF-slim checkpoints (docs/RELEASE.md Sec. 6).
 
 Maps a checkpoint variable name to the avlad_tf layer and weight that holds
 it. Names come in two styles (Sec. 6.2): with the stream scope

@@ -1,4 +1,4 @@
-"""Two-stage ActionVLAD training (ORIGINAL_RELEASE.md Sec. 7 and 8).
+"""Two-stage ActionVLAD training (docs/RELEASE.md Sec. 7 and 8).
 
 `loop.train` is the gin-configurable driver behind `python -m avlad_tf.train`;
 `step` holds the optimizer update (accumulation, per-tensor clipping,

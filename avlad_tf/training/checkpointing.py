@@ -5,7 +5,7 @@ One `tf.train.CheckpointManager` per stage under
 variable (including dropout seed-generator states, so the random stream
 resumes too), the stage's Adam state with its `iterations` (the stage's
 update counter, which also drives the learning-rate schedule) and the
-position of the training tf.data iterator (PITFALLS.md Sec. 1: iterator
+position of the training tf.data iterator (docs/PITFALLS.md Sec. 0: iterator
 checkpointing works for TFRecord -> shuffle -> batch -> prefetch). Restoring
 the latest one and running on therefore gives the same weights as a run that
 was never interrupted.

@@ -1,4 +1,4 @@
-"""k-means initialisation of the NetVLAD centres (ORIGINAL_RELEASE.md Sec. 8).
+"""k-means initialisation of the NetVLAD centres (docs/RELEASE.md Sec. 8).
 
 The release dumps the pooled layer's **pre-ReLU** features (conv5_3) of one
 random frame (or one random flow stack) per video visit, with the evaluation

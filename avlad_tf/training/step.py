@@ -1,10 +1,10 @@
-"""One optimizer update: accumulate, clip per tensor, apply (ORIGINAL_RELEASE.md Sec. 7.2).
+"""One optimizer update: accumulate, clip per tensor, apply (docs/RELEASE.md Sec. 7.2).
 
 The release computes the gradient of each sub-batch (summed over GPU clones,
 i.e. averaged over the sub-batch's videos), clips *each tensor* of it to norm
 `clip_norm`, adds the clipped gradients over `iter_size` sub-batches and
 applies their mean (Sec. 12.11). Keras' `gradient_accumulation_steps` clips
-after averaging and refuses tf.distribute strategies (PITFALLS.md 3.6), so the
+after averaging and refuses tf.distribute strategies (docs/PITFALLS.md 3.6), so the
 update is written out here:
 
     for each of `accumulation_steps` sub-batches (one `next(iterator)` each):
@@ -56,7 +56,7 @@ def make_update_fn(*, model, optimizer, strategy, batch_size,
     """Builds `update(iterator) -> metrics` for the model's *current* trainable set.
 
     Call it again after changing which layers are trainable (a new stage):
-    the variable list is fixed when the function is built (PITFALLS.md 3.4).
+    the variable list is fixed when the function is built (docs/PITFALLS.md 3.4).
 
     Args:
         model: the Keras model; inputs are the feature dict of the dataset

@@ -1,4 +1,4 @@
-"""Tests for avlad_tf.data.preprocessing (ORIGINAL_RELEASE.md Sec. 3)."""
+"""Tests for avlad_tf.data.preprocessing (docs/RELEASE.md Sec. 3)."""
 
 from absl.testing import absltest
 from absl.testing import parameterized

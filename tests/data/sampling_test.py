@@ -1,4 +1,4 @@
-"""Tests for avlad_tf.data.sampling (ORIGINAL_RELEASE.md Sec. 2)."""
+"""Tests for avlad_tf.data.sampling (docs/RELEASE.md Sec. 2)."""
 
 from absl.testing import absltest
 from absl.testing import parameterized

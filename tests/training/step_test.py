@@ -1,7 +1,7 @@
 """Accumulation and per-tensor clipping of `training.step` against NumPy.
 
 The release clips each sub-batch's gradient per tensor and then averages
-(ORIGINAL_RELEASE.md Sec. 7.2, 12.11); averaging first would give another
+(docs/RELEASE.md Sec. 7.2, 12.11); averaging first would give another
 update, which the test also rules out.
 """
 
