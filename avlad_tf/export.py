@@ -20,7 +20,7 @@ evaluation preprocessing (resize, 1 or 5 crops, mean subtraction) in the graph:
 * `class_names`: no input, output `class_names` string `[C]`.
 
 Late fusion of two streams follows the release: (1/3)·RGB + (2/3)·flow on raw
-logits (ORIGINAL_RELEASE.md Sec. 9.2); probabilities are the softmax (sigmoid
+logits (docs/RELEASE.md Sec. 9.2); probabilities are the softmax (sigmoid
 for multi-label data) of the fused logits. `assets/labels.txt` holds the class
 names and `assets/avlad_export.json` what a client needs to build inputs
 (`num_frames`, `flow_stack`, stored frame size, modalities, ...).
@@ -41,6 +41,7 @@ from avlad_tf import cli
 from avlad_tf import serving
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
+from avlad_tf.layers import pixels
 # Importing the models registers every custom layer for `load_model`.
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
@@ -128,9 +129,11 @@ def crops_per_modality(num_crops, modalities):
 def build_export_config(*, models, class_names, settings, metadata, num_crops,
                         streams):
     """The JSON-able description stored in `assets/avlad_export.json`."""
-    channels = {}
+    channels, input_rules = {}, {}
     for model in models.values():
         channels.update(_model_input_channels(model))
+        rule = pixels.input_rule_of(model)
+        input_rules.update({m: rule for m in _model_input_channels(model)})
     modalities = [m for m in ("rgb", "flow") if m in channels]
     image_sizes = {t.shape[2] for m in models.values() for t in m.inputs}
     if image_sizes != {settings.get("image_size")}:
@@ -156,6 +159,9 @@ def build_export_config(*, models, class_names, settings, metadata, num_crops,
         "streams": list(streams),
         "modalities": modalities,
         "channels": {m: int(channels[m]) for m in modalities},
+        # Applied inside the served graph (`layers.pixels.INPUT_RULES`);
+        # clients send uint8 frames either way.
+        "input_rule": {m: input_rules[m] for m in modalities},
         "fusion": fusion,
         "fusion_weights": late_fusion_weights() if fusion == "late" else None,
         # Separate streams sample independently (evaluate runs them one by

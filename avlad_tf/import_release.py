@@ -6,11 +6,20 @@
         --output=runs/release_hmdb51_s1/rgb/model.keras
 
 Reads the authors' TF-slim checkpoint (V1 `.ckpt` file or V2 prefix, names
-with or without `stream0/`; ORIGINAL_RELEASE.md Sec. 6), builds the matching
+with or without `stream0/`; docs/RELEASE.md Sec. 6), builds the matching
 VGG-16 ActionVLAD model (K, D and C are read from the checkpoint, flow's
 2·flow_stack channels from conv1_1), copies every weight in
 (`avlad_tf.release.importer`) and saves `model.keras`, so that
 `python -m avlad_tf.evaluate --workdir=runs/release_hmdb51_s1 ...` scores it.
+
+With `--backbone_weights` it writes only the VGG-16 backbone, as a
+keras.applications weights file that `build_model.weights` takes: the path
+to start the flow stream from the release's two-stream flow VGG-16, as the
+release did (docs/RELEASE.md §7.3; `gin/flow.gin`):
+
+    python -m avlad_tf.import_release --backbone_weights \
+        --checkpoint=2-stream-pretrained/hmdb51/flow/split1.ckpt \
+        --output=flow_vgg16.weights.h5
 
 `--labels` names the release's class order (`hmdb51`, `ucf101`, or a file
 with one class per line, or `index name` lines as UCF101's classInd.txt); it
@@ -28,6 +37,7 @@ from absl import logging
 
 from avlad_tf.data import schema
 from avlad_tf.models import action_vlad
+from avlad_tf.release import backbone_weights
 from avlad_tf.release import checkpoint_reader
 from avlad_tf.release import importer
 from avlad_tf.release import names
@@ -188,9 +198,17 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("checkpoint", None, "release checkpoint: V1 .ckpt "
                         "file, V2 prefix or directory.", **define)
     flags.DEFINE_enum("modality", None, ["rgb", "flow"],
-                      "the checkpoint's stream.", **define)
-    flags.DEFINE_string("output", None, "WORKDIR/<stream>/model.keras",
+                      "the checkpoint's stream (not with --backbone_weights).",
+                      **define)
+    flags.DEFINE_string("output", None, "WORKDIR/<stream>/model.keras, or "
+                        "the .weights.h5 file with --backbone_weights.",
                         **define)
+    flags.DEFINE_bool("backbone_weights", False, "write only the VGG-16 "
+                      "backbone as a keras.applications weights file for "
+                      "build_model.weights (e.g. the two-stream flow VGG-16).",
+                      **define)
+    flags.DEFINE_bool("include_top", False, "with --backbone_weights: also "
+                      "fc6 / fc7 (for the fc7 endpoint).", **define)
     flags.DEFINE_integer("num_classes", None, "expected number of classes "
                          "(default: read from the checkpoint).", **define)
     flags.DEFINE_string("labels", None, "the release's class order: hmdb51, "
@@ -202,12 +220,22 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer("image_size", 224, "input frame size S.", **define)
     flags.DEFINE_bool("allow_incomplete", False, "save even if some model "
                       "weights stay unset.", **define)
-    for name in ("checkpoint", "modality", "output"):
+    for name in ("checkpoint", "output"):
         flags.mark_flag_as_required(name, flag_values=flag_values)
 
 
 def run(flag_values=flags.FLAGS):
     """Runs the import with parsed `flag_values`; returns the report."""
+    if flag_values.backbone_weights:
+        channels = backbone_weights.write_vgg16_weights(
+            flag_values.checkpoint, flag_values.output,
+            include_top=flag_values.include_top, stream=flag_values.stream)
+        print(f"wrote {flag_values.output} (VGG-16, conv1_1 takes {channels} "
+              f"channels); bind it as build_model.weights")
+        return None
+    if flag_values.modality is None:
+        raise ValueError("--modality is required (rgb or flow) unless "
+                         "--backbone_weights.")
     report = import_release(
         checkpoint=flag_values.checkpoint, modality=flag_values.modality,
         output=flag_values.output, num_classes=flag_values.num_classes,

@@ -258,6 +258,11 @@ def _summarise(output_dir, plan, written, skipped, order):
             left_out.extend(note["left_out"])
         manifest[split] = {
             "num_records": sum(e["num_records"] for e in entries),
+            # Charades: training clips carry one label, test videos several;
+            # training picks its loss from this (`train_stream.loss`).
+            "max_labels_per_video": max(
+                (len(item.labels) for _, items in shards for item in items),
+                default=0),
             "shards": entries}
     _write_json(os.path.join(output_dir, REPORT_FILE), {
         "num_left_out": len(left_out), "left_out": left_out})

@@ -1,7 +1,7 @@
 """The release's pixel arithmetic as a layer, for uint8 crops.
 
 The input pipeline normally ships float32 crops that are already on the
-release's scale (BGR minus [104, 117, 123], flow minus 128; ORIGINAL_RELEASE.md
+release's scale (BGR minus [104, 117, 123], flow minus 128; docs/RELEASE.md
 Sec. 3). For evaluation it can ship the uint8 crops instead
 (`evaluate.normalize_on_device`): a quarter of the bytes and none of the host's
 float passes, which dominate 5-crop batches. This layer then does the same
@@ -86,3 +86,70 @@ class ReleasePixels(keras.layers.Layer):
                       bgr_means=self.bgr_means,
                       convert_before_resize=self.convert_before_resize)
         return config
+
+
+# What each backbone's weights were trained on. The pipeline always feeds
+# the release's VGG input (above); a backbone whose rule differs converts it
+# in its first layer, so the rule travels inside the model and its export.
+INPUT_RULES = {
+    "vgg16": "release_vgg",
+    "tiny": "release_vgg",
+    "inception_v3": "inception",
+}
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class InceptionInput(keras.layers.Layer):
+    """The release's VGG input → keras.applications InceptionV3's input.
+
+    InceptionV3's ImageNet weights were trained on RGB scaled to [−1, 1]
+    (`keras.applications.inception_v3.preprocess_input`: x / 127.5 − 1);
+    the pipeline feeds BGR minus `bgr_means` (RGB) or flow minus 128. This
+    undoes the means, restores RGB order and rescales; flow planes get the
+    same [−1, 1] scale.
+
+    Args:
+        modality: 'rgb' or 'flow'.
+        bgr_means: the means the pipeline subtracted, BGR order.
+    """
+
+    def __init__(self, modality, *, bgr_means=RELEASE_BGR_MEANS, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        if modality not in UINT8_DATA_FORMATS:
+            raise ValueError(
+                f"modality must be 'rgb' or 'flow'. Received: {modality!r}")
+        if len(bgr_means) != 3:
+            raise ValueError(f"bgr_means needs 3 values. Received: {bgr_means}")
+        self.modality = modality
+        self.bgr_means = tuple(float(m) for m in bgr_means)
+
+    def call(self, x):
+        x = ops.cast(x, "float32")
+        if self.modality == "flow":
+            x = x + np.float32(FLOW_MEAN)  # back to 0..255
+        else:
+            x = x + np.asarray(self.bgr_means, np.float32)  # BGR 0..255
+            x = ops.flip(x, axis=-1)  # BGR → RGB on the channel axis
+        return x / np.float32(127.5) - np.float32(1.0)
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(modality=self.modality, bgr_means=self.bgr_means)
+        return config
+
+
+def input_rule_of(model):
+    """The input rule a built stream model applies: 'inception' if it holds
+    an `InceptionInput` layer (also inside nested models), else the
+    release's 'release_vgg'."""
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, InceptionInput):
+            return "inception"
+        stack.extend(getattr(layer, "layers", []))
+    return "release_vgg"

@@ -1,4 +1,4 @@
-"""Per-frame CNN backbones ending at the pooled layer (ORIGINAL_RELEASE.md Sec. 4).
+"""Per-frame CNN backbones ending at the pooled layer (docs/RELEASE.md Sec. 4).
 
 Each builder returns a frame-level `keras.Model` mapping `[N, S, S, C]` frames
 to the features that the pooling reads, `[N, h, w, D]`:
@@ -38,7 +38,7 @@ import h5py
 import keras
 import numpy as np
 
-# Output layer of each VGG endpoint (ORIGINAL_RELEASE.md Sec. 4.2).
+# Output layer of each VGG endpoint (docs/RELEASE.md Sec. 4.2).
 VGG16_ENDPOINTS = {
     "conv4_3": "block4_conv3",
     "conv5_3": "block5_conv3",
@@ -77,7 +77,7 @@ def flow_kernel_from_rgb(kernel, num_channels):
 
 def _regularizer(weight_decay):
     # slim's l2_regularizer is lambda * sum(w^2) / 2; Keras L2(l) is l * sum(w^2)
-    # (ORIGINAL_RELEASE.md Sec. 12.10).
+    # (docs/RELEASE.md Sec. 12.10).
     return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
 
 
@@ -274,6 +274,10 @@ def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
 
     Stands in for the release's BN-Inception (see the module docstring). Batch
     norm stays frozen in inference mode, as the release's BN-Inception.
+    `weights`: None, 'imagenet' or a keras.applications InceptionV3
+    (include_top=False) weights file. Its weights expect RGB in [−1, 1]:
+    `stream.video_features` puts `layers.pixels.InceptionInput` in front
+    (`pixels.INPUT_RULES`).
     """
     if not str(endpoint).startswith("mixed"):
         raise ValueError(
@@ -293,8 +297,10 @@ def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
         # position (same architecture, same layer order).
         for target, src in zip(full.layers, source.layers):
             values = src.get_weights()
+            # Only the first conv reads the frames; only its kernel can
+            # differ, and only in input depth (flow: 2·flow_stack).
             if isinstance(target, keras.layers.Conv2D) and \
-                    values[0].shape[2] != input_channels:
+                    tuple(target.kernel.shape) != values[0].shape:
                 values[0] = flow_kernel_from_rgb(values[0], input_channels)
             if values:
                 target.set_weights(values)
@@ -330,7 +336,7 @@ def pooled_block_layers(backbone):
     """Layers of the block that ends at the pooled endpoint (trained in stage 2).
 
     conv5_1..conv5_3 for conv5_3, conv4_1..conv4_3 for conv4_3, fc7 alone for
-    fc7 (ORIGINAL_RELEASE.md Sec. 7.3); for InceptionV3 the layers of the
+    fc7 (docs/RELEASE.md Sec. 7.3); for InceptionV3 the layers of the
     endpoint's mixed block. Batch norm is never included (always frozen).
     """
     block = []

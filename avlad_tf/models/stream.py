@@ -1,12 +1,13 @@
 """One stream of ActionVLAD: backbone per frame -> pooling -> classifier.
 
-Paper Sec. 3 / ORIGINAL_RELEASE.md Sec. 5. The pieces here are shared by the
+Paper Sec. 3 / docs/RELEASE.md Sec. 5. The pieces here are shared by the
 single-stream model and the fusion models (`fusion.py`).
 """
 
 import keras
 
 from avlad_tf.layers import netvlad
+from avlad_tf.layers import pixels
 from avlad_tf.layers import pooling as pooling_layers
 from avlad_tf.models import backbones
 from avlad_tf.models import frames
@@ -48,6 +49,10 @@ def video_features(modality, *, backbone, endpoint, image_size, flow_stack,
         endpoint=endpoint, weights=weights, weight_decay=weight_decay,
         fc_dropout_rate=fc_dropout_rate, name=f"{modality}_backbone")
     folded = frames.FoldFrames(name=f"{modality}_fold_frames")(video)
+    if pixels.INPUT_RULES[backbone] == "inception":
+        # The weights' own input rule, from the pipeline's release VGG input.
+        folded = pixels.InceptionInput(
+            modality, name=f"{modality}_inception_input")(folded)
     per_frame = net(folded)  # (B·T, h, w, D)
     features = frames.UnfoldFrames(name=f"{modality}_unfold_frames")(
         per_frame, video)  # (B, T, h, w, D)

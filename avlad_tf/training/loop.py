@@ -1,4 +1,4 @@
-"""The two-stage ActionVLAD training driver (ORIGINAL_RELEASE.md Sec. 7, 8).
+"""The two-stage ActionVLAD training driver (docs/RELEASE.md Sec. 7, 8).
 
 Per stream (`rgb`, `flow`, or `fused` for concat / early fusion models), under
 the gin scope of that name (so `flow/train_stream.batch_size = ...` binds one
@@ -64,7 +64,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
                  batch_size=4, accumulation_steps=4, jit_compile=True,
                  distribute=False, devices=None, checkpoint_every=500, max_to_keep=3,
                  log_every=10, assignments_every=500, kmeans_batch_size=16,
-                 seed=0, step_callback=None):
+                 loss="auto", seed=0, step_callback=None):
     """Trains one stream through both stages; returns the trained model.
 
     Args:
@@ -98,6 +98,11 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
         assignments_every: updates between cluster-usage / assignment-map
             summaries (computed on a fixed test-mode batch).
         kmeans_batch_size: videos per batch while collecting k-means features.
+        loss: 'softmax' (cross-entropy on one label), 'sigmoid' (per-class
+            sigmoid cross-entropies summed per video, for multi-label
+            training data) or 'auto': softmax unless the training split has
+            videos with several labels. Charades training clips carry one
+            label each, so they get the paper's softmax (`training_loss`).
         seed: model initialisation, data order and dropout.
         step_callback: `fn(stream=, stage=, step=)` after every update, once
             its checkpoint (if any) is written; used by tests to interrupt.
@@ -111,6 +116,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             f"Received: {stage_steps} and {learning_rates}")
     modalities = STREAM_MODALITIES[stream]
     info = video_input.dataset_info(data_dir)
+    loss = training_loss(info, train_split, loss)
     stream_dir = os.path.join(workdir, stream)
     os.makedirs(stream_dir, exist_ok=True)
 
@@ -178,7 +184,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             batch_size=batch_sizes[stage - 1],
             accumulation_steps=accumulation[stage - 1],
             clip_norm=clip_norm, jit_compile=jit_compile,
-            multi_label=bool(info.get("multi_label", False)))
+            multi_label=loss == "sigmoid")
         stage_lib.run_stage(
             update=update, iterator=iterator, strategy=strategy,
             optimizer=optimizer,
@@ -193,6 +199,25 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
     model.save(model_path)
     logging.info("Saved %s", model_path)
     return model
+
+
+def training_loss(info, split, loss):
+    """'softmax' or 'sigmoid' for `train_stream.loss` on `split` of `info`.
+
+    'auto' asks the manifest: a split whose videos carry one label each
+    (`max_labels_per_video`, written by data_prep) trains with softmax even
+    in a multi-label dataset; without that field the dataset's `multi_label`
+    decides.
+    """
+    if loss not in ("auto", "softmax", "sigmoid"):
+        raise ValueError(f"train_stream.loss must be 'auto', 'softmax' or "
+                         f"'sigmoid'. Received: {loss!r}")
+    if loss != "auto":
+        return loss
+    max_labels = info["splits"].get(split, {}).get("max_labels_per_video")
+    if max_labels is None:
+        return "sigmoid" if info.get("multi_label", False) else "softmax"
+    return "sigmoid" if max_labels > 1 else "softmax"
 
 
 def _per_stage(value, num_stages, name):

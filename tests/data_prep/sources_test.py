@@ -6,8 +6,10 @@ from absl.testing import absltest
 import tensorflow as tf
 
 from avlad_tf.data import schema
+from avlad_tf.training import loop
 from data_prep import records
 from data_prep import sources
+from data_prep import writer
 from tests.data_prep import prep_fixtures
 
 
@@ -138,6 +140,32 @@ class CharadesTest(absltest.TestCase):
         parsed = schema.parse_sequence_example(serialized)
         self.assertEqual(list(parsed[schema.LABEL_INDEX_KEY].numpy()), [3, 77])
         self.assertEqual(int(parsed[schema.NUM_FRAMES_KEY]), 20)
+
+    def test_training_clips_train_with_softmax_by_default(self):
+        # The paper trains Charades' one-label clips with softmax; the
+        # dataset is multi-label (its test videos), which used to select the
+        # summed sigmoid loss for training too.
+        labels, splits = sources.charades_items(
+            list_dir=self.lists, root=self.root,
+            split_names=["train_split1", "test_split1"])
+        out = self.create_tempdir().full_path
+        options = records.Options(height=24, width=32, min_frames=2)
+        summary = writer.write_dataset(output_dir=out, splits=splits,
+                                       options=options)
+        writer.finish(output_dir=out, summary=summary, dataset="charades",
+                      labels=labels, multi_label=True, options=options)
+        info = schema.read_metadata(out)
+        self.assertEqual(info["splits"]["train_split1"]["max_labels_per_video"], 1)
+        self.assertEqual(info["splits"]["test_split1"]["max_labels_per_video"], 2)
+        self.assertEqual(loop.training_loss(info, "train_split1", "auto"), "softmax")
+        self.assertEqual(loop.training_loss(info, "test_split1", "auto"), "sigmoid")
+        self.assertEqual(loop.training_loss(info, "train_split1", "sigmoid"),
+                         "sigmoid")
+        # Datasets prepared before the field existed: the dataset decides.
+        del info["splits"]["train_split1"]["max_labels_per_video"]
+        self.assertEqual(loop.training_loss(info, "train_split1", "auto"), "sigmoid")
+        with self.assertRaisesRegex(ValueError, "train_stream.loss"):
+            loop.training_loss(info, "train_split1", "hinge")
 
     def test_training_clips_are_cut_at_the_action_boundaries(self):
         _, splits = sources.charades_items(
