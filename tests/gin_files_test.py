@@ -40,6 +40,21 @@ class GinFilesTest(parameterized.TestCase):
         gin.clear_config()
         super().tearDown()
 
+    def test_every_row_names_its_paper_number_and_source(self):
+        # Each ablation row's header gives the paper's number and where it
+        # stands (table or section), and nothing is left "recalled" or
+        # "unknown".
+        rows = [f for f in _FILES if f.startswith("table")]
+        self.assertNotEmpty(rows)
+        for name in rows:
+            with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:
+                header = [line for line in f if line.startswith("# Paper:")]
+            self.assertLen(header, 1, name)
+            self.assertRegex(header[0], r"^# Paper: \d+\.\d \((Table|Sec\.) ",
+                             name)
+            self.assertNotRegex(header[0].lower(), "recalled|unverified|unknown",
+                                name)
+
     def test_files_were_found(self):
         for name in ("base.gin", "rgb.gin", "flow.gin", "late_fuse.gin",
                      "toy/late_fuse.gin"):
