@@ -3,6 +3,8 @@
 The reader decodes each distinct sampled frame once (stacks overlap and short
 videos repeat frames) and hands preprocessing an `assemble` that turns the
 crops of those distinct frames into the video's `T` frames or flow stacks.
+`assemble` only moves values, so preprocessing applies it wherever it is
+cheapest: training before the resize, evaluation last.
 """
 
 import tensorflow as tf
@@ -39,7 +41,8 @@ def flow_source(example, indices, *, channels_first=False):
     """Distinct flow planes and the `assemble` that stacks their crops.
 
     Channels come out interleaved x1, y1, ..., xL, yL (Sec. 2.2), last or,
-    with `channels_first`, before the crop's rows (`layers.pixels`).
+    with `channels_first`, before the crop's rows (the uint8 layout,
+    `pixel_rules.UINT8_DATA_FORMATS`).
     """
     num_samples, flow_stack = indices.shape
     planes, position, num_unique = decode_distinct_frames(

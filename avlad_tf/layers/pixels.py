@@ -18,10 +18,13 @@ import keras
 import numpy as np
 from keras import ops
 
-RELEASE_BGR_MEANS = (104.0, 117.0, 123.0)
-FLOW_MEAN = 128.0
-# The layout each stream's uint8 crops ship in (see the module docstring).
-UINT8_DATA_FORMATS = {"rgb": "channels_last", "flow": "channels_first"}
+# The constants the host pipeline shares (plain Python, no TensorFlow).
+# `UINT8_DATA_FORMATS` and `RELEASE_BGR_MEANS` stay importable from here:
+# the reader, the model builder and tests use them under this name.
+from avlad_tf.data.pixel_rules import FLOW_MEAN
+from avlad_tf.data.pixel_rules import RELEASE_BGR_MEANS
+from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
+
 DATA_FORMATS = ("channels_last", "channels_first")
 # `tf.image.convert_image_dtype(uint8 → float32)` multiplies by this float32.
 _UINT8_TO_UNIT = np.float32(1.0 / 255.0)

@@ -204,5 +204,47 @@ class TrainPreprocessingTest(parameterized.TestCase):
             np.testing.assert_array_equal(out[t], out[0])
 
 
+class AssembleTest(parameterized.TestCase):
+    """Each path applies the reader's `assemble` where it is cheapest
+    (training: before the resize; evaluation: last); the numbers must be
+    those of the video assembled up front, bit for bit."""
+
+    @parameterized.product(modality=("rgb", "flow"), stored=(True, False),
+                           training=(True, False))
+    def test_same_numbers_as_the_assembled_video(self, modality, stored,
+                                                 training):
+        channels = 3 if modality == "rgb" else 2
+        size = (H, W) if stored else (H - 6, W + 4)
+        distinct = np.random.default_rng(3).integers(
+            0, 256, (3, *size, channels)).astype(np.uint8)  # [U, H, W, c]
+        position = tf.constant([0, 2, 2, 1, 0])  # T = 5 frames of U = 3
+
+        def assemble(crops):  # [U, N, h, w, c] -> [T, N, h, w, C]
+            picked = tf.gather(crops, position)
+            if modality == "rgb":
+                return picked
+            # Flow stacks planes of several frames: C = 2c channels.
+            return tf.concat([picked, picked[..., ::-1]], axis=-1)
+
+        video = assemble(distinct[:, None])[:, 0].numpy()  # [T, H, W, C]
+        options = dict(modality=modality, image_size=S, resize_to=(H, W))
+        params = preprocessing.random_crop_params(
+            tf.constant([4, 1]), resize_to=(H, W), image_size=S)
+
+        def run(frames, assemble=None):
+            if training:
+                return preprocessing.preprocess_for_train(
+                    frames, params, assemble=assemble, **options)
+            return preprocessing.preprocess_for_eval(
+                frames, num_crops=5, assemble=assemble, **options)
+
+        expected = run(video).numpy()
+        np.testing.assert_array_equal(run(distinct, assemble), expected)
+        in_graph = tf.function(  # unknown frame size: the tf.cond path
+            lambda v: run(v, assemble),
+            input_signature=[tf.TensorSpec([None, None, None, channels],
+                                           tf.uint8)])
+        np.testing.assert_array_equal(in_graph(distinct), expected)
+
 if __name__ == "__main__":
     absltest.main()
