@@ -1,4 +1,4 @@
-r"""Prepares a video dataset as sharded TFRecords (see data_prep/README).
+r"""Prepares a video dataset as sharded TFRecords (see docs/DATA_PREP.md).
 
 Examples:
 
@@ -22,6 +22,7 @@ import sys
 from absl import app
 from absl import flags
 
+from avlad_tf import cli
 from data_prep import records
 from data_prep import sources
 from data_prep import writer
@@ -68,6 +69,10 @@ _MIN_FRAMES = flags.DEFINE_integer(
     "stack); at least 2.")
 _ALLOW_MISSING = flags.DEFINE_boolean(
     "allow_missing", False, "Exit 0 even when videos were left out.")
+_KEEP_TRUNCATED = flags.DEFINE_boolean(
+    "keep_truncated", False, "Keep the frames that decode from a video whose "
+    "container promises more (noted in report.json); otherwise such a video "
+    "is left out.")
 
 
 def _items():
@@ -113,9 +118,15 @@ def main(argv):
     _check_found(splits)
     options = records.Options(height=height, width=width,
                               jpeg_quality=_JPEG_QUALITY.value,
-                              min_frames=_MIN_FRAMES.value)
+                              min_frames=_MIN_FRAMES.value,
+                              keep_truncated=_KEEP_TRUNCATED.value)
+    # With the resolved input list (`resume.describe_inputs`), what decides
+    # the output; a rerun that differs is refused.
     fingerprint = {"dataset": _DATASET.value,
                    "input_dir": os.path.abspath(_INPUT_DIR.value),
+                   "flow_dir": _FLOW_DIR.value, "list_dir": _LIST_DIR.value,
+                   "charades_csv": _CHARADES_CSV.value,
+                   "test_fraction": _TEST_FRACTION.value,
                    "splits": sorted(splits)}
     summary = writer.write_dataset(
         output_dir=_OUTPUT_DIR.value, splits=splits, options=options,
@@ -136,6 +147,13 @@ def main(argv):
     for entry in summary.left_out[:10]:
         print(f"  left out {entry['split']} {entry['video_id']}: "
               f"{entry['reason']}", file=sys.stderr)
+    for entry in summary.notes[:10]:
+        print(f"  kept {entry['split']} {entry['video_id']}: {entry['note']}",
+              file=sys.stderr)
+    for split, names in writer.empty_classes(summary, labels).items():
+        print(f"Warning: {split} has no video of {len(names)} class(es): "
+              f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''} "
+              f"(report.json, empty_classes).", file=sys.stderr)
     if left_out and not _ALLOW_MISSING.value:
         print(f"Exiting with status 1: {left_out} videos were left out; pass "
               f"--allow_missing to accept that.", file=sys.stderr)
@@ -145,4 +163,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["dataset", "input_dir", "output_dir"])
-    app.run(main)
+    app.run(cli.one_line_errors(main))

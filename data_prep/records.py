@@ -6,6 +6,7 @@ release's frame + flow JPEG folder), checks it and serialises it with
 `video_io.SourceError` with the reason for the report.
 """
 
+import collections
 import dataclasses
 import os
 
@@ -51,6 +52,13 @@ class Options:
     min_frames: int = 11
     # Non-default TV-L1 parameters as (name, value) pairs; () = OpenCV's.
     flow_params: tuple = ()
+    # Keep the frames that decode from a video whose container promises
+    # more (reported as a note); otherwise the video is left out.
+    keep_truncated: bool = False
+
+
+# What `encode_item` returns; `note` says what was kept despite a problem.
+Encoded = collections.namedtuple("Encoded", ["serialized", "num_frames", "note"])
 
 
 def _clip_range(item, total):
@@ -68,16 +76,24 @@ def _video_record(item, options):
     start, count = item.start_frame, item.num_frames
     if item.list_frames > 0:
         start, count = _clip_range(item, video_io.count_frames(item.path))
-    frames = video_io.read_video(item.path, height=options.height,
-                                 width=options.width, start=start,
-                                 count=count)
+    note = ""
+    try:
+        frames = video_io.read_video(item.path, height=options.height,
+                                     width=options.width, start=start,
+                                     count=count)
+    except video_io.TruncatedVideo as truncated:
+        if not options.keep_truncated:
+            raise
+        frames = truncated.frames
+        note = (f"truncated: the container promises {truncated.promised} "
+                f"frames; kept the {truncated.decoded} that decode")
     _check_length(len(frames), options)
     rgb = [video_io.encode_jpeg(frame, quality=options.jpeg_quality)
            for frame in frames]
     flows = flow_lib.compute_flow(frames, params=options.flow_params)
     flow_x, flow_y = flow_lib.encode_flows(flows,
                                            quality=options.jpeg_quality)
-    return start, rgb, flow_x, flow_y
+    return start, rgb, flow_x, flow_y, note
 
 
 def _converted(data, *, grey, options, what):
@@ -120,7 +136,7 @@ def _folder_record(item, options):
                                       what="flow")
             out.append(_converted(data, grey=True, options=options,
                                   what=name))
-    return start, rgb, flow_x, flow_y
+    return start, rgb, flow_x, flow_y, ""
 
 
 def _check_length(n, options):
@@ -141,19 +157,21 @@ def encode_item(item, options):
     """Reads, checks and serialises one item.
 
     Returns:
-        (serialized SequenceExample bytes, number of RGB frames stored).
+        `Encoded(serialized SequenceExample bytes, number of RGB frames
+        stored, note)`; the note is '' unless something was kept despite a
+        problem (`Options.keep_truncated`).
 
     Raises:
         video_io.SourceError: with the reason the item cannot be written.
     """
     if os.path.isdir(item.path):
-        start, rgb, flow_x, flow_y = _folder_record(item, options)
+        start, rgb, flow_x, flow_y, note = _folder_record(item, options)
     else:
-        start, rgb, flow_x, flow_y = _video_record(item, options)
+        start, rgb, flow_x, flow_y, note = _video_record(item, options)
     _validate(rgb, grey=False, item=item)
     _validate(flow_x + flow_y, grey=True, item=item)
     serialized = schema.make_sequence_example(
         video_id=item.video_id, labels=item.labels, rgb_jpegs=rgb,
         flow_x_jpegs=flow_x, flow_y_jpegs=flow_y, source=item.path,
         start_frame=start)
-    return serialized, len(rgb)
+    return Encoded(serialized, len(rgb), note)

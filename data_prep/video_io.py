@@ -21,6 +21,21 @@ class SourceError(Exception):
     """A video or frame folder that cannot be used; the message says why."""
 
 
+class TruncatedVideo(SourceError):
+    """A video that decodes to fewer frames than its container promises.
+
+    Attributes:
+        frames: the frames that did decode.
+        promised, decoded: the frame counts.
+    """
+
+    def __init__(self, frames, promised):
+        self.frames, self.promised, self.decoded = frames, promised, len(frames)
+        super().__init__(
+            f"truncated: the container promises {promised} frames but only "
+            f"{len(frames)} decode (--keep_truncated keeps them)")
+
+
 def resize(image, *, height, width):
     """Resizes to height x width whatever the aspect ratio (as the release)."""
     if image.shape[:2] == (height, width):
@@ -38,7 +53,11 @@ def read_video(path, *, height, width, start=0, count=0):
 
     Raises:
         SourceError: if the file is missing, empty or cannot be opened.
+        TruncatedVideo: reading the whole video, if fewer frames decode
+            than the container promises (its `frames` are those that did).
     """
+    if os.path.isdir(path):
+        raise SourceError("a directory, not a video file")
     if not os.path.isfile(path):
         raise SourceError("missing: no such file")
     if os.path.getsize(path) == 0:
@@ -48,6 +67,7 @@ def read_video(path, *, height, width, start=0, count=0):
         raise SourceError("unreadable: OpenCV cannot open the video")
     frames = []
     index = 0
+    promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     try:
         while count <= 0 or index < start + count:
             ok, frame = capture.read()
@@ -60,6 +80,9 @@ def read_video(path, *, height, width, start=0, count=0):
         capture.release()
     if index == 0:
         raise SourceError("unreadable: no frame could be decoded")
+    # Containers may miscount by one; a larger shortfall is a damaged file.
+    if count <= 0 and promised > index + 1:
+        raise TruncatedVideo(frames, promised)
     return frames
 
 

@@ -14,14 +14,15 @@ for training splits (names starting with "train"), which are written in a
 seeded shuffled order (`record_order`): the release's lists are sorted by
 class, and training reads a few shards at a time through a small shuffle
 buffer, so list-ordered shards would give updates of only a few classes
-(docs/DATA.md, "Record order"). A shard is written to `<name>.tmp` and renamed when
-complete; its completion note (record count, left-out videos) is written
-just before the rename, so a re-run skips finished shards and still knows
-their counts.
+(docs/DATA.md, "Record order"). A shard is written to `<name>.tmp` and
+renamed when complete; its completion note (record count, left-out videos,
+checksum) is written just before, so a re-run skips only finished shards whose
+checksum still matches, and still knows their counts (`resume`: a rerun with
+other settings or another input is refused).
 """
 
+import collections
 import dataclasses
-import json
 import math
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ import tensorflow as tf
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
 from data_prep import records
+from data_prep import resume
 from data_prep import video_io
 
 PROGRESS_DIR = ".progress"
@@ -84,16 +86,16 @@ def _clock(seconds):
 
 
 def _work(task):
-    """Runs in a worker: (split, item, options) → record or reason."""
+    """Runs in a worker: (split, item, options) → (record, reason, note)."""
     _, item, options = task
     try:
-        serialized, _ = records.encode_item(item, options)
-        return serialized, ""
+        serialized, _, note = records.encode_item(item, options)
+        return serialized, "", note
     except video_io.SourceError as e:
-        return None, str(e)
+        return None, str(e), ""
     except Exception as e:  # pylint: disable=broad-except
         # Reported, not fatal: one odd file must not stop a 13k-video run.
-        return None, f"error: {type(e).__name__}: {e}"
+        return None, f"error: {type(e).__name__}: {e}", ""
 
 
 def is_training_split(split):
@@ -138,36 +140,8 @@ def plan_shards(splits, records_per_shard):
     return plan
 
 
-def _check_options(progress_dir, fingerprint):
-    """Refuses to resume a run made with different settings."""
-    path = os.path.join(progress_dir, "options.json")
-    fingerprint = json.loads(json.dumps(fingerprint))  # tuples as lists
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous != fingerprint:
-            raise ValueError(
-                f"{path}: this output directory was started with other "
-                f"settings ({previous}); now {fingerprint}. Use a new "
-                f"--output_dir or delete the old one.")
-    else:
-        _write_json(path, fingerprint)
-
-
-def _write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def _note_path(output_dir, shard):
     return os.path.join(output_dir, PROGRESS_DIR, shard + ".json")
-
-
-def _finished(output_dir, shard):
-    return os.path.exists(os.path.join(output_dir, shard)) and \
-        os.path.exists(_note_path(output_dir, shard))
 
 
 def _map(tasks, workers):
@@ -188,6 +162,9 @@ class Summary:
     written: int
     skipped_shards: int
     record_order: dict
+    notes: list = dataclasses.field(default_factory=list)
+    rebuilt_shards: int = 0
+    label_counts: dict = dataclasses.field(default_factory=dict)
 
 
 def write_dataset(*, output_dir, splits, options, workers=1,
@@ -209,19 +186,27 @@ def write_dataset(*, output_dir, splits, options, workers=1,
         `{split: {"num_records", "shards": [{"file", "num_records"}]}}`,
         `left_out` lists `{"split", "video_id", "path", "reason"}`.
     """
+    resume.check_unique_ids(splits)
     progress_dir = os.path.join(output_dir, PROGRESS_DIR)
     os.makedirs(progress_dir, exist_ok=True)
     splits, order = record_order(splits, shuffle_seed=shuffle_seed)
-    _check_options(progress_dir, dict(
+    resume.check_settings(progress_dir, dict(
         fingerprint or {}, options=dataclasses.asdict(options),
-        records_per_shard=records_per_shard, record_order=order))
+        records_per_shard=records_per_shard, record_order=order),
+        resume.describe_inputs(splits))
     plan = plan_shards(splits, records_per_shard)
+    states = {shard: resume.shard_state(os.path.join(output_dir, shard),
+                                        _note_path(output_dir, shard))
+              for shards in plan.values() for shard, _ in shards}
     todo = [(split, shard, items) for split, shards in plan.items()
-            for shard, items in shards if not _finished(output_dir, shard)]
-    skipped = sum(len(s) for s in plan.values()) - len(todo)
+            for shard, items in shards if states[shard] != "finished"]
+    skipped = len(states) - len(todo)
+    rebuilt = sum(state == "damaged" for state in states.values())
     total = sum(len(items) for _, _, items in todo)
     print(f"Writing {total} videos into {len(todo)} shards with {workers} "
-          f"worker(s) ({skipped} finished shards skipped).", file=sys.stderr)
+          f"worker(s) ({skipped} finished shards verified and skipped"
+          + (f", {rebuilt} damaged shards rebuilt" if rebuilt else "")
+          + ").", file=sys.stderr)
     tasks = [(split, item, options) for split, _, items in todo
              for item in items]
     results = _map(tasks, workers)
@@ -229,33 +214,45 @@ def write_dataset(*, output_dir, splits, options, workers=1,
     written = 0
     for split, shard, items in todo:
         path = os.path.join(output_dir, shard)
-        note = {"num_records": 0, "left_out": []}
+        note = {"num_records": 0, "left_out": [], "notes": []}
         with tf.io.TFRecordWriter(path + ".tmp") as writer:
             for item in items:
-                serialized, reason = next(results)
+                serialized, reason, remark = next(results)
+                entry = {"split": split, "video_id": item.video_id,
+                         "path": item.path}
                 if serialized is None:
-                    note["left_out"].append({
-                        "split": split, "video_id": item.video_id,
-                        "path": item.path, "reason": reason})
+                    note["left_out"].append(dict(entry, reason=reason))
                 else:
                     writer.write(serialized)
                     note["num_records"] += 1
+                    if remark:
+                        note["notes"].append(dict(entry, note=remark))
                 bar.update()
         written += note["num_records"]
-        _write_json(_note_path(output_dir, shard), note)
+        note["sha256"] = resume.checksum(path + ".tmp")
+        # The note first: a shard file never exists without one, and a note
+        # whose shard is missing or differs makes a rerun rebuild it.
+        resume.write_json(_note_path(output_dir, shard), note)
         os.replace(path + ".tmp", path)
-    return _summarise(output_dir, plan, written, skipped, order)
+    summary = _summarise(output_dir, plan, written, skipped, order)
+    summary.rebuilt_shards = rebuilt
+    return summary
 
 
 def _summarise(output_dir, plan, written, skipped, order):
-    manifest, left_out = {}, []
+    manifest, left_out, notes, label_counts = {}, [], [], {}
     for split, shards in plan.items():
-        entries = []
-        for shard, _ in shards:
-            with open(_note_path(output_dir, shard), encoding="utf-8") as f:
-                note = json.load(f)
+        entries, counts = [], collections.Counter()
+        for shard, items in shards:
+            note = resume.read_json(_note_path(output_dir, shard))
             entries.append({"file": shard, "num_records": note["num_records"]})
             left_out.extend(note["left_out"])
+            notes.extend(note.get("notes", []))
+            dropped = {e["video_id"] for e in note["left_out"]}
+            counts.update(label for item in items
+                          if item.video_id not in dropped
+                          for label in item.labels)
+        label_counts[split] = dict(counts)
         manifest[split] = {
             "num_records": sum(e["num_records"] for e in entries),
             # Charades: training clips carry one label, test videos several;
@@ -264,9 +261,25 @@ def _summarise(output_dir, plan, written, skipped, order):
                 (len(item.labels) for _, items in shards for item in items),
                 default=0),
             "shards": entries}
-    _write_json(os.path.join(output_dir, REPORT_FILE), {
-        "num_left_out": len(left_out), "left_out": left_out})
-    return Summary(manifest, left_out, written, skipped, order)
+    resume.write_json(os.path.join(output_dir, REPORT_FILE), {
+        "num_left_out": len(left_out), "left_out": left_out,
+        "notes": notes})
+    return Summary(manifest, left_out, written, skipped, order, notes,
+                   label_counts=label_counts)
+
+
+def empty_classes(summary, labels):
+    """`{split: [class names]}` of classes with no video left in a split.
+
+    Recorded in `report.json` (`empty_classes`) for the run to warn about.
+    """
+    empty = {}
+    for split, counts in summary.label_counts.items():
+        missing = [name for index, name in enumerate(labels)
+                   if not counts.get(index)]
+        if missing:
+            empty[split] = missing
+    return empty
 
 
 def finish(*, output_dir, summary, dataset, labels, multi_label, options,
@@ -278,3 +291,7 @@ def finish(*, output_dir, summary, dataset, labels, multi_label, options,
         frame_height=options.height, frame_width=options.width,
         splits=summary.splits, record_order=summary.record_order,
         num_left_out=len(summary.left_out)))
+    report_path = os.path.join(output_dir, REPORT_FILE)
+    report = resume.read_json(report_path)
+    report["empty_classes"] = empty_classes(summary, labels)
+    resume.write_json(report_path, report)

@@ -66,7 +66,7 @@ class PrepareTest(absltest.TestCase):
         result = _run(*args, "--allow_missing")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("3 videos left out", result.stderr)
-        self.assertIn("2 finished shards skipped", result.stderr)
+        self.assertIn("2 finished shards verified and skipped", result.stderr)
 
     def test_wrong_input_dir_fails_at_once(self):
         result = _run("--dataset=hmdb51", "--input_dir=/nonexistent",
@@ -102,7 +102,7 @@ class PrepareTest(absltest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(cut, "metadata.json")))
         result = _run(*args, f"--output_dir={cut}")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn(f"{len(done)} finished shards skipped", result.stderr)
+        self.assertIn(f"{len(done)} finished shards verified and skipped", result.stderr)
         names = sorted(f for f in os.listdir(whole) if f.endswith(".tfrecord"))
         self.assertLen(names, 6)
         self.assertEqual(names, sorted(

@@ -30,7 +30,7 @@ class RecordsTest(absltest.TestCase):
         path = prep_fixtures.write_video(
             os.path.join(self.dir, "a", "v.avi"), 12)
         item = records.Item(video_id="a/v", labels=(3,), path=path)
-        serialized, n = records.encode_item(item, OPTIONS)
+        serialized, n, _ = records.encode_item(item, OPTIONS)
         parsed = _parse(serialized)
         self.assertEqual(n, 12)
         self.assertEqual(parsed[schema.VIDEO_ID_KEY], b"a/v")

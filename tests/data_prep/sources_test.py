@@ -135,7 +135,7 @@ class CharadesTest(absltest.TestCase):
         items = splits["test_split1"]
         self.assertEqual([(i.video_id, i.labels) for i in items],
                          [("YSKX3", (3, 77)), ("EMPTY", ())])
-        serialized, _ = records.encode_item(
+        serialized, _, _ = records.encode_item(
             items[0], records.Options(height=24, width=32))
         parsed = schema.parse_sequence_example(serialized)
         self.assertEqual(list(parsed[schema.LABEL_INDEX_KEY].numpy()), [3, 77])

@@ -1,0 +1,141 @@
+"""Reruns of data preparation: never keep output that disagrees with the input.
+
+A preparation run records, in `DATA_DIR/.progress/`:
+
+- `options.json`: every setting that decides the output (record options,
+  shard size, record order, the dataset's source settings);
+- `inputs.json`: the resolved input, per split the `[video_id, path,
+  labels, start_frame, num_frames]` of every item in list order;
+- `<shard>.json` per finished shard: its record count, left-out videos,
+  notes and the SHA-256 of the shard file.
+
+A rerun refuses other settings or another input and names what changed; it
+skips a finished shard only after its checksum matches, and rebuilds a
+damaged one.
+"""
+
+import hashlib
+import json
+import os
+
+OPTIONS_FILE = "options.json"
+INPUTS_FILE = "inputs.json"
+_SHOWN = 5  # changed entries named in a message
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))  # tuples as lists
+
+
+def write_json(path, value):
+    """Writes JSON atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_unique_ids(splits):
+    """One id, one video: two files stored under one id would be confused in
+    scores and fusion. (A video listed in several splits keeps its id.)
+
+    Raises:
+        ValueError: naming the id and both files.
+    """
+    paths = {}
+    for split, items in splits.items():
+        in_split = set()
+        for item in items:
+            known = paths.setdefault(item.video_id, item.path)
+            if known != item.path or item.video_id in in_split:
+                raise ValueError(
+                    f"{known} and {item.path} would both be stored as video "
+                    f"id {item.video_id!r} ({split}); rename one of them.")
+            in_split.add(item.video_id)
+
+
+def describe_inputs(splits):
+    """`inputs.json`'s content for `{split: [records.Item]}`."""
+    return _jsonable({
+        split: [[i.video_id, i.path, list(i.labels), i.start_frame, i.num_frames]
+                for i in items]
+        for split, items in splits.items()})
+
+
+def _input_changes(previous, current):
+    """Human-readable differences between two `describe_inputs` results."""
+    changes = []
+    for split in sorted(set(previous) | set(current)):
+        before = {e[0]: e for e in previous.get(split, [])}
+        after = {e[0]: e for e in current.get(split, [])}
+        added = [i for i in after if i not in before]
+        removed = [i for i in before if i not in after]
+        changed = [i for i in after if i in before and after[i] != before[i]]
+        for what, ids in (("added", added), ("removed", removed),
+                          ("changed", changed)):
+            if ids:
+                shown = ", ".join(ids[:_SHOWN])
+                more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+                changes.append(f"{split}: {len(ids)} {what} ({shown}{more})")
+        if not (added or removed or changed) and \
+                [e[0] for e in previous.get(split, [])] != list(after):
+            changes.append(f"{split}: the same videos in another order")
+    return changes
+
+
+def check_settings(progress_dir, fingerprint, inputs):
+    """Records the settings and input of a new run, or refuses a rerun that
+    differs from the recorded ones.
+
+    Raises:
+        ValueError: naming the settings or the videos that changed.
+    """
+    options_path = os.path.join(progress_dir, OPTIONS_FILE)
+    inputs_path = os.path.join(progress_dir, INPUTS_FILE)
+    fingerprint = _jsonable(fingerprint)
+    if not os.path.exists(options_path):
+        write_json(inputs_path, inputs)
+        write_json(options_path, fingerprint)
+        return
+    output_dir = os.path.dirname(os.path.abspath(progress_dir))
+    hint = (f"Use a new --output_dir, or delete {output_dir} to prepare it "
+            f"again.")
+    previous = read_json(options_path)
+    differing = sorted(k for k in set(previous) | set(fingerprint)
+                       if previous.get(k) != fingerprint.get(k))
+    if differing:
+        details = "; ".join(f"{k}: {previous.get(k)!r} -> {fingerprint.get(k)!r}"
+                            for k in differing)
+        raise ValueError(f"{output_dir} was prepared with other settings "
+                         f"({details}). {hint}")
+    recorded = read_json(inputs_path) if os.path.exists(inputs_path) else {}
+    changes = _input_changes(recorded, inputs)
+    if changes:
+        raise ValueError(f"{output_dir} was prepared from another input: "
+                         f"{'; '.join(changes)}. {hint}")
+
+
+def checksum(path):
+    """SHA-256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(4 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shard_state(shard_path, note_path):
+    """'todo' (never finished), 'finished' (checksum verified) or 'damaged'
+    (finished, but the file is missing or differs from its checksum)."""
+    if not os.path.exists(note_path):
+        return "todo"
+    note = read_json(note_path)
+    if not os.path.exists(shard_path) or \
+            checksum(shard_path) != note.get("sha256"):
+        return "damaged"
+    return "finished"
