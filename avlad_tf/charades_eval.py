@@ -35,6 +35,7 @@ from absl import logging
 import numpy as np
 
 from avlad_tf import metrics
+from avlad_tf import scores as scores_lib
 
 NUM_CLASSES = 157
 
@@ -117,8 +118,7 @@ def charades_id(video_id):
 
 def read_score_file(path, *, num_classes=NUM_CLASSES):
     """Reads an HDF5 score file with `video_ids` into `{id: scores}`."""
-    from avlad_tf import fuse  # h5py reader shared with fusion
-    logits, ids, _ = fuse.read_scores(path)
+    logits, ids, _ = scores_lib.read_scores(path)
     if ids is None:
         raise ValueError(f'{path}: no video_ids dataset; cannot match videos.')
     if logits.shape[1] != num_classes:

@@ -1,14 +1,13 @@
-"""What the gin entry points (train, evaluate, export) share: flags and parsing.
+"""What the gin programs (train, evaluate, export) share: flags, parsing, errors.
 
 Each of them takes exactly `--gin_file` (repeatable), `--gin_bindings`
-(repeatable) and `--workdir`; everything else is a gin binding.
-The flags are defined only when a module runs as a program, so entry points
-can import each other's libraries (train calls evaluate and export).
+(repeatable) and `--workdir`; everything else is a gin binding. The flags are
+defined only when a module runs as a program. The configurables live in
+library modules (`training.loop`, `evaluation`, `exporting`, ...), which the
+`import` lines of `gin/base.gin` and the programs themselves register.
 """
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import os
 import sys
@@ -28,16 +27,13 @@ def _gin_dir():
 
 
 GIN_DIR = _gin_dir()
-_CONFIGURABLE_MODULES = ("avlad_tf.training.loop", "avlad_tf.evaluate",
-                         "avlad_tf.fuse", "avlad_tf.export")
 
 
 class _DropMissedLookups(logging.Filter):
     """Hides gin's "Path not found" log lines.
 
-    gin tries each search-path prefix in turn (the working directory first)
-    and logs an ERROR for every prefix that misses, even when a later one
-    (our gin/ directory) holds the file.
+    gin tries each search-path prefix in turn and logs an ERROR for every
+    prefix that misses, even when a later one holds the file.
     """
 
     def filter(self, record):
@@ -45,13 +41,26 @@ class _DropMissedLookups(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_gin_lookups():
+def _configs_first():
+    """Parses with `gin/` as the working directory, the caller's after it.
+
+    gin resolves `include 'toy/base.gin'` against its search path, the
+    working directory first; and for a miss there its package-resource reader
+    crashes (TypeError) when the working directory has a folder of the same
+    name (`toy/`). Parsing from `gin/` makes every include of a shipped
+    config mean the shipped file; the caller's directory stays on the search
+    path (public `gin.add_config_file_search_path`) for configs of their own.
+    """
+    caller = os.getcwd()
     log_filter = _DropMissedLookups()
     root = logging.getLogger()
     root.addFilter(log_filter)
+    gin.add_config_file_search_path(caller)
+    os.chdir(GIN_DIR)
     try:
         yield
     finally:
+        os.chdir(caller)
         root.removeFilter(log_filter)
 
 
@@ -67,48 +76,33 @@ def resolve_gin_file(name):
         f"{GIN_DIR}; see `ls {GIN_DIR}`.")
 
 
-def _search_gin_dir_first():
-    """Puts `gin/` before the working directory on gin's include path.
-
-    `include 'toy/base.gin'` then always means the repository's file. gin
-    only appends search paths, and for a miss in the working directory it
-    asks its package-resource reader, which crashes (TypeError) when the
-    working directory has a folder of the same name (e.g. `toy/`). gin-config
-    is pinned at its last release (0.5.0), so its prefix list is stable.
-    """
-    prefixes = gin.config._LOCATION_PREFIXES  # pylint: disable=protected-access
-    if GIN_DIR in prefixes:
-        prefixes.remove(GIN_DIR)
-    prefixes.insert(0, GIN_DIR)
-
-
 def parse_gin(gin_files, gin_bindings):
-    """Parses configs strictly, with `gin/` on the search path."""
+    """Parses configs strictly, shipped configs first (`_configs_first`)."""
     # A `gin/` folder in the working directory can shadow the library as an
     # empty namespace package (docs/PITFALLS.md 4.1).
     if not hasattr(gin, "configurable"):
         raise ImportError(
             f"`import gin` found {getattr(gin, '__path__', gin)}, not the "
             f"gin-config package; pip install gin-config==0.5.0.")
-    # Every configurable a config may bind must exist before gin parses:
-    # the training loop, and the steps after training. A module running as
-    # `python -m` is `__main__` and has registered its configurables already;
-    # importing it again under its own name (here, or by a config's `import`
-    # lines, as in every operative_config.gin) would register them twice, so
-    # that name is bound to `__main__`.
-    main = sys.modules.get("__main__")
-    main_file = getattr(main, "__file__", None)
-    for module in _CONFIGURABLE_MODULES:
-        origin = importlib.util.find_spec(module).origin
-        if main_file and os.path.samefile(origin, main_file):
-            sys.modules.setdefault(module, main)
-        else:
-            importlib.import_module(module)
-    _search_gin_dir_first()
-    with _quiet_gin_lookups():
-        gin.parse_config_files_and_bindings(
-            [resolve_gin_file(f) for f in gin_files], gin_bindings,
-            skip_unknown=False)
+    files = [resolve_gin_file(f) for f in gin_files]
+    with _configs_first():
+        gin.parse_config_files_and_bindings(files, gin_bindings,
+                                            skip_unknown=False)
+
+
+def bound_or_none(name):
+    """The value gin binds to `name` ('evaluate.stream'), or None."""
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return None
+
+
+def no_arguments(argv):
+    """Programs take flags only."""
+    if len(argv) > 1:
+        from absl import app  # pylint: disable=import-outside-toplevel
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
 
 
 def define_flags():
@@ -126,3 +120,23 @@ def parse_flags_into_gin():
     """Parses the gin flags; returns the workdir."""
     parse_gin(flags.FLAGS.gin_file, flags.FLAGS.gin_bindings)
     return flags.FLAGS.workdir
+
+
+def one_line_errors(main):
+    """Wraps a program's `main`: a configuration or input error is one line.
+
+    The traceback is printed too with `--verbosity=1` or more, or with the
+    environment variable `AVLAD_TRACEBACK=1`.
+    """
+
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except (ValueError, FileNotFoundError, NotADirectoryError,
+                IsADirectoryError, PermissionError) as error:
+            if flags.FLAGS.verbosity >= 1 or os.environ.get("AVLAD_TRACEBACK"):
+                raise
+            program = os.path.basename(sys.argv[0]).removesuffix(".py")
+            sys.exit(f"{program}: error: {error}")
+
+    return wrapped

@@ -1,9 +1,9 @@
-"""SavedModel export of a trained workdir, for TF Serving and `avlad_tf.predict`.
+"""SavedModel export of a trained workdir, for TF Serving and `avlad_tf.predict` (library).
 
-  python -m avlad_tf.export --gin_file=toy/late_fuse.gin --workdir=runs/toy
-
-Reads `WORKDIR/<stream>/model.keras` (`fused`, or `rgb` and/or `flow`) and
-`WORKDIR/labels.txt`, and writes a SavedModel to `WORKDIR/export` with
+The program is `python -m avlad_tf.export --workdir=runs/toy`. `export`
+reads `WORKDIR/<stream>/model.keras` (`fused`, or `rgb` and/or `flow`) and
+the run's record (`WORKDIR/run.json`: labels, input settings, crops per
+stream, fusion weights), and writes a SavedModel to `WORKDIR/export` with
 evaluation preprocessing (resize, 1 or 5 crops, mean subtraction) in the graph:
 
 * `serving_default`: inputs `rgb` uint8 `[B, T, H, W, 3]` (decoded frames,
@@ -19,8 +19,8 @@ evaluation preprocessing (resize, 1 or 5 crops, mean subtraction) in the graph:
   outputs plus `video_id`.
 * `class_names`: no input, output `class_names` string `[C]`.
 
-Late fusion of two streams follows the release: (1/3)·RGB + (2/3)·flow on raw
-logits (docs/RELEASE.md Sec. 9.2); probabilities are the softmax (sigmoid
+Late fusion of two streams uses the run's weights (`train.fuse_weights`; the
+release's 1 : 2 on raw logits, docs/RELEASE.md Sec. 9.2); probabilities are the softmax (sigmoid
 for multi-label data) of the fused logits. `assets/labels.txt` holds the class
 names and `assets/avlad_export.json` what a client needs to build inputs
 (`num_frames`, `flow_stack`, stored frame size, modalities, ...).
@@ -31,26 +31,24 @@ import os
 import shutil
 import tempfile
 
-from absl import app
 from absl import logging
 import gin
 import keras
 import tensorflow as tf
 
-from avlad_tf import cli
+from avlad_tf import run_record
 from avlad_tf import serving
 from avlad_tf.data import schema
-from avlad_tf.data import video_input
 from avlad_tf.layers import pixels
 # Importing the models registers every custom layer for `load_model`.
 from avlad_tf.models import action_vlad
-from avlad_tf.models import fusion as fusion_lib
 
 EXPORT_CONFIG_FILE = "avlad_export.json"
 LABELS_FILE = "labels.txt"
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
 # A `fused` model (early / concat fusion) takes both modalities itself.
 STREAM_DIRS = ("fused", "rgb", "flow")
+
 
 def find_stream_models(workdir):
     """Returns `{stream: path}` of the trained models in `workdir`.
@@ -73,46 +71,35 @@ def find_stream_models(workdir):
     return found
 
 
-def read_class_names(workdir, *, num_classes):
-    """Reads `WORKDIR/labels.txt` and checks it against the model."""
-    path = os.path.join(workdir, LABELS_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{path} does not exist: the workdir has no class names.")
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
-    if len(names) != num_classes:
-        raise ValueError(
-            f"{path} lists {len(names)} classes but the model has "
-            f"{num_classes} logits.")
-    return names
+# Input settings that only shape training batches; the served graph
+# evaluates.
+_TRAINING_ONLY = ("scale_ratios", "shuffle_buffer", "cycle_length")
 
 
-def late_fusion_weights():
-    """`{"rgb": w, "flow": w}`: `build_model.late_fusion_weights` as bound.
-
-    The default is the models package's, the release's 1 : 2 on raw logits.
-    """
-    w_rgb, w_flow = gin.get_bindings(action_vlad.build_model).get(
-        "late_fusion_weights", fusion_lib.DEFAULT_LATE_WEIGHTS)
-    return {"rgb": float(w_rgb), "flow": float(w_flow)}
-
-
-def _data_metadata(settings):
-    """The prepared dataset's metadata when gin points at one, else None."""
-    data_dir = settings.get("data_dir")
-    if not isinstance(data_dir, str):
-        return None
-    try:
-        return schema.read_metadata(data_dir)  # no shards needed here
-    except FileNotFoundError:
-        logging.warning("%s has no metadata; assuming frames stored at "
-                        "resize_to and single-label data.", data_dir)
-        return None
+def _input_settings(record, streams):
+    """The one input setting of the exported graph: every stream's must agree
+    (apart from crops, which the graph applies per modality, and settings
+    that only shape training batches). `train` checks this before training
+    when it is to export."""
+    settings = {s: run_record.stream(record, s)["input"] for s in streams}
+    first, *others = streams
+    for other in others:
+        differing = sorted(k for k in settings[first]
+                           if k not in _TRAINING_ONLY
+                           and settings[first][k] != settings[other].get(k))
+        if differing:
+            raise ValueError(
+                f"streams {first} and {other} were trained with different "
+                f"input settings ({', '.join(differing)}); one SavedModel "
+                f"graph preprocesses both the same way.")
+    return settings[first]
 
 
-def _model_input_channels(model):
-    return {t.name.split(":")[0]: t.shape[-1] for t in model.inputs}
+def check_exportable(record):
+    """Raises the ValueError `export` would, from the record alone."""
+    streams = list(record["streams"])
+    if "fused" not in streams:
+        _input_settings(record, streams)
 
 
 def crops_per_modality(num_crops, modalities):
@@ -126,34 +113,41 @@ def crops_per_modality(num_crops, modalities):
     return crops
 
 
-def build_export_config(*, models, class_names, settings, metadata, num_crops,
-                        streams):
+def _recorded_crops(record, streams):
+    """`{modality: crops}` as the run evaluated each stream."""
+    crops = {}
+    for stream in streams:
+        entry = run_record.stream(record, stream)
+        crops.update({m: entry["num_crops"] for m in entry["modalities"]})
+    return crops
+
+
+def build_export_config(*, models, record, num_crops, streams):
     """The JSON-able description stored in `assets/avlad_export.json`."""
     channels, input_rules = {}, {}
     for model in models.values():
-        channels.update(_model_input_channels(model))
-        rule = pixels.input_rule_of(model)
-        input_rules.update({m: rule for m in _model_input_channels(model)})
+        names = action_vlad.input_names(model)
+        channels.update({n: t.shape[-1] for n, t in zip(names, model.inputs)})
+        input_rules.update({n: pixels.input_rule_of(model) for n in names})
     modalities = [m for m in ("rgb", "flow") if m in channels]
-    image_sizes = {t.shape[2] for m in models.values() for t in m.inputs}
-    if image_sizes != {settings.get("image_size")}:
-        raise ValueError(
-            f"The models take {sorted(image_sizes)}-pixel crops but "
-            f"make_dataset.image_size is {settings.get('image_size')}; export "
-            f"with the training run's gin files.")
-    flow_stack = settings.get("flow_stack", 10)
-    if "flow" in channels and channels["flow"] != 2 * flow_stack:
-        raise ValueError(
-            f"The flow model takes {channels['flow']} channels but gin's "
-            f"flow_stack is {flow_stack} (2·flow_stack channels expected).")
-    metadata = metadata or {}
-    resize_to = tuple(settings.get("resize_to", (256, 340)))
+    settings = _input_settings(record, streams)
+    data = record["data"]
     if "fused" in streams:
         fusion = "fused"
     elif len(streams) == 2:
         fusion = "late"
     else:
         fusion = "single"
+    weights = None
+    if fusion == "late":
+        weights = (record.get("fusion") or {}).get("weights")
+        if not weights:
+            raise ValueError(
+                f"the run trained {streams} but records no fusion weights "
+                f"(train.fuse_weights); export one stream, or retrain.")
+        total = sum(weights[s] for s in streams)
+        weights = {s: weights[s] / total for s in streams}
+    resize_to = tuple(settings["resize_to"])
     return {
         "format_version": EXPORT_FORMAT_VERSION,
         "streams": list(streams),
@@ -163,66 +157,65 @@ def build_export_config(*, models, class_names, settings, metadata, num_crops,
         # clients send uint8 frames either way.
         "input_rule": {m: input_rules[m] for m in modalities},
         "fusion": fusion,
-        "fusion_weights": late_fusion_weights() if fusion == "late" else None,
+        "fusion_weights": weights,
         # Separate streams sample independently (evaluate runs them one by
         # one); a fused model reads both from one record, by default with
         # the flow stride for both (`make_dataset.joint_sampling`).
         "joint_sampling": (fusion == "fused"
-                           and settings.get("joint_sampling") == "shared"),
-        "sampling": settings.get("sampling_mode", "release"),
-        "num_frames": int(settings.get("num_frames", 25)),
-        "flow_stack": int(flow_stack),
+                           and settings["joint_sampling"] == "shared"),
+        "sampling": settings["sampling_mode"],
+        "num_frames": int(settings["num_frames"]),
+        "flow_stack": int(settings["flow_stack"]),
         "num_crops": crops_per_modality(num_crops, modalities),
         "image_size": int(settings["image_size"]),
         "resize_to": list(resize_to),
-        # Without metadata, frames are assumed stored at `resize_to`, as
-        # data_prep writes them.
-        "frame_height": int(metadata.get("frame_height", resize_to[0])),
-        "frame_width": int(metadata.get("frame_width", resize_to[1])),
+        # Without a frame size in the dataset's metadata, frames are assumed
+        # stored at `resize_to`, as data_prep writes them.
+        "frame_height": int(data.get("frame_height") or resize_to[0]),
+        "frame_width": int(data.get("frame_width") or resize_to[1]),
         "flow": schema.flow_settings(),
-        "multi_label": bool(metadata.get("multi_label", False)),
-        "class_names": list(class_names),
+        "multi_label": bool(data["multi_label"]),
+        "class_names": list(data["labels"]),
     }
 
 
 def load_stream_models(paths):
-    """Loads each `model.keras` (our own artefacts only, safe_mode on)."""
     return {s: keras.saving.load_model(p, compile=False, safe_mode=True)
             for s, p in paths.items()}
 
 
-@gin.configurable
-def export(*, workdir, export_dir=None, num_crops=1):
+@gin.configurable(denylist=["workdir"])
+def export(*, workdir, export_dir=None, num_crops=None):
     """Writes the SavedModel of a trained workdir.
 
     Args:
-        workdir: the training workdir (`<stream>/model.keras`, `labels.txt`).
+        workdir: the training workdir (`<stream>/model.keras`, `run.json`).
         export_dir: where to write; default `WORKDIR/export`. An existing
             export there is replaced only once the new one is complete.
-        num_crops: 1 or 5 for every stream, or per modality, e.g.
-            `{'rgb': 1, 'flow': 5}` as the release's README numbers were
-            computed (Sec. 9.2); 5 crops of every frame are pooled into one
-            ActionVLAD bag, not averaged.
+        num_crops: None: each stream's crops as the run evaluated them (the
+            release: RGB 1, flow 5, Sec. 9.2); or 1 or 5 for every stream,
+            or per modality, e.g. `{'rgb': 1, 'flow': 5}`. Crops of every
+            frame are pooled into one ActionVLAD bag, not averaged.
 
     Returns:
         The export directory.
     """
-    export_dir = export_dir or os.path.join(workdir, "export")
     paths = find_stream_models(workdir)
+    record = run_record.read(workdir)
+    export_dir = export_dir or os.path.join(workdir, "export")
     logging.info("Exporting %s", ", ".join(f"{s}: {p}" for s, p in paths.items()))
     models = load_stream_models(paths)
     num_classes = {int(m.outputs[0].shape[-1]) for m in models.values()}
-    if len(num_classes) != 1:
-        raise ValueError(f"The streams disagree on the number of classes: "
-                         f"{sorted(num_classes)}.")
-    class_names = read_class_names(workdir, num_classes=num_classes.pop())
-    settings = video_input.bound_settings()
+    if num_classes != {len(record["data"]["labels"])}:
+        raise ValueError(
+            f"{run_record.path(workdir)} lists {len(record['data']['labels'])} "
+            f"classes but the models have {sorted(num_classes)} logits.")
     config = build_export_config(
-        models=models, class_names=class_names, settings=settings,
-        metadata=_data_metadata(settings), num_crops=num_crops,
-        streams=list(paths))
+        models=models, record=record, streams=list(paths),
+        num_crops=num_crops or _recorded_crops(record, list(paths)))
     module = serving.ServingModule(
-        models=models, config=config, preprocess_kwargs=settings)
+        models=models, config=config,
+        preprocess_kwargs=_input_settings(record, list(paths)))
     _write_atomically(module, export_dir, config)
     logging.info("Wrote the SavedModel to %s", export_dir)
     return export_dir
@@ -252,13 +245,3 @@ def _write_atomically(module, export_dir, config):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    print(export(workdir=cli.parse_flags_into_gin()))
-
-
-if __name__ == "__main__":
-    cli.define_flags()
-    app.run(main)

@@ -35,8 +35,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from avlad_tf import run_record
 from avlad_tf.data import schema
+from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
+from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.release import backbone_weights
 from avlad_tf.release import checkpoint_reader
 from avlad_tf.release import importer
@@ -126,6 +129,39 @@ def _write_labels(workdir, labels):
         f.write(text)
 
 
+# The release README's test protocol: RGB 1 crop, flow 5 (docs/RELEASE.md §9.2).
+_RELEASE_CROPS = {"rgb": 1, "flow": 5}
+
+
+def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack):
+    """Adds the imported stream to `WORKDIR/run.json` (`avlad_tf.run_record`),
+    with the release's input settings, so evaluate and export can read it."""
+    info = video_input.dataset_info(data_dir)
+    settings = run_record.input_settings(video_input.make_dataset)
+    settings.update(image_size=image_size)
+    if stream == "flow":  # an RGB checkpoint says nothing of L
+        settings.update(flow_stack=flow_stack)
+    entry = {"modalities": [stream], "train_split": None, "input": settings,
+             "num_crops": _RELEASE_CROPS[stream]}
+    if os.path.exists(run_record.path(workdir)):
+        record = run_record.read(workdir)
+        if record["data"]["data_dir"] != os.path.abspath(data_dir):
+            raise ValueError(
+                f"{run_record.path(workdir)} names the dataset "
+                f"{record['data']['data_dir']}, not {data_dir}; import into "
+                f"a fresh workdir.")
+        record["streams"][stream] = entry
+    else:
+        record = run_record.build(
+            data_dir=data_dir, info=info, evaluate_split=None,
+            streams={stream: entry}, fuse_weights=None)
+    streams = record["streams"]
+    if set(streams) == {"rgb", "flow"}:
+        record["fusion"] = {"weights": dict(
+            zip(("rgb", "flow"), fusion_lib.DEFAULT_LATE_WEIGHTS))}
+    run_record.write(workdir, record)
+
+
 def import_release(*, checkpoint, modality, output, num_classes=None,
                    labels=None, data_dir=None, stream=0, image_size=224,
                    allow_incomplete=False):
@@ -138,7 +174,9 @@ def import_release(*, checkpoint, modality, output, num_classes=None,
         num_classes: expected class count; checked against the checkpoint.
         labels: the release's class order (`'hmdb51'`, `'ucf101'` or a file).
         data_dir: a prepared dataset whose label order the classifier is
-            permuted into (needs `labels`).
+            permuted into (needs `labels`); recorded in `WORKDIR/run.json`
+            with the release's input settings, so that the workdir can be
+            evaluated and exported.
         stream: the checkpoint's `stream<i>/` scope to read.
         image_size: the model's input frame size S.
         allow_incomplete: save even if model weights are left unset.
@@ -185,6 +223,10 @@ def import_release(*, checkpoint, modality, output, num_classes=None,
     if class_names is not None:
         _write_labels(os.path.dirname(stream_dir), class_names)
     model.save(output)
+    if data_dir is not None:
+        _record_stream(os.path.dirname(stream_dir), stream=modality,
+                       data_dir=data_dir, image_size=image_size,
+                       flow_stack=max(channels // 2, 1))
     with open(os.path.join(stream_dir, "import_report.txt"), "w",
               encoding="utf-8") as f:
         f.write(report.summary() + "\n")

@@ -1,64 +1,20 @@
-"""Weighted late fusion of per-stream scores, as the release's `combine_streams.py`.
+"""Weighted late fusion of per-stream scores, as the release's `combine_streams.py` (library).
 
 Fuses raw logits (no softmax: softmax-then-fuse loses about 2.5 points on
 HMDB51, docs/RELEASE.md §9.2) with normalised weights. The release's
-RGB : flow = 1 : 2 is `--weights 1,2`, i.e. (1/3)·rgb + (2/3)·flow; the
+RGB : flow = 1 : 2 is weights (1, 2), i.e. (1/3)·rgb + (2/3)·flow; the
 release wrote (1 − 0.667)·rgb + 0.667·flow, which gives the same top-1 on all
 three HMDB51 splits (checked in `tests/fuse_test.py`). An optional iDT score
 file is fused the release's way: 0.75·fused/‖fused‖ + 0.25·idt/‖idt‖, with
-per-row L2 norms.
-
-  python -m avlad_tf.fuse --scores rgb_split1.h5 --scores flow_split1.h5 \
-      --weights 1,2 --labels test_split1.txt [--idt idt_split1.h5]
-
-Score files are HDF5 with `stream0/logits` `[N, C]` (the release's layout and
-what `avlad_tf.evaluate` writes; iDT files may use the release's `idt`
-dataset). Labels come from a list file (`path num_frames label` per line, the
-last field being the label) or, without `--labels`, from the `labels` dataset
-that `avlad_tf.evaluate` stores in its score files.
+per-row L2 norms. Score files are read and written through `avlad_tf.scores`.
+The program is `python -m avlad_tf.fuse`.
 """
 
-from absl import app
-from absl import flags
 from absl import logging
-import h5py
 import numpy as np
 
 from avlad_tf import metrics
-
-_LOGITS_KEYS = ('stream0/logits', 'idt', 'logits')
-
-
-def read_scores(path):
-    """Reads a score file.
-
-    Args:
-      path: HDF5 file with `stream0/logits` (or `idt` / `logits`) `[N, C]`, and
-        optionally `video_ids` `[N]` and `labels` (`[N]` or multi-hot `[N, C]`).
-
-    Returns:
-      `(logits, video_ids, labels)`: float64 `[N, C]`, a list of str or None,
-      and an array or None.
-
-    Raises:
-      ValueError: when no logits dataset is present or it is not 2-D.
-    """
-    with h5py.File(path, 'r') as f:
-        key = next((k for k in _LOGITS_KEYS if k in f), None)
-        if key is None:
-            raise ValueError(
-                f'{path}: no score dataset; expected one of {_LOGITS_KEYS}, found '
-                f'{sorted(f.keys())}.')
-        logits = np.asarray(f[key], dtype=np.float64)
-        if logits.ndim != 2:
-            raise ValueError(f'{path}:{key} must be [N, C], got {logits.shape}.')
-        ids = None
-        if 'video_ids' in f:
-            ids = [v.decode() if isinstance(v, bytes) else str(v)
-                   for v in f['video_ids'][()]]
-        labels = np.asarray(f['labels']) if 'labels' in f else None
-    return logits, ids, labels
-
+from avlad_tf import scores as scores_lib
 
 def read_list_labels(path):
     """Reads `(video_paths, labels)` from a release list file (last field = label)."""
@@ -87,7 +43,7 @@ def read_list_labels(path):
     return ids, np.asarray(labels, dtype=np.int64)
 
 
-def l2_normalize_rows(x):
+def l2_normalize_score_rows(x):
     """Each row divided by its L2 norm (zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
@@ -106,8 +62,8 @@ def fuse_scores(scores, weights):
 
 def fuse_idt(fused, idt, *, idt_weight=0.25):
     """The release's iDT fusion: (1 − w)·fused/‖fused‖ + w·idt/‖idt‖ per row."""
-    return ((1.0 - idt_weight) * l2_normalize_rows(fused)
-            + idt_weight * l2_normalize_rows(idt))
+    return ((1.0 - idt_weight) * l2_normalize_score_rows(fused)
+            + idt_weight * l2_normalize_score_rows(idt))
 
 
 def _check_rows(path, logits, ids, reference):
@@ -162,7 +118,7 @@ def fuse_files(score_paths, weights, *, labels, idt_path=None,
     """
     if not score_paths:
         raise ValueError('no score files given.')
-    loaded = [read_scores(p) for p in score_paths]
+    loaded = [scores_lib.read_scores(p) for p in score_paths]
     first_logits, first_ids, first_labels = loaded[0]
     for path, (logits, ids, _) in zip(score_paths[1:], loaded[1:]):
         _check_rows(path, logits, ids, (score_paths[0], first_logits, first_ids))
@@ -175,58 +131,11 @@ def fuse_files(score_paths, weights, *, labels, idt_path=None,
     fused = fuse_scores([s for s, _, _ in loaded], weights)
     result = {'inputs': [top1(s) for s, _, _ in loaded], 'fused': top1(fused)}
     if idt_path is not None:
-        idt, idt_ids, _ = read_scores(idt_path)
+        idt, idt_ids, _ = scores_lib.read_scores(idt_path)
         _check_rows(idt_path, idt, idt_ids, (score_paths[0], first_logits, first_ids))
         fused = fuse_idt(fused, idt, idt_weight=idt_weight)
         result['idt'] = top1(idt)
         result['fused_idt'] = top1(fused)
     if output_path is not None:
-        with h5py.File(output_path, 'w') as f:
-            f.create_dataset('stream0/logits', data=fused.astype(np.float32))
-            if first_ids is not None:
-                f.create_dataset('video_ids', data=np.asarray(first_ids, dtype='S'))
-            f.create_dataset('labels', data=label_array)
+        scores_lib.write_scores(output_path, fused, first_ids, label_array)
     return result
-
-
-def _define_flags():
-    # Only when run as a program: train imports this module, and flags defined
-    # at import time could clash with the importing program's.
-    flags.DEFINE_multi_string('scores', None, 'HDF5 score file (repeat).')
-    flags.DEFINE_string(
-        'weights', None, 'Comma-separated weights, one per --scores; default '
-        "1,2 for two files (the release's RGB : flow), equal weights otherwise.")
-    flags.DEFINE_string(
-        'labels', None, 'List file (path num_frames label); default: the labels '
-        'stored in the first score file.')
-    flags.DEFINE_string('idt', None, 'Optional iDT score file.')
-    flags.DEFINE_float('idt_weight', 0.25, 'Weight of the iDT scores.')
-    flags.DEFINE_string('output', None, 'Write the fused scores here.')
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-    f = flags.FLAGS
-    paths = f.scores or []
-    if len(paths) < 1:
-        raise app.UsageError('give at least one --scores file.')
-    if f.weights is not None:
-        weights = [float(w) for w in f.weights.split(',')]
-    else:
-        weights = [1.0, 2.0] if len(paths) == 2 else [1.0] * len(paths)
-    result = fuse_files(paths, weights, labels=f.labels,
-                        idt_path=f.idt, idt_weight=f.idt_weight,
-                        output_path=f.output)
-    for path, weight, acc in zip(paths, weights, result['inputs']):
-        print(f'{path} (weight {weight:g}): top-1 {100 * acc:.2f}')
-    print(f'fused: top-1 {100 * result["fused"]:.2f}')
-    if 'idt' in result:
-        print(f'{f.idt} (iDT): top-1 {100 * result["idt"]:.2f}')
-        print(f'fused+idt (idt weight {f.idt_weight:g}): top-1 '
-              f'{100 * result["fused_idt"]:.2f}')
-
-
-if __name__ == '__main__':
-    _define_flags()
-    app.run(main)

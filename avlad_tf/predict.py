@@ -24,6 +24,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf.data import frame_sources
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
@@ -67,39 +68,32 @@ def load_export(export_dir):
     return loaded.signatures["serving_default"], config
 
 
-def min_frames(config):
-    """The fewest frames a video needs: L + 1 to form one flow stack."""
-    return config["flow_stack"] + 1 if "flow" in config["modalities"] else 1
-
-
 def sample_indices(num_frames, config):
-    """RGB `[T]` and flow `[T, L]` indices, as evaluation samples them."""
-    kwargs = dict(num_samples=config["num_frames"], training=False,
-                  sampling=config["sampling"])
-    if config["joint_sampling"]:
-        rgb, flow = sampling.joint_indices(
-            num_frames, flow_stack=config["flow_stack"], **kwargs)
-    else:
-        rgb = sampling.rgb_indices(num_frames, **kwargs)
-        flow = sampling.flow_indices(
-            num_frames, flow_stack=config["flow_stack"], **kwargs)
-    return np.asarray(rgb), np.asarray(flow)
+    """`{modality: indices}` as evaluation samples them (`sampling`)."""
+    indices = sampling.sample_indices(
+        num_frames, modalities=config["modalities"],
+        num_samples=config["num_frames"], flow_stack=config["flow_stack"],
+        joint_sampling="shared" if config["joint_sampling"] else "independent",
+        sampling=config["sampling"])
+    return {m: np.asarray(v) for m, v in indices.items()}
 
 
 def stacked_flow(frames, flow_indices):
     """Quantised flow stacks `[T, H, W, 2L]` (x1, y1, ..., xL, yL).
 
     TV-L1 runs once per distinct flow frame j (frames j -> j + 1) that some
-    stack uses, not on every pair of the video.
+    stack uses, not on every pair of the video; the stacks are interleaved
+    by the input pipeline's own rule (`frame_sources.flow_assembler`).
     """
-    needed = np.unique(flow_indices)
+    needed, position = np.unique(flow_indices, return_inverse=True)
     quantized = np.stack([
         schema.quantize_flow(flow_lib.compute_flow(frames[j:j + 2])[0])
-        for j in needed])  # (J, H, W, 2)
-    stacks = quantized[np.searchsorted(needed, flow_indices)]  # (T, L, H, W, 2)
-    t, length, height, width, _ = stacks.shape
-    stacks = stacks.transpose(0, 2, 3, 1, 4)  # (T, H, W, L, 2)
-    return stacks.reshape(t, height, width, 2 * length)
+        for j in needed])  # (U, H, W, 2)
+    planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, H, W)
+    assemble = frame_sources.flow_assembler(
+        position.reshape(-1).astype(np.int32), len(needed),
+        flow_indices.shape)
+    return assemble(planes[:, None, :, :, None]).numpy()[:, 0]  # (T, H, W, 2L)
 
 
 def prepare_inputs(path, config):
@@ -117,19 +111,19 @@ def prepare_inputs(path, config):
     frames = video_io.read_video(path, height=config["frame_height"],
                                  width=config["frame_width"])  # BGR
     decoded = time.perf_counter()
-    needed = min_frames(config)
+    needed = sampling.min_frames(config["modalities"], config["flow_stack"])
     if len(frames) < needed:
         raise VideoError(
             f"too short: {len(frames)} frame(s) decoded, but the model's "
             f"{config['flow_stack']}-frame flow stacks need at least {needed}")
-    rgb_idx, flow_idx = sample_indices(len(frames), config)
+    indices = sample_indices(len(frames), config)
     inputs = {}
-    if "rgb" in config["modalities"]:
-        rgb = np.stack([frames[i] for i in rgb_idx])[..., ::-1]  # BGR -> RGB
+    if "rgb" in indices:
+        rgb = np.stack([frames[i] for i in indices["rgb"]])[..., ::-1]  # BGR -> RGB
         inputs["rgb"] = np.ascontiguousarray(rgb)[None]
     flow_start = time.perf_counter()
-    if "flow" in config["modalities"]:
-        inputs["flow"] = stacked_flow(frames, flow_idx)[None]
+    if "flow" in indices:
+        inputs["flow"] = stacked_flow(frames, indices["flow"])[None]
     done = time.perf_counter()
     return inputs, {"decode": decoded - start, "flow": done - flow_start}
 

@@ -8,19 +8,12 @@ import inspect
 
 import tensorflow as tf
 
+from avlad_tf.data import frame_sources
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
-
-
-def _decode_frames(encoded, indices, channels):
-    """uint8 `[N, H, W, C]` JPEGs `encoded[indices]` (flattened), each
-    distinct frame decoded once (stacks overlap, short videos repeat)."""
-    images, position, _ = video_input.decode_distinct_frames(
-        [encoded], indices, channels)
-    return tf.gather(images, position)
 
 
 def _uint8_spec(channels, name):
@@ -84,7 +77,7 @@ class ServingModule(tf.Module):
         outputs, logits = {}, {}
         for stream in self._streams:
             model = self.endpoint_models[stream]
-            names = [t.name.split(":")[0] for t in model.inputs]
+            names = action_vlad.input_names(model)
             ends = model({n: inputs[n] for n in names}, training=False)
             prefix = f"{stream}_" if self._fusion == "late" else ""
             outputs[prefix + "descriptor"] = ends["descriptor"]
@@ -109,33 +102,23 @@ class ServingModule(tf.Module):
         example = video_input.decode(serialized)  # checks the frame counts
         n = example[schema.NUM_FRAMES_KEY]
         video_id = example[schema.VIDEO_ID_KEY]
-        least = self._flow_stack + 1 if "flow" in self._modalities else 1
+        least = sampling.min_frames(self._modalities, self._flow_stack)
         with tf.control_dependencies([tf.debugging.Assert(
                 n >= least, [video_id, "has", n, "frames; at least", least,
                              "are needed"])]):
             n = tf.identity(n)
-        rules = dict(num_samples=self._num_frames, training=False,
-                     sampling=self._sampling)
-        flow_idx = sampling.flow_indices(n, flow_stack=self._flow_stack, **rules)
-        if self._joint:
-            rgb_idx = flow_idx[:, 0]  # the release's rgb+flow rule (Sec. 2.3)
-        else:
-            rgb_idx = sampling.rgb_indices(n, **rules)
+        indices = sampling.sample_indices(
+            n, modalities=self._modalities, num_samples=self._num_frames,
+            flow_stack=self._flow_stack,
+            joint_sampling="shared" if self._joint else "independent",
+            sampling=self._sampling)
         video = {"video_id": video_id}
-        if "rgb" in self._modalities:
-            video["rgb"] = _decode_frames(example[schema.RGB_KEY], rgb_idx, 3)
-        if "flow" in self._modalities:
-            x = _decode_frames(example[schema.FLOW_X_KEY], flow_idx, 1)
-            y = _decode_frames(example[schema.FLOW_Y_KEY], flow_idx, 1)
-            planes = tf.concat([x, y], axis=-1)  # (T·L, H, W, 2)
-            shape = tf.shape(planes)
-            planes = tf.reshape(planes, [self._num_frames, self._flow_stack,
-                                         shape[1], shape[2], 2])  # (T, L, H, W, 2)
-            planes = tf.transpose(planes, [0, 2, 3, 1, 4])  # (T, H, W, L, 2)
-            # Interleaved x1, y1, ..., xL, yL, as the release reads them.
-            video["flow"] = tf.reshape(
-                planes, [self._num_frames, shape[1], shape[2],
-                         2 * self._flow_stack])  # (T, H, W, 2L)
+        for modality in self._modalities:
+            source = (frame_sources.rgb_source if modality == "rgb"
+                      else frame_sources.flow_source)
+            frames, assemble = source(example, indices[modality])
+            # The whole decoded frame is the one "crop": [U, 1, H, W, c].
+            video[modality] = assemble(frames[:, None])[:, 0]  # (T, H, W, C)
         return video
 
     def run_examples(self, examples):

@@ -11,7 +11,8 @@ through both stages, evaluates, fuses, exports and prints a results table:
 `--gin_file` names are looked up in the working directory and then in the
 repository's `gin/` directory, so configs work from anywhere. Every tunable
 is a gin binding (`--gin_bindings='train_stream.batch_size = 2'`); the
-workdir gets `operative_config.gin` and `command.txt`. Restarting the same
+workdir gets `run.json` (what the run resolved, which evaluate, export,
+predict and visualize read), `operative_config.gin` and `command.txt`. Restarting the same
 command resumes from the last checkpoint.
 """
 
@@ -23,22 +24,18 @@ from absl import app
 import gin
 
 from avlad_tf import cli
+from avlad_tf.training import experiment
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     workdir = cli.parse_flags_into_gin()
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "command.txt"), "w") as f:
-        f.write(shlex.join([sys.executable, "-m", "avlad_tf.train"]
-                           + sys.argv[1:]) + "\n")
-    from avlad_tf.training import loop
-    loop.train(workdir=workdir)
+    experiment.train(workdir=workdir, command=shlex.join(
+        [sys.executable, "-m", "avlad_tf.train"] + sys.argv[1:]))
     with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
         f.write(gin.operative_config_str())
 
 
 if __name__ == "__main__":
     cli.define_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))

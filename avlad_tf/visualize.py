@@ -17,9 +17,10 @@ One sub-command per figure, each with its own flags (`--help` on each):
   python -m avlad_tf.visualize curves --workdir=runs/toy --out=curves.png
 
 Models are `WORKDIR/<stream>/model.keras` (or `--model`). Frames come from
-`avlad_tf.data.video_input.make_dataset` in evaluation mode, one centre crop;
-`--gin_file` / `--gin_bindings` (default: the workdir's operative_config.gin)
-set its other arguments (resize, frame count) as during training.
+`avlad_tf.data.video_input.make_dataset` in evaluation mode, one centre crop,
+with the stream's input settings and dataset as the run recorded them
+(`WORKDIR/run.json`); `--data_dir` picks another prepared dataset, and a
+`--model` outside a workdir needs it.
 """
 
 import os
@@ -31,7 +32,6 @@ from absl.flags import argparse_flags
 
 from avlad_tf.visualization import commands
 
-_OPERATIVE_CONFIG = "operative_config.gin"
 
 
 def _int_list(text):
@@ -47,13 +47,12 @@ def _add_model_flags(parser, *, multi=False):
     parser.add_argument(
         "--model", action="append" if multi else "store",
         help="a model.keras file (instead of --workdir/--stream)")
-    parser.add_argument("--data_dir", help="prepared dataset (default: gin)")
+    parser.add_argument("--data_dir",
+                        help="prepared dataset (default: the run's)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--num_frames", type=int,
-                        help="frames per video (default: gin / 25)")
+                        help="frames per video (default: the run's)")
     parser.add_argument("--batch_size", type=int, default=2)
-    parser.add_argument("--gin_file", action="append", default=[])
-    parser.add_argument("--gin_bindings", action="append", default=[])
 
 
 def _add_out_flags(parser, width, height):
@@ -113,23 +112,6 @@ def make_parser():
     return parser
 
 
-def _parse_gin(args):
-    """Binds make_dataset like training did (files, else operative config)."""
-    import gin
-
-    files = list(args.gin_file)
-    operative = args.workdir and os.path.join(args.workdir, _OPERATIVE_CONFIG)
-    if not files and operative and os.path.exists(operative):
-        files = [operative]
-    if files or args.gin_bindings:
-        from avlad_tf.data import video_input  # noqa: F401  (registers)
-
-        # The training config binds train / build_model too; skip those.
-        gin.parse_config_files_and_bindings(
-            files, args.gin_bindings, finalize_config=False,
-            skip_unknown=True)
-
-
 def run(args):
     """Dispatches parsed `args` to the sub-command; returns the PNG path."""
     size = dict(out=args.out, width_px=args.width_px)
@@ -143,7 +125,6 @@ def run(args):
             labels_file=args.labels_file, data_dir=args.data_dir,
             split=args.split, top=args.top, height_px=args.height_px,
             **size)[0]
-    _parse_gin(args)
     data = dict(data_dir=args.data_dir, split=args.split,
                 num_frames=args.num_frames, batch_size=args.batch_size)
     if args.command == "tsne":

@@ -4,7 +4,7 @@
         [--reference_sizes=toy]
 
 For each size it saves an untrained two-stream (late fusion) model, exports
-it with `avlad_tf.export`, writes an MJPG video of `--frames` frames at
+it with `avlad_tf.exporting`, writes an MJPG video of `--frames` frames at
 320×240 with OpenCV, and times `predict.predict_video` on it (best of
 `--repeats`, after a warm-up call on zeros that traces the graph):
 
@@ -28,13 +28,14 @@ from absl import app
 from absl import flags
 from absl import logging
 import cv2
-import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import export
+from avlad_tf import exporting
 from avlad_tf import predict
+from avlad_tf import run_record
+from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from data_prep import flow as flow_lib
 from data_prep import video_io
@@ -82,17 +83,18 @@ def make_export(root, size):
             backbone=cfg["backbone"], num_clusters=cfg["num_clusters"],
             image_size=cfg["image_size"], flow_stack=cfg["flow_stack"],
             weights=None).save(os.path.join(workdir, modality, "model.keras"))
-    with open(os.path.join(workdir, "labels.txt"), "w") as f:
-        f.writelines(f"class_{c:02d}\n" for c in range(cfg["num_classes"]))
-    gin.clear_config()
-    gin.parse_config([
-        f"make_dataset.num_frames = {cfg['num_frames']}",
-        f"make_dataset.flow_stack = {cfg['flow_stack']}",
-        f"make_dataset.image_size = {cfg['image_size']}",
-        f"make_dataset.resize_to = {cfg['stored']}",
-    ])
-    export_dir = export.export(workdir=workdir)
-    gin.clear_config()
+    # The run record training would write; the export reads only this.
+    settings = run_record.input_settings(video_input.make_dataset)
+    settings.update(num_frames=cfg["num_frames"], flow_stack=cfg["flow_stack"],
+                    image_size=cfg["image_size"], resize_to=cfg["stored"])
+    info = {"labels": [f"class_{c:02d}" for c in range(cfg["num_classes"])],
+            "frame_height": cfg["stored"][0], "frame_width": cfg["stored"][1]}
+    streams = {m: {"modalities": [m], "train_split": None, "input": settings,
+                   "num_crops": 1} for m in ("rgb", "flow")}
+    run_record.write(workdir, run_record.build(
+        data_dir=root, info=info, evaluate_split=None, streams=streams,
+        fuse_weights=(1, 2)))
+    export_dir = exporting.export(workdir=workdir)
     return export_dir
 
 
@@ -113,7 +115,7 @@ def time_size(root, size, video):
             best = seconds
     frames = video_io.read_video(video, height=config["frame_height"],
                                  width=config["frame_width"])
-    _, flow_idx = predict.sample_indices(len(frames), config)
+    flow_idx = predict.sample_indices(len(frames), config)["flow"]
     total = sum(best.values())
     print(f"\n[{size}] {len(frames)} frames, T={config['num_frames']}, "
           f"L={config['flow_stack']}, stored {config['frame_height']}x"

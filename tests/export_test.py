@@ -1,7 +1,8 @@
-"""Tests of `avlad_tf.export`: a SavedModel that reloads without avlad_tf.
+"""Tests of export (`avlad_tf.exporting`, `python -m avlad_tf.export`).
 
-One two-stream export (late fusion, RGB 1 crop, flow 5 crops) is written
-in-process and one RGB-only export through the command line. A fresh Python
+A SavedModel that reloads without avlad_tf, written from a workdir alone:
+one two-stream export (late fusion, RGB 1 crop, flow 5 crops, as the run
+recorded them) in-process and one RGB-only export through the command line. A fresh Python
 process that never imports avlad_tf reloads the first with
 `tf.saved_model.load`; its outputs are compared with the Keras models fed by
 the evaluation preprocessing and by the evaluation pipeline.
@@ -19,12 +20,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import export
+from avlad_tf import exporting as export
+from avlad_tf import run_record
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion
 from tests import fake_data
+from tests import fake_run
 from tests import testing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,19 +41,12 @@ ATOL = 1e-5
 CROPS = {"rgb": 1, "flow": 5}
 
 
-def dataset_bindings(data_dir):
-    """The gin bindings a toy training run would have used."""
-    return [
-        f"make_dataset.data_dir = '{data_dir}'",
-        f"make_dataset.num_frames = {NUM_FRAMES}",
-        f"make_dataset.flow_stack = {FLOW_STACK}",
-        f"make_dataset.image_size = {IMAGE_SIZE}",
-        f"make_dataset.resize_to = {RESIZE_TO}",
-    ]
+INPUT = dict(num_frames=NUM_FRAMES, flow_stack=FLOW_STACK,
+             image_size=IMAGE_SIZE, resize_to=RESIZE_TO)
 
 
-def make_workdir(workdir, modalities, *, seed=0):
-    """Saves tiny untrained stream models and labels like `train` does."""
+def make_workdir(workdir, modalities, *, data_dir, seed=0, fuse_weights=None):
+    """Saves tiny untrained stream models and the run record like `train`."""
     keras.utils.set_random_seed(seed)
     for modality in modalities:
         os.makedirs(os.path.join(workdir, modality), exist_ok=True)
@@ -58,8 +54,10 @@ def make_workdir(workdir, modalities, *, seed=0):
             num_classes=NUM_CLASSES, modality=modality, backbone="tiny",
             image_size=IMAGE_SIZE, num_clusters=4, flow_stack=FLOW_STACK)
         model.save(os.path.join(workdir, modality, "model.keras"))
-    with open(os.path.join(workdir, "labels.txt"), "w") as f:
-        f.writelines(f"class_{c:02d}\n" for c in range(NUM_CLASSES))
+    gin.clear_config()
+    fake_run.write_record(workdir, data_dir=data_dir, streams=modalities,
+                          input_settings=INPUT, num_crops=CROPS,
+                          fuse_weights=fuse_weights)
     return workdir
 
 
@@ -117,11 +115,10 @@ class ExportTest(absltest.TestCase):
             os.path.join(root, "data"), num_frames=12, height=RESIZE_TO[0],
             width=RESIZE_TO[1], content="pattern", splits=("test",))
         cls.workdir = make_workdir(os.path.join(root, "two_stream"),
-                                   ("rgb", "flow"))
-        gin.clear_config()
-        gin.parse_config(dataset_bindings(cls.data_dir))
-        cls.export_dir = export.export(workdir=cls.workdir, num_crops=CROPS)
-        gin.clear_config()
+                                   ("rgb", "flow"), data_dir=cls.data_dir,
+                                   fuse_weights=(1, 2))
+        # The workdir alone: crops, input settings and weights are the run's.
+        cls.export_dir = export.export(workdir=cls.workdir)
 
         rng = np.random.default_rng(0)
         # A size other than resize_to, so the in-graph resize runs too.
@@ -234,13 +231,10 @@ class ExportTest(absltest.TestCase):
 
     def test_command_line_single_stream_export(self):
         root = self.create_tempdir().full_path
-        workdir = make_workdir(os.path.join(root, "rgb_only"), ("rgb",))
-        gin_file = os.path.join(root, "export.gin")
-        with open(gin_file, "w") as f:
-            f.write("\n".join(dataset_bindings(self.data_dir)) + "\n")
+        workdir = make_workdir(os.path.join(root, "rgb_only"), ("rgb",),
+                               data_dir=self.data_dir)
         subprocess.run(
-            [sys.executable, "-m", "avlad_tf.export", f"--gin_file={gin_file}",
-             f"--workdir={workdir}"],
+            [sys.executable, "-m", "avlad_tf.export", f"--workdir={workdir}"],
             cwd=REPO, capture_output=True, text=True, check=True,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         loaded = tf.saved_model.load(os.path.join(workdir, "export"))
@@ -256,13 +250,24 @@ class ExportTest(absltest.TestCase):
             export.export(workdir=self.create_tempdir().full_path)
 
     def test_labels_must_match_the_model(self):
-        workdir = make_workdir(self.create_tempdir().full_path, ("rgb",))
-        with open(os.path.join(workdir, "labels.txt"), "w") as f:
-            f.write("only_one\n")
-        gin.parse_config(dataset_bindings(self.data_dir))
-        self.addCleanup(gin.clear_config)
+        workdir = make_workdir(self.create_tempdir().full_path, ("rgb",),
+                               data_dir=self.data_dir)
+        record = run_record.read(workdir)
+        record["data"]["labels"] = ["only_one"]
+        run_record.write(workdir, record)
         with self.assertRaisesRegex(ValueError, "lists 1 classes"):
             export.export(workdir=workdir)
+
+    def test_fusion_weights_come_from_the_run(self):
+        # Rebinding train.fuse_weights (here 1 : 1) reaches the SavedModel.
+        workdir = make_workdir(self.create_tempdir().full_path,
+                               ("rgb", "flow"), data_dir=self.data_dir,
+                               fuse_weights=(1, 1))
+        models = export.load_stream_models(export.find_stream_models(workdir))
+        config = export.build_export_config(
+            models=models, record=run_record.read(workdir), num_crops=1,
+            streams=["rgb", "flow"])
+        self.assertEqual(config["fusion_weights"], {"rgb": 0.5, "flow": 0.5})
 
 
 if __name__ == "__main__":

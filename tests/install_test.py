@@ -40,10 +40,14 @@ CHECK_SCRIPT = textwrap.dedent("""
 
 
 def _clean_checkout(dest):
-    """The tracked files only, as a fresh clone would have them."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
+    """The project's files (tracked, or new and not ignored), without build
+    outputs and local runs, as a fresh clone of the work would have them."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True, text=True).stdout.split("\0")
     for name in filter(None, files):
+        if not os.path.isfile(os.path.join(REPO, name)):
+            continue  # deleted in the work tree, not yet committed
         out = os.path.join(dest, name)
         os.makedirs(os.path.dirname(out), exist_ok=True)
         shutil.copy2(os.path.join(REPO, name), out)

@@ -15,7 +15,8 @@ import gin
 import numpy as np
 
 from avlad_tf import cli
-from avlad_tf import evaluate
+from avlad_tf import evaluation
+from avlad_tf import run_record
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.layers import netvlad
@@ -31,7 +32,7 @@ _FUNCTIONS = {
     "build_model": action_vlad.build_model,
     "train_stream": loop.train_stream,
     "init_centers": kmeans_init.init_centers,
-    "evaluate": evaluate.evaluate,
+    "evaluate": evaluation.evaluate,
 }
 # (docs/RELEASE.md section, binding, faithful values). A tuple of
 # values lists equivalent spellings, e.g. None meaning "the backbone default".
@@ -62,11 +63,12 @@ SWITCHES = (
     ("12.14", "train_stream.adam_epsilon", [1e-4]),
     ("7.2", "train_stream.adam_beta_1", [0.9]),
     ("7.2", "train_stream.adam_beta_2", [0.999]),
-    ("12.15", "init_centers.num_frames", [5000]),
+    ("12.15", "init_centers.num_random_frames", [5000]),
     ("12.15", "init_centers.num_init", [10]),
     ("12.15", "init_centers.max_descriptors", [None]),
-    ("12.16", "evaluate.num_crops", [1]),
-    ("12.17", "build_model.late_fusion_weights", [(1 / 3, 2 / 3)]),
+    # None: the run's crops as recorded, `run_record.DEFAULT_NUM_CROPS` (1)
+    # unless bound (test_recorded_defaults).
+    ("12.16", "evaluate.num_crops", [1, None]),
 )
 # Scoped bindings of the stream configs: (gin file, binding, faithful value).
 SCOPED = (
@@ -158,6 +160,9 @@ class FixedBehaviourTest(absltest.TestCase):
         self.assertEqual(preprocessing.crop_sizes(224),
                          (224, 196, 168, 147))  # 12.4
         self.assertEqual(fusion.FUSION_DROPOUT_RATE, 0.5)  # 5.4
+        np.testing.assert_allclose(fusion.DEFAULT_LATE_WEIGHTS,
+                                   (1 / 3, 2 / 3))  # 12.17
+        self.assertEqual(run_record.DEFAULT_NUM_CROPS, 1)  # 12.16
         self.assertEqual(backbones.DEFAULT_ENDPOINTS["vgg16"], "conv5_3")
 
     def test_release_crop_offsets(self):  # 12.4

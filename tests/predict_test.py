@@ -9,10 +9,9 @@ import sys
 
 from absl.testing import absltest
 import cv2
-import gin
 import numpy as np
 
-from avlad_tf import export
+from avlad_tf import exporting as export
 from avlad_tf import predict
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
@@ -50,11 +49,9 @@ class PredictTest(absltest.TestCase):
             os.path.join(root, "data"), num_videos=1, splits=("test",),
             height=STORED_SIZE[0], width=STORED_SIZE[1])
         workdir = export_test.make_workdir(os.path.join(root, "run"),
-                                           ("rgb", "flow"))
-        gin.clear_config()
-        gin.parse_config(export_test.dataset_bindings(data_dir))
+                                           ("rgb", "flow"), data_dir=data_dir,
+                                           fuse_weights=(1, 2))
         cls.export_dir = export.export(workdir=workdir)
-        gin.clear_config()
         videos = os.path.join(root, "videos")
         os.makedirs(videos)
         cls.avi = write_video(os.path.join(videos, "walk.avi"), 20)

@@ -1,4 +1,4 @@
-"""End-to-end run of `avlad_tf.training.loop.train` on tiny fake data."""
+"""End-to-end run of `avlad_tf.training.experiment.train` on tiny fake data."""
 
 import glob
 import json
@@ -10,9 +10,11 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.training import checkpointing
-from avlad_tf.training import loop
+from avlad_tf.training import experiment
+from tests import testing
 from tests.training import tiny
 
 
@@ -45,7 +47,7 @@ class TrainSmokeTest(absltest.TestCase):
     def test_two_stages_write_the_workdir(self):
         tiny.configure("train_stream.stage_steps = (3, 2)\n"
                        "train_stream.checkpoint_every = 2")
-        loop.train(workdir=self.workdir, data_dir=self.data_dir)
+        experiment.train(workdir=self.workdir, data_dir=self.data_dir)
         stream = os.path.join(self.workdir, "rgb")
         for path in ("labels.txt", "operative_config.gin", "rgb/model.keras",
                      "rgb/centers.npy", "rgb/train_metrics.jsonl"):
@@ -101,8 +103,8 @@ class TrainSmokeTest(absltest.TestCase):
         # Concat fusion nests two backbones whose layers share names.
         tiny.configure("build_model.fusion = 'concat'\n"
                        "train_stream.stage_steps = (1, 1)")
-        loop.train(workdir=self.workdir, data_dir=self.data_dir,
-                   streams=("fused",))
+        experiment.train(workdir=self.workdir, data_dir=self.data_dir,
+                         streams=("fused",))
         stage2 = checkpointing.stage_directory(self.workdir, "fused", 2)
         names = set(read_checkpoint(tf.train.latest_checkpoint(stage2)))
         for backbone in ("rgb_backbone", "flow_backbone"):
@@ -130,11 +132,72 @@ class TrainSmokeTest(absltest.TestCase):
         with self.assertRaisesRegex(
                 checkpointing.NonFiniteLossError,
                 r"stage 1, update 3.*last good checkpoint is .*stage1/ckpt-2"):
-            loop.train(workdir=self.workdir, data_dir=self.data_dir,
-                       make_dataset_fn=poisoned)
+            experiment.train(workdir=self.workdir, data_dir=self.data_dir,
+                             make_dataset_fn=poisoned)
         stage1 = checkpointing.stage_directory(self.workdir, "rgb", 1)
         self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)),
                          "ckpt-2")
+
+
+class RunRecordTest(absltest.TestCase):
+    """One home per setting: a run records what it resolved, and the steps
+    after training (evaluate, fuse, export) use that record."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        root = testing.class_tempdir(cls)
+        cls.data_dir = tiny.write_data(os.path.join(root, "data"))
+        cls.workdir = os.path.join(root, "run")
+        tiny.configure("train_stream.stage_steps = (1, 1)\n"
+                       "flow/evaluate.num_crops = 5\n"
+                       "flow/make_dataset.shuffle_buffer = 3\n")
+        cls.calls = []
+
+        def counting(**kwargs):
+            cls.calls.append(kwargs)
+            return video_input.make_dataset(**kwargs)
+
+        # Only train.data_dir is bound: evaluation must read the same data.
+        cls.outcome = experiment.train(
+            workdir=cls.workdir, data_dir=cls.data_dir, streams=("rgb", "flow"),
+            evaluate_split="test", fuse_weights=(1, 1), export=True,
+            make_dataset_fn=counting)
+        gin.clear_config()
+        cls.record = run_record.read(cls.workdir)
+
+    def test_record_holds_what_the_run_resolved(self):
+        data = self.record["data"]
+        self.assertEqual(data["data_dir"], os.path.abspath(self.data_dir))
+        self.assertEqual(data["labels"], ["class_00", "class_01", "class_02"])
+        self.assertEqual(data["evaluate_split"], "test")
+        streams = self.record["streams"]
+        self.assertEqual(list(streams), ["rgb", "flow"])
+        self.assertEqual((streams["rgb"]["num_crops"],
+                          streams["flow"]["num_crops"]), (1, 5))
+        self.assertEqual((streams["rgb"]["input"]["shuffle_buffer"],
+                          streams["flow"]["input"]["shuffle_buffer"]), (4, 3))
+        self.assertEqual(self.record["fusion"]["weights"],
+                         {"rgb": 1.0, "flow": 1.0})
+
+    def test_injected_dataset_factory_reaches_evaluation(self):
+        evaluations = [c for c in self.calls
+                       if not c["training"] and c.get("with_ids")]
+        self.assertEqual(sorted(c["num_crops"] for c in evaluations), [1, 5])
+        for call in evaluations:
+            self.assertEqual(call["data_dir"], os.path.abspath(self.data_dir))
+
+    def test_evaluation_and_export_follow_the_record(self):
+        self.assertEqual(self.outcome["flow"]["num_crops"], 5)
+        self.assertTrue(self.outcome["flow"]["scores_path"].endswith(
+            "flow_test_5crop.h5"))
+        with open(os.path.join(self.outcome["export_dir"], "assets",
+                               "avlad_export.json")) as f:
+            config = json.load(f)
+        # Rebinding train.fuse_weights reaches the SavedModel; so do the
+        # crops each stream was evaluated with.
+        self.assertEqual(config["fusion_weights"], {"rgb": 0.5, "flow": 0.5})
+        self.assertEqual(config["num_crops"], {"rgb": 1, "flow": 5})
 
 
 if __name__ == "__main__":

@@ -23,14 +23,15 @@ from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.visualization import commands
 from tests import fake_data
+from tests import fake_run
 from tests import testing
 
 _NUM_CLASSES = 3
 _NUM_CLUSTERS = 4
 _FLOW_STACK = 2
-_DATA_BINDINGS = [
-    "make_dataset.resize_to = (32, 40)", "make_dataset.num_frames = 3",
-    f"make_dataset.flow_stack = {_FLOW_STACK}"]
+# The run's input settings (the record training writes).
+_INPUT = dict(resize_to=(32, 40), num_frames=3, flow_stack=_FLOW_STACK,
+              image_size=32)
 
 
 def _save_stream_model(workdir, data_dir, modality):
@@ -55,17 +56,6 @@ def _save_stream_model(workdir, data_dir, modality):
     model.save(os.path.join(workdir, modality, "model.keras"))
 
 
-def _write_operative_config(workdir, data_dir):
-    """What training writes: per-stream scoped data bindings, and bindings
-    of configurables visualize never imports (which it must skip)."""
-    lines = [f"DATA_DIR = {data_dir!r}", "train.streams = ('rgb', 'flow')"]
-    for stream in ("rgb", "flow"):
-        lines += [f"{stream}/make_dataset.data_dir = %DATA_DIR"]
-        lines += [f"{stream}/{binding}" for binding in _DATA_BINDINGS]
-    with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-
-
 class VisualizeTest(absltest.TestCase):
 
     @classmethod
@@ -78,7 +68,9 @@ class VisualizeTest(absltest.TestCase):
         cls.workdir = os.path.join(root, "vis_workdir")
         for modality in ("rgb", "flow"):
             _save_stream_model(cls.workdir, cls.data_dir, modality)
-        _write_operative_config(cls.workdir, cls.data_dir)
+        gin.clear_config()
+        fake_run.write_record(cls.workdir, data_dir=cls.data_dir,
+                              input_settings=_INPUT)
 
     def setUp(self):
         super().setUp()
@@ -89,7 +81,7 @@ class VisualizeTest(absltest.TestCase):
     def _run(self, *argv, data=True):
         out = os.path.join(self.out_dir, f"{argv[0]}.png")
         argv = list(argv) + [f"--out={out}"]
-        if data:  # the data settings come from the operative config
+        if data:  # dataset and input settings come from the run record
             argv += [f"--workdir={self.workdir}"]
         path = visualize.run(visualize.make_parser().parse_args(argv))
         self.assertEqual(path, out)
@@ -114,18 +106,17 @@ class VisualizeTest(absltest.TestCase):
     def test_top_words_contributions_add_up_to_the_logit(self):
         self.assertEqual(self._run("top_words", "--stream=flow",
                                    "--height_px=500"), (500, 1200))
-        gin.parse_config(_DATA_BINDINGS)
         model_path = os.path.join(self.workdir, "rgb", "model.keras")
         out = os.path.join(self.out_dir, "top.png")
         _, contributions, class_index = commands.top_words(
             model_path=model_path, out=out, video_id="test/video1",
-            class_name="class_02", data_dir=self.data_dir, split="test")
+            class_name="class_02", split="test")
         self.assertEqual(class_index, 2)
         self.assertEqual(contributions.shape, (_NUM_CLUSTERS,))
         model = keras.saving.load_model(model_path)
         features, _ = next(iter(video_input.make_dataset(
             data_dir=self.data_dir, split="test", training=False,
-            modalities=("rgb",), batch_size=2, image_size=32)))
+            modalities=("rgb",), batch_size=2, **_INPUT)))
         logits = np.asarray(model({"rgb": features["rgb"]}))[1]
         bias = model.get_layer("logits").get_weights()[1]
         self.assertAlmostEqual(contributions.sum() + bias[2], logits[2],

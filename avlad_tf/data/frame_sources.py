@@ -44,9 +44,30 @@ def flow_source(example, indices, *, channels_first=False):
     with `channels_first`, before the crop's rows (the uint8 layout,
     `pixel_rules.UINT8_DATA_FORMATS`).
     """
-    num_samples, flow_stack = indices.shape
     planes, position, num_unique = decode_distinct_frames(
         [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], indices, 1)
+    return planes, flow_assembler(position, num_unique, indices.shape,
+                                  channels_first=channels_first)
+
+
+def flow_assembler(position, num_unique, stacks_shape, *, channels_first=False):
+    """The `assemble` of flow: crops of distinct planes → interleaved stacks.
+
+    The one home of the release's channel order x1, y1, ..., xL, yL
+    (Sec. 2.2): the pipeline, the SavedModel graph and `predict` stack flow
+    with it.
+
+    Args:
+        position: int `[T·L]`, the distinct frame of each stack slot.
+        num_unique: U, the number of distinct frames.
+        stacks_shape: `(T, L)`.
+        channels_first: the uint8 layout (`pixel_rules.UINT8_DATA_FORMATS`).
+
+    Returns:
+        A function from crops `[2U, N, h, w, 1]` (the U x planes, then the U
+        y planes) to `[T, N, h, w, 2L]` (or `[T, N, 2L, h, w]`).
+    """
+    num_samples, flow_stack = stacks_shape
     # Sample t, stack slot l, direction d is plane d·U + position[t·L + l].
     order = tf.reshape(tf.stack([position, position + num_unique], axis=-1),
                        [-1])  # [T·L·2]
@@ -66,4 +87,4 @@ def flow_source(example, indices, *, channels_first=False):
         return tf.reshape(picked, [num_samples, shape[1], shape[2], shape[3],
                                    2 * flow_stack])  # [T, N, h, w, 2L]
 
-    return planes, assemble
+    return assemble

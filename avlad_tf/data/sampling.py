@@ -138,3 +138,38 @@ def joint_indices(num_frames, *, num_samples, flow_stack, training=False,
                         flow_stack=flow_stack, training=training, seed=seed,
                         sampling=sampling)
     return flow[:, 0], flow
+
+
+JOINT_SAMPLING = ("shared", "independent")
+
+
+def min_frames(modalities, flow_stack):
+    """The fewest RGB frames a video needs: L + 1 to form one flow stack."""
+    return flow_stack + 1 if "flow" in modalities else 1
+
+
+def sample_indices(num_frames, *, modalities, num_samples, flow_stack,
+                   joint_sampling="shared", training=False, seed=(0, 0),
+                   sampling="release"):
+    """The frames each modality reads: `{'rgb': [T], 'flow': [T, L]}`.
+
+    The one rule the input pipeline, the SavedModel graph and `predict` all
+    follow. With both modalities, `joint_sampling='shared'` is the release's
+    rgb+flow rule (`joint_indices`); 'independent' gives each modality its
+    own single-stream rule (separately trained streams).
+    """
+    if joint_sampling not in JOINT_SAMPLING:
+        raise ValueError(f"joint_sampling must be one of {JOINT_SAMPLING}. "
+                         f"Received: {joint_sampling!r}")
+    rules = dict(num_samples=num_samples, training=training, seed=seed,
+                 sampling=sampling)
+    indices = {}
+    if "flow" in modalities:
+        indices["flow"] = flow_indices(num_frames, flow_stack=flow_stack,
+                                       **rules)
+    if "rgb" in modalities:
+        if "flow" in modalities and joint_sampling == "shared":
+            indices["rgb"] = indices["flow"][:, 0]  # Sec. 2.3
+        else:
+            indices["rgb"] = rgb_indices(num_frames, **rules)
+    return indices

@@ -19,7 +19,6 @@ Record counts are checked against the manifest while reading
 (`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
 """
 
-import inspect
 
 import gin
 import tensorflow as tf
@@ -29,7 +28,7 @@ from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
-from avlad_tf.layers.pixels import UINT8_DATA_FORMATS
+from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -111,27 +110,16 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
     n = example[schema.NUM_FRAMES_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     # Fail on a video too short for the stack before any index is gathered.
-    least, why = 1, "no frames"
-    if "flow" in modalities:
-        least = flow_stack + 1
-        why = f"fewer than {least} frames (a flow stack of {flow_stack} needs "
-        why += f"{least} frames) in"
+    least = sampling.min_frames(modalities, flow_stack)
+    why = (f"fewer than {least} frames (a flow stack of {flow_stack} needs "
+           f"{least} frames) in" if "flow" in modalities else "no frames")
     with tf.control_dependencies([manifest.require(
             n >= least, f"{why} video", video_id, n)]):
         n = tf.identity(n)
-    rules = dict(num_samples=num_frames, training=training, seed=sample_seed,
-                 sampling=sampling_mode)
-    indices = {}
-    if "flow" in modalities:
-        indices["flow"] = sampling.flow_indices(n, flow_stack=flow_stack, **rules)
-    if "rgb" in modalities:
-        if "flow" in modalities and joint_sampling == "shared":
-            indices["rgb"] = indices["flow"][:, 0]
-        elif joint_sampling in ("shared", "independent"):
-            indices["rgb"] = sampling.rgb_indices(n, **rules)
-        else:
-            raise ValueError("joint_sampling must be 'shared' or "
-                             f"'independent'. Received: {joint_sampling!r}")
+    indices = sampling.sample_indices(
+        n, modalities=modalities, num_samples=num_frames, flow_stack=flow_stack,
+        joint_sampling=joint_sampling, training=training, seed=sample_seed,
+        sampling=sampling_mode)
     scale_ratios = pixel_options.pop("scale_ratios", preprocessing.SCALE_RATIOS)
     release_crop_offsets = pixel_options.pop("release_crop_offsets", True)
     if training:
@@ -170,8 +158,10 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
     return features, _labels(example, num_classes, multi_label)
 
 
-@gin.configurable
-def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
+@gin.configurable(denylist=["data_dir", "split", "training", "modalities",
+                            "batch_size", "num_crops", "with_ids",
+                            "pixel_dtype", "info"])
+def make_dataset(*, data_dir, split, training, modalities=("rgb",),
                  batch_size, num_frames=25, flow_stack=10, num_crops=1,
                  image_size=224, resize_to=(256, 340), seed=0, with_ids=False,
                  sampling_mode="release", joint_sampling="shared",
@@ -179,7 +169,7 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
                  scale_ratios=preprocessing.SCALE_RATIOS,
                  bgr_means=preprocessing.RELEASE_BGR_MEANS,
                  release_crop_offsets=True, convert_before_resize=True,
-                 half_pixel_centers=False, pixel_dtype="float32"):
+                 half_pixel_centers=False, pixel_dtype="float32", info=None):
     """Batches of preprocessed videos from a prepared dataset.
 
     Args:
@@ -206,6 +196,8 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
             arithmetic, RGB order, flow channels-first, for
             `layers.ReleasePixels` on the device
             (`evaluate.normalize_on_device` passes it; do not bind it).
+        info: the dataset's checked metadata (`dataset_info`) when the caller
+            has it; else it is read and checked here.
 
     Returns:
         `tf.data.Dataset` of `(features, labels)`: `features['rgb']`
@@ -232,7 +224,7 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
                          f"{pixel_dtype!r} with training={training}")
     preprocessing.eval_crop_offsets(resize_to=resize_to, image_size=image_size,
                                     num_crops=num_crops)  # validates early
-    metadata = manifest.dataset_info(data_dir)
+    metadata = info or manifest.dataset_info(data_dir)
     files, counts = manifest.split_shards(metadata, data_dir, split)
 
     shards = tf.data.Dataset.from_tensor_slices(
@@ -278,18 +270,3 @@ def make_dataset(*, data_dir=gin.REQUIRED, split, training, modalities=("rgb",),
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(AUTOTUNE)
-
-
-def bound_settings():
-    """`make_dataset`'s keyword arguments as gin binds them (else defaults).
-
-    The export preprocesses exactly as evaluation does, and on-device pixel
-    arithmetic uses the same parity switches, so both read them from here.
-    """
-    settings = {
-        name: p.default
-        for name, p in inspect.signature(make_dataset).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    settings.update(gin.get_bindings(make_dataset))
-    return settings

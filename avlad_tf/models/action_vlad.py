@@ -14,7 +14,7 @@ Example:
 import gin
 import keras
 
-from avlad_tf.layers.pixels import UINT8_DATA_FORMATS
+from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import backbones
 from avlad_tf.models import fusion as fusion_lib
@@ -24,7 +24,9 @@ MODALITIES = ("rgb", "flow", "rgb+flow")
 FUSIONS = ("late", "concat", "early")
 
 
-@gin.configurable
+# The run's late-fusion weights have one home, `train.fuse_weights`; this
+# in-model fusion (imported release models) takes them as an argument only.
+@gin.configurable(denylist=["late_fusion_weights"])
 def build_model(*, num_classes, modality="rgb", backbone="vgg16",
                 endpoint=None, pooling="netvlad", num_clusters=64,
                 alpha=1000.0, image_size=224, flow_stack=10, weights=None,
@@ -105,6 +107,12 @@ def build_model(*, num_classes, modality="rgb", backbone="vgg16",
         modality=modality, name=name or f"action_vlad_{modality}", **kwargs)
 
 
+def input_names(model):
+    """The names of `model`'s inputs (`rgb`, `flow`): the feature keys of the
+    input pipeline. A Keras input tensor's name can carry a `:0` suffix."""
+    return [tensor.name.split(":")[0] for tensor in model.inputs]
+
+
 def walk_layers(model):
     """Yields every layer of `model`, descending into nested models."""
     for layer in model.layers:
@@ -157,11 +165,10 @@ def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
     Each input first goes through `ReleasePixels`, the host pipeline's pixel
     arithmetic on the device, so the logits equal `model`'s on float crops.
     Inputs keep their names (`rgb`, `flow`); flow is channels-first
-    (`layers.pixels.UINT8_DATA_FORMATS`).
+    (`data.pixel_rules.UINT8_DATA_FORMATS`).
     """
     inputs, pixels = {}, {}
-    for tensor in model.inputs:
-        name = tensor.name.split(":")[0]
+    for name, tensor in zip(input_names(model), model.inputs):
         bag, height, width, channels = tensor.shape[1:]
         shape = (bag, height, width, channels)
         if UINT8_DATA_FORMATS[name] == "channels_first":

@@ -6,6 +6,5 @@
 - `kmeans_pickle`: a restricted reader for the release's KMeans pickles.
 
 Command-line tools: `python -m avlad_tf.import_release` and
-`python -m avlad_tf.convert_kmeans_pickle` (README, "The release's
-pretrained models").
+`python -m avlad_tf.convert_kmeans_pickle` (docs/RELEASE_MODELS.md).
 """

@@ -5,7 +5,7 @@ random frame (or one random flow stack) per video visit, with the evaluation
 centre crop, for 6400 visits of the training split, keeps the first 5000
 frames, L2-normalises every descriptor and runs k-means with K = 64. Here the
 visits are whole passes over the training split (a new random frame per
-video and pass) and `num_frames` of them are kept by reservoir sampling, so
+video and pass) and `num_random_frames` of them are kept by reservoir sampling, so
 every video is equally likely to contribute; the descriptors go through
 `avlad_tf.kmeans.fit_centers` and the centres are saved as
 `<workdir>/<stream>/centers.npy`, which later runs reuse.
@@ -24,7 +24,7 @@ from avlad_tf.models import action_vlad
 CENTERS_FILE = "centers.npy"
 
 
-def find_layer(model, name):
+def optional_layer(model, name):
     """The layer called `name` in `model` or any nested model, or None."""
     return next((layer for layer in action_vlad.walk_layers(model)
                  if layer.name == name), None)
@@ -34,7 +34,7 @@ def _add_to_reservoir(reservoir, seen, frames, rng):
     """Uniform reservoir sampling (Algorithm R) of `frames` into `reservoir`.
 
     Args:
-        reservoir: `[num_frames, h, w, D]`, filled in place.
+        reservoir: `[num_random_frames, h, w, D]`, filled in place.
         seen: frames offered so far.
         frames: `[N, h, w, D]` new frames.
         rng: NumPy generator.
@@ -50,22 +50,22 @@ def _add_to_reservoir(reservoir, seen, frames, rng):
     return seen
 
 
-def collect_descriptors(*, feature_fn, dataset_fn, num_frames, seed):
-    """Pre-ReLU descriptors of `num_frames` randomly chosen video visits.
+def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
+    """Pre-ReLU descriptors of `num_random_frames` randomly chosen video visits.
 
     Whole passes over the training split are made (pass p with seed + p, so
-    each pass draws new random frames) until at least `num_frames` visits
+    each pass draws new random frames) until at least `num_random_frames` visits
     were seen; every visit is equally likely to be kept.
 
     Args:
         feature_fn: maps a batch of dataset features to `[B, 1, h, w, D]`.
         dataset_fn: `dataset_fn(seed)` -> one pass over the training split
             with one random frame per video (T = 1) and the evaluation crop.
-        num_frames: frames to keep.
+        num_random_frames: frames to keep.
         seed: seeds the passes and the sampling.
 
     Returns:
-        float32 `[num_frames * h * w, D]`.
+        float32 `[num_random_frames * h * w, D]`.
 
     Raises:
         ValueError: if a pass yields no frames.
@@ -73,12 +73,12 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_frames, seed):
     rng = np.random.default_rng(seed)
     reservoir, seen, passes = None, 0, 0
     start = time.time()
-    while seen < num_frames:
+    while seen < num_random_frames:
         for features, _ in dataset_fn(seed + passes):
             maps = np.asarray(feature_fn(features))  # (B, 1, h, w, D)
             frames = maps.reshape((-1,) + maps.shape[2:])  # (B·1, h, w, D)
             if reservoir is None:
-                reservoir = np.empty((num_frames,) + frames.shape[1:],
+                reservoir = np.empty((num_random_frames,) + frames.shape[1:],
                                      np.float32)
             seen = _add_to_reservoir(reservoir, seen, frames, rng)
         passes += 1
@@ -91,7 +91,7 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_frames, seed):
 
 
 @gin.configurable
-def init_centers(*, model, directory, feature_fn, dataset_fn, num_frames=5000,
+def init_centers(*, model, directory, feature_fn, dataset_fn, num_random_frames=5000,
                  num_init=10, max_descriptors=None, seed=0):
     """Sets the model's NetVLAD centres from k-means, computing them if needed.
 
@@ -101,7 +101,7 @@ def init_centers(*, model, directory, feature_fn, dataset_fn, num_frames=5000,
         directory: where `centers.npy` lives (`<workdir>/<stream>`); an
             existing file is loaded (shape-checked) instead of recomputed.
         feature_fn, dataset_fn: see `collect_descriptors`.
-        num_frames: video visits whose descriptors are clustered (the
+        num_random_frames: video visits whose descriptors are clustered (the
             release's 5000 frames).
         num_init: k-means restarts (scikit-learn's n_init, 10 in the release).
         max_descriptors: if set, a random subset of this many descriptors is
@@ -111,7 +111,7 @@ def init_centers(*, model, directory, feature_fn, dataset_fn, num_frames=5000,
     Returns:
         The `[K, D]` centres, or None without a NetVLAD layer.
     """
-    layer = find_layer(model, "netvlad")
+    layer = optional_layer(model, "netvlad")
     if layer is None:
         return None
     num_clusters, depth = (int(d) for d in layer.centers.shape)
@@ -122,10 +122,10 @@ def init_centers(*, model, directory, feature_fn, dataset_fn, num_frames=5000,
                                       depth=depth)
     else:
         logging.info("k-means: collecting descriptors of %d frames",
-                     num_frames)
+                     num_random_frames)
         descriptors = collect_descriptors(
             feature_fn=feature_fn, dataset_fn=dataset_fn,
-            num_frames=num_frames, seed=seed)
+            num_random_frames=num_random_frames, seed=seed)
         if max_descriptors and len(descriptors) > max_descriptors:
             rng = np.random.default_rng(seed)
             keep = rng.choice(len(descriptors), max_descriptors, replace=False)

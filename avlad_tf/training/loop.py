@@ -13,8 +13,8 @@ stream only):
 3. checkpoints for exact resume (`checkpointing`), TensorBoard (`summaries`);
 4. the final model as `<workdir>/<stream>/model.keras`.
 
-`train` then evaluates each stream, fuses the scores (late fusion), exports
-and writes `<workdir>/results.md`.
+`training.experiment.train` runs this for every stream of a run, then
+evaluates, fuses and exports.
 """
 
 import os
@@ -28,7 +28,6 @@ from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.training import checkpointing
 from avlad_tf.training import kmeans_init
-from avlad_tf.training import results
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
 
@@ -54,7 +53,7 @@ def mirrored_strategy(devices=None):
     return _STRATEGIES[key]
 
 
-@gin.configurable
+@gin.configurable(denylist=["workdir", "stream", "data_dir", "info"])
 def train_stream(*, workdir, stream, data_dir, train_split="train",
                  make_dataset_fn=video_input.make_dataset,
                  build_model_fn=action_vlad.build_model,
@@ -64,7 +63,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
                  batch_size=4, accumulation_steps=4, jit_compile=True,
                  distribute=False, devices=None, checkpoint_every=500, max_to_keep=3,
                  log_every=10, assignments_every=500, kmeans_batch_size=16,
-                 loss="auto", seed=0, step_callback=None):
+                 loss="auto", seed=0, info=None, step_callback=None):
     """Trains one stream through both stages; returns the trained model.
 
     Args:
@@ -104,6 +103,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             videos with several labels. Charades training clips carry one
             label each, so they get the paper's softmax (`training_loss`).
         seed: model initialisation, data order and dropout.
+        info: the dataset's checked metadata, when the caller has it.
         step_callback: `fn(stream=, stage=, step=)` after every update, once
             its checkpoint (if any) is written; used by tests to interrupt.
     """
@@ -115,7 +115,7 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             f"stage_steps and learning_rates need one entry per stage. "
             f"Received: {stage_steps} and {learning_rates}")
     modalities = STREAM_MODALITIES[stream]
-    info = video_input.dataset_info(data_dir)
+    info = info or video_input.dataset_info(data_dir)
     loss = training_loss(info, train_split, loss)
     stream_dir = os.path.join(workdir, stream)
     os.makedirs(stream_dir, exist_ok=True)
@@ -146,6 +146,8 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
                               "accumulation_steps")
     probe = stage_lib.probe_batch(make_dataset_fn, data_dir=data_dir,
                                  split=train_split, modalities=modalities)
+    stage_lib.drop_logs_after(workdir, stream, _resume_global_step(
+        stage_dirs, stage_steps))
     writer = tf.summary.create_file_writer(
         os.path.join(workdir, "tensorboard", stream))
 
@@ -220,6 +222,15 @@ def training_loss(info, split, loss):
     return "sigmoid" if max_labels > 1 else "softmax"
 
 
+def _resume_global_step(stage_dirs, stage_steps):
+    """The stream's update count at its newest checkpoint (0: none)."""
+    for k in reversed(range(len(stage_dirs))):
+        latest = tf.train.latest_checkpoint(stage_dirs[k])
+        if latest:  # `ckpt-<the stage's update count>` (`checkpointing.save`)
+            return sum(stage_steps[:k]) + int(latest.rsplit("-", 1)[1])
+    return 0
+
+
 def _per_stage(value, num_stages, name):
     """An int for every stage, or a tuple with one entry per stage."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (
@@ -234,7 +245,7 @@ def _per_stage(value, num_stages, name):
 def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
                   make_dataset_fn, batch_size, seed):
     """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8)."""
-    if kmeans_init.find_layer(model, "netvlad") is None:
+    if kmeans_init.optional_layer(model, "netvlad") is None:
         return  # avg / max / two-stream pooling: nothing to initialise
     features = action_vlad.feature_model(model)
 
@@ -252,76 +263,3 @@ def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
     kmeans_init.init_centers(model=model, directory=stream_dir,
                              feature_fn=feature_fn, dataset_fn=dataset_fn,
                              seed=seed)
-
-
-@gin.configurable
-def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
-          prepare_toy_dataset=False, evaluate_split=None,
-          fuse_weights=None, export=False,
-          make_dataset_fn=video_input.make_dataset,
-          build_model_fn=action_vlad.build_model, step_callback=None):
-    """Trains every stream, then evaluates, fuses and exports.
-
-    Args:
-        workdir: the run directory; a run restarted with the same workdir
-            resumes from its checkpoints.
-        data_dir: the prepared dataset (bind the `DATA_DIR` macro, which
-            base.gin also passes to `make_dataset`).
-        streams: streams trained one after the other, each under its gin
-            scope: `('rgb',)`, `('flow',)`, `('rgb', 'flow')` (late fusion)
-            or `('fused',)` (concat / early fusion model).
-        prepare_toy_dataset: generate and prepare the embedded toy dataset in
-            `data_dir` first if it is missing (`data_prep.toy`).
-        evaluate_split: if set, evaluate each stream on this split afterwards
-            (`avlad_tf.evaluate.evaluate` in the stream's gin scope, so
-            `flow/evaluate.num_crops = 5` sets the flow crops).
-        fuse_weights: one weight per stream for late fusion of the raw
-            logits (release: RGB 1, flow 2); needs `evaluate_split`.
-        export: write a SavedModel with `avlad_tf.export.export`.
-        make_dataset_fn, build_model_fn: injectable factories (tests).
-        step_callback: passed to `train_stream`.
-
-    Returns:
-        dict with each stream's evaluation metrics, the `late_fusion` top-1
-        and the `export_dir`, where those steps ran.
-    """
-    if fuse_weights is not None and (
-            evaluate_split is None or len(fuse_weights) != len(streams)):
-        raise ValueError(
-            f"fuse_weights needs evaluate_split and one weight per stream. "
-            f"Received: fuse_weights={fuse_weights}, streams={streams}, "
-            f"evaluate_split={evaluate_split}")
-    os.makedirs(workdir, exist_ok=True)
-    if prepare_toy_dataset:
-        from data_prep import toy  # only toy configs need OpenCV
-        toy.ensure_toy_dataset(data_dir)
-    stage_lib.write_labels(workdir, video_input.dataset_info(data_dir)["labels"])
-    for stream in streams:
-        with gin.config_scope(stream):
-            train_stream(workdir=workdir, stream=stream, data_dir=data_dir,
-                         make_dataset_fn=make_dataset_fn,
-                         build_model_fn=build_model_fn,
-                         step_callback=step_callback)
-    outcome, fused_top1 = {}, None
-    if evaluate_split is not None:
-        for stream in streams:
-            with gin.config_scope(stream):
-                outcome[stream] = results.evaluate_stream(
-                    workdir=workdir, stream=stream, split=evaluate_split)
-        if fuse_weights is not None:
-            fusion = results.fuse(
-                [outcome[s]["scores_path"] for s in streams], fuse_weights)
-            # Not "fused": that key is the concat / early fusion stream's.
-            fused_top1 = outcome["late_fusion"] = fusion["fused"]
-    if export:
-        outcome["export_dir"] = results.export(workdir)
-    if evaluate_split is not None:
-        # Printed last, so the table ends the run's output.
-        table = results.results_table(
-            split=evaluate_split, stream_metrics={s: outcome[s] for s in streams},
-            fused=fused_top1, fuse_weights=fuse_weights)
-        if export:
-            table += f"\nSavedModel: {outcome['export_dir']}\n"
-        path = results.write_results(workdir, table)
-        print(f"\nResults ({path}):\n\n{table}", flush=True)
-    return outcome

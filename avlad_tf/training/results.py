@@ -1,41 +1,6 @@
-"""After training: evaluate each stream, fuse, export, write `results.md`.
-
-These steps call the other entry points' library functions
-(docs/CONTRACTS.md): `avlad_tf.evaluate.evaluate`, `avlad_tf.fuse.fuse_files`
-and `avlad_tf.export.export`.
-"""
+"""The results table a run prints and writes to `WORKDIR/results.md`."""
 
 import os
-
-from absl import logging
-
-# evaluate, fuse and export are imported where they are used: each is also an
-# entry point, and `python -m avlad_tf.evaluate` imports the training loop
-# (through cli) while running as `__main__`; importing it again here under its
-# own name would register its gin configurables twice.
-
-
-def evaluate_stream(*, workdir, stream, split):
-    """Runs `avlad_tf.evaluate.evaluate`; returns its metrics dict.
-
-    Crops and batch size come from `evaluate`'s own bindings, in the stream's
-    gin scope (e.g. `flow/evaluate.num_crops = 5`, as the release).
-    """
-    from avlad_tf import evaluate as evaluate_lib
-    logging.info("Evaluating %s on %s", stream, split)
-    return evaluate_lib.evaluate(workdir=workdir, stream=stream, split=split)
-
-
-def fuse(score_paths, weights):
-    """Late fusion of raw logits with `avlad_tf.fuse.fuse_files`."""
-    from avlad_tf import fuse as fuse_lib
-    return fuse_lib.fuse_files(list(score_paths), list(weights), labels=None)
-
-
-def export(workdir):
-    """`avlad_tf.export.export`; returns the export directory."""
-    from avlad_tf import export as export_lib
-    return export_lib.export(workdir=workdir)
 
 
 def _percent(value):

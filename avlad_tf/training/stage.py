@@ -41,6 +41,25 @@ def write_operative_config(workdir, writer=None):
     return text
 
 
+def drop_logs_after(workdir, stream, global_step):
+    """Forgets what an interrupted run logged after its last checkpoint.
+
+    The resumed run repeats those updates; `train_metrics.jsonl` and the
+    TensorBoard events then hold each step once.
+    """
+    path = os.path.join(workdir, stream, "train_metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [line for line in f
+                     if json.loads(line)["global_step"] <= global_step]
+        with open(path + ".tmp", "w") as f:
+            f.writelines(lines)
+        os.replace(path + ".tmp", path)
+    logdir = os.path.join(workdir, "tensorboard", stream)
+    if os.path.isdir(logdir):
+        summaries.drop_events_after(logdir, global_step)
+
+
 def _append_metrics(path, record):
     """One JSON line per log step: a greppable copy of the scalars."""
     with open(path, "a") as f:

@@ -21,6 +21,8 @@ The per-replica gradient (of loss / num_replicas) runs under XLA
 
 import tensorflow as tf
 
+from avlad_tf.models import action_vlad
+
 
 def classification_loss(labels, logits, *, multi_label):
     """Mean over the batch of the per-video loss (release Sec. 5.5).
@@ -81,7 +83,7 @@ def make_update_fn(*, model, optimizer, strategy, batch_size,
     if not variables:
         raise ValueError("The model has no trainable variables in this stage.")
     num_replicas = strategy.num_replicas_in_sync
-    input_names = [t.name.split(":")[0] for t in model.inputs]
+    input_names = action_vlad.input_names(model)
 
     def gradients(features, labels):
         with tf.GradientTape() as tape:

@@ -5,6 +5,8 @@ the step axis is the stream's update count over both stages (stage 2 starts
 where stage 1 ended), so the two stages read as one curve.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -37,7 +39,7 @@ def cluster_usage(assignments):
     return np.bincount(winners, minlength=num_clusters)
 
 
-def assignment_images(assignments, *, max_frames=4, scale=8):
+def assignment_map_images(assignments, *, max_frames=4, scale=8):
     """Colour-coded arg-max assignment maps of the first video's frames.
 
     Args:
@@ -64,7 +66,7 @@ def write_assignments(writer, step, assignments):
         tf.summary.histogram("clusters/usage", ids, buckets=num_clusters)
         tf.summary.scalar("clusters/num_used", float(np.sum(usage > 0)))
         tf.summary.image("clusters/assignment_maps",
-                         assignment_images(assignments), max_outputs=4)
+                         assignment_map_images(assignments), max_outputs=4)
 
 
 def write_gin_config(writer, config_text):
@@ -72,3 +74,31 @@ def write_gin_config(writer, config_text):
     with writer.as_default(step=0):
         tf.summary.text("gin/operative_config",
                         "```\n" + config_text + "\n```")
+
+
+def drop_events_after(logdir, step):
+    """Rewrites `logdir`'s event files without events after `step`.
+
+    A resumed run repeats the updates after its last checkpoint; their
+    events from the interrupted run would otherwise show as duplicated steps
+    in TensorBoard. Events without a step (file headers) are kept.
+    """
+    # pylint: disable=import-outside-toplevel
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer import event_file_writer
+
+    paths = sorted(tf.io.gfile.glob(os.path.join(logdir, "events.out.tfevents.*")))
+    events = []
+    for path in paths:
+        kept = [e for e in tf.compat.v1.train.summary_iterator(path)
+                if e.step <= step or e.HasField("file_version")]
+        if len(kept) != sum(1 for _ in tf.compat.v1.train.summary_iterator(path)):
+            events.append((path, kept))
+    for path, kept in events:
+        writer = event_file_writer.EventFileWriter(logdir)
+        for event in kept:
+            if not event.HasField("file_version"):  # the writer adds its own
+                writer.add_event(event_pb2.Event.FromString(
+                    event.SerializeToString()))
+        writer.close()
+        tf.io.gfile.remove(path)

@@ -35,7 +35,7 @@ def cell_index_maps(*, grid_size, image_size):
     return rows, cols
 
 
-def assignment_images(frames, assignments, *, clusters=None, opacity=0.5):
+def tinted_assignment_frames(frames, assignments, *, clusters=None, opacity=0.5):
     """Frames with each cell tinted in the colour of its action word.
 
     For TensorBoard (`tf.summary.image`) during training, and for figures.
@@ -54,7 +54,7 @@ def assignment_images(frames, assignments, *, clusters=None, opacity=0.5):
     if frames.ndim != 4 or assignments.ndim != 4 or \
             frames.shape[0] != assignments.shape[0]:
         raise ValueError(
-            f"assignment_images expects frames [N, H, W, C] and assignments "
+            f"tinted_assignment_frames expects frames [N, H, W, C] and assignments "
             f"[N, h, w, K]. Received {frames.shape} and {assignments.shape}")
     images = plotting.displayable_frames(frames).astype(np.float32)
     num_clusters = assignments.shape[-1]

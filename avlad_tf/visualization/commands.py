@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from avlad_tf import run_record
 from avlad_tf.visualization import assignments as assign_lib
 from avlad_tf.visualization import confusion
 from avlad_tf.visualization import curves as curves_lib
@@ -26,12 +27,37 @@ def resolve_model_path(workdir, stream, model):
 
 
 def stream_of(model_path):
-    """The stream folder of WORKDIR/<stream>/model.keras: its gin scope."""
+    """The stream folder of WORKDIR/<stream>/model.keras."""
     return os.path.basename(os.path.dirname(os.path.abspath(model_path)))
 
 
+def with_run_inputs(model_path, data):
+    """`data` (`run_model` keywords) completed from the model's run record.
+
+    A model inside a training workdir is read with its stream's recorded
+    input settings, and from the run's dataset unless `data_dir` is given;
+    a model elsewhere needs `data_dir` and reads with the pipeline defaults.
+    """
+    workdir = os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
+    data = dict(data)
+    if not os.path.exists(run_record.path(workdir)):
+        return data
+    record = run_record.read(workdir)
+    entry = run_record.stream(record, stream_of(model_path), workdir=workdir)
+    data["settings"] = entry["input"]
+    data["data_dir"] = data.get("data_dir") or record["data"]["data_dir"]
+    return data
+
+
 def class_names(*, workdir=None, data_dir=None, num_classes):
-    """Class names from WORKDIR/labels.txt or DATA_DIR/labels.txt."""
+    """Class names from the run record, WORKDIR/labels.txt or
+    DATA_DIR/labels.txt."""
+    if workdir and os.path.exists(run_record.path(workdir)):
+        names = run_record.read(workdir)["data"]["labels"]
+        if len(names) != num_classes:
+            raise ValueError(f"{run_record.path(workdir)} lists {len(names)} "
+                             f"classes, the model has {num_classes}")
+        return names
     for folder in (workdir, data_dir):
         path = folder and os.path.join(folder, "labels.txt")
         if path and os.path.exists(path):
@@ -78,7 +104,7 @@ def action_words(*, model_path, out, clusters=None, num_videos=16,
     """Fig. 6. `data`: `run_model` keywords (data_dir, split, ...)."""
     model = inference.load_model(model_path)
     result = inference.endpoints(model, num_videos=num_videos,
-                                 gin_scope=stream_of(model_path), **data)
+                                 **with_run_inputs(model_path, data))
     frames, assignments = _checked_assignments(result)
     clusters = _check_clusters(clusters or _salient_words(model, 4),
                                assignments.shape[-1])
@@ -93,7 +119,7 @@ def assignment_over_time(*, model_path, out, video_id=None, clusters=None,
     model = inference.load_model(model_path)
     result = inference.endpoints(
         model, num_videos=1, video_ids=[video_id] if video_id else None,
-        gin_scope=stream_of(model_path), **data)
+        **with_run_inputs(model_path, data))
     frames, assignments = _checked_assignments(result)
     clusters = _check_clusters(clusters or _salient_words(model, 3),
                                assignments.shape[-1])
@@ -112,13 +138,15 @@ def top_words(*, model_path, out, video_id=None, class_name=None, top=5,
     """
     model = inference.load_model(model_path)
     kernel, _ = inference.classifier_weights(model)
+    workdir = workdir or os.path.dirname(
+        os.path.dirname(os.path.abspath(model_path)))
     names = class_names(workdir=workdir, data_dir=data.get("data_dir"),
                         num_classes=kernel.shape[1])
     if class_name is not None and class_name not in names:
         raise ValueError(f"unknown class {class_name!r}; classes: {names}")
     result = inference.endpoints(
         model, num_videos=1, video_ids=[video_id] if video_id else None,
-        gin_scope=stream_of(model_path), **data)
+        **with_run_inputs(model_path, data))
     frames, assignments = _checked_assignments(result)
     class_index = names.index(class_name) if class_name else \
         int(np.argmax(result["logits"][0]))
@@ -158,7 +186,7 @@ def tsne(*, model_paths, out, names=None, joint=False, num_videos=8,
     for path in model_paths:
         model = inference.load_model(path)
         result = inference.features(model, num_videos=num_videos,
-                                    gin_scope=stream_of(path), **data)
+                                    **with_run_inputs(path, data))
         points, videos = _sample_points(
             result["features"], points_per_video=points_per_video, rng=rng)
         sampled.append((points, videos, result["video_ids"]))

@@ -8,60 +8,10 @@ records (`video/id`, `clip/label/index`).
 
 import os
 
-import h5py
 import numpy as np
 
+from avlad_tf import scores as scores_lib
 from avlad_tf.visualization import plotting
-
-_LOGITS_KEY = "stream0/logits"
-_IDS_KEY = "video_ids"
-_LABEL_KEYS = ("labels", "label", "stream0/labels")
-
-
-def _decode(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def read_scores(path):
-    """Reads one score file.
-
-    Returns:
-        dict with `logits` float `[N, C]`, `video_ids` (list of str) and
-        `labels` (int `[N]` class indices, or None when the file has none).
-
-    Raises:
-        FileNotFoundError / ValueError naming the file and the missing or
-        malformed dataset.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"score file {path} does not exist")
-    with h5py.File(path, "r") as f:
-        for key in (_LOGITS_KEY, _IDS_KEY):
-            if key not in f:
-                raise ValueError(
-                    f"{path}: no dataset '{key}' (has {sorted(_walk(f))}); "
-                    f"expected a file written by avlad_tf.evaluate")
-        logits = np.asarray(f[_LOGITS_KEY], np.float32)
-        video_ids = [_decode(v) for v in np.asarray(f[_IDS_KEY]).reshape(-1)]
-        labels = None
-        for key in _LABEL_KEYS:
-            if key in f:
-                labels = _label_indices(np.asarray(f[key]), f"{path}:{key}")
-                break
-    if logits.ndim != 2 or logits.shape[0] != len(video_ids):
-        raise ValueError(
-            f"{path}: logits shape {logits.shape} does not match "
-            f"{len(video_ids)} video ids")
-    return {"logits": logits, "video_ids": video_ids, "labels": labels}
-
-
-def _walk(group, prefix=""):
-    names = []
-    for key, value in group.items():
-        names.append(prefix + key)
-        if isinstance(value, h5py.Group):
-            names.extend(_walk(value, prefix + key + "/"))
-    return names
 
 
 def _label_indices(labels, where):
@@ -75,6 +25,27 @@ def _label_indices(labels, where):
             f"{where}: a confusion matrix needs exactly one label per video; "
             f"{bad} videos have none or several (multi-label data?)")
     return np.argmax(labels, axis=1)
+
+
+def read_scores(path):
+    """Reads one score file (`avlad_tf.scores`) for a confusion matrix.
+
+    Returns:
+        dict with `logits` float `[N, C]`, `video_ids` (list of str) and
+        `labels` (int `[N]` class indices, or None when the file has none).
+
+    Raises:
+        FileNotFoundError / ValueError naming the file and the missing or
+        malformed dataset.
+    """
+    logits, video_ids, labels = scores_lib.read_scores(path)
+    if video_ids is None:
+        raise ValueError(f"{path}: no dataset '{scores_lib.IDS_KEY}'; expected "
+                         f"a file written by avlad_tf.evaluate")
+    if labels is not None:
+        labels = _label_indices(labels, f"{path}:{scores_lib.LABELS_KEY}")
+    return {"logits": logits.astype(np.float32), "video_ids": video_ids,
+            "labels": labels}
 
 
 def read_ground_truth(data_dir, split):

@@ -31,8 +31,8 @@ def load_model(path):
 def input_specs(model):
     """`{input name: (image_size, channels)}` of a model's video inputs."""
     specs = {}
-    for tensor in model.inputs:
-        name = tensor.name.split(":")[0]
+    from avlad_tf.models import action_vlad  # pylint: disable=import-outside-toplevel
+    for name, tensor in zip(action_vlad.input_names(model), model.inputs):
         shape = tuple(tensor.shape)
         if len(shape) != 5 or shape[2] is None or shape[-1] is None:
             raise ValueError(
@@ -42,43 +42,41 @@ def input_specs(model):
     return specs
 
 
-def _dataset(model, *, data_dir, split, batch_size, num_frames, gin_scope):
-    import gin
+def _dataset(model, *, data_dir, split, batch_size, num_frames, settings):
+    from avlad_tf.data import video_input  # pylint: disable=import-outside-toplevel
 
-    from avlad_tf.data import video_input
-
+    if data_dir is None:
+        raise ValueError(
+            "no dataset: pass --data_dir, or a model inside a training "
+            "workdir (its run.json names the dataset)")
     specs = input_specs(model)
     sizes = {size for size, _ in specs.values()}
-    kwargs = dict(split=split, training=False, modalities=tuple(specs),
-                  batch_size=batch_size, num_crops=1, with_ids=True,
-                  image_size=sizes.pop())
-    if data_dir is not None:
-        kwargs["data_dir"] = data_dir
+    kwargs = dict(settings or {})
+    kwargs.update(data_dir=data_dir, split=split, training=False,
+                  modalities=tuple(specs), batch_size=batch_size, num_crops=1,
+                  with_ids=True, image_size=sizes.pop())
     if num_frames is not None:
         kwargs["num_frames"] = num_frames
-    # Training binds `<stream>/make_dataset.*` (operative_config.gin); the
-    # stream's scope brings those bindings back, unscoped ones still apply.
-    scope = gin_scope if gin_scope and gin_scope.isidentifier() else None
-    with gin.config_scope(scope):
-        return video_input.make_dataset(**kwargs), tuple(specs)
+    return video_input.make_dataset(**kwargs), tuple(specs)
 
 
 def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
-              video_ids=None, batch_size=2, num_frames=None, gin_scope=None):
+              video_ids=None, batch_size=2, num_frames=None, settings=None):
     """Runs `outputs_model` over the first videos of a split.
 
     Args:
         model: the trained model (its inputs define modalities and size).
         outputs_model: a model on the same inputs with a dict of outputs
             (`endpoints_model(model)` or `feature_model(model)`).
-        data_dir: prepared dataset (None: gin's `make_dataset.data_dir`).
+        data_dir: the prepared dataset.
         split: split name, e.g. 'test'.
         num_videos: stop after this many videos.
         video_ids: keep only these videos (all must be found).
         batch_size: videos per forward pass.
-        num_frames: frames per video (None: gin / pipeline default).
-        gin_scope: gin scope of `make_dataset` bindings, the stream name
-            (`rgb`, `flow`) for a training workdir's operative config.
+        num_frames: frames per video (None: the settings' or the
+            pipeline's default).
+        settings: the run's input settings for the model's stream
+            (`run_record`), or None for `make_dataset`'s defaults.
 
     Returns:
         dict of stacked NumPy outputs plus `video_ids` (list of str),
@@ -91,7 +89,7 @@ def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
     dataset, modalities = _dataset(model, data_dir=data_dir, split=split,
                                    batch_size=batch_size,
                                    num_frames=num_frames,
-                                   gin_scope=gin_scope)
+                                   settings=settings)
     wanted = None if video_ids is None else list(video_ids)
     collected = {"video_ids": [], "labels": [], "frames": []}
     for features, labels in dataset:

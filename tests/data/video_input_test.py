@@ -153,12 +153,16 @@ class MakeDatasetTest(parameterized.TestCase):
         gin.clear_config()
         self.addCleanup(gin.clear_config)
         gin.parse_config([
-            f"make_dataset.data_dir = '{self.index_dir}'",
             "make_dataset.num_frames = 2", "make_dataset.flow_stack = 2",
             "make_dataset.image_size = 24", "make_dataset.resize_to = (32, 40)"])
         features, _ = next(iter(video_input.make_dataset(
-            split="test", training=False, modalities=("flow",), batch_size=2)))
+            data_dir=self.index_dir, split="test", training=False,
+            modalities=("flow",), batch_size=2)))
         self.assertEqual(features["flow"].shape, (2, 2, 24, 24, 4))
+        # The dataset is a call's business (one home: train.data_dir, then
+        # the run record), never a make_dataset binding.
+        with self.assertRaisesRegex(ValueError, "denylisted kwarg 'data_dir'"):
+            gin.parse_config(f"make_dataset.data_dir = '{self.index_dir}'")
 
 
 class ChecksTest(parameterized.TestCase):

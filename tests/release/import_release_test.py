@@ -1,7 +1,6 @@
 """Tests for the import_release tool: release checkpoint -> evaluable workdir."""
 
 import contextlib
-import functools
 import io
 import os
 import shutil
@@ -12,9 +11,9 @@ from absl.testing import absltest
 import keras
 import numpy as np
 
-from avlad_tf import evaluate
+from avlad_tf import evaluation
 from avlad_tf import import_release
-from avlad_tf.data import video_input
+from avlad_tf import run_record
 from avlad_tf.models import action_vlad
 from avlad_tf.release import importer
 from tests import fake_data
@@ -68,7 +67,7 @@ class ImportReleaseTest(absltest.TestCase):
             num_classes=_NUM_CLASSES, backbone="vgg16", num_clusters=4,
             image_size=_IMAGE_SIZE)
         importer.import_checkpoint(direct, self.checkpoint)
-        loaded = evaluate.load_stream_model(workdir, "rgb")
+        loaded = evaluation.load_stream_model(workdir, "rgb")
         video = np.random.default_rng(0).normal(
             0, 50, (2, 2, _IMAGE_SIZE, _IMAGE_SIZE, 3)).astype(np.float32)
         np.testing.assert_allclose(
@@ -76,12 +75,15 @@ class ImportReleaseTest(absltest.TestCase):
             direct({"rgb": video}).numpy()[:, [1, 2, 0]], rtol=1e-5,
             atol=1e-5)
 
-        # avlad_tf.evaluate scores the imported model (workdir contract).
-        make_dataset = functools.partial(
-            video_input.make_dataset, data_dir=self.data_dir, num_frames=2,
-            image_size=_IMAGE_SIZE)
-        result = evaluate.evaluate(workdir=workdir, stream="rgb",
-                                   split="test", make_dataset_fn=make_dataset)
+        # Evaluation scores the imported model from its run record, which
+        # holds the dataset and the release's input settings.
+        record = run_record.read(workdir)
+        self.assertEqual(record["streams"]["rgb"]["input"]["image_size"],
+                         _IMAGE_SIZE)
+        self.assertEqual(record["data"]["data_dir"],
+                         os.path.abspath(self.data_dir))
+        result = evaluation.evaluate(workdir=workdir, stream="rgb",
+                                     split="test")
         self.assertEqual(result["num_videos"], 3)
         self.assertTrue(os.path.exists(result["scores_path"]))
 

@@ -23,6 +23,7 @@ def _child():
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
+    from avlad_tf.training import experiment
     from avlad_tf.training import loop
     from tests.training import step_test
     from tests.training import tiny
@@ -45,7 +46,7 @@ def _child():
                    "train_stream.batch_size = 1\n"
                    "train_stream.jit_compile = True\n"
                    "train_stream.stage_steps = (2, 1)")
-    loop.train(workdir=workdir, data_dir=data_dir)
+    experiment.train(workdir=workdir, data_dir=data_dir)
     for stage, last in ((1, 2), (2, 1)):
         path = tf.train.latest_checkpoint(
             os.path.join(workdir, "rgb", "checkpoints", f"stage{stage}"))

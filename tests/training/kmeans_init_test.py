@@ -33,7 +33,7 @@ class CollectDescriptorsTest(absltest.TestCase):
     def test_whole_passes_then_a_uniform_subset(self):
         descriptors = kmeans_init.collect_descriptors(
             feature_fn=lambda f: f["rgb"], dataset_fn=dataset_fn,
-            num_frames=5, seed=0)
+            num_random_frames=5, seed=0)
         self.assertEqual(descriptors.shape, (5 * 4, 2))
         frames = descriptors.reshape(5, 4, 2)[:, 0, 0]
         # Two passes (6 visits) were needed; 5 distinct visits were kept.
@@ -41,14 +41,14 @@ class CollectDescriptorsTest(absltest.TestCase):
         self.assertTrue(set(frames) <= {0, 1, 2, 10, 11, 12})
         again = kmeans_init.collect_descriptors(
             feature_fn=lambda f: f["rgb"], dataset_fn=dataset_fn,
-            num_frames=5, seed=0)
+            num_random_frames=5, seed=0)
         np.testing.assert_array_equal(descriptors, again)
 
     def test_empty_split_raises(self):
         with self.assertRaisesRegex(ValueError, "no frames"):
             kmeans_init.collect_descriptors(
                 feature_fn=lambda f: f, dataset_fn=lambda seed: [],
-                num_frames=2, seed=0)
+                num_random_frames=2, seed=0)
 
 
 class InitCentersTest(absltest.TestCase):
@@ -65,7 +65,7 @@ class InitCentersTest(absltest.TestCase):
 
         centers = kmeans_init.init_centers(
             model=model, directory=directory, feature_fn=lambda f: f["rgb"],
-            dataset_fn=random_dataset, num_frames=8, num_init=1)
+            dataset_fn=random_dataset, num_random_frames=8, num_init=1)
         path = os.path.join(directory, kmeans_init.CENTERS_FILE)
         np.testing.assert_array_equal(kmeans.load_centers(path), centers)
         vlad = model.get_layer("netvlad")

@@ -6,6 +6,8 @@ Adam state and tf.data position) and again after update 1 of stage 2 (before
 any stage-2 checkpoint) must give exactly the weights of an uninterrupted run.
 """
 
+import glob
+import json
 import os
 
 from absl.testing import absltest
@@ -15,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from avlad_tf.training import checkpointing
-from avlad_tf.training import loop
+from avlad_tf.training import experiment
 from tests.training import tiny
 
 
@@ -50,8 +52,8 @@ class ResumeTest(absltest.TestCase):
     def run_to_end(self, workdir, callback=None):
         tiny.configure("train_stream.stage_steps = (4, 3)\n"
                        "train_stream.checkpoint_every = 2")
-        loop.train(workdir=workdir, data_dir=self.data_dir,
-                   step_callback=callback)
+        experiment.train(workdir=workdir, data_dir=self.data_dir,
+                         step_callback=callback)
         model = keras.saving.load_model(
             os.path.join(workdir, "rgb", "model.keras"))
         return {v.path: v.numpy() for v in model.variables}
@@ -78,6 +80,61 @@ class ResumeTest(absltest.TestCase):
         logits = first.get_tensor(
             "model_variables/logits.Skernel/.ATTRIBUTES/VARIABLE_VALUE")
         self.assertFalse(np.array_equal(logits, reference["logits/kernel"]))
+        # Each step logged once, although updates after a checkpoint ran twice.
+        with open(os.path.join(workdir, "rgb", "train_metrics.jsonl")) as f:
+            steps = [json.loads(line)["global_step"] for line in f]
+        self.assertEqual(steps, list(range(1, 8)))
+        events = glob.glob(os.path.join(workdir, "tensorboard", "rgb",
+                                        "events.out.tfevents.*"))
+        loss_steps = sorted(
+            e.step for path in events
+            for e in tf.compat.v1.train.summary_iterator(path)
+            for v in e.summary.value if v.tag == "train/loss")
+        self.assertEqual(loss_steps, list(range(1, 8)))
+
+
+class RerunTest(absltest.TestCase):
+    """A rerun in a finished workdir never disagrees with what was asked."""
+
+    def setUp(self):
+        super().setUp()
+        self.data_dir = tiny.write_data(self.create_tempdir().full_path)
+        self.workdir = self.create_tempdir().full_path
+        self.addCleanup(gin.clear_config)
+
+    def _train(self, extra=""):
+        tiny.configure("train_stream.stage_steps = (2, 1)\n" + extra)
+        experiment.train(workdir=self.workdir, data_dir=self.data_dir,
+                         command="python -m avlad_tf.train ...")
+
+    def test_changed_settings_are_refused_before_anything_is_written(self):
+        self._train()
+        record = os.path.join(self.workdir, "run.json")
+        with open(record) as f:
+            before = f.read()
+        os.remove(os.path.join(self.workdir, "command.txt"))
+        with self.assertRaisesRegex(
+                ValueError,
+                r"trained with other settings \(rgb/build_model\.num_clusters:"
+                r" 4 -> 5; rgb/train_stream\.learning_rates: \[0\.01, 0\.0001\] "
+                r"-> \[0\.02, 0\.0001\]\)\. Use a new --workdir"):
+            self._train("build_model.num_clusters = 5\n"
+                        "train_stream.learning_rates = (0.02, 1e-4)")
+        with open(record) as f:
+            self.assertEqual(f.read(), before)
+        self.assertFalse(os.path.exists(
+            os.path.join(self.workdir, "command.txt")))
+
+    def test_more_updates_in_the_last_stage_extend_the_run(self):
+        self._train()
+        stage2 = checkpointing.stage_directory(self.workdir, "rgb", 2)
+        self.assertTrue(tf.train.latest_checkpoint(stage2).endswith("ckpt-1"))
+        tiny.configure("train_stream.stage_steps = (2, 3)")
+        experiment.train(workdir=self.workdir, data_dir=self.data_dir)
+        self.assertTrue(tf.train.latest_checkpoint(stage2).endswith("ckpt-3"))
+        with open(os.path.join(self.workdir, "run.json")) as f:
+            recorded = json.load(f)["streams"]["rgb"]["training"]
+        self.assertEqual(recorded["train_stream"]["stage_steps"], [2, 3])
 
 
 if __name__ == "__main__":

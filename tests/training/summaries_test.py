@@ -15,11 +15,11 @@ class SummariesTest(absltest.TestCase):
         usage = summaries.cluster_usage(assignments)
         np.testing.assert_array_equal(usage, [0, 23, 0, 1])
 
-    def test_assignment_images(self):
+    def test_assignment_map_images(self):
         assignments = np.zeros((2, 5, 2, 3, 4), np.float32)
         assignments[0, :, :, :, 2] = 1.0
         assignments[0, 0, 1, 2] = [0, 0, 0, 1]
-        images = summaries.assignment_images(assignments, max_frames=4,
+        images = summaries.assignment_map_images(assignments, max_frames=4,
                                              scale=2)
         self.assertEqual(images.shape, (4, 4, 6, 3))
         self.assertEqual(images.dtype, np.uint8)

@@ -27,7 +27,7 @@ train_stream.checkpoint_every = 1
 train_stream.log_every = 1
 train_stream.assignments_every = 1
 train_stream.jit_compile = False
-init_centers.num_frames = 4
+init_centers.num_random_frames = 4
 init_centers.num_init = 1
 """
 

@@ -25,10 +25,10 @@ class AssignmentsTest(absltest.TestCase):
         np.testing.assert_allclose(ys[:3], [7.5, 23.5, 39.5])
         np.testing.assert_allclose(xs[-1], 223 - 7.5)
 
-    def test_assignment_images_tint_the_cells_of_chosen_words(self):
+    def test_tinted_assignment_frames_tint_the_cells_of_chosen_words(self):
         frames = np.zeros((1, 8, 8, 3), np.float32) - plotting.BGR_MEAN
         words = np.array([[[0, 1], [2, 0]]])  # [1, 2, 2]
-        images = assignments.assignment_images(
+        images = assignments.tinted_assignment_frames(
             frames, one_hot_assignments(words, 3), clusters=[1], opacity=1.0)
         self.assertEqual(images.shape, (1, 8, 8, 3))
         self.assertEqual(images.dtype, np.uint8)
@@ -38,11 +38,11 @@ class AssignmentsTest(absltest.TestCase):
             colors[1], (4, 4, 3)))
         self.assertEqual(images[0, :4, :4].max(), 0)
         self.assertEqual(images[0, 4:].max(), 0)
-        all_words = assignments.assignment_images(
+        all_words = assignments.tinted_assignment_frames(
             frames, one_hot_assignments(words, 3), opacity=1.0)
         np.testing.assert_array_equal(all_words[0, 7, 0], colors[2])
         with self.assertRaisesRegex(ValueError, "assignments"):
-            assignments.assignment_images(frames, words)
+            assignments.tinted_assignment_frames(frames, words)
 
     def test_flow_frames_are_displayable(self):
         flow = np.zeros((2, 4, 4, 20), np.float32)

@@ -1,0 +1,140 @@
+"""Evaluates a trained stream on a split and writes its scores (library).
+
+`evaluate` loads `<workdir>/<stream>/model.keras`, runs the deterministic
+evaluation pipeline with the run's recorded input settings
+(`run_record`; `make_dataset(training=False, with_ids=True)`: 25 uniformly
+spaced frames, the release's 1 centre crop or 5 crops pooled into one bag)
+and writes `<workdir>/scores/<stream>_<split>_<n>crop.h5` (`avlad_tf.scores`):
+raw logits in the split list's order, the layout of the release's
+`final_logits/*.h5`, so that late fusion fuses ours with theirs.
+
+It reports top-1, top-5 and mean per-class accuracy, and for multi-label data
+mAP and wAP (docs/RELEASE.md §9). The program is `python -m avlad_tf.evaluate`.
+"""
+
+import os
+import time
+
+from absl import logging
+import gin
+import keras
+import numpy as np
+
+from avlad_tf import metrics
+from avlad_tf import run_record
+from avlad_tf import scores as scores_lib
+from avlad_tf.data import video_input
+from avlad_tf.models import action_vlad  # also registers the custom layers
+
+STREAMS = ("rgb", "flow", "fused")
+
+
+def load_stream_model(workdir, stream):
+    """Loads `<workdir>/<stream>/model.keras` (only our own artifacts)."""
+    path = os.path.join(workdir, stream, "model.keras")
+    if not os.path.exists(path):
+        found = [s for s in STREAMS
+                 if os.path.exists(os.path.join(workdir, s, "model.keras"))]
+        raise FileNotFoundError(
+            f"{path} does not exist (streams with a model in {workdir}: "
+            f"{found or 'none'}); train first with python -m avlad_tf.train.")
+    return keras.saving.load_model(path)
+
+
+def predict_split(model, dataset, *, log_every=50):
+    """Runs `model` over an evaluation dataset.
+
+    Args:
+        model: a keras model whose inputs are named after the feature keys.
+        dataset: yields `(features, labels)` with `features['video_id']`.
+        log_every: log progress every this many batches.
+
+    Returns:
+        `(logits [N, C], video_ids [N] list of str, labels [N, C])` as NumPy.
+    """
+    input_names = action_vlad.input_names(model)
+    logits, ids, labels = [], [], []
+    start = time.time()
+    for step, (features, batch_labels) in enumerate(dataset, 1):
+        inputs = {name: features[name] for name in input_names}
+        logits.append(np.asarray(model.predict_on_batch(inputs)))
+        ids.extend(v.decode() for v in features["video_id"].numpy())
+        labels.append(batch_labels.numpy())
+        if step % log_every == 0:
+            logging.info("evaluated %d videos (%.1f videos/s)", len(ids),
+                         len(ids) / (time.time() - start))
+    if not ids:
+        raise ValueError("the evaluation dataset is empty.")
+    return np.concatenate(logits), ids, np.concatenate(labels)
+
+
+@gin.configurable(denylist=["workdir"])
+def evaluate(*, workdir, stream, split=None, num_crops=None, batch_size=1,
+             normalize_on_device=False,
+             make_dataset_fn=video_input.make_dataset):
+    """Scores one stream of a trained workdir on a split.
+
+    Args:
+        workdir: the training workdir (docs/CONTRACTS.md, Workdir).
+        stream: 'rgb', 'flow' or 'fused' (the sub-directory holding
+            model.keras).
+        split: split name; None is the run's evaluation split.
+        num_crops: 1 (the release's centre crop at (16, 60)) or 5 (pooled
+            into one bag, not averaged); None is the run's, as recorded
+            from `evaluate.num_crops` in the stream's scope.
+        batch_size: videos per batch (the release evaluated with 1).
+        normalize_on_device: the pipeline ships uint8 crops and the model does
+            the pixel arithmetic first (`layers.ReleasePixels`): the same
+            logits for a quarter of the host-to-device bytes and less host
+            work (5-crop batches are otherwise host-bound; docs/PERFORMANCE.md).
+            Needs frames stored at the run's `resize_to`.
+        make_dataset_fn: the dataset factory (tests and `train` inject theirs).
+
+    Returns:
+        A dict of metrics as fractions in [0, 1] (`top1`, `top5`,
+        `mean_class_accuracy`, or `top1`, `mAP`, `wAP` for multi-label data)
+        plus `num_videos` and `scores_path`.
+    """
+    record = run_record.read(workdir)
+    entry = run_record.stream(record, stream, workdir=workdir)
+    split = split or record["data"]["evaluate_split"]
+    if not split:
+        raise ValueError(f"{run_record.path(workdir)} names no evaluation "
+                         f"split; bind evaluate.split (e.g. 'test_split1').")
+    num_crops = num_crops or entry["num_crops"]
+    settings = dict(entry["input"])
+    model = load_stream_model(workdir, stream)
+    pixel_dtype = "float32"
+    if normalize_on_device:
+        pixel_dtype = "uint8"
+        model = action_vlad.with_uint8_pixels(
+            model, bgr_means=settings["bgr_means"],
+            convert_before_resize=settings["convert_before_resize"])
+    dataset = make_dataset_fn(
+        data_dir=record["data"]["data_dir"], split=split, training=False,
+        modalities=tuple(entry["modalities"]), batch_size=batch_size,
+        num_crops=num_crops, with_ids=True, pixel_dtype=pixel_dtype,
+        **settings)
+    logging.info("evaluating %s/%s on %s with %d crop(s)", workdir, stream,
+                 split, num_crops)
+    logits, video_ids, one_hot = predict_split(model, dataset)
+    if len(set(video_ids)) != len(video_ids):
+        raise ValueError(f"{split}: the evaluation pipeline yielded repeated "
+                         "videos; it must not repeat or shuffle.")
+    labels = scores_lib.label_array(one_hot)
+    path = scores_lib.scores_path(workdir, stream, split, num_crops)
+    scores_lib.write_scores(path, logits, video_ids, labels)
+    result = metrics.classification_report(logits, labels)
+    result.update(stream=stream, split=split, num_crops=num_crops,
+                  num_videos=len(video_ids), scores_path=path)
+    logging.info("%s", format_result(result))
+    return result
+
+
+def format_result(result):
+    """One human-readable line per evaluation, metrics in percent."""
+    names = ("top1", "top5", "mean_class_accuracy", "mAP", "wAP")
+    values = ", ".join(f"{n} {100 * result[n]:.2f}" for n in names if n in result)
+    return (f"{result['stream']} {result['split']} {result['num_crops']} "
+            f"crop(s), {result['num_videos']} videos: {values} -> "
+            f"{result['scores_path']}")

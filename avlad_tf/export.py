@@ -1,0 +1,28 @@
+"""Writes the SavedModel of a trained workdir (see `avlad_tf.exporting`).
+
+  python -m avlad_tf.export --workdir=runs/toy
+
+The workdir alone is enough: labels, input settings, crops per stream and
+fusion weights come from the run's record (`WORKDIR/run.json`).
+`export.export_dir` and `export.num_crops` may be bound.
+"""
+
+from absl import app
+
+from avlad_tf import cli
+from avlad_tf import exporting
+from avlad_tf import run_record
+from avlad_tf.data import video_input
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    workdir = cli.parse_flags_into_gin()
+    run_record.check_input_bindings(run_record.read(workdir),
+                                    video_input.make_dataset, workdir=workdir)
+    print(exporting.export(workdir=workdir))
+
+
+if __name__ == "__main__":
+    cli.define_flags()
+    app.run(cli.one_line_errors(main))

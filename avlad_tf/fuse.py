@@ -1,0 +1,62 @@
+"""Fuses per-stream score files, as the release's `combine_streams.py`.
+
+  python -m avlad_tf.fuse --scores rgb_split1.h5 --scores flow_split1.h5 \
+      --weights 1,2 --labels test_split1.txt [--idt idt_split1.h5]
+
+Score files are HDF5 with `stream0/logits` `[N, C]` (the release's layout and
+what `avlad_tf.evaluate` writes; iDT files may use the release's `idt`
+dataset). Labels come from a list file (`path num_frames label` per line, the
+last field being the label) or, without `--labels`, from the `labels` dataset
+that evaluation stores in its score files. The library is
+`avlad_tf.late_fusion`.
+"""
+
+from absl import app
+from absl import flags
+
+from avlad_tf import cli
+from avlad_tf import late_fusion
+from avlad_tf.models import fusion as fusion_lib
+
+
+def define_flags():
+    flags.DEFINE_multi_string("scores", None, "HDF5 score file (repeat).")
+    flags.DEFINE_string(
+        "weights", None, "Comma-separated weights, one per --scores; default "
+        "the release's RGB : flow = 1 : 2 for two files, equal weights "
+        "otherwise.")
+    flags.DEFINE_string(
+        "labels", None, "List file (path num_frames label); default: the "
+        "labels stored in the first score file.")
+    flags.DEFINE_string("idt", None, "Optional iDT score file.")
+    flags.DEFINE_float("idt_weight", 0.25, "Weight of the iDT scores.")
+    flags.DEFINE_string("output", None, "Write the fused scores here.")
+
+
+def main(argv):
+    cli.no_arguments(argv)
+    f = flags.FLAGS
+    paths = f.scores or []
+    if not paths:
+        raise app.UsageError("give at least one --scores file.")
+    if f.weights is not None:
+        weights = [float(w) for w in f.weights.split(",")]
+    elif len(paths) == 2:
+        weights = list(fusion_lib.DEFAULT_LATE_WEIGHTS)
+    else:
+        weights = [1.0] * len(paths)
+    result = late_fusion.fuse_files(paths, weights, labels=f.labels,
+                                    idt_path=f.idt, idt_weight=f.idt_weight,
+                                    output_path=f.output)
+    for path, weight, acc in zip(paths, weights, result["inputs"]):
+        print(f"{path} (weight {weight:g}): top-1 {100 * acc:.2f}")
+    print(f"fused: top-1 {100 * result['fused']:.2f}")
+    if "idt" in result:
+        print(f"{f.idt} (iDT): top-1 {100 * result['idt']:.2f}")
+        print(f"fused+idt (idt weight {f.idt_weight:g}): top-1 "
+              f"{100 * result['fused_idt']:.2f}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(cli.one_line_errors(main))
