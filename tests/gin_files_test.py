@@ -3,11 +3,19 @@
 Parameterised over `gin/**/*.gin` (files added later are picked up). Each is
 parsed with `skip_unknown=False` the way `python -m avlad_tf.train` does, plus
 bindings that shrink the backbone, and every stream it trains is built under
-its gin scope on tiny shapes and run once.
+its gin scope on tiny shapes and run once. An overlay (a file that includes
+nothing, e.g. `toy/shrink.gin`) is parsed on top of `base.gin`.
+
+The paper's rows (`gin/table*.gin`, one file per row) hold each experiment
+once: no two rows are the same statements, and every statement of a row
+changes its config; a row that only includes another config is the base row
+of its tables, at most one per table.
 """
 
 import glob
 import os
+import re
+import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -28,6 +36,32 @@ _TINY = [f"{scope}build_model.{name} = {value}"
              ("backbone", "'tiny'"), ("image_size", "16"),
              ("weights", "None"), ("flow_stack", "2"))]
 _NUM_CLASSES = 3
+_ROWS = [f for f in _FILES if f.startswith("table")]
+_INCLUDE = re.compile(r"^\s*include\s")
+_TABLES = re.compile(r"^# Table ([\w/]+), row \d+:", re.MULTILINE)
+
+
+def _statements(name):
+    """A gin file's statements, comments and blank lines stripped."""
+    with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:
+        lines = [re.sub(r"\s+#.*$", "", line).strip() for line in f]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _is_overlay(name):
+    return name != "base.gin" and not any(
+        _INCLUDE.match(line) for line in _statements(name))
+
+
+def _tables(name):
+    with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:
+        return _TABLES.search(f.read()).group(1).split("/")
+
+
+def _config(path):
+    gin.clear_config()
+    cli.parse_gin([path], [])
+    return gin.config_str()
 
 
 class GinFilesTest(parameterized.TestCase):
@@ -72,9 +106,60 @@ class GinFilesTest(parameterized.TestCase):
                     gin.bind_parameter(f"{scope}build_model.endpoint",
                                        "conv5_3")
 
+    def test_no_two_rows_are_the_same_experiment(self):
+        # Rows with the same statements would train the same model twice;
+        # only base rows (a bare include) of different tables may match.
+        by_body = {}
+        for name in _ROWS:
+            by_body.setdefault(tuple(_statements(name)), []).append(name)
+        for body, names in by_body.items():
+            if len(names) > 1:
+                self.assertLen(body, 1, f"{names} are the same row")
+                self.assertTrue(_INCLUDE.match(body[0]), names)
+                tables = [t for n in names for t in _tables(n)]
+                self.assertCountEqual(tables, set(tables), names)
+
+    def test_each_table_has_at_most_one_base_row(self):
+        base_rows = {}
+        for name in _ROWS:
+            if all(_INCLUDE.match(line) for line in _statements(name)):
+                for table in _tables(name):
+                    base_rows.setdefault(table, []).append(name)
+        for table, names in base_rows.items():
+            self.assertLen(names, 1, f"Table {table}: {names} change nothing")
+        self.assertEqual(base_rows["1"], ["table1_actionvlad_rgb.gin"])
+        self.assertEqual(base_rows["4"], ["table4_hmdb51.gin"])
+
+    @parameterized.parameters(*_ROWS)
+    def test_every_statement_of_a_row_changes_it(self, name):
+        # A binding that repeats what the row includes changes nothing (a
+        # base row is a bare include; see the test above).
+        with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:
+            lines = f.read().splitlines(keepends=True)
+        config = _config(os.path.join(_GIN_DIR, name))
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, line in enumerate(lines):
+                if (not line.strip() or line.lstrip().startswith("#")
+                        or _INCLUDE.match(line)):
+                    continue
+                path = os.path.join(tmp, name)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.writelines(lines[:i] + lines[i + 1:])
+                self.assertTrue(_config(path) != config,
+                                f"{name}: {line.strip()!r} changes nothing")
+
+    def test_toy_base_is_base_and_the_shrink(self):
+        # One toy shrink: toy/base.gin applies toy/shrink.gin (the table
+        # runner's toy overlay) to base.gin and adds only the toy's K.
+        self.assertTrue(_is_overlay("toy/shrink.gin"))
+        self.assertEqual(_statements("toy/base.gin"), [
+            "include 'base.gin'", "include 'toy/shrink.gin'",
+            "build_model.num_clusters = 16"])
+
     @parameterized.parameters(*_FILES)
     def test_parses_and_builds(self, name):
-        cli.parse_gin([name], _TINY)
+        cli.parse_gin(["base.gin", name] if _is_overlay(name) else [name],
+                      _TINY)
         self._tiny_endpoints()
         streams = gin.query_parameter("train.streams")
         self.assertTrue(streams, name)
