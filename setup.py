@@ -59,6 +59,7 @@ setuptools.setup(
     ],
     extras_require={
         # jax: the test suite runs the model code on the JAX backend too.
-        "test": ["pytest", "pytest-xdist", "jax"],
+        # ruff: tests/style_test.py lints and format-checks the tree.
+        "test": ["pytest", "pytest-xdist", "jax", "ruff"],
     },
 )

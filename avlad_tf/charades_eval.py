@@ -57,25 +57,29 @@ def read_ground_truth(csv_path, *, num_classes=NUM_CLASSES):
       ValueError: on a missing column or a malformed / out-of-range class.
     """
     ids, rows = [], []
-    with open(csv_path, newline='', encoding='utf-8') as f:
+    with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        for column in ('id', 'actions'):
+        for column in ("id", "actions"):
             if column not in (reader.fieldnames or []):
-                raise ValueError(f'{csv_path}: no {column!r} column in the header '
-                                 f'{reader.fieldnames}.')
+                raise ValueError(
+                    f"{csv_path}: no {column!r} column in the header "
+                    f"{reader.fieldnames}."
+                )
         for row_no, row in enumerate(reader, 2):
             classes = set()
-            for action in filter(None, row['actions'].split(';')):
+            for action in filter(None, row["actions"].split(";")):
                 token = action.split()[0]
                 try:
-                    index = int(token[1:]) if token[0] == 'c' else -1
+                    index = int(token[1:]) if token[0] == "c" else -1
                 except ValueError:
                     index = -1
                 if not 0 <= index < num_classes:
-                    raise ValueError(f'{csv_path}:{row_no}: bad action class {token!r} '
-                                     f'(expected c000..c{num_classes - 1:03d}).')
+                    raise ValueError(
+                        f"{csv_path}:{row_no}: bad action class {token!r} "
+                        f"(expected c000..c{num_classes - 1:03d})."
+                    )
                 classes.add(index)
-            ids.append(row['id'] if classes else '')
+            ids.append(row["id"] if classes else "")
             rows.append(sorted(classes))
     positives = np.zeros((len(ids), num_classes), dtype=np.int64)
     for i, classes in enumerate(rows):
@@ -91,22 +95,28 @@ def read_submission(path, *, num_classes=NUM_CLASSES):
         or a score is not a number.
     """
     predictions = {}
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             fields = line.split()
             if not fields:
                 continue
             if len(fields) < num_classes + 1:
-                raise ValueError(f'{path}:{line_no}: {len(fields) - 1} scores for '
-                                 f'video {fields[0]!r}, expected {num_classes}.')
+                raise ValueError(
+                    f"{path}:{line_no}: {len(fields) - 1} scores for "
+                    f"video {fields[0]!r}, expected {num_classes}."
+                )
             try:
-                scores = np.asarray(fields[1:num_classes + 1], dtype=np.float64)
+                scores = np.asarray(fields[1 : num_classes + 1], dtype=np.float64)
             except ValueError as e:
-                raise ValueError(f'{path}:{line_no}: {e}') from e
+                raise ValueError(f"{path}:{line_no}: {e}") from e
             if fields[0] in predictions:
                 # containers.Map keeps the last value for a repeated key.
-                logging.warning('%s:%d: video %s appears again; using this line.',
-                                path, line_no, fields[0])
+                logging.warning(
+                    "%s:%d: video %s appears again; using this line.",
+                    path,
+                    line_no,
+                    fields[0],
+                )
             predictions[fields[0]] = scores
     return predictions
 
@@ -120,10 +130,9 @@ def read_score_file(path, *, num_classes=NUM_CLASSES):
     """Reads an HDF5 score file with `video_ids` into `{id: scores}`."""
     logits, ids, _ = scores_lib.read_scores(path)
     if ids is None:
-        raise ValueError(f'{path}: no video_ids dataset; cannot match videos.')
+        raise ValueError(f"{path}: no video_ids dataset; cannot match videos.")
     if logits.shape[1] != num_classes:
-        raise ValueError(f'{path}: {logits.shape[1]} classes, expected '
-                         f'{num_classes}.')
+        raise ValueError(f"{path}: {logits.shape[1]} classes, expected {num_classes}.")
     return {charades_id(v): row for v, row in zip(ids, logits)}
 
 
@@ -146,7 +155,7 @@ def charades_eval(submission_path, csv_path, *, num_classes=NUM_CLASSES):
       ids not in the CSV or of videos without actions; ignored).
     """
     ids, positives = read_ground_truth(csv_path, num_classes=num_classes)
-    if submission_path.endswith(('.h5', '.hdf5')):
+    if submission_path.endswith((".h5", ".hdf5")):
         predictions = read_score_file(submission_path, num_classes=num_classes)
     else:
         predictions = read_submission(submission_path, num_classes=num_classes)
@@ -154,37 +163,41 @@ def charades_eval(submission_path, csv_path, *, num_classes=NUM_CLASSES):
     mean_ap, weighted_ap, ap = metrics.charades_map(scores, positives)
     known = set(ids)
     return {
-        'mAP': mean_ap,
-        'wAP': weighted_ap,
-        'ap': ap,
-        'num_videos': len(ids),
-        'num_missing': sum(1 for v in ids if v and v not in predictions),
-        'num_unmatched': sum(1 for v in predictions if v not in known),
+        "mAP": mean_ap,
+        "wAP": weighted_ap,
+        "ap": ap,
+        "num_videos": len(ids),
+        "num_missing": sum(1 for v in ids if v and v not in predictions),
+        "num_unmatched": sum(1 for v in predictions if v not in known),
     }
 
 
 def write_submission(path, ids, scores):
     """Writes `id s1 .. sC` lines (12 significant digits, as the release)."""
-    with open(path, 'w', encoding='utf-8') as f:
+    with open(path, "w", encoding="utf-8") as f:
         for video_id, row in zip(ids, np.asarray(scores)):
-            f.write(video_id + ' ' + ' '.join(f'{s:.12g}' for s in row) + '\n')
+            f.write(video_id + " " + " ".join(f"{s:.12g}" for s in row) + "\n")
 
 
 def main(argv):
     if len(argv) != 3:
-        raise app.UsageError(f'usage: {argv[0]} SUBMISSION_FILE TEST_CSV')
+        raise app.UsageError(f"usage: {argv[0]} SUBMISSION_FILE TEST_CSV")
     result = charades_eval(argv[1], argv[2])
-    if result['num_missing']:
-        logging.warning('%d test videos have no prediction; they score -inf.',
-                        result['num_missing'])
-    if result['num_unmatched']:
-        logging.warning('%d submitted ids are not in %s or have no actions; '
-                        'ignored.', result['num_unmatched'], argv[2])
+    if result["num_missing"]:
+        logging.warning(
+            "%d test videos have no prediction; they score -inf.", result["num_missing"]
+        )
+    if result["num_unmatched"]:
+        logging.warning(
+            "%d submitted ids are not in %s or have no actions; ignored.",
+            result["num_unmatched"],
+            argv[2],
+        )
     # Six decimals of the [0, 1] value, as the official script's fprintf.
-    print(f'mAP: {result["mAP"]:f}')
-    print(f'wAP: {result["wAP"]:f}')
+    print(f"mAP: {result['mAP']:f}")
+    print(f"wAP: {result['wAP']:f}")
     sys.stdout.flush()
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     app.run(main)

@@ -13,6 +13,7 @@ import os
 import sys
 
 from absl import flags
+
 import gin
 
 
@@ -73,7 +74,8 @@ def resolve_gin_file(name):
         return in_repo
     raise FileNotFoundError(
         f"gin file {name!r} is neither a file (from {os.getcwd()}) nor in "
-        f"{GIN_DIR}; see `ls {GIN_DIR}`.")
+        f"{GIN_DIR}; see `ls {GIN_DIR}`."
+    )
 
 
 def parse_gin(gin_files, gin_bindings):
@@ -83,11 +85,11 @@ def parse_gin(gin_files, gin_bindings):
     if not hasattr(gin, "configurable"):
         raise ImportError(
             f"`import gin` found {getattr(gin, '__path__', gin)}, not the "
-            f"gin-config package; pip install gin-config==0.5.0.")
+            f"gin-config package; pip install gin-config==0.5.0."
+        )
     files = [resolve_gin_file(f) for f in gin_files]
     with _configs_first():
-        gin.parse_config_files_and_bindings(files, gin_bindings,
-                                            skip_unknown=False)
+        gin.parse_config_files_and_bindings(files, gin_bindings, skip_unknown=False)
 
 
 def bound_or_none(name):
@@ -102,17 +104,24 @@ def no_arguments(argv):
     """Programs take flags only."""
     if len(argv) > 1:
         from absl import app  # pylint: disable=import-outside-toplevel
+
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
 
 
 def define_flags():
     """Defines the three flags; call only under `if __name__ == '__main__'`."""
     flags.DEFINE_multi_string(
-        "gin_file", [], "gin config file (repeatable); relative names are "
-        "also looked up in the repository's gin/ directory.")
+        "gin_file",
+        [],
+        "gin config file (repeatable); relative names are "
+        "also looked up in the repository's gin/ directory.",
+    )
     flags.DEFINE_multi_string(
-        "gin_bindings", [], "gin binding, e.g. \"train_stream.batch_size = 2\" "
-        "(repeatable; applied after the files).")
+        "gin_bindings",
+        [],
+        'gin binding, e.g. "train_stream.batch_size = 2" '
+        "(repeatable; applied after the files).",
+    )
     flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 
 
@@ -132,8 +141,13 @@ def one_line_errors(main):
     def wrapped(argv):
         try:
             return main(argv)
-        except (ValueError, FileNotFoundError, NotADirectoryError,
-                IsADirectoryError, PermissionError) as error:
+        except (
+            ValueError,
+            FileNotFoundError,
+            NotADirectoryError,
+            IsADirectoryError,
+            PermissionError,
+        ) as error:
             if flags.FLAGS.verbosity >= 1 or os.environ.get("AVLAD_TRACEBACK"):
                 raise
             program = os.path.basename(sys.argv[0]).removesuffix(".py")

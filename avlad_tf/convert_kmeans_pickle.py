@@ -31,7 +31,8 @@ def main(argv):
     warning = (
         f"WARNING: {in_path} is a pickle. Unpickling can run code; this tool "
         f"allows only scikit-learn's KMeans class and numpy array helpers, "
-        f"but use it only on the ActionVLAD authors' k-means files.")
+        f"but use it only on the ActionVLAD authors' k-means files."
+    )
     logging.warning(warning)
     print(warning, file=sys.stderr)
     try:
@@ -39,8 +40,10 @@ def main(argv):
     except (OSError, ValueError, kmeans_pickle.UnsafePickleError) as error:
         sys.exit(f"convert_kmeans_pickle: error: {error}")
     kmeans.save_centers(out_path, centers)
-    print(f"wrote {out_path}: {centers.shape[0]} centres x "
-          f"{centers.shape[1]} dims (float32)")
+    print(
+        f"wrote {out_path}: {centers.shape[0]} centres x "
+        f"{centers.shape[1]} dims (float32)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,26 +11,28 @@ evaluation split with its recorded input settings and crops;
 """
 
 from absl import app
-import gin
 
 from avlad_tf import cli
 from avlad_tf import evaluation
 from avlad_tf import run_record
 from avlad_tf.data import video_input
+import gin
 
 
 def main(argv):
     cli.no_arguments(argv)
     workdir = cli.parse_flags_into_gin()
     record = run_record.read(workdir)
-    run_record.check_input_bindings(record, video_input.make_dataset,
-                                    workdir=workdir)
+    run_record.check_input_bindings(record, video_input.make_dataset, workdir=workdir)
     chosen = cli.bound_or_none("evaluate.stream")
     for stream in [chosen] if chosen else record["streams"]:
         run_record.stream(record, stream, workdir=workdir)  # a known stream
         with gin.config_scope(stream):
-            print(evaluation.format_result(
-                evaluation.evaluate(workdir=workdir, stream=stream)))
+            print(
+                evaluation.format_result(
+                    evaluation.evaluate(workdir=workdir, stream=stream)
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import os
 import time
 
 from absl import logging
-import gin
 import keras
 import numpy as np
 
@@ -25,6 +24,7 @@ from avlad_tf import run_record
 from avlad_tf import scores as scores_lib
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad  # also registers the custom layers
+import gin
 
 STREAMS = ("rgb", "flow", "fused")
 
@@ -33,11 +33,15 @@ def load_stream_model(workdir, stream):
     """Loads `<workdir>/<stream>/model.keras` (only our own artifacts)."""
     path = os.path.join(workdir, stream, "model.keras")
     if not os.path.exists(path):
-        found = [s for s in STREAMS
-                 if os.path.exists(os.path.join(workdir, s, "model.keras"))]
+        found = [
+            s
+            for s in STREAMS
+            if os.path.exists(os.path.join(workdir, s, "model.keras"))
+        ]
         raise FileNotFoundError(
             f"{path} does not exist (streams with a model in {workdir}: "
-            f"{found or 'none'}); train first with python -m avlad_tf.train.")
+            f"{found or 'none'}); train first with python -m avlad_tf.train."
+        )
     return keras.saving.load_model(path)
 
 
@@ -61,17 +65,27 @@ def predict_split(model, dataset, *, log_every=50):
         ids.extend(v.decode() for v in features["video_id"].numpy())
         labels.append(batch_labels.numpy())
         if step % log_every == 0:
-            logging.info("evaluated %d videos (%.1f videos/s)", len(ids),
-                         len(ids) / (time.time() - start))
+            logging.info(
+                "evaluated %d videos (%.1f videos/s)",
+                len(ids),
+                len(ids) / (time.time() - start),
+            )
     if not ids:
         raise ValueError("the evaluation dataset is empty.")
     return np.concatenate(logits), ids, np.concatenate(labels)
 
 
 @gin.configurable(denylist=["workdir"])
-def evaluate(*, workdir, stream, split=None, num_crops=None, batch_size=1,
-             normalize_on_device=False,
-             make_dataset_fn=video_input.make_dataset):
+def evaluate(
+    *,
+    workdir,
+    stream,
+    split=None,
+    num_crops=None,
+    batch_size=1,
+    normalize_on_device=False,
+    make_dataset_fn=video_input.make_dataset,
+):
     """Scores one stream of a trained workdir on a split.
 
     Args:
@@ -99,8 +113,10 @@ def evaluate(*, workdir, stream, split=None, num_crops=None, batch_size=1,
     entry = run_record.stream(record, stream, workdir=workdir)
     split = split or record["data"]["evaluate_split"]
     if not split:
-        raise ValueError(f"{run_record.path(workdir)} names no evaluation "
-                         f"split; bind evaluate.split (e.g. 'test_split1').")
+        raise ValueError(
+            f"{run_record.path(workdir)} names no evaluation "
+            f"split; bind evaluate.split (e.g. 'test_split1')."
+        )
     num_crops = num_crops or entry["num_crops"]
     settings = dict(entry["input"])
     model = load_stream_model(workdir, stream)
@@ -108,25 +124,41 @@ def evaluate(*, workdir, stream, split=None, num_crops=None, batch_size=1,
     if normalize_on_device:
         pixel_dtype = "uint8"
         model = action_vlad.with_uint8_pixels(
-            model, bgr_means=settings["bgr_means"],
-            convert_before_resize=settings["convert_before_resize"])
+            model,
+            bgr_means=settings["bgr_means"],
+            convert_before_resize=settings["convert_before_resize"],
+        )
     dataset = make_dataset_fn(
-        data_dir=record["data"]["data_dir"], split=split, training=False,
-        modalities=tuple(entry["modalities"]), batch_size=batch_size,
-        num_crops=num_crops, with_ids=True, pixel_dtype=pixel_dtype,
-        **settings)
-    logging.info("evaluating %s/%s on %s with %d crop(s)", workdir, stream,
-                 split, num_crops)
+        data_dir=record["data"]["data_dir"],
+        split=split,
+        training=False,
+        modalities=tuple(entry["modalities"]),
+        batch_size=batch_size,
+        num_crops=num_crops,
+        with_ids=True,
+        pixel_dtype=pixel_dtype,
+        **settings,
+    )
+    logging.info(
+        "evaluating %s/%s on %s with %d crop(s)", workdir, stream, split, num_crops
+    )
     logits, video_ids, one_hot = predict_split(model, dataset)
     if len(set(video_ids)) != len(video_ids):
-        raise ValueError(f"{split}: the evaluation pipeline yielded repeated "
-                         "videos; it must not repeat or shuffle.")
+        raise ValueError(
+            f"{split}: the evaluation pipeline yielded repeated "
+            "videos; it must not repeat or shuffle."
+        )
     labels = scores_lib.label_array(one_hot)
     path = scores_lib.scores_path(workdir, stream, split, num_crops)
     scores_lib.write_scores(path, logits, video_ids, labels)
     result = metrics.classification_report(logits, labels)
-    result.update(stream=stream, split=split, num_crops=num_crops,
-                  num_videos=len(video_ids), scores_path=path)
+    result.update(
+        stream=stream,
+        split=split,
+        num_crops=num_crops,
+        num_videos=len(video_ids),
+        scores_path=path,
+    )
     logging.info("%s", format_result(result))
     return result
 
@@ -135,6 +167,8 @@ def format_result(result):
     """One human-readable line per evaluation, metrics in percent."""
     names = ("top1", "top5", "mean_class_accuracy", "mAP", "wAP")
     values = ", ".join(f"{n} {100 * result[n]:.2f}" for n in names if n in result)
-    return (f"{result['stream']} {result['split']} {result['num_crops']} "
-            f"crop(s), {result['num_videos']} videos: {values} -> "
-            f"{result['scores_path']}")
+    return (
+        f"{result['stream']} {result['split']} {result['num_crops']} "
+        f"crop(s), {result['num_videos']} videos: {values} -> "
+        f"{result['scores_path']}"
+    )

@@ -18,8 +18,9 @@ from avlad_tf.data import video_input
 def main(argv):
     cli.no_arguments(argv)
     workdir = cli.parse_flags_into_gin()
-    run_record.check_input_bindings(run_record.read(workdir),
-                                    video_input.make_dataset, workdir=workdir)
+    run_record.check_input_bindings(
+        run_record.read(workdir), video_input.make_dataset, workdir=workdir
+    )
     print(exporting.export(workdir=workdir))
 
 

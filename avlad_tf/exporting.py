@@ -32,7 +32,6 @@ import shutil
 import tempfile
 
 from absl import logging
-import gin
 import keras
 import tensorflow as tf
 
@@ -40,8 +39,10 @@ from avlad_tf import run_record
 from avlad_tf import serving
 from avlad_tf.data import schema
 from avlad_tf.layers import pixels
+
 # Importing the models registers every custom layer for `load_model`.
 from avlad_tf.models import action_vlad
+import gin
 
 EXPORT_CONFIG_FILE = "avlad_export.json"
 LABELS_FILE = "labels.txt"
@@ -67,7 +68,8 @@ def find_stream_models(workdir):
         raise FileNotFoundError(
             f"{workdir}: no trained model; expected one of "
             f"{', '.join(paths.values())}. Train first with "
-            f"`python -m avlad_tf.train`.")
+            f"`python -m avlad_tf.train`."
+        )
     return found
 
 
@@ -84,14 +86,17 @@ def _input_settings(record, streams):
     settings = {s: run_record.stream(record, s)["input"] for s in streams}
     first, *others = streams
     for other in others:
-        differing = sorted(k for k in settings[first]
-                           if k not in _TRAINING_ONLY
-                           and settings[first][k] != settings[other].get(k))
+        differing = sorted(
+            k
+            for k in settings[first]
+            if k not in _TRAINING_ONLY and settings[first][k] != settings[other].get(k)
+        )
         if differing:
             raise ValueError(
                 f"streams {first} and {other} were trained with different "
                 f"input settings ({', '.join(differing)}); one SavedModel "
-                f"graph preprocesses both the same way.")
+                f"graph preprocesses both the same way."
+            )
     return settings[first]
 
 
@@ -108,8 +113,10 @@ def crops_per_modality(num_crops, modalities):
         num_crops = {m: num_crops for m in modalities}
     crops = {m: num_crops.get(m) for m in modalities}
     if any(n not in (1, 5) for n in crops.values()):
-        raise ValueError("num_crops must be 1 or 5, or a mapping such as "
-                         f"{{'rgb': 1, 'flow': 5}}. Received: {num_crops!r}")
+        raise ValueError(
+            "num_crops must be 1 or 5, or a mapping such as "
+            f"{{'rgb': 1, 'flow': 5}}. Received: {num_crops!r}"
+        )
     return crops
 
 
@@ -144,7 +151,8 @@ def build_export_config(*, models, record, num_crops, streams):
         if not weights:
             raise ValueError(
                 f"the run trained {streams} but records no fusion weights "
-                f"(train.fuse_weights); export one stream, or retrain.")
+                f"(train.fuse_weights); export one stream, or retrain."
+            )
         total = sum(weights[s] for s in streams)
         weights = {s: weights[s] / total for s in streams}
     resize_to = tuple(settings["resize_to"])
@@ -161,8 +169,9 @@ def build_export_config(*, models, record, num_crops, streams):
         # Separate streams sample independently (evaluate runs them one by
         # one); a fused model reads both from one record, by default with
         # the flow stride for both (`make_dataset.joint_sampling`).
-        "joint_sampling": (fusion == "fused"
-                           and settings["joint_sampling"] == "shared"),
+        "joint_sampling": (
+            fusion == "fused" and settings["joint_sampling"] == "shared"
+        ),
         "sampling": settings["sampling_mode"],
         "num_frames": int(settings["num_frames"]),
         "flow_stack": int(settings["flow_stack"]),
@@ -180,8 +189,10 @@ def build_export_config(*, models, record, num_crops, streams):
 
 
 def load_stream_models(paths):
-    return {s: keras.saving.load_model(p, compile=False, safe_mode=True)
-            for s, p in paths.items()}
+    return {
+        s: keras.saving.load_model(p, compile=False, safe_mode=True)
+        for s, p in paths.items()
+    }
 
 
 @gin.configurable(denylist=["workdir"])
@@ -209,13 +220,19 @@ def export(*, workdir, export_dir=None, num_crops=None):
     if num_classes != {len(record["data"]["labels"])}:
         raise ValueError(
             f"{run_record.path(workdir)} lists {len(record['data']['labels'])} "
-            f"classes but the models have {sorted(num_classes)} logits.")
+            f"classes but the models have {sorted(num_classes)} logits."
+        )
     config = build_export_config(
-        models=models, record=record, streams=list(paths),
-        num_crops=num_crops or _recorded_crops(record, list(paths)))
+        models=models,
+        record=record,
+        streams=list(paths),
+        num_crops=num_crops or _recorded_crops(record, list(paths)),
+    )
     module = serving.ServingModule(
-        models=models, config=config,
-        preprocess_kwargs=_input_settings(record, list(paths)))
+        models=models,
+        config=config,
+        preprocess_kwargs=_input_settings(record, list(paths)),
+    )
     _write_atomically(module, export_dir, config)
     logging.info("Wrote the SavedModel to %s", export_dir)
     return export_dir
@@ -244,4 +261,3 @@ def _write_atomically(module, export_dir, config):
         os.replace(saved, export_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-

@@ -22,12 +22,18 @@ from avlad_tf.models import fusion as fusion_lib
 def define_flags():
     flags.DEFINE_multi_string("scores", None, "HDF5 score file (repeat).")
     flags.DEFINE_string(
-        "weights", None, "Comma-separated weights, one per --scores; default "
+        "weights",
+        None,
+        "Comma-separated weights, one per --scores; default "
         "the release's RGB : flow = 1 : 2 for two files, equal weights "
-        "otherwise.")
+        "otherwise.",
+    )
     flags.DEFINE_string(
-        "labels", None, "List file (path num_frames label); default: the "
-        "labels stored in the first score file.")
+        "labels",
+        None,
+        "List file (path num_frames label); default: the "
+        "labels stored in the first score file.",
+    )
     flags.DEFINE_string("idt", None, "Optional iDT score file.")
     flags.DEFINE_float("idt_weight", 0.25, "Weight of the iDT scores.")
     flags.DEFINE_string("output", None, "Write the fused scores here.")
@@ -45,16 +51,23 @@ def main(argv):
         weights = list(fusion_lib.DEFAULT_LATE_WEIGHTS)
     else:
         weights = [1.0] * len(paths)
-    result = late_fusion.fuse_files(paths, weights, labels=f.labels,
-                                    idt_path=f.idt, idt_weight=f.idt_weight,
-                                    output_path=f.output)
+    result = late_fusion.fuse_files(
+        paths,
+        weights,
+        labels=f.labels,
+        idt_path=f.idt,
+        idt_weight=f.idt_weight,
+        output_path=f.output,
+    )
     for path, weight, acc in zip(paths, weights, result["inputs"]):
         print(f"{path} (weight {weight:g}): top-1 {100 * acc:.2f}")
     print(f"fused: top-1 {100 * result['fused']:.2f}")
     if "idt" in result:
         print(f"{f.idt} (iDT): top-1 {100 * result['idt']:.2f}")
-        print(f"fused+idt (idt weight {f.idt_weight:g}): top-1 "
-              f"{100 * result['fused_idt']:.2f}")
+        print(
+            f"fused+idt (idt weight {f.idt_weight:g}): top-1 "
+            f"{100 * result['fused_idt']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ from avlad_tf.release import checkpoint_reader
 from avlad_tf.release import importer
 from avlad_tf.release import names
 
-_LABELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           "release", "labels")
+_LABELS_DIR = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "release", "labels"
+)
 RELEASE_LABELS = {
     "hmdb51": os.path.join(_LABELS_DIR, "hmdb51.txt"),
     "ucf101": os.path.join(_LABELS_DIR, "ucf101.txt"),
@@ -62,7 +63,8 @@ def read_labels(spec):
     path = RELEASE_LABELS.get(spec, spec)
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"labels {spec!r}: neither {sorted(RELEASE_LABELS)} nor a file.")
+            f"labels {spec!r}: neither {sorted(RELEASE_LABELS)} nor a file."
+        )
     with open(path, encoding="utf-8") as f:
         rows = [line.split() for line in f if line.strip()]
     if all(len(row) == 2 and row[0].isdigit() for row in rows):
@@ -72,8 +74,9 @@ def read_labels(spec):
         return [row[1] for row in rows]
     bad = [" ".join(row) for row in rows if len(row) != 1]
     if bad:
-        raise ValueError(f"{path}: expected one class name per line; "
-                         f"received {bad[:3]}")
+        raise ValueError(
+            f"{path}: expected one class name per line; received {bad[:3]}"
+        )
     return [row[0] for row in rows]
 
 
@@ -88,17 +91,24 @@ def checkpoint_dims(checkpoint, *, stream=0):
     if any(name.startswith("InceptionV2_TSN/") for name in shapes):
         raise ValueError(
             f"{prefix}: a BN-Inception (Charades) checkpoint; avlad_tf has no "
-            f"BN-Inception backbone, so it cannot be imported.")
-    needed = ("NetVLAD/centers", "classifier/logits/weights",
-              "vgg_16/conv1/conv1_1/weights")
+            f"BN-Inception backbone, so it cannot be imported."
+        )
+    needed = (
+        "NetVLAD/centers",
+        "classifier/logits/weights",
+        "vgg_16/conv1/conv1_1/weights",
+    )
     missing = [n for n in needed if n not in shapes]
     if missing:
         raise ValueError(
             f"{prefix}: not a VGG-16 ActionVLAD checkpoint for stream "
-            f"{stream}: no {missing} (with or without `stream{stream}/`).")
-    return {"num_clusters": shapes["NetVLAD/centers"][0],
-            "num_classes": shapes["classifier/logits/weights"][1],
-            "input_channels": shapes["vgg_16/conv1/conv1_1/weights"][2]}
+            f"{stream}: no {missing} (with or without `stream{stream}/`)."
+        )
+    return {
+        "num_clusters": shapes["NetVLAD/centers"][0],
+        "num_classes": shapes["classifier/logits/weights"][1],
+        "input_channels": shapes["vgg_16/conv1/conv1_1/weights"][2],
+    }
 
 
 def permute_classes(model, source_labels, target_labels):
@@ -107,7 +117,8 @@ def permute_classes(model, source_labels, target_labels):
         raise ValueError(
             f"The release's classes and the dataset's differ: only in the "
             f"release {sorted(set(source_labels) - set(target_labels))}, only "
-            f"in the dataset {sorted(set(target_labels) - set(source_labels))}.")
+            f"in the dataset {sorted(set(target_labels) - set(source_labels))}."
+        )
     order = [source_labels.index(label) for label in target_labels]
     logits = action_vlad.find_layer(model, "logits")
     kernel, bias = logits.get_weights()
@@ -123,7 +134,8 @@ def _write_labels(workdir, labels):
             if f.read() != text:
                 raise ValueError(
                     f"{path} exists with other labels; import into a fresh "
-                    f"workdir or one of the same dataset.")
+                    f"workdir or one of the same dataset."
+                )
         return
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -141,30 +153,49 @@ def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack):
     settings.update(image_size=image_size)
     if stream == "flow":  # an RGB checkpoint says nothing of L
         settings.update(flow_stack=flow_stack)
-    entry = {"modalities": [stream], "train_split": None, "input": settings,
-             "num_crops": _RELEASE_CROPS[stream]}
+    entry = {
+        "modalities": [stream],
+        "train_split": None,
+        "input": settings,
+        "num_crops": _RELEASE_CROPS[stream],
+    }
     if os.path.exists(run_record.path(workdir)):
         record = run_record.read(workdir)
         if record["data"]["data_dir"] != os.path.abspath(data_dir):
             raise ValueError(
                 f"{run_record.path(workdir)} names the dataset "
                 f"{record['data']['data_dir']}, not {data_dir}; import into "
-                f"a fresh workdir.")
+                f"a fresh workdir."
+            )
         record["streams"][stream] = entry
     else:
         record = run_record.build(
-            data_dir=data_dir, info=info, evaluate_split=None,
-            streams={stream: entry}, fuse_weights=None)
+            data_dir=data_dir,
+            info=info,
+            evaluate_split=None,
+            streams={stream: entry},
+            fuse_weights=None,
+        )
     streams = record["streams"]
     if set(streams) == {"rgb", "flow"}:
-        record["fusion"] = {"weights": dict(
-            zip(("rgb", "flow"), fusion_lib.DEFAULT_LATE_WEIGHTS))}
+        record["fusion"] = {
+            "weights": dict(zip(("rgb", "flow"), fusion_lib.DEFAULT_LATE_WEIGHTS))
+        }
     run_record.write(workdir, record)
 
 
-def import_release(*, checkpoint, modality, output, num_classes=None,
-                   labels=None, data_dir=None, stream=0, image_size=224,
-                   allow_incomplete=False):
+def import_release(
+    *,
+    checkpoint,
+    modality,
+    output,
+    num_classes=None,
+    labels=None,
+    data_dir=None,
+    stream=0,
+    image_size=224,
+    allow_incomplete=False,
+):
     """Builds the model, imports the checkpoint and saves `output`.
 
     Args:
@@ -192,31 +223,42 @@ def import_release(*, checkpoint, modality, output, num_classes=None,
     if num_classes is not None and num_classes != dims["num_classes"]:
         raise ValueError(
             f"{checkpoint}: its classifier has {dims['num_classes']} classes, "
-            f"not --num_classes={num_classes}.")
+            f"not --num_classes={num_classes}."
+        )
     channels = dims["input_channels"]
-    if not ((modality == "rgb" and channels == 3) or
-            (modality == "flow" and channels % 2 == 0)):
+    if not (
+        (modality == "rgb" and channels == 3)
+        or (modality == "flow" and channels % 2 == 0)
+    ):
         raise ValueError(
             f"{checkpoint}: conv1_1 takes {channels} input channels, which "
-            f"does not fit --modality={modality} (RGB 3, flow 2·flow_stack).")
+            f"does not fit --modality={modality} (RGB 3, flow 2·flow_stack)."
+        )
     model = action_vlad.build_model(
-        num_classes=dims["num_classes"], modality=modality, backbone="vgg16",
-        num_clusters=dims["num_clusters"], image_size=image_size,
-        flow_stack=max(channels // 2, 1), weights=None)
+        num_classes=dims["num_classes"],
+        modality=modality,
+        backbone="vgg16",
+        num_clusters=dims["num_clusters"],
+        image_size=image_size,
+        flow_stack=max(channels // 2, 1),
+        weights=None,
+    )
     report = importer.import_checkpoint(
-        model, checkpoint, stream=stream, require_complete=not allow_incomplete)
+        model, checkpoint, stream=stream, require_complete=not allow_incomplete
+    )
     logging.info("%s", report.summary())
     class_names = read_labels(labels) if labels else None
     if class_names is not None and len(class_names) != dims["num_classes"]:
-        raise ValueError(f"{labels}: {len(class_names)} classes, but the "
-                         f"checkpoint has {dims['num_classes']}.")
+        raise ValueError(
+            f"{labels}: {len(class_names)} classes, but the "
+            f"checkpoint has {dims['num_classes']}."
+        )
     if data_dir is not None:
         if class_names is None:
             raise ValueError("--data_dir needs --labels (the release's order).")
         target = schema.read_metadata(data_dir)["labels"]
         if permute_classes(model, class_names, target):
-            logging.info("classifier columns permuted into %s's label order",
-                         data_dir)
+            logging.info("classifier columns permuted into %s's label order", data_dir)
         class_names = list(target)
     stream_dir = os.path.dirname(os.path.abspath(output))
     os.makedirs(stream_dir, exist_ok=True)
@@ -224,11 +266,16 @@ def import_release(*, checkpoint, modality, output, num_classes=None,
         _write_labels(os.path.dirname(stream_dir), class_names)
     model.save(output)
     if data_dir is not None:
-        _record_stream(os.path.dirname(stream_dir), stream=modality,
-                       data_dir=data_dir, image_size=image_size,
-                       flow_stack=max(channels // 2, 1))
-    with open(os.path.join(stream_dir, "import_report.txt"), "w",
-              encoding="utf-8") as f:
+        _record_stream(
+            os.path.dirname(stream_dir),
+            stream=modality,
+            data_dir=data_dir,
+            image_size=image_size,
+            flow_stack=max(channels // 2, 1),
+        )
+    with open(
+        os.path.join(stream_dir, "import_report.txt"), "w", encoding="utf-8"
+    ) as f:
         f.write(report.summary() + "\n")
     return report
 
@@ -237,31 +284,63 @@ def define_flags(flag_values=flags.FLAGS):
     """Defines the tool's flags; only when run as a program, so that
     importing this module beside other entry points never clashes."""
     define = dict(flag_values=flag_values)
-    flags.DEFINE_string("checkpoint", None, "release checkpoint: V1 .ckpt "
-                        "file, V2 prefix or directory.", **define)
-    flags.DEFINE_enum("modality", None, ["rgb", "flow"],
-                      "the checkpoint's stream (not with --backbone_weights).",
-                      **define)
-    flags.DEFINE_string("output", None, "WORKDIR/<stream>/model.keras, or "
-                        "the .weights.h5 file with --backbone_weights.",
-                        **define)
-    flags.DEFINE_bool("backbone_weights", False, "write only the VGG-16 "
-                      "backbone as a keras.applications weights file for "
-                      "build_model.weights (e.g. the two-stream flow VGG-16).",
-                      **define)
-    flags.DEFINE_bool("include_top", False, "with --backbone_weights: also "
-                      "fc6 / fc7 (for the fc7 endpoint).", **define)
-    flags.DEFINE_integer("num_classes", None, "expected number of classes "
-                         "(default: read from the checkpoint).", **define)
-    flags.DEFINE_string("labels", None, "the release's class order: hmdb51, "
-                        "ucf101 or a file.", **define)
-    flags.DEFINE_string("data_dir", None, "prepared dataset whose label "
-                        "order the classifier is permuted into.", **define)
-    flags.DEFINE_integer("stream", 0, "the checkpoint's stream<i>/ scope.",
-                         **define)
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "release checkpoint: V1 .ckpt file, V2 prefix or directory.",
+        **define,
+    )
+    flags.DEFINE_enum(
+        "modality",
+        None,
+        ["rgb", "flow"],
+        "the checkpoint's stream (not with --backbone_weights).",
+        **define,
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "WORKDIR/<stream>/model.keras, or "
+        "the .weights.h5 file with --backbone_weights.",
+        **define,
+    )
+    flags.DEFINE_bool(
+        "backbone_weights",
+        False,
+        "write only the VGG-16 "
+        "backbone as a keras.applications weights file for "
+        "build_model.weights (e.g. the two-stream flow VGG-16).",
+        **define,
+    )
+    flags.DEFINE_bool(
+        "include_top",
+        False,
+        "with --backbone_weights: also fc6 / fc7 (for the fc7 endpoint).",
+        **define,
+    )
+    flags.DEFINE_integer(
+        "num_classes",
+        None,
+        "expected number of classes (default: read from the checkpoint).",
+        **define,
+    )
+    flags.DEFINE_string(
+        "labels", None, "the release's class order: hmdb51, ucf101 or a file.", **define
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "prepared dataset whose label order the classifier is permuted into.",
+        **define,
+    )
+    flags.DEFINE_integer("stream", 0, "the checkpoint's stream<i>/ scope.", **define)
     flags.DEFINE_integer("image_size", 224, "input frame size S.", **define)
-    flags.DEFINE_bool("allow_incomplete", False, "save even if some model "
-                      "weights stay unset.", **define)
+    flags.DEFINE_bool(
+        "allow_incomplete",
+        False,
+        "save even if some model weights stay unset.",
+        **define,
+    )
     for name in ("checkpoint", "output"):
         flags.mark_flag_as_required(name, flag_values=flag_values)
 
@@ -270,20 +349,31 @@ def run(flag_values=flags.FLAGS):
     """Runs the import with parsed `flag_values`; returns the report."""
     if flag_values.backbone_weights:
         channels = backbone_weights.write_vgg16_weights(
-            flag_values.checkpoint, flag_values.output,
-            include_top=flag_values.include_top, stream=flag_values.stream)
-        print(f"wrote {flag_values.output} (VGG-16, conv1_1 takes {channels} "
-              f"channels); bind it as build_model.weights")
+            flag_values.checkpoint,
+            flag_values.output,
+            include_top=flag_values.include_top,
+            stream=flag_values.stream,
+        )
+        print(
+            f"wrote {flag_values.output} (VGG-16, conv1_1 takes {channels} "
+            f"channels); bind it as build_model.weights"
+        )
         return None
     if flag_values.modality is None:
-        raise ValueError("--modality is required (rgb or flow) unless "
-                         "--backbone_weights.")
+        raise ValueError(
+            "--modality is required (rgb or flow) unless --backbone_weights."
+        )
     report = import_release(
-        checkpoint=flag_values.checkpoint, modality=flag_values.modality,
-        output=flag_values.output, num_classes=flag_values.num_classes,
-        labels=flag_values.labels, data_dir=flag_values.data_dir,
-        stream=flag_values.stream, image_size=flag_values.image_size,
-        allow_incomplete=flag_values.allow_incomplete)
+        checkpoint=flag_values.checkpoint,
+        modality=flag_values.modality,
+        output=flag_values.output,
+        num_classes=flag_values.num_classes,
+        labels=flag_values.labels,
+        data_dir=flag_values.data_dir,
+        stream=flag_values.stream,
+        image_size=flag_values.image_size,
+        allow_incomplete=flag_values.allow_incomplete,
+    )
     print(report.summary())
     print(f"wrote {flag_values.output}")
     return report

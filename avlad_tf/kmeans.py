@@ -73,8 +73,16 @@ def _lloyd(x, x_sq, centers, max_iter, tol):
     return centers, inertia
 
 
-def fit_centers(descriptors, *, num_clusters=64, num_init=10, max_iter=300,
-                tol=1e-4, seed=0, normalize=True):
+def fit_centers(
+    descriptors,
+    *,
+    num_clusters=64,
+    num_init=10,
+    max_iter=300,
+    tol=1e-4,
+    seed=0,
+    normalize=True,
+):
     """Clusters descriptors into `num_clusters` centres.
 
     Args:
@@ -100,7 +108,8 @@ def fit_centers(descriptors, *, num_clusters=64, num_init=10, max_iter=300,
     if x.ndim != 2 or len(x) < num_clusters:
         raise ValueError(
             f"fit_centers needs a 2-D array with at least {num_clusters} rows. "
-            f"Received: shape={x.shape}")
+            f"Received: shape={x.shape}"
+        )
     if normalize:
         x = l2_normalize_rows(x)
     x_sq = np.sum(x * x, axis=1)
@@ -136,17 +145,22 @@ def load_centers(path, *, num_clusters=None, depth=None):
     except ValueError as error:
         raise ValueError(
             f"{path}: not a plain numeric .npy file; pickles and object "
-            f"arrays are refused ({error}).") from error
+            f"arrays are refused ({error})."
+        ) from error
     if not isinstance(centers, np.ndarray) or centers.dtype.kind not in "fiu":
         raise ValueError(
             f"{path}: centres must be a numeric array. "
-            f"Received: dtype={getattr(centers, 'dtype', type(centers))}")
-    expected = (num_clusters or centers.shape[0],
-                depth or (centers.shape[-1] if centers.ndim else None))
+            f"Received: dtype={getattr(centers, 'dtype', type(centers))}"
+        )
+    expected = (
+        num_clusters or centers.shape[0],
+        depth or (centers.shape[-1] if centers.ndim else None),
+    )
     if centers.ndim != 2 or tuple(centers.shape) != expected:
         raise ValueError(
             f"{path}: centres must have shape {expected} (num_clusters, "
-            f"channels). Received: shape={centers.shape}")
+            f"channels). Received: shape={centers.shape}"
+        )
     if not np.all(np.isfinite(centers)):
         raise ValueError(f"{path}: centres contain NaN or inf values.")
     return centers.astype(np.float32)

@@ -16,30 +16,35 @@ import numpy as np
 from avlad_tf import metrics
 from avlad_tf import scores as scores_lib
 
+
 def read_list_labels(path):
     """Reads `(video_paths, labels)` from a release list file (last field = label)."""
     ids, labels = [], []
-    with open(path, encoding='utf-8') as f:
+    with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             fields = line.split()
             if not fields:
                 continue
             if len(fields) < 2:
-                raise ValueError(f'{path}:{line_no}: expected "path num_frames label", '
-                                 f'got {line.rstrip()!r}.')
+                raise ValueError(
+                    f'{path}:{line_no}: expected "path num_frames label", '
+                    f"got {line.rstrip()!r}."
+                )
             try:
                 label = int(fields[-1])
             except ValueError as e:
-                raise ValueError(f'{path}:{line_no}: label {fields[-1]!r} is not an '
-                                 'integer.') from e
+                raise ValueError(
+                    f"{path}:{line_no}: label {fields[-1]!r} is not an integer."
+                ) from e
             if label < 0:
                 raise ValueError(
-                    f'{path}:{line_no}: label {label} (Charades test lists carry no '
-                    'labels; score Charades with avlad_tf.charades_eval).')
+                    f"{path}:{line_no}: label {label} (Charades test lists carry no "
+                    "labels; score Charades with avlad_tf.charades_eval)."
+                )
             ids.append(fields[0])
             labels.append(label)
     if not ids:
-        raise ValueError(f'{path}: empty list file.')
+        raise ValueError(f"{path}: empty list file.")
     return ids, np.asarray(labels, dtype=np.int64)
 
 
@@ -52,53 +57,66 @@ def l2_normalize_score_rows(x):
 def fuse_scores(scores, weights):
     """Σ_i w_i·scores_i / Σ_i w_i over a list of equally shaped `[N, C]` arrays."""
     if len(scores) != len(weights):
-        raise ValueError(f'{len(scores)} score arrays but {len(weights)} weights.')
+        raise ValueError(f"{len(scores)} score arrays but {len(weights)} weights.")
     weights = np.asarray(weights, dtype=np.float64)
     if np.any(weights < 0) or weights.sum() <= 0:
-        raise ValueError(f'weights must be non-negative and not all zero: {weights}.')
+        raise ValueError(f"weights must be non-negative and not all zero: {weights}.")
     weights = weights / weights.sum()
     return sum(w * s for w, s in zip(weights, scores))
 
 
 def fuse_idt(fused, idt, *, idt_weight=0.25):
     """The release's iDT fusion: (1 − w)·fused/‖fused‖ + w·idt/‖idt‖ per row."""
-    return ((1.0 - idt_weight) * l2_normalize_score_rows(fused)
-            + idt_weight * l2_normalize_score_rows(idt))
+    return (1.0 - idt_weight) * l2_normalize_score_rows(
+        fused
+    ) + idt_weight * l2_normalize_score_rows(idt)
 
 
 def _check_rows(path, logits, ids, reference):
     """Checks that a score file lines up with the first one (shape and ids)."""
     ref_path, ref_logits, ref_ids = reference
     if logits.shape != ref_logits.shape:
-        raise ValueError(f'{path}: scores {logits.shape} do not match '
-                         f'{ref_path}: {ref_logits.shape}.')
+        raise ValueError(
+            f"{path}: scores {logits.shape} do not match "
+            f"{ref_path}: {ref_logits.shape}."
+        )
     if ids is not None and ref_ids is not None and ids != ref_ids:
         first = next(i for i, (a, b) in enumerate(zip(ids, ref_ids)) if a != b)
-        raise ValueError(f'{path}: row {first} is video {ids[first]!r} but '
-                         f'{ref_path} has {ref_ids[first]!r} there.')
+        raise ValueError(
+            f"{path}: row {first} is video {ids[first]!r} but "
+            f"{ref_path} has {ref_ids[first]!r} there."
+        )
 
 
 def _resolve_labels(labels, num_rows, first_path, first_ids, first_labels):
     """Labels from the list file (checked against embedded ids) or the file."""
     if labels is None:
         if first_labels is None:
-            raise ValueError(f'{first_path} stores no labels; pass a list file.')
+            raise ValueError(f"{first_path} stores no labels; pass a list file.")
         return first_labels
     list_ids, list_labels = read_list_labels(labels)
     if len(list_labels) != num_rows:
-        raise ValueError(f'{labels} lists {len(list_labels)} videos but the '
-                         f'score files have {num_rows} rows.')
+        raise ValueError(
+            f"{labels} lists {len(list_labels)} videos but the "
+            f"score files have {num_rows} rows."
+        )
     if first_ids is not None and first_ids != list_ids:
         # Ids may follow another convention (e.g. without the class folder), so
         # only warn; rows are taken to be in list order as the release does.
-        logging.warning('%s: video ids differ from %s (first: %r vs %r); assuming '
-                        'rows follow the list order.', first_path, labels,
-                        first_ids[0], list_ids[0])
+        logging.warning(
+            "%s: video ids differ from %s (first: %r vs %r); assuming "
+            "rows follow the list order.",
+            first_path,
+            labels,
+            first_ids[0],
+            list_ids[0],
+        )
     return list_labels
 
 
-def fuse_files(score_paths, weights, *, labels, idt_path=None,
-               idt_weight=0.25, output_path=None):
+def fuse_files(
+    score_paths, weights, *, labels, idt_path=None, idt_weight=0.25, output_path=None
+):
     """Fuses score files and measures top-1 accuracy of each input and the fusion.
 
     Args:
@@ -117,25 +135,26 @@ def fuse_files(score_paths, weights, *, labels, idt_path=None,
       accuracies are fractions in [0, 1].
     """
     if not score_paths:
-        raise ValueError('no score files given.')
+        raise ValueError("no score files given.")
     loaded = [scores_lib.read_scores(p) for p in score_paths]
     first_logits, first_ids, first_labels = loaded[0]
     for path, (logits, ids, _) in zip(score_paths[1:], loaded[1:]):
         _check_rows(path, logits, ids, (score_paths[0], first_logits, first_ids))
-    label_array = _resolve_labels(labels, first_logits.shape[0], score_paths[0],
-                                  first_ids, first_labels)
+    label_array = _resolve_labels(
+        labels, first_logits.shape[0], score_paths[0], first_ids, first_labels
+    )
 
     def top1(scores):
         return metrics.top_k_accuracy(scores, label_array, k=1)
 
     fused = fuse_scores([s for s, _, _ in loaded], weights)
-    result = {'inputs': [top1(s) for s, _, _ in loaded], 'fused': top1(fused)}
+    result = {"inputs": [top1(s) for s, _, _ in loaded], "fused": top1(fused)}
     if idt_path is not None:
         idt, idt_ids, _ = scores_lib.read_scores(idt_path)
         _check_rows(idt_path, idt, idt_ids, (score_paths[0], first_logits, first_ids))
         fused = fuse_idt(fused, idt, idt_weight=idt_weight)
-        result['idt'] = top1(idt)
-        result['fused_idt'] = top1(fused)
+        result["idt"] = top1(idt)
+        result["fused_idt"] = top1(fused)
     if output_path is not None:
         scores_lib.write_scores(output_path, fused, first_ids, label_array)
     return result

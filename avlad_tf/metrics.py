@@ -11,11 +11,10 @@ import numpy as np
 def _check_scores(scores, labels):
     scores = np.asarray(scores)
     if scores.ndim != 2:
-        raise ValueError(f'scores must be [N, C], got shape {scores.shape}.')
+        raise ValueError(f"scores must be [N, C], got shape {scores.shape}.")
     labels = np.asarray(labels)
     if labels.shape[0] != scores.shape[0]:
-        raise ValueError(
-            f'{scores.shape[0]} score rows but {labels.shape[0]} labels.')
+        raise ValueError(f"{scores.shape[0]} score rows but {labels.shape[0]} labels.")
     return scores, labels
 
 
@@ -35,7 +34,7 @@ def top_k_accuracy(scores, labels, *, k=1):
     k = min(k, scores.shape[1])
     # Stable descending order: among tied scores the lower class index wins,
     # which is what argmax (and the release's streaming accuracy) does for k=1.
-    top = np.argsort(-scores, axis=1, kind='stable')[:, :k]  # (N, k)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (N, k)
     if labels.ndim == 1:
         hits = np.any(top == labels[:, None], axis=1)
     else:
@@ -70,14 +69,14 @@ def average_precision(scores, positives):
     """
     scores, positives = _check_scores(scores, positives)
     if positives.shape != scores.shape:
-        raise ValueError(f'ground truth {positives.shape} != scores {scores.shape}.')
-    order = np.argsort(-scores, axis=0, kind='stable')  # (N, C), per column
+        raise ValueError(f"ground truth {positives.shape} != scores {scores.shape}.")
+    order = np.argsort(-scores, axis=0, kind="stable")  # (N, C), per column
     is_pos = np.take_along_axis(positives > 0, order, axis=0)  # (N, C) ranked
     true_pos = np.cumsum(is_pos, axis=0)
     ranks = np.arange(1, scores.shape[0] + 1)[:, None]
     precision = true_pos / ranks
     num_pos = is_pos.sum(axis=0)
-    with np.errstate(invalid='ignore', divide='ignore'):
+    with np.errstate(invalid="ignore", divide="ignore"):
         return np.sum(precision * is_pos, axis=0) / num_pos
 
 
@@ -107,10 +106,10 @@ def classification_report(scores, labels):
     row; mAP / wAP treat rows without labels as the official script does).
     """
     labels = np.asarray(labels)
-    report = {'top1': top_k_accuracy(scores, labels, k=1)}
+    report = {"top1": top_k_accuracy(scores, labels, k=1)}
     if labels.ndim == 1:
-        report['top5'] = top_k_accuracy(scores, labels, k=5)
-        report['mean_class_accuracy'] = mean_class_accuracy(scores, labels)
+        report["top5"] = top_k_accuracy(scores, labels, k=5)
+        report["mean_class_accuracy"] = mean_class_accuracy(scores, labels)
     else:
         # Classes without positives have no AP (the official script would give
         # NaN); on the full Charades test set all 157 classes have positives, so
@@ -118,8 +117,12 @@ def classification_report(scores, labels):
         present = np.sum(labels > 0, axis=0) > 0
         # Videos without any action score -inf everywhere, as in the official
         # Charades script (which never matches their predictions).
-        scores = np.where(np.any(labels > 0, axis=1, keepdims=True),
-                          np.asarray(scores, dtype=np.float64), -np.inf)
-        report['mAP'], report['wAP'], _ = charades_map(
-            scores[:, present], labels[:, present])
+        scores = np.where(
+            np.any(labels > 0, axis=1, keepdims=True),
+            np.asarray(scores, dtype=np.float64),
+            -np.inf,
+        )
+        report["mAP"], report["wAP"], _ = charades_map(
+            scores[:, present], labels[:, present]
+        )
     return report

@@ -34,7 +34,6 @@ CONFIG_ASSET = os.path.join("assets", "avlad_export.json")
 TOP_K = 5
 
 
-
 def define_flags():
     """Defined only when run as a program: importing predict (tests,
     visualize) must not claim the global flag names `--model` / `--json`."""
@@ -56,7 +55,8 @@ def read_config(export_dir):
     if not os.path.exists(config_path):
         raise FileNotFoundError(
             f"{export_dir} is not an avlad_tf export: {config_path} is "
-            f"missing (write one with `python -m avlad_tf.export`).")
+            f"missing (write one with `python -m avlad_tf.export`)."
+        )
     with open(config_path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -71,10 +71,13 @@ def load_export(export_dir):
 def sample_indices(num_frames, config):
     """`{modality: indices}` as evaluation samples them (`sampling`)."""
     indices = sampling.sample_indices(
-        num_frames, modalities=config["modalities"],
-        num_samples=config["num_frames"], flow_stack=config["flow_stack"],
+        num_frames,
+        modalities=config["modalities"],
+        num_samples=config["num_frames"],
+        flow_stack=config["flow_stack"],
         joint_sampling="shared" if config["joint_sampling"] else "independent",
-        sampling=config["sampling"])
+        sampling=config["sampling"],
+    )
     return {m: np.asarray(v) for m, v in indices.items()}
 
 
@@ -86,13 +89,16 @@ def stacked_flow(frames, flow_indices):
     by the input pipeline's own rule (`frame_sources.flow_assembler`).
     """
     needed, position = np.unique(flow_indices, return_inverse=True)
-    quantized = np.stack([
-        schema.quantize_flow(flow_lib.compute_flow(frames[j:j + 2])[0])
-        for j in needed])  # (U, H, W, 2)
+    quantized = np.stack(
+        [
+            schema.quantize_flow(flow_lib.compute_flow(frames[j : j + 2])[0])
+            for j in needed
+        ]
+    )  # (U, H, W, 2)
     planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, H, W)
     assemble = frame_sources.flow_assembler(
-        position.reshape(-1).astype(np.int32), len(needed),
-        flow_indices.shape)
+        position.reshape(-1).astype(np.int32), len(needed), flow_indices.shape
+    )
     return assemble(planes[:, None, :, :, None]).numpy()[:, 0]  # (T, H, W, 2L)
 
 
@@ -108,14 +114,16 @@ def prepare_inputs(path, config):
         VideoError: too few frames.
     """
     start = time.perf_counter()
-    frames = video_io.read_video(path, height=config["frame_height"],
-                                 width=config["frame_width"])  # BGR
+    frames = video_io.read_video(
+        path, height=config["frame_height"], width=config["frame_width"]
+    )  # BGR
     decoded = time.perf_counter()
     needed = sampling.min_frames(config["modalities"], config["flow_stack"])
     if len(frames) < needed:
         raise VideoError(
             f"too short: {len(frames)} frame(s) decoded, but the model's "
-            f"{config['flow_stack']}-frame flow stacks need at least {needed}")
+            f"{config['flow_stack']}-frame flow stacks need at least {needed}"
+        )
     indices = sample_indices(len(frames), config)
     inputs = {}
     if "rgb" in indices:
@@ -131,8 +139,9 @@ def prepare_inputs(path, config):
 def top_k(probabilities, class_names, k=TOP_K):
     """The `k` most probable classes as `[{"class", "probability"}]`."""
     order = np.argsort(-probabilities, kind="stable")[:k]
-    return [{"class": class_names[i], "probability": float(probabilities[i])}
-            for i in order]
+    return [
+        {"class": class_names[i], "probability": float(probabilities[i])} for i in order
+    ]
 
 
 def predict_video(serve, config, path):
@@ -146,9 +155,11 @@ def predict_video(serve, config, path):
     outputs = serve(**{m: tf.constant(v) for m, v in inputs.items()})
     probabilities = outputs["probabilities"].numpy()[0]
     timings["model"] = time.perf_counter() - start
-    return {"video": path,
-            "top5": top_k(probabilities, config["class_names"]),
-            "seconds": timings}
+    return {
+        "video": path,
+        "top5": top_k(probabilities, config["class_names"]),
+        "seconds": timings,
+    }
 
 
 def predict_videos(export_dir, paths):
@@ -166,8 +177,7 @@ def predict_videos(export_dir, paths):
 def _print_text(results):
     for result in results:
         if "error" in result:
-            print(f"error: {result['video']}: {result['error']}",
-                  file=sys.stderr)
+            print(f"error: {result['video']}: {result['error']}", file=sys.stderr)
             continue
         print(result["video"])
         for rank, entry in enumerate(result["top5"], start=1):
@@ -182,13 +192,13 @@ def main(argv):
         raise app.UsageError("Give at least one video file.")
     results = predict_videos(flags.FLAGS.model, paths)
     if flags.FLAGS.json:
-        json.dump({"model": flags.FLAGS.model, "results": results}, sys.stdout,
-                  indent=2)
+        json.dump(
+            {"model": flags.FLAGS.model, "results": results}, sys.stdout, indent=2
+        )
         print()
         for result in results:
             if "error" in result:
-                print(f"error: {result['video']}: {result['error']}",
-                      file=sys.stderr)
+                print(f"error: {result['video']}: {result['error']}", file=sys.stderr)
     else:
         _print_text(results)
     return 1 if any("error" in r for r in results) else 0

@@ -9,8 +9,10 @@ before it writes anything else, and records it here:
   split, the input
   settings `make_dataset` reads with (sampling rule, frames, crop sizes,
   pixel parity switches; the gin home is `make_dataset.*`, in the stream's
-  scope) and the number of evaluation crops (`evaluate.num_crops`, in the
-  stream's scope);
+  scope), the backbone's input rule (`layers.pixels.INPUT_RULES`), the
+  number of evaluation crops (`evaluate.num_crops`, in the stream's scope)
+  and the settings that decide the trained model (`train_stream`,
+  `build_model`, `init_centers`);
 - `fusion`: the late-fusion weight of each stream (`train.fuse_weights`), or
   None.
 
@@ -31,8 +33,18 @@ import gin
 RECORD_FILE = "run.json"
 FORMAT_VERSION = 1
 # Arguments of `make_dataset` that are a call's business, not the run's.
-_CALL_ARGUMENTS = ("data_dir", "split", "training", "modalities", "batch_size",
-                   "num_crops", "with_ids", "pixel_dtype", "info", "seed")
+_CALL_ARGUMENTS = (
+    "data_dir",
+    "split",
+    "training",
+    "modalities",
+    "batch_size",
+    "num_crops",
+    "with_ids",
+    "pixel_dtype",
+    "info",
+    "seed",
+)
 # The release evaluated one centre crop unless told otherwise.
 DEFAULT_NUM_CROPS = 1
 
@@ -54,16 +66,17 @@ def resolved_arguments(fn, *, scope=""):
     Only `avlad_tf.train` calls this, while its configs are parsed: it is how
     a run's settings are resolved once, to be recorded.
     """
-    values = {name: p.default
-              for name, p in inspect.signature(fn).parameters.items()
-              if p.default is not inspect.Parameter.empty}
+    values = {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
     values.update(_bindings(fn, scope))
     return values
 
 
 def _run_level(arguments):
-    return _jsonable({k: v for k, v in arguments.items()
-                      if k not in _CALL_ARGUMENTS})
+    return _jsonable({k: v for k, v in arguments.items() if k not in _CALL_ARGUMENTS})
 
 
 def input_settings(make_dataset_fn, *, scope=""):
@@ -85,19 +98,21 @@ def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
     fusion = None
     if fuse_weights is not None:
         fusion = {"weights": dict(zip(streams, map(float, fuse_weights)))}
-    return _jsonable({
-        "format_version": FORMAT_VERSION,
-        "data": {
-            "data_dir": os.path.abspath(data_dir),
-            "labels": list(info["labels"]),
-            "multi_label": bool(info.get("multi_label", False)),
-            "frame_height": info.get("frame_height"),
-            "frame_width": info.get("frame_width"),
-            "evaluate_split": evaluate_split,
-        },
-        "streams": streams,
-        "fusion": fusion,
-    })
+    return _jsonable(
+        {
+            "format_version": FORMAT_VERSION,
+            "data": {
+                "data_dir": os.path.abspath(data_dir),
+                "labels": list(info["labels"]),
+                "multi_label": bool(info.get("multi_label", False)),
+                "frame_height": info.get("frame_height"),
+                "frame_width": info.get("frame_width"),
+                "evaluate_split": evaluate_split,
+            },
+            "streams": streams,
+            "fusion": fusion,
+        }
+    )
 
 
 def path(workdir):
@@ -128,13 +143,15 @@ def read(workdir):
         raise FileNotFoundError(
             f"{path(workdir)} does not exist: {workdir} is not a workdir "
             f"written by `python -m avlad_tf.train` (an older run: rerun its "
-            f"train command, which resumes and writes the record).")
+            f"train command, which resumes and writes the record)."
+        )
     with open(path(workdir), encoding="utf-8") as f:
         record = json.load(f)
     if record.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path(workdir)}: format_version {record.get('format_version')}, "
-            f"this avlad_tf reads {FORMAT_VERSION}.")
+            f"this avlad_tf reads {FORMAT_VERSION}."
+        )
     return record
 
 
@@ -143,7 +160,8 @@ def stream(record, name, *, workdir="WORKDIR"):
     if name not in record["streams"]:
         raise ValueError(
             f"{path(workdir)}: no stream {name!r}; the run trained "
-            f"{sorted(record['streams'])}.")
+            f"{sorted(record['streams'])}."
+        )
     return record["streams"][name]
 
 
@@ -163,7 +181,8 @@ def check_input_bindings(record, make_dataset_fn, *, workdir):
                     f"make_dataset.{key} = {value!r} differs from the "
                     f"{name} stream's recorded {recorded!r} ({path(workdir)});"
                     f" a workdir is evaluated and exported with its own input "
-                    f"settings. Drop the binding, or train a new --workdir.")
+                    f"settings. Drop the binding, or train a new --workdir."
+                )
 
 
 def jsonable_arguments(arguments, *, drop=()):
@@ -184,16 +203,28 @@ def _flatten(value, prefix=""):
 
 def _extends_last_stage(key, old, new):
     """More updates in the last stage only: a rerun can extend that."""
-    return (key.endswith("train_stream/stage_steps") and old and new
-            and len(old) == len(new)
-            and old[:-1] == new[:-1] and new[-1] >= old[-1])
+    return (
+        key.endswith("train_stream/stage_steps")
+        and old
+        and new
+        and len(old) == len(new)
+        and old[:-1] == new[:-1]
+        and new[-1] >= old[-1]
+    )
 
 
 # Record entries a rerun may change: they decide what is evaluated, fused
 # or exported after training, or how training runs, not what is trained.
 _AFTER_TRAINING = ("num_crops", "evaluate_split", "fusion")
-_EXECUTION = ("checkpoint_every", "max_to_keep", "log_every",
-              "assignments_every", "jit_compile", "distribute", "devices")
+_EXECUTION = (
+    "checkpoint_every",
+    "max_to_keep",
+    "log_every",
+    "assignments_every",
+    "jit_compile",
+    "distribute",
+    "devices",
+)
 
 
 def check_rerun(previous, current, *, workdir):
@@ -216,16 +247,19 @@ def check_rerun(previous, current, *, workdir):
         if old.get(key) == new.get(key):
             continue
         change = f"{_binding(key)}: {old.get(key)!r} -> {new.get(key)!r}"
-        if _extends_last_stage(key, old.get(key), new.get(key)) or \
-                key.split("/")[-1] in _AFTER_TRAINING + _EXECUTION or \
-                key.split("/")[0] == "fusion":
+        if (
+            _extends_last_stage(key, old.get(key), new.get(key))
+            or key.split("/")[-1] in _AFTER_TRAINING + _EXECUTION
+            or key.split("/")[0] == "fusion"
+        ):
             applied.append(change)
         else:
             refused.append(change)
     if refused:
         raise ValueError(
             f"{workdir} was trained with other settings ({'; '.join(refused)})."
-            f" Use a new --workdir, or the recorded settings ({path(workdir)}).")
+            f" Use a new --workdir, or the recorded settings ({path(workdir)})."
+        )
     return applied
 
 

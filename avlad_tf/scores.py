@@ -51,8 +51,12 @@ def write_scores(path, logits, video_ids, labels):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
-        f.create_dataset(LOGITS_KEY, data=np.asarray(logits, np.float32),
-                         compression="gzip", compression_opts=9)
+        f.create_dataset(
+            LOGITS_KEY,
+            data=np.asarray(logits, np.float32),
+            compression="gzip",
+            compression_opts=9,
+        )
         if video_ids is not None:
             f.create_dataset(IDS_KEY, data=np.asarray(video_ids, dtype="S"))
         if labels is not None:
@@ -82,14 +86,19 @@ def read_scores(path):
         if key is None:
             raise ValueError(
                 f"{path}: no score dataset; expected one of {_LOGITS_KEYS}, "
-                f"found {sorted(f.keys())}.")
+                f"found {sorted(f.keys())}."
+            )
         logits = np.asarray(f[key], dtype=np.float64)
-        ids = ([_decode(v) for v in np.asarray(f[IDS_KEY]).reshape(-1)]
-               if IDS_KEY in f else None)
+        ids = (
+            [_decode(v) for v in np.asarray(f[IDS_KEY]).reshape(-1)]
+            if IDS_KEY in f
+            else None
+        )
         labels = np.asarray(f[LABELS_KEY]) if LABELS_KEY in f else None
     if logits.ndim != 2:
         raise ValueError(f"{path}:{key} must be [N, C], got {logits.shape}.")
     if ids is not None and len(ids) != logits.shape[0]:
-        raise ValueError(f"{path}: {logits.shape[0]} rows of scores but "
-                         f"{len(ids)} video ids.")
+        raise ValueError(
+            f"{path}: {logits.shape[0]} rows of scores but {len(ids)} video ids."
+        )
     return Scores(logits, ids, labels)

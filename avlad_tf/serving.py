@@ -34,7 +34,8 @@ class ServingModule(tf.Module):
     def __init__(self, *, models, config, preprocess_kwargs):
         super().__init__(name="avlad")
         self.endpoint_models = {
-            s: action_vlad.endpoints_model(m) for s, m in models.items()}
+            s: action_vlad.endpoints_model(m) for s, m in models.items()
+        }
         self._streams = tuple(config["streams"])
         self._modalities = tuple(config["modalities"])
         self._channels = dict(config["channels"])
@@ -48,8 +49,10 @@ class ServingModule(tf.Module):
         self._num_crops = dict(config["num_crops"])
         accepted = inspect.signature(preprocessing.preprocess_for_eval).parameters
         self._preprocess_kwargs = {
-            k: v for k, v in preprocess_kwargs.items()
-            if k in accepted and k not in ("frames", "modality", "num_crops")}
+            k: v
+            for k, v in preprocess_kwargs.items()
+            if k in accepted and k not in ("frames", "modality", "num_crops")
+        }
         self.class_names_tensor = tf.constant(config["class_names"])
 
     def attach_assets(self, *, labels_path, config_path):
@@ -66,10 +69,15 @@ class ServingModule(tf.Module):
         frames = tf.reshape(video, tf.concat([[-1], shape[2:]], 0))  # (B·T, H, W, C)
         frames = tf.ensure_shape(frames, [None, None, None, channels])
         crops = preprocessing.preprocess_for_eval(
-            frames, modality=modality, num_crops=self._num_crops[modality],
-            **self._preprocess_kwargs)  # (B·T·N, S, S, C), frame-major
+            frames,
+            modality=modality,
+            num_crops=self._num_crops[modality],
+            **self._preprocess_kwargs,
+        )  # (B·T·N, S, S, C), frame-major
         size = crops.shape[1]
-        return tf.reshape(crops, [shape[0], -1, size, size, channels])  # (B, T·N, S, S, C)
+        return tf.reshape(
+            crops, [shape[0], -1, size, size, channels]
+        )  # (B, T·N, S, S, C)
 
     def run(self, videos):
         """Named outputs for `{modality: uint8 video batch}`."""
@@ -89,8 +97,9 @@ class ServingModule(tf.Module):
         else:
             fused = logits[self._streams[0]]
         outputs["logits"] = fused
-        outputs["probabilities"] = (tf.sigmoid(fused) if self._multi_label
-                                    else tf.nn.softmax(fused))
+        outputs["probabilities"] = (
+            tf.sigmoid(fused) if self._multi_label else tf.nn.softmax(fused)
+        )
         return outputs
 
     def decode_example(self, serialized):
@@ -103,19 +112,30 @@ class ServingModule(tf.Module):
         n = example[schema.NUM_FRAMES_KEY]
         video_id = example[schema.VIDEO_ID_KEY]
         least = sampling.min_frames(self._modalities, self._flow_stack)
-        with tf.control_dependencies([tf.debugging.Assert(
-                n >= least, [video_id, "has", n, "frames; at least", least,
-                             "are needed"])]):
+        with tf.control_dependencies(
+            [
+                tf.debugging.Assert(
+                    n >= least,
+                    [video_id, "has", n, "frames; at least", least, "are needed"],
+                )
+            ]
+        ):
             n = tf.identity(n)
         indices = sampling.sample_indices(
-            n, modalities=self._modalities, num_samples=self._num_frames,
+            n,
+            modalities=self._modalities,
+            num_samples=self._num_frames,
             flow_stack=self._flow_stack,
             joint_sampling="shared" if self._joint else "independent",
-            sampling=self._sampling)
+            sampling=self._sampling,
+        )
         video = {"video_id": video_id}
         for modality in self._modalities:
-            source = (frame_sources.rgb_source if modality == "rgb"
-                      else frame_sources.flow_source)
+            source = (
+                frame_sources.rgb_source
+                if modality == "rgb"
+                else frame_sources.flow_source
+            )
             frames, assemble = source(example, indices[modality])
             # The whole decoded frame is the one "crop": [U, 1, H, W, c].
             video[modality] = assemble(frames[:, None])[:, 0]  # (T, H, W, C)
@@ -126,9 +146,11 @@ class ServingModule(tf.Module):
         signature = {"video_id": tf.TensorSpec([], tf.string)}
         for m in self._modalities:
             signature[m] = tf.TensorSpec(
-                [self._num_frames, None, None, self._channels[m]], tf.uint8)
-        decoded = tf.map_fn(self.decode_example, examples,
-                            fn_output_signature=signature)
+                [self._num_frames, None, None, self._channels[m]], tf.uint8
+            )
+        decoded = tf.map_fn(
+            self.decode_example, examples, fn_output_signature=signature
+        )
         video_ids = decoded.pop("video_id")
         outputs = self.run(decoded)
         outputs["video_id"] = video_ids
@@ -138,20 +160,26 @@ class ServingModule(tf.Module):
         """`serving_default`, `serialized_examples` and `class_names`."""
         specs = [_uint8_spec(self._channels[m], m) for m in self._modalities]
         if self._modalities == ("rgb", "flow"):
+
             def serve(rgb, flow):
                 return self.run({"rgb": rgb, "flow": flow})
         elif self._modalities == ("rgb",):
+
             def serve(rgb):
                 return self.run({"rgb": rgb})
         else:
+
             def serve(flow):
                 return self.run({"flow": flow})
+
         self.serve = tf.function(serve, input_signature=specs)
         self.serve_examples = tf.function(
             lambda examples: self.run_examples(examples),
-            input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+            input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
+        )
         self.class_names = tf.function(
-            lambda: {"class_names": self.class_names_tensor}, input_signature=[])
+            lambda: {"class_names": self.class_names_tensor}, input_signature=[]
+        )
         return {
             "serving_default": self.serve,
             "serialized_examples": self.serve_examples,

@@ -21,17 +21,19 @@ import shlex
 import sys
 
 from absl import app
-import gin
 
 from avlad_tf import cli
 from avlad_tf.training import experiment
+import gin
 
 
 def main(argv):
     cli.no_arguments(argv)
     workdir = cli.parse_flags_into_gin()
-    experiment.train(workdir=workdir, command=shlex.join(
-        [sys.executable, "-m", "avlad_tf.train"] + sys.argv[1:]))
+    experiment.train(
+        workdir=workdir,
+        command=shlex.join([sys.executable, "-m", "avlad_tf.train"] + sys.argv[1:]),
+    )
     with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
         f.write(gin.operative_config_str())
 

@@ -23,7 +23,6 @@ with the stream's input settings and dataset as the run recorded them
 `--model` outside a workdir needs it.
 """
 
-import os
 import sys
 
 from absl import app
@@ -33,7 +32,6 @@ from absl.flags import argparse_flags
 from avlad_tf.visualization import commands
 
 
-
 def _int_list(text):
     return [int(v) for v in text.split(",") if v.strip()]
 
@@ -41,17 +39,21 @@ def _int_list(text):
 def _add_model_flags(parser, *, multi=False):
     parser.add_argument("--workdir", help="training workdir")
     parser.add_argument(
-        "--stream", action="append" if multi else "store",
+        "--stream",
+        action="append" if multi else "store",
         default=None if multi else "rgb",
-        help="stream folder in the workdir: rgb, flow or fused")
+        help="stream folder in the workdir: rgb, flow or fused",
+    )
     parser.add_argument(
-        "--model", action="append" if multi else "store",
-        help="a model.keras file (instead of --workdir/--stream)")
-    parser.add_argument("--data_dir",
-                        help="prepared dataset (default: the run's)")
+        "--model",
+        action="append" if multi else "store",
+        help="a model.keras file (instead of --workdir/--stream)",
+    )
+    parser.add_argument("--data_dir", help="prepared dataset (default: the run's)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--num_frames", type=int,
-                        help="frames per video (default: the run's)")
+    parser.add_argument(
+        "--num_frames", type=int, help="frames per video (default: the run's)"
+    )
     parser.add_argument("--batch_size", type=int, default=2)
 
 
@@ -65,7 +67,8 @@ def make_parser():
     """The argparse parser (with absl's flags) of all sub-commands."""
     parser = argparse_flags.ArgumentParser(
         description=__doc__.split("\n")[0],
-        formatter_class=argparse_flags.argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse_flags.argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("action_words", help="Fig. 6: frames per word")
     _add_model_flags(p)
@@ -73,8 +76,10 @@ def make_parser():
     p.add_argument("--clusters", type=_int_list, help="e.g. 0,3,7")
     p.add_argument("--num_videos", type=int, default=16)
     p.add_argument("--num_examples", type=int, default=6)
-    for name, help_text in (("assignment_over_time", "Fig. 7: one video"),
-                            ("top_words", "Fig. 8: word contributions")):
+    for name, help_text in (
+        ("assignment_over_time", "Fig. 7: one video"),
+        ("top_words", "Fig. 8: word contributions"),
+    ):
         p = sub.add_parser(name, help=help_text)
         _add_model_flags(p)
         _add_out_flags(p, 1200, 450 if name == "assignment_over_time" else 600)
@@ -89,8 +94,9 @@ def make_parser():
     _add_model_flags(p, multi=True)
     _add_out_flags(p, 1000, 500)
     p.add_argument("--names", type=lambda s: s.split(","))
-    p.add_argument("--joint", action="store_true",
-                   help="one embedding coloured by model (Fig. 10)")
+    p.add_argument(
+        "--joint", action="store_true", help="one embedding coloured by model (Fig. 10)"
+    )
     p.add_argument("--num_videos", type=int, default=8)
     p.add_argument("--points_per_video", type=int, default=40)
     p.add_argument("--perplexity", type=float, default=30.0)
@@ -116,43 +122,76 @@ def run(args):
     """Dispatches parsed `args` to the sub-command; returns the PNG path."""
     size = dict(out=args.out, width_px=args.width_px)
     if args.command == "curves":
-        return commands.curves(workdir=args.workdir, tags=args.tags,
-                               height_px=args.height_px, **size)
+        return commands.curves(
+            workdir=args.workdir, tags=args.tags, height_px=args.height_px, **size
+        )
     if args.command == "confusion_diff":
         return commands.confusion_diff(
-            scores_a=args.scores_a, scores_b=args.scores_b,
-            name_a=args.name_a, name_b=args.name_b,
-            labels_file=args.labels_file, data_dir=args.data_dir,
-            split=args.split, top=args.top, height_px=args.height_px,
-            **size)[0]
-    data = dict(data_dir=args.data_dir, split=args.split,
-                num_frames=args.num_frames, batch_size=args.batch_size)
+            scores_a=args.scores_a,
+            scores_b=args.scores_b,
+            name_a=args.name_a,
+            name_b=args.name_b,
+            labels_file=args.labels_file,
+            data_dir=args.data_dir,
+            split=args.split,
+            top=args.top,
+            height_px=args.height_px,
+            **size,
+        )[0]
+    data = dict(
+        data_dir=args.data_dir,
+        split=args.split,
+        num_frames=args.num_frames,
+        batch_size=args.batch_size,
+    )
     if args.command == "tsne":
         paths = args.model or [
             commands.resolve_model_path(args.workdir, stream, None)
-            for stream in (args.stream or ["rgb"])]
+            for stream in (args.stream or ["rgb"])
+        ]
         return commands.tsne(
-            model_paths=paths, names=args.names, joint=args.joint,
+            model_paths=paths,
+            names=args.names,
+            joint=args.joint,
             num_videos=args.num_videos,
             points_per_video=args.points_per_video,
-            perplexity=args.perplexity, num_iters=args.num_iters,
-            height_px=args.height_px, **size, **data)
-    model_path = commands.resolve_model_path(args.workdir, args.stream,
-                                             args.model)
+            perplexity=args.perplexity,
+            num_iters=args.num_iters,
+            height_px=args.height_px,
+            **size,
+            **data,
+        )
+    model_path = commands.resolve_model_path(args.workdir, args.stream, args.model)
     if args.command == "action_words":
         return commands.action_words(
-            model_path=model_path, clusters=args.clusters,
-            num_videos=args.num_videos, num_examples=args.num_examples,
-            height_px=args.height_px, **size, **data)
+            model_path=model_path,
+            clusters=args.clusters,
+            num_videos=args.num_videos,
+            num_examples=args.num_examples,
+            height_px=args.height_px,
+            **size,
+            **data,
+        )
     if args.command == "assignment_over_time":
         return commands.assignment_over_time(
-            model_path=model_path, video_id=args.video_id,
-            clusters=args.clusters, max_frames=args.max_frames,
-            height_px=args.height_px, **size, **data)
+            model_path=model_path,
+            video_id=args.video_id,
+            clusters=args.clusters,
+            max_frames=args.max_frames,
+            height_px=args.height_px,
+            **size,
+            **data,
+        )
     return commands.top_words(
-        model_path=model_path, video_id=args.video_id,
-        class_name=args.class_name, top=args.top, workdir=args.workdir,
-        height_px=args.height_px, **size, **data)[0]
+        model_path=model_path,
+        video_id=args.video_id,
+        class_name=args.class_name,
+        top=args.top,
+        workdir=args.workdir,
+        height_px=args.height_px,
+        **size,
+        **data,
+    )[0]
 
 
 def main(args):

@@ -40,20 +40,35 @@ def write_footage(path, num_frames, *, seed=0):
     rng = np.random.default_rng(seed)
     scene = cv2.GaussianBlur(
         rng.uniform(0, 255, (HEIGHT + 80, WIDTH + 80, 3)).astype(np.float32),
-        (0, 0), 3.0)
-    blobs = [(rng.uniform(40, HEIGHT - 40), rng.uniform(40, WIDTH - 40),
-              rng.uniform(-4, 4), rng.uniform(-4, 4), rng.uniform(15, 35),
-              rng.uniform(0, 255, 3)) for _ in range(5)]
-    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25,
-                          (WIDTH, HEIGHT))
+        (0, 0),
+        3.0,
+    )
+    blobs = [
+        (
+            rng.uniform(40, HEIGHT - 40),
+            rng.uniform(40, WIDTH - 40),
+            rng.uniform(-4, 4),
+            rng.uniform(-4, 4),
+            rng.uniform(15, 35),
+            rng.uniform(0, 255, 3),
+        )
+        for _ in range(5)
+    ]
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25, (WIDTH, HEIGHT))
     for t in range(num_frames):
         pan = int(round(1.5 * t)) % 80  # a slow camera pan
-        frame = scene[20:20 + HEIGHT, pan:pan + WIDTH].copy()
+        frame = scene[20 : 20 + HEIGHT, pan : pan + WIDTH].copy()
         for y, x, vy, vx, r, colour in blobs:
-            cv2.circle(frame, (int(x + vx * t), int(y + vy * t)), int(r),
-                       colour.tolist(), -1)
-            cv2.circle(frame, (int(x + vx * t), int(y + vy * t)),
-                       int(r / 2), (colour * 0.5).tolist(), 3)
+            cv2.circle(
+                frame, (int(x + vx * t), int(y + vy * t)), int(r), colour.tolist(), -1
+            )
+            cv2.circle(
+                frame,
+                (int(x + vx * t), int(y + vy * t)),
+                int(r / 2),
+                (colour * 0.5).tolist(),
+                3,
+            )
         out.write(np.clip(frame, 0, 255).astype(np.uint8))
     out.release()
 
@@ -61,8 +76,7 @@ def write_footage(path, num_frames, *, seed=0):
 def _pairs_job(args):
     path, num_pairs = args
     flow_lib.single_threaded()
-    frames = video_io.read_video(path, height=HEIGHT, width=WIDTH,
-                                 count=num_pairs + 1)
+    frames = video_io.read_video(path, height=HEIGHT, width=WIDTH, count=num_pairs + 1)
     start = time.perf_counter()
     flow_lib.compute_flow(frames)
     return time.perf_counter() - start
@@ -82,14 +96,18 @@ def flow_rate(path, *, num_pairs, workers):
 
 def prep_rate(paths, *, workers, tmp):
     """Videos per minute through `writer.write_dataset`."""
-    items = [records.Item(video_id=str(i), labels=(0,), path=p)
-             for i, p in enumerate(paths)]
+    items = [
+        records.Item(video_id=str(i), labels=(0,), path=p) for i, p in enumerate(paths)
+    ]
     out = tempfile.mkdtemp(dir=tmp)
     start = time.perf_counter()
     summary = writer.write_dataset(
-        output_dir=out, splits={"bench": items},
-        options=records.Options(min_frames=2), workers=workers,
-        records_per_shard=len(items))
+        output_dir=out,
+        splits={"bench": items},
+        options=records.Options(min_frames=2),
+        workers=workers,
+        records_per_shard=len(items),
+    )
     assert not summary.left_out, summary.left_out
     return 60.0 * len(items) / (time.perf_counter() - start)
 
@@ -102,12 +120,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--video", default="", help="footage to use")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--pairs", type=int, default=6,
-                        help="frame pairs per process in the flow test")
-    parser.add_argument("--videos", type=int, default=0,
-                        help="videos in the preparation test (0: 2*workers)")
-    parser.add_argument("--frames", type=int, default=8,
-                        help="frames per video in the preparation test")
+    parser.add_argument(
+        "--pairs", type=int, default=6, help="frame pairs per process in the flow test"
+    )
+    parser.add_argument(
+        "--videos",
+        type=int,
+        default=0,
+        help="videos in the preparation test (0: 2*workers)",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=8, help="frames per video in the preparation test"
+    )
     args = parser.parse_args()
     tmp = tempfile.mkdtemp()
     video = args.video
@@ -118,10 +142,14 @@ def main():
 
     one = flow_rate(video, num_pairs=args.pairs, workers=1)
     many = flow_rate(video, num_pairs=args.pairs, workers=args.workers)
-    print(f"TV-L1 340x256, 1 process:  {one:.2f} pairs/s "
-          f"(reference, 1.00x; UCF101 would take {_days(one):.1f} days)")
-    print(f"TV-L1 340x256, {args.workers} processes: {many:.2f} pairs/s "
-          f"({many / one:.2f}x; UCF101 would take {_days(many):.1f} days)")
+    print(
+        f"TV-L1 340x256, 1 process:  {one:.2f} pairs/s "
+        f"(reference, 1.00x; UCF101 would take {_days(one):.1f} days)"
+    )
+    print(
+        f"TV-L1 340x256, {args.workers} processes: {many:.2f} pairs/s "
+        f"({many / one:.2f}x; UCF101 would take {_days(many):.1f} days)"
+    )
 
     num_videos = args.videos or 2 * args.workers
     paths = []
@@ -133,10 +161,12 @@ def main():
     scale = (args.frames - 1) / (UCF101_FRAMES - 1)  # per-video flow work
     for workers, rate in ((1, prep_one), (args.workers, prep_many)):
         ucf_rate = rate * scale  # UCF101-length videos per minute
-        print(f"preparation, {workers} worker(s), {args.frames}-frame videos: "
-              f"{rate:.1f} videos/min ({rate / prep_one:.2f}x); at ~186 "
-              f"frames: {ucf_rate:.2f} videos/min, UCF101 in "
-              f"{UCF101_VIDEOS / ucf_rate / 1440:.1f} days")
+        print(
+            f"preparation, {workers} worker(s), {args.frames}-frame videos: "
+            f"{rate:.1f} videos/min ({rate / prep_one:.2f}x); at ~186 "
+            f"frames: {ucf_rate:.2f} videos/min, UCF101 in "
+            f"{UCF101_VIDEOS / ucf_rate / 1440:.1f} days"
+        )
 
 
 if __name__ == "__main__":

@@ -39,11 +39,13 @@ flags.DEFINE_integer("repeats", 2, "runs of each measurement (best kept)")
 FLAGS = flags.FLAGS
 
 # (name, training, crops, pixel dtype); uint8 is `evaluate.normalize_on_device`.
-MODES = (("train", True, 1, "float32"),
-         ("eval 1 crop", False, 1, "float32"),
-         ("eval 5 crops", False, 5, "float32"),
-         ("eval 1 crop, uint8", False, 1, "uint8"),
-         ("eval 5 crops, uint8", False, 5, "uint8"))
+MODES = (
+    ("train", True, 1, "float32"),
+    ("eval 1 crop", False, 1, "float32"),
+    ("eval 5 crops", False, 5, "float32"),
+    ("eval 1 crop, uint8", False, 1, "uint8"),
+    ("eval 5 crops, uint8", False, 5, "uint8"),
+)
 
 
 def _texture(rng, height, width, channels):
@@ -59,29 +61,51 @@ def write_synthetic(data_dir, *, num_videos, num_frames, seed=0):
     rng = np.random.default_rng(seed)
     h, w = schema.FRAME_HEIGHT, schema.FRAME_WIDTH
     # A pool of frames reused across videos keeps generation fast.
-    pool_rgb = [tf.io.encode_jpeg(_texture(rng, h, w, 3), quality=90).numpy()
-                for _ in range(16)]
-    pool_flow = [tf.io.encode_jpeg(_texture(rng, h, w, 1), quality=90).numpy()
-                 for _ in range(16)]
+    pool_rgb = [
+        tf.io.encode_jpeg(_texture(rng, h, w, 3), quality=90).numpy() for _ in range(16)
+    ]
+    pool_flow = [
+        tf.io.encode_jpeg(_texture(rng, h, w, 1), quality=90).numpy() for _ in range(16)
+    ]
     name = "train-00000-of-00001.tfrecord"
     with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
         for v in range(num_videos):
-            pick = lambda pool, k: [pool[(v + i) % len(pool)] for i in range(k)]
-            writer.write(schema.make_sequence_example(
-                video_id=f"synthetic/{v}", labels=[v % 2],
-                rgb_jpegs=pick(pool_rgb, num_frames),
-                flow_x_jpegs=pick(pool_flow, num_frames - 1),
-                flow_y_jpegs=pick(pool_flow[::-1], num_frames - 1)))
-    schema.write_metadata(data_dir, {
-        "dataset": "synthetic", "labels": ["a", "b"], "num_classes": 2,
-        "multi_label": False, "frame_height": h, "frame_width": w,
-        "splits": {"train": {"num_records": num_videos, "shards": [
-            {"file": name, "num_records": num_videos}]}}})
+
+            def pick(pool, k, v=v):
+                return [pool[(v + i) % len(pool)] for i in range(k)]
+
+            writer.write(
+                schema.make_sequence_example(
+                    video_id=f"synthetic/{v}",
+                    labels=[v % 2],
+                    rgb_jpegs=pick(pool_rgb, num_frames),
+                    flow_x_jpegs=pick(pool_flow, num_frames - 1),
+                    flow_y_jpegs=pick(pool_flow[::-1], num_frames - 1),
+                )
+            )
+    schema.write_metadata(
+        data_dir,
+        {
+            "dataset": "synthetic",
+            "labels": ["a", "b"],
+            "num_classes": 2,
+            "multi_label": False,
+            "frame_height": h,
+            "frame_width": w,
+            "splits": {
+                "train": {
+                    "num_records": num_videos,
+                    "shards": [{"file": name, "num_records": num_videos}],
+                }
+            },
+        },
+    )
     return data_dir
 
 
-def reference_dataset(data_dir, split, *, modalities, training,
-                      num_frames=25, flow_stack=10):
+def reference_dataset(
+    data_dir, split, *, modalities, training, num_frames=25, flow_stack=10
+):
     """Parse, same indices, decode the same distinct JPEGs; nothing else.
 
     Yields one video per element (distinct frame counts differ, so there is
@@ -97,21 +121,25 @@ def reference_dataset(data_dir, split, *, modalities, training,
         example = schema.parse_sequence_example(serialized)
         n = example[schema.NUM_FRAMES_KEY]
         out = {}
-        flow = sampling.flow_indices(n, num_samples=num_frames,
-                                     flow_stack=flow_stack)
+        flow = sampling.flow_indices(n, num_samples=num_frames, flow_stack=flow_stack)
         if "rgb" in modalities:
-            rgb = flow[:, 0] if "flow" in modalities else sampling.rgb_indices(
-                n, num_samples=num_frames)
+            rgb = (
+                flow[:, 0]
+                if "flow" in modalities
+                else sampling.rgb_indices(n, num_samples=num_frames)
+            )
             out["rgb"] = video_input.decode_distinct_frames(
-                [example[schema.RGB_KEY]], rgb, 3)[0]
+                [example[schema.RGB_KEY]], rgb, 3
+            )[0]
         if "flow" in modalities:
             out["flow"] = video_input.decode_distinct_frames(
-                [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]],
-                flow, 1)[0]
+                [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], flow, 1
+            )[0]
         return out
 
-    dataset = records.map(decode_only, num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=True)
+    dataset = records.map(
+        decode_only, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -130,43 +158,60 @@ def videos_per_second(dataset, num_videos, videos_per_element):
         except StopIteration:
             break
         videos += videos_per_element
-    return (videos / (time.perf_counter() - start),
-            videos / (time.process_time() - cpu))
+    return (
+        videos / (time.perf_counter() - start),
+        videos / (time.process_time() - cpu),
+    )
 
 
 def main(argv):
     del argv
     data_dir = FLAGS.data_dir
     if data_dir is None:
-        data_dir = write_synthetic(tempfile.mkdtemp(), num_videos=FLAGS.videos,
-                                   num_frames=FLAGS.frames)
-    print(f"data {data_dir}, batch {FLAGS.batch_size}, "
-          f"{os.cpu_count()} CPUs visible")
-    print("| modalities | mode | pipeline videos/s | decode-only videos/s | "
-          "ratio (wall) | ratio (CPU time) |")
+        data_dir = write_synthetic(
+            tempfile.mkdtemp(), num_videos=FLAGS.videos, num_frames=FLAGS.frames
+        )
+    print(f"data {data_dir}, batch {FLAGS.batch_size}, {os.cpu_count()} CPUs visible")
+    print(
+        "| modalities | mode | pipeline videos/s | decode-only videos/s | "
+        "ratio (wall) | ratio (CPU time) |"
+    )
     print("|---|---|---|---|---|---|")
     for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
         for mode, training, crops, pixels in MODES:
             best_pipe = best_ref = (0.0, 0.0)
             for _ in range(FLAGS.repeats):
                 # The eval passes see each video once, so time what exists.
-                batches = FLAGS.batches if training else \
-                    FLAGS.videos // FLAGS.batch_size - 1
-                ref = reference_dataset(data_dir, FLAGS.split,
-                                        modalities=modalities,
-                                        training=training)
-                best_ref = np.maximum(best_ref, videos_per_second(
-                    ref, batches * FLAGS.batch_size, 1))
+                batches = (
+                    FLAGS.batches if training else FLAGS.videos // FLAGS.batch_size - 1
+                )
+                ref = reference_dataset(
+                    data_dir, FLAGS.split, modalities=modalities, training=training
+                )
+                best_ref = np.maximum(
+                    best_ref, videos_per_second(ref, batches * FLAGS.batch_size, 1)
+                )
                 pipe = video_input.make_dataset(
-                    data_dir=data_dir, split=FLAGS.split, training=training,
-                    modalities=modalities, batch_size=FLAGS.batch_size,
-                    num_crops=crops, pixel_dtype=pixels)
-                best_pipe = np.maximum(best_pipe, videos_per_second(
-                    pipe, batches * FLAGS.batch_size, FLAGS.batch_size))
+                    data_dir=data_dir,
+                    split=FLAGS.split,
+                    training=training,
+                    modalities=modalities,
+                    batch_size=FLAGS.batch_size,
+                    num_crops=crops,
+                    pixel_dtype=pixels,
+                )
+                best_pipe = np.maximum(
+                    best_pipe,
+                    videos_per_second(
+                        pipe, batches * FLAGS.batch_size, FLAGS.batch_size
+                    ),
+                )
             ratio = best_pipe / best_ref
-            print(f"| {'+'.join(modalities)} | {mode} | {best_pipe[0]:.2f} | "
-                  f"{best_ref[0]:.2f} | {ratio[0]:.2f} | {ratio[1]:.2f} |",
-                  flush=True)
+            print(
+                f"| {'+'.join(modalities)} | {mode} | {best_pipe[0]:.2f} | "
+                f"{best_ref[0]:.2f} | {ratio[0]:.2f} | {ratio[1]:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -43,18 +43,33 @@ from data_prep import video_io
 flags.DEFINE_list("sizes", ["toy", "default"], "configurations to time")
 flags.DEFINE_integer("frames", 48, "frames of the benchmark video")
 flags.DEFINE_integer("repeats", 2, "timed runs per size (best kept)")
-flags.DEFINE_list("reference_sizes", ["toy"],
-                  "sizes whose all-pairs flow reference is measured (TV-L1 "
-                  "at 256x340 takes seconds per pair on a small CPU)")
+flags.DEFINE_list(
+    "reference_sizes",
+    ["toy"],
+    "sizes whose all-pairs flow reference is measured (TV-L1 "
+    "at 256x340 takes seconds per pair on a small CPU)",
+)
 FLAGS = flags.FLAGS
 
 SIZES = {
-    "toy": dict(backbone="tiny", num_clusters=16, num_classes=8,
-                num_frames=8, flow_stack=4, image_size=56,
-                stored=(64, 85)),
-    "default": dict(backbone="vgg16", num_clusters=64, num_classes=51,
-                    num_frames=25, flow_stack=10, image_size=224,
-                    stored=(256, 340)),
+    "toy": dict(
+        backbone="tiny",
+        num_clusters=16,
+        num_classes=8,
+        num_frames=8,
+        flow_stack=4,
+        image_size=56,
+        stored=(64, 85),
+    ),
+    "default": dict(
+        backbone="vgg16",
+        num_clusters=64,
+        num_classes=51,
+        num_frames=25,
+        flow_stack=10,
+        image_size=224,
+        stored=(256, 340),
+    ),
 }
 
 
@@ -63,11 +78,11 @@ def write_video(path, num_frames, *, size=(240, 320)):
     rng = np.random.default_rng(0)
     height, width = size
     texture = cv2.GaussianBlur(
-        rng.integers(0, 256, (2 * height, 2 * width, 3), np.uint8), (7, 7), 2)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25,
-                             (width, height))
+        rng.integers(0, 256, (2 * height, 2 * width, 3), np.uint8), (7, 7), 2
+    )
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25, (width, height))
     for i in range(num_frames):
-        writer.write(texture[i:i + height, 2 * i:2 * i + width])
+        writer.write(texture[i : i + height, 2 * i : 2 * i + width])
     writer.release()
     return path
 
@@ -79,21 +94,41 @@ def make_export(root, size):
     for modality in ("rgb", "flow"):
         os.makedirs(os.path.join(workdir, modality))
         action_vlad.build_model(
-            num_classes=cfg["num_classes"], modality=modality,
-            backbone=cfg["backbone"], num_clusters=cfg["num_clusters"],
-            image_size=cfg["image_size"], flow_stack=cfg["flow_stack"],
-            weights=None).save(os.path.join(workdir, modality, "model.keras"))
+            num_classes=cfg["num_classes"],
+            modality=modality,
+            backbone=cfg["backbone"],
+            num_clusters=cfg["num_clusters"],
+            image_size=cfg["image_size"],
+            flow_stack=cfg["flow_stack"],
+            weights=None,
+        ).save(os.path.join(workdir, modality, "model.keras"))
     # The run record training would write; the export reads only this.
     settings = run_record.input_settings(video_input.make_dataset)
-    settings.update(num_frames=cfg["num_frames"], flow_stack=cfg["flow_stack"],
-                    image_size=cfg["image_size"], resize_to=cfg["stored"])
-    info = {"labels": [f"class_{c:02d}" for c in range(cfg["num_classes"])],
-            "frame_height": cfg["stored"][0], "frame_width": cfg["stored"][1]}
-    streams = {m: {"modalities": [m], "train_split": None, "input": settings,
-                   "num_crops": 1} for m in ("rgb", "flow")}
-    run_record.write(workdir, run_record.build(
-        data_dir=root, info=info, evaluate_split=None, streams=streams,
-        fuse_weights=(1, 2)))
+    settings.update(
+        num_frames=cfg["num_frames"],
+        flow_stack=cfg["flow_stack"],
+        image_size=cfg["image_size"],
+        resize_to=cfg["stored"],
+    )
+    info = {
+        "labels": [f"class_{c:02d}" for c in range(cfg["num_classes"])],
+        "frame_height": cfg["stored"][0],
+        "frame_width": cfg["stored"][1],
+    }
+    streams = {
+        m: {"modalities": [m], "train_split": None, "input": settings, "num_crops": 1}
+        for m in ("rgb", "flow")
+    }
+    run_record.write(
+        workdir,
+        run_record.build(
+            data_dir=root,
+            info=info,
+            evaluate_split=None,
+            streams=streams,
+            fuse_weights=(1, 2),
+        ),
+    )
     export_dir = exporting.export(workdir=workdir)
     return export_dir
 
@@ -105,21 +140,28 @@ def time_size(root, size, video):
     cfg = SIZES[size]
     start = time.perf_counter()
     # Traces the graph; zeros are enough, no flow is computed for them.
-    serve(**{m: tf.zeros([1, cfg["num_frames"], *cfg["stored"], c], tf.uint8)
-             for m, c in config["channels"].items()})
+    serve(
+        **{
+            m: tf.zeros([1, cfg["num_frames"], *cfg["stored"], c], tf.uint8)
+            for m, c in config["channels"].items()
+        }
+    )
     first = time.perf_counter() - start
     best = None
     for _ in range(FLAGS.repeats):
         seconds = predict.predict_video(serve, config, video)["seconds"]
         if best is None or sum(seconds.values()) < sum(best.values()):
             best = seconds
-    frames = video_io.read_video(video, height=config["frame_height"],
-                                 width=config["frame_width"])
+    frames = video_io.read_video(
+        video, height=config["frame_height"], width=config["frame_width"]
+    )
     flow_idx = predict.sample_indices(len(frames), config)["flow"]
     total = sum(best.values())
-    print(f"\n[{size}] {len(frames)} frames, T={config['num_frames']}, "
-          f"L={config['flow_stack']}, stored {config['frame_height']}x"
-          f"{config['frame_width']}, graph tracing (first call) {first:.2f} s")
+    print(
+        f"\n[{size}] {len(frames)} frames, T={config['num_frames']}, "
+        f"L={config['flow_stack']}, stored {config['frame_height']}x"
+        f"{config['frame_width']}, graph tracing (first call) {first:.2f} s"
+    )
     for part in ("decode", "flow", "model"):
         print(f"  {part:6s} {best[part]:8.3f} s  {best[part] / total:6.1%}")
     print(f"  total  {total:8.3f} s")
@@ -129,8 +171,9 @@ def time_size(root, size, video):
         start = time.perf_counter()
         flow_lib.compute_flow(frames)
         all_pairs = time.perf_counter() - start
-        line += (f" vs all pairs {all_pairs:.2f} s (ratio "
-                 f"{best['flow'] / all_pairs:.2f})")
+        line += (
+            f" vs all pairs {all_pairs:.2f} s (ratio {best['flow'] / all_pairs:.2f})"
+        )
     print(line)
 
 
@@ -141,8 +184,9 @@ def main(argv):
     keras.utils.set_random_seed(0)
     unknown = set(FLAGS.sizes) - set(SIZES)
     if unknown:
-        raise app.UsageError(f"Unknown sizes {sorted(unknown)}; "
-                             f"choose from {sorted(SIZES)}.")
+        raise app.UsageError(
+            f"Unknown sizes {sorted(unknown)}; choose from {sorted(SIZES)}."
+        )
     with tempfile.TemporaryDirectory() as root:
         video = write_video(os.path.join(root, "bench.avi"), FLAGS.frames)
         for size in FLAGS.sizes:

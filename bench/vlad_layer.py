@@ -37,7 +37,7 @@ def release_vlad(net, centers, kernel, bias, videos_per_batch):
         clusters = []
         for k in range(num_clusters):
             residual = video_net - centers[k]
-            weighted = residual * video_assignment[..., k:k + 1]
+            weighted = residual * video_assignment[..., k : k + 1]
             clusters.append(tf.reduce_sum(weighted, axis=[0, 1, 2]))
         videos.append(tf.stack(clusters))
     vlad = tf.stack(videos)  # [B, K, D]
@@ -72,7 +72,8 @@ def main():
     layer = netvlad.NetVLAD(num_clusters=args.clusters)
     layer.build(shape)
     layer.set_centers(
-        rng.normal(size=(args.clusters, args.depth)).astype(np.float32) * 0.05)
+        rng.normal(size=(args.clusters, args.depth)).astype(np.float32) * 0.05
+    )
     weights = layer.trainable_weights
     folded = tf.reshape(features, (-1,) + shape[2:])  # [B·T, H, W, D]
 
@@ -84,31 +85,46 @@ def main():
 
     @tf.function
     def release_step():
-        return grads_of(lambda x: release_vlad(
-            x, layer.centers.value, layer.assignment_kernel.value,
-            layer.assignment_bias.value, args.videos), folded)
+        return grads_of(
+            lambda x: release_vlad(
+                x,
+                layer.centers.value,
+                layer.assignment_kernel.value,
+                layer.assignment_bias.value,
+                args.videos,
+            ),
+            folded,
+        )
 
     @tf.function(jit_compile=True)
     def xla_step():
         return grads_of(layer, features)
 
     # All three compute the same thing: check before timing.
-    reference = release_vlad(folded, layer.centers.value,
-                             layer.assignment_kernel.value,
-                             layer.assignment_bias.value, args.videos)
-    np.testing.assert_allclose(layer(features).numpy(), reference.numpy(),
-                               atol=1e-4)
+    reference = release_vlad(
+        folded,
+        layer.centers.value,
+        layer.assignment_kernel.value,
+        layer.assignment_bias.value,
+        args.videos,
+    )
+    np.testing.assert_allclose(layer(features).numpy(), reference.numpy(), atol=1e-4)
 
     results = [
-        ("(a) release loop over videos x clusters (graph)",
-         timed(release_step, args.repeats)),
-        ("(b) NetVLAD layer, eager", timed(lambda: grads_of(layer, features),
-                                           args.repeats)),
-        ("(c) NetVLAD layer, jit_compile=True", timed(xla_step,
-                                                      args.repeats)),
+        (
+            "(a) release loop over videos x clusters (graph)",
+            timed(release_step, args.repeats),
+        ),
+        (
+            "(b) NetVLAD layer, eager",
+            timed(lambda: grads_of(layer, features), args.repeats),
+        ),
+        ("(c) NetVLAD layer, jit_compile=True", timed(xla_step, args.repeats)),
     ]
-    print(f"ActionVLAD forward+backward, input {shape}, K={args.clusters}, "
-          f"median of {args.repeats}")
+    print(
+        f"ActionVLAD forward+backward, input {shape}, K={args.clusters}, "
+        f"median of {args.repeats}"
+    )
     base = results[0][1]
     for name, seconds in results:
         print(f"{name:52s} {seconds * 1e3:9.1f} ms   x{base / seconds:6.1f}")

@@ -28,8 +28,10 @@ def compute_flow(frames, *, params=None):
     """
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(**dict(params or {}))
     greys = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in frames]
-    return [tvl1.calc(previous, current, None)
-            for previous, current in zip(greys[:-1], greys[1:])]
+    return [
+        tvl1.calc(previous, current, None)
+        for previous, current in zip(greys[:-1], greys[1:])
+    ]
 
 
 def encode_flows(flows, *, quality):

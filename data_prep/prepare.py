@@ -28,51 +28,77 @@ from data_prep import sources
 from data_prep import writer
 
 _DATASET = flags.DEFINE_enum(
-    "dataset", None, ["ucf101", "hmdb51", "charades", "folders"],
+    "dataset",
+    None,
+    ["ucf101", "hmdb51", "charades", "folders"],
     "Dataset layout: the three paper datasets, or `folders` "
-    "(<input_dir>/<class>/<video or frame folder>).")
+    "(<input_dir>/<class>/<video or frame folder>).",
+)
 _INPUT_DIR = flags.DEFINE_string(
-    "input_dir", None, "Root of the videos or of the release's frame folders.")
+    "input_dir", None, "Root of the videos or of the release's frame folders."
+)
 _FLOW_DIR = flags.DEFINE_string(
-    "flow_dir", "", "Root of the release's flow_{x,y}_%05d.jpg folders when "
-    "they are not beside the frames.")
+    "flow_dir",
+    "",
+    "Root of the release's flow_{x,y}_%05d.jpg folders when "
+    "they are not beside the frames.",
+)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset to write.")
 _LIST_DIR = flags.DEFINE_string(
-    "list_dir", "", "Split lists: the release's {train,test}_splitN.txt "
+    "list_dir",
+    "",
+    "Split lists: the release's {train,test}_splitN.txt "
     "(default: data_prep/lists/<dataset>), or the dataset's own: UCF101 "
     "classInd.txt + trainlist0N/testlist0N.txt, HMDB51 "
-    "<class>_test_splitN.txt.")
+    "<class>_test_splitN.txt.",
+)
 _SPLITS = flags.DEFINE_list(
-    "splits", None, "Splits to write (default train_split1,test_split1; "
-    "`train,test` for --dataset=folders).")
+    "splits",
+    None,
+    "Splits to write (default train_split1,test_split1; "
+    "`train,test` for --dataset=folders).",
+)
 _CHARADES_CSV = flags.DEFINE_string(
-    "charades_csv", "", "Charades test CSV (default: <list_dir>/"
-    "Charades_v1_test.csv).")
+    "charades_csv", "", "Charades test CSV (default: <list_dir>/Charades_v1_test.csv)."
+)
 _TEST_FRACTION = flags.DEFINE_float(
-    "test_fraction", 0.3, "--dataset=folders: the last fraction of each "
-    "class (sorted by name) is the test split.")
+    "test_fraction",
+    0.3,
+    "--dataset=folders: the last fraction of each "
+    "class (sorted by name) is the test split.",
+)
 _SHUFFLE_SEED = flags.DEFINE_integer(
-    "shuffle_seed", 0, "Training splits (names starting with `train`) are "
+    "shuffle_seed",
+    0,
+    "Training splits (names starting with `train`) are "
     "written in an order shuffled with this seed, so that training batches "
-    "mix classes (docs/DATA.md, Record order); -1 keeps list order.")
-_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1,
-                                "Processes over videos.")
-_RECORDS_PER_SHARD = flags.DEFINE_integer("records_per_shard", 32,
-                                          "Videos per shard.")
+    "mix classes (docs/DATA.md, Record order); -1 keeps list order.",
+)
+_WORKERS = flags.DEFINE_integer(
+    "workers", os.cpu_count() or 1, "Processes over videos."
+)
+_RECORDS_PER_SHARD = flags.DEFINE_integer("records_per_shard", 32, "Videos per shard.")
 _FRAME_SIZE = flags.DEFINE_list(
-    "frame_size", ["256", "340"], "Stored frame height,width (the release "
-    "resizes every frame to 256,340).")
-_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95,
-                                     "Quality of re-encoded JPEGs.")
+    "frame_size",
+    ["256", "340"],
+    "Stored frame height,width (the release resizes every frame to 256,340).",
+)
+_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "Quality of re-encoded JPEGs.")
 _MIN_FRAMES = flags.DEFINE_integer(
-    "min_frames", 11, "Shorter videos are left out (11 = one 10-frame flow "
-    "stack); at least 2.")
+    "min_frames",
+    11,
+    "Shorter videos are left out (11 = one 10-frame flow stack); at least 2.",
+)
 _ALLOW_MISSING = flags.DEFINE_boolean(
-    "allow_missing", False, "Exit 0 even when videos were left out.")
+    "allow_missing", False, "Exit 0 even when videos were left out."
+)
 _KEEP_TRUNCATED = flags.DEFINE_boolean(
-    "keep_truncated", False, "Keep the frames that decode from a video whose "
+    "keep_truncated",
+    False,
+    "Keep the frames that decode from a video whose "
     "container promises more (noted in report.json); otherwise such a video "
-    "is left out.")
+    "is left out.",
+)
 
 
 def _items():
@@ -82,19 +108,23 @@ def _items():
         if len(split_names) != 2:
             raise app.UsageError("--dataset=folders takes two --splits names")
         return sources.class_folder_items(
-            _INPUT_DIR.value, test_fraction=_TEST_FRACTION.value,
-            split_names=split_names)
+            _INPUT_DIR.value,
+            test_fraction=_TEST_FRACTION.value,
+            split_names=split_names,
+        )
     split_names = _SPLITS.value or ["train_split1", "test_split1"]
     list_dir = _LIST_DIR.value or os.path.join(sources.LISTS_DIR, dataset)
-    common = dict(list_dir=list_dir, root=_INPUT_DIR.value,
-                  split_names=split_names, flow_root=_FLOW_DIR.value)
+    common = dict(
+        list_dir=list_dir,
+        root=_INPUT_DIR.value,
+        split_names=split_names,
+        flow_root=_FLOW_DIR.value,
+    )
     if dataset == "charades":
         return sources.charades_items(csv_path=_CHARADES_CSV.value, **common)
-    if dataset == "ucf101" and \
-            os.path.isfile(os.path.join(list_dir, "classInd.txt")):
+    if dataset == "ucf101" and os.path.isfile(os.path.join(list_dir, "classInd.txt")):
         return sources.ucf101_official_items(**common)
-    if dataset == "hmdb51" and any(
-            "_test_split" in f for f in os.listdir(list_dir)):
+    if dataset == "hmdb51" and any("_test_split" in f for f in os.listdir(list_dir)):
         return sources.hmdb51_official_items(**common)
     return sources.release_list_items(dataset, **common)
 
@@ -105,58 +135,86 @@ def _check_found(splits):
     if items and not any(os.path.exists(item.path) for item in items):
         raise app.UsageError(
             f"none of the {len(items)} listed videos exists under "
-            f"--input_dir={_INPUT_DIR.value} (first: {items[0].path})")
+            f"--input_dir={_INPUT_DIR.value} (first: {items[0].path})"
+        )
 
 
 def main(argv):
     del argv
     height, width = (int(v) for v in _FRAME_SIZE.value)
     if _MIN_FRAMES.value < 2:
-        raise app.UsageError("--min_frames must be at least 2 (flow needs a "
-                             "pair of frames)")
+        raise app.UsageError(
+            "--min_frames must be at least 2 (flow needs a pair of frames)"
+        )
     labels, splits = _items()
     _check_found(splits)
-    options = records.Options(height=height, width=width,
-                              jpeg_quality=_JPEG_QUALITY.value,
-                              min_frames=_MIN_FRAMES.value,
-                              keep_truncated=_KEEP_TRUNCATED.value)
+    options = records.Options(
+        height=height,
+        width=width,
+        jpeg_quality=_JPEG_QUALITY.value,
+        min_frames=_MIN_FRAMES.value,
+        keep_truncated=_KEEP_TRUNCATED.value,
+    )
     # With the resolved input list (`resume.describe_inputs`), what decides
     # the output; a rerun that differs is refused.
-    fingerprint = {"dataset": _DATASET.value,
-                   "input_dir": os.path.abspath(_INPUT_DIR.value),
-                   "flow_dir": _FLOW_DIR.value, "list_dir": _LIST_DIR.value,
-                   "charades_csv": _CHARADES_CSV.value,
-                   "test_fraction": _TEST_FRACTION.value,
-                   "splits": sorted(splits)}
+    fingerprint = {
+        "dataset": _DATASET.value,
+        "input_dir": os.path.abspath(_INPUT_DIR.value),
+        "flow_dir": _FLOW_DIR.value,
+        "list_dir": _LIST_DIR.value,
+        "charades_csv": _CHARADES_CSV.value,
+        "test_fraction": _TEST_FRACTION.value,
+        "splits": sorted(splits),
+    }
     summary = writer.write_dataset(
-        output_dir=_OUTPUT_DIR.value, splits=splits, options=options,
-        workers=_WORKERS.value, records_per_shard=_RECORDS_PER_SHARD.value,
+        output_dir=_OUTPUT_DIR.value,
+        splits=splits,
+        options=options,
+        workers=_WORKERS.value,
+        records_per_shard=_RECORDS_PER_SHARD.value,
         fingerprint=fingerprint,
-        shuffle_seed=None if _SHUFFLE_SEED.value < 0 else _SHUFFLE_SEED.value)
-    writer.finish(output_dir=_OUTPUT_DIR.value, summary=summary,
-                  dataset=_DATASET.value, labels=labels,
-                  multi_label=_DATASET.value == "charades", options=options)
+        shuffle_seed=None if _SHUFFLE_SEED.value < 0 else _SHUFFLE_SEED.value,
+    )
+    writer.finish(
+        output_dir=_OUTPUT_DIR.value,
+        summary=summary,
+        dataset=_DATASET.value,
+        labels=labels,
+        multi_label=_DATASET.value == "charades",
+        options=options,
+    )
     total = sum(s["num_records"] for s in summary.splits.values())
     left_out = len(summary.left_out)
     report = os.path.join(_OUTPUT_DIR.value, writer.REPORT_FILE)
-    print(f"{total} records in {_OUTPUT_DIR.value} "
-          + ", ".join(f"{k}: {v['num_records']}"
-                      for k, v in summary.splits.items())
-          + f"; {left_out} videos left out (reasons in {report}).",
-          file=sys.stderr)
+    print(
+        f"{total} records in {_OUTPUT_DIR.value} "
+        + ", ".join(f"{k}: {v['num_records']}" for k, v in summary.splits.items())
+        + f"; {left_out} videos left out (reasons in {report}).",
+        file=sys.stderr,
+    )
     for entry in summary.left_out[:10]:
-        print(f"  left out {entry['split']} {entry['video_id']}: "
-              f"{entry['reason']}", file=sys.stderr)
+        print(
+            f"  left out {entry['split']} {entry['video_id']}: {entry['reason']}",
+            file=sys.stderr,
+        )
     for entry in summary.notes[:10]:
-        print(f"  kept {entry['split']} {entry['video_id']}: {entry['note']}",
-              file=sys.stderr)
+        print(
+            f"  kept {entry['split']} {entry['video_id']}: {entry['note']}",
+            file=sys.stderr,
+        )
     for split, names in writer.empty_classes(summary, labels).items():
-        print(f"Warning: {split} has no video of {len(names)} class(es): "
-              f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''} "
-              f"(report.json, empty_classes).", file=sys.stderr)
+        print(
+            f"Warning: {split} has no video of {len(names)} class(es): "
+            f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''} "
+            f"(report.json, empty_classes).",
+            file=sys.stderr,
+        )
     if left_out and not _ALLOW_MISSING.value:
-        print(f"Exiting with status 1: {left_out} videos were left out; pass "
-              f"--allow_missing to accept that.", file=sys.stderr)
+        print(
+            f"Exiting with status 1: {left_out} videos were left out; pass "
+            f"--allow_missing to accept that.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

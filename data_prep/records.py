@@ -34,6 +34,7 @@ class Item:
             video; when set, clip boundaries are rescaled from the list's
             frame rate to the decoded video's (Charades).
     """
+
     video_id: str
     labels: tuple
     path: str
@@ -46,6 +47,7 @@ class Item:
 @dataclasses.dataclass(frozen=True)
 class Options:
     """How records are made (one value per prepared dataset)."""
+
     height: int = schema.FRAME_HEIGHT
     width: int = schema.FRAME_WIDTH
     jpeg_quality: int = 95
@@ -78,21 +80,27 @@ def _video_record(item, options):
         start, count = _clip_range(item, video_io.count_frames(item.path))
     note = ""
     try:
-        frames = video_io.read_video(item.path, height=options.height,
-                                     width=options.width, start=start,
-                                     count=count)
+        frames = video_io.read_video(
+            item.path,
+            height=options.height,
+            width=options.width,
+            start=start,
+            count=count,
+        )
     except video_io.TruncatedVideo as truncated:
         if not options.keep_truncated:
             raise
         frames = truncated.frames
-        note = (f"truncated: the container promises {truncated.promised} "
-                f"frames; kept the {truncated.decoded} that decode")
+        note = (
+            f"truncated: the container promises {truncated.promised} "
+            f"frames; kept the {truncated.decoded} that decode"
+        )
     _check_length(len(frames), options)
-    rgb = [video_io.encode_jpeg(frame, quality=options.jpeg_quality)
-           for frame in frames]
+    rgb = [
+        video_io.encode_jpeg(frame, quality=options.jpeg_quality) for frame in frames
+    ]
     flows = flow_lib.compute_flow(frames, params=options.flow_params)
-    flow_x, flow_y = flow_lib.encode_flows(flows,
-                                           quality=options.jpeg_quality)
+    flow_x, flow_y = flow_lib.encode_flows(flows, quality=options.jpeg_quality)
     return start, rgb, flow_x, flow_y, note
 
 
@@ -129,28 +137,27 @@ def _folder_record(item, options):
         rgb.append(_converted(data, grey=False, options=options, what=name))
         if k == start + count - 1:
             break  # n frames have n - 1 flows
-        for pattern, out in ((video_io.FLOW_X_PATTERN, flow_x),
-                             (video_io.FLOW_Y_PATTERN, flow_y)):
+        for pattern, out in (
+            (video_io.FLOW_X_PATTERN, flow_x),
+            (video_io.FLOW_Y_PATTERN, flow_y),
+        ):
             name = pattern.format(index)
-            data = video_io.read_file(os.path.join(flow_dir, name),
-                                      what="flow")
-            out.append(_converted(data, grey=True, options=options,
-                                  what=name))
+            data = video_io.read_file(os.path.join(flow_dir, name), what="flow")
+            out.append(_converted(data, grey=True, options=options, what=name))
     return start, rgb, flow_x, flow_y, ""
 
 
 def _check_length(n, options):
     if n < options.min_frames:
         raise video_io.SourceError(
-            f"too short: {n} frames, fewer than min_frames="
-            f"{options.min_frames}")
+            f"too short: {n} frames, fewer than min_frames={options.min_frames}"
+        )
 
 
 def _validate(jpegs, *, grey, item):
     """Decodes every stored JPEG once, so no bad frame reaches training."""
     for j, data in enumerate(jpegs):
-        video_io.decode_jpeg(data, grey=grey,
-                             what=f"{item.video_id} stored frame {j}")
+        video_io.decode_jpeg(data, grey=grey, what=f"{item.video_id} stored frame {j}")
 
 
 def encode_item(item, options):
@@ -171,7 +178,12 @@ def encode_item(item, options):
     _validate(rgb, grey=False, item=item)
     _validate(flow_x + flow_y, grey=True, item=item)
     serialized = schema.make_sequence_example(
-        video_id=item.video_id, labels=item.labels, rgb_jpegs=rgb,
-        flow_x_jpegs=flow_x, flow_y_jpegs=flow_y, source=item.path,
-        start_frame=start)
+        video_id=item.video_id,
+        labels=item.labels,
+        rgb_jpegs=rgb,
+        flow_x_jpegs=flow_x,
+        flow_y_jpegs=flow_y,
+        source=item.path,
+        start_frame=start,
+    )
     return Encoded(serialized, len(rgb), note)

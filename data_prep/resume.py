@@ -55,16 +55,22 @@ def check_unique_ids(splits):
             if known != item.path or item.video_id in in_split:
                 raise ValueError(
                     f"{known} and {item.path} would both be stored as video "
-                    f"id {item.video_id!r} ({split}); rename one of them.")
+                    f"id {item.video_id!r} ({split}); rename one of them."
+                )
             in_split.add(item.video_id)
 
 
 def describe_inputs(splits):
     """`inputs.json`'s content for `{split: [records.Item]}`."""
-    return _jsonable({
-        split: [[i.video_id, i.path, list(i.labels), i.start_frame, i.num_frames]
-                for i in items]
-        for split, items in splits.items()})
+    return _jsonable(
+        {
+            split: [
+                [i.video_id, i.path, list(i.labels), i.start_frame, i.num_frames]
+                for i in items
+            ]
+            for split, items in splits.items()
+        }
+    )
 
 
 def _input_changes(previous, current):
@@ -76,14 +82,14 @@ def _input_changes(previous, current):
         added = [i for i in after if i not in before]
         removed = [i for i in before if i not in after]
         changed = [i for i in after if i in before and after[i] != before[i]]
-        for what, ids in (("added", added), ("removed", removed),
-                          ("changed", changed)):
+        for what, ids in (("added", added), ("removed", removed), ("changed", changed)):
             if ids:
                 shown = ", ".join(ids[:_SHOWN])
                 more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
                 changes.append(f"{split}: {len(ids)} {what} ({shown}{more})")
-        if not (added or removed or changed) and \
-                [e[0] for e in previous.get(split, [])] != list(after):
+        if not (added or removed or changed) and [
+            e[0] for e in previous.get(split, [])
+        ] != list(after):
             changes.append(f"{split}: the same videos in another order")
     return changes
 
@@ -103,21 +109,27 @@ def check_settings(progress_dir, fingerprint, inputs):
         write_json(options_path, fingerprint)
         return
     output_dir = os.path.dirname(os.path.abspath(progress_dir))
-    hint = (f"Use a new --output_dir, or delete {output_dir} to prepare it "
-            f"again.")
+    hint = f"Use a new --output_dir, or delete {output_dir} to prepare it again."
     previous = read_json(options_path)
-    differing = sorted(k for k in set(previous) | set(fingerprint)
-                       if previous.get(k) != fingerprint.get(k))
+    differing = sorted(
+        k
+        for k in set(previous) | set(fingerprint)
+        if previous.get(k) != fingerprint.get(k)
+    )
     if differing:
-        details = "; ".join(f"{k}: {previous.get(k)!r} -> {fingerprint.get(k)!r}"
-                            for k in differing)
-        raise ValueError(f"{output_dir} was prepared with other settings "
-                         f"({details}). {hint}")
+        details = "; ".join(
+            f"{k}: {previous.get(k)!r} -> {fingerprint.get(k)!r}" for k in differing
+        )
+        raise ValueError(
+            f"{output_dir} was prepared with other settings ({details}). {hint}"
+        )
     recorded = read_json(inputs_path) if os.path.exists(inputs_path) else {}
     changes = _input_changes(recorded, inputs)
     if changes:
-        raise ValueError(f"{output_dir} was prepared from another input: "
-                         f"{'; '.join(changes)}. {hint}")
+        raise ValueError(
+            f"{output_dir} was prepared from another input: "
+            f"{'; '.join(changes)}. {hint}"
+        )
 
 
 def checksum(path):
@@ -135,7 +147,6 @@ def shard_state(shard_path, note_path):
     if not os.path.exists(note_path):
         return "todo"
     note = read_json(note_path)
-    if not os.path.exists(shard_path) or \
-            checksum(shard_path) != note.get("sha256"):
+    if not os.path.exists(shard_path) or checksum(shard_path) != note.get("sha256"):
         return "damaged"
     return "finished"

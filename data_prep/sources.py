@@ -24,16 +24,27 @@ import sys
 from data_prep import records
 
 LISTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lists")
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg",
-                    ".m4v", ".wmv", ".flv", ".3gp", ".ogv")
+VIDEO_EXTENSIONS = (
+    ".avi",
+    ".mp4",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".m4v",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+)
 
 
 def _is_frame_folder(path):
     return os.path.isfile(os.path.join(path, "image_00001.jpg"))
 
 
-def class_folder_items(root, *, test_fraction,
-                       split_names=("train", "test")):
+def class_folder_items(root, *, test_fraction, split_names=("train", "test")):
     """A folder per class; the last `test_fraction` of each (sorted) is test.
 
     Entries are video files (by extension) or release frame folders; other
@@ -41,8 +52,7 @@ def class_folder_items(root, *, test_fraction,
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder of class folders")
-    labels = sorted(d for d in os.listdir(root)
-                    if os.path.isdir(os.path.join(root, d)))
+    labels = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not labels:
         raise ValueError(f"{root}: no class folders inside")
     splits = {name: [] for name in split_names}
@@ -52,21 +62,23 @@ def class_folder_items(root, *, test_fraction,
         entries = []
         for name in sorted(os.listdir(class_dir)):
             path = os.path.join(class_dir, name)
-            if name.lower().endswith(VIDEO_EXTENSIONS) or \
-                    _is_frame_folder(path):
+            if name.lower().endswith(VIDEO_EXTENSIONS) or _is_frame_folder(path):
                 entries.append((name, path))
             else:
                 ignored.append(path)
         num_test = int(round(len(entries) * test_fraction))
         for i, (name, path) in enumerate(entries):
-            split = split_names[1] if i >= len(entries) - num_test else \
-                split_names[0]
+            split = split_names[1] if i >= len(entries) - num_test else split_names[0]
             stem = os.path.splitext(name)[0]
-            splits[split].append(records.Item(
-                video_id=f"{label}/{stem}", labels=(index,), path=path))
+            splits[split].append(
+                records.Item(video_id=f"{label}/{stem}", labels=(index,), path=path)
+            )
     if ignored:
-        print(f"{root}: ignored {len(ignored)} entries that are neither "
-              f"videos nor frame folders, e.g. {ignored[0]}", file=sys.stderr)
+        print(
+            f"{root}: ignored {len(ignored)} entries that are neither "
+            f"videos nor frame folders, e.g. {ignored[0]}",
+            file=sys.stderr,
+        )
     return labels, splits
 
 
@@ -82,8 +94,10 @@ def _label_names(pairs, source):
     names = {}
     for label, name in pairs:
         if names.setdefault(label, name) != name:
-            raise ValueError(f"{source}: label {label} is used for both "
-                             f"{names[label]!r} and {name!r}")
+            raise ValueError(
+                f"{source}: label {label} is used for both "
+                f"{names[label]!r} and {name!r}"
+            )
     if sorted(names) != list(range(len(names))):
         raise ValueError(f"{source}: labels are not 0..{len(names) - 1}")
     return [names[i] for i in range(len(names))]
@@ -105,13 +119,14 @@ def _hmdb_originals(list_dir):
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
                 names = [line.strip() for line in f if line.strip()]
-            return {f"{name.split('/')[0]}/{n}": name
-                    for n, name in enumerate(names, start=1)}
+            return {
+                f"{name.split('/')[0]}/{n}": name
+                for n, name in enumerate(names, start=1)
+            }
     return {}
 
 
-def release_list_items(dataset, *, list_dir, root, split_names,
-                       flow_root=""):
+def release_list_items(dataset, *, list_dir, root, split_names, flow_root=""):
     """UCF101 / HMDB51 from the release's `path num_frames label` lists.
 
     Labels keep the release's order (the list's label indices; the released
@@ -126,14 +141,18 @@ def release_list_items(dataset, *, list_dir, root, split_names,
         items = []
         for fields in _read_lines(source):
             if len(fields) != 3:
-                raise ValueError(f"{source}: expected `path num_frames "
-                                 f"label`, got {' '.join(fields)!r}")
+                raise ValueError(
+                    f"{source}: expected `path num_frames "
+                    f"label`, got {' '.join(fields)!r}"
+                )
             list_path, label = fields[0], int(fields[2])
             pairs.append((label, list_path.split("/")[0]))
-            path, flow = _locate(root, list_path, flow_root,
-                                 originals.get(list_path))
-            items.append(records.Item(video_id=list_path, labels=(label,),
-                                      path=path, flow_path=flow))
+            path, flow = _locate(root, list_path, flow_root, originals.get(list_path))
+            items.append(
+                records.Item(
+                    video_id=list_path, labels=(label,), path=path, flow_path=flow
+                )
+            )
         splits[split] = items
     return _label_names(pairs, list_dir), splits
 
@@ -152,12 +171,16 @@ def ucf101_official_items(*, list_dir, root, split_names, flow_root=""):
             list_path = fields[0]
             name = list_path.split("/")[0]
             if name not in by_name:
-                raise ValueError(f"{source}: class {name!r} is not in "
-                                 f"{index_file}")
+                raise ValueError(f"{source}: class {name!r} is not in {index_file}")
             path, flow = _locate(root, list_path, flow_root)
-            items.append(records.Item(video_id=list_path,
-                                      labels=(by_name[name],), path=path,
-                                      flow_path=flow))
+            items.append(
+                records.Item(
+                    video_id=list_path,
+                    labels=(by_name[name],),
+                    path=path,
+                    flow_path=flow,
+                )
+            )
         splits[split] = items
     return labels, splits
 
@@ -168,10 +191,10 @@ def hmdb51_official_items(*, list_dir, root, split_names, flow_root=""):
     Video ids are the release's `class/N` names where AllVideos.txt knows
     the file, so records match the release's lists and logits.
     """
-    renamed = {name: renamed for renamed, name in
-               _hmdb_originals(list_dir).items()}
-    files = sorted(f for f in os.listdir(list_dir)
-                   if "_test_split" in f and f.endswith(".txt"))
+    renamed = {name: renamed for renamed, name in _hmdb_originals(list_dir).items()}
+    files = sorted(
+        f for f in os.listdir(list_dir) if "_test_split" in f and f.endswith(".txt")
+    )
     labels = sorted({f.rsplit("_test_split", 1)[0] for f in files})
     if not labels:
         raise FileNotFoundError(f"{list_dir}: no <class>_test_splitN.txt")
@@ -185,12 +208,16 @@ def hmdb51_official_items(*, list_dir, root, split_names, flow_root=""):
             for fields in _read_lines(source):
                 if len(fields) >= 2 and fields[1] == wanted:
                     original = f"{label}/{fields[0]}"
-                    video_id = renamed.get(original,
-                                           os.path.splitext(original)[0])
+                    video_id = renamed.get(original, os.path.splitext(original)[0])
                     path, flow = _locate(root, original, flow_root, video_id)
-                    items.append(records.Item(
-                        video_id=video_id, labels=(index,), path=path,
-                        flow_path=flow))
+                    items.append(
+                        records.Item(
+                            video_id=video_id,
+                            labels=(index,),
+                            path=path,
+                            flow_path=flow,
+                        )
+                    )
         splits[split] = items
     return labels, splits
 
@@ -203,14 +230,16 @@ def _charades_actions(csv_path):
     actions = {}
     with open(csv_path, encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
-            classes = {int(a.split()[0][1:]) for a in
-                       (row.get("actions") or "").split(";") if a.strip()}
+            classes = {
+                int(a.split()[0][1:])
+                for a in (row.get("actions") or "").split(";")
+                if a.strip()
+            }
             actions[row["id"]] = tuple(sorted(classes))
     return actions
 
 
-def charades_items(*, list_dir, root, split_names, flow_root="",
-                   csv_path=""):
+def charades_items(*, list_dir, root, split_names, flow_root="", csv_path=""):
     """Charades v1: whole multi-label test videos and training clips.
 
     3-field lines (`X/ID.mp4 num_frames -1`) are whole videos labelled with
@@ -231,22 +260,31 @@ def charades_items(*, list_dir, root, split_names, flow_root="",
         for fields in _read_lines(source):
             list_path = fields[0]
             vid = os.path.splitext(os.path.basename(list_path))[0]
-            path, flow = _locate(root, list_path, flow_root,
-                                 os.path.basename(list_path))
+            path, flow = _locate(
+                root, list_path, flow_root, os.path.basename(list_path)
+            )
             if len(fields) == 3:
                 if actions is None:
                     actions = _charades_actions(csv_path)
                 if vid not in actions:
                     raise ValueError(f"{source}: {vid} is not in {csv_path}")
-                items.append(records.Item(
-                    video_id=vid, labels=actions[vid], path=path,
-                    flow_path=flow))
+                items.append(
+                    records.Item(
+                        video_id=vid, labels=actions[vid], path=path, flow_path=flow
+                    )
+                )
             elif len(fields) == 4:
                 start, count, label = (int(x) for x in fields[1:])
-                items.append(records.Item(
-                    video_id=f"{vid}@{start}-{start + count}/c{label:03d}",
-                    labels=(label,), path=path, flow_path=flow,
-                    start_frame=start, num_frames=count))
+                items.append(
+                    records.Item(
+                        video_id=f"{vid}@{start}-{start + count}/c{label:03d}",
+                        labels=(label,),
+                        path=path,
+                        flow_path=flow,
+                        start_frame=start,
+                        num_frames=count,
+                    )
+                )
             else:
                 raise ValueError(f"{source}: cannot parse {' '.join(fields)!r}")
         splits[split] = items

@@ -76,10 +76,13 @@ def _equal_luma(red, blue):
 
 A1_COLOURS = {"red": _equal_luma(230, 50), "blue": _equal_luma(40, 250)}
 M1_DIRECTIONS = {"right": 1.0, "left": -1.0}
-S2_KINDS = {"green_up": ((40, 190, 60), -1.0),
-            "yellow_down": ((235, 210, 40), 1.0)}
-CLASSES = sorted(f"{a1}_{m1}_then_{s2}" for a1 in A1_COLOURS
-                 for m1 in M1_DIRECTIONS for s2 in S2_KINDS)
+S2_KINDS = {"green_up": ((40, 190, 60), -1.0), "yellow_down": ((235, 210, 40), 1.0)}
+CLASSES = sorted(
+    f"{a1}_{m1}_then_{s2}"
+    for a1 in A1_COLOURS
+    for m1 in M1_DIRECTIONS
+    for s2 in S2_KINDS
+)
 
 
 def _parse_class(name):
@@ -107,8 +110,8 @@ def _draw_square(frame, centre, side, rgb):
     bgr = np.array(rgb[::-1], np.float32)
     frame[y0:y1, x0:x1] = bgr
     cy, cx, t = (y0 + y1) // 2, (x0 + x1) // 2, max(side // 8, 1)
-    frame[cy - t:cy + t, x0:x1] = bgr * 0.55
-    frame[y0:y1, cx - t:cx + t] = bgr * 0.55
+    frame[cy - t : cy + t, x0:x1] = bgr * 0.55
+    frame[y0:y1, cx - t : cx + t] = bgr * 0.55
 
 
 def _active(t, start, length):
@@ -130,10 +133,8 @@ def render_video(class_name, rng):
     path1 = width * rng.uniform(0.22, 0.3)
     path2 = height * rng.uniform(0.4, 0.5)
     centre1 = (height * rng.uniform(0.35, 0.65), width * rng.uniform(0.22, 0.3))
-    centre2 = (height * 0.5 + rng.uniform(-4, 4),
-               width * rng.uniform(0.7, 0.78))
-    bar_pos = np.array([rng.uniform(0.3, 0.7) * height,
-                        rng.uniform(0.3, 0.7) * width])
+    centre2 = (height * 0.5 + rng.uniform(-4, 4), width * rng.uniform(0.7, 0.78))
+    bar_pos = np.array([rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width])
     angle = rng.uniform(0, 2 * np.pi)
     bar_velocity = 1.5 * np.array([np.sin(angle), np.cos(angle)])
     gain = rng.uniform(0.85, 1.15)
@@ -151,13 +152,11 @@ def render_video(class_name, rng):
         p1 = _active(t, start1, length)
         if p1 is not None:
             offset = direction1 * path1 * (p1 - 0.5)
-            _draw_square(frame, (centre1[0], centre1[1] + offset), side,
-                         colour1)
+            _draw_square(frame, (centre1[0], centre1[1] + offset), side, colour1)
         p2 = _active(t, start2, length)
         if p2 is not None:
             offset = direction2 * path2 * (p2 - 0.5)
-            _draw_square(frame, (centre2[0] + offset, centre2[1]), side,
-                         colour2)
+            _draw_square(frame, (centre2[0] + offset, centre2[1]), side, colour2)
         frames.append(np.clip(frame * gain, 0, 255).astype(np.uint8))
     return np.stack(frames)  # (T, H, W, 3)
 
@@ -171,8 +170,12 @@ def write_videos(video_dir, *, seed=0):
             rng = np.random.default_rng([seed, class_index, i])
             path = os.path.join(video_dir, name, f"{i:03d}.avi")
             frames = render_video(name, rng)
-            out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), FPS,
-                                  (VIDEO_SIZE[1], VIDEO_SIZE[0]))
+            out = cv2.VideoWriter(
+                path,
+                cv2.VideoWriter_fourcc(*"MJPG"),
+                FPS,
+                (VIDEO_SIZE[1], VIDEO_SIZE[0]),
+            )
             if not out.isOpened():
                 raise RuntimeError(f"{path}: OpenCV cannot write MJPG video")
             for frame in frames:
@@ -201,8 +204,7 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
     with open(os.path.join(data_dir, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if not os.path.exists(
-                    os.path.join(data_dir, schema.METADATA_FILE)):
+            if not os.path.exists(os.path.join(data_dir, schema.METADATA_FILE)):
                 _build(data_dir, seed=seed, workers=workers)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -211,27 +213,41 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
 
 def _build(data_dir, *, seed, workers):
     start = time.monotonic()
-    print(f"Making the toy dataset in {data_dir} (seed {seed}).",
-          file=sys.stderr)
+    print(f"Making the toy dataset in {data_dir} (seed {seed}).", file=sys.stderr)
     video_dir = os.path.join(data_dir, "videos")
     write_videos(video_dir, seed=seed)
     labels, splits = sources.class_folder_items(
-        video_dir, test_fraction=NUM_TEST / (NUM_TRAIN + NUM_TEST),
-        split_names=("train", "test"))
-    options = records.Options(height=FRAME_SIZE[0], width=FRAME_SIZE[1],
-                              min_frames=NUM_FRAMES,
-                              flow_params=FLOW_PARAMS)
+        video_dir,
+        test_fraction=NUM_TEST / (NUM_TRAIN + NUM_TEST),
+        split_names=("train", "test"),
+    )
+    options = records.Options(
+        height=FRAME_SIZE[0],
+        width=FRAME_SIZE[1],
+        min_frames=NUM_FRAMES,
+        flow_params=FLOW_PARAMS,
+    )
     workers = workers or min(2, os.cpu_count() or 1)
     summary = writer.write_dataset(
-        output_dir=data_dir, splits=splits, options=options, workers=workers,
-        records_per_shard=48, fingerprint={"dataset": "toy", "seed": seed})
+        output_dir=data_dir,
+        splits=splits,
+        options=options,
+        workers=workers,
+        records_per_shard=48,
+        fingerprint={"dataset": "toy", "seed": seed},
+    )
     if summary.left_out:
         raise RuntimeError(
             f"toy dataset: {len(summary.left_out)} videos failed, see "
-            f"{os.path.join(data_dir, writer.REPORT_FILE)}")
-    writer.finish(output_dir=data_dir, summary=summary, dataset="toy",
-                  labels=labels, multi_label=False, options=options,
-                  extra={"seed": seed,
-                         "flow_parameters": dict(FLOW_PARAMS)})
-    print(f"Toy dataset ready in {time.monotonic() - start:.0f} s.",
-          file=sys.stderr)
+            f"{os.path.join(data_dir, writer.REPORT_FILE)}"
+        )
+    writer.finish(
+        output_dir=data_dir,
+        summary=summary,
+        dataset="toy",
+        labels=labels,
+        multi_label=False,
+        options=options,
+        extra={"seed": seed, "flow_parameters": dict(FLOW_PARAMS)},
+    )
+    print(f"Toy dataset ready in {time.monotonic() - start:.0f} s.", file=sys.stderr)

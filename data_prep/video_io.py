@@ -33,7 +33,8 @@ class TruncatedVideo(SourceError):
         self.frames, self.promised, self.decoded = frames, promised, len(frames)
         super().__init__(
             f"truncated: the container promises {promised} frames but only "
-            f"{len(frames)} decode (--keep_truncated keeps them)")
+            f"{len(frames)} decode (--keep_truncated keeps them)"
+        )
 
 
 def resize(image, *, height, width):
@@ -98,8 +99,7 @@ def count_frames(path):
 
 def encode_jpeg(image, *, quality):
     """Encodes a BGR or greyscale uint8 image as JPEG bytes."""
-    ok, buffer = cv2.imencode(".jpg", image,
-                              [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise SourceError(f"cannot encode a JPEG of shape {image.shape}")
     return buffer.tobytes()
@@ -125,8 +125,7 @@ def list_frame_folder(directory):
     while RGB_PATTERN.format(FIRST_INDEX + n) in names:
         n += 1
     if n == 0:
-        raise SourceError(
-            f"empty: no {RGB_PATTERN.format(FIRST_INDEX)} in the folder")
+        raise SourceError(f"empty: no {RGB_PATTERN.format(FIRST_INDEX)} in the folder")
     return n
 
 

@@ -68,9 +68,11 @@ class Progress:
         eta = (self._total - self._done) / rate if rate > 0 else float("nan")
         width = 30
         filled = int(width * self._done / max(self._total, 1))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/"
-                f"{self._total} {self._unit} {rate * 60:.1f}/min "
-                f"elapsed {_clock(elapsed)} ETA {_clock(eta)}")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/"
+            f"{self._total} {self._unit} {rate * 60:.1f}/min "
+            f"elapsed {_clock(elapsed)} ETA {_clock(eta)}"
+        )
         end = "\n" if finished or not self._tty else ""
         self._stream.write(("\r" if self._tty else "") + line + end)
         self._stream.flush()
@@ -81,8 +83,11 @@ def _clock(seconds):
         return "--:--"
     minutes, seconds = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else \
-        f"{minutes:02d}:{seconds:02d}"
+    return (
+        f"{hours}:{minutes:02d}:{seconds:02d}"
+        if hours
+        else f"{minutes:02d}:{seconds:02d}"
+    )
 
 
 def _work(task):
@@ -134,9 +139,12 @@ def plan_shards(splits, records_per_shard):
     for split, items in splits.items():
         count = math.ceil(len(items) / records_per_shard)
         plan[split] = [
-            (shard_name(split, i, count),
-             items[i * records_per_shard:(i + 1) * records_per_shard])
-            for i in range(count)]
+            (
+                shard_name(split, i, count),
+                items[i * records_per_shard : (i + 1) * records_per_shard],
+            )
+            for i in range(count)
+        ]
     return plan
 
 
@@ -157,6 +165,7 @@ def _map(tasks, workers):
 @dataclasses.dataclass
 class Summary:
     """What `write_dataset` did."""
+
     splits: dict
     left_out: list
     written: int
@@ -167,8 +176,16 @@ class Summary:
     label_counts: dict = dataclasses.field(default_factory=dict)
 
 
-def write_dataset(*, output_dir, splits, options, workers=1,
-                  records_per_shard=32, fingerprint=None, shuffle_seed=0):
+def write_dataset(
+    *,
+    output_dir,
+    splits,
+    options,
+    workers=1,
+    records_per_shard=32,
+    fingerprint=None,
+    shuffle_seed=0,
+):
     """Writes every split's items as shards; resumes a previous run.
 
     Args:
@@ -190,25 +207,41 @@ def write_dataset(*, output_dir, splits, options, workers=1,
     progress_dir = os.path.join(output_dir, PROGRESS_DIR)
     os.makedirs(progress_dir, exist_ok=True)
     splits, order = record_order(splits, shuffle_seed=shuffle_seed)
-    resume.check_settings(progress_dir, dict(
-        fingerprint or {}, options=dataclasses.asdict(options),
-        records_per_shard=records_per_shard, record_order=order),
-        resume.describe_inputs(splits))
+    resume.check_settings(
+        progress_dir,
+        dict(
+            fingerprint or {},
+            options=dataclasses.asdict(options),
+            records_per_shard=records_per_shard,
+            record_order=order,
+        ),
+        resume.describe_inputs(splits),
+    )
     plan = plan_shards(splits, records_per_shard)
-    states = {shard: resume.shard_state(os.path.join(output_dir, shard),
-                                        _note_path(output_dir, shard))
-              for shards in plan.values() for shard, _ in shards}
-    todo = [(split, shard, items) for split, shards in plan.items()
-            for shard, items in shards if states[shard] != "finished"]
+    states = {
+        shard: resume.shard_state(
+            os.path.join(output_dir, shard), _note_path(output_dir, shard)
+        )
+        for shards in plan.values()
+        for shard, _ in shards
+    }
+    todo = [
+        (split, shard, items)
+        for split, shards in plan.items()
+        for shard, items in shards
+        if states[shard] != "finished"
+    ]
     skipped = len(states) - len(todo)
     rebuilt = sum(state == "damaged" for state in states.values())
     total = sum(len(items) for _, _, items in todo)
-    print(f"Writing {total} videos into {len(todo)} shards with {workers} "
-          f"worker(s) ({skipped} finished shards verified and skipped"
-          + (f", {rebuilt} damaged shards rebuilt" if rebuilt else "")
-          + ").", file=sys.stderr)
-    tasks = [(split, item, options) for split, _, items in todo
-             for item in items]
+    print(
+        f"Writing {total} videos into {len(todo)} shards with {workers} "
+        f"worker(s) ({skipped} finished shards verified and skipped"
+        + (f", {rebuilt} damaged shards rebuilt" if rebuilt else "")
+        + ").",
+        file=sys.stderr,
+    )
+    tasks = [(split, item, options) for split, _, items in todo for item in items]
     results = _map(tasks, workers)
     bar = Progress(total)
     written = 0
@@ -218,8 +251,7 @@ def write_dataset(*, output_dir, splits, options, workers=1,
         with tf.io.TFRecordWriter(path + ".tmp") as writer:
             for item in items:
                 serialized, reason, remark = next(results)
-                entry = {"split": split, "video_id": item.video_id,
-                         "path": item.path}
+                entry = {"split": split, "video_id": item.video_id, "path": item.path}
                 if serialized is None:
                     note["left_out"].append(dict(entry, reason=reason))
                 else:
@@ -249,23 +281,29 @@ def _summarise(output_dir, plan, written, skipped, order):
             left_out.extend(note["left_out"])
             notes.extend(note.get("notes", []))
             dropped = {e["video_id"] for e in note["left_out"]}
-            counts.update(label for item in items
-                          if item.video_id not in dropped
-                          for label in item.labels)
+            counts.update(
+                label
+                for item in items
+                if item.video_id not in dropped
+                for label in item.labels
+            )
         label_counts[split] = dict(counts)
         manifest[split] = {
             "num_records": sum(e["num_records"] for e in entries),
             # Charades: training clips carry one label, test videos several;
             # training picks its loss from this (`train_stream.loss`).
             "max_labels_per_video": max(
-                (len(item.labels) for _, items in shards for item in items),
-                default=0),
-            "shards": entries}
-    resume.write_json(os.path.join(output_dir, REPORT_FILE), {
-        "num_left_out": len(left_out), "left_out": left_out,
-        "notes": notes})
-    return Summary(manifest, left_out, written, skipped, order, notes,
-                   label_counts=label_counts)
+                (len(item.labels) for _, items in shards for item in items), default=0
+            ),
+            "shards": entries,
+        }
+    resume.write_json(
+        os.path.join(output_dir, REPORT_FILE),
+        {"num_left_out": len(left_out), "left_out": left_out, "notes": notes},
+    )
+    return Summary(
+        manifest, left_out, written, skipped, order, notes, label_counts=label_counts
+    )
 
 
 def empty_classes(summary, labels):
@@ -275,22 +313,29 @@ def empty_classes(summary, labels):
     """
     empty = {}
     for split, counts in summary.label_counts.items():
-        missing = [name for index, name in enumerate(labels)
-                   if not counts.get(index)]
+        missing = [name for index, name in enumerate(labels) if not counts.get(index)]
         if missing:
             empty[split] = missing
     return empty
 
 
-def finish(*, output_dir, summary, dataset, labels, multi_label, options,
-           extra=None):
+def finish(*, output_dir, summary, dataset, labels, multi_label, options, extra=None):
     """Writes metadata.json and labels.txt for a completed dataset."""
-    schema.write_metadata(output_dir, dict(
-        extra or {}, dataset=dataset, labels=list(labels),
-        num_classes=len(labels), multi_label=bool(multi_label),
-        frame_height=options.height, frame_width=options.width,
-        splits=summary.splits, record_order=summary.record_order,
-        num_left_out=len(summary.left_out)))
+    schema.write_metadata(
+        output_dir,
+        dict(
+            extra or {},
+            dataset=dataset,
+            labels=list(labels),
+            num_classes=len(labels),
+            multi_label=bool(multi_label),
+            frame_height=options.height,
+            frame_width=options.width,
+            splits=summary.splits,
+            record_order=summary.record_order,
+            num_left_out=len(summary.left_out),
+        ),
+    )
     report_path = os.path.join(output_dir, REPORT_FILE)
     report = resume.read_json(report_path)
     report["empty_classes"] = empty_classes(summary, labels)

@@ -11,30 +11,39 @@ from absl.testing import absltest
 
 
 class DependenciesTest(absltest.TestCase):
-
     def test_opencv_contrib_has_tvl1_and_no_plain_opencv_beside_it(self):
         import cv2
+
         self.assertTrue(hasattr(cv2.optflow, "DualTVL1OpticalFlow_create"))
-        installed = {dist.metadata["Name"].lower()
-                     for dist in importlib.metadata.distributions()}
+        installed = {
+            dist.metadata["Name"].lower() for dist in importlib.metadata.distributions()
+        }
         self.assertIn("opencv-contrib-python-headless", installed)
         # opencv-python would shadow cv2 and lose cv2.optflow.
         self.assertNotIn("opencv-python", installed)
 
     def test_gin_is_the_real_package(self):
         import gin
+
         self.assertTrue(hasattr(gin, "configurable"))
         self.assertEqual(importlib.metadata.version("gin-config"), "0.5.0")
 
     def test_tensorflow_and_keras_versions(self):
         import keras
         import tensorflow as tf
+
         self.assertTrue(tf.__version__.startswith("2.21."), tf.__version__)
         self.assertEqual(keras.__version__.split(".")[0], "3")
 
     def test_tensorboard_tensorflow_datasets_h5py_matplotlib_import(self):
-        for name in ("tensorboard", "tensorflow_datasets", "h5py",
-                     "matplotlib", "absl", "numpy"):
+        for name in (
+            "tensorboard",
+            "tensorflow_datasets",
+            "h5py",
+            "matplotlib",
+            "absl",
+            "numpy",
+        ):
             with self.subTest(name=name):
                 self.assertIsNotNone(importlib.import_module(name))
 

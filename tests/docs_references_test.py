@@ -19,16 +19,23 @@ import subprocess
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Generated or foreign trees; `avlad_tf/configs` is setup.py's copy of gin/.
-_SKIP_DIRS = {".git", "build", "dist", "__pycache__", ".pytest_cache",
-              os.path.join("avlad_tf", "configs")}
+_SKIP_DIRS = {
+    ".git",
+    "build",
+    "dist",
+    "__pycache__",
+    ".pytest_cache",
+    os.path.join("avlad_tf", "configs"),
+}
 
 # Names built in pieces so that this file does not match its own patterns.
 _OLD_SPEC = "ORIGINAL_" + "RELEASE"
 _RELEASE, _PITFALLS = "docs" + "/RELEASE.md", "docs" + "/PITFALLS.md"
 _DOC_NAMES = ("RELEASE", "PITFALLS", "STYLE", "REFERENCES", "PEERS")
 # A bare or path-prefixed mention of one of the documents above.
-_DOC_MENTION = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*)(" +
-                          "|".join(_DOC_NAMES) + r")\.md\b")
+_DOC_MENTION = re.compile(
+    r"(?<![\w/.-])((?:[\w.-]+/)*)(" + "|".join(_DOC_NAMES) + r")\.md\b"
+)
 # A `docs/...` path (ends on a word character, so trailing punctuation and a
 # bare `docs/` do not count).
 _DOCS_PATH = re.compile(r"(?<![\w./-])docs/((?:[\w.-]+/)*[\w.-]*\w)")
@@ -38,33 +45,39 @@ _NUMBER = r"\d+(?:\.\d+)?"
 # `,` or `and` (each optionally with its own `§`).
 _CITATION = re.compile(
     r"docs/([\w-]+\.md)`?[\s#*]*(?:§|Sec\.|[Ss]ections?)?\s*"
-    r"(" + _NUMBER + r"(?:\s*(?:[-–,]|and)\s*§?\s*" + _NUMBER + r")*)")
+    r"(" + _NUMBER + r"(?:\s*(?:[-–,]|and)\s*§?\s*" + _NUMBER + r")*)"
+)
 _HEADING = re.compile(r"^#{1,6}\s+§?(\d+(?:\.\d+)*)(?![\d])", re.MULTILINE)
 
 
 def _listed_files():
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard"], cwd=_ROOT, capture_output=True,
-            check=True).stdout.decode("utf-8")
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode("utf-8")
         return [p for p in out.split("\0") if p]
     except (OSError, subprocess.CalledProcessError):
         paths = []
         for top, dirs, files in os.walk(_ROOT):
             rel_top = os.path.relpath(top, _ROOT)
-            dirs[:] = [d for d in dirs
-                       if os.path.normpath(os.path.join(rel_top, d))
-                       not in _SKIP_DIRS and d not in _SKIP_DIRS]
-            paths += [os.path.normpath(os.path.join(rel_top, f))
-                      for f in files]
+            dirs[:] = [
+                d
+                for d in dirs
+                if os.path.normpath(os.path.join(rel_top, d)) not in _SKIP_DIRS
+                and d not in _SKIP_DIRS
+            ]
+            paths += [os.path.normpath(os.path.join(rel_top, f)) for f in files]
         return paths
 
 
 def _skipped(path):
     parts = path.split("/")
-    return any(part in _SKIP_DIRS or part.endswith(".egg-info")
-               for part in parts) or path.startswith("avlad_tf/configs/")
+    return any(
+        part in _SKIP_DIRS or part.endswith(".egg-info") for part in parts
+    ) or path.startswith("avlad_tf/configs/")
 
 
 def _text_files():
@@ -96,16 +109,14 @@ def _expand(numbers):
     """'7.2, 12.11' -> 7.2, 12.11; '2-3' -> 2, 3; '12.9-10' -> 12.9, 12.10."""
     sections = []
     for part in re.split(r"\s*(?:,|and)\s*", numbers):
-        ends = [e.strip().lstrip("§").strip()
-                for e in re.split(r"[-–]", part)]
+        ends = [e.strip().lstrip("§").strip() for e in re.split(r"[-–]", part)]
         if len(ends) == 1:
             sections.append(ends[0])
             continue
         first, last = ends[0], ends[-1]
         if "." in first and "." not in last:  # 12.9-10
             major, minor = first.split(".")
-            sections += [f"{major}.{i}"
-                         for i in range(int(minor), int(last) + 1)]
+            sections += [f"{major}.{i}" for i in range(int(minor), int(last) + 1)]
         elif "." not in first and "." not in last:  # 2-3
             sections += [str(i) for i in range(int(first), int(last) + 1)]
         else:
@@ -138,28 +149,35 @@ def unresolved_citations(text):
             continue
         for section in _expand(numbers):
             if section not in headings:
-                problems.append(
-                    f"{match.group(0)!r}: {doc} has no heading {section}")
+                problems.append(f"{match.group(0)!r}: {doc} has no heading {section}")
     return problems
 
 
 def missing_docs_paths(text):
     """`docs/...` paths that do not exist in the repository."""
-    return [f"docs/{m.group(1)} does not exist"
-            for m in _DOCS_PATH.finditer(text)
-            if not os.path.exists(os.path.join(_ROOT, "docs", m.group(1)))]
+    return [
+        f"docs/{m.group(1)} does not exist"
+        for m in _DOCS_PATH.finditer(text)
+        if not os.path.exists(os.path.join(_ROOT, "docs", m.group(1)))
+    ]
 
 
 def _problems(check):
-    return [f"{path}: {problem}" for path, text in _text_files()
-            for problem in check(text)]
+    return [
+        f"{path}: {problem}" for path, text in _text_files() for problem in check(text)
+    ]
 
 
 def test_files_are_scanned():
     paths = {path for path, _ in _text_files()}
-    for path in ("README.md", "docs/RELEASE.md", "docs/PITFALLS.md",
-                 "docs/PARITY.md", "avlad_tf/layers/netvlad.py",
-                 "gin/base.gin"):
+    for path in (
+        "README.md",
+        "docs/RELEASE.md",
+        "docs/PITFALLS.md",
+        "docs/PARITY.md",
+        "avlad_tf/layers/netvlad.py",
+        "gin/base.gin",
+    ):
         assert path in paths
 
 

@@ -29,8 +29,15 @@ import re
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GIN = os.path.join(_ROOT, "gin")
 # Top-level folders whose backticked paths must exist.
-_PREFIXES = ("avlad_tf/", "data_prep/", "gin/", "docs/", "tests/", "bench/",
-             "experiments/")
+_PREFIXES = (
+    "avlad_tf/",
+    "data_prep/",
+    "gin/",
+    "docs/",
+    "tests/",
+    "bench/",
+    "experiments/",
+)
 _PACKAGES = ("avlad_tf", "data_prep", "experiments", "bench", "tests")
 # `python -m` modules that are not the repository's.
 _THIRD_PARTY = {"pytest", "pip", "venv"}
@@ -46,8 +53,9 @@ _SPAN = re.compile(r"`([^`]+)`")
 _PYTHON_M = re.compile(r"\bpython3? -m ([A-Za-z_][\w.]*)")
 _PYTHON_SCRIPT = re.compile(r"\bpython3? ((?:[\w.-]+/)*[\w.-]+\.py)\b")
 _GIN_FILE = re.compile(r"--gin_file[= ]([^\s`\\'\"),]+)")
-_DOTTED = re.compile(r"(?<![\w./-])((?:" + "|".join(_PACKAGES) +
-                     r")(?:\.[A-Za-z_]\w*)+)")
+_DOTTED = re.compile(
+    r"(?<![\w./-])((?:" + "|".join(_PACKAGES) + r")(?:\.[A-Za-z_]\w*)+)"
+)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _PLACEHOLDER = re.compile(r"[<>*$…]|\.\.\.|(?:^|[/_a-z0-9])N(?=$|[._/-])")
 _STRIP = "()[]{},.;:'\"!?"
@@ -55,8 +63,10 @@ _STRIP = "()[]{},.;:'\"!?"
 
 def doc_files():
     """README.md and docs/*.md, as repository-relative paths."""
-    docs = sorted(os.path.relpath(p, _ROOT)
-                  for p in glob.glob(os.path.join(_ROOT, "docs", "*.md")))
+    docs = sorted(
+        os.path.relpath(p, _ROOT)
+        for p in glob.glob(os.path.join(_ROOT, "docs", "*.md"))
+    )
     return [p for p in ["README.md"] + docs if p not in _NOT_CHECKED]
 
 
@@ -70,10 +80,11 @@ def _expand(name):
     match = re.search(r"\{([^{}]*)\}", name)
     if not match:
         return [name]
-    return [expanded
-            for option in match.group(1).split(",")
-            for expanded in _expand(name[:match.start()] + option +
-                                    name[match.end():])]
+    return [
+        expanded
+        for option in match.group(1).split(",")
+        for expanded in _expand(name[: match.start()] + option + name[match.end() :])
+    ]
 
 
 def _names(raw):
@@ -101,8 +112,11 @@ def _tokens(span):
 def _module_file(dotted):
     """The file of module `a.b.c` in the repository, or None."""
     base = os.path.join(_ROOT, *dotted.split("."))
-    for candidate in (base + ".py", os.path.join(base, "__init__.py"),
-                      os.path.join(base, "__main__.py")):
+    for candidate in (
+        base + ".py",
+        os.path.join(base, "__init__.py"),
+        os.path.join(base, "__main__.py"),
+    ):
         if os.path.isfile(candidate):
             return candidate
     return None
@@ -112,9 +126,11 @@ def _defines(module_file, name):
     """Whether a module's source defines or imports `name` at any level."""
     with open(module_file, encoding="utf-8") as f:
         source = f.read()
-    pattern = (rf"^\s*(?:async\s+)?(?:def|class)\s+{name}\b"
-               rf"|^\s*{name}\s*(?::[^=\n]*)?="
-               rf"|^\s*(?:from\s+\S+\s+)?import\s+[^\n]*\b{name}\b")
+    pattern = (
+        rf"^\s*(?:async\s+)?(?:def|class)\s+{name}\b"
+        rf"|^\s*{name}\s*(?::[^=\n]*)?="
+        rf"|^\s*(?:from\s+\S+\s+)?import\s+[^\n]*\b{name}\b"
+    )
     return re.search(pattern, source, re.MULTILINE) is not None
 
 
@@ -126,30 +142,37 @@ def missing_modules(text):
         if module.split(".")[0] in _THIRD_PARTY:
             continue
         if _module_file(module) is None:
-            problems.append(f"python -m {module}: no module "
-                            f"{module.replace('.', '/')}.py in the repository")
+            problems.append(
+                f"python -m {module}: no module "
+                f"{module.replace('.', '/')}.py in the repository"
+            )
     return problems
 
 
 def missing_scripts(text):
     """`python path/x.py` where the script does not exist."""
-    return [f"python {script}: no such file"
-            for script in _PYTHON_SCRIPT.findall(text)
-            if not _PLACEHOLDER.search(script)
-            and not os.path.isfile(os.path.join(_ROOT, script))]
+    return [
+        f"python {script}: no such file"
+        for script in _PYTHON_SCRIPT.findall(text)
+        if not _PLACEHOLDER.search(script)
+        and not os.path.isfile(os.path.join(_ROOT, script))
+    ]
 
 
 def _gin_exists(name):
-    return (os.path.isfile(os.path.join(_GIN, name)) or
-            os.path.isfile(os.path.join(_ROOT, name)))
+    return os.path.isfile(os.path.join(_GIN, name)) or os.path.isfile(
+        os.path.join(_ROOT, name)
+    )
 
 
 def missing_gin_files(text):
     """`--gin_file=X` where X is neither in gin/ nor a repository path."""
-    return [f"--gin_file={name}: not in gin/"
-            for raw in _GIN_FILE.findall(text)
-            for name in _names(raw)
-            if not _gin_exists(name)]
+    return [
+        f"--gin_file={name}: not in gin/"
+        for raw in _GIN_FILE.findall(text)
+        for name in _names(raw)
+        if not _gin_exists(name)
+    ]
 
 
 def missing_paths(text):
@@ -166,7 +189,8 @@ def missing_paths(text):
                 elif name.endswith(".gin") and name not in _WORKDIR_GIN:
                     folder = name.split("/")[0]
                     in_gin = "/" not in name or os.path.isdir(
-                        os.path.join(_GIN, folder))
+                        os.path.join(_GIN, folder)
+                    )
                     if in_gin and not os.path.isfile(os.path.join(_GIN, name)):
                         problems.append(f"`{name}` is not in gin/")
     return problems
@@ -190,7 +214,8 @@ def missing_dotted_names(text):
             if end < len(parts) and not _defines(module_file, parts[end]):
                 problems.append(
                     f"`{dotted}`: {os.path.relpath(module_file, _ROOT)} "
-                    f"does not define {parts[end]}")
+                    f"does not define {parts[end]}"
+                )
     return problems
 
 
@@ -211,19 +236,27 @@ def _problems(check):
     found = []
     for doc in doc_files():
         text = _read(doc)
-        problems = (check(text, doc) if check is broken_links
-                    else check(text))
+        problems = check(text, doc) if check is broken_links else check(text)
         found += [f"{doc}: {problem}" for problem in problems]
     return found
 
 
 def test_docs_are_checked():
     docs = doc_files()
-    for doc in ("README.md", "docs/DATA_PREP.md", "docs/INPUT_PIPELINE.md",
-                "docs/TRAINING.md", "docs/EVALUATION.md", "docs/SERVING.md",
-                "docs/RELEASE_MODELS.md", "docs/VISUALIZATION.md",
-                "docs/PERFORMANCE.md", "docs/DEVIATIONS.md", "docs/PARITY.md",
-                "docs/CONTRACTS.md"):
+    for doc in (
+        "README.md",
+        "docs/DATA_PREP.md",
+        "docs/INPUT_PIPELINE.md",
+        "docs/TRAINING.md",
+        "docs/EVALUATION.md",
+        "docs/SERVING.md",
+        "docs/RELEASE_MODELS.md",
+        "docs/VISUALIZATION.md",
+        "docs/PERFORMANCE.md",
+        "docs/DEVIATIONS.md",
+        "docs/PARITY.md",
+        "docs/CONTRACTS.md",
+    ):
         assert doc in docs
     assert "docs/RELEASE.md" not in docs
 
@@ -255,9 +288,8 @@ def test_links_resolve():
 def test_readme_keeps_the_quick_start():
     """Two `pip install` lines in the first block after `## Quick start`."""
     text = _read("README.md")
-    block = text[text.index("## Quick start"):].split("```")[1]
-    lines = [line for line in block.splitlines()
-             if line.startswith("pip install")]
+    block = text[text.index("## Quick start") :].split("```")[1]
+    lines = [line for line in block.splitlines() if line.startswith("pip install")]
     assert len(lines) == 2
     assert "python -m avlad_tf.train --gin_file=toy/late_fuse.gin" in lines[0]
     assert "python -m pytest" in lines[1]

@@ -10,13 +10,13 @@ import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import gin
 import h5py
 import numpy as np
 
 from avlad_tf import evaluation
 from avlad_tf import scores
 from avlad_tf.data import video_input
+import gin
 from tests import fake_data
 from tests import fake_run
 from tests import testing
@@ -27,23 +27,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class EvaluateTest(parameterized.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         root = testing.class_tempdir(cls)
         cls.data_dir = fake_data.write_fake_dataset(
-            os.path.join(root, 'data'), num_videos=_NUM_VIDEOS, num_frames=8,
-            num_classes=_NUM_CLASSES, num_shards=2)
+            os.path.join(root, "data"),
+            num_videos=_NUM_VIDEOS,
+            num_frames=8,
+            num_classes=_NUM_CLASSES,
+            num_shards=2,
+        )
         cls.multi_dir = fake_data.write_fake_dataset(
-            os.path.join(root, 'multi'), num_videos=_NUM_VIDEOS,
-            num_frames=8, num_classes=_NUM_CLASSES, multi_label=True)
+            os.path.join(root, "multi"),
+            num_videos=_NUM_VIDEOS,
+            num_frames=8,
+            num_classes=_NUM_CLASSES,
+            multi_label=True,
+        )
         gin.clear_config()
-        cls.workdir = os.path.join(root, 'work')
-        for stream in ('rgb', 'flow'):
+        cls.workdir = os.path.join(root, "work")
+        for stream in ("rgb", "flow"):
             fake_run.save_model(cls.workdir, stream, num_classes=_NUM_CLASSES)
-        fake_run.write_record(cls.workdir, data_dir=cls.data_dir,
-                              num_crops={'flow': 5})
+        fake_run.write_record(cls.workdir, data_dir=cls.data_dir, num_crops={"flow": 5})
         cls.root = root
 
     def setUp(self):
@@ -54,24 +60,23 @@ class EvaluateTest(parameterized.TestCase):
     def _workdir(self, name, **record):
         """A copy of the models with another run record."""
         workdir = os.path.join(self.root, name)
-        for stream in ('rgb', 'flow'):
+        for stream in ("rgb", "flow"):
             fake_run.save_model(workdir, stream, num_classes=_NUM_CLASSES)
         fake_run.write_record(workdir, **record)
         return workdir
 
-    @parameterized.parameters(('rgb', 1), ('flow', 5))
+    @parameterized.parameters(("rgb", 1), ("flow", 5))
     def test_recorded_crops_and_record_order(self, stream, num_crops):
-        result = evaluation.evaluate(workdir=self.workdir, stream=stream,
-                                     batch_size=2)
-        path = scores.scores_path(self.workdir, stream, 'test', num_crops)
-        self.assertEqual(result['scores_path'], path)
+        result = evaluation.evaluate(workdir=self.workdir, stream=stream, batch_size=2)
+        path = scores.scores_path(self.workdir, stream, "test", num_crops)
+        self.assertEqual(result["scores_path"], path)
         logits, ids, labels = scores.read_scores(path)
         self.assertEqual(logits.shape, (_NUM_VIDEOS, _NUM_CLASSES))
         # Shard order, then file order (fake_data deals videos to 2 shards).
         order = [0, 2, 4, 1, 3]
-        self.assertEqual(ids, [f'test/video{v}' for v in order])
+        self.assertEqual(ids, [f"test/video{v}" for v in order])
         np.testing.assert_array_equal(labels, np.asarray(order) % _NUM_CLASSES)
-        self.assertEqual(result['num_videos'], _NUM_VIDEOS)
+        self.assertEqual(result["num_videos"], _NUM_VIDEOS)
 
     def test_dataset_and_input_settings_come_from_the_record(self):
         # The record's settings reach the pipeline: num_frames = 4 of 8
@@ -82,81 +87,103 @@ class EvaluateTest(parameterized.TestCase):
             seen.update(kwargs)
             return video_input.make_dataset(**kwargs)
 
-        evaluation.evaluate(workdir=self.workdir, stream='rgb',
-                            make_dataset_fn=spy)
-        self.assertEqual(seen['data_dir'], os.path.abspath(self.data_dir))
-        self.assertEqual((seen['num_frames'], seen['image_size']), (4, 24))
-        self.assertEqual(tuple(seen['resize_to']), (32, 40))
+        evaluation.evaluate(workdir=self.workdir, stream="rgb", make_dataset_fn=spy)
+        self.assertEqual(seen["data_dir"], os.path.abspath(self.data_dir))
+        self.assertEqual((seen["num_frames"], seen["image_size"]), (4, 24))
+        self.assertEqual(tuple(seen["resize_to"]), (32, 40))
 
-    @parameterized.parameters(('rgb', 1), ('flow', 5))
+    @parameterized.parameters(("rgb", 1), ("flow", 5))
     def test_on_device_pixels_match_host_pixels(self, stream, num_crops):
         workdir = self._workdir(
-            f'parity_{stream}', data_dir=self.data_dir,
-            input_settings=dict(fake_run.SMALL_INPUT, bgr_means=(1.0, 2.0, 3.0),
-                                convert_before_resize=False))
+            f"parity_{stream}",
+            data_dir=self.data_dir,
+            input_settings=dict(
+                fake_run.SMALL_INPUT,
+                bgr_means=(1.0, 2.0, 3.0),
+                convert_before_resize=False,
+            ),
+        )
         found = {}
         for on_device in (False, True):
             result = evaluation.evaluate(
-                workdir=workdir, stream=stream, num_crops=num_crops,
-                batch_size=2, normalize_on_device=on_device)
-            found[on_device] = scores.read_scores(result['scores_path'])
-        np.testing.assert_allclose(found[True][0], found[False][0],
-                                   rtol=1e-5, atol=1e-6)
+                workdir=workdir,
+                stream=stream,
+                num_crops=num_crops,
+                batch_size=2,
+                normalize_on_device=on_device,
+            )
+            found[on_device] = scores.read_scores(result["scores_path"])
+        np.testing.assert_allclose(
+            found[True][0], found[False][0], rtol=1e-5, atol=1e-6
+        )
         self.assertEqual(found[True][1], found[False][1])
 
     def test_deterministic_and_gin_configurable(self):
-        gin.bind_parameter('evaluate.split', 'train')
-        gin.bind_parameter('evaluate.batch_size', _NUM_VIDEOS)
-        first = evaluation.evaluate(workdir=self.workdir, stream='rgb')
-        self.assertEqual(first['split'], 'train')
-        a = scores.read_scores(first['scores_path'])[0]
-        evaluation.evaluate(workdir=self.workdir, stream='rgb')
-        np.testing.assert_array_equal(a, scores.read_scores(first['scores_path'])[0])
+        gin.bind_parameter("evaluate.split", "train")
+        gin.bind_parameter("evaluate.batch_size", _NUM_VIDEOS)
+        first = evaluation.evaluate(workdir=self.workdir, stream="rgb")
+        self.assertEqual(first["split"], "train")
+        a = scores.read_scores(first["scores_path"])[0]
+        evaluation.evaluate(workdir=self.workdir, stream="rgb")
+        np.testing.assert_array_equal(a, scores.read_scores(first["scores_path"])[0])
 
     def test_multi_label_reports_map(self):
-        workdir = self._workdir('multi', data_dir=self.multi_dir,
-                                evaluate_split='train')
-        result = evaluation.evaluate(workdir=workdir, stream='rgb', batch_size=2)
-        self.assertContainsSubset({'top1', 'mAP', 'wAP'}, set(result))
-        with h5py.File(result['scores_path'], 'r') as f:
-            self.assertEqual(f['labels'].shape, (_NUM_VIDEOS, _NUM_CLASSES))
-            self.assertEqual(int(np.sum(f['labels'][()])), 2 * _NUM_VIDEOS)
+        workdir = self._workdir(
+            "multi", data_dir=self.multi_dir, evaluate_split="train"
+        )
+        result = evaluation.evaluate(workdir=workdir, stream="rgb", batch_size=2)
+        self.assertContainsSubset({"top1", "mAP", "wAP"}, set(result))
+        with h5py.File(result["scores_path"], "r") as f:
+            self.assertEqual(f["labels"].shape, (_NUM_VIDEOS, _NUM_CLASSES))
+            self.assertEqual(int(np.sum(f["labels"][()])), 2 * _NUM_VIDEOS)
 
     def _cli(self, *args):
         return subprocess.run(
-            [sys.executable, '-m', 'avlad_tf.evaluate', *args],
-            capture_output=True, text=True, cwd=REPO,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+            [sys.executable, "-m", "avlad_tf.evaluate", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
 
     def test_cli_evaluates_every_stream_from_the_workdir_alone(self):
-        out = self._cli(f'--workdir={self.workdir}',
-                        '--gin_bindings=evaluate.batch_size = 5')
+        out = self._cli(
+            f"--workdir={self.workdir}", "--gin_bindings=evaluate.batch_size = 5"
+        )
         self.assertEqual(out.returncode, 0, out.stderr[-2000:])
         lines = out.stdout.splitlines()
         self.assertLen(lines, 2)
-        self.assertRegex(lines[0], r'^rgb test 1 crop\(s\), 5 videos: top1 \d+\.\d\d, '
-                         r'top5 100\.00, mean_class_accuracy')
-        self.assertTrue(lines[1].startswith('flow test 5 crop(s)'))
+        self.assertRegex(
+            lines[0],
+            r"^rgb test 1 crop\(s\), 5 videos: top1 \d+\.\d\d, "
+            r"top5 100\.00, mean_class_accuracy",
+        )
+        self.assertTrue(lines[1].startswith("flow test 5 crop(s)"))
 
     def test_cli_refuses_input_bindings_that_contradict_the_run(self):
-        out = self._cli(f'--workdir={self.workdir}',
-                        '--gin_bindings=make_dataset.num_frames = 9')
+        out = self._cli(
+            f"--workdir={self.workdir}", "--gin_bindings=make_dataset.num_frames = 9"
+        )
         self.assertEqual(out.returncode, 1)
         last = out.stderr.strip().splitlines()[-1]
-        self.assertRegex(last, r'^evaluate: error: make_dataset.num_frames = 9 '
-                         r"differs from the rgb stream's recorded 4 .*run\.json")
+        self.assertRegex(
+            last,
+            r"^evaluate: error: make_dataset.num_frames = 9 "
+            r"differs from the rgb stream's recorded 4 .*run\.json",
+        )
 
     def test_missing_model_names_streams(self):
-        with self.assertRaisesRegex(FileNotFoundError,
-                                    r"fused/model.keras does not exist .*'rgb'"):
-            evaluation.load_stream_model(self.workdir, 'fused')
+        with self.assertRaisesRegex(
+            FileNotFoundError, r"fused/model.keras does not exist .*'rgb'"
+        ):
+            evaluation.load_stream_model(self.workdir, "fused")
 
     def test_missing_record_says_what_to_do(self):
-        with self.assertRaisesRegex(FileNotFoundError,
-                                    r'run\.json does not exist.*rerun its train'):
-            evaluation.evaluate(workdir=self.create_tempdir().full_path,
-                                stream='rgb')
+        with self.assertRaisesRegex(
+            FileNotFoundError, r"run\.json does not exist.*rerun its train"
+        ):
+            evaluation.evaluate(workdir=self.create_tempdir().full_path, stream="rgb")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     absltest.main()

@@ -15,7 +15,6 @@ import sys
 import textwrap
 
 from absl.testing import absltest
-import gin
 import keras
 import numpy as np
 import tensorflow as tf
@@ -26,6 +25,7 @@ from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion
+import gin
 from tests import fake_data
 from tests import fake_run
 from tests import testing
@@ -41,8 +41,12 @@ ATOL = 1e-5
 CROPS = {"rgb": 1, "flow": 5}
 
 
-INPUT = dict(num_frames=NUM_FRAMES, flow_stack=FLOW_STACK,
-             image_size=IMAGE_SIZE, resize_to=RESIZE_TO)
+INPUT = dict(
+    num_frames=NUM_FRAMES,
+    flow_stack=FLOW_STACK,
+    image_size=IMAGE_SIZE,
+    resize_to=RESIZE_TO,
+)
 
 
 def make_workdir(workdir, modalities, *, data_dir, seed=0, fuse_weights=None):
@@ -51,13 +55,23 @@ def make_workdir(workdir, modalities, *, data_dir, seed=0, fuse_weights=None):
     for modality in modalities:
         os.makedirs(os.path.join(workdir, modality), exist_ok=True)
         model = action_vlad.build_model(
-            num_classes=NUM_CLASSES, modality=modality, backbone="tiny",
-            image_size=IMAGE_SIZE, num_clusters=4, flow_stack=FLOW_STACK)
+            num_classes=NUM_CLASSES,
+            modality=modality,
+            backbone="tiny",
+            image_size=IMAGE_SIZE,
+            num_clusters=4,
+            flow_stack=FLOW_STACK,
+        )
         model.save(os.path.join(workdir, modality, "model.keras"))
     gin.clear_config()
-    fake_run.write_record(workdir, data_dir=data_dir, streams=modalities,
-                          input_settings=INPUT, num_crops=CROPS,
-                          fuse_weights=fuse_weights)
+    fake_run.write_record(
+        workdir,
+        data_dir=data_dir,
+        streams=modalities,
+        input_settings=INPUT,
+        num_crops=CROPS,
+        fuse_weights=fuse_weights,
+    )
     return workdir
 
 
@@ -94,8 +108,10 @@ RELOAD_SCRIPT = textwrap.dedent("""
 
 def keras_endpoints(workdir, features):
     """Reference outputs: the saved Keras models on preprocessed features."""
-    streams = {m: keras.saving.load_model(
-        os.path.join(workdir, m, "model.keras")) for m in features}
+    streams = {
+        m: keras.saving.load_model(os.path.join(workdir, m, "model.keras"))
+        for m in features
+    }
     out = {}
     for m, model in streams.items():
         ends = action_vlad.endpoints_model(model)({m: features[m]})
@@ -106,17 +122,24 @@ def keras_endpoints(workdir, features):
 
 
 class ExportTest(absltest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         root = testing.class_tempdir(cls)
         cls.data_dir = fake_data.write_fake_dataset(
-            os.path.join(root, "data"), num_frames=12, height=RESIZE_TO[0],
-            width=RESIZE_TO[1], content="pattern", splits=("test",))
-        cls.workdir = make_workdir(os.path.join(root, "two_stream"),
-                                   ("rgb", "flow"), data_dir=cls.data_dir,
-                                   fuse_weights=(1, 2))
+            os.path.join(root, "data"),
+            num_frames=12,
+            height=RESIZE_TO[0],
+            width=RESIZE_TO[1],
+            content="pattern",
+            splits=("test",),
+        )
+        cls.workdir = make_workdir(
+            os.path.join(root, "two_stream"),
+            ("rgb", "flow"),
+            data_dir=cls.data_dir,
+            fuse_weights=(1, 2),
+        )
         # The workdir alone: crops, input settings and weights are the run's.
         cls.export_dir = export.export(workdir=cls.workdir)
 
@@ -124,19 +147,30 @@ class ExportTest(absltest.TestCase):
         # A size other than resize_to, so the in-graph resize runs too.
         cls.inputs = {
             "rgb": rng.integers(0, 256, (2, NUM_FRAMES, 36, 44, 3), np.uint8),
-            "flow": rng.integers(0, 256, (2, NUM_FRAMES, 36, 44, 2 * FLOW_STACK),
-                                 np.uint8),
+            "flow": rng.integers(
+                0, 256, (2, NUM_FRAMES, 36, 44, 2 * FLOW_STACK), np.uint8
+            ),
         }
         inputs_path = os.path.join(root, "inputs.npz")
         np.savez(inputs_path, **cls.inputs)
-        cls.records_path = os.path.join(
-            cls.data_dir, "test-00000-of-00001.tfrecord")
+        cls.records_path = os.path.join(cls.data_dir, "test-00000-of-00001.tfrecord")
         out_path = os.path.join(root, "reloaded.npz")
         run = subprocess.run(
-            [sys.executable, "-c", RELOAD_SCRIPT, cls.export_dir, inputs_path,
-             cls.records_path, out_path],
-            cwd=root, capture_output=True, text=True, check=False,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=""))
+            [
+                sys.executable,
+                "-c",
+                RELOAD_SCRIPT,
+                cls.export_dir,
+                inputs_path,
+                cls.records_path,
+                out_path,
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=""),
+        )
         if run.returncode:
             raise AssertionError(f"reload failed:\n{run.stderr[-3000:]}")
         cls.avlad_modules = json.loads(run.stdout.strip().splitlines()[-1])
@@ -151,26 +185,47 @@ class ExportTest(absltest.TestCase):
 
     def test_serving_default_matches_keras(self):
         features = {
-            m: np.stack([preprocessing.preprocess_for_eval(
-                v, modality=m, num_crops=CROPS[m], image_size=IMAGE_SIZE,
-                resize_to=RESIZE_TO) for v in videos])
-            for m, videos in self.inputs.items()}
+            m: np.stack(
+                [
+                    preprocessing.preprocess_for_eval(
+                        v,
+                        modality=m,
+                        num_crops=CROPS[m],
+                        image_size=IMAGE_SIZE,
+                        resize_to=RESIZE_TO,
+                    )
+                    for v in videos
+                ]
+            )
+            for m, videos in self.inputs.items()
+        }
         expected = keras_endpoints(self.workdir, features)
-        for key in ("rgb_descriptor", "flow_descriptor", "rgb_assignments",
-                    "flow_assignments", "logits"):
+        for key in (
+            "rgb_descriptor",
+            "flow_descriptor",
+            "rgb_assignments",
+            "flow_assignments",
+            "logits",
+        ):
             self.assert_close(expected[key], self.reloaded["serve/" + key], key)
         # (1/3)·rgb + (2/3)·flow on raw logits, the release's late fusion.
         np.testing.assert_allclose(
             expected["logits"],
             expected["rgb_logits"] / 3 + 2 * expected["flow_logits"] / 3,
-            atol=ATOL)
-        self.assert_close(np.asarray(keras.ops.softmax(expected["logits"])),
-                          self.reloaded["serve/probabilities"], "probabilities")
+            atol=ATOL,
+        )
+        self.assert_close(
+            np.asarray(keras.ops.softmax(expected["logits"])),
+            self.reloaded["serve/probabilities"],
+            "probabilities",
+        )
         # 5 crops of each of the T flow frames are pooled into one bag.
-        self.assertEqual(self.reloaded["serve/flow_assignments"].shape[:2],
-                         (2, 5 * NUM_FRAMES))
-        self.assertEqual(self.reloaded["serve/rgb_assignments"].shape[:2],
-                         (2, NUM_FRAMES))
+        self.assertEqual(
+            self.reloaded["serve/flow_assignments"].shape[:2], (2, 5 * NUM_FRAMES)
+        )
+        self.assertEqual(
+            self.reloaded["serve/rgb_assignments"].shape[:2], (2, NUM_FRAMES)
+        )
         norms = np.linalg.norm(self.reloaded["serve/rgb_descriptor"], axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=1e-5)
 
@@ -178,19 +233,27 @@ class ExportTest(absltest.TestCase):
         features, ids = {}, None
         for m in ("rgb", "flow"):
             dataset = video_input.make_dataset(
-                data_dir=self.data_dir, split="test", training=False,
-                modalities=(m,), batch_size=8, num_frames=NUM_FRAMES,
-                flow_stack=FLOW_STACK, num_crops=CROPS[m], image_size=IMAGE_SIZE,
-                resize_to=RESIZE_TO, with_ids=True)
+                data_dir=self.data_dir,
+                split="test",
+                training=False,
+                modalities=(m,),
+                batch_size=8,
+                num_frames=NUM_FRAMES,
+                flow_stack=FLOW_STACK,
+                num_crops=CROPS[m],
+                image_size=IMAGE_SIZE,
+                resize_to=RESIZE_TO,
+                with_ids=True,
+            )
             batch, _ = next(iter(dataset))
             features[m] = batch[m].numpy()
             ids = batch["video_id"].numpy()
         expected = keras_endpoints(self.workdir, features)
-        np.testing.assert_array_equal(self.reloaded["examples/video_id"],
-                                      ids.astype(str))
+        np.testing.assert_array_equal(
+            self.reloaded["examples/video_id"], ids.astype(str)
+        )
         for key in ("rgb_descriptor", "flow_descriptor", "logits"):
-            self.assert_close(expected[key], self.reloaded["examples/" + key],
-                              key)
+            self.assert_close(expected[key], self.reloaded["examples/" + key], key)
 
     def test_class_names_are_stored(self):
         names = [f"class_{c:02d}" for c in range(NUM_CLASSES)]
@@ -206,23 +269,31 @@ class ExportTest(absltest.TestCase):
         self.assertEqual(config["fusion"], "late")
         self.assertEqual(
             (config["num_frames"], config["flow_stack"], config["num_crops"]),
-            (NUM_FRAMES, FLOW_STACK, CROPS))
-        self.assertEqual((config["frame_height"], config["frame_width"]),
-                         RESIZE_TO)
+            (NUM_FRAMES, FLOW_STACK, CROPS),
+        )
+        self.assertEqual((config["frame_height"], config["frame_width"]), RESIZE_TO)
         self.assertFalse(config["joint_sampling"])
         self.assertAlmostEqual(config["fusion_weights"]["flow"], 2 / 3)
 
     def test_saved_model_cli_lists_named_inputs_and_outputs(self):
         run = subprocess.run(
             ["saved_model_cli", "show", "--all", "--dir", self.export_dir],
-            capture_output=True, text=True, check=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
         serving = run.stdout.split("signature_def['serving_default']")[1]
-        for name in ("inputs['rgb']", "inputs['flow']",
-                     "outputs['probabilities']", "outputs['logits']",
-                     "outputs['rgb_descriptor']", "outputs['flow_descriptor']",
-                     "outputs['rgb_assignments']",
-                     "outputs['flow_assignments']"):
+        for name in (
+            "inputs['rgb']",
+            "inputs['flow']",
+            "outputs['probabilities']",
+            "outputs['logits']",
+            "outputs['rgb_descriptor']",
+            "outputs['flow_descriptor']",
+            "outputs['rgb_assignments']",
+            "outputs['flow_assignments']",
+        ):
             self.assertIn(name, serving)
         self.assertIn("DT_UINT8", serving)
         self.assertIn("signature_def['serialized_examples']", run.stdout)
@@ -231,18 +302,24 @@ class ExportTest(absltest.TestCase):
 
     def test_command_line_single_stream_export(self):
         root = self.create_tempdir().full_path
-        workdir = make_workdir(os.path.join(root, "rgb_only"), ("rgb",),
-                               data_dir=self.data_dir)
+        workdir = make_workdir(
+            os.path.join(root, "rgb_only"), ("rgb",), data_dir=self.data_dir
+        )
         subprocess.run(
             [sys.executable, "-m", "avlad_tf.export", f"--workdir={workdir}"],
-            cwd=REPO, capture_output=True, text=True, check=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
         loaded = tf.saved_model.load(os.path.join(workdir, "export"))
         serve = loaded.signatures["serving_default"]
         self.assertEqual(sorted(serve.structured_input_signature[1]), ["rgb"])
         outputs = serve(rgb=tf.constant(self.inputs["rgb"]))
-        self.assertEqual(sorted(outputs), ["assignments", "descriptor",
-                                           "logits", "probabilities"])
+        self.assertEqual(
+            sorted(outputs), ["assignments", "descriptor", "logits", "probabilities"]
+        )
         self.assertEqual(outputs["assignments"].shape[1], NUM_FRAMES)  # 1 crop
 
     def test_missing_model_is_a_clear_error(self):
@@ -250,8 +327,9 @@ class ExportTest(absltest.TestCase):
             export.export(workdir=self.create_tempdir().full_path)
 
     def test_labels_must_match_the_model(self):
-        workdir = make_workdir(self.create_tempdir().full_path, ("rgb",),
-                               data_dir=self.data_dir)
+        workdir = make_workdir(
+            self.create_tempdir().full_path, ("rgb",), data_dir=self.data_dir
+        )
         record = run_record.read(workdir)
         record["data"]["labels"] = ["only_one"]
         run_record.write(workdir, record)
@@ -260,13 +338,19 @@ class ExportTest(absltest.TestCase):
 
     def test_fusion_weights_come_from_the_run(self):
         # Rebinding train.fuse_weights (here 1 : 1) reaches the SavedModel.
-        workdir = make_workdir(self.create_tempdir().full_path,
-                               ("rgb", "flow"), data_dir=self.data_dir,
-                               fuse_weights=(1, 1))
+        workdir = make_workdir(
+            self.create_tempdir().full_path,
+            ("rgb", "flow"),
+            data_dir=self.data_dir,
+            fuse_weights=(1, 1),
+        )
         models = export.load_stream_models(export.find_stream_models(workdir))
         config = export.build_export_config(
-            models=models, record=run_record.read(workdir), num_crops=1,
-            streams=["rgb", "flow"])
+            models=models,
+            record=run_record.read(workdir),
+            num_crops=1,
+            streams=["rgb", "flow"],
+        )
         self.assertEqual(config["fusion_weights"], {"rgb": 0.5, "flow": 0.5})
 
 

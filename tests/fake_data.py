@@ -82,15 +82,24 @@ def _video_jpegs(num_frames, height, width, content):
         if num_frames > MAX_INDEXED_FRAMES:
             raise ValueError(
                 f"content='index' codes at most {MAX_INDEXED_FRAMES} frames. "
-                f"Received: num_frames={num_frames}")
+                f"Received: num_frames={num_frames}"
+            )
         ones = np.ones((height, width), np.uint8)
-        rgb = [_jpeg(np.stack([ones * rgb_value(i), ones * 128,
-                               ones * (255 - rgb_value(i))], axis=-1))
-               for i in range(num_frames)]
-        flow_x = [_jpeg(ones[..., None] * flow_x_value(j))
-                  for j in range(num_frames - 1)]
-        flow_y = [_jpeg(ones[..., None] * flow_y_value(j))
-                  for j in range(num_frames - 1)]
+        rgb = [
+            _jpeg(
+                np.stack(
+                    [ones * rgb_value(i), ones * 128, ones * (255 - rgb_value(i))],
+                    axis=-1,
+                )
+            )
+            for i in range(num_frames)
+        ]
+        flow_x = [
+            _jpeg(ones[..., None] * flow_x_value(j)) for j in range(num_frames - 1)
+        ]
+        flow_y = [
+            _jpeg(ones[..., None] * flow_y_value(j)) for j in range(num_frames - 1)
+        ]
     elif content == "pattern":
         plane = pattern_image(height, width)
         rgb_jpeg = _jpeg(np.repeat(plane[..., None], 3, axis=-1))
@@ -98,15 +107,24 @@ def _video_jpegs(num_frames, height, width, content):
         rgb = [rgb_jpeg] * num_frames
         flow_x = flow_y = [flow_jpeg] * (num_frames - 1)
     else:
-        raise ValueError(
-            f"content must be 'index' or 'pattern'. Received: {content!r}")
+        raise ValueError(f"content must be 'index' or 'pattern'. Received: {content!r}")
     return rgb, flow_x, flow_y
 
 
-def write_fake_dataset(data_dir, *, num_videos=3, num_frames=12, num_classes=3,
-                       height=32, width=40, splits=("train", "test"),
-                       num_shards=1, multi_label=False, content="index",
-                       seed=0):
+def write_fake_dataset(
+    data_dir,
+    *,
+    num_videos=3,
+    num_frames=12,
+    num_classes=3,
+    height=32,
+    width=40,
+    splits=("train", "test"),
+    num_shards=1,
+    multi_label=False,
+    content="index",
+    seed=0,
+):
     """Writes a tiny prepared dataset to `data_dir` and returns `data_dir`.
 
     Args:
@@ -134,7 +152,8 @@ def write_fake_dataset(data_dir, *, num_videos=3, num_frames=12, num_classes=3,
     if len(num_frames) != num_videos:
         raise ValueError(
             f"num_frames needs one entry per video ({num_videos}). "
-            f"Received: {num_frames}")
+            f"Received: {num_frames}"
+        )
     labels = [f"class_{c:02d}" for c in range(num_classes)]
     split_info = {}
     for split in splits:
@@ -144,12 +163,17 @@ def write_fake_dataset(data_dir, *, num_videos=3, num_frames=12, num_classes=3,
             video_labels = [first]
             if multi_label and num_classes > 1:
                 video_labels.append((first + 1) % num_classes)
-            rgb, flow_x, flow_y = _video_jpegs(num_frames[v], height, width,
-                                               content)
-            shards[v % num_shards].append(schema.make_sequence_example(
-                video_id=f"{split}/video{v}", labels=video_labels,
-                rgb_jpegs=rgb, flow_x_jpegs=flow_x, flow_y_jpegs=flow_y,
-                source=f"fake://{split}/video{v}"))
+            rgb, flow_x, flow_y = _video_jpegs(num_frames[v], height, width, content)
+            shards[v % num_shards].append(
+                schema.make_sequence_example(
+                    video_id=f"{split}/video{v}",
+                    labels=video_labels,
+                    rgb_jpegs=rgb,
+                    flow_x_jpegs=flow_x,
+                    flow_y_jpegs=flow_y,
+                    source=f"fake://{split}/video{v}",
+                )
+            )
         entries = []
         for i, records in enumerate(shards):
             name = f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord"
@@ -158,13 +182,16 @@ def write_fake_dataset(data_dir, *, num_videos=3, num_frames=12, num_classes=3,
                     writer.write(record)
             entries.append({"file": name, "num_records": len(records)})
         split_info[split] = {"num_records": num_videos, "shards": entries}
-    schema.write_metadata(data_dir, {
-        "dataset": "fake",
-        "labels": labels,
-        "num_classes": num_classes,
-        "multi_label": bool(multi_label),
-        "frame_height": height,
-        "frame_width": width,
-        "splits": split_info,
-    })
+    schema.write_metadata(
+        data_dir,
+        {
+            "dataset": "fake",
+            "labels": labels,
+            "num_classes": num_classes,
+            "multi_label": bool(multi_label),
+            "frame_height": height,
+            "frame_width": width,
+            "splits": split_info,
+        },
+    )
     return data_dir

@@ -16,8 +16,16 @@ from avlad_tf.training import loop
 SMALL_INPUT = dict(num_frames=4, flow_stack=2, image_size=24, resize_to=(32, 40))
 
 
-def write_record(workdir, *, data_dir, streams=("rgb", "flow"), input_settings=None,
-                 num_crops=None, evaluate_split="test", fuse_weights=None):
+def write_record(
+    workdir,
+    *,
+    data_dir,
+    streams=("rgb", "flow"),
+    input_settings=None,
+    num_crops=None,
+    evaluate_split="test",
+    fuse_weights=None,
+):
     """Writes and returns the run record of a (pretend) training run.
 
     Call with gin cleared: the defaults are `make_dataset`'s own.
@@ -25,15 +33,21 @@ def write_record(workdir, *, data_dir, streams=("rgb", "flow"), input_settings=N
     settings = run_record.input_settings(video_input.make_dataset)
     settings.update(SMALL_INPUT if input_settings is None else input_settings)
     entries = {
-        stream: {"modalities": list(loop.STREAM_MODALITIES[stream]),
-                 "train_split": "train",
-                 "input": settings,
-                 "num_crops": (num_crops or {}).get(stream, 1)}
-        for stream in streams}
+        stream: {
+            "modalities": list(loop.STREAM_MODALITIES[stream]),
+            "train_split": "train",
+            "input": settings,
+            "num_crops": (num_crops or {}).get(stream, 1),
+        }
+        for stream in streams
+    }
     record = run_record.build(
-        data_dir=data_dir, info=video_input.dataset_info(data_dir),
-        evaluate_split=evaluate_split, streams=entries,
-        fuse_weights=fuse_weights)
+        data_dir=data_dir,
+        info=video_input.dataset_info(data_dir),
+        evaluate_split=evaluate_split,
+        streams=entries,
+        fuse_weights=fuse_weights,
+    )
     run_record.write(workdir, record)
     return record
 
@@ -41,10 +55,13 @@ def write_record(workdir, *, data_dir, streams=("rgb", "flow"), input_settings=N
 def save_model(workdir, stream, *, num_classes, image_size=24, flow_stack=2):
     """A tiny untrained `rgb` or `flow` model as `<workdir>/<stream>/model.keras`."""
     model = action_vlad.build_model(
-        num_classes=num_classes, modality=stream,
-        backbone="tiny", image_size=image_size, flow_stack=flow_stack,
-        num_clusters=2)
+        num_classes=num_classes,
+        modality=stream,
+        backbone="tiny",
+        image_size=image_size,
+        flow_stack=flow_stack,
+        num_clusters=2,
+    )
     os.makedirs(os.path.join(workdir, stream), exist_ok=True)
     model.save(os.path.join(workdir, stream, "model.keras"))
     return model
-

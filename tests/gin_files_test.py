@@ -19,22 +19,30 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import gin
 import numpy as np
 
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
 from avlad_tf.training import loop
+import gin
 
 _GIN_DIR = cli.GIN_DIR
-_FILES = sorted(os.path.relpath(p, _GIN_DIR) for p in glob.glob(
-    os.path.join(_GIN_DIR, "**", "*.gin"), recursive=True))
+_FILES = sorted(
+    os.path.relpath(p, _GIN_DIR)
+    for p in glob.glob(os.path.join(_GIN_DIR, "**", "*.gin"), recursive=True)
+)
 _SCOPES = ("", "rgb/", "flow/", "fused/")
 # Shrink the model, in every stream scope (scoped bindings win over plain).
-_TINY = [f"{scope}build_model.{name} = {value}"
-         for scope in _SCOPES for name, value in (
-             ("backbone", "'tiny'"), ("image_size", "16"),
-             ("weights", "None"), ("flow_stack", "2"))]
+_TINY = [
+    f"{scope}build_model.{name} = {value}"
+    for scope in _SCOPES
+    for name, value in (
+        ("backbone", "'tiny'"),
+        ("image_size", "16"),
+        ("weights", "None"),
+        ("flow_stack", "2"),
+    )
+]
 _NUM_CLASSES = 3
 _ROWS = [f for f in _FILES if f.startswith("table")]
 _INCLUDE = re.compile(r"^\s*include\s")
@@ -50,7 +58,8 @@ def _statements(name):
 
 def _is_overlay(name):
     return name != "base.gin" and not any(
-        _INCLUDE.match(line) for line in _statements(name))
+        _INCLUDE.match(line) for line in _statements(name)
+    )
 
 
 def _tables(name):
@@ -65,7 +74,6 @@ def _config(path):
 
 
 class GinFilesTest(parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         gin.clear_config()
@@ -84,14 +92,17 @@ class GinFilesTest(parameterized.TestCase):
             with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:
                 header = [line for line in f if line.startswith("# Paper:")]
             self.assertLen(header, 1, name)
-            self.assertRegex(header[0], r"^# Paper: \d+\.\d \((Table|Sec\.) ",
-                             name)
-            self.assertNotRegex(header[0].lower(), "recalled|unverified|unknown",
-                                name)
+            self.assertRegex(header[0], r"^# Paper: \d+\.\d \((Table|Sec\.) ", name)
+            self.assertNotRegex(header[0].lower(), "recalled|unverified|unknown", name)
 
     def test_files_were_found(self):
-        for name in ("base.gin", "rgb.gin", "flow.gin", "late_fuse.gin",
-                     "toy/late_fuse.gin"):
+        for name in (
+            "base.gin",
+            "rgb.gin",
+            "flow.gin",
+            "late_fuse.gin",
+            "toy/late_fuse.gin",
+        ):
             self.assertIn(name, _FILES)
 
     def _tiny_endpoints(self):
@@ -103,8 +114,7 @@ class GinFilesTest(parameterized.TestCase):
                 continue
             if isinstance(endpoint, str) and endpoint.startswith("mixed"):
                 with gin.unlock_config():
-                    gin.bind_parameter(f"{scope}build_model.endpoint",
-                                       "conv5_3")
+                    gin.bind_parameter(f"{scope}build_model.endpoint", "conv5_3")
 
     def test_no_two_rows_are_the_same_experiment(self):
         # Rows with the same statements would train the same model twice;
@@ -139,27 +149,35 @@ class GinFilesTest(parameterized.TestCase):
         config = _config(os.path.join(_GIN_DIR, name))
         with tempfile.TemporaryDirectory() as tmp:
             for i, line in enumerate(lines):
-                if (not line.strip() or line.lstrip().startswith("#")
-                        or _INCLUDE.match(line)):
+                if (
+                    not line.strip()
+                    or line.lstrip().startswith("#")
+                    or _INCLUDE.match(line)
+                ):
                     continue
                 path = os.path.join(tmp, name)
                 with open(path, "w", encoding="utf-8") as f:
-                    f.writelines(lines[:i] + lines[i + 1:])
-                self.assertTrue(_config(path) != config,
-                                f"{name}: {line.strip()!r} changes nothing")
+                    f.writelines(lines[:i] + lines[i + 1 :])
+                self.assertTrue(
+                    _config(path) != config, f"{name}: {line.strip()!r} changes nothing"
+                )
 
     def test_toy_base_is_base_and_the_shrink(self):
         # One toy shrink: toy/base.gin applies toy/shrink.gin (the table
         # runner's toy overlay) to base.gin and adds only the toy's K.
         self.assertTrue(_is_overlay("toy/shrink.gin"))
-        self.assertEqual(_statements("toy/base.gin"), [
-            "include 'base.gin'", "include 'toy/shrink.gin'",
-            "build_model.num_clusters = 16"])
+        self.assertEqual(
+            _statements("toy/base.gin"),
+            [
+                "include 'base.gin'",
+                "include 'toy/shrink.gin'",
+                "build_model.num_clusters = 16",
+            ],
+        )
 
     @parameterized.parameters(*_FILES)
     def test_parses_and_builds(self, name):
-        cli.parse_gin(["base.gin", name] if _is_overlay(name) else [name],
-                      _TINY)
+        cli.parse_gin(["base.gin", name] if _is_overlay(name) else [name], _TINY)
         self._tiny_endpoints()
         streams = gin.query_parameter("train.streams")
         self.assertTrue(streams, name)
@@ -168,13 +186,13 @@ class GinFilesTest(parameterized.TestCase):
             self.assertIn(stream, loop.STREAM_MODALITIES)
             with gin.config_scope(stream):
                 model = action_vlad.build_model(
-                    num_classes=_NUM_CLASSES,
-                    modality=loop._MODEL_MODALITY[stream])
-            inputs = {t.name.split(":")[0]: np.zeros(
-                (1, 2) + tuple(t.shape[2:]), np.float32)
-                for t in model.inputs}
-            self.assertEqual(set(inputs),
-                             set(loop.STREAM_MODALITIES[stream]))
+                    num_classes=_NUM_CLASSES, modality=loop._MODEL_MODALITY[stream]
+                )
+            inputs = {
+                t.name.split(":")[0]: np.zeros((1, 2) + tuple(t.shape[2:]), np.float32)
+                for t in model.inputs
+            }
+            self.assertEqual(set(inputs), set(loop.STREAM_MODALITIES[stream]))
             logits = np.asarray(model(inputs))
             self.assertEqual(logits.shape, (1, _NUM_CLASSES))
             self.assertTrue(np.all(np.isfinite(logits)))

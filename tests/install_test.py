@@ -44,7 +44,11 @@ def _clean_checkout(dest):
     outputs and local runs, as a fresh clone of the work would have them."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, check=True, capture_output=True, text=True).stdout.split("\0")
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
     for name in filter(None, files):
         if not os.path.isfile(os.path.join(REPO, name)):
             continue  # deleted in the work tree, not yet committed
@@ -55,7 +59,6 @@ def _clean_checkout(dest):
 
 
 class RegularInstallTest(absltest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -63,47 +66,76 @@ class RegularInstallTest(absltest.TestCase):
         cls.site = os.path.join(root, "site")
         checkout = _clean_checkout(os.path.join(root, "checkout"))
         install = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-             "--target", cls.site, checkout],
-            capture_output=True, text=True, check=False, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                cls.site,
+                checkout,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
         if install.returncode:
             raise AssertionError(f"pip install . failed:\n{install.stderr[-3000:]}")
         elsewhere = os.path.join(root, "elsewhere")
         os.makedirs(elsewhere)
         cls.check = subprocess.run(
-            [sys.executable, "-c", CHECK_SCRIPT, cls.site], cwd=elsewhere,
-            capture_output=True, text=True, check=False, timeout=300,
-            env=dict(os.environ, PYTHONPATH=cls.site, TF_CPP_MIN_LOG_LEVEL="3"))
+            [sys.executable, "-c", CHECK_SCRIPT, cls.site],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            env=dict(os.environ, PYTHONPATH=cls.site, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
 
     def test_gin_files_resolve_from_the_installed_package(self):
         self.assertEqual(self.check.returncode, 0, self.check.stderr[-3000:])
         found = json.loads(self.check.stdout.strip().splitlines()[-1])
         self.assertTrue(found["cli"].startswith(self.site), found["cli"])
-        self.assertEqual(found["gin_dir"],
-                         os.path.join(self.site, "avlad_tf", "configs"))
+        self.assertEqual(
+            found["gin_dir"], os.path.join(self.site, "avlad_tf", "configs")
+        )
         self.assertEqual(found["lists"], ["charades", "hmdb51", "ucf101"])
         self.assertIn("train_split1.txt", found["ucf101"])
 
     def test_every_config_is_installed(self):
-        shipped = {os.path.relpath(os.path.join(d, f), os.path.join(REPO, "gin"))
-                   for d, _, fs in os.walk(os.path.join(REPO, "gin"))
-                   for f in fs if f.endswith(".gin")}
+        shipped = {
+            os.path.relpath(os.path.join(d, f), os.path.join(REPO, "gin"))
+            for d, _, fs in os.walk(os.path.join(REPO, "gin"))
+            for f in fs
+            if f.endswith(".gin")
+        }
         configs = os.path.join(self.site, "avlad_tf", "configs")
-        installed = {os.path.relpath(os.path.join(d, f), configs)
-                     for d, _, fs in os.walk(configs) for f in fs}
+        installed = {
+            os.path.relpath(os.path.join(d, f), configs)
+            for d, _, fs in os.walk(configs)
+            for f in fs
+        }
         self.assertEqual(installed, shipped)
 
     def test_every_package_data_pattern_matches_files(self):
         with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as f:
             tree = ast.parse(f.read())
         package_data = next(
-            ast.literal_eval(k.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Call) for k in node.keywords
-            if k.arg == "package_data")
+            ast.literal_eval(k.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            for k in node.keywords
+            if k.arg == "package_data"
+        )
         for package, patterns in package_data.items():
             for pattern in patterns:
-                matches = glob.glob(os.path.join(REPO, package, pattern),
-                                    recursive=True)
+                matches = glob.glob(
+                    os.path.join(REPO, package, pattern), recursive=True
+                )
                 self.assertTrue(matches, f"{package}: {pattern} matches nothing")
 
     def test_release_labels_are_installed(self):

@@ -10,8 +10,8 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 from absl.testing import absltest
+import numpy as np
 
 _SCRIPT = r"""
 import json, sys
@@ -61,30 +61,34 @@ def run_backend(backend):
         # Prove that nothing on this path imports TensorFlow.
         env["PYTHONPATH"] = os.pathsep.join(
             [os.path.dirname(__file__) + "/no_tensorflow"]
-            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    result = subprocess.run([sys.executable, "-c", _SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=300)
+            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
+    result = subprocess.run(
+        [sys.executable, "-c", _SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode:
         raise AssertionError(f"{backend} run failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 class JaxBackendTest(absltest.TestCase):
-
     def test_layer_and_model_match_tensorflow(self):
         jax_out = run_backend("jax")
         tf_out = run_backend("tensorflow")
         self.assertEqual(jax_out["backend"], "jax")
         self.assertEqual(tf_out["backend"], "tensorflow")
-        np.testing.assert_allclose(jax_out["vlad"], tf_out["vlad"],
-                                   atol=1e-5)
-        np.testing.assert_allclose(jax_out["maps"], tf_out["maps"],
-                                   atol=1e-5)
+        np.testing.assert_allclose(jax_out["vlad"], tf_out["vlad"], atol=1e-5)
+        np.testing.assert_allclose(jax_out["maps"], tf_out["maps"], atol=1e-5)
         self.assertTrue(np.isfinite(jax_out["loss"]))
         # Bit-identical: the host pipeline's float32 operations, in order.
         for modality in ("rgb", "flow"):
-            np.testing.assert_array_equal(jax_out["pixels"][modality],
-                                          tf_out["pixels"][modality])
+            np.testing.assert_array_equal(
+                jax_out["pixels"][modality], tf_out["pixels"][modality]
+            )
 
 
 if __name__ == "__main__":

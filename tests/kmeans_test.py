@@ -3,8 +3,8 @@
 import os
 import pickle
 
-import numpy as np
 from absl.testing import absltest
+import numpy as np
 
 from avlad_tf import kmeans
 
@@ -13,13 +13,11 @@ def blobs(seed=0, num_per_cluster=50):
     """Three well-separated clusters of directions in 4-D."""
     rng = np.random.default_rng(seed)
     directions = np.eye(4)[:3] * 5.0
-    points = [d + rng.normal(scale=0.05, size=(num_per_cluster, 4))
-              for d in directions]
+    points = [d + rng.normal(scale=0.05, size=(num_per_cluster, 4)) for d in directions]
     return np.concatenate(points).astype(np.float32), directions
 
 
 class FitCentersTest(absltest.TestCase):
-
     def test_recovers_normalised_cluster_means(self):
         x, directions = blobs()
         centers = kmeans.fit_centers(x, num_clusters=3, num_init=2)
@@ -48,7 +46,6 @@ class FitCentersTest(absltest.TestCase):
 
 
 class CentersFileTest(absltest.TestCase):
-
     def setUp(self):
         super().setUp()
         self.dir = self.create_tempdir().full_path
@@ -77,8 +74,7 @@ class CentersFileTest(absltest.TestCase):
     def test_wrong_shape(self):
         path = os.path.join(self.dir, "centers.npy")
         kmeans.save_centers(path, np.zeros((3, 4)))
-        with self.assertRaisesRegex(ValueError,
-                                    r"shape \(64, 4\).*shape=\(3, 4\)"):
+        with self.assertRaisesRegex(ValueError, r"shape \(64, 4\).*shape=\(3, 4\)"):
             kmeans.load_centers(path, num_clusters=64)
 
     def test_non_finite(self):

@@ -11,7 +11,6 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import gin
 import numpy as np
 
 from avlad_tf import cli
@@ -25,6 +24,7 @@ from avlad_tf.models import backbones
 from avlad_tf.models import fusion
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
+import gin
 
 _PARITY_DOC = os.path.join(os.path.dirname(cli.GIN_DIR), "docs", "PARITY.md")
 _FUNCTIONS = {
@@ -80,8 +80,11 @@ SCOPED = (
 
 def _same(value, faithful):
     if isinstance(faithful, tuple):
-        return isinstance(value, (tuple, list)) and len(value) == len(
-            faithful) and all(_same(v, f) for v, f in zip(value, faithful))
+        return (
+            isinstance(value, (tuple, list))
+            and len(value) == len(faithful)
+            and all(_same(v, f) for v, f in zip(value, faithful))
+        )
     if isinstance(faithful, float):
         return isinstance(value, (int, float)) and np.isclose(value, faithful)
     return value == faithful and type(value) is type(faithful)
@@ -107,42 +110,49 @@ def _effective(binding):
         value = gin.query_parameter(binding)
     except ValueError:
         return _code_default(binding)
-    if isinstance(value, gin.config.ConfigurableReference) and \
-            value.selector == "gin.macro":
+    if (
+        isinstance(value, gin.config.ConfigurableReference)
+        and value.selector == "gin.macro"
+    ):
         value = value.scoped_configurable_fn()  # a macro such as %NUM_FRAMES
     return value
 
 
 class ParityDefaultsTest(parameterized.TestCase):
-
     def tearDown(self):
         gin.clear_config()
         super().tearDown()
 
     @parameterized.named_parameters(
         (f"{section}_{binding}", binding, faithful)
-        for section, binding, faithful in SWITCHES)
+        for section, binding, faithful in SWITCHES
+    )
     def test_code_default_is_faithful(self, binding, faithful):
         default = _code_default(binding)
-        self.assertTrue(any(_same(default, f) for f in faithful),
-                        f"{binding} defaults to {default!r}; the release's "
-                        f"behaviour is {faithful}")
+        self.assertTrue(
+            any(_same(default, f) for f in faithful),
+            f"{binding} defaults to {default!r}; the release's behaviour is {faithful}",
+        )
 
     def test_base_gin_keeps_faithful_values(self):
         _parse("base.gin")
         for _, binding, faithful in SWITCHES:
             value = _effective(binding)
-            self.assertTrue(any(_same(value, f) for f in faithful),
-                            f"base.gin gives {binding} = {value!r}; the "
-                            f"release's behaviour is {faithful}")
+            self.assertTrue(
+                any(_same(value, f) for f in faithful),
+                f"base.gin gives {binding} = {value!r}; the "
+                f"release's behaviour is {faithful}",
+            )
 
     @parameterized.parameters(*SCOPED)
     def test_stream_configs(self, gin_file, binding, faithful):
         _parse(gin_file)
-        self.assertTrue(_same(gin.query_parameter(binding), faithful),
-                        f"{gin_file}: {binding} = "
-                        f"{gin.query_parameter(binding)!r}, expected "
-                        f"{faithful!r}")
+        self.assertTrue(
+            _same(gin.query_parameter(binding), faithful),
+            f"{gin_file}: {binding} = "
+            f"{gin.query_parameter(binding)!r}, expected "
+            f"{faithful!r}",
+        )
 
     def test_every_switch_is_documented(self):
         with open(_PARITY_DOC, encoding="utf-8") as f:
@@ -157,37 +167,42 @@ class FixedBehaviourTest(absltest.TestCase):
     def test_constants(self):
         self.assertEqual(netvlad.SQUARED_NORM_EPSILON, 1e-12)  # 12.8
         self.assertEqual(preprocessing.FLOW_MEAN, 128.0)  # 12.3
-        self.assertEqual(preprocessing.crop_sizes(224),
-                         (224, 196, 168, 147))  # 12.4
+        self.assertEqual(preprocessing.crop_sizes(224), (224, 196, 168, 147))  # 12.4
         self.assertEqual(fusion.FUSION_DROPOUT_RATE, 0.5)  # 5.4
-        np.testing.assert_allclose(fusion.DEFAULT_LATE_WEIGHTS,
-                                   (1 / 3, 2 / 3))  # 12.17
+        np.testing.assert_allclose(fusion.DEFAULT_LATE_WEIGHTS, (1 / 3, 2 / 3))  # 12.17
         self.assertEqual(run_record.DEFAULT_NUM_CROPS, 1)  # 12.16
         self.assertEqual(backbones.DEFAULT_ENDPOINTS["vgg16"], "conv5_3")
 
     def test_release_crop_offsets(self):  # 12.4
         offsets = preprocessing.eval_crop_offsets(
-            resize_to=(256, 340), image_size=224, num_crops=5)
-        self.assertEqual(offsets,
-                         ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60)))
-        self.assertEqual(preprocessing.eval_crop_offsets(
-            resize_to=(256, 340), image_size=224, num_crops=1), ((16, 60),))
+            resize_to=(256, 340), image_size=224, num_crops=5
+        )
+        self.assertEqual(offsets, ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60)))
+        self.assertEqual(
+            preprocessing.eval_crop_offsets(
+                resize_to=(256, 340), image_size=224, num_crops=1
+            ),
+            ((16, 60),),
+        )
 
     def test_pre_relu_endpoints_and_slim_weight_decay(self):  # 12.1, 12.10
-        model = action_vlad.build_model(num_classes=3, backbone="vgg16",
-                                        num_clusters=2, image_size=32)
+        model = action_vlad.build_model(
+            num_classes=3, backbone="vgg16", num_clusters=2, image_size=32
+        )
         for name in ("block4_conv3", "block5_conv3"):
             layer = action_vlad.find_layer(model, name)
             self.assertEqual(layer.activation.__name__, "linear", name)
-        self.assertEqual(action_vlad.find_layer(
-            model, "block5_conv2").activation.__name__, "relu")
+        self.assertEqual(
+            action_vlad.find_layer(model, "block5_conv2").activation.__name__, "relu"
+        )
         logits = action_vlad.find_layer(model, "logits")
         self.assertAlmostEqual(float(logits.kernel_regularizer.l2), 2e-5)
         self.assertIsNone(logits.bias_regularizer)
         vlad = action_vlad.find_layer(model, "netvlad")
         self.assertEqual(vlad.losses, [])  # 12.9: no decay on NetVLAD
         self.assertEqual(
-            action_vlad.find_layer(model, "pooled_dropout").rate, 0.0)  # 11.1
+            action_vlad.find_layer(model, "pooled_dropout").rate, 0.0
+        )  # 11.1
 
 
 if __name__ == "__main__":

@@ -26,37 +26,43 @@ STORED_SIZE = (48, 64)  # the training data's frame size, (H, W)
 def write_video(path, num_frames, *, fourcc="MJPG", size=(60, 80)):
     """A square moving right over a gradient, so TV-L1 sees real motion."""
     height, width = size
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 25,
-                             (width, height))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 25, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {fourcc} to {path}")
     background = np.linspace(0, 200, width, dtype=np.uint8)[None, :, None]
     for i in range(num_frames):
         frame = np.broadcast_to(background, (height, width, 3)).copy()
-        frame[15:35, 2 * i:2 * i + 20] = (20, 140, 250)
+        frame[15:35, 2 * i : 2 * i + 20] = (20, 140, 250)
         writer.write(frame)
     writer.release()
     return path
 
 
 class PredictTest(absltest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         root = testing.class_tempdir(cls)
         data_dir = fake_data.write_fake_dataset(
-            os.path.join(root, "data"), num_videos=1, splits=("test",),
-            height=STORED_SIZE[0], width=STORED_SIZE[1])
-        workdir = export_test.make_workdir(os.path.join(root, "run"),
-                                           ("rgb", "flow"), data_dir=data_dir,
-                                           fuse_weights=(1, 2))
+            os.path.join(root, "data"),
+            num_videos=1,
+            splits=("test",),
+            height=STORED_SIZE[0],
+            width=STORED_SIZE[1],
+        )
+        workdir = export_test.make_workdir(
+            os.path.join(root, "run"),
+            ("rgb", "flow"),
+            data_dir=data_dir,
+            fuse_weights=(1, 2),
+        )
         cls.export_dir = export.export(workdir=workdir)
         videos = os.path.join(root, "videos")
         os.makedirs(videos)
         cls.avi = write_video(os.path.join(videos, "walk.avi"), 20)
-        cls.mp4 = write_video(os.path.join(videos, "run.mp4"), 16,
-                              fourcc="mp4v", size=(72, 96))
+        cls.mp4 = write_video(
+            os.path.join(videos, "run.mp4"), 16, fourcc="mp4v", size=(72, 96)
+        )
         # Flow stacks of 2 need 3 frames.
         cls.short = write_video(os.path.join(videos, "short.avi"), 2)
         cls.corrupt = os.path.join(videos, "corrupt.avi")
@@ -67,10 +73,21 @@ class PredictTest(absltest.TestCase):
     def test_command_line_reports_bad_files_and_continues(self):
         paths = [self.avi, self.corrupt, self.short, self.mp4]
         run = subprocess.run(
-            [sys.executable, "-m", "avlad_tf.predict", "--model",
-             self.export_dir, *paths, "--json"],
-            cwd=REPO, capture_output=True, text=True, check=False,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            [
+                sys.executable,
+                "-m",
+                "avlad_tf.predict",
+                "--model",
+                self.export_dir,
+                *paths,
+                "--json",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
         self.assertEqual(run.returncode, 1, run.stderr[-2000:])
         results = json.loads(run.stdout)["results"]
         self.assertEqual([r["video"] for r in results], paths)
@@ -82,8 +99,9 @@ class PredictTest(absltest.TestCase):
             self.assertLen(probabilities, 3)
             self.assertAlmostEqual(sum(probabilities), 1.0, places=5)
             self.assertEqual(probabilities, sorted(probabilities, reverse=True))
-            self.assertCountEqual([e["class"] for e in result["top5"]],
-                                  self.config["class_names"])
+            self.assertCountEqual(
+                [e["class"] for e in result["top5"]], self.config["class_names"]
+            )
             self.assertGreater(result["seconds"]["flow"], 0)
         self.assertRegex(results[1]["error"], "unreadable")
         self.assertRegex(results[2]["error"], "too short: 2 frame")
@@ -99,8 +117,9 @@ class PredictTest(absltest.TestCase):
         self.assertEqual(lines[0], self.avi)
         self.assertLen(lines, 4)
         best = results[0]["top5"][0]
-        self.assertEqual(lines[1].split(),
-                         ["1.", f"{best['probability']:.4f}", best["class"]])
+        self.assertEqual(
+            lines[1].split(), ["1.", f"{best['probability']:.4f}", best["class"]]
+        )
 
     def test_inputs_follow_evaluation_sampling_and_flow_only_where_needed(self):
         calls = []
@@ -121,21 +140,25 @@ class PredictTest(absltest.TestCase):
             ok, frame = capture.read()
             if not ok:
                 break
-            frames.append(cv2.resize(frame, STORED_SIZE[::-1],
-                                     interpolation=cv2.INTER_AREA))
+            frames.append(
+                cv2.resize(frame, STORED_SIZE[::-1], interpolation=cv2.INTER_AREA)
+            )
         # n = 20, T = 3: RGB stride ⌊19/2⌋ = 9; flow stride ⌊(20 − 2)/3⌋ = 6.
         rgb_expected = np.stack([frames[i][..., ::-1] for i in (0, 9, 18)])
         np.testing.assert_array_equal(inputs["rgb"][0], rgb_expected)
         # TV-L1 ran once per flow frame the stacks use: 6 of the 19 pairs.
         self.assertEqual(sum(calls), 6)
-        flow_x = {j: schema.quantize_flow(compute_flow(frames[j:j + 2])[0])
-                  for j in (0, 1, 6, 7, 12, 13)}
+        flow_x = {
+            j: schema.quantize_flow(compute_flow(frames[j : j + 2])[0])
+            for j in (0, 1, 6, 7, 12, 13)
+        }
         stack = inputs["flow"][0]  # (T, H, W, 2L)
         self.assertEqual(stack.shape, (3,) + STORED_SIZE + (4,))
         for sample, start in enumerate((0, 6, 12)):
             for j in range(2):  # interleaved x1, y1, x2, y2
                 np.testing.assert_array_equal(
-                    stack[sample, ..., 2 * j:2 * j + 2], flow_x[start + j])
+                    stack[sample, ..., 2 * j : 2 * j + 2], flow_x[start + j]
+                )
         self.assertGreater(np.abs(stack.astype(int) - 128).max(), 10)
 
     def test_not_an_export_is_a_clear_error(self):

@@ -10,9 +10,9 @@ import os
 import shutil
 import tempfile
 
+from absl.testing import parameterized
 import keras
 import numpy as np
-from absl.testing import parameterized
 
 
 def class_tempdir(test_class):
@@ -39,7 +39,8 @@ class TestCase(parameterized.TestCase):
         revived = type(layer).from_config(config)
         self.assertEqual(
             json.dumps(config, sort_keys=True, default=str),
-            json.dumps(revived.get_config(), sort_keys=True, default=str))
+            json.dumps(revived.get_config(), sort_keys=True, default=str),
+        )
         serialized = keras.saving.serialize_keras_object(layer)
         revived = keras.saving.deserialize_keras_object(serialized)
         self.assertIsInstance(revived, type(layer))
@@ -51,11 +52,11 @@ class TestCase(parameterized.TestCase):
         path = os.path.join(self.create_tempdir().full_path, "model.keras")
         model.save(path)
         revived = keras.saving.load_model(path)
-        np.testing.assert_array_equal(revived.predict(inputs, verbose=0),
-                                      expected)
+        np.testing.assert_array_equal(revived.predict(inputs, verbose=0), expected)
 
-    def assert_symbolic_call(self, layer, input_shape, expected_shape,
-                             expected_dtype="float32"):
+    def assert_symbolic_call(
+        self, layer, input_shape, expected_shape, expected_dtype="float32"
+    ):
         """Calling on a KerasTensor gives the expected shape and dtype."""
         output = layer(keras.KerasTensor(input_shape))
         self.assertEqual(tuple(output.shape), tuple(expected_shape))
@@ -68,7 +69,8 @@ class TestCase(parameterized.TestCase):
         model = keras.Model(x, y)
         model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
         targets = np.zeros((len(inputs), num_outputs), np.float32)
-        history = model.fit(inputs, targets, batch_size=len(inputs),
-                            epochs=1, verbose=0)
+        history = model.fit(
+            inputs, targets, batch_size=len(inputs), epochs=1, verbose=0
+        )
         self.assertTrue(np.isfinite(history.history["loss"][0]))
         return model

@@ -6,7 +6,6 @@ import os
 import re
 
 from absl.testing import absltest
-import gin
 import numpy as np
 import tensorflow as tf
 
@@ -14,27 +13,28 @@ from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.training import checkpointing
 from avlad_tf.training import experiment
+import gin
 from tests import testing
 from tests.training import tiny
 
 
 def read_checkpoint(path):
     reader = tf.train.load_checkpoint(path)
-    return {name: reader.get_tensor(name)
-            for name, _ in tf.train.list_variables(path)
-            if name.startswith("model_variables/")}
+    return {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(path)
+        if name.startswith("model_variables/")
+    }
 
 
 def changed(before, after, layer):
     # Keys are model_variables/[<nested model>.S]<layer>.S<variable>/...
-    keys = [k for k in before
-            if re.match(rf"model_variables/(\w+\.S)?{layer}\.S", k)]
+    keys = [k for k in before if re.match(rf"model_variables/(\w+\.S)?{layer}\.S", k)]
     assert keys, (layer, sorted(before))
     return any(not np.array_equal(before[k], after[k]) for k in keys)
 
 
 class TrainSmokeTest(absltest.TestCase):
-
     def setUp(self):
         super().setUp()
         self.data_dir = tiny.write_data(self.create_tempdir().full_path)
@@ -45,33 +45,57 @@ class TrainSmokeTest(absltest.TestCase):
         super().tearDown()
 
     def test_two_stages_write_the_workdir(self):
-        tiny.configure("train_stream.stage_steps = (3, 2)\n"
-                       "train_stream.checkpoint_every = 2")
+        tiny.configure(
+            "train_stream.stage_steps = (3, 2)\ntrain_stream.checkpoint_every = 2"
+        )
         experiment.train(workdir=self.workdir, data_dir=self.data_dir)
         stream = os.path.join(self.workdir, "rgb")
-        for path in ("labels.txt", "operative_config.gin", "rgb/model.keras",
-                     "rgb/centers.npy", "rgb/train_metrics.jsonl"):
-            self.assertTrue(os.path.exists(os.path.join(self.workdir, path)),
-                            path)
+        for path in (
+            "labels.txt",
+            "operative_config.gin",
+            "rgb/model.keras",
+            "rgb/centers.npy",
+            "rgb/train_metrics.jsonl",
+        ):
+            self.assertTrue(os.path.exists(os.path.join(self.workdir, path)), path)
         self.assertEqual(
             open(os.path.join(self.workdir, "labels.txt")).read().split(),
-            ["class_00", "class_01", "class_02"])
-        self.assertIn("train_stream.stage_steps = (3, 2)",
-                      open(os.path.join(self.workdir,
-                                        "operative_config.gin")).read())
-        events = glob.glob(os.path.join(
-            self.workdir, "tensorboard", "rgb", "events.out.tfevents.*"))
-        tags = {value.tag for path in events
-                for event in tf.compat.v1.train.summary_iterator(path)
-                for value in event.summary.value}
+            ["class_00", "class_01", "class_02"],
+        )
+        self.assertIn(
+            "train_stream.stage_steps = (3, 2)",
+            open(os.path.join(self.workdir, "operative_config.gin")).read(),
+        )
+        events = glob.glob(
+            os.path.join(self.workdir, "tensorboard", "rgb", "events.out.tfevents.*")
+        )
+        tags = {
+            value.tag
+            for path in events
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for value in event.summary.value
+        }
         self.assertContainsSubset(
-            {"train/loss", "train/accuracy", "train/learning_rate",
-             "train/grad_norm", "train/steps_per_second", "clusters/usage",
-             "clusters/assignment_maps", "gin/operative_config"}, tags)
-        records = [json.loads(line) for line in
-                   open(os.path.join(stream, "train_metrics.jsonl"))]
-        self.assertEqual([(r["stage"], r["step"]) for r in records],
-                         [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)])
+            {
+                "train/loss",
+                "train/accuracy",
+                "train/learning_rate",
+                "train/grad_norm",
+                "train/steps_per_second",
+                "clusters/usage",
+                "clusters/assignment_maps",
+                "gin/operative_config",
+            },
+            tags,
+        )
+        records = [
+            json.loads(line)
+            for line in open(os.path.join(stream, "train_metrics.jsonl"))
+        ]
+        self.assertEqual(
+            [(r["stage"], r["step"]) for r in records],
+            [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)],
+        )
         self.assertEqual([r["global_step"] for r in records], [1, 2, 3, 4, 5])
         # Each stage restarts its own schedule at its base learning rate.
         self.assertAlmostEqual(records[0]["learning_rate"], 1e-2, places=6)
@@ -96,22 +120,29 @@ class TrainSmokeTest(absltest.TestCase):
         # NetVLAD started from the saved k-means centres.
         centers = np.load(os.path.join(stream, "centers.npy"))
         np.testing.assert_array_equal(
-            s1_last["model_variables/netvlad.Scenters/.ATTRIBUTES/"
-                    "VARIABLE_VALUE"], centers)
+            s1_last["model_variables/netvlad.Scenters/.ATTRIBUTES/VARIABLE_VALUE"],
+            centers,
+        )
 
     def test_one_model_over_both_modalities(self):
         # Concat fusion nests two backbones whose layers share names.
-        tiny.configure("build_model.fusion = 'concat'\n"
-                       "train_stream.stage_steps = (1, 1)")
-        experiment.train(workdir=self.workdir, data_dir=self.data_dir,
-                         streams=("fused",))
+        tiny.configure(
+            "build_model.fusion = 'concat'\ntrain_stream.stage_steps = (1, 1)"
+        )
+        experiment.train(
+            workdir=self.workdir, data_dir=self.data_dir, streams=("fused",)
+        )
         stage2 = checkpointing.stage_directory(self.workdir, "fused", 2)
         names = set(read_checkpoint(tf.train.latest_checkpoint(stage2)))
         for backbone in ("rgb_backbone", "flow_backbone"):
-            self.assertIn(f"model_variables/{backbone}.Sblock1_conv1.Skernel/"
-                          ".ATTRIBUTES/VARIABLE_VALUE", names)
-        self.assertTrue(os.path.exists(
-            os.path.join(self.workdir, "fused", "model.keras")))
+            self.assertIn(
+                f"model_variables/{backbone}.Sblock1_conv1.Skernel/"
+                ".ATTRIBUTES/VARIABLE_VALUE",
+                names,
+            )
+        self.assertTrue(
+            os.path.exists(os.path.join(self.workdir, "fused", "model.keras"))
+        )
 
     def test_nan_loss_stops_and_names_the_last_good_checkpoint(self):
         tiny.configure("train_stream.stage_steps = (4, 2)")
@@ -130,13 +161,14 @@ class TrainSmokeTest(absltest.TestCase):
             return dataset.enumerate().map(poison)
 
         with self.assertRaisesRegex(
-                checkpointing.NonFiniteLossError,
-                r"stage 1, update 3.*last good checkpoint is .*stage1/ckpt-2"):
-            experiment.train(workdir=self.workdir, data_dir=self.data_dir,
-                             make_dataset_fn=poisoned)
+            checkpointing.NonFiniteLossError,
+            r"stage 1, update 3.*last good checkpoint is .*stage1/ckpt-2",
+        ):
+            experiment.train(
+                workdir=self.workdir, data_dir=self.data_dir, make_dataset_fn=poisoned
+            )
         stage1 = checkpointing.stage_directory(self.workdir, "rgb", 1)
-        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)),
-                         "ckpt-2")
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)), "ckpt-2")
 
 
 class RunRecordTest(absltest.TestCase):
@@ -149,9 +181,11 @@ class RunRecordTest(absltest.TestCase):
         root = testing.class_tempdir(cls)
         cls.data_dir = tiny.write_data(os.path.join(root, "data"))
         cls.workdir = os.path.join(root, "run")
-        tiny.configure("train_stream.stage_steps = (1, 1)\n"
-                       "flow/evaluate.num_crops = 5\n"
-                       "flow/make_dataset.shuffle_buffer = 3\n")
+        tiny.configure(
+            "train_stream.stage_steps = (1, 1)\n"
+            "flow/evaluate.num_crops = 5\n"
+            "flow/make_dataset.shuffle_buffer = 3\n"
+        )
         cls.calls = []
 
         def counting(**kwargs):
@@ -160,9 +194,14 @@ class RunRecordTest(absltest.TestCase):
 
         # Only train.data_dir is bound: evaluation must read the same data.
         cls.outcome = experiment.train(
-            workdir=cls.workdir, data_dir=cls.data_dir, streams=("rgb", "flow"),
-            evaluate_split="test", fuse_weights=(1, 1), export=True,
-            make_dataset_fn=counting)
+            workdir=cls.workdir,
+            data_dir=cls.data_dir,
+            streams=("rgb", "flow"),
+            evaluate_split="test",
+            fuse_weights=(1, 1),
+            export=True,
+            make_dataset_fn=counting,
+        )
         gin.clear_config()
         cls.record = run_record.read(cls.workdir)
 
@@ -173,26 +212,34 @@ class RunRecordTest(absltest.TestCase):
         self.assertEqual(data["evaluate_split"], "test")
         streams = self.record["streams"]
         self.assertEqual(list(streams), ["rgb", "flow"])
-        self.assertEqual((streams["rgb"]["num_crops"],
-                          streams["flow"]["num_crops"]), (1, 5))
-        self.assertEqual((streams["rgb"]["input"]["shuffle_buffer"],
-                          streams["flow"]["input"]["shuffle_buffer"]), (4, 3))
-        self.assertEqual(self.record["fusion"]["weights"],
-                         {"rgb": 1.0, "flow": 1.0})
+        self.assertEqual(
+            (streams["rgb"]["num_crops"], streams["flow"]["num_crops"]), (1, 5)
+        )
+        self.assertEqual(
+            (
+                streams["rgb"]["input"]["shuffle_buffer"],
+                streams["flow"]["input"]["shuffle_buffer"],
+            ),
+            (4, 3),
+        )
+        self.assertEqual(self.record["fusion"]["weights"], {"rgb": 1.0, "flow": 1.0})
+        self.assertEqual(streams["rgb"]["input_rule"], "release_vgg")
+        self.assertEqual(streams["flow"]["training"]["build_model"]["backbone"], "tiny")
 
     def test_injected_dataset_factory_reaches_evaluation(self):
-        evaluations = [c for c in self.calls
-                       if not c["training"] and c.get("with_ids")]
+        evaluations = [c for c in self.calls if not c["training"] and c.get("with_ids")]
         self.assertEqual(sorted(c["num_crops"] for c in evaluations), [1, 5])
         for call in evaluations:
             self.assertEqual(call["data_dir"], os.path.abspath(self.data_dir))
 
     def test_evaluation_and_export_follow_the_record(self):
         self.assertEqual(self.outcome["flow"]["num_crops"], 5)
-        self.assertTrue(self.outcome["flow"]["scores_path"].endswith(
-            "flow_test_5crop.h5"))
-        with open(os.path.join(self.outcome["export_dir"], "assets",
-                               "avlad_export.json")) as f:
+        self.assertTrue(
+            self.outcome["flow"]["scores_path"].endswith("flow_test_5crop.h5")
+        )
+        with open(
+            os.path.join(self.outcome["export_dir"], "assets", "avlad_export.json")
+        ) as f:
             config = json.load(f)
         # Rebinding train.fuse_weights reaches the SavedModel; so do the
         # crops each stream was evaluated with.

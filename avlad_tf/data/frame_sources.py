@@ -23,11 +23,12 @@ def decode_distinct_frames(encoded_lists, indices, channels):
         int32 position in 0..U−1 of each flattened index, and U.
     """
     unique, position = tf.unique(tf.reshape(indices, [-1]))
-    jpegs = tf.concat([tf.gather(encoded, unique) for encoded in encoded_lists],
-                      axis=0)
+    jpegs = tf.concat([tf.gather(encoded, unique) for encoded in encoded_lists], axis=0)
     images = tf.map_fn(
-        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=channels), jpegs,
-        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
+        lambda jpeg: tf.io.decode_jpeg(jpeg, channels=channels),
+        jpegs,
+        fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8),
+    )
     return images, position, tf.size(unique)
 
 
@@ -45,9 +46,11 @@ def flow_source(example, indices, *, channels_first=False):
     `pixel_rules.UINT8_DATA_FORMATS`).
     """
     planes, position, num_unique = decode_distinct_frames(
-        [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], indices, 1)
-    return planes, flow_assembler(position, num_unique, indices.shape,
-                                  channels_first=channels_first)
+        [example[schema.FLOW_X_KEY], example[schema.FLOW_Y_KEY]], indices, 1
+    )
+    return planes, flow_assembler(
+        position, num_unique, indices.shape, channels_first=channels_first
+    )
 
 
 def flow_assembler(position, num_unique, stacks_shape, *, channels_first=False):
@@ -69,22 +72,25 @@ def flow_assembler(position, num_unique, stacks_shape, *, channels_first=False):
     """
     num_samples, flow_stack = stacks_shape
     # Sample t, stack slot l, direction d is plane d·U + position[t·L + l].
-    order = tf.reshape(tf.stack([position, position + num_unique], axis=-1),
-                       [-1])  # [T·L·2]
+    order = tf.reshape(
+        tf.stack([position, position + num_unique], axis=-1), [-1]
+    )  # [T·L·2]
 
     def assemble(crops):  # [2U, N, h, w, 1]
         picked = tf.gather(crops[..., 0], order)  # [T·L·2, N, h, w]
         shape = tf.shape(picked)
         if channels_first:  # moves whole h·w planes: cheap
-            picked = tf.reshape(picked, [num_samples, 2 * flow_stack, shape[1],
-                                         shape[2], shape[3]])
+            picked = tf.reshape(
+                picked, [num_samples, 2 * flow_stack, shape[1], shape[2], shape[3]]
+            )
             return tf.transpose(picked, [0, 2, 1, 3, 4])  # [T, N, 2L, h, w]
         # (L, 2) and (N, h, w) are contiguous, so one batched 2-D transpose
         # interleaves the channels (much faster than a 6-D transpose).
         # [T, 2L, N·h·w]
         picked = tf.reshape(picked, [num_samples, 2 * flow_stack, -1])
         picked = tf.transpose(picked, [0, 2, 1])  # [T, N·h·w, 2L]
-        return tf.reshape(picked, [num_samples, shape[1], shape[2], shape[3],
-                                   2 * flow_stack])  # [T, N, h, w, 2L]
+        return tf.reshape(
+            picked, [num_samples, shape[1], shape[2], shape[3], 2 * flow_stack]
+        )  # [T, N, h, w, 2L]
 
     return assemble

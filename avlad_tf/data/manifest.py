@@ -25,19 +25,18 @@ def split_shards(metadata, data_dir, split):
     path = os.path.join(data_dir, schema.METADATA_FILE)
     splits = metadata.get("splits", {})
     if split not in splits:
-        raise ValueError(
-            f"{path}: no split {split!r}; available: {sorted(splits)}.")
+        raise ValueError(f"{path}: no split {split!r}; available: {sorted(splits)}.")
     shards = sorted(splits[split]["shards"], key=lambda shard: shard["file"])
     total = sum(int(shard["num_records"]) for shard in shards)
     if total != splits[split]["num_records"]:
         raise ValueError(
             f"{path}: split {split!r} lists {splits[split]['num_records']} "
-            f"records but its shards add up to {total}.")
+            f"records but its shards add up to {total}."
+        )
     files = [os.path.join(data_dir, shard["file"]) for shard in shards]
     missing = [f for f in files if not tf.io.gfile.exists(f)]
     if missing:
-        raise FileNotFoundError(
-            f"{path} lists shards that do not exist: {missing}.")
+        raise FileNotFoundError(f"{path} lists shards that do not exist: {missing}.")
     return files, [int(shard["num_records"]) for shard in shards]
 
 
@@ -59,7 +58,8 @@ def dataset_info(data_dir):
     if len(labels) != metadata.get("num_classes"):
         raise ValueError(
             f"{os.path.join(data_dir, schema.METADATA_FILE)}: num_classes is "
-            f"{metadata.get('num_classes')} but {len(labels)} labels are listed.")
+            f"{metadata.get('num_classes')} but {len(labels)} labels are listed."
+        )
     for split in metadata.get("splits", {}):
         split_shards(metadata, data_dir, split)
     return metadata
@@ -71,7 +71,8 @@ def read_shard(path, expected):
     # below turns the early end of the shard into an error naming it.
     records = tf.data.TFRecordDataset(path).ignore_errors(log_warning=True)
     marked = records.map(lambda r: (r, False)).concatenate(
-        tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+        tf.data.Dataset.from_tensors((tf.constant(b""), True))
+    )
 
     def count(n, element):
         record, is_end = element
@@ -84,7 +85,8 @@ def read_shard(path, expected):
             "the file is truncated or corrupt (reading stops at a "
             "DataLossError), holds more records than listed, or "
             "metadata.json is stale. Re-run data preparation.",
-            [path, expected, tf.where(is_end, n, n + 1)])
+            [path, expected, tf.where(is_end, n, n + 1)],
+        )
         with tf.control_dependencies([require(ok, message)]):
             return tf.identity(record), is_end
 

@@ -46,8 +46,7 @@ def crop_sizes(image_size, scale_ratios=SCALE_RATIOS):
     return tuple(int(image_size * ratio) for ratio in scale_ratios)
 
 
-def eval_crop_offsets(*, resize_to, image_size, num_crops,
-                      release_crop_offsets=True):
+def eval_crop_offsets(*, resize_to, image_size, num_crops, release_crop_offsets=True):
     """(top, left) of each evaluation crop, in the release's order.
 
     At 256×340 / 224 the release uses (16, 60) for one crop and (0, 0),
@@ -64,7 +63,8 @@ def eval_crop_offsets(*, resize_to, image_size, num_crops,
     dy, dx = resize_to[0] - image_size, resize_to[1] - image_size
     if dy < 0 or dx < 0:
         raise ValueError(
-            f"image_size {image_size} does not fit in resize_to {resize_to}.")
+            f"image_size {image_size} does not fit in resize_to {resize_to}."
+        )
     if release_crop_offsets:
         centre = (dy // 2, min(dx // 2 + 2, dx))
         y1, x1 = max(dy - 1, 0), max(dx - 1, 0)
@@ -78,8 +78,9 @@ def eval_crop_offsets(*, resize_to, image_size, num_crops,
     raise ValueError(f"num_crops must be 1 or 5. Received: {num_crops}")
 
 
-def random_crop_params(seed, *, resize_to=(256, 340), image_size=224,
-                       scale_ratios=SCALE_RATIOS):
+def random_crop_params(
+    seed, *, resize_to=(256, 340), image_size=224, scale_ratios=SCALE_RATIOS
+):
     """Draws one training crop and flip for a whole video (Sec. 3.1).
 
     Height and width sides are drawn independently from
@@ -94,14 +95,13 @@ def random_crop_params(seed, *, resize_to=(256, 340), image_size=224,
     """
     sizes = crop_sizes(image_size, scale_ratios)
     if max(sizes) > min(resize_to):
-        raise ValueError(
-            f"crop sizes {sizes} do not fit in resize_to {resize_to}.")
-    seeds = tf.random.experimental.stateless_split(
-        tf.cast(seed, tf.int64), num=5)
+        raise ValueError(f"crop sizes {sizes} do not fit in resize_to {resize_to}.")
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
 
     def uniform_int(i, maxval):
         return tf.random.stateless_uniform(
-            [], seed=seeds[i], minval=0, maxval=maxval, dtype=tf.int32)
+            [], seed=seeds[i], minval=0, maxval=maxval, dtype=tf.int32
+        )
 
     height = tf.gather(sizes, uniform_int(0, len(sizes)))
     width = tf.gather(sizes, uniform_int(1, len(sizes)))
@@ -117,14 +117,23 @@ def random_crop_params(seed, *, resize_to=(256, 340), image_size=224,
 def resize(images, size, *, half_pixel_centers=False):
     """Bilinear resize of `[N, H, W, C]` to `size`; legacy TF1 kernel by default."""
     return tf.compat.v1.image.resize_bilinear(
-        images, size, align_corners=False,
-        half_pixel_centers=half_pixel_centers)
+        images, size, align_corners=False, half_pixel_centers=half_pixel_centers
+    )
 
 
-def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
-                        resize_to=(256, 340), release_crop_offsets=True,
-                        bgr_means=RELEASE_BGR_MEANS, convert_before_resize=True,
-                        half_pixel_centers=False, assemble=None):
+def preprocess_for_eval(
+    frames,
+    *,
+    modality,
+    num_crops=1,
+    image_size=224,
+    resize_to=(256, 340),
+    release_crop_offsets=True,
+    bgr_means=RELEASE_BGR_MEANS,
+    convert_before_resize=True,
+    half_pixel_centers=False,
+    assemble=None,
+):
     """Evaluation crops of one video, all crops of a frame together.
 
     These crops need no resize, so they are finished on the distinct decoded
@@ -151,9 +160,15 @@ def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
         minus the means (0..65025 with `convert_before_resize=False`, the
         original model's order, Sec. 11.2).
     """
-    boxes = _squares(eval_crop_offsets(
-        resize_to=resize_to, image_size=image_size, num_crops=num_crops,
-        release_crop_offsets=release_crop_offsets), image_size)
+    boxes = _squares(
+        eval_crop_offsets(
+            resize_to=resize_to,
+            image_size=image_size,
+            num_crops=num_crops,
+            release_crop_offsets=release_crop_offsets,
+        ),
+        image_size,
+    )
     _check_frames(frames, modality)
 
     def float_crops(video):  # [U, H', W', c] at resize_to
@@ -161,9 +176,12 @@ def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
         return _to_float(crops, convert_before_resize)
 
     crops = _crops_at_resize_to(
-        frames, float_crops, resize_to=resize_to,
+        frames,
+        float_crops,
+        resize_to=resize_to,
         convert_before_resize=convert_before_resize,
-        half_pixel_centers=half_pixel_centers)  # float32 [U, N, S, S, c]
+        half_pixel_centers=half_pixel_centers,
+    )  # float32 [U, N, S, S, c]
     crops *= 255.0
     crops = _subtract_means(crops, modality=modality, bgr_means=bgr_means)
     crops = assemble(crops) if assemble else crops  # [T, N, S, S, C]
@@ -171,9 +189,17 @@ def preprocess_for_eval(frames, *, modality, num_crops=1, image_size=224,
     return tf.reshape(crops, [-1, image_size, image_size, shape[4]])  # [T·N, S, S, C]
 
 
-def eval_crops_uint8(frames, *, modality, num_crops=1, image_size=224,
-                     resize_to=(256, 340), release_crop_offsets=True,
-                     assemble=None, video_id=""):
+def eval_crops_uint8(
+    frames,
+    *,
+    modality,
+    num_crops=1,
+    image_size=224,
+    resize_to=(256, 340),
+    release_crop_offsets=True,
+    assemble=None,
+    video_id="",
+):
     """`preprocess_for_eval`'s crops before any arithmetic: uint8, RGB order.
 
     `avlad_tf.layers.ReleasePixels` turns them into `preprocess_for_eval`'s
@@ -193,15 +219,23 @@ def eval_crops_uint8(frames, *, modality, num_crops=1, image_size=224,
         InvalidArgumentError: (when run) for frames of another size.
     """
     _check_modality(modality)
-    offsets = eval_crop_offsets(resize_to=resize_to, image_size=image_size,
-                                num_crops=num_crops,
-                                release_crop_offsets=release_crop_offsets)
+    offsets = eval_crop_offsets(
+        resize_to=resize_to,
+        image_size=image_size,
+        num_crops=num_crops,
+        release_crop_offsets=release_crop_offsets,
+    )
     size = tf.shape(frames)[1:3]
     check = tf.debugging.Assert(
-        tf.reduce_all(tf.equal(size, resize_to)), [
+        tf.reduce_all(tf.equal(size, resize_to)),
+        [
             f"uint8 evaluation crops need frames stored at {resize_to} "
             "(evaluate with normalize_on_device=False to resize them); video",
-            video_id, "has (height, width)", size])
+            video_id,
+            "has (height, width)",
+            size,
+        ],
+    )
     with tf.control_dependencies([check]):
         frames = tf.identity(frames)
     crops = _crop_stack(frames, _squares(offsets, image_size))  # [U, N, S, S, c]
@@ -210,10 +244,18 @@ def eval_crops_uint8(frames, *, modality, num_crops=1, image_size=224,
     return tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[2:]], axis=0))
 
 
-def preprocess_for_train(frames, params, *, modality, image_size=224,
-                         resize_to=(256, 340), bgr_means=RELEASE_BGR_MEANS,
-                         convert_before_resize=True, half_pixel_centers=False,
-                         assemble=None):
+def preprocess_for_train(
+    frames,
+    params,
+    *,
+    modality,
+    image_size=224,
+    resize_to=(256, 340),
+    bgr_means=RELEASE_BGR_MEANS,
+    convert_before_resize=True,
+    half_pixel_centers=False,
+    assemble=None,
+):
     """Applies one video's crop and flip (`random_crop_params`) to all frames.
 
     The crop is assembled into the video's frames or flow stacks before it is
@@ -239,38 +281,46 @@ def preprocess_for_train(frames, params, *, modality, image_size=224,
         return _to_float(crops, convert_before_resize)
 
     crops = _crops_at_resize_to(
-        frames, assembled_crop, resize_to=resize_to,
+        frames,
+        assembled_crop,
+        resize_to=resize_to,
         convert_before_resize=convert_before_resize,
-        half_pixel_centers=half_pixel_centers)  # float32 [T, 1, h, w, C]
+        half_pixel_centers=half_pixel_centers,
+    )  # float32 [T, 1, h, w, C]
     shape = tf.shape(crops)
     crops = tf.reshape(crops, [-1, shape[2], shape[3], shape[4]])  # [T, h, w, C]
-    crops = resize(crops, [image_size, image_size],
-                   half_pixel_centers=half_pixel_centers)  # [T, S, S, C]
+    crops = resize(
+        crops, [image_size, image_size], half_pixel_centers=half_pixel_centers
+    )  # [T, S, S, C]
     crops *= 255.0
     # A horizontal flip only mirrors the planes: the release never negates x.
     crops = tf.cond(params["flip"], lambda: _mirror(crops), lambda: crops)
     return _subtract_means(crops, modality=modality, bgr_means=bgr_means)
 
 
-def _crops_at_resize_to(frames, crop, *, resize_to, convert_before_resize,
-                        half_pixel_centers):
+def _crops_at_resize_to(
+    frames, crop, *, resize_to, convert_before_resize, half_pixel_centers
+):
     """`crop(video)`, where `video` is `frames` at `resize_to`.
 
     Frames stored at `resize_to` (the usual case) skip the identity resize
     and are cropped while still uint8: same numbers, less work. Others are
     converted to float and resized first (steps 1-2).
     """
+
     def resized():
         floats = _to_float(frames, convert_before_resize)
-        return crop(resize(floats, list(resize_to),
-                           half_pixel_centers=half_pixel_centers))
+        return crop(
+            resize(floats, list(resize_to), half_pixel_centers=half_pixel_centers)
+        )
 
     height, width = frames.shape[1], frames.shape[2]
     if height is not None and width is not None:  # static: no tf.cond needed
         return crop(frames) if (height, width) == tuple(resize_to) else resized()
     size = tf.shape(frames)
-    stored = tf.logical_and(tf.equal(size[1], resize_to[0]),
-                            tf.equal(size[2], resize_to[1]))
+    stored = tf.logical_and(
+        tf.equal(size[1], resize_to[0]), tf.equal(size[2], resize_to[1])
+    )
     return tf.cond(stored, lambda: crop(frames), resized)
 
 
@@ -283,7 +333,8 @@ def _check_frames(frames, modality):
 def _check_modality(modality):
     if modality not in MODALITIES:
         raise ValueError(
-            f"modality must be one of {MODALITIES}. Received: {modality!r}")
+            f"modality must be one of {MODALITIES}. Received: {modality!r}"
+        )
 
 
 def _to_float(images, convert_before_resize):
@@ -311,8 +362,10 @@ def _bgr_crops(video, boxes, modality):
 
 def _crop_stack(video, boxes):
     """The crops `boxes` of every frame, `[T, N, h, w, C]`."""
-    crops = [video[:, top:top + height, left:left + width, :]
-             for top, left, height, width in boxes]
+    crops = [
+        video[:, top : top + height, left : left + width, :]
+        for top, left, height, width in boxes
+    ]
     return tf.stack(crops, axis=1)
 
 

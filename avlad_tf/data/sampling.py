@@ -53,7 +53,8 @@ def flow_stride(num_frames, num_samples, flow_stack):
 def _uniform(seed, maxval):
     """One stateless integer in [0, maxval), maxval clamped to >= 1."""
     return tf.random.stateless_uniform(
-        [], seed=seed, minval=0, maxval=tf.maximum(maxval, 1), dtype=tf.int32)
+        [], seed=seed, minval=0, maxval=tf.maximum(maxval, 1), dtype=tf.int32
+    )
 
 
 def _tsn_starts(num_positions, num_samples, training, seed):
@@ -73,8 +74,9 @@ def _tsn_starts(num_positions, num_samples, training, seed):
     return tf.minimum(starts, tf.cast(p, tf.int32) - 1)
 
 
-def rgb_indices(num_frames, *, num_samples, training=False, seed=(0, 0),
-                sampling="release"):
+def rgb_indices(
+    num_frames, *, num_samples, training=False, seed=(0, 0), sampling="release"
+):
     """The T RGB frame indices of a video with `num_frames` frames.
 
     Args:
@@ -92,14 +94,22 @@ def rgb_indices(num_frames, *, num_samples, training=False, seed=(0, 0),
         return _tsn_starts(n, num_samples, training, seed)
     if sampling != "release":
         raise ValueError(
-            f"sampling must be one of {SAMPLING_MODES}. Received: {sampling!r}")
+            f"sampling must be one of {SAMPLING_MODES}. Received: {sampling!r}"
+        )
     if num_samples == 1:
         return tf.reshape(_uniform(seed, n), [1])
     return tf.range(num_samples, dtype=tf.int32) * rgb_stride(n, num_samples)
 
 
-def flow_indices(num_frames, *, num_samples, flow_stack, training=False,
-                 seed=(0, 0), sampling="release"):
+def flow_indices(
+    num_frames,
+    *,
+    num_samples,
+    flow_stack,
+    training=False,
+    seed=(0, 0),
+    sampling="release",
+):
     """The flow frame indices of a video with `num_frames` RGB frames.
 
     Args:
@@ -116,17 +126,26 @@ def flow_indices(num_frames, *, num_samples, flow_stack, training=False,
         starts = _tsn_starts(n - flow_stack, num_samples, training, seed)
     elif sampling != "release":
         raise ValueError(
-            f"sampling must be one of {SAMPLING_MODES}. Received: {sampling!r}")
+            f"sampling must be one of {SAMPLING_MODES}. Received: {sampling!r}"
+        )
     elif num_samples == 1:
         starts = tf.reshape(_uniform(seed, n - flow_stack - 1), [1])
     else:
-        starts = (tf.range(num_samples, dtype=tf.int32)
-                  * flow_stride(n, num_samples, flow_stack))
+        starts = tf.range(num_samples, dtype=tf.int32) * flow_stride(
+            n, num_samples, flow_stack
+        )
     return starts[:, None] + tf.range(flow_stack, dtype=tf.int32)[None, :]
 
 
-def joint_indices(num_frames, *, num_samples, flow_stack, training=False,
-                  seed=(0, 0), sampling="release"):
+def joint_indices(
+    num_frames,
+    *,
+    num_samples,
+    flow_stack,
+    training=False,
+    seed=(0, 0),
+    sampling="release",
+):
     """RGB `[T]` and flow `[T, L]` indices when both streams share a record.
 
     With the release's rules RGB uses the flow stride ⌊(n − L)/T⌋ (Sec. 2.3),
@@ -134,9 +153,14 @@ def joint_indices(num_frames, *, num_samples, flow_stack, training=False,
     same random start serves both streams. TSN sampling uses the flow
     segments for both streams, for the same reason.
     """
-    flow = flow_indices(num_frames, num_samples=num_samples,
-                        flow_stack=flow_stack, training=training, seed=seed,
-                        sampling=sampling)
+    flow = flow_indices(
+        num_frames,
+        num_samples=num_samples,
+        flow_stack=flow_stack,
+        training=training,
+        seed=seed,
+        sampling=sampling,
+    )
     return flow[:, 0], flow
 
 
@@ -148,9 +172,17 @@ def min_frames(modalities, flow_stack):
     return flow_stack + 1 if "flow" in modalities else 1
 
 
-def sample_indices(num_frames, *, modalities, num_samples, flow_stack,
-                   joint_sampling="shared", training=False, seed=(0, 0),
-                   sampling="release"):
+def sample_indices(
+    num_frames,
+    *,
+    modalities,
+    num_samples,
+    flow_stack,
+    joint_sampling="shared",
+    training=False,
+    seed=(0, 0),
+    sampling="release",
+):
     """The frames each modality reads: `{'rgb': [T], 'flow': [T, L]}`.
 
     The one rule the input pipeline, the SavedModel graph and `predict` all
@@ -159,14 +191,16 @@ def sample_indices(num_frames, *, modalities, num_samples, flow_stack,
     own single-stream rule (separately trained streams).
     """
     if joint_sampling not in JOINT_SAMPLING:
-        raise ValueError(f"joint_sampling must be one of {JOINT_SAMPLING}. "
-                         f"Received: {joint_sampling!r}")
-    rules = dict(num_samples=num_samples, training=training, seed=seed,
-                 sampling=sampling)
+        raise ValueError(
+            f"joint_sampling must be one of {JOINT_SAMPLING}. "
+            f"Received: {joint_sampling!r}"
+        )
+    rules = dict(
+        num_samples=num_samples, training=training, seed=seed, sampling=sampling
+    )
     indices = {}
     if "flow" in modalities:
-        indices["flow"] = flow_indices(num_frames, flow_stack=flow_stack,
-                                       **rules)
+        indices["flow"] = flow_indices(num_frames, flow_stack=flow_stack, **rules)
     if "rgb" in modalities:
         if "flow" in modalities and joint_sampling == "shared":
             indices["rgb"] = indices["flow"][:, 0]  # Sec. 2.3

@@ -85,33 +85,39 @@ def _int_feature(values):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
 
-def make_sequence_example(*, video_id, labels, rgb_jpegs, flow_x_jpegs,
-                          flow_y_jpegs, source="", start_frame=0):
+def make_sequence_example(
+    *, video_id, labels, rgb_jpegs, flow_x_jpegs, flow_y_jpegs, source="", start_frame=0
+):
     """Serialises one video; flow lists must hold one entry per frame pair."""
     num_frames = len(rgb_jpegs)
-    if len(flow_x_jpegs) != max(num_frames - 1, 0) or \
-            len(flow_y_jpegs) != len(flow_x_jpegs):
+    if len(flow_x_jpegs) != max(num_frames - 1, 0) or len(flow_y_jpegs) != len(
+        flow_x_jpegs
+    ):
         raise ValueError(
             f"{video_id}: {num_frames} RGB frames need {num_frames - 1} flow "
             f"frames per direction. Received: x={len(flow_x_jpegs)}, "
-            f"y={len(flow_y_jpegs)}")
-    context = tf.train.Features(feature={
-        VIDEO_ID_KEY: _bytes_feature([video_id.encode()]),
-        LABEL_INDEX_KEY: _int_feature(int(label) for label in labels),
-        NUM_FRAMES_KEY: _int_feature([num_frames]),
-        SOURCE_KEY: _bytes_feature([str(source).encode()]),
-        START_FRAME_KEY: _int_feature([int(start_frame)]),
-    })
+            f"y={len(flow_y_jpegs)}"
+        )
+    context = tf.train.Features(
+        feature={
+            VIDEO_ID_KEY: _bytes_feature([video_id.encode()]),
+            LABEL_INDEX_KEY: _int_feature(int(label) for label in labels),
+            NUM_FRAMES_KEY: _int_feature([num_frames]),
+            SOURCE_KEY: _bytes_feature([str(source).encode()]),
+            START_FRAME_KEY: _int_feature([int(start_frame)]),
+        }
+    )
 
     def feature_list(jpegs):
-        return tf.train.FeatureList(
-            feature=[_bytes_feature([jpeg]) for jpeg in jpegs])
+        return tf.train.FeatureList(feature=[_bytes_feature([jpeg]) for jpeg in jpegs])
 
-    lists = tf.train.FeatureLists(feature_list={
-        RGB_KEY: feature_list(rgb_jpegs),
-        FLOW_X_KEY: feature_list(flow_x_jpegs),
-        FLOW_Y_KEY: feature_list(flow_y_jpegs),
-    })
+    lists = tf.train.FeatureLists(
+        feature_list={
+            RGB_KEY: feature_list(rgb_jpegs),
+            FLOW_X_KEY: feature_list(flow_x_jpegs),
+            FLOW_Y_KEY: feature_list(flow_y_jpegs),
+        }
+    )
     example = tf.train.SequenceExample(context=context, feature_lists=lists)
     # Deterministic: map fields (the feature dicts) in key order, so the
     # same video always gives the same bytes (resumed runs, caching).
@@ -138,7 +144,8 @@ def parse_sequence_example(serialized):
     for the labels and string vectors of encoded JPEGs for the feature lists.
     """
     context, sequences = tf.io.parse_single_sequence_example(
-        serialized, CONTEXT_FEATURES, SEQUENCE_FEATURES)
+        serialized, CONTEXT_FEATURES, SEQUENCE_FEATURES
+    )
     parsed = dict(context)
     parsed[LABEL_INDEX_KEY] = tf.sparse.to_dense(context[LABEL_INDEX_KEY])
     parsed.update(sequences)
@@ -147,8 +154,7 @@ def parse_sequence_example(serialized):
 
 def write_metadata(data_dir, metadata):
     """Atomically writes `metadata.json` and the sorted `labels.txt`."""
-    metadata = dict(metadata, schema_version=SCHEMA_VERSION,
-                    flow=flow_settings())
+    metadata = dict(metadata, schema_version=SCHEMA_VERSION, flow=flow_settings())
     tmp = os.path.join(data_dir, METADATA_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)
@@ -169,17 +175,20 @@ def read_metadata(data_dir):
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"{path} does not exist: prepare the data with "
-            f"`python -m data_prep.prepare` first.")
+            f"`python -m data_prep.prepare` first."
+        )
     with open(path, encoding="utf-8") as f:
         metadata = json.load(f)
     if metadata.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: schema_version {metadata.get('schema_version')!r} is "
-            f"not the supported {SCHEMA_VERSION}.")
+            f"not the supported {SCHEMA_VERSION}."
+        )
     for key, expected in flow_settings().items():
         received = metadata.get("flow", {}).get(key)
         if received != expected:
             raise ValueError(
                 f"{path}: flow {key} is {received!r}, but this reader "
-                f"expects {expected!r}; re-prepare the data.")
+                f"expects {expected!r}; re-prepare the data."
+            )
     return metadata

@@ -19,8 +19,6 @@ Record counts are checked against the manifest while reading
 (`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
 """
 
-
-import gin
 import tensorflow as tf
 
 from avlad_tf.data import frame_sources
@@ -29,6 +27,7 @@ from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
+import gin
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -50,11 +49,21 @@ def decode(serialized):
     num_x = tf.size(example[schema.FLOW_X_KEY], tf.int64)
     num_y = tf.size(example[schema.FLOW_Y_KEY], tf.int64)
     checks = [
-        manifest.require(tf.equal(num_rgb, n), "video/num_frames differs from the "
-                 "number of RGB frames in video", video_id, n, num_rgb),
-        manifest.require(tf.equal(num_x, tf.maximum(n - 1, 0)) & tf.equal(num_y, num_x),
-                 "n RGB frames need n - 1 flow frames per direction; video",
-                 video_id, n, num_x, num_y),
+        manifest.require(
+            tf.equal(num_rgb, n),
+            "video/num_frames differs from the number of RGB frames in video",
+            video_id,
+            n,
+            num_rgb,
+        ),
+        manifest.require(
+            tf.equal(num_x, tf.maximum(n - 1, 0)) & tf.equal(num_y, num_x),
+            "n RGB frames need n - 1 flow frames per direction; video",
+            video_id,
+            n,
+            num_x,
+            num_y,
+        ),
     ]
     with tf.control_dependencies(checks):
         return {key: tf.identity(value) for key, value in example.items()}
@@ -65,23 +74,46 @@ def _labels(example, num_classes, multi_label):
     indices = example[schema.LABEL_INDEX_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     in_range = tf.reduce_all((indices >= 0) & (indices < num_classes))
-    checks = [manifest.require(in_range, f"label index outside [0, {num_classes}) in "
-                       "video", video_id, indices)]
+    checks = [
+        manifest.require(
+            in_range,
+            f"label index outside [0, {num_classes}) in video",
+            video_id,
+            indices,
+        )
+    ]
     if not multi_label:
-        checks.append(manifest.require(
-            tf.equal(tf.size(indices), 1), "single-label data needs exactly "
-            "one label per video; video", video_id, indices))
+        checks.append(
+            manifest.require(
+                tf.equal(tf.size(indices), 1),
+                "single-label data needs exactly one label per video; video",
+                video_id,
+                indices,
+            )
+        )
     with tf.control_dependencies(checks):
         hot = tf.one_hot(indices, num_classes, dtype=tf.float32)
     return tf.minimum(tf.reduce_sum(hot, axis=0), 1.0)
 
 
-def sample_and_augment(example, *, seed, modalities=("rgb",), training,
-                       num_classes, multi_label=False, num_frames=25,
-                       flow_stack=10, num_crops=1, image_size=224,
-                       resize_to=(256, 340), sampling_mode="release",
-                       joint_sampling="shared", pixel_dtype="float32",
-                       **pixel_options):
+def sample_and_augment(
+    example,
+    *,
+    seed,
+    modalities=("rgb",),
+    training,
+    num_classes,
+    multi_label=False,
+    num_frames=25,
+    flow_stack=10,
+    num_crops=1,
+    image_size=224,
+    resize_to=(256, 340),
+    sampling_mode="release",
+    joint_sampling="shared",
+    pixel_dtype="float32",
+    **pixel_options,
+):
     """Samples, decodes and preprocesses one parsed video (see `decode`).
 
     Args:
@@ -106,49 +138,82 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
     """
     seed = tf.cast(seed, tf.int64)
     sample_seed, crop_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=2))
+        tf.random.experimental.stateless_split(seed, num=2)
+    )
     n = example[schema.NUM_FRAMES_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     # Fail on a video too short for the stack before any index is gathered.
     least = sampling.min_frames(modalities, flow_stack)
-    why = (f"fewer than {least} frames (a flow stack of {flow_stack} needs "
-           f"{least} frames) in" if "flow" in modalities else "no frames")
-    with tf.control_dependencies([manifest.require(
-            n >= least, f"{why} video", video_id, n)]):
+    why = (
+        f"fewer than {least} frames (a flow stack of {flow_stack} needs "
+        f"{least} frames) in"
+        if "flow" in modalities
+        else "no frames"
+    )
+    with tf.control_dependencies(
+        [manifest.require(n >= least, f"{why} video", video_id, n)]
+    ):
         n = tf.identity(n)
     indices = sampling.sample_indices(
-        n, modalities=modalities, num_samples=num_frames, flow_stack=flow_stack,
-        joint_sampling=joint_sampling, training=training, seed=sample_seed,
-        sampling=sampling_mode)
+        n,
+        modalities=modalities,
+        num_samples=num_frames,
+        flow_stack=flow_stack,
+        joint_sampling=joint_sampling,
+        training=training,
+        seed=sample_seed,
+        sampling=sampling_mode,
+    )
     scale_ratios = pixel_options.pop("scale_ratios", preprocessing.SCALE_RATIOS)
     release_crop_offsets = pixel_options.pop("release_crop_offsets", True)
     if training:
         params = preprocessing.random_crop_params(
-            crop_seed, resize_to=resize_to, image_size=image_size,
-            scale_ratios=scale_ratios)
+            crop_seed,
+            resize_to=resize_to,
+            image_size=image_size,
+            scale_ratios=scale_ratios,
+        )
     features = {}
     uint8 = pixel_dtype == "uint8"
     for modality in modalities:
         if modality == "rgb":
-            frames, assemble = frame_sources.rgb_source(
-                example, indices[modality])
+            frames, assemble = frame_sources.rgb_source(example, indices[modality])
         else:  # uint8 flow ships channels-first (`layers.pixels`)
             frames, assemble = frame_sources.flow_source(
-                example, indices[modality], channels_first=uint8)
+                example, indices[modality], channels_first=uint8
+            )
         if training:
             video = preprocessing.preprocess_for_train(
-                frames, params, modality=modality, image_size=image_size,
-                resize_to=resize_to, assemble=assemble, **pixel_options)
+                frames,
+                params,
+                modality=modality,
+                image_size=image_size,
+                resize_to=resize_to,
+                assemble=assemble,
+                **pixel_options,
+            )
         elif uint8:
             video = preprocessing.eval_crops_uint8(
-                frames, modality=modality, num_crops=num_crops,
-                image_size=image_size, resize_to=resize_to, assemble=assemble,
-                release_crop_offsets=release_crop_offsets, video_id=video_id)
+                frames,
+                modality=modality,
+                num_crops=num_crops,
+                image_size=image_size,
+                resize_to=resize_to,
+                assemble=assemble,
+                release_crop_offsets=release_crop_offsets,
+                video_id=video_id,
+            )
         else:
             video = preprocessing.preprocess_for_eval(
-                frames, modality=modality, num_crops=num_crops,
-                image_size=image_size, resize_to=resize_to, assemble=assemble,
-                release_crop_offsets=release_crop_offsets, **pixel_options)
+                frames,
+                modality=modality,
+                num_crops=num_crops,
+                image_size=image_size,
+                resize_to=resize_to,
+                assemble=assemble,
+                release_crop_offsets=release_crop_offsets,
+                **pixel_options,
+            )
         channels = 3 if modality == "rgb" else 2 * flow_stack
         crop = [image_size, image_size, channels]
         if uint8 and UINT8_DATA_FORMATS[modality] == "channels_first":
@@ -158,18 +223,45 @@ def sample_and_augment(example, *, seed, modalities=("rgb",), training,
     return features, _labels(example, num_classes, multi_label)
 
 
-@gin.configurable(denylist=["data_dir", "split", "training", "modalities",
-                            "batch_size", "num_crops", "with_ids",
-                            "pixel_dtype", "info"])
-def make_dataset(*, data_dir, split, training, modalities=("rgb",),
-                 batch_size, num_frames=25, flow_stack=10, num_crops=1,
-                 image_size=224, resize_to=(256, 340), seed=0, with_ids=False,
-                 sampling_mode="release", joint_sampling="shared",
-                 shuffle_buffer=64, cycle_length=4,
-                 scale_ratios=preprocessing.SCALE_RATIOS,
-                 bgr_means=preprocessing.RELEASE_BGR_MEANS,
-                 release_crop_offsets=True, convert_before_resize=True,
-                 half_pixel_centers=False, pixel_dtype="float32", info=None):
+@gin.configurable(
+    denylist=[
+        "data_dir",
+        "split",
+        "training",
+        "modalities",
+        "batch_size",
+        "num_crops",
+        "with_ids",
+        "pixel_dtype",
+        "info",
+    ]
+)
+def make_dataset(
+    *,
+    data_dir,
+    split,
+    training,
+    modalities=("rgb",),
+    batch_size,
+    num_frames=25,
+    flow_stack=10,
+    num_crops=1,
+    image_size=224,
+    resize_to=(256, 340),
+    seed=0,
+    with_ids=False,
+    sampling_mode="release",
+    joint_sampling="shared",
+    shuffle_buffer=64,
+    cycle_length=4,
+    scale_ratios=preprocessing.SCALE_RATIOS,
+    bgr_means=preprocessing.RELEASE_BGR_MEANS,
+    release_crop_offsets=True,
+    convert_before_resize=True,
+    half_pixel_centers=False,
+    pixel_dtype="float32",
+    info=None,
+):
     """Batches of preprocessed videos from a prepared dataset.
 
     Args:
@@ -210,37 +302,53 @@ def make_dataset(*, data_dir, split, training, modalities=("rgb",),
         differs from the manifest (including corruption) or a bad video.
     """
     modalities = tuple(modalities)
-    if not modalities or len(set(modalities)) != len(modalities) or \
-            not set(modalities) <= set(preprocessing.MODALITIES):
-        raise ValueError("modalities must be distinct values of "
-                         f"{preprocessing.MODALITIES}. Received: {modalities}")
+    if (
+        not modalities
+        or len(set(modalities)) != len(modalities)
+        or not set(modalities) <= set(preprocessing.MODALITIES)
+    ):
+        raise ValueError(
+            "modalities must be distinct values of "
+            f"{preprocessing.MODALITIES}. Received: {modalities}"
+        )
     if training and num_crops != 1:
-        raise ValueError("training uses one random crop. Received: "
-                         f"num_crops={num_crops}")
+        raise ValueError(
+            f"training uses one random crop. Received: num_crops={num_crops}"
+        )
     if pixel_dtype not in ("float32", "uint8") or (
-            training and pixel_dtype != "float32"):
-        raise ValueError("pixel_dtype must be 'float32', or 'uint8' for "
-                         "evaluation (training crops are resized). Received: "
-                         f"{pixel_dtype!r} with training={training}")
-    preprocessing.eval_crop_offsets(resize_to=resize_to, image_size=image_size,
-                                    num_crops=num_crops)  # validates early
+        training and pixel_dtype != "float32"
+    ):
+        raise ValueError(
+            "pixel_dtype must be 'float32', or 'uint8' for "
+            "evaluation (training crops are resized). Received: "
+            f"{pixel_dtype!r} with training={training}"
+        )
+    preprocessing.eval_crop_offsets(
+        resize_to=resize_to, image_size=image_size, num_crops=num_crops
+    )  # validates early
     metadata = info or manifest.dataset_info(data_dir)
     files, counts = manifest.split_shards(metadata, data_dir, split)
 
     shards = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files), tf.constant(counts, tf.int64)))
+        (tf.constant(files), tf.constant(counts, tf.int64))
+    )
     if training:
         # New shard order each epoch, but the same sequence for the same seed.
         # data_prep writes training splits in a shuffled record order, so
         # each shard already mixes classes (docs/DATA.md, Record order).
-        shards = shards.shuffle(len(files), seed=seed,
-                                reshuffle_each_iteration=True).repeat()
+        shards = shards.shuffle(
+            len(files), seed=seed, reshuffle_each_iteration=True
+        ).repeat()
         records = shards.interleave(
-            manifest.read_shard, cycle_length=min(cycle_length, len(files)),
-            num_parallel_calls=AUTOTUNE, deterministic=True)
+            manifest.read_shard,
+            cycle_length=min(cycle_length, len(files)),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
         # Shuffle serialized records: cheap, before any JPEG is decoded.
-        records = records.shuffle(shuffle_buffer, seed=seed,
-                                  reshuffle_each_iteration=True)
+        records = records.shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
     else:
         records = shards.flat_map(manifest.read_shard)  # sorted shards, file order
 
@@ -249,23 +357,33 @@ def make_dataset(*, data_dir, split, training, modalities=("rgb",),
         video_seed = tf.stack([tf.constant(seed, tf.int64), index])
         example = decode(serialized)
         features, labels = sample_and_augment(
-            example, seed=video_seed, modalities=modalities, training=training,
+            example,
+            seed=video_seed,
+            modalities=modalities,
+            training=training,
             num_classes=metadata["num_classes"],
             multi_label=bool(metadata.get("multi_label", False)),
-            num_frames=num_frames, flow_stack=flow_stack, num_crops=num_crops,
-            image_size=image_size, resize_to=tuple(resize_to),
-            sampling_mode=sampling_mode, joint_sampling=joint_sampling,
+            num_frames=num_frames,
+            flow_stack=flow_stack,
+            num_crops=num_crops,
+            image_size=image_size,
+            resize_to=tuple(resize_to),
+            sampling_mode=sampling_mode,
+            joint_sampling=joint_sampling,
             pixel_dtype=pixel_dtype,
-            scale_ratios=tuple(scale_ratios), bgr_means=tuple(bgr_means),
+            scale_ratios=tuple(scale_ratios),
+            bgr_means=tuple(bgr_means),
             release_crop_offsets=release_crop_offsets,
             convert_before_resize=convert_before_resize,
-            half_pixel_centers=half_pixel_centers)
+            half_pixel_centers=half_pixel_centers,
+        )
         if with_ids:
             features["video_id"] = example[schema.VIDEO_ID_KEY]
         return features, labels
 
-    dataset = records.enumerate().map(parse, num_parallel_calls=AUTOTUNE,
-                                      deterministic=True)
+    dataset = records.enumerate().map(
+        parse, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
     dataset = dataset.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()
     options.deterministic = True

@@ -78,8 +78,11 @@ class NetVLAD(keras.layers.Layer):
         centers_initializer="random_normal_unit",
         **kwargs,
     ):
-        if not isinstance(num_clusters, int) or isinstance(num_clusters, bool) \
-                or num_clusters < 1:
+        if (
+            not isinstance(num_clusters, int)
+            or isinstance(num_clusters, bool)
+            or num_clusters < 1
+        ):
             raise ValueError(
                 "num_clusters must be a positive int. "
                 f"Received: num_clusters={num_clusters!r}"
@@ -94,10 +97,9 @@ class NetVLAD(keras.layers.Layer):
         self.num_clusters = num_clusters
         self.alpha = float(alpha)
         if centers_initializer == "random_normal_unit":
-            self._centers_initializer = keras.initializers.RandomNormal(0., 1.)
+            self._centers_initializer = keras.initializers.RandomNormal(0.0, 1.0)
         else:
-            self._centers_initializer = keras.initializers.get(
-                centers_initializer)
+            self._centers_initializer = keras.initializers.get(centers_initializer)
         self.input_spec = keras.layers.InputSpec(ndim=5)
 
     def build(self, input_shape):
@@ -132,8 +134,8 @@ class NetVLAD(keras.layers.Layer):
         """
         if not self.built:
             raise ValueError(
-                "NetVLAD.set_centers needs a built layer; call it on inputs "
-                "first.")
+                "NetVLAD.set_centers needs a built layer; call it on inputs first."
+            )
         expected = tuple(self.centers.shape)
         received = tuple(getattr(centers, "shape", ()))
         if received != expected:
@@ -147,8 +149,7 @@ class NetVLAD(keras.layers.Layer):
         centers = ops.convert_to_tensor(centers, dtype="float32")
         self.centers.assign(centers)
         self.assignment_kernel.assign(2.0 * self.alpha * ops.transpose(centers))
-        self.assignment_bias.assign(
-            -self.alpha * ops.sum(ops.square(centers), axis=1))
+        self.assignment_bias.assign(-self.alpha * ops.sum(ops.square(centers), axis=1))
 
     def _normalize_and_assign(self, inputs):
         """Returns descriptors `(B, N, D)` and assignments `(B, N, K)`.
@@ -179,7 +180,8 @@ class NetVLAD(keras.layers.Layer):
         weighted = ops.einsum("bnk,bnd->bkd", assignments, x)  # (B, K, D)
         mass = ops.sum(assignments, axis=1)  # (B, K)
         vlad = weighted - ops.expand_dims(mass, -1) * ops.expand_dims(
-            self.centers, 0)  # (B, K, D)
+            self.centers, 0
+        )  # (B, K, D)
         vlad = l2_normalize(vlad, axis=-1)  # intra-normalisation per cluster
         depth = self.centers.shape[-1]
         vlad = ops.reshape(vlad, (-1, self.num_clusters * depth))  # (B, K·D)
@@ -194,8 +196,9 @@ class NetVLAD(keras.layers.Layer):
         return (input_shape[0], self.num_clusters * input_shape[-1])
 
     def compute_output_spec(self, inputs, return_assignments=False):
-        vlad = keras.KerasTensor(self.compute_output_shape(inputs.shape),
-                                 dtype=self.compute_dtype)
+        vlad = keras.KerasTensor(
+            self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
+        )
         if not return_assignments:
             return vlad
         maps_shape = tuple(inputs.shape[:4]) + (self.num_clusters,)
@@ -203,10 +206,13 @@ class NetVLAD(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "num_clusters": self.num_clusters,
-            "alpha": self.alpha,
-            "centers_initializer": keras.initializers.serialize(
-                self._centers_initializer),
-        })
+        config.update(
+            {
+                "num_clusters": self.num_clusters,
+                "alpha": self.alpha,
+                "centers_initializer": keras.initializers.serialize(
+                    self._centers_initializer
+                ),
+            }
+        )
         return config

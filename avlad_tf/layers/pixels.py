@@ -15,8 +15,8 @@ transposes on the device instead.
 """
 
 import keras
-import numpy as np
 from keras import ops
+import numpy as np
 
 # The constants the host pipeline shares (plain Python, no TensorFlow).
 # `UINT8_DATA_FORMATS` and `RELEASE_BGR_MEANS` stay importable from here:
@@ -46,18 +46,26 @@ class ReleasePixels(keras.layers.Layer):
     Always computes in float32, whatever the dtype policy.
     """
 
-    def __init__(self, modality, *, data_format=None,
-                 bgr_means=RELEASE_BGR_MEANS, convert_before_resize=True,
-                 **kwargs):
+    def __init__(
+        self,
+        modality,
+        *,
+        data_format=None,
+        bgr_means=RELEASE_BGR_MEANS,
+        convert_before_resize=True,
+        **kwargs,
+    ):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         if modality not in UINT8_DATA_FORMATS:
             raise ValueError(
-                f"modality must be 'rgb' or 'flow'. Received: {modality!r}")
+                f"modality must be 'rgb' or 'flow'. Received: {modality!r}"
+            )
         data_format = data_format or UINT8_DATA_FORMATS[modality]
         if data_format not in DATA_FORMATS:
-            raise ValueError(f"data_format must be one of {DATA_FORMATS}. "
-                             f"Received: {data_format!r}")
+            raise ValueError(
+                f"data_format must be one of {DATA_FORMATS}. Received: {data_format!r}"
+            )
         self.data_format = data_format
         if len(bgr_means) != 3:
             raise ValueError(f"bgr_means needs 3 values. Received: {bgr_means}")
@@ -85,9 +93,12 @@ class ReleasePixels(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(modality=self.modality, data_format=self.data_format,
-                      bgr_means=self.bgr_means,
-                      convert_before_resize=self.convert_before_resize)
+        config.update(
+            modality=self.modality,
+            data_format=self.data_format,
+            bgr_means=self.bgr_means,
+            convert_before_resize=self.convert_before_resize,
+        )
         return config
 
 
@@ -121,7 +132,8 @@ class InceptionInput(keras.layers.Layer):
         super().__init__(**kwargs)
         if modality not in UINT8_DATA_FORMATS:
             raise ValueError(
-                f"modality must be 'rgb' or 'flow'. Received: {modality!r}")
+                f"modality must be 'rgb' or 'flow'. Received: {modality!r}"
+            )
         if len(bgr_means) != 3:
             raise ValueError(f"bgr_means needs 3 values. Received: {bgr_means}")
         self.modality = modality

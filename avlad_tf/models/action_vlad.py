@@ -11,7 +11,6 @@ Example:
     (2, 51)
 """
 
-import gin
 import keras
 
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
@@ -19,6 +18,7 @@ from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import backbones
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import stream
+import gin
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
 FUSIONS = ("late", "concat", "early")
@@ -27,12 +27,25 @@ FUSIONS = ("late", "concat", "early")
 # The run's late-fusion weights have one home, `train.fuse_weights`; this
 # in-model fusion (imported release models) takes them as an argument only.
 @gin.configurable(denylist=["late_fusion_weights"])
-def build_model(*, num_classes, modality="rgb", backbone="vgg16",
-                endpoint=None, pooling="netvlad", num_clusters=64,
-                alpha=1000.0, image_size=224, flow_stack=10, weights=None,
-                dropout_rate=None, fc_dropout_rate=0.8, weight_decay=4e-5,
-                fusion=None, late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
-                name=None):
+def build_model(
+    *,
+    num_classes,
+    modality="rgb",
+    backbone="vgg16",
+    endpoint=None,
+    pooling="netvlad",
+    num_clusters=64,
+    alpha=1000.0,
+    image_size=224,
+    flow_stack=10,
+    weights=None,
+    dropout_rate=None,
+    fc_dropout_rate=0.8,
+    weight_decay=4e-5,
+    fusion=None,
+    late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
+    name=None,
+):
     """Builds an ActionVLAD model whose output is logits `[B, num_classes]`.
 
     Args:
@@ -73,38 +86,55 @@ def build_model(*, num_classes, modality="rgb", backbone="vgg16",
     """
     if modality not in MODALITIES:
         raise ValueError(
-            f"Unknown modality {modality!r}; expected one of {MODALITIES}.")
+            f"Unknown modality {modality!r}; expected one of {MODALITIES}."
+        )
     if (modality == "rgb+flow") != (fusion is not None):
         raise ValueError(
             f"fusion must be set exactly when modality='rgb+flow' (one of "
-            f"{FUSIONS}); received modality={modality!r}, fusion={fusion!r}.")
+            f"{FUSIONS}); received modality={modality!r}, fusion={fusion!r}."
+        )
     if fusion is not None and fusion not in FUSIONS:
-        raise ValueError(
-            f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
+        raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
-            f"num_classes must be a positive int; received {num_classes!r}.")
+            f"num_classes must be a positive int; received {num_classes!r}."
+        )
     kwargs = dict(
-        num_classes=num_classes, backbone=backbone, endpoint=endpoint,
-        pooling=pooling, num_clusters=num_clusters, alpha=alpha,
-        image_size=image_size, flow_stack=flow_stack, weights=weights,
-        fc_dropout_rate=fc_dropout_rate, weight_decay=weight_decay)
+        num_classes=num_classes,
+        backbone=backbone,
+        endpoint=endpoint,
+        pooling=pooling,
+        num_clusters=num_clusters,
+        alpha=alpha,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        fc_dropout_rate=fc_dropout_rate,
+        weight_decay=weight_decay,
+    )
     if fusion in ("concat", "early"):
         return fusion_lib.build_two_stream_pooling_model(
-            fusion=fusion, name=name or f"action_vlad_{fusion}_fusion",
-            dropout_rate=(fusion_lib.FUSION_DROPOUT_RATE
-                          if dropout_rate is None else dropout_rate),
-            **kwargs)
+            fusion=fusion,
+            name=name or f"action_vlad_{fusion}_fusion",
+            dropout_rate=(
+                fusion_lib.FUSION_DROPOUT_RATE if dropout_rate is None else dropout_rate
+            ),
+            **kwargs,
+        )
     kwargs["dropout_rate"] = 0.0 if dropout_rate is None else dropout_rate
     if fusion == "late":
-        streams = [stream.build_stream_model(modality=m, name=f"{m}_stream",
-                                             **kwargs)
-                   for m in ("rgb", "flow")]
+        streams = [
+            stream.build_stream_model(modality=m, name=f"{m}_stream", **kwargs)
+            for m in ("rgb", "flow")
+        ]
         return fusion_lib.build_late_fusion(
-            *streams, weights=late_fusion_weights,
-            name=name or "action_vlad_late_fusion")
+            *streams,
+            weights=late_fusion_weights,
+            name=name or "action_vlad_late_fusion",
+        )
     return stream.build_stream_model(
-        modality=modality, name=name or f"action_vlad_{modality}", **kwargs)
+        modality=modality, name=name or f"action_vlad_{modality}", **kwargs
+    )
 
 
 def input_names(model):
@@ -132,7 +162,8 @@ def find_layer(model, name):
         raise ValueError(
             f"Expected one layer named {name!r} in model {model.name!r}; "
             f"found {len(found)}. Nested backbones are "
-            f"{[l.name for l in walk_layers(model) if isinstance(l, keras.Model)]}.")
+            f"{[l.name for l in walk_layers(model) if isinstance(l, keras.Model)]}."
+        )
     return found[0]
 
 
@@ -145,7 +176,8 @@ def pooling_layer(model):
         raise ValueError(
             f"Model {model.name!r} has {len(found)} top-level pooling layers "
             f"(expected one of {sorted(names)}); late-fusion models have one "
-            f"per nested stream model, use those instead.")
+            f"per nested stream model, use those instead."
+        )
     return found[0]
 
 
@@ -155,8 +187,9 @@ def feature_model(model):
     These are the (pre-ReLU) features that k-means clusters (Sec. 8); for
     `early` fusion they are the joint bag `[B, T, 2h, w, D]`.
     """
-    return keras.Model(model.input, pooling_layer(model).input,
-                       name=f"{model.name}_features")
+    return keras.Model(
+        model.input, pooling_layer(model).input, name=f"{model.name}_features"
+    )
 
 
 def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
@@ -175,9 +208,11 @@ def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
             shape = (bag, channels, height, width)
         inputs[name] = keras.Input(shape, dtype="uint8", name=name)
         pixels[name] = ReleasePixels(
-            name, bgr_means=bgr_means,
+            name,
+            bgr_means=bgr_means,
             convert_before_resize=convert_before_resize,
-            name=f"{name}_pixels")(inputs[name])
+            name=f"{name}_pixels",
+        )(inputs[name])
     return keras.Model(inputs, model(pixels), name=f"{model.name}_uint8")
 
 
@@ -213,17 +248,16 @@ def set_stage(model, stage):
         raise ValueError(f"stage must be 1 or 2; received {stage!r}.")
     pooling_names = set(stream.POOLING_LAYER_NAMES.values())
     chosen = []
-    containers = [model] + [l for l in walk_layers(model)
-                            if isinstance(l, keras.Model)]
+    containers = [model] + [l for l in walk_layers(model) if isinstance(l, keras.Model)]
     for container in containers:
         container.trainable = True
         for layer in container.layers:
-            if layer.name == "logits" or (
-                    stage == 2 and layer.name in pooling_names):
+            if layer.name == "logits" or (stage == 2 and layer.name in pooling_names):
                 chosen.append((container, layer))
         if stage == 2 and container.name.endswith("_backbone"):
-            chosen += [(container, layer)
-                       for layer in backbones.pooled_block_layers(container)]
+            chosen += [
+                (container, layer) for layer in backbones.pooled_block_layers(container)
+            ]
     chosen_ids = {id(layer) for _, layer in chosen}
     for layer in walk_layers(model):
         if not isinstance(layer, keras.Model):

@@ -50,8 +50,13 @@ DEFAULT_ENDPOINTS = {
     "inception_v3": "mixed7",
 }
 # (block, indices of its 3x3 convs, filters): the standard 2-2-3-3-3 layout.
-_VGG16_BLOCKS = ((1, (1, 2), 64), (2, (1, 2), 128), (3, (1, 2, 3), 256),
-                 (4, (1, 2, 3), 512), (5, (1, 2, 3), 512))
+_VGG16_BLOCKS = (
+    (1, (1, 2), 64),
+    (2, (1, 2), 128),
+    (3, (1, 2, 3), 256),
+    (4, (1, 2, 3), 512),
+    (5, (1, 2, 3), 512),
+)
 # The tiny backbone keeps VGG's names for the convs that can be pooled.
 _TINY_BLOCKS = ((1, (1,), 8), (4, (3,), 16), (5, (3,), 16))
 _TINY_FC_UNITS = 16
@@ -83,22 +88,37 @@ def _regularizer(weight_decay):
 
 def _conv(filters, size, name, *, relu, weight_decay, padding="same"):
     return keras.layers.Conv2D(
-        filters, size, padding=padding, activation="relu" if relu else None,
-        kernel_regularizer=_regularizer(weight_decay), name=name)
+        filters,
+        size,
+        padding=padding,
+        activation="relu" if relu else None,
+        kernel_regularizer=_regularizer(weight_decay),
+        name=name,
+    )
 
 
-def _plain_cnn(blocks, *, input_channels, image_size, endpoint_layer,
-               fc6_kernel, fc_units, weight_decay, fc_dropout_rate, name):
+def _plain_cnn(
+    blocks,
+    *,
+    input_channels,
+    image_size,
+    endpoint_layer,
+    fc6_kernel,
+    fc_units,
+    weight_decay,
+    fc_dropout_rate,
+    name,
+):
     """VGG-style stack of conv blocks, returning the (pre-ReLU) endpoint."""
-    inputs = keras.Input((image_size, image_size, input_channels),
-                         name="frames")
+    inputs = keras.Input((image_size, image_size, input_channels), name="frames")
     x = inputs
     for block, conv_indices, filters in blocks:
         for index in conv_indices:
             layer_name = f"block{block}_conv{index}"
             pre_relu = layer_name in _PRE_RELU
-            x = _conv(filters, 3, layer_name, relu=not pre_relu,
-                      weight_decay=weight_decay)(x)
+            x = _conv(
+                filters, 3, layer_name, relu=not pre_relu, weight_decay=weight_decay
+            )(x)
             if layer_name == endpoint_layer:
                 return keras.Model(inputs, x, name=name)
             if pre_relu:
@@ -108,9 +128,16 @@ def _plain_cnn(blocks, *, input_channels, image_size, endpoint_layer,
         raise ValueError(
             f"The fc7 endpoint needs a pool5 map of at least {fc6_kernel}x"
             f"{fc6_kernel} (fc6 is a {fc6_kernel}x{fc6_kernel} VALID conv); "
-            f"image_size={image_size} gives {x.shape[1]}x{x.shape[2]}.")
-    x = _conv(fc_units, fc6_kernel, "fc6", relu=True, padding="valid",
-              weight_decay=weight_decay)(x)
+            f"image_size={image_size} gives {x.shape[1]}x{x.shape[2]}."
+        )
+    x = _conv(
+        fc_units,
+        fc6_kernel,
+        "fc6",
+        relu=True,
+        padding="valid",
+        weight_decay=weight_decay,
+    )(x)
     # The release trains fc6 with dropout keep 0.2 (`--dropout 0.8`).
     x = keras.layers.Dropout(fc_dropout_rate, name="fc6_dropout")(x)
     x = _conv(fc_units, 1, "fc7", relu=False, weight_decay=weight_decay)(x)
@@ -121,12 +148,20 @@ def _check_endpoint(backbone, endpoint, choices):
     if endpoint not in choices:
         raise ValueError(
             f"Unknown endpoint {endpoint!r} for backbone {backbone!r}; "
-            f"expected one of {sorted(choices)}.")
+            f"expected one of {sorted(choices)}."
+        )
 
 
-def build_vgg16(*, input_channels=3, image_size=224, endpoint="conv5_3",
-                weights=None, weight_decay=4e-5, fc_dropout_rate=0.8,
-                name="vgg16"):
+def build_vgg16(
+    *,
+    input_channels=3,
+    image_size=224,
+    endpoint="conv5_3",
+    weights=None,
+    weight_decay=4e-5,
+    fc_dropout_rate=0.8,
+    name="vgg16",
+):
     """The release's VGG-16 up to a pre-ReLU endpoint.
 
     Args:
@@ -144,16 +179,22 @@ def build_vgg16(*, input_channels=3, image_size=224, endpoint="conv5_3",
     """
     _check_endpoint("vgg16", endpoint, VGG16_ENDPOINTS)
     model = _plain_cnn(
-        _VGG16_BLOCKS, input_channels=input_channels, image_size=image_size,
-        endpoint_layer=VGG16_ENDPOINTS[endpoint], fc6_kernel=7,
-        fc_units=4096, weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate, name=name)
+        _VGG16_BLOCKS,
+        input_channels=input_channels,
+        image_size=image_size,
+        endpoint_layer=VGG16_ENDPOINTS[endpoint],
+        fc6_kernel=7,
+        fc_units=4096,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+        name=name,
+    )
     if weights is not None:
         needs_top = endpoint == "fc7"
         source = _keras_vgg16(weights, needs_top=needs_top)
         copy_vgg16_weights(
-            {layer.name: layer.get_weights() for layer in source.layers},
-            model)
+            {layer.name: layer.get_weights() for layer in source.layers}, model
+        )
     return model
 
 
@@ -174,14 +215,14 @@ def _inspect_weights_file(path):
         with h5py.File(path, "r") as f:
             f.visititems(visit)
     except OSError as error:
-        raise ValueError(
-            f"Cannot read VGG16 weights file {path!r}: {error}") from error
+        raise ValueError(f"Cannot read VGG16 weights file {path!r}: {error}") from error
     # conv1_1 is the only 64-filter conv whose input is not 64 channels.
     conv1 = [shape for shape in kernels if shape[3] == 64 and shape[2] != 64]
     if len(conv1) != 1:
         raise ValueError(
             f"{path!r} does not look like a keras.applications VGG16 weights "
-            f"file: found {len(conv1)} candidate conv1_1 kernels.")
+            f"file: found {len(conv1)} candidate conv1_1 kernels."
+        )
     has_top = any(name.startswith(("fc1", "dense")) for name in names)
     return has_top, conv1[0][2]
 
@@ -193,20 +234,22 @@ def _keras_vgg16(weights, *, needs_top):
         if not os.path.isfile(weights):
             raise ValueError(
                 f"weights must be None, 'imagenet' or a weights file path; "
-                f"no file at {weights!r}.")
+                f"no file at {weights!r}."
+            )
         # A file may hold a flow network (2·flow_stack input channels).
         include_top, channels = _inspect_weights_file(weights)
         if needs_top and not include_top:
             raise ValueError(
                 f"The fc7 endpoint needs VGG16 weights with the top (fc1, "
-                f"fc2), but {weights!r} has none.")
+                f"fc2), but {weights!r} has none."
+            )
     # With the top, keras.applications fixes the input at 224x224.
     size = 224 if include_top else None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*input channels")
         return keras.applications.VGG16(
-            weights=weights, include_top=include_top,
-            input_shape=(size, size, channels))
+            weights=weights, include_top=include_top, input_shape=(size, size, channels)
+        )
 
 
 def copy_vgg16_weights(source_weights, model):
@@ -227,7 +270,8 @@ def copy_vgg16_weights(source_weights, model):
         if not source_weights.get(source_name):
             raise ValueError(
                 f"The VGG16 weights have no layer {source_name!r} for "
-                f"backbone layer {layer.name!r}.")
+                f"backbone layer {layer.name!r}."
+            )
         kernel, bias = source_weights[source_name]
         target_shape = tuple(layer.kernel.shape)
         if layer.name in _KERAS_FC_NAMES:
@@ -238,14 +282,22 @@ def copy_vgg16_weights(source_weights, model):
                 raise ValueError(
                     f"Cannot initialise {layer.name!r} with "
                     f"{target_shape[2]} input channels from weights with "
-                    f"{kernel.shape[2]}; only RGB (3) weights are converted.")
+                    f"{kernel.shape[2]}; only RGB (3) weights are converted."
+                )
             kernel = flow_kernel_from_rgb(kernel, target_shape[2])
         layer.set_weights([kernel, bias])
 
 
-def build_tiny(*, input_channels=3, image_size=32, endpoint="conv5_3",
-               weights=None, weight_decay=4e-5, fc_dropout_rate=0.8,
-               name="tiny"):
+def build_tiny(
+    *,
+    input_channels=3,
+    image_size=32,
+    endpoint="conv5_3",
+    weights=None,
+    weight_decay=4e-5,
+    fc_dropout_rate=0.8,
+    name="tiny",
+):
     """A few-thousand-parameter stand-in for VGG16 (tests, toy dataset).
 
     Same endpoints and pre-ReLU semantics as `build_vgg16`; fc6 is a VALID
@@ -256,20 +308,33 @@ def build_tiny(*, input_channels=3, image_size=32, endpoint="conv5_3",
     if image_size % 8:
         raise ValueError(
             f"The tiny backbone needs image_size divisible by 8 (three 2x2 "
-            f"pools); received image_size={image_size}.")
+            f"pools); received image_size={image_size}."
+        )
     model = _plain_cnn(
-        _TINY_BLOCKS, input_channels=input_channels, image_size=image_size,
+        _TINY_BLOCKS,
+        input_channels=input_channels,
+        image_size=image_size,
         endpoint_layer=VGG16_ENDPOINTS[endpoint],
-        fc6_kernel=image_size // 8, fc_units=_TINY_FC_UNITS,
-        weight_decay=weight_decay, fc_dropout_rate=fc_dropout_rate,
-        name=name)
+        fc6_kernel=image_size // 8,
+        fc_units=_TINY_FC_UNITS,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+        name=name,
+    )
     if weights is not None:
         model.load_weights(weights)
     return model
 
 
-def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
-                       weights=None, weight_decay=4e-5, name="inception_v3"):
+def build_inception_v3(
+    *,
+    input_channels=3,
+    image_size=224,
+    endpoint="mixed7",
+    weights=None,
+    weight_decay=4e-5,
+    name="inception_v3",
+):
     """keras.applications InceptionV3 cut at a `mixed*` block (Charades).
 
     Stands in for the release's BN-Inception (see the module docstring). Batch
@@ -282,25 +347,29 @@ def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
     if not str(endpoint).startswith("mixed"):
         raise ValueError(
             f"inception_v3 endpoints are keras.applications block names "
-            f"'mixed0' ... 'mixed10'; received endpoint={endpoint!r}.")
+            f"'mixed0' ... 'mixed10'; received endpoint={endpoint!r}."
+        )
     with warnings.catch_warnings():
         # keras.applications warns on channel counts other than 1 or 3;
         # flow inputs have 2·flow_stack channels by design.
         warnings.filterwarnings("ignore", message=".*input channels")
         full = keras.applications.InceptionV3(
-            include_top=False, weights=None,
-            input_shape=(image_size, image_size, input_channels))
+            include_top=False,
+            weights=None,
+            input_shape=(image_size, image_size, input_channels),
+        )
     if weights is not None:
-        source = keras.applications.InceptionV3(include_top=False,
-                                                weights=weights)
+        source = keras.applications.InceptionV3(include_top=False, weights=weights)
         # Auto-generated layer names differ between two builds: copy by
         # position (same architecture, same layer order).
         for target, src in zip(full.layers, source.layers):
             values = src.get_weights()
             # Only the first conv reads the frames; only its kernel can
             # differ, and only in input depth (flow: 2·flow_stack).
-            if isinstance(target, keras.layers.Conv2D) and \
-                    tuple(target.kernel.shape) != values[0].shape:
+            if (
+                isinstance(target, keras.layers.Conv2D)
+                and tuple(target.kernel.shape) != values[0].shape
+            ):
                 values[0] = flow_kernel_from_rgb(values[0], input_channels)
             if values:
                 target.set_weights(values)
@@ -313,19 +382,33 @@ def build_inception_v3(*, input_channels=3, image_size=224, endpoint="mixed7",
     return keras.Model(full.input, full.get_layer(endpoint).output, name=name)
 
 
-def build_backbone(backbone, *, input_channels, image_size, endpoint=None,
-                   weights=None, weight_decay=4e-5, fc_dropout_rate=0.8,
-                   name):
+def build_backbone(
+    backbone,
+    *,
+    input_channels,
+    image_size,
+    endpoint=None,
+    weights=None,
+    weight_decay=4e-5,
+    fc_dropout_rate=0.8,
+    name,
+):
     """Dispatches to the builder named `backbone` ('vgg16', 'tiny',
     'inception_v3'); `endpoint=None` takes that backbone's default."""
     if backbone not in DEFAULT_ENDPOINTS:
         raise ValueError(
             f"Unknown backbone {backbone!r}; expected one of "
-            f"{sorted(DEFAULT_ENDPOINTS)}.")
+            f"{sorted(DEFAULT_ENDPOINTS)}."
+        )
     endpoint = endpoint or DEFAULT_ENDPOINTS[backbone]
-    kwargs = dict(input_channels=input_channels, image_size=image_size,
-                  endpoint=endpoint, weights=weights,
-                  weight_decay=weight_decay, name=name)
+    kwargs = dict(
+        input_channels=input_channels,
+        image_size=image_size,
+        endpoint=endpoint,
+        weights=weights,
+        weight_decay=weight_decay,
+        name=name,
+    )
     if backbone == "inception_v3":
         return build_inception_v3(**kwargs)
     builder = build_vgg16 if backbone == "vgg16" else build_tiny
@@ -341,13 +424,17 @@ def pooled_block_layers(backbone):
     """
     block = []
     for layer in backbone.layers:
-        if layer.name.endswith(("_pool", "_dropout")) or \
-                re.fullmatch(r"mixed\d+", layer.name):
+        if layer.name.endswith(("_pool", "_dropout")) or re.fullmatch(
+            r"mixed\d+", layer.name
+        ):
             if layer is backbone.layers[-1]:
                 block.append(layer)
                 break
             block = []  # a block boundary before the endpoint
             continue
         block.append(layer)
-    return [layer for layer in block if layer.weights and
-            not isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer
+        for layer in block
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]

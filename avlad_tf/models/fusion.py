@@ -26,8 +26,9 @@ FUSION_DROPOUT_RATE = 0.5
 _CONCAT_AXIS = {"concat": -1, "early": 2}
 
 
-def build_late_fusion(rgb_model, flow_model, *,
-                      weights=DEFAULT_LATE_WEIGHTS, name="late_fusion"):
+def build_late_fusion(
+    rgb_model, flow_model, *, weights=DEFAULT_LATE_WEIGHTS, name="late_fusion"
+):
     """Combines two stream models; logits = w_rgb·rgb + w_flow·flow.
 
     Args:
@@ -50,12 +51,14 @@ def build_late_fusion(rgb_model, flow_model, *,
         if modality not in model.input:
             raise ValueError(
                 f"The {modality} model must have an input named "
-                f"{modality!r}; it has {sorted(model.input)}.")
+                f"{modality!r}; it has {sorted(model.input)}."
+            )
     if rgb_model.output.shape[-1] != flow_model.output.shape[-1]:
         raise ValueError(
             f"The streams predict different numbers of classes: "
             f"{rgb_model.output.shape[-1]} (rgb) vs "
-            f"{flow_model.output.shape[-1]} (flow).")
+            f"{flow_model.output.shape[-1]} (flow)."
+        )
     inputs = {
         modality: keras.Input(model.input[modality].shape[1:], name=modality)
         for model, modality in ((rgb_model, "rgb"), (flow_model, "flow"))
@@ -65,15 +68,29 @@ def build_late_fusion(rgb_model, flow_model, *,
     rgb_logits = rgb_model({"rgb": inputs["rgb"]})
     flow_logits = flow_model({"flow": inputs["flow"]})
     w_rgb, w_flow = (float(w) for w in weights)
-    fused = ops.add(ops.multiply(rgb_logits, w_rgb),
-                    ops.multiply(flow_logits, w_flow))  # (B, C)
+    fused = ops.add(
+        ops.multiply(rgb_logits, w_rgb), ops.multiply(flow_logits, w_flow)
+    )  # (B, C)
     return keras.Model(inputs, fused, name=name)
 
 
-def build_two_stream_pooling_model(*, fusion, num_classes, backbone, endpoint,
-                                   pooling, num_clusters, alpha, image_size,
-                                   flow_stack, weights, dropout_rate,
-                                   fc_dropout_rate, weight_decay, name):
+def build_two_stream_pooling_model(
+    *,
+    fusion,
+    num_classes,
+    backbone,
+    endpoint,
+    pooling,
+    num_clusters,
+    alpha,
+    image_size,
+    flow_stack,
+    weights,
+    dropout_rate,
+    fc_dropout_rate,
+    weight_decay,
+    name,
+):
     """`concat` or `early` fusion: one pooling over both streams' maps.
 
     Both backbones must give maps of the same spatial size (`concat`) or the
@@ -82,20 +99,36 @@ def build_two_stream_pooling_model(*, fusion, num_classes, backbone, endpoint,
     if fusion not in _CONCAT_AXIS:
         raise ValueError(
             f"Unknown fusion {fusion!r} for one pooling over both streams; "
-            f"expected one of {sorted(_CONCAT_AXIS)}.")
+            f"expected one of {sorted(_CONCAT_AXIS)}."
+        )
     inputs, maps = {}, []
     for modality in ("rgb", "flow"):
         inputs[modality], features = stream.video_features(
-            modality, backbone=backbone, endpoint=endpoint,
-            image_size=image_size, flow_stack=flow_stack, weights=weights,
-            weight_decay=weight_decay, fc_dropout_rate=fc_dropout_rate)
+            modality,
+            backbone=backbone,
+            endpoint=endpoint,
+            image_size=image_size,
+            flow_stack=flow_stack,
+            weights=weights,
+            weight_decay=weight_decay,
+            fc_dropout_rate=fc_dropout_rate,
+        )
         maps.append(features)  # (B, T, h, w, D)
     # concat: (B, T, h, w, 2D); early: (B, T, 2h, w, D), one bag of both.
     fused = keras.layers.Concatenate(
-        axis=_CONCAT_AXIS[fusion], name=f"{fusion}_fusion")(maps)
-    descriptor = stream.pool(fused, pooling=pooling, num_clusters=num_clusters,
-                             alpha=alpha, fc_dropout_rate=fc_dropout_rate)
-    logits = stream.classify(descriptor, num_classes=num_classes,
-                             dropout_rate=dropout_rate,
-                             weight_decay=weight_decay)
+        axis=_CONCAT_AXIS[fusion], name=f"{fusion}_fusion"
+    )(maps)
+    descriptor = stream.pool(
+        fused,
+        pooling=pooling,
+        num_clusters=num_clusters,
+        alpha=alpha,
+        fc_dropout_rate=fc_dropout_rate,
+    )
+    logits = stream.classify(
+        descriptor,
+        num_classes=num_classes,
+        dropout_rate=dropout_rate,
+        weight_decay=weight_decay,
+    )
     return keras.Model(inputs, logits, name=name)

@@ -28,12 +28,20 @@ def input_channels(modality, flow_stack):
         return MODALITY_CHANNELS_RGB
     if modality == "flow":
         return 2 * flow_stack
-    raise ValueError(
-        f"Unknown modality {modality!r}; expected 'rgb' or 'flow'.")
+    raise ValueError(f"Unknown modality {modality!r}; expected 'rgb' or 'flow'.")
 
 
-def video_features(modality, *, backbone, endpoint, image_size, flow_stack,
-                   weights, weight_decay, fc_dropout_rate):
+def video_features(
+    modality,
+    *,
+    backbone,
+    endpoint,
+    image_size,
+    flow_stack,
+    weights,
+    weight_decay,
+    fc_dropout_rate,
+):
     """Builds the `modality` input and its per-frame backbone features.
 
     Returns:
@@ -42,20 +50,27 @@ def video_features(modality, *, backbone, endpoint, image_size, flow_stack,
         backbone is a nested model named `<modality>_backbone`.
     """
     channels = input_channels(modality, flow_stack)
-    video = keras.Input((None, image_size, image_size, channels),
-                        name=modality)
+    video = keras.Input((None, image_size, image_size, channels), name=modality)
     net = backbones.build_backbone(
-        backbone, input_channels=channels, image_size=image_size,
-        endpoint=endpoint, weights=weights, weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate, name=f"{modality}_backbone")
+        backbone,
+        input_channels=channels,
+        image_size=image_size,
+        endpoint=endpoint,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+        name=f"{modality}_backbone",
+    )
     folded = frames.FoldFrames(name=f"{modality}_fold_frames")(video)
     if pixels.INPUT_RULES[backbone] == "inception":
         # The weights' own input rule, from the pipeline's release VGG input.
-        folded = pixels.InceptionInput(
-            modality, name=f"{modality}_inception_input")(folded)
+        folded = pixels.InceptionInput(modality, name=f"{modality}_inception_input")(
+            folded
+        )
     per_frame = net(folded)  # (B·T, h, w, D)
     features = frames.UnfoldFrames(name=f"{modality}_unfold_frames")(
-        per_frame, video)  # (B, T, h, w, D)
+        per_frame, video
+    )  # (B, T, h, w, D)
     return video, features
 
 
@@ -75,44 +90,79 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
     if name is None:
         raise ValueError(
             f"Unknown pooling {pooling!r}; expected one of "
-            f"{sorted(POOLING_LAYER_NAMES)}.")
+            f"{sorted(POOLING_LAYER_NAMES)}."
+        )
     if pooling == "netvlad":
         descriptor, _ = netvlad.NetVLAD(
-            num_clusters=num_clusters, alpha=alpha, name=name)(
-                features, return_assignments=True)
+            num_clusters=num_clusters, alpha=alpha, name=name
+        )(features, return_assignments=True)
         return descriptor  # (B, K·D)
     if pooling == "max":
         return pooling_layers.SpatioTemporalMaxPooling(name=name)(features)
     if pooling == "two_stream":
         features = keras.layers.ReLU(name="two_stream_relu")(features)
         # The release's dropout7 (keep 0.2 at training).
-        features = keras.layers.Dropout(
-            fc_dropout_rate, name="two_stream_dropout")(features)
+        features = keras.layers.Dropout(fc_dropout_rate, name="two_stream_dropout")(
+            features
+        )
     return pooling_layers.SpatioTemporalAveragePooling(name=name)(features)
 
 
 def classify(descriptor, *, num_classes, dropout_rate, weight_decay):
     """Pooled dropout, then the linear classifier `logits` (Sec. 5.3)."""
     x = keras.layers.Dropout(dropout_rate, name="pooled_dropout")(descriptor)
-    regularizer = (keras.regularizers.L2(weight_decay / 2.0)
-                   if weight_decay else None)  # slim's lambda·Σw²/2
+    regularizer = (
+        keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
+    )  # slim's lambda·Σw²/2
     return keras.layers.Dense(
-        num_classes, name="logits",
+        num_classes,
+        name="logits",
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
-        bias_initializer="zeros", kernel_regularizer=regularizer,
-        dtype="float32")(x)  # (B, C)
+        bias_initializer="zeros",
+        kernel_regularizer=regularizer,
+        dtype="float32",
+    )(x)  # (B, C)
 
 
-def build_stream_model(*, num_classes, modality, backbone, endpoint, pooling,
-                       num_clusters, alpha, image_size, flow_stack, weights,
-                       dropout_rate, fc_dropout_rate, weight_decay, name):
+def build_stream_model(
+    *,
+    num_classes,
+    modality,
+    backbone,
+    endpoint,
+    pooling,
+    num_clusters,
+    alpha,
+    image_size,
+    flow_stack,
+    weights,
+    dropout_rate,
+    fc_dropout_rate,
+    weight_decay,
+    name,
+):
     """A single-stream ActionVLAD (or baseline) model; see `build_model`."""
     video, features = video_features(
-        modality, backbone=backbone, endpoint=endpoint, image_size=image_size,
-        flow_stack=flow_stack, weights=weights, weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate)
-    descriptor = pool(features, pooling=pooling, num_clusters=num_clusters,
-                      alpha=alpha, fc_dropout_rate=fc_dropout_rate)
-    logits = classify(descriptor, num_classes=num_classes,
-                      dropout_rate=dropout_rate, weight_decay=weight_decay)
+        modality,
+        backbone=backbone,
+        endpoint=endpoint,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+    )
+    descriptor = pool(
+        features,
+        pooling=pooling,
+        num_clusters=num_clusters,
+        alpha=alpha,
+        fc_dropout_rate=fc_dropout_rate,
+    )
+    logits = classify(
+        descriptor,
+        num_classes=num_classes,
+        dropout_rate=dropout_rate,
+        weight_decay=weight_decay,
+    )
     return keras.Model({modality: video}, logits, name=name)

@@ -33,13 +33,17 @@ def _vgg_arrays(checkpoint, stream):
         if names.is_bookkeeping(name) or index not in (None, stream):
             continue
         target = names.target_for(relative)
-        if target is not None and relative.startswith("vgg_16/") and \
-                not relative.startswith("vgg_16/fc8"):
+        if (
+            target is not None
+            and relative.startswith("vgg_16/")
+            and not relative.startswith("vgg_16/fc8")
+        ):
             arrays[(target.layer, target.weight)] = reader.get_tensor(name)
     if ("block1_conv1", "kernel") not in arrays:
         raise ValueError(
             f"{prefix}: no vgg_16/conv1/conv1_1/weights (with or without "
-            f"`stream{stream}/`): not a release VGG-16 checkpoint.")
+            f"`stream{stream}/`): not a release VGG-16 checkpoint."
+        )
     return arrays, prefix
 
 
@@ -66,25 +70,30 @@ def write_vgg16_weights(checkpoint, output, *, include_top=False, stream=0):
     with warnings.catch_warnings():
         # keras.applications warns on other than 1 or 3 channels (flow).
         warnings.filterwarnings("ignore", message=".*input channels")
-        model = keras.applications.VGG16(weights=None, include_top=include_top,
-                                         input_shape=(size, size, channels))
+        model = keras.applications.VGG16(
+            weights=None, include_top=include_top, input_shape=(size, size, channels)
+        )
     for layer in model.layers:
         if not layer.weights:
             continue
         if layer.name == "predictions":
-            layer.set_weights([np.zeros(w.shape, np.float32)
-                               for w in layer.weights])
+            layer.set_weights([np.zeros(w.shape, np.float32) for w in layer.weights])
             continue
         source = _FROM_KERAS_FC.get(layer.name, layer.name)
         missing = [p for p in ("kernel", "bias") if (source, p) not in arrays]
         if missing:
-            hint = (" (conv endpoints need no top: drop --include_top)"
-                    if source in _FROM_KERAS_FC.values() else "")
-            raise ValueError(f"{prefix}: no {source} {' or '.join(missing)} "
-                             f"in the checkpoint{hint}.")
+            hint = (
+                " (conv endpoints need no top: drop --include_top)"
+                if source in _FROM_KERAS_FC.values()
+                else ""
+            )
+            raise ValueError(
+                f"{prefix}: no {source} {' or '.join(missing)} in the checkpoint{hint}."
+            )
         kernel = arrays[(source, "kernel")]
         # fc6 [7, 7, 512, 4096] → fc1 [25088, 4096]; fc7 [1, 1, 4096, 4096] → fc2.
-        layer.set_weights([np.reshape(kernel, layer.kernel.shape),
-                           arrays[(source, "bias")]])
+        layer.set_weights(
+            [np.reshape(kernel, layer.kernel.shape), arrays[(source, "bias")]]
+        )
     model.save_weights(output)
     return channels

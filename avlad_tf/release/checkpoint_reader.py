@@ -20,7 +20,8 @@ CONVERT_HINT = (
     "variables from `tf.train.NewCheckpointReader(path)`, restore them with "
     "`tf.train.Saver()` and save again with "
     "`tf.train.Saver(write_version=tf.train.SaverDef.V2)`; then pass the new "
-    "prefix here.")
+    "prefix here."
+)
 
 
 def resolve_path(path):
@@ -35,17 +36,19 @@ def resolve_path(path):
             raise FileNotFoundError(
                 f"{path}: a directory without a `checkpoint` state file; pass "
                 f"the checkpoint file itself (e.g. {path}/model.ckpt-150000, "
-                f"the prefix before `.index` / `.data-*`).")
+                f"the prefix before `.index` / `.data-*`)."
+            )
         return latest
     for suffix in _V2_SUFFIXES:
         if path.endswith(suffix):  # x.ckpt.index / x.ckpt.meta -> x.ckpt
-            return resolve_path(path[:-len(suffix)])
+            return resolve_path(path[: -len(suffix)])
     if _V2_DATA_MARKER in os.path.basename(path):
-        return path[:path.rindex(_V2_DATA_MARKER)]
+        return path[: path.rindex(_V2_DATA_MARKER)]
     if not (os.path.isfile(path) or os.path.isfile(path + ".index")):
         raise FileNotFoundError(
             f"{path}: no such checkpoint (neither a V1 file nor a V2 prefix "
-            f"with {path}.index).")
+            f"with {path}.index)."
+        )
     return path
 
 
@@ -69,5 +72,6 @@ def open_checkpoint(path):
         raise ValueError(
             f"{prefix}: not a TensorFlow checkpoint that TF {tf.__version__} "
             f"can read ({type(error).__name__}: {first_line}). "
-            f"{CONVERT_HINT}") from error
+            f"{CONVERT_HINT}"
+        ) from error
     return reader, prefix

@@ -46,12 +46,16 @@ class ImportReport:
 
     def summary(self):
         """A multi-line, human-readable account of the import."""
-        lines = [f"{self.checkpoint}: {len(self.assigned)} weights imported, "
-                 f"{len(self.unused)} checkpoint variables unused, "
-                 f"{len(self.skipped)} skipped as optimizer bookkeeping, "
-                 f"{len(self.unset)} model weights left unset."]
-        for title, items in (("unused checkpoint variable", self.unused),
-                             ("unset model weight", self.unset)):
+        lines = [
+            f"{self.checkpoint}: {len(self.assigned)} weights imported, "
+            f"{len(self.unused)} checkpoint variables unused, "
+            f"{len(self.skipped)} skipped as optimizer bookkeeping, "
+            f"{len(self.unset)} model weights left unset."
+        ]
+        for title, items in (
+            ("unused checkpoint variable", self.unused),
+            ("unset model weight", self.unset),
+        ):
             lines.extend(f"  {title}: {item}" for item in items)
         if self.skipped:
             lines.append(f"  skipped bookkeeping: {', '.join(self.skipped)}")
@@ -81,12 +85,12 @@ def find_layers(model, scope=None):
     if scope is not None:
         matches = [l for l in _sublayers(model) if l.name == scope]
         if len(matches) != 1:
-            nested = sorted(l.name for l in _sublayers(model)
-                            if hasattr(l, "layers"))
+            nested = sorted(l.name for l in _sublayers(model) if hasattr(l, "layers"))
             raise ValueError(
                 f"scope {scope!r} must name exactly one nested model of "
                 f"{model.name!r}; found {len(matches)}. Nested models: "
-                f"{nested}.")
+                f"{nested}."
+            )
         root = matches[0]
     layers = {}
     for layer in _sublayers(root):
@@ -94,7 +98,8 @@ def find_layers(model, scope=None):
             raise ValueError(
                 f"Layer name {layer.name!r} occurs more than once in "
                 f"{root.name!r} (a two-stream model?); pass the nested "
-                f"stream model to import into as `scope`.")
+                f"stream model to import into as `scope`."
+            )
         layers[layer.name] = layer
     return layers
 
@@ -110,20 +115,28 @@ def _fitted_shape(target, ckpt_shape, model_shape):
     """How the checkpoint value must be reshaped, or None if it cannot be."""
     if tuple(ckpt_shape) == tuple(model_shape):
         return tuple(model_shape)
-    if target.flatten and len(ckpt_shape) == 4 and len(model_shape) == 2 and \
-            int(np.prod(ckpt_shape[:-1])) == model_shape[0] and \
-            ckpt_shape[-1] == model_shape[1]:
+    if (
+        target.flatten
+        and len(ckpt_shape) == 4
+        and len(model_shape) == 2
+        and int(np.prod(ckpt_shape[:-1])) == model_shape[0]
+        and ckpt_shape[-1] == model_shape[1]
+    ):
         return tuple(model_shape)  # [h, w, C, F] -> [h·w·C, F], row-major
     return None
 
 
 def _mismatch_message(name, ckpt_shape, variable):
-    message = (f"  {name}: checkpoint shape {list(ckpt_shape)}, model weight "
-               f"{variable.path} shape {list(variable.shape)}")
+    message = (
+        f"  {name}: checkpoint shape {list(ckpt_shape)}, model weight "
+        f"{variable.path} shape {list(variable.shape)}"
+    )
     if name.endswith("conv1/conv1_1/weights") and len(ckpt_shape) == 4:
-        message += (f" (input channels {ckpt_shape[2]} vs "
-                    f"{variable.shape[2]}: RGB has 3, flow 2·flow_stack = 20; "
-                    f"check the modality)")
+        message += (
+            f" (input channels {ckpt_shape[2]} vs "
+            f"{variable.shape[2]}: RGB has 3, flow 2·flow_stack = 20; "
+            f"check the modality)"
+        )
     elif name.endswith("NetVLAD/centers"):
         message += " (check num_clusters)"
     elif name.endswith("logits/weights"):
@@ -149,7 +162,8 @@ def _plan(reader, layers, stream, report):
             raise ValueError(
                 f"{report.checkpoint}: both {claimed[id(variable)]!r} and "
                 f"{name!r} map to {variable.path}; the checkpoint mixes the "
-                f"names with and without `stream{stream}/`.")
+                f"names with and without `stream{stream}/`."
+            )
         claimed[id(variable)] = name
         shape = _fitted_shape(target, ckpt_shape, variable.shape)
         if shape is None:
@@ -158,12 +172,14 @@ def _plan(reader, layers, stream, report):
     if mismatches:
         raise ValueError(
             f"{report.checkpoint}: shape mismatch between checkpoint and "
-            f"model; nothing was imported.\n" + "\n".join(mismatches))
+            f"model; nothing was imported.\n" + "\n".join(mismatches)
+        )
     return plan
 
 
-def import_checkpoint(model, checkpoint, *, stream=0, scope=None,
-                      require_complete=False):
+def import_checkpoint(
+    model, checkpoint, *, stream=0, scope=None, require_complete=False
+):
     """Copies a release checkpoint's weights into `model`.
 
     All shapes are checked before anything is assigned, so a failed import
@@ -193,8 +209,7 @@ def import_checkpoint(model, checkpoint, *, stream=0, scope=None,
     plan = _plan(reader, layers, stream, report)
     for name, variable, shape in plan:
         value = np.reshape(reader.get_tensor(name), shape)
-        variable.assign(value.astype(keras.backend.standardize_dtype(
-            variable.dtype)))
+        variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
         report.assigned[variable.path] = name
     assigned = {id(variable) for _, variable, _ in plan}
     seen = set()
@@ -205,5 +220,6 @@ def import_checkpoint(model, checkpoint, *, stream=0, scope=None,
     if require_complete and report.unset:
         raise ValueError(
             f"{prefix}: the checkpoint does not provide "
-            f"{len(report.unset)} model weights: {report.unset}")
+            f"{len(report.unset)} model weights: {report.unset}"
+        )
     return report

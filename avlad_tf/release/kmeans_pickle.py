@@ -25,8 +25,8 @@ import numpy as np
 
 # Modules under which scikit-learn has defined KMeans over the years.
 _SKLEARN_KMEANS_MODULES = (
-    "sklearn.cluster.k_means_",   # 0.17 .. 0.21, the release's version
-    "sklearn.cluster._kmeans",    # 0.22 and later
+    "sklearn.cluster.k_means_",  # 0.17 .. 0.21, the release's version
+    "sklearn.cluster._kmeans",  # 0.22 and later
     "sklearn.cluster",
 )
 _SKLEARN_KMEANS_CLASSES = ("KMeans", "MiniBatchKMeans")
@@ -49,7 +49,8 @@ class KMeansStub:
         if not isinstance(state, dict):
             raise UnsafePickleError(
                 f"KMeans state must be a dict of attributes. Received: "
-                f"{type(state).__name__}")
+                f"{type(state).__name__}"
+            )
         self.__dict__.update(state)
 
 
@@ -58,15 +59,15 @@ def _reconstructor(cls, base, state):
     if cls is not KMeansStub or base is not object or state is not None:
         raise UnsafePickleError(
             f"refusing to reconstruct {cls!r} from base {base!r}; only the "
-            f"KMeans object itself is expected in a k-means pickle")
+            f"KMeans object itself is expected in a k-means pickle"
+        )
     return object.__new__(KMeansStub)
 
 
 def _latin1_encode(text, encoding="utf-8"):
     """`_codecs.encode` as used by protocol-0 pickles for bytes: latin-1 only."""
     if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise UnsafePickleError(
-            f"refusing _codecs.encode with encoding {encoding!r}")
+        raise UnsafePickleError(f"refusing _codecs.encode with encoding {encoding!r}")
     return _codecs.encode(text, encoding)
 
 
@@ -92,7 +93,8 @@ class KMeansUnpickler(pickle.Unpickler):
             return _NUMPY_SCALAR
         raise UnsafePickleError(
             f"refusing to load global {module}.{name}: a k-means pickle only "
-            f"needs scikit-learn's KMeans class and numpy array helpers")
+            f"needs scikit-learn's KMeans class and numpy array helpers"
+        )
 
 
 def load_kmeans_centers(path):
@@ -117,21 +119,30 @@ def load_kmeans_centers(path):
         obj = KMeansUnpickler(io.BytesIO(data), encoding="latin1").load()
     except UnsafePickleError as error:
         raise UnsafePickleError(f"{path}: {error}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-            AttributeError) as error:
-        raise ValueError(f"{path}: not a readable k-means pickle ({error})") \
-            from error
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+    ) as error:
+        raise ValueError(f"{path}: not a readable k-means pickle ({error})") from error
     if not isinstance(obj, KMeansStub):
         raise ValueError(
             f"{path}: expected a pickled scikit-learn KMeans object. "
-            f"Received: {type(obj).__name__}")
+            f"Received: {type(obj).__name__}"
+        )
     centers = obj.__dict__.get("cluster_centers_")
-    if not isinstance(centers, np.ndarray) or centers.ndim != 2 \
-            or centers.dtype.kind not in "fiu":
+    if (
+        not isinstance(centers, np.ndarray)
+        or centers.ndim != 2
+        or centers.dtype.kind not in "fiu"
+    ):
         raise ValueError(
             f"{path}: the KMeans object has no 2-D numeric cluster_centers_ "
             f"(was it fitted?). Received: {type(centers).__name__} "
-            f"{getattr(centers, 'shape', '')}")
+            f"{getattr(centers, 'shape', '')}"
+        )
     if not np.all(np.isfinite(centers)):
         raise ValueError(f"{path}: cluster_centers_ contains NaN or inf.")
     return centers.astype(np.float32)

@@ -16,7 +16,8 @@ import re
 _BOOKKEEPING = re.compile(
     r"(^|/)global_step$"
     r"|(^|/)beta[12]_power(_\d+)?$"
-    r"|/(Adam|RMSProp|Momentum|ExponentialMovingAverage)(_\d+)?$")
+    r"|/(Adam|RMSProp|Momentum|ExponentialMovingAverage)(_\d+)?$"
+)
 _STREAM = re.compile(r"^stream(\d+)/(.*)$")
 _VGG_CONV = re.compile(r"^vgg_16/conv(\d)/conv(\d)_(\d)/(weights|biases)$")
 _VGG_FC = re.compile(r"^vgg_16/(fc[678])/(weights|biases)$")
@@ -85,8 +86,7 @@ def target_for(name):
         layer, param = match.groups()
         return Target(layer, _SLIM_PARAM[param], flatten=param == "weights")
     if name in _NETVLAD:
-        return Target(NETVLAD_LAYER, _NETVLAD[name],
-                      flatten=name == "NetVLAD/vlad_W")
+        return Target(NETVLAD_LAYER, _NETVLAD[name], flatten=name == "NetVLAD/vlad_W")
     if name == "classifier/logits/weights":
         return Target(LOGITS_LAYER, "kernel")
     if name == "classifier/logits/biases":

@@ -48,15 +48,17 @@ def _model_variables(model):
                 if variables.get(key, variable) is not variable:
                     raise ValueError(
                         f"Two model variables share the path {key!r}; "
-                        f"checkpoints need unique layer names.")
+                        f"checkpoints need unique layer names."
+                    )
                 variables[key] = variable
 
     visit(model, "")
-    missing = {id(v) for v in model.variables} - {
-        id(v) for v in variables.values()}
+    missing = {id(v) for v in model.variables} - {id(v) for v in variables.values()}
     if missing:
-        raise ValueError(f"{len(missing)} variables of {model.name!r} are "
-                         f"not in any of its layers; cannot checkpoint them.")
+        raise ValueError(
+            f"{len(missing)} variables of {model.name!r} are "
+            f"not in any of its layers; cannot checkpoint them."
+        )
     return variables
 
 
@@ -65,10 +67,11 @@ def make_manager(*, directory, model, optimizer, iterator, max_to_keep):
     checkpoint = tf.train.Checkpoint(
         model_variables=_model_variables(model),
         optimizer=optimizer,
-        data_iterator=iterator)
+        data_iterator=iterator,
+    )
     return tf.train.CheckpointManager(
-        checkpoint, directory, max_to_keep=max_to_keep,
-        checkpoint_name="ckpt")
+        checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name="ckpt"
+    )
 
 
 def restore_latest(manager):
@@ -102,10 +105,14 @@ def check_finite(metrics, *, stream, stage, step, last_good):
     loss = float(metrics["loss"])
     if math.isfinite(loss):
         return
-    where = (f"the last good checkpoint is {last_good}" if last_good else
-             "no checkpoint of this stage was saved yet")
+    where = (
+        f"the last good checkpoint is {last_good}"
+        if last_good
+        else "no checkpoint of this stage was saved yet"
+    )
     raise NonFiniteLossError(
         f"The training loss became {loss} in stream {stream!r}, stage {stage}, "
         f"update {step}; stopping. {where}. Lower the learning rate or check "
         f"the input data, then restart the same command to resume from the "
-        f"last checkpoint (delete newer ones to go further back).")
+        f"last checkpoint (delete newer ones to go further back)."
+    )

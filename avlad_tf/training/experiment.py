@@ -12,52 +12,66 @@ import functools
 import os
 
 from absl import logging
-import gin
 
 from avlad_tf import evaluation
 from avlad_tf import exporting
 from avlad_tf import late_fusion
 from avlad_tf import run_record
 from avlad_tf.data import video_input
+from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
 from avlad_tf.training import results
 from avlad_tf.training import stage as stage_lib
-
+import gin
 
 # Arguments that are objects of the call, not settings of the run.
-_NOT_SETTINGS = ("workdir", "stream", "data_dir", "info", "make_dataset_fn",
-                 "build_model_fn", "step_callback", "num_classes", "modality",
-                 "name", "model", "directory", "feature_fn", "dataset_fn")
+_NOT_SETTINGS = (
+    "workdir",
+    "stream",
+    "data_dir",
+    "info",
+    "make_dataset_fn",
+    "build_model_fn",
+    "step_callback",
+    "num_classes",
+    "modality",
+    "name",
+    "model",
+    "directory",
+    "feature_fn",
+    "dataset_fn",
+)
 
 
 def _training_settings(stream):
     """What decides a stream's trained model, as gin resolves it."""
-    return {fn.__name__: run_record.jsonable_arguments(
-                run_record.resolved_arguments(fn, scope=stream),
-                drop=_NOT_SETTINGS)
-            for fn in (loop.train_stream, action_vlad.build_model,
-                       kmeans_init.init_centers)}
+    return {
+        fn.__name__: run_record.jsonable_arguments(
+            run_record.resolved_arguments(fn, scope=stream), drop=_NOT_SETTINGS
+        )
+        for fn in (loop.train_stream, action_vlad.build_model, kmeans_init.init_centers)
+    }
 
 
 def _resolve_streams(streams):
     """`{stream: record entry}` as gin resolves them in each stream's scope."""
     entries = {}
     for stream in streams:
-        train_args = run_record.resolved_arguments(loop.train_stream,
-                                                   scope=stream)
-        eval_args = run_record.resolved_arguments(evaluation.evaluate,
-                                                  scope=stream)
+        train_args = run_record.resolved_arguments(loop.train_stream, scope=stream)
+        eval_args = run_record.resolved_arguments(evaluation.evaluate, scope=stream)
+        training = _training_settings(stream)
         entries[stream] = {
-            "training": _training_settings(stream),
+            "training": training,
+            # The backbone's weights' own input rule, applied in the model.
+            "input_rule": pixels.INPUT_RULES[training["build_model"]["backbone"]],
             "modalities": list(loop.STREAM_MODALITIES[stream]),
             "train_split": train_args["train_split"],
             # `make_dataset` is the settings' home, also when a test injects
             # another factory.
-            "input": run_record.input_settings(video_input.make_dataset,
-                                               scope=stream),
+            "input": run_record.input_settings(video_input.make_dataset, scope=stream),
             "num_crops": eval_args["num_crops"] or run_record.DEFAULT_NUM_CROPS,
         }
     return entries
@@ -74,12 +88,20 @@ def _recorded_fuse_weights(streams, fuse_weights):
 
 
 @gin.configurable(denylist=["workdir", "command"])
-def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
-          prepare_toy_dataset=False, evaluate_split=None,
-          fuse_weights=None, export=False,
-          make_dataset_fn=video_input.make_dataset,
-          build_model_fn=action_vlad.build_model, step_callback=None,
-          command=None):
+def train(
+    *,
+    workdir,
+    data_dir=gin.REQUIRED,
+    streams=("rgb",),
+    prepare_toy_dataset=False,
+    evaluate_split=None,
+    fuse_weights=None,
+    export=False,
+    make_dataset_fn=video_input.make_dataset,
+    build_model_fn=action_vlad.build_model,
+    step_callback=None,
+    command=None,
+):
     """Trains every stream, then evaluates, fuses and exports.
 
     Args:
@@ -110,24 +132,31 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
         and the `export_dir`, where those steps ran.
     """
     if fuse_weights is not None and (
-            evaluate_split is None or len(fuse_weights) != len(streams)):
+        evaluate_split is None or len(fuse_weights) != len(streams)
+    ):
         raise ValueError(
             f"train.fuse_weights needs train.evaluate_split and one weight "
             f"per stream. Received: fuse_weights={fuse_weights}, "
-            f"streams={streams}, evaluate_split={evaluate_split}")
+            f"streams={streams}, evaluate_split={evaluate_split}"
+        )
     if prepare_toy_dataset:
         from data_prep import toy  # pylint: disable=import-outside-toplevel
+
         toy.ensure_toy_dataset(data_dir)  # only toy configs need OpenCV
     info = video_input.dataset_info(data_dir)  # checked once per run
     record = run_record.build(
-        data_dir=data_dir, info=info, evaluate_split=evaluate_split,
+        data_dir=data_dir,
+        info=info,
+        evaluate_split=evaluate_split,
         streams=_resolve_streams(streams),
-        fuse_weights=_recorded_fuse_weights(streams, fuse_weights))
+        fuse_weights=_recorded_fuse_weights(streams, fuse_weights),
+    )
     if export:
         exporting.check_exportable(record)  # before hours of training
     if os.path.exists(run_record.path(workdir)):
-        for change in run_record.check_rerun(run_record.read(workdir), record,
-                                             workdir=workdir):
+        for change in run_record.check_rerun(
+            run_record.read(workdir), record, workdir=workdir
+        ):
             logging.info("Rerun of %s applies %s", workdir, change)
     run_record.write(workdir, record)
     if command is not None:
@@ -136,23 +165,36 @@ def train(*, workdir, data_dir=gin.REQUIRED, streams=("rgb",),
     stage_lib.write_labels(workdir, info["labels"])
     data_dir = record["data"]["data_dir"]
     # Every dataset of the run reads with the recorded settings.
-    datasets = {s: functools.partial(make_dataset_fn, info=info,
-                                     **record["streams"][s]["input"])
-                for s in streams}
+    datasets = {
+        s: functools.partial(
+            make_dataset_fn, info=info, **record["streams"][s]["input"]
+        )
+        for s in streams
+    }
     for stream in streams:
         with gin.config_scope(stream):
-            loop.train_stream(workdir=workdir, stream=stream, data_dir=data_dir,
-                              info=info, make_dataset_fn=datasets[stream],
-                              build_model_fn=build_model_fn,
-                              step_callback=step_callback)
-    return _after_training(workdir, streams=streams,
-                           evaluate_split=evaluate_split,
-                           fuse_weights=fuse_weights, export=export,
-                           make_dataset_fn=make_dataset_fn)
+            loop.train_stream(
+                workdir=workdir,
+                stream=stream,
+                data_dir=data_dir,
+                info=info,
+                make_dataset_fn=datasets[stream],
+                build_model_fn=build_model_fn,
+                step_callback=step_callback,
+            )
+    return _after_training(
+        workdir,
+        streams=streams,
+        evaluate_split=evaluate_split,
+        fuse_weights=fuse_weights,
+        export=export,
+        make_dataset_fn=make_dataset_fn,
+    )
 
 
-def _after_training(workdir, *, streams, evaluate_split, fuse_weights, export,
-                    make_dataset_fn):
+def _after_training(
+    workdir, *, streams, evaluate_split, fuse_weights, export, make_dataset_fn
+):
     """Evaluates, fuses, exports and prints the results table."""
     outcome, fused_top1 = {}, None
     if evaluate_split is not None:
@@ -160,12 +202,17 @@ def _after_training(workdir, *, streams, evaluate_split, fuse_weights, export,
             logging.info("Evaluating %s on %s", stream, evaluate_split)
             with gin.config_scope(stream):
                 outcome[stream] = evaluation.evaluate(
-                    workdir=workdir, stream=stream, split=evaluate_split,
-                    make_dataset_fn=make_dataset_fn)
+                    workdir=workdir,
+                    stream=stream,
+                    split=evaluate_split,
+                    make_dataset_fn=make_dataset_fn,
+                )
         if fuse_weights is not None:
             fusion = late_fusion.fuse_files(
                 [outcome[s]["scores_path"] for s in streams],
-                list(fuse_weights), labels=None)
+                list(fuse_weights),
+                labels=None,
+            )
             # Not "fused": that key is the concat / early fusion stream's.
             fused_top1 = outcome["late_fusion"] = fusion["fused"]
     if export:
@@ -173,8 +220,11 @@ def _after_training(workdir, *, streams, evaluate_split, fuse_weights, export,
     if evaluate_split is not None:
         # Printed last, so the table ends the run's output.
         table = results.results_table(
-            split=evaluate_split, stream_metrics={s: outcome[s] for s in streams},
-            fused=fused_top1, fuse_weights=fuse_weights)
+            split=evaluate_split,
+            stream_metrics={s: outcome[s] for s in streams},
+            fused=fused_top1,
+            fuse_weights=fuse_weights,
+        )
         if export:
             table += f"\nSavedModel: {outcome['export_dir']}\n"
         path = results.write_results(workdir, table)

@@ -15,19 +15,20 @@ import os
 import time
 
 from absl import logging
-import gin
 import numpy as np
 
 from avlad_tf import kmeans
 from avlad_tf.models import action_vlad
+import gin
 
 CENTERS_FILE = "centers.npy"
 
 
 def optional_layer(model, name):
     """The layer called `name` in `model` or any nested model, or None."""
-    return next((layer for layer in action_vlad.walk_layers(model)
-                 if layer.name == name), None)
+    return next(
+        (layer for layer in action_vlad.walk_layers(model) if layer.name == name), None
+    )
 
 
 def _add_to_reservoir(reservoir, seen, frames, rng):
@@ -78,21 +79,36 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
             maps = np.asarray(feature_fn(features))  # (B, 1, h, w, D)
             frames = maps.reshape((-1,) + maps.shape[2:])  # (B·1, h, w, D)
             if reservoir is None:
-                reservoir = np.empty((num_random_frames,) + frames.shape[1:],
-                                     np.float32)
+                reservoir = np.empty(
+                    (num_random_frames,) + frames.shape[1:], np.float32
+                )
             seen = _add_to_reservoir(reservoir, seen, frames, rng)
         passes += 1
         if seen == 0:
-            raise ValueError("The k-means dataset yielded no frames; is the "
-                             "training split empty?")
-        logging.info("k-means features: pass %d done, %d visits, %.0f s",
-                     passes, seen, time.time() - start)
+            raise ValueError(
+                "The k-means dataset yielded no frames; is the training split empty?"
+            )
+        logging.info(
+            "k-means features: pass %d done, %d visits, %.0f s",
+            passes,
+            seen,
+            time.time() - start,
+        )
     return reservoir.reshape(-1, reservoir.shape[-1])  # (N·h·w, D)
 
 
 @gin.configurable
-def init_centers(*, model, directory, feature_fn, dataset_fn, num_random_frames=5000,
-                 num_init=10, max_descriptors=None, seed=0):
+def init_centers(
+    *,
+    model,
+    directory,
+    feature_fn,
+    dataset_fn,
+    num_random_frames=5000,
+    num_init=10,
+    max_descriptors=None,
+    seed=0,
+):
     """Sets the model's NetVLAD centres from k-means, computing them if needed.
 
     Args:
@@ -118,23 +134,29 @@ def init_centers(*, model, directory, feature_fn, dataset_fn, num_random_frames=
     path = os.path.join(directory, CENTERS_FILE)
     if os.path.exists(path):
         logging.info("Reusing k-means centres %s", path)
-        centers = kmeans.load_centers(path, num_clusters=num_clusters,
-                                      depth=depth)
+        centers = kmeans.load_centers(path, num_clusters=num_clusters, depth=depth)
     else:
-        logging.info("k-means: collecting descriptors of %d frames",
-                     num_random_frames)
+        logging.info("k-means: collecting descriptors of %d frames", num_random_frames)
         descriptors = collect_descriptors(
-            feature_fn=feature_fn, dataset_fn=dataset_fn,
-            num_random_frames=num_random_frames, seed=seed)
+            feature_fn=feature_fn,
+            dataset_fn=dataset_fn,
+            num_random_frames=num_random_frames,
+            seed=seed,
+        )
         if max_descriptors and len(descriptors) > max_descriptors:
             rng = np.random.default_rng(seed)
             keep = rng.choice(len(descriptors), max_descriptors, replace=False)
             descriptors = descriptors[np.sort(keep)]
         start = time.time()
-        centers = kmeans.fit_centers(descriptors, num_clusters=num_clusters,
-                                     num_init=num_init, seed=seed)
-        logging.info("k-means: %d centres from %d descriptors in %.0f s",
-                     num_clusters, len(descriptors), time.time() - start)
+        centers = kmeans.fit_centers(
+            descriptors, num_clusters=num_clusters, num_init=num_init, seed=seed
+        )
+        logging.info(
+            "k-means: %d centres from %d descriptors in %.0f s",
+            num_clusters,
+            len(descriptors),
+            time.time() - start,
+        )
         kmeans.save_centers(path, centers)
     layer.set_centers(centers)
     return centers

@@ -20,7 +20,6 @@ evaluates, fuses and exports.
 import os
 
 from absl import logging
-import gin
 import keras
 import tensorflow as tf
 
@@ -30,9 +29,9 @@ from avlad_tf.training import checkpointing
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
+import gin
 
-STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",),
-                     "fused": ("rgb", "flow")}
+STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow")}
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
 
 
@@ -54,16 +53,37 @@ def mirrored_strategy(devices=None):
 
 
 @gin.configurable(denylist=["workdir", "stream", "data_dir", "info"])
-def train_stream(*, workdir, stream, data_dir, train_split="train",
-                 make_dataset_fn=video_input.make_dataset,
-                 build_model_fn=action_vlad.build_model,
-                 stage_steps=(10000, 8000), learning_rates=(1e-2, 1e-4),
-                 decay_steps=5000, decay_rate=0.1, adam_beta_1=0.9,
-                 adam_beta_2=0.999, adam_epsilon=1e-4, clip_norm=5.0,
-                 batch_size=4, accumulation_steps=4, jit_compile=True,
-                 distribute=False, devices=None, checkpoint_every=500, max_to_keep=3,
-                 log_every=10, assignments_every=500, kmeans_batch_size=16,
-                 loss="auto", seed=0, info=None, step_callback=None):
+def train_stream(
+    *,
+    workdir,
+    stream,
+    data_dir,
+    train_split="train",
+    make_dataset_fn=video_input.make_dataset,
+    build_model_fn=action_vlad.build_model,
+    stage_steps=(10000, 8000),
+    learning_rates=(1e-2, 1e-4),
+    decay_steps=5000,
+    decay_rate=0.1,
+    adam_beta_1=0.9,
+    adam_beta_2=0.999,
+    adam_epsilon=1e-4,
+    clip_norm=5.0,
+    batch_size=4,
+    accumulation_steps=4,
+    jit_compile=True,
+    distribute=False,
+    devices=None,
+    checkpoint_every=500,
+    max_to_keep=3,
+    log_every=10,
+    assignments_every=500,
+    kmeans_batch_size=16,
+    loss="auto",
+    seed=0,
+    info=None,
+    step_callback=None,
+):
     """Trains one stream through both stages; returns the trained model.
 
     Args:
@@ -108,12 +128,14 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
             its checkpoint (if any) is written; used by tests to interrupt.
     """
     if stream not in STREAM_MODALITIES:
-        raise ValueError(f"stream must be one of {sorted(STREAM_MODALITIES)}. "
-                         f"Received: {stream!r}")
+        raise ValueError(
+            f"stream must be one of {sorted(STREAM_MODALITIES)}. Received: {stream!r}"
+        )
     if len(stage_steps) != len(learning_rates):
         raise ValueError(
             f"stage_steps and learning_rates need one entry per stage. "
-            f"Received: {stage_steps} and {learning_rates}")
+            f"Received: {stage_steps} and {learning_rates}"
+        )
     modalities = STREAM_MODALITIES[stream]
     info = info or video_input.dataset_info(data_dir)
     loss = training_loss(info, train_split, loss)
@@ -122,79 +144,120 @@ def train_stream(*, workdir, stream, data_dir, train_split="train",
 
     # ---- Model -----------------------------------------------------------
     keras.utils.set_random_seed(seed)
-    strategy = (mirrored_strategy(devices) if distribute
-                else tf.distribute.get_strategy())
+    strategy = (
+        mirrored_strategy(devices) if distribute else tf.distribute.get_strategy()
+    )
     with strategy.scope():
-        model = build_model_fn(num_classes=int(info["num_classes"]),
-                               modality=_MODEL_MODALITY[stream])
-    stage_dirs = [checkpointing.stage_directory(workdir, stream, k + 1)
-                  for k in range(len(stage_steps))]
+        model = build_model_fn(
+            num_classes=int(info["num_classes"]), modality=_MODEL_MODALITY[stream]
+        )
+    stage_dirs = [
+        checkpointing.stage_directory(workdir, stream, k + 1)
+        for k in range(len(stage_steps))
+    ]
     resume_stage = 1 + max(
         [k for k, d in enumerate(stage_dirs) if tf.train.latest_checkpoint(d)],
-        default=0)
+        default=0,
+    )
 
     # ---- k-means initialisation (skipped when resuming) ---------------------
     if not any(tf.train.latest_checkpoint(d) for d in stage_dirs):
-        _init_centers(model, stream_dir=stream_dir, data_dir=data_dir,
-                      train_split=train_split, modalities=modalities,
-                      make_dataset_fn=make_dataset_fn,
-                      batch_size=kmeans_batch_size, seed=seed)
+        _init_centers(
+            model,
+            stream_dir=stream_dir,
+            data_dir=data_dir,
+            train_split=train_split,
+            modalities=modalities,
+            make_dataset_fn=make_dataset_fn,
+            batch_size=kmeans_batch_size,
+            seed=seed,
+        )
 
     # ---- Input pipeline ----------------------------------------------------
     batch_sizes = _per_stage(batch_size, len(stage_steps), "batch_size")
-    accumulation = _per_stage(accumulation_steps, len(stage_steps),
-                              "accumulation_steps")
-    probe = stage_lib.probe_batch(make_dataset_fn, data_dir=data_dir,
-                                 split=train_split, modalities=modalities)
-    stage_lib.drop_logs_after(workdir, stream, _resume_global_step(
-        stage_dirs, stage_steps))
-    writer = tf.summary.create_file_writer(
-        os.path.join(workdir, "tensorboard", stream))
+    accumulation = _per_stage(
+        accumulation_steps, len(stage_steps), "accumulation_steps"
+    )
+    probe = stage_lib.probe_batch(
+        make_dataset_fn, data_dir=data_dir, split=train_split, modalities=modalities
+    )
+    stage_lib.drop_logs_after(
+        workdir, stream, _resume_global_step(stage_dirs, stage_steps)
+    )
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", stream))
 
     # ---- Stages ------------------------------------------------------------
     for stage, (num_steps, learning_rate) in enumerate(
-            zip(stage_steps, learning_rates), start=1):
+        zip(stage_steps, learning_rates), start=1
+    ):
         if stage < resume_stage:
             continue
-        if stage == resume_stage or batch_sizes[stage - 1] != \
-                batch_sizes[stage - 2]:
+        if stage == resume_stage or batch_sizes[stage - 1] != batch_sizes[stage - 2]:
             # Stage 2 continues stage 1's data stream unless its batch size
             # differs; either way the position is in the checkpoints.
-            iterator = iter(make_dataset_fn(
-                data_dir=data_dir, split=train_split, training=True,
-                modalities=modalities, seed=seed,
-                batch_size=batch_sizes[stage - 1] *
-                strategy.num_replicas_in_sync))
+            iterator = iter(
+                make_dataset_fn(
+                    data_dir=data_dir,
+                    split=train_split,
+                    training=True,
+                    modalities=modalities,
+                    seed=seed,
+                    batch_size=batch_sizes[stage - 1] * strategy.num_replicas_in_sync,
+                )
+            )
         names = action_vlad.set_stage(model, stage)
         logging.info("%s stage %d trains %s", stream, stage, names)
         with strategy.scope():
             schedule = keras.optimizers.schedules.ExponentialDecay(
-                learning_rate, decay_steps=decay_steps, decay_rate=decay_rate,
-                staircase=True)
+                learning_rate,
+                decay_steps=decay_steps,
+                decay_rate=decay_rate,
+                staircase=True,
+            )
             optimizer = keras.optimizers.Adam(
-                schedule, beta_1=adam_beta_1, beta_2=adam_beta_2,
-                epsilon=adam_epsilon)
+                schedule, beta_1=adam_beta_1, beta_2=adam_beta_2, epsilon=adam_epsilon
+            )
             # Built now so that a checkpoint can restore its slots.
             optimizer.build(model.trainable_variables)
         manager = checkpointing.make_manager(
-            directory=stage_dirs[stage - 1], model=model, optimizer=optimizer,
-            iterator=iterator, max_to_keep=max_to_keep)
+            directory=stage_dirs[stage - 1],
+            model=model,
+            optimizer=optimizer,
+            iterator=iterator,
+            max_to_keep=max_to_keep,
+        )
         checkpointing.restore_latest(manager)
         # A new function per stage: the trainable set was fixed when traced.
         update = step_lib.make_update_fn(
-            model=model, optimizer=optimizer, strategy=strategy,
+            model=model,
+            optimizer=optimizer,
+            strategy=strategy,
             batch_size=batch_sizes[stage - 1],
             accumulation_steps=accumulation[stage - 1],
-            clip_norm=clip_norm, jit_compile=jit_compile,
-            multi_label=loss == "sigmoid")
+            clip_norm=clip_norm,
+            jit_compile=jit_compile,
+            multi_label=loss == "sigmoid",
+        )
         stage_lib.run_stage(
-            update=update, iterator=iterator, strategy=strategy,
+            update=update,
+            iterator=iterator,
+            strategy=strategy,
             optimizer=optimizer,
-            schedule=schedule, manager=manager, model=model, probe=probe,
-            writer=writer, workdir=workdir, stream=stream, stage=stage,
-            num_steps=num_steps, step_offset=sum(stage_steps[:stage - 1]),
-            checkpoint_every=checkpoint_every, log_every=log_every,
-            assignments_every=assignments_every, step_callback=step_callback)
+            schedule=schedule,
+            manager=manager,
+            model=model,
+            probe=probe,
+            writer=writer,
+            workdir=workdir,
+            stream=stream,
+            stage=stage,
+            num_steps=num_steps,
+            step_offset=sum(stage_steps[: stage - 1]),
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            assignments_every=assignments_every,
+            step_callback=step_callback,
+        )
 
     # ---- Final model -------------------------------------------------------
     model_path = os.path.join(stream_dir, "model.keras")
@@ -212,8 +275,10 @@ def training_loss(info, split, loss):
     decides.
     """
     if loss not in ("auto", "softmax", "sigmoid"):
-        raise ValueError(f"train_stream.loss must be 'auto', 'softmax' or "
-                         f"'sigmoid'. Received: {loss!r}")
+        raise ValueError(
+            f"train_stream.loss must be 'auto', 'softmax' or "
+            f"'sigmoid'. Received: {loss!r}"
+        )
     if loss != "auto":
         return loss
     max_labels = info["splits"].get(split, {}).get("max_labels_per_video")
@@ -233,17 +298,30 @@ def _resume_global_step(stage_dirs, stage_steps):
 
 def _per_stage(value, num_stages, name):
     """An int for every stage, or a tuple with one entry per stage."""
-    values = tuple(value) if isinstance(value, (tuple, list)) else (
-        (value,) * num_stages)
+    values = (
+        tuple(value) if isinstance(value, (tuple, list)) else ((value,) * num_stages)
+    )
     if len(values) != num_stages or not all(
-            isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(f"{name} must be a positive int or {num_stages} of "
-                         f"them (one per stage). Received: {value!r}")
+        isinstance(v, int) and v > 0 for v in values
+    ):
+        raise ValueError(
+            f"{name} must be a positive int or {num_stages} of "
+            f"them (one per stage). Received: {value!r}"
+        )
     return values
 
 
-def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
-                  make_dataset_fn, batch_size, seed):
+def _init_centers(
+    model,
+    *,
+    stream_dir,
+    data_dir,
+    train_split,
+    modalities,
+    make_dataset_fn,
+    batch_size,
+    seed,
+):
     """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8)."""
     if kmeans_init.optional_layer(model, "netvlad") is None:
         return  # avg / max / two-stream pooling: nothing to initialise
@@ -252,14 +330,23 @@ def _init_centers(model, *, stream_dir, data_dir, train_split, modalities,
     def dataset_fn(pass_seed):
         # One random frame (or flow stack) per video, evaluation crop.
         return make_dataset_fn(
-            data_dir=data_dir, split=train_split, training=False,
-            modalities=modalities, batch_size=batch_size, num_frames=1,
-            seed=pass_seed)
+            data_dir=data_dir,
+            split=train_split,
+            training=False,
+            modalities=modalities,
+            batch_size=batch_size,
+            num_frames=1,
+            seed=pass_seed,
+        )
 
     def feature_fn(batch):
         inputs = {name: batch[name] for name in modalities}
         return features(inputs, training=False)
 
-    kmeans_init.init_centers(model=model, directory=stream_dir,
-                             feature_fn=feature_fn, dataset_fn=dataset_fn,
-                             seed=seed)
+    kmeans_init.init_centers(
+        model=model,
+        directory=stream_dir,
+        feature_fn=feature_fn,
+        dataset_fn=dataset_fn,
+        seed=seed,
+    )

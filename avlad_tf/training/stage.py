@@ -5,12 +5,12 @@ import os
 import time
 
 from absl import logging
-import gin
 import numpy as np
 
 from avlad_tf.models import action_vlad
 from avlad_tf.training import checkpointing
 from avlad_tf.training import summaries
+import gin
 
 
 def probe_batch(make_dataset_fn, *, data_dir, split, modalities):
@@ -19,8 +19,13 @@ def probe_batch(make_dataset_fn, *, data_dir, split, modalities):
     Taken from its own evaluation pipeline so that summaries never move the
     training iterator (which would break exact resume).
     """
-    dataset = make_dataset_fn(data_dir=data_dir, split=split, training=False,
-                              modalities=modalities, batch_size=2)
+    dataset = make_dataset_fn(
+        data_dir=data_dir,
+        split=split,
+        training=False,
+        modalities=modalities,
+        batch_size=2,
+    )
     features, _ = next(iter(dataset))
     return {name: features[name] for name in modalities}
 
@@ -50,8 +55,9 @@ def drop_logs_after(workdir, stream, global_step):
     path = os.path.join(workdir, stream, "train_metrics.jsonl")
     if os.path.exists(path):
         with open(path) as f:
-            lines = [line for line in f
-                     if json.loads(line)["global_step"] <= global_step]
+            lines = [
+                line for line in f if json.loads(line)["global_step"] <= global_step
+            ]
         with open(path + ".tmp", "w") as f:
             f.writelines(lines)
         os.replace(path + ".tmp", path)
@@ -63,20 +69,44 @@ def drop_logs_after(workdir, stream, global_step):
 def _append_metrics(path, record):
     """One JSON line per log step: a greppable copy of the scalars."""
     with open(path, "a") as f:
-        f.write(json.dumps({k: v if isinstance(v, (int, str)) else float(v)
-                            for k, v in record.items()}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    k: v if isinstance(v, (int, str)) else float(v)
+                    for k, v in record.items()
+                }
+            )
+            + "\n"
+        )
 
 
 def _write_assignments(endpoints, probe, writer, step):
     outputs = endpoints(probe, training=False)
     if "assignments" in outputs:
-        summaries.write_assignments(writer, step,
-                                    np.asarray(outputs["assignments"]))
+        summaries.write_assignments(writer, step, np.asarray(outputs["assignments"]))
 
 
-def run_stage(*, update, iterator, strategy, optimizer, schedule, manager, model, probe,
-              writer, workdir, stream, stage, num_steps, step_offset,
-              checkpoint_every, log_every, assignments_every, step_callback):
+def run_stage(
+    *,
+    update,
+    iterator,
+    strategy,
+    optimizer,
+    schedule,
+    manager,
+    model,
+    probe,
+    writer,
+    workdir,
+    stream,
+    stage,
+    num_steps,
+    step_offset,
+    checkpoint_every,
+    log_every,
+    assignments_every,
+    step_callback,
+):
     """Runs updates until the stage's optimizer has made `num_steps` of them.
 
     Starts from `optimizer.iterations` (non-zero after a restore). Checkpoints
@@ -86,8 +116,7 @@ def run_stage(*, update, iterator, strategy, optimizer, schedule, manager, model
     """
     step = int(optimizer.iterations.numpy())
     if step >= num_steps:
-        logging.info("%s stage %d already complete (%d updates)", stream,
-                     stage, step)
+        logging.info("%s stage %d already complete (%d updates)", stream, stage, step)
         return
     metrics_path = os.path.join(workdir, stream, "train_metrics.jsonl")
     logging.info("%s stage %d: updates %d..%d", stream, stage, step, num_steps)
@@ -97,25 +126,37 @@ def run_stage(*, update, iterator, strategy, optimizer, schedule, manager, model
         with strategy.scope():
             metrics = {k: v.numpy() for k, v in update(iterator).items()}
         step += 1
-        checkpointing.check_finite(metrics, stream=stream, stage=stage,
-                                   step=step, last_good=manager.latest_checkpoint)
+        checkpointing.check_finite(
+            metrics,
+            stream=stream,
+            stage=stage,
+            step=step,
+            last_good=manager.latest_checkpoint,
+        )
         global_step = step_offset + step
         if step % log_every == 0 or step == num_steps:
             now = time.time()
             metrics["learning_rate"] = float(schedule(step - 1))
             metrics["steps_per_second"] = (step - last_step) / max(
-                now - last_time, 1e-9)
+                now - last_time, 1e-9
+            )
             last_time, last_step = now, step
             summaries.write_scalars(writer, global_step, metrics)
-            _append_metrics(metrics_path, dict(stage=stage, step=step,
-                                               global_step=global_step,
-                                               **metrics))
-            logging.info("%s stage %d update %d/%d: loss %.4f acc %.3f "
-                         "(%.2f updates/s)", stream, stage, step, num_steps,
-                         metrics["loss"], metrics["accuracy"],
-                         metrics["steps_per_second"])
-        if global_step == 1 or step == num_steps or \
-                step % assignments_every == 0:
+            _append_metrics(
+                metrics_path,
+                dict(stage=stage, step=step, global_step=global_step, **metrics),
+            )
+            logging.info(
+                "%s stage %d update %d/%d: loss %.4f acc %.3f (%.2f updates/s)",
+                stream,
+                stage,
+                step,
+                num_steps,
+                metrics["loss"],
+                metrics["accuracy"],
+                metrics["steps_per_second"],
+            )
+        if global_step == 1 or step == num_steps or step % assignments_every == 0:
             _write_assignments(endpoints, probe, writer, global_step)
         if global_step == 1:
             # After the first update every configurable has been called.

@@ -35,8 +35,7 @@ def classification_loss(labels, logits, *, multi_label):
     if multi_label:
         per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels, logits)
         return tf.reduce_mean(tf.reduce_sum(per_class, axis=-1))
-    return tf.reduce_mean(
-        tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
 
 
 def _accuracy(labels, logits):
@@ -50,11 +49,20 @@ def _replica_slice(tree, batch_size):
     """This replica's `batch_size` videos of a global sub-batch."""
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     start = replica * batch_size
-    return tf.nest.map_structure(lambda x: x[start:start + batch_size], tree)
+    return tf.nest.map_structure(lambda x: x[start : start + batch_size], tree)
 
 
-def make_update_fn(*, model, optimizer, strategy, batch_size,
-                   accumulation_steps, clip_norm, jit_compile, multi_label):
+def make_update_fn(
+    *,
+    model,
+    optimizer,
+    strategy,
+    batch_size,
+    accumulation_steps,
+    clip_norm,
+    jit_compile,
+    multi_label,
+):
     """Builds `update(iterator) -> metrics` for the model's *current* trainable set.
 
     Call it again after changing which layers are trainable (a new stage):
@@ -88,12 +96,12 @@ def make_update_fn(*, model, optimizer, strategy, batch_size,
     def gradients(features, labels):
         with tf.GradientTape() as tape:
             logits = model(features, training=True)
-            cross_entropy = classification_loss(
-                labels, logits, multi_label=multi_label)
+            cross_entropy = classification_loss(labels, logits, multi_label=multi_label)
             # Weight decay is a loss term (release Sec. 12.10), so it passes
             # through clipping and Adam like the data term.
             regularization = tf.add_n(
-                [tf.cast(l, tf.float32) for l in model.losses] or [0.0])
+                [tf.cast(l, tf.float32) for l in model.losses] or [0.0]
+            )
             loss = cross_entropy + regularization
             # Replicas' gradients are summed by the all-reduce below.
             scaled = loss / num_replicas
@@ -129,18 +137,22 @@ def make_update_fn(*, model, optimizer, strategy, batch_size,
     @tf.function
     def update(iterator):
         total = None
-        sums = {"loss": 0.0, "cross_entropy": 0.0, "accuracy": 0.0,
-                "raw_grad_norm": 0.0}
+        sums = {
+            "loss": 0.0,
+            "cross_entropy": 0.0,
+            "accuracy": 0.0,
+            "raw_grad_norm": 0.0,
+        }
         # A Python loop: accumulation_steps is small and each sub-step is one
         # call of the same compiled gradient function.
         for _ in range(accumulation_steps):
             features, labels = next(iterator)
             features = {name: features[name] for name in input_names}
             grads, loss, cross_entropy, accuracy, raw_norm = strategy.run(
-                replica_sub_step, args=(features, labels))
+                replica_sub_step, args=(features, labels)
+            )
             grads = [first(g) for g in grads]
-            total = grads if total is None else [
-                a + g for a, g in zip(total, grads)]
+            total = grads if total is None else [a + g for a, g in zip(total, grads)]
             sums["loss"] += mean(loss)
             sums["cross_entropy"] += mean(cross_entropy)
             sums["accuracy"] += mean(accuracy)

@@ -11,13 +11,31 @@ import numpy as np
 import tensorflow as tf
 
 # Distinct colours for cluster ids in assignment images (cycled for K > 20).
-_PALETTE = np.array([
-    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
-    [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
-    [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
-    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195],
-    [128, 128, 0], [255, 215, 180], [0, 0, 128], [128, 128, 128],
-], dtype=np.uint8)
+_PALETTE = np.array(
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [220, 190, 255],
+        [170, 110, 40],
+        [255, 250, 200],
+        [128, 0, 0],
+        [170, 255, 195],
+        [128, 128, 0],
+        [255, 215, 180],
+        [0, 0, 128],
+        [128, 128, 128],
+    ],
+    dtype=np.uint8,
+)
 
 
 def write_scalars(writer, step, scalars):
@@ -65,15 +83,17 @@ def write_assignments(writer, step, assignments):
         ids = np.repeat(np.arange(num_clusters), usage).astype(np.float32)
         tf.summary.histogram("clusters/usage", ids, buckets=num_clusters)
         tf.summary.scalar("clusters/num_used", float(np.sum(usage > 0)))
-        tf.summary.image("clusters/assignment_maps",
-                         assignment_map_images(assignments), max_outputs=4)
+        tf.summary.image(
+            "clusters/assignment_maps",
+            assignment_map_images(assignments),
+            max_outputs=4,
+        )
 
 
 def write_gin_config(writer, config_text):
     """The operative gin config as a text summary (Markdown code block)."""
     with writer.as_default(step=0):
-        tf.summary.text("gin/operative_config",
-                        "```\n" + config_text + "\n```")
+        tf.summary.text("gin/operative_config", "```\n" + config_text + "\n```")
 
 
 def drop_events_after(logdir, step):
@@ -90,15 +110,17 @@ def drop_events_after(logdir, step):
     paths = sorted(tf.io.gfile.glob(os.path.join(logdir, "events.out.tfevents.*")))
     events = []
     for path in paths:
-        kept = [e for e in tf.compat.v1.train.summary_iterator(path)
-                if e.step <= step or e.HasField("file_version")]
+        kept = [
+            e
+            for e in tf.compat.v1.train.summary_iterator(path)
+            if e.step <= step or e.HasField("file_version")
+        ]
         if len(kept) != sum(1 for _ in tf.compat.v1.train.summary_iterator(path)):
             events.append((path, kept))
     for path, kept in events:
         writer = event_file_writer.EventFileWriter(logdir)
         for event in kept:
             if not event.HasField("file_version"):  # the writer adds its own
-                writer.add_event(event_pb2.Event.FromString(
-                    event.SerializeToString()))
+                writer.add_event(event_pb2.Event.FromString(event.SerializeToString()))
         writer.close()
         tf.io.gfile.remove(path)

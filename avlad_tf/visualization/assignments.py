@@ -51,21 +51,29 @@ def tinted_assignment_frames(frames, assignments, *, clusters=None, opacity=0.5)
     """
     frames = np.asarray(frames)
     assignments = np.asarray(assignments)
-    if frames.ndim != 4 or assignments.ndim != 4 or \
-            frames.shape[0] != assignments.shape[0]:
+    if (
+        frames.ndim != 4
+        or assignments.ndim != 4
+        or frames.shape[0] != assignments.shape[0]
+    ):
         raise ValueError(
             f"tinted_assignment_frames expects frames [N, H, W, C] and assignments "
-            f"[N, h, w, K]. Received {frames.shape} and {assignments.shape}")
+            f"[N, h, w, K]. Received {frames.shape} and {assignments.shape}"
+        )
     images = plotting.displayable_frames(frames).astype(np.float32)
     num_clusters = assignments.shape[-1]
     words = np.argmax(assignments, axis=-1)  # [N, h, w]
-    rows, cols = cell_index_maps(grid_size=assignments.shape[1:3],
-                                 image_size=frames.shape[1:3])
+    rows, cols = cell_index_maps(
+        grid_size=assignments.shape[1:3], image_size=frames.shape[1:3]
+    )
     pixel_words = words[:, rows][:, :, cols]  # [N, H, W] nearest upsampling
     colors = plotting.cluster_colors(num_clusters).astype(np.float32)
     tint = colors[pixel_words]  # [N, H, W, 3]
-    shown = np.ones_like(pixel_words, bool) if clusters is None else \
-        np.isin(pixel_words, np.asarray(clusters))
+    shown = (
+        np.ones_like(pixel_words, bool)
+        if clusters is None
+        else np.isin(pixel_words, np.asarray(clusters))
+    )
     weight = np.where(shown, float(opacity), 0.0)[..., None]
     blended = (1.0 - weight) * images + weight * tint
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
@@ -88,11 +96,11 @@ def cluster_contributions(descriptor, kernel, *, class_index, num_clusters):
     """
     descriptor = np.asarray(descriptor, np.float64).reshape(-1)
     kernel = np.asarray(kernel, np.float64)
-    if kernel.shape[0] != descriptor.shape[0] or \
-            descriptor.shape[0] % num_clusters:
+    if kernel.shape[0] != descriptor.shape[0] or descriptor.shape[0] % num_clusters:
         raise ValueError(
             f"classifier kernel {kernel.shape} does not match a descriptor of "
-            f"size {descriptor.shape[0]} with {num_clusters} clusters")
+            f"size {descriptor.shape[0]} with {num_clusters} clusters"
+        )
     products = descriptor * kernel[:, class_index]
     return products.reshape(num_clusters, -1).sum(axis=1)  # [K, D] -> [K]
 
@@ -114,15 +122,21 @@ def draw_word_markers(ax, assignments, clusters, *, image_size, size=40.0):
     """
     num_clusters = assignments.shape[-1]
     colors = plotting.cluster_colors(num_clusters) / 255.0
-    ys, xs = receptive_field_centers(grid_size=assignments.shape[:2],
-                                     image_size=image_size)
+    ys, xs = receptive_field_centers(
+        grid_size=assignments.shape[:2], image_size=image_size
+    )
     for cluster in clusters:
         rows, cols = np.nonzero(word_cells(assignments, cluster))
         if rows.size:
             weight = assignments[rows, cols, cluster]
-            ax.scatter(xs[cols], ys[rows], s=size * (0.3 + weight),
-                       facecolors="none", edgecolors=[colors[cluster]],
-                       linewidths=1.5)
+            ax.scatter(
+                xs[cols],
+                ys[rows],
+                s=size * (0.3 + weight),
+                facecolors="none",
+                edgecolors=[colors[cluster]],
+                linewidths=1.5,
+            )
 
 
 def best_frames(assignments, cluster):

@@ -55,8 +55,10 @@ def class_names(*, workdir=None, data_dir=None, num_classes):
     if workdir and os.path.exists(run_record.path(workdir)):
         names = run_record.read(workdir)["data"]["labels"]
         if len(names) != num_classes:
-            raise ValueError(f"{run_record.path(workdir)} lists {len(names)} "
-                             f"classes, the model has {num_classes}")
+            raise ValueError(
+                f"{run_record.path(workdir)} lists {len(names)} "
+                f"classes, the model has {num_classes}"
+            )
         return names
     for folder in (workdir, data_dir):
         path = folder and os.path.join(folder, "labels.txt")
@@ -64,8 +66,10 @@ def class_names(*, workdir=None, data_dir=None, num_classes):
             with open(path, encoding="utf-8") as f:
                 names = [line.strip() for line in f if line.strip()]
             if len(names) != num_classes:
-                raise ValueError(f"{path} lists {len(names)} classes, the "
-                                 f"model / scores have {num_classes}")
+                raise ValueError(
+                    f"{path} lists {len(names)} classes, the "
+                    f"model / scores have {num_classes}"
+                )
             return names
     return [f"class {i}" for i in range(num_classes)]
 
@@ -75,15 +79,18 @@ def _checked_assignments(result):
     if assignments.shape[:2] != frames.shape[:2]:
         raise ValueError(
             f"assignments {assignments.shape} do not have one map per frame "
-            f"{frames.shape[:2]}")
+            f"{frames.shape[:2]}"
+        )
     return frames, assignments
 
 
 def _check_clusters(clusters, num_clusters):
     bad = [k for k in clusters if not 0 <= k < num_clusters]
     if bad:
-        raise ValueError(f"clusters {bad} do not exist: the model has "
-                         f"{num_clusters} action words (0..{num_clusters - 1})")
+        raise ValueError(
+            f"clusters {bad} do not exist: the model has "
+            f"{num_clusters} action words (0..{num_clusters - 1})"
+        )
     return clusters
 
 
@@ -99,38 +106,85 @@ def _salient_words(model, count):
     return [int(k) for k in np.argsort(-norms, kind="stable")[:count]]
 
 
-def action_words(*, model_path, out, clusters=None, num_videos=16,
-                 num_examples=6, width_px=1200, height_px=None, **data):
+def action_words(
+    *,
+    model_path,
+    out,
+    clusters=None,
+    num_videos=16,
+    num_examples=6,
+    width_px=1200,
+    height_px=None,
+    **data,
+):
     """Fig. 6. `data`: `run_model` keywords (data_dir, split, ...)."""
     model = inference.load_model(model_path)
-    result = inference.endpoints(model, num_videos=num_videos,
-                                 **with_run_inputs(model_path, data))
+    result = inference.endpoints(
+        model, num_videos=num_videos, **with_run_inputs(model_path, data)
+    )
     frames, assignments = _checked_assignments(result)
-    clusters = _check_clusters(clusters or _salient_words(model, 4),
-                               assignments.shape[-1])
+    clusters = _check_clusters(
+        clusters or _salient_words(model, 4), assignments.shape[-1]
+    )
     return figures.plot_action_words(
-        frames, assignments, result["video_ids"], clusters, out,
-        num_examples=num_examples, width_px=width_px, height_px=height_px)
+        frames,
+        assignments,
+        result["video_ids"],
+        clusters,
+        out,
+        num_examples=num_examples,
+        width_px=width_px,
+        height_px=height_px,
+    )
 
 
-def assignment_over_time(*, model_path, out, video_id=None, clusters=None,
-                         max_frames=8, width_px=1200, height_px=450, **data):
+def assignment_over_time(
+    *,
+    model_path,
+    out,
+    video_id=None,
+    clusters=None,
+    max_frames=8,
+    width_px=1200,
+    height_px=450,
+    **data,
+):
     """Fig. 7 for one video (default: the split's first)."""
     model = inference.load_model(model_path)
     result = inference.endpoints(
-        model, num_videos=1, video_ids=[video_id] if video_id else None,
-        **with_run_inputs(model_path, data))
+        model,
+        num_videos=1,
+        video_ids=[video_id] if video_id else None,
+        **with_run_inputs(model_path, data),
+    )
     frames, assignments = _checked_assignments(result)
-    clusters = _check_clusters(clusters or _salient_words(model, 3),
-                               assignments.shape[-1])
+    clusters = _check_clusters(
+        clusters or _salient_words(model, 3), assignments.shape[-1]
+    )
     return figures.plot_assignment_over_time(
-        frames[0], assignments[0], clusters, out,
-        video_id=result["video_ids"][0], max_frames=max_frames,
-        width_px=width_px, height_px=height_px)
+        frames[0],
+        assignments[0],
+        clusters,
+        out,
+        video_id=result["video_ids"][0],
+        max_frames=max_frames,
+        width_px=width_px,
+        height_px=height_px,
+    )
 
 
-def top_words(*, model_path, out, video_id=None, class_name=None, top=5,
-              workdir=None, width_px=1200, height_px=600, **data):
+def top_words(
+    *,
+    model_path,
+    out,
+    video_id=None,
+    class_name=None,
+    top=5,
+    workdir=None,
+    width_px=1200,
+    height_px=600,
+    **data,
+):
     """Fig. 8; the class defaults to the model's prediction.
 
     Returns:
@@ -138,25 +192,39 @@ def top_words(*, model_path, out, video_id=None, class_name=None, top=5,
     """
     model = inference.load_model(model_path)
     kernel, _ = inference.classifier_weights(model)
-    workdir = workdir or os.path.dirname(
-        os.path.dirname(os.path.abspath(model_path)))
-    names = class_names(workdir=workdir, data_dir=data.get("data_dir"),
-                        num_classes=kernel.shape[1])
+    workdir = workdir or os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
+    names = class_names(
+        workdir=workdir, data_dir=data.get("data_dir"), num_classes=kernel.shape[1]
+    )
     if class_name is not None and class_name not in names:
         raise ValueError(f"unknown class {class_name!r}; classes: {names}")
     result = inference.endpoints(
-        model, num_videos=1, video_ids=[video_id] if video_id else None,
-        **with_run_inputs(model_path, data))
+        model,
+        num_videos=1,
+        video_ids=[video_id] if video_id else None,
+        **with_run_inputs(model_path, data),
+    )
     frames, assignments = _checked_assignments(result)
-    class_index = names.index(class_name) if class_name else \
-        int(np.argmax(result["logits"][0]))
+    class_index = (
+        names.index(class_name) if class_name else int(np.argmax(result["logits"][0]))
+    )
     contributions = assign_lib.cluster_contributions(
-        result["descriptor"][0], kernel, class_index=class_index,
-        num_clusters=inference.num_clusters(model))
+        result["descriptor"][0],
+        kernel,
+        class_index=class_index,
+        num_clusters=inference.num_clusters(model),
+    )
     path = figures.plot_top_words(
-        frames[0], assignments[0], contributions, out,
-        class_name=names[class_index], video_id=result["video_ids"][0],
-        top=top, width_px=width_px, height_px=height_px)
+        frames[0],
+        assignments[0],
+        contributions,
+        out,
+        class_name=names[class_index],
+        video_id=result["video_ids"][0],
+        top=top,
+        width_px=width_px,
+        height_px=height_px,
+    )
     return path, contributions, class_index
 
 
@@ -165,15 +233,31 @@ def _sample_points(features, *, points_per_video, rng):
     num_videos, depth = features.shape[0], features.shape[-1]
     per_video = features.reshape(num_videos, -1, depth)  # [V, T*h*w, D]
     count = min(points_per_video, per_video.shape[1])
-    picks = np.stack([rng.choice(per_video.shape[1], count, replace=False)
-                      for _ in range(num_videos)])
+    picks = np.stack(
+        [
+            rng.choice(per_video.shape[1], count, replace=False)
+            for _ in range(num_videos)
+        ]
+    )
     points = np.take_along_axis(per_video, picks[..., None], axis=1)
     return points.reshape(-1, depth), np.repeat(np.arange(num_videos), count)
 
 
-def tsne(*, model_paths, out, names=None, joint=False, num_videos=8,
-         points_per_video=40, perplexity=30.0, num_iters=1000, seed=0,
-         width_px=1000, height_px=500, **data):
+def tsne(
+    *,
+    model_paths,
+    out,
+    names=None,
+    joint=False,
+    num_videos=8,
+    points_per_video=40,
+    perplexity=30.0,
+    num_iters=1000,
+    seed=0,
+    width_px=1000,
+    height_px=500,
+    **data,
+):
     """Figs. 5 / 10: t-SNE of each model's pooled-layer input features.
 
     Separate (default): one panel per model, points coloured by video.
@@ -185,10 +269,12 @@ def tsne(*, model_paths, out, names=None, joint=False, num_videos=8,
     sampled = []
     for path in model_paths:
         model = inference.load_model(path)
-        result = inference.features(model, num_videos=num_videos,
-                                    **with_run_inputs(path, data))
+        result = inference.features(
+            model, num_videos=num_videos, **with_run_inputs(path, data)
+        )
         points, videos = _sample_points(
-            result["features"], points_per_video=points_per_video, rng=rng)
+            result["features"], points_per_video=points_per_video, rng=rng
+        )
         sampled.append((points, videos, result["video_ids"]))
     embed = dict(perplexity=perplexity, num_iters=num_iters, seed=seed)
     if joint:
@@ -196,20 +282,32 @@ def tsne(*, model_paths, out, names=None, joint=False, num_videos=8,
         if len(depths) != 1:
             raise ValueError(f"--joint needs equal feature depths, got {depths}")
         points = np.concatenate([p for p, _, _ in sampled])
-        groups = np.concatenate([np.full(len(p), i)
-                                 for i, (p, _, _) in enumerate(sampled)])
-        panels = [("all streams", tsne_lib.tsne(points, **embed), groups,
-                   names)]
+        groups = np.concatenate(
+            [np.full(len(p), i) for i, (p, _, _) in enumerate(sampled)]
+        )
+        panels = [("all streams", tsne_lib.tsne(points, **embed), groups, names)]
     else:
-        panels = [(name, tsne_lib.tsne(points, **embed), videos, ids)
-                  for name, (points, videos, ids) in zip(names, sampled)]
-    return figures.plot_tsne(panels, out, width_px=width_px,
-                             height_px=height_px)
+        panels = [
+            (name, tsne_lib.tsne(points, **embed), videos, ids)
+            for name, (points, videos, ids) in zip(names, sampled)
+        ]
+    return figures.plot_tsne(panels, out, width_px=width_px, height_px=height_px)
 
 
-def confusion_diff(*, scores_a, scores_b, out, name_a="A", name_b="B",
-                   labels_file=None, data_dir=None, split="test", top=5,
-                   width_px=1000, height_px=700):
+def confusion_diff(
+    *,
+    scores_a,
+    scores_b,
+    out,
+    name_a="A",
+    name_b="B",
+    labels_file=None,
+    data_dir=None,
+    split="test",
+    top=5,
+    width_px=1000,
+    height_px=700,
+):
     """Fig. 9: confusion(B) - confusion(A); prints the biggest changes.
 
     Returns:
@@ -221,26 +319,37 @@ def confusion_diff(*, scores_a, scores_b, out, name_a="A", name_b="B",
         if data_dir is None:
             raise ValueError(
                 f"{scores_a if a['labels'] is None else scores_b} stores no "
-                f"labels: pass --data_dir (and --split) for the ground truth")
+                f"labels: pass --data_dir (and --split) for the ground truth"
+            )
         truth = confusion.read_ground_truth(data_dir, split)
     result = confusion.confusion_difference(a, b, truth=truth)
     num_classes = a["logits"].shape[1]
     if labels_file:
-        names = class_names(workdir=os.path.dirname(labels_file) or ".",
-                            num_classes=num_classes)
+        names = class_names(
+            workdir=os.path.dirname(labels_file) or ".", num_classes=num_classes
+        )
     else:
         names = class_names(data_dir=data_dir, num_classes=num_classes)
     gained, lost = confusion.ranked_changes(result["gain"], names, top=top)
-    print(f"{name_b} vs {name_a} on {result['num_videos']} videos: "
-          f"accuracy per class, gained most:")
+    print(
+        f"{name_b} vs {name_a} on {result['num_videos']} videos: "
+        f"accuracy per class, gained most:"
+    )
     for name, change in gained:
         print(f"  {name}: {change:+.3f}")
     print("lost most:")
     for name, change in lost:
         print(f"  {name}: {change:+.3f}")
     path = confusion.plot_confusion_difference(
-        result, names, out, name_a=name_a, name_b=name_b, top=top,
-        width_px=width_px, height_px=height_px)
+        result,
+        names,
+        out,
+        name_a=name_a,
+        name_b=name_b,
+        top=top,
+        width_px=width_px,
+        height_px=height_px,
+    )
     return path, gained, lost
 
 
@@ -250,5 +359,6 @@ def curves(*, workdir, out, tags=None, width_px=1000, height_px=700):
     if not os.path.isdir(log_dir):
         log_dir = workdir  # also accept the TensorBoard folder itself
     scalars = curves_lib.read_scalars(log_dir)
-    return curves_lib.plot_curves(scalars, out, tags=tags, title=workdir,
-                                  width_px=width_px, height_px=height_px)
+    return curves_lib.plot_curves(
+        scalars, out, tags=tags, title=workdir, width_px=width_px, height_px=height_px
+    )

@@ -23,7 +23,8 @@ def _label_indices(labels, where):
         bad = int(np.sum(positives != 1))
         raise ValueError(
             f"{where}: a confusion matrix needs exactly one label per video; "
-            f"{bad} videos have none or several (multi-label data?)")
+            f"{bad} videos have none or several (multi-label data?)"
+        )
     return np.argmax(labels, axis=1)
 
 
@@ -40,12 +41,17 @@ def read_scores(path):
     """
     logits, video_ids, labels = scores_lib.read_scores(path)
     if video_ids is None:
-        raise ValueError(f"{path}: no dataset '{scores_lib.IDS_KEY}'; expected "
-                         f"a file written by avlad_tf.evaluate")
+        raise ValueError(
+            f"{path}: no dataset '{scores_lib.IDS_KEY}'; expected "
+            f"a file written by avlad_tf.evaluate"
+        )
     if labels is not None:
         labels = _label_indices(labels, f"{path}:{scores_lib.LABELS_KEY}")
-    return {"logits": logits.astype(np.float32), "video_ids": video_ids,
-            "labels": labels}
+    return {
+        "logits": logits.astype(np.float32),
+        "video_ids": video_ids,
+        "labels": labels,
+    }
 
 
 def read_ground_truth(data_dir, split):
@@ -57,9 +63,12 @@ def read_ground_truth(data_dir, split):
     metadata = schema.read_metadata(data_dir)
     if split not in metadata["splits"]:
         raise ValueError(
-            f"{data_dir}: no split {split!r}; has {sorted(metadata['splits'])}")
-    files = [os.path.join(data_dir, shard["file"])
-             for shard in metadata["splits"][split]["shards"]]
+            f"{data_dir}: no split {split!r}; has {sorted(metadata['splits'])}"
+        )
+    files = [
+        os.path.join(data_dir, shard["file"])
+        for shard in metadata["splits"][split]["shards"]
+    ]
     context = {
         schema.VIDEO_ID_KEY: schema.CONTEXT_FEATURES[schema.VIDEO_ID_KEY],
         schema.LABEL_INDEX_KEY: schema.CONTEXT_FEATURES[schema.LABEL_INDEX_KEY],
@@ -72,7 +81,8 @@ def read_ground_truth(data_dir, split):
         if len(labels) != 1:
             raise ValueError(
                 f"{data_dir} {split}: video {video_id} has {len(labels)} "
-                f"labels; a confusion matrix needs exactly one")
+                f"labels; a confusion matrix needs exactly one"
+            )
         truth[video_id] = int(labels[0])
     return truth
 
@@ -85,8 +95,7 @@ def confusion_matrix(labels, predictions, *, num_classes):
     counts = np.zeros((num_classes, num_classes), np.float64)
     np.add.at(counts, (labels, predictions), 1.0)
     totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.zeros_like(counts),
-                     where=totals > 0)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
 
 def confusion_difference(scores_a, scores_b, *, truth=None):
@@ -104,8 +113,8 @@ def confusion_difference(scores_a, scores_b, *, truth=None):
     num_classes = scores_a["logits"].shape[1]
     if scores_b["logits"].shape[1] != num_classes:
         raise ValueError(
-            f"score files have {num_classes} and "
-            f"{scores_b['logits'].shape[1]} classes")
+            f"score files have {num_classes} and {scores_b['logits'].shape[1]} classes"
+        )
     common = sorted(set(scores_a["video_ids"]) & set(scores_b["video_ids"]))
     if not common:
         raise ValueError("the two score files share no video ids")
@@ -120,46 +129,66 @@ def confusion_difference(scores_a, scores_b, *, truth=None):
             if missing:
                 raise ValueError(
                     f"no ground truth for {len(missing)} videos, e.g. "
-                    f"{missing[0]!r}: wrong --data_dir / --split?")
+                    f"{missing[0]!r}: wrong --data_dir / --split?"
+                )
             labels = np.array([truth[v] for v in common])
         else:
             raise ValueError(
                 "a score file has no labels: pass the dataset (data_dir and "
-                "split) to read the ground truth")
+                "split) to read the ground truth"
+            )
         predictions = np.argmax(scores["logits"][rows], axis=1)
-        confusions.append(confusion_matrix(
-            labels, predictions, num_classes=num_classes))
+        confusions.append(
+            confusion_matrix(labels, predictions, num_classes=num_classes)
+        )
     difference = confusions[1] - confusions[0]
-    return {"difference": difference, "confusion_a": confusions[0],
-            "confusion_b": confusions[1], "gain": np.diag(difference).copy(),
-            "num_videos": len(common)}
+    return {
+        "difference": difference,
+        "confusion_a": confusions[0],
+        "confusion_b": confusions[1],
+        "gain": np.diag(difference).copy(),
+        "num_videos": len(common),
+    }
 
 
 def ranked_changes(gain, class_names, *, top=5):
     """(gained, lost): lists of `(class_name, change)`, largest first."""
     order = np.argsort(-gain, kind="stable")
-    gained = [(class_names[i], float(gain[i])) for i in order[:top]
-              if gain[i] > 0]
-    lost = [(class_names[i], float(gain[i])) for i in order[::-1][:top]
-            if gain[i] < 0]
+    gained = [(class_names[i], float(gain[i])) for i in order[:top] if gain[i] > 0]
+    lost = [(class_names[i], float(gain[i])) for i in order[::-1][:top] if gain[i] < 0]
     return gained, lost
 
 
-def plot_confusion_difference(result, class_names, path, *, name_a="A",
-                              name_b="B", top=5, width_px=1000,
-                              height_px=700):
+def plot_confusion_difference(
+    result,
+    class_names,
+    path,
+    *,
+    name_a="A",
+    name_b="B",
+    top=5,
+    width_px=1000,
+    height_px=700,
+):
     """Heat map of the difference plus the classes that gained / lost most."""
     gained, lost = ranked_changes(result["gain"], class_names, top=top)
     fig = plotting.new_figure(width_px=width_px, height_px=height_px)
     ax, text_ax = fig.subplots(1, 2, width_ratios=[3, 1])
     limit = max(float(np.max(np.abs(result["difference"]))), 1e-6)
-    image = ax.imshow(result["difference"], cmap="RdBu", vmin=-limit,
-                      vmax=limit, interpolation="nearest")
+    image = ax.imshow(
+        result["difference"],
+        cmap="RdBu",
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+    )
     fig.colorbar(image, ax=ax, shrink=0.8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"confusion({name_b}) - confusion({name_a}), "
-                 f"{result['num_videos']} videos", fontsize=9)
+    ax.set_title(
+        f"confusion({name_b}) - confusion({name_a}), {result['num_videos']} videos",
+        fontsize=9,
+    )
     if len(class_names) <= 30:
         ticks = np.arange(len(class_names))
         ax.set_xticks(ticks, class_names, rotation=90, fontsize=6)
@@ -169,6 +198,13 @@ def plot_confusion_difference(result, class_names, path, *, name_a="A",
     lines += ["", "lost most:"]
     lines += [f"  {name}: {change:+.2f}" for name, change in lost] or ["  -"]
     text_ax.axis("off")
-    text_ax.text(0.0, 1.0, "\n".join(lines), va="top", family="monospace",
-                 fontsize=7, transform=text_ax.transAxes)
+    text_ax.text(
+        0.0,
+        1.0,
+        "\n".join(lines),
+        va="top",
+        family="monospace",
+        fontsize=7,
+        transform=text_ax.transAxes,
+    )
     return plotting.save_figure(fig, path)

@@ -15,8 +15,7 @@ _EVENT_PREFIX = "events.out.tfevents"
 def _natural_key(name):
     # Event file names end in `<seconds>.<host>.<pid>.<writer counter>.v2`;
     # a plain string sort puts writer 10 before writer 9 of one process.
-    return [int(part) if part.isdigit() else part
-            for part in re.split(r"(\d+)", name)]
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def find_event_files(log_dir):
@@ -59,7 +58,8 @@ def read_scalars(log_dir):
     runs = find_event_files(log_dir)
     if not runs:
         raise FileNotFoundError(
-            f"no TensorBoard event files ({_EVENT_PREFIX}*) under {log_dir}")
+            f"no TensorBoard event files ({_EVENT_PREFIX}*) under {log_dir}"
+        )
     scalars = collections.defaultdict(dict)
     for run, files in sorted(runs.items()):
         # tag -> {step: ((wall time, file, order), value)}: the newest write
@@ -73,17 +73,16 @@ def read_scalars(log_dir):
                     scalar = _scalar(value)
                     previous = points[value.tag].get(int(event.step))
                     if scalar is not None and (
-                            previous is None or previous[0] < written):
+                        previous is None or previous[0] < written
+                    ):
                         points[value.tag][int(event.step)] = (written, scalar)
         for tag, by_step in points.items():
             steps = np.array(sorted(by_step), np.int64)
-            scalars[tag][run] = (
-                steps, np.array([by_step[s][1] for s in steps]))
+            scalars[tag][run] = (steps, np.array([by_step[s][1] for s in steps]))
     return dict(scalars)
 
 
-def plot_curves(scalars, path, *, tags=None, title="", width_px=1000,
-                height_px=700):
+def plot_curves(scalars, path, *, tags=None, title="", width_px=1000, height_px=700):
     """One panel per tag, one line per run.
 
     Args:
@@ -99,15 +98,15 @@ def plot_curves(scalars, path, *, tags=None, title="", width_px=1000,
     missing = [t for t in tags if t not in scalars]
     if missing or not tags:
         raise ValueError(
-            f"tags {missing or tags} not logged; available: {sorted(scalars)}")
+            f"tags {missing or tags} not logged; available: {sorted(scalars)}"
+        )
     columns = min(3, len(tags))
     rows = math.ceil(len(tags) / columns)
     fig = plotting.new_figure(width_px=width_px, height_px=height_px)
     for i, tag in enumerate(tags):
         ax = fig.add_subplot(rows, columns, i + 1)
         for run, (steps, values) in sorted(scalars[tag].items()):
-            ax.plot(steps, values, marker="." if len(steps) < 30 else None,
-                    label=run)
+            ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=run)
         ax.set_title(tag, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -24,8 +24,17 @@ def _show_frame(ax, frame, title=""):
         ax.set_title(title, fontsize=7)
 
 
-def plot_action_words(frames, assignments, video_ids, clusters, path, *,
-                      num_examples=6, width_px=1200, height_px=None):
+def plot_action_words(
+    frames,
+    assignments,
+    video_ids,
+    clusters,
+    path,
+    *,
+    num_examples=6,
+    width_px=1200,
+    height_px=None,
+):
     """Fig. 6: for each word, frames of different videos where it fires.
 
     Args:
@@ -50,28 +59,46 @@ def plot_action_words(frames, assignments, video_ids, clusters, path, *,
         if not order.size:  # a dead word: say so instead of empty frames
             ax = fig.add_subplot(len(clusters), 1, row + 1)
             ax.axis("off")
-            ax.text(0.5, 0.5, f"word {cluster}: no region of these "
-                    f"{frames.shape[0]} videos is assigned to it",
-                    ha="center", va="center", fontsize=9)
+            ax.text(
+                0.5,
+                0.5,
+                f"word {cluster}: no region of these "
+                f"{frames.shape[0]} videos is assigned to it",
+                ha="center",
+                va="center",
+                fontsize=9,
+            )
             continue
         for col, video in enumerate(order):
-            ax = fig.add_subplot(len(clusters), num_examples,
-                                 row * num_examples + col + 1)
+            ax = fig.add_subplot(
+                len(clusters), num_examples, row * num_examples + col + 1
+            )
             t = best[video]
-            _show_frame(ax, frames[video, t],
-                        f"{video_ids[video]}\nframe {t}, {counts[video]} cells")
+            _show_frame(
+                ax,
+                frames[video, t],
+                f"{video_ids[video]}\nframe {t}, {counts[video]} cells",
+            )
             assign_lib.draw_word_markers(
-                ax, assignments[video, t], [cluster],
-                image_size=frames.shape[2:4])
+                ax, assignments[video, t], [cluster], image_size=frames.shape[2:4]
+            )
             if col == 0:
                 ax.set_ylabel(f"word {cluster}", fontsize=9)
     fig.suptitle("action words: regions assigned to each cluster", fontsize=10)
     return plotting.save_figure(fig, path)
 
 
-def plot_assignment_over_time(frames, assignments, clusters, path, *,
-                              video_id="", max_frames=8, width_px=1200,
-                              height_px=450):
+def plot_assignment_over_time(
+    frames,
+    assignments,
+    clusters,
+    path,
+    *,
+    video_id="",
+    max_frames=8,
+    width_px=1200,
+    height_px=450,
+):
     """Fig. 7: one video's regions assigned to given words, frame by frame.
 
     Args:
@@ -83,22 +110,29 @@ def plot_assignment_over_time(frames, assignments, clusters, path, *,
             word's share of cells over all T frames.
     """
     num_frames = frames.shape[0]
-    shown = np.unique(np.linspace(0, num_frames - 1,
-                                  min(max_frames, num_frames)).astype(int))
+    shown = np.unique(
+        np.linspace(0, num_frames - 1, min(max_frames, num_frames)).astype(int)
+    )
     fig = plotting.new_figure(width_px=width_px, height_px=height_px)
     grid = fig.add_gridspec(2, len(shown), height_ratios=[3, 2])
     for col, t in enumerate(shown):
         ax = fig.add_subplot(grid[0, col])
         _show_frame(ax, frames[t], f"t={t}")
-        assign_lib.draw_word_markers(ax, assignments[t], clusters,
-                                     image_size=frames.shape[1:3])
+        assign_lib.draw_word_markers(
+            ax, assignments[t], clusters, image_size=frames.shape[1:3]
+        )
     colors = plotting.cluster_colors(assignments.shape[-1]) / 255.0
     ax = fig.add_subplot(grid[1, :])
     cells = assignments.shape[1] * assignments.shape[2]
     for cluster in clusters:
         share = assign_lib.word_cells(assignments, cluster).sum(axis=(1, 2))
-        ax.plot(np.arange(num_frames), share / cells, color=colors[cluster],
-                marker=".", label=f"word {cluster}")
+        ax.plot(
+            np.arange(num_frames),
+            share / cells,
+            color=colors[cluster],
+            marker=".",
+            label=f"word {cluster}",
+        )
     ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel("frame", fontsize=8)
     ax.set_ylabel("share of cells", fontsize=8)
@@ -107,9 +141,18 @@ def plot_assignment_over_time(frames, assignments, clusters, path, *,
     return plotting.save_figure(fig, path)
 
 
-def plot_top_words(frames, assignments, contributions, path, *,
-                   class_name="", video_id="", top=5, width_px=1200,
-                   height_px=600):
+def plot_top_words(
+    frames,
+    assignments,
+    contributions,
+    path,
+    *,
+    class_name="",
+    video_id="",
+    top=5,
+    width_px=1200,
+    height_px=600,
+):
     """Fig. 8: each word's contribution to a class score, top words shown.
 
     Args:
@@ -127,8 +170,9 @@ def plot_top_words(frames, assignments, contributions, path, *,
     fig = plotting.new_figure(width_px=width_px, height_px=height_px)
     grid = fig.add_gridspec(2, top, height_ratios=[2, 3])
     ax = fig.add_subplot(grid[0, :])
-    bar_colors = [colors[k] if k in order else (0.75, 0.75, 0.75)
-                  for k in range(num_clusters)]
+    bar_colors = [
+        colors[k] if k in order else (0.75, 0.75, 0.75) for k in range(num_clusters)
+    ]
     ax.bar(np.arange(num_clusters), contributions, color=bar_colors)
     ax.axhline(0.0, color="black", linewidth=0.5)
     if num_clusters <= 64:
@@ -136,15 +180,20 @@ def plot_top_words(frames, assignments, contributions, path, *,
         ax.tick_params(axis="x", labelsize=6 if num_clusters > 16 else 8)
     ax.set_xlabel("action word", fontsize=8)
     ax.set_ylabel("contribution", fontsize=8)
-    ax.set_title(f"{video_id}: contribution of each word to "
-                 f"'{class_name}' (sum {contributions.sum():.3f})", fontsize=9)
+    ax.set_title(
+        f"{video_id}: contribution of each word to "
+        f"'{class_name}' (sum {contributions.sum():.3f})",
+        fontsize=9,
+    )
     for col, cluster in enumerate(order):
         t, _ = assign_lib.best_frames(assignments[None], cluster)
         ax_frame = fig.add_subplot(grid[1, col])
-        _show_frame(ax_frame, frames[t[0]],
-                    f"word {cluster}: {contributions[cluster]:+.3f}")
-        assign_lib.draw_word_markers(ax_frame, assignments[t[0]], [cluster],
-                                     image_size=frames.shape[1:3])
+        _show_frame(
+            ax_frame, frames[t[0]], f"word {cluster}: {contributions[cluster]:+.3f}"
+        )
+        assign_lib.draw_word_markers(
+            ax_frame, assignments[t[0]], [cluster], image_size=frames.shape[1:3]
+        )
     return plotting.save_figure(fig, path)
 
 
@@ -163,14 +212,12 @@ def plot_tsne(panels, path, *, width_px=1000, height_px=500, title=""):
         colors = plotting.cluster_colors(len(names)) / 255.0
         for g, name in enumerate(names):
             points = embedding[groups == g]
-            ax.scatter(points[:, 0], points[:, 1], s=6, color=colors[g],
-                       label=name)
+            ax.scatter(points[:, 0], points[:, 1], s=6, color=colors[g], label=name)
         ax.set_title(panel_title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         if len(names) <= 12:
-            ax.legend(fontsize=6, markerscale=2,
-                      ncol=max(1, math.ceil(len(names) / 6)))
+            ax.legend(fontsize=6, markerscale=2, ncol=max(1, math.ceil(len(names) / 6)))
     if title:
         fig.suptitle(title, fontsize=10)
     return plotting.save_figure(fig, path)

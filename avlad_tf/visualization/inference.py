@@ -18,7 +18,8 @@ def load_model(path):
         raise FileNotFoundError(
             f"model {path} does not exist: train one with "
             f"`python -m avlad_tf.train --workdir=...` (it writes "
-            f"WORKDIR/<stream>/model.keras) or pass --model")
+            f"WORKDIR/<stream>/model.keras) or pass --model"
+        )
     import keras
 
     # Importing registers avlad_tf's serialisable layers with Keras.
@@ -32,12 +33,14 @@ def input_specs(model):
     """`{input name: (image_size, channels)}` of a model's video inputs."""
     specs = {}
     from avlad_tf.models import action_vlad  # pylint: disable=import-outside-toplevel
+
     for name, tensor in zip(action_vlad.input_names(model), model.inputs):
         shape = tuple(tensor.shape)
         if len(shape) != 5 or shape[2] is None or shape[-1] is None:
             raise ValueError(
                 f"model input {name!r} has shape {shape}; expected "
-                f"[batch, time, S, S, C] with known S and C")
+                f"[batch, time, S, S, C] with known S and C"
+            )
         specs[name] = (int(shape[2]), int(shape[-1]))
     return specs
 
@@ -48,20 +51,38 @@ def _dataset(model, *, data_dir, split, batch_size, num_frames, settings):
     if data_dir is None:
         raise ValueError(
             "no dataset: pass --data_dir, or a model inside a training "
-            "workdir (its run.json names the dataset)")
+            "workdir (its run.json names the dataset)"
+        )
     specs = input_specs(model)
     sizes = {size for size, _ in specs.values()}
     kwargs = dict(settings or {})
-    kwargs.update(data_dir=data_dir, split=split, training=False,
-                  modalities=tuple(specs), batch_size=batch_size, num_crops=1,
-                  with_ids=True, image_size=sizes.pop())
+    kwargs.update(
+        data_dir=data_dir,
+        split=split,
+        training=False,
+        modalities=tuple(specs),
+        batch_size=batch_size,
+        num_crops=1,
+        with_ids=True,
+        image_size=sizes.pop(),
+    )
     if num_frames is not None:
         kwargs["num_frames"] = num_frames
     return video_input.make_dataset(**kwargs), tuple(specs)
 
 
-def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
-              video_ids=None, batch_size=2, num_frames=None, settings=None):
+def run_model(
+    model,
+    outputs_model,
+    *,
+    num_videos,
+    data_dir=None,
+    split="test",
+    video_ids=None,
+    batch_size=2,
+    num_frames=None,
+    settings=None,
+):
     """Runs `outputs_model` over the first videos of a split.
 
     Args:
@@ -86,10 +107,14 @@ def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
     Raises:
         ValueError: if requested video ids are not in the split.
     """
-    dataset, modalities = _dataset(model, data_dir=data_dir, split=split,
-                                   batch_size=batch_size,
-                                   num_frames=num_frames,
-                                   settings=settings)
+    dataset, modalities = _dataset(
+        model,
+        data_dir=data_dir,
+        split=split,
+        batch_size=batch_size,
+        num_frames=num_frames,
+        settings=settings,
+    )
     wanted = None if video_ids is None else list(video_ids)
     collected = {"video_ids": [], "labels": [], "frames": []}
     for features, labels in dataset:
@@ -104,18 +129,19 @@ def run_model(model, outputs_model, *, num_videos, data_dir=None, split="test",
                 collected.setdefault(key, []).append(np.asarray(value)[keep])
             collected["video_ids"] += [v for v, k in zip(ids, keep) if k]
             collected["labels"].append(labels.numpy()[keep])
-            collected["frames"].append(plotting.displayable_frames(
-                features[modalities[0]].numpy()[keep]))
-            logging.info("visualize: ran %d videos of %s",
-                         len(collected["video_ids"]), split)
-        if len(collected["video_ids"]) >= (len(wanted) if wanted else
-                                           num_videos):
+            collected["frames"].append(
+                plotting.displayable_frames(features[modalities[0]].numpy()[keep])
+            )
+            logging.info(
+                "visualize: ran %d videos of %s", len(collected["video_ids"]), split
+            )
+        if len(collected["video_ids"]) >= (len(wanted) if wanted else num_videos):
             break
     found = collected.pop("video_ids")
     if wanted is not None and set(wanted) - set(found):
         raise ValueError(
-            f"video ids {sorted(set(wanted) - set(found))} are not in split "
-            f"{split!r}")
+            f"video ids {sorted(set(wanted) - set(found))} are not in split {split!r}"
+        )
     if not found:
         raise ValueError(f"split {split!r} yielded no videos")
     result = {k: np.concatenate(v)[:num_videos] for k, v in collected.items()}
@@ -131,7 +157,8 @@ def endpoints(model, **kwargs):
     if "assignments" not in result:
         raise ValueError(
             "the model has no NetVLAD assignments (pooling is not netvlad?); "
-            "action-word figures need an ActionVLAD model")
+            "action-word figures need an ActionVLAD model"
+        )
     return result
 
 

@@ -24,9 +24,13 @@ def new_figure(*, width_px, height_px, constrained=True):
     if width_px < 50 or height_px < 50:
         raise ValueError(
             f"figure size must be at least 50x50 pixels. Received: "
-            f"{width_px}x{height_px}")
-    return plt.figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI,
-                      layout="constrained" if constrained else None)
+            f"{width_px}x{height_px}"
+        )
+    return plt.figure(
+        figsize=(width_px / DPI, height_px / DPI),
+        dpi=DPI,
+        layout="constrained" if constrained else None,
+    )
 
 
 def save_figure(fig, path):
@@ -66,7 +70,8 @@ def displayable_frames(frames):
         return np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8)
     raise ValueError(
         f"cannot display frames with {channels} channels: expected 3 (RGB) "
-        f"or an even number (flow x/y pairs)")
+        f"or an even number (flow x/y pairs)"
+    )
 
 
 def cluster_colors(num_clusters):
@@ -77,8 +82,9 @@ def cluster_colors(num_clusters):
     """
     if num_clusters <= 18:
         cmap = plt.get_cmap("tab20")
-        order = [i for i in range(0, 20, 2) if i != 14] + \
-            [i for i in range(1, 20, 2) if i != 15]
+        order = [i for i in range(0, 20, 2) if i != 14] + [
+            i for i in range(1, 20, 2) if i != 15
+        ]
         values = [cmap(order[k])[:3] for k in range(num_clusters)]
     else:
         cmap = plt.get_cmap("hsv")

@@ -52,8 +52,7 @@ def conditional_probabilities(x, *, perplexity):
                 break
             if entropy > target_entropy:  # too flat: sharpen
                 beta_low = beta
-                beta = beta * 2.0 if np.isinf(beta_high) else \
-                    (beta + beta_high) / 2.0
+                beta = beta * 2.0 if np.isinf(beta_high) else (beta + beta_high) / 2.0
             else:
                 beta_high = beta
                 beta = (beta + beta_low) / 2.0
@@ -69,8 +68,16 @@ def _pca(x, num_components):
     return x @ vt[:num_components].T
 
 
-def tsne(x, *, num_dims=2, perplexity=30.0, num_iters=1000,
-         learning_rate=200.0, pca_dims=50, seed=0):
+def tsne(
+    x,
+    *,
+    num_dims=2,
+    perplexity=30.0,
+    num_iters=1000,
+    learning_rate=200.0,
+    pca_dims=50,
+    seed=0,
+):
     """Embeds `x` in `num_dims` dimensions with exact t-SNE.
 
     Args:
@@ -93,7 +100,8 @@ def tsne(x, *, num_dims=2, perplexity=30.0, num_iters=1000,
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(
-            f"tsne needs a [N, D] array with N >= 2. Received shape {x.shape}")
+            f"tsne needs a [N, D] array with N >= 2. Received shape {x.shape}"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("tsne received non-finite features (NaN or inf)")
     n = x.shape[0]
@@ -116,8 +124,7 @@ def tsne(x, *, num_dims=2, perplexity=30.0, num_iters=1000,
         coefficient = (exaggeration * p - q) * kernel  # [N, N]
         gradient = 4.0 * (np.diag(coefficient.sum(axis=1)) - coefficient) @ y
         same_sign = np.sign(gradient) == np.sign(velocity)
-        gains = np.maximum(
-            np.where(same_sign, gains * 0.8, gains + 0.2), _MIN_GAIN)
+        gains = np.maximum(np.where(same_sign, gains * 0.8, gains + 0.2), _MIN_GAIN)
         velocity = momentum * velocity - learning_rate * gains * gradient
         y = y + velocity
         y = y - y.mean(axis=0, keepdims=True)
@@ -129,7 +136,8 @@ def kl_divergence(x, y, *, perplexity=30.0):
     n = x.shape[0]
     perplexity = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
     conditional = conditional_probabilities(
-        np.asarray(x, np.float64), perplexity=perplexity)
+        np.asarray(x, np.float64), perplexity=perplexity
+    )
     p = np.maximum((conditional + conditional.T) / (2.0 * n), 1e-12)
     kernel = 1.0 / (1.0 + _squared_distances(np.asarray(y, np.float64)))
     np.fill_diagonal(kernel, 0.0)

@@ -27,8 +27,11 @@ def write_hmdb51_like(data_dir, *, shuffle_seed, records_per_shard=32):
     """The shipped HMDB51 split-1 training list as a tiny prepared dataset."""
     os.makedirs(data_dir)
     labels, splits = sources.release_list_items(
-        "hmdb51", list_dir=os.path.join(sources.LISTS_DIR, "hmdb51"),
-        root=data_dir, split_names=["train_split1"])
+        "hmdb51",
+        list_dir=os.path.join(sources.LISTS_DIR, "hmdb51"),
+        root=data_dir,
+        split_names=["train_split1"],
+    )
     ordered, order = writer.record_order(splits, shuffle_seed=shuffle_seed)
     rgb = tf.io.encode_jpeg(tf.zeros((8, 8, 3), tf.uint8)).numpy()
     flow = tf.io.encode_jpeg(tf.zeros((8, 8, 1), tf.uint8)).numpy()
@@ -36,27 +39,50 @@ def write_hmdb51_like(data_dir, *, shuffle_seed, records_per_shard=32):
     for name, items in writer.plan_shards(ordered, records_per_shard)["train_split1"]:
         with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as out:
             for item in items:
-                out.write(schema.make_sequence_example(
-                    video_id=item.video_id, labels=item.labels,
-                    rgb_jpegs=[rgb] * 3, flow_x_jpegs=[flow] * 2,
-                    flow_y_jpegs=[flow] * 2, source=item.path))
+                out.write(
+                    schema.make_sequence_example(
+                        video_id=item.video_id,
+                        labels=item.labels,
+                        rgb_jpegs=[rgb] * 3,
+                        flow_x_jpegs=[flow] * 2,
+                        flow_y_jpegs=[flow] * 2,
+                        source=item.path,
+                    )
+                )
         shards.append({"file": name, "num_records": len(items)})
-    schema.write_metadata(data_dir, {
-        "dataset": "hmdb51", "labels": labels, "num_classes": len(labels),
-        "multi_label": False, "frame_height": 8, "frame_width": 8,
-        "record_order": order,
-        "splits": {"train_split1": {
-            "num_records": sum(s["num_records"] for s in shards),
-            "shards": shards}}})
+    schema.write_metadata(
+        data_dir,
+        {
+            "dataset": "hmdb51",
+            "labels": labels,
+            "num_classes": len(labels),
+            "multi_label": False,
+            "frame_height": 8,
+            "frame_width": 8,
+            "record_order": order,
+            "splits": {
+                "train_split1": {
+                    "num_records": sum(s["num_records"] for s in shards),
+                    "shards": shards,
+                }
+            },
+        },
+    )
     return data_dir
 
 
 def classes_per_update(data_dir, *, updates=UPDATES, seed=0):
     """Distinct classes in each of the first `updates` 16-video updates."""
     dataset = video_input.make_dataset(
-        data_dir=data_dir, split="train_split1", training=True,
-        batch_size=VIDEOS_PER_UPDATE, num_frames=1, image_size=8,
-        resize_to=(8, 8), seed=seed)
+        data_dir=data_dir,
+        split="train_split1",
+        training=True,
+        batch_size=VIDEOS_PER_UPDATE,
+        num_frames=1,
+        image_size=8,
+        resize_to=(8, 8),
+        seed=seed,
+    )
     counts = []
     for _, labels in dataset.take(updates):
         counts.append(len(set(np.argmax(labels.numpy(), axis=1))))
@@ -64,21 +90,23 @@ def classes_per_update(data_dir, *, updates=UPDATES, seed=0):
 
 
 class ClassMixTest(absltest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         root = testing.class_tempdir(cls)
-        cls.shuffled = write_hmdb51_like(os.path.join(root, "shuffled"),
-                                         shuffle_seed=0)
-        cls.list_order = write_hmdb51_like(os.path.join(root, "list"),
-                                           shuffle_seed=None)
+        cls.shuffled = write_hmdb51_like(os.path.join(root, "shuffled"), shuffle_seed=0)
+        cls.list_order = write_hmdb51_like(
+            os.path.join(root, "list"), shuffle_seed=None
+        )
 
     def test_the_shipped_list_is_sorted_by_class(self):
         # The premise: without a shuffled write, shards hold one or two classes.
         _, splits = sources.release_list_items(
-            "hmdb51", list_dir=os.path.join(sources.LISTS_DIR, "hmdb51"),
-            root=self.list_order, split_names=["train_split1"])
+            "hmdb51",
+            list_dir=os.path.join(sources.LISTS_DIR, "hmdb51"),
+            root=self.list_order,
+            split_names=["train_split1"],
+        )
         labels = [item.labels[0] for item in splits["train_split1"]]
         self.assertLen(labels, 51 * 70)
         self.assertEqual(labels, sorted(labels))
@@ -96,8 +124,9 @@ class ClassMixTest(absltest.TestCase):
 
     def test_metadata_records_the_order(self):
         metadata = schema.read_metadata(self.shuffled)
-        self.assertEqual(metadata["record_order"]["train_split1"],
-                         {"order": "shuffled", "seed": 0})
+        self.assertEqual(
+            metadata["record_order"]["train_split1"], {"order": "shuffled", "seed": 0}
+        )
 
     def test_record_order_is_a_seeded_permutation_of_training_splits_only(self):
         splits = {"train_split1": list(range(100)), "test_split1": list(range(100))}

@@ -13,8 +13,7 @@ H, W, S = 48, 64, 32  # small stand-ins for 256×340 / 224
 def _coordinate_video(num_frames=3, height=H, width=W):
     """uint8 [T, H, W, 3]: channel 0 = row, 1 = column, 2 = frame index."""
     y, x = np.mgrid[0:height, 0:width]
-    frames = [np.stack([y, x, np.full_like(y, t)], axis=-1)
-              for t in range(num_frames)]
+    frames = [np.stack([y, x, np.full_like(y, t)], axis=-1) for t in range(num_frames)]
     return np.stack(frames).astype(np.uint8)
 
 
@@ -27,32 +26,46 @@ def _eager_and_in_dataset(fn, *args):
 
 
 class CropGeometryTest(parameterized.TestCase):
-
     def test_release_offsets_at_full_size(self):
-        self.assertEqual(preprocessing.eval_crop_offsets(
-            resize_to=(256, 340), image_size=224, num_crops=1), ((16, 60),))
-        self.assertEqual(preprocessing.eval_crop_offsets(
-            resize_to=(256, 340), image_size=224, num_crops=5),
-            ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60)))
+        self.assertEqual(
+            preprocessing.eval_crop_offsets(
+                resize_to=(256, 340), image_size=224, num_crops=1
+            ),
+            ((16, 60),),
+        )
+        self.assertEqual(
+            preprocessing.eval_crop_offsets(
+                resize_to=(256, 340), image_size=224, num_crops=5
+            ),
+            ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60)),
+        )
 
     def test_true_centre_switch(self):
-        self.assertEqual(preprocessing.eval_crop_offsets(
-            resize_to=(256, 340), image_size=224, num_crops=5,
-            release_crop_offsets=False),
-            ((0, 0), (0, 116), (32, 0), (32, 116), (16, 58)))
+        self.assertEqual(
+            preprocessing.eval_crop_offsets(
+                resize_to=(256, 340),
+                image_size=224,
+                num_crops=5,
+                release_crop_offsets=False,
+            ),
+            ((0, 0), (0, 116), (32, 0), (32, 116), (16, 58)),
+        )
 
     def test_offsets_generalise_to_toy_size(self):
         offsets = preprocessing.eval_crop_offsets(
-            resize_to=(64, 85), image_size=56, num_crops=5)
+            resize_to=(64, 85), image_size=56, num_crops=5
+        )
         self.assertEqual(offsets, ((0, 0), (0, 28), (7, 0), (7, 28), (4, 16)))
 
     def test_bad_crop_requests(self):
         with self.assertRaisesRegex(ValueError, "num_crops must be 1 or 5"):
-            preprocessing.eval_crop_offsets(resize_to=(256, 340),
-                                            image_size=224, num_crops=3)
+            preprocessing.eval_crop_offsets(
+                resize_to=(256, 340), image_size=224, num_crops=3
+            )
         with self.assertRaisesRegex(ValueError, "does not fit"):
-            preprocessing.eval_crop_offsets(resize_to=(100, 340),
-                                            image_size=224, num_crops=1)
+            preprocessing.eval_crop_offsets(
+                resize_to=(100, 340), image_size=224, num_crops=1
+            )
 
     def test_train_crop_sizes_are_of_output_size(self):
         self.assertEqual(preprocessing.crop_sizes(224), (224, 196, 168, 147))
@@ -61,8 +74,12 @@ class CropGeometryTest(parameterized.TestCase):
         sizes = set(preprocessing.crop_sizes(S))
         seen_h, seen_w, flips = set(), set(), set()
         for s in range(60):
-            p = {k: v.numpy() for k, v in preprocessing.random_crop_params(
-                tf.constant([7, s]), resize_to=(H, W), image_size=S).items()}
+            p = {
+                k: v.numpy()
+                for k, v in preprocessing.random_crop_params(
+                    tf.constant([7, s]), resize_to=(H, W), image_size=S
+                ).items()
+            }
             self.assertIn(p["height"], sizes)
             self.assertIn(p["width"], sizes)
             self.assertBetween(p["top"], 0, H - p["height"])
@@ -76,38 +93,48 @@ class CropGeometryTest(parameterized.TestCase):
 
 
 class EvalPreprocessingTest(parameterized.TestCase):
-
     def test_five_crops_frame_major_at_release_offsets(self):
         video = _coordinate_video()
         out = _eager_and_in_dataset(
             lambda v: preprocessing.preprocess_for_eval(
-                v, modality="flow", num_crops=5, image_size=S,
-                resize_to=(H, W)), video)
+                v, modality="flow", num_crops=5, image_size=S, resize_to=(H, W)
+            ),
+            video,
+        )
         self.assertEqual(out.shape, (3 * 5, S, S, 3))
-        offsets = preprocessing.eval_crop_offsets(resize_to=(H, W),
-                                                  image_size=S, num_crops=5)
+        offsets = preprocessing.eval_crop_offsets(
+            resize_to=(H, W), image_size=S, num_crops=5
+        )
         raw = out + preprocessing.FLOW_MEAN
         for k in range(15):
             t, c = divmod(k, 5)
             top, left = offsets[c]
             np.testing.assert_allclose(raw[k, 0, 0], [top, left, t], atol=1e-3)
-            np.testing.assert_allclose(raw[k, -1, -1],
-                                       [top + S - 1, left + S - 1, t], atol=1e-3)
+            np.testing.assert_allclose(
+                raw[k, -1, -1], [top + S - 1, left + S - 1, t], atol=1e-3
+            )
 
     def test_rgb_is_bgr_minus_integer_means(self):
-        video = np.zeros((2, H, W, 3), np.uint8) + np.array([200, 100, 50],
-                                                            np.uint8)
+        video = np.zeros((2, H, W, 3), np.uint8) + np.array([200, 100, 50], np.uint8)
         out = _eager_and_in_dataset(
             lambda v: preprocessing.preprocess_for_eval(
-                v, modality="rgb", image_size=S, resize_to=(H, W)), video)
-        np.testing.assert_allclose(out[0, 0, 0], [50 - 104, 100 - 117, 200 - 123],
-                                   atol=1e-4)
+                v, modality="rgb", image_size=S, resize_to=(H, W)
+            ),
+            video,
+        )
+        np.testing.assert_allclose(
+            out[0, 0, 0], [50 - 104, 100 - 117, 200 - 123], atol=1e-4
+        )
         keras = preprocessing.preprocess_for_eval(
-            video, modality="rgb", image_size=S, resize_to=(H, W),
-            bgr_means=preprocessing.KERAS_BGR_MEANS).numpy()
-        np.testing.assert_allclose(keras[0, 0, 0],
-                                   [50 - 103.939, 100 - 116.779, 200 - 123.68],
-                                   atol=1e-4)
+            video,
+            modality="rgb",
+            image_size=S,
+            resize_to=(H, W),
+            bgr_means=preprocessing.KERAS_BGR_MEANS,
+        ).numpy()
+        np.testing.assert_allclose(
+            keras[0, 0, 0], [50 - 103.939, 100 - 116.779, 200 - 123.68], atol=1e-4
+        )
 
     @parameterized.parameters("rgb", "flow")
     def test_value_ranges(self, modality):
@@ -117,7 +144,8 @@ class EvalPreprocessingTest(parameterized.TestCase):
         video[0, 20, 20] = 0
         video[0, 21, 21] = 255
         out = preprocessing.preprocess_for_eval(
-            video, modality=modality, image_size=S, resize_to=(H, W)).numpy()
+            video, modality=modality, image_size=S, resize_to=(H, W)
+        ).numpy()
         if modality == "rgb":
             self.assertAlmostEqual(out.min(), -123, places=3)
             self.assertAlmostEqual(out.max(), 255 - 104, places=3)
@@ -137,48 +165,66 @@ class EvalPreprocessingTest(parameterized.TestCase):
         video = np.zeros((1, 2, 2, 3), np.uint8)
         video[:, :, 1] = 255
         out = preprocessing.preprocess_for_eval(
-            video, modality="flow", image_size=4, resize_to=(4, 4))
-        np.testing.assert_allclose(out[0, 0, :, 0] + 128, [0, 127.5, 255, 255],
-                                   atol=1e-3)
+            video, modality="flow", image_size=4, resize_to=(4, 4)
+        )
+        np.testing.assert_allclose(
+            out[0, 0, :, 0] + 128, [0, 127.5, 255, 255], atol=1e-3
+        )
         # The original model's order (resize, then no [0, 1] scaling) is 255x.
         big = preprocessing.preprocess_for_eval(
-            video, modality="flow", image_size=4, resize_to=(4, 4),
-            convert_before_resize=False)
-        np.testing.assert_allclose(big[0, 0, :, 0] + 128,
-                                   [0, 127.5 * 255, 255 * 255, 255 * 255],
-                                   rtol=1e-5)
+            video,
+            modality="flow",
+            image_size=4,
+            resize_to=(4, 4),
+            convert_before_resize=False,
+        )
+        np.testing.assert_allclose(
+            big[0, 0, :, 0] + 128, [0, 127.5 * 255, 255 * 255, 255 * 255], rtol=1e-5
+        )
 
     def test_works_in_tf_function_with_unknown_shape(self):
         fn = tf.function(
             lambda v: preprocessing.preprocess_for_eval(
-                v, modality="rgb", num_crops=5, image_size=S,
-                resize_to=(H, W)),
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+                v, modality="rgb", num_crops=5, image_size=S, resize_to=(H, W)
+            ),
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)],
+        )
         stored = _coordinate_video(2)  # at resize_to: no resize
         other = _coordinate_video(2, height=24, width=32)  # resized first
         np.testing.assert_allclose(
-            fn(stored), preprocessing.preprocess_for_eval(
-                stored, modality="rgb", num_crops=5, image_size=S,
-                resize_to=(H, W)), atol=1e-4)
+            fn(stored),
+            preprocessing.preprocess_for_eval(
+                stored, modality="rgb", num_crops=5, image_size=S, resize_to=(H, W)
+            ),
+            atol=1e-4,
+        )
         self.assertEqual(fn(other).shape, (10, S, S, 3))
 
 
 class TrainPreprocessingTest(parameterized.TestCase):
-
     def _params(self, top, left, height, width, flip):
-        return {"top": tf.constant(top), "left": tf.constant(left),
-                "height": tf.constant(height), "width": tf.constant(width),
-                "flip": tf.constant(flip)}
+        return {
+            "top": tf.constant(top),
+            "left": tf.constant(left),
+            "height": tf.constant(height),
+            "width": tf.constant(width),
+            "flip": tf.constant(flip),
+        }
 
     @parameterized.parameters(False, True)
     def test_full_size_crop_position_and_flip(self, flip):
         video = _coordinate_video()
         params = self._params(5, 7, S, S, flip)
-        out = _eager_and_in_dataset(
-            lambda v: preprocessing.preprocess_for_train(
-                v, params, modality="flow", image_size=S, resize_to=(H, W)),
-            video) + preprocessing.FLOW_MEAN
-        expected = video[:, 5:5 + S, 7:7 + S].astype(np.float32)
+        out = (
+            _eager_and_in_dataset(
+                lambda v: preprocessing.preprocess_for_train(
+                    v, params, modality="flow", image_size=S, resize_to=(H, W)
+                ),
+                video,
+            )
+            + preprocessing.FLOW_MEAN
+        )
+        expected = video[:, 5 : 5 + S, 7 : 7 + S].astype(np.float32)
         if flip:  # mirrored planes, values (incl. x flow) not negated
             expected = expected[:, :, ::-1]
         np.testing.assert_allclose(out, expected, atol=1e-3)
@@ -187,19 +233,26 @@ class TrainPreprocessingTest(parameterized.TestCase):
         video = _coordinate_video()
         params = self._params(3, 4, 21, 28, False)
         out = preprocessing.preprocess_for_train(
-            video, params, modality="flow", image_size=S, resize_to=(H, W))
+            video, params, modality="flow", image_size=S, resize_to=(H, W)
+        )
         crop = tf.image.convert_image_dtype(video[:, 3:24, 4:32], tf.float32)
-        expected = tf.compat.v1.image.resize_bilinear(
-            crop, [S, S], align_corners=False, half_pixel_centers=False) * 255
+        expected = (
+            tf.compat.v1.image.resize_bilinear(
+                crop, [S, S], align_corners=False, half_pixel_centers=False
+            )
+            * 255
+        )
         np.testing.assert_allclose(out + 128, expected, atol=1e-3)
 
     def test_same_params_same_crop_for_every_frame(self):
         frame = np.random.default_rng(1).integers(0, 256, (H, W, 3))
         video = np.stack([frame] * 4).astype(np.uint8)
         params = preprocessing.random_crop_params(
-            tf.constant([0, 5]), resize_to=(H, W), image_size=S)
+            tf.constant([0, 5]), resize_to=(H, W), image_size=S
+        )
         out = preprocessing.preprocess_for_train(
-            video, params, modality="rgb", image_size=S, resize_to=(H, W))
+            video, params, modality="rgb", image_size=S, resize_to=(H, W)
+        )
         for t in range(1, 4):
             np.testing.assert_array_equal(out[t], out[0])
 
@@ -209,14 +262,17 @@ class AssembleTest(parameterized.TestCase):
     (training: before the resize; evaluation: last); the numbers must be
     those of the video assembled up front, bit for bit."""
 
-    @parameterized.product(modality=("rgb", "flow"), stored=(True, False),
-                           training=(True, False))
-    def test_same_numbers_as_the_assembled_video(self, modality, stored,
-                                                 training):
+    @parameterized.product(
+        modality=("rgb", "flow"), stored=(True, False), training=(True, False)
+    )
+    def test_same_numbers_as_the_assembled_video(self, modality, stored, training):
         channels = 3 if modality == "rgb" else 2
         size = (H, W) if stored else (H - 6, W + 4)
-        distinct = np.random.default_rng(3).integers(
-            0, 256, (3, *size, channels)).astype(np.uint8)  # [U, H, W, c]
+        distinct = (
+            np.random.default_rng(3)
+            .integers(0, 256, (3, *size, channels))
+            .astype(np.uint8)
+        )  # [U, H, W, c]
         position = tf.constant([0, 2, 2, 1, 0])  # T = 5 frames of U = 3
 
         def assemble(crops):  # [U, N, h, w, c] -> [T, N, h, w, C]
@@ -229,22 +285,26 @@ class AssembleTest(parameterized.TestCase):
         video = assemble(distinct[:, None])[:, 0].numpy()  # [T, H, W, C]
         options = dict(modality=modality, image_size=S, resize_to=(H, W))
         params = preprocessing.random_crop_params(
-            tf.constant([4, 1]), resize_to=(H, W), image_size=S)
+            tf.constant([4, 1]), resize_to=(H, W), image_size=S
+        )
 
         def run(frames, assemble=None):
             if training:
                 return preprocessing.preprocess_for_train(
-                    frames, params, assemble=assemble, **options)
+                    frames, params, assemble=assemble, **options
+                )
             return preprocessing.preprocess_for_eval(
-                frames, num_crops=5, assemble=assemble, **options)
+                frames, num_crops=5, assemble=assemble, **options
+            )
 
         expected = run(video).numpy()
         np.testing.assert_array_equal(run(distinct, assemble), expected)
         in_graph = tf.function(  # unknown frame size: the tf.cond path
             lambda v: run(v, assemble),
-            input_signature=[tf.TensorSpec([None, None, None, channels],
-                                           tf.uint8)])
+            input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8)],
+        )
         np.testing.assert_array_equal(in_graph(distinct), expected)
+
 
 if __name__ == "__main__":
     absltest.main()

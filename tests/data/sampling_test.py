@@ -13,8 +13,15 @@ T, L = 25, 10
 #   n=11: 10/24=0, 1/25=0   n=19: 18/24=0, 9/25=0    n=24: 23/24=0, 14/25=0
 #   n=25: 24/24=1, 15/25=0  n=26: 25/24=1, 16/25=0   n=47: 46/24=1, 37/25=1
 #   n=300: 299/24=12, 290/25=11
-STRIDES = {11: (0, 0), 19: (0, 0), 24: (0, 0), 25: (1, 0), 26: (1, 0),
-           47: (1, 1), 300: (12, 11)}
+STRIDES = {
+    11: (0, 0),
+    19: (0, 0),
+    24: (0, 0),
+    25: (1, 0),
+    26: (1, 0),
+    47: (1, 1),
+    300: (12, 11),
+}
 
 
 def _eager_and_in_dataset(fn, n):
@@ -27,12 +34,10 @@ def _eager_and_in_dataset(fn, n):
 
 
 class ReleaseSamplingTest(parameterized.TestCase):
-
     @parameterized.parameters(*sorted(STRIDES))
     def test_rgb_indices(self, n):
         rgb_stride, _ = STRIDES[n]
-        got = _eager_and_in_dataset(
-            lambda x: sampling.rgb_indices(x, num_samples=T), n)
+        got = _eager_and_in_dataset(lambda x: sampling.rgb_indices(x, num_samples=T), n)
         np.testing.assert_array_equal(got, np.arange(T) * rgb_stride)
         self.assertLess(got.max(), n)
 
@@ -40,7 +45,8 @@ class ReleaseSamplingTest(parameterized.TestCase):
     def test_flow_indices(self, n):
         _, flow_stride = STRIDES[n]
         got = _eager_and_in_dataset(
-            lambda x: sampling.flow_indices(x, num_samples=T, flow_stack=L), n)
+            lambda x: sampling.flow_indices(x, num_samples=T, flow_stack=L), n
+        )
         self.assertEqual(got.shape, (T, L))
         expected = np.arange(T)[:, None] * flow_stride + np.arange(L)[None]
         np.testing.assert_array_equal(got, expected)
@@ -49,7 +55,8 @@ class ReleaseSamplingTest(parameterized.TestCase):
     def test_examples_spelled_out(self):
         # n = 47: RGB reads 0..24 (the second half is never seen).
         np.testing.assert_array_equal(
-            sampling.rgb_indices(47, num_samples=T), np.arange(25))
+            sampling.rgb_indices(47, num_samples=T), np.arange(25)
+        )
         # n = 300: RGB 0, 12, ..., 288; flow stacks start 0, 11, ..., 264.
         self.assertEqual(int(sampling.rgb_indices(300, num_samples=T)[-1]), 288)
         flow = sampling.flow_indices(300, num_samples=T, flow_stack=L).numpy()
@@ -64,18 +71,24 @@ class ReleaseSamplingTest(parameterized.TestCase):
 
     def test_single_frame_is_random_and_seeded(self):
         n = 19
-        rgb = {int(sampling.rgb_indices(n, num_samples=1, seed=(0, s))[0])
-               for s in range(200)}
+        rgb = {
+            int(sampling.rgb_indices(n, num_samples=1, seed=(0, s))[0])
+            for s in range(200)
+        }
         self.assertTrue(rgb <= set(range(n)))
         self.assertGreater(len(rgb), 10)
-        starts = {int(sampling.flow_indices(
-            n, num_samples=1, flow_stack=L, seed=(0, s))[0, 0])
-                  for s in range(200)}
+        starts = {
+            int(
+                sampling.flow_indices(n, num_samples=1, flow_stack=L, seed=(0, s))[0, 0]
+            )
+            for s in range(200)
+        }
         # Release range [0, n − L − 1) = [0, 8).
         self.assertEqual(starts, set(range(n - L - 1)))
         np.testing.assert_array_equal(
             sampling.rgb_indices(n, num_samples=1, seed=(3, 4)),
-            sampling.rgb_indices(n, num_samples=1, seed=(3, 4)))
+            sampling.rgb_indices(n, num_samples=1, seed=(3, 4)),
+        )
 
     def test_single_frame_flow_with_minimal_video(self):
         # n = L + 1: the range would be empty; the only valid start is 0.
@@ -84,7 +97,6 @@ class ReleaseSamplingTest(parameterized.TestCase):
 
 
 class TsnSamplingTest(parameterized.TestCase):
-
     def test_eval_takes_segment_centres(self):
         got = sampling.rgb_indices(100, num_samples=4, sampling="tsn")
         np.testing.assert_array_equal(got, [12, 37, 62, 87])
@@ -92,15 +104,17 @@ class TsnSamplingTest(parameterized.TestCase):
     @parameterized.parameters(5, 30, 300)
     def test_training_stays_inside_segments(self, n):
         for s in range(20):
-            got = sampling.rgb_indices(n, num_samples=T, training=True,
-                                       seed=(1, s), sampling="tsn").numpy()
+            got = sampling.rgb_indices(
+                n, num_samples=T, training=True, seed=(1, s), sampling="tsn"
+            ).numpy()
             lower = np.floor(np.arange(T) * n / T)
             upper = np.floor((np.arange(T) + 1) * n / T)
             self.assertTrue(np.all(got >= np.minimum(lower, n - 1)))
             self.assertTrue(np.all(got <= np.maximum(upper, lower)))
             self.assertLess(got.max(), n)
-        flow = sampling.flow_indices(n + L, num_samples=T, flow_stack=L,
-                                     training=True, sampling="tsn").numpy()
+        flow = sampling.flow_indices(
+            n + L, num_samples=T, flow_stack=L, training=True, sampling="tsn"
+        ).numpy()
         self.assertLessEqual(flow.max(), n + L - 2)
 
     def test_unknown_mode(self):

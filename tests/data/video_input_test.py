@@ -5,12 +5,12 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import gin
 import numpy as np
 import tensorflow as tf
 
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
+import gin
 from tests import fake_data
 from tests import testing
 
@@ -25,7 +25,6 @@ def _first_batch(data_dir, **kwargs):
 
 
 class MakeDatasetTest(parameterized.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -34,17 +33,24 @@ class MakeDatasetTest(parameterized.TestCase):
         root = testing.class_tempdir(cls)
         # n = 12, 7, 5: strides differ, n = 5 is shorter than L + T.
         cls.index_dir = fake_data.write_fake_dataset(
-            os.path.join(root, "index"), num_frames=[12, 7, 5], num_shards=2)
+            os.path.join(root, "index"), num_frames=[12, 7, 5], num_shards=2
+        )
         cls.pattern_dir = fake_data.write_fake_dataset(
-            os.path.join(root, "pattern"), num_videos=4, content="pattern")
+            os.path.join(root, "pattern"), num_videos=4, content="pattern"
+        )
 
-    @parameterized.product(modalities=[("rgb",), ("flow",), ("rgb", "flow")],
-                           training=[True, False])
+    @parameterized.product(
+        modalities=[("rgb",), ("flow",), ("rgb", "flow")], training=[True, False]
+    )
     def test_shapes_dtypes_labels(self, modalities, training):
         crops = 1 if training else 5
         features, labels = _first_batch(
-            self.index_dir, modalities=modalities, training=training,
-            num_crops=crops, with_ids=True)
+            self.index_dir,
+            modalities=modalities,
+            training=training,
+            num_crops=crops,
+            with_ids=True,
+        )
         channels = {"rgb": 3, "flow": 4}
         for m in modalities:
             self.assertEqual(features[m].shape, (3, 4 * crops, 24, 24, channels[m]))
@@ -53,8 +59,10 @@ class MakeDatasetTest(parameterized.TestCase):
         self.assertEqual(labels.shape, (3, 3))
         np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), [1, 1, 1])
         if not training:  # sorted shards: shard 0 has videos 0 and 2
-            self.assertEqual(features["video_id"].numpy().tolist(),
-                             [b"train/video0", b"train/video2", b"train/video1"])
+            self.assertEqual(
+                features["video_id"].numpy().tolist(),
+                [b"train/video0", b"train/video2", b"train/video1"],
+            )
             np.testing.assert_array_equal(tf.argmax(labels, 1), [0, 2, 1])
 
     @parameterized.parameters(1, 5)
@@ -62,11 +70,16 @@ class MakeDatasetTest(parameterized.TestCase):
         from avlad_tf.layers import ReleasePixels
 
         both = ("rgb", "flow")
-        floats, labels = _first_batch(self.index_dir, modalities=both,
-                                      training=False, num_crops=crops)
-        raw, raw_labels = _first_batch(self.index_dir, modalities=both,
-                                       training=False, num_crops=crops,
-                                       pixel_dtype="uint8")
+        floats, labels = _first_batch(
+            self.index_dir, modalities=both, training=False, num_crops=crops
+        )
+        raw, raw_labels = _first_batch(
+            self.index_dir,
+            modalities=both,
+            training=False,
+            num_crops=crops,
+            pixel_dtype="uint8",
+        )
         np.testing.assert_array_equal(raw_labels, labels)
         self.assertEqual(raw["rgb"].shape, floats["rgb"].shape)
         # Flow ships channels-first: [B, T·N, 2L, S, S].
@@ -74,20 +87,22 @@ class MakeDatasetTest(parameterized.TestCase):
         for m in both:
             self.assertEqual(raw[m].dtype, tf.uint8)
             np.testing.assert_array_equal(
-                ReleasePixels(m)(raw[m].numpy()), floats[m].numpy())
+                ReleasePixels(m)(raw[m].numpy()), floats[m].numpy()
+            )
 
     def test_sampled_frames_and_flow_channel_order(self):
-        features, _ = _first_batch(self.index_dir, modalities=("rgb",),
-                                   training=False, with_ids=True)
+        features, _ = _first_batch(
+            self.index_dir, modalities=("rgb",), training=False, with_ids=True
+        )
         # BGR channel 0 is B = 255 − R, minus 104.
         red = 255 - (features["rgb"][..., 0].numpy() + 104)
         rgb_index = fake_data.frame_index_of(red.mean(axis=(2, 3)))
         # Video order 0, 2, 1 with n = 12, 5, 7: strides ⌊(n−1)/3⌋ = 3, 1, 2.
         np.testing.assert_array_equal(
-            rgb_index, [[0, 3, 6, 9], [0, 1, 2, 3], [0, 2, 4, 6]])
+            rgb_index, [[0, 3, 6, 9], [0, 1, 2, 3], [0, 2, 4, 6]]
+        )
 
-        features, _ = _first_batch(self.index_dir, modalities=("flow",),
-                                   training=False)
+        features, _ = _first_batch(self.index_dir, modalities=("flow",), training=False)
         planes = features["flow"].numpy().mean(axis=(2, 3)) + 128  # [B, T, 4]
         x = fake_data.frame_index_of(planes[..., 0::2], kind="flow_x")
         y = fake_data.frame_index_of(planes[..., 1::2], kind="flow_y")
@@ -98,22 +113,34 @@ class MakeDatasetTest(parameterized.TestCase):
         np.testing.assert_array_equal(y, expected)
 
     def test_joint_rgb_follows_flow_stride(self):
-        features, _ = _first_batch(self.index_dir, modalities=("rgb", "flow"),
-                                   training=False)
+        features, _ = _first_batch(
+            self.index_dir, modalities=("rgb", "flow"), training=False
+        )
         red = 255 - (features["rgb"][..., 0].numpy() + 104)
         np.testing.assert_array_equal(
             fake_data.frame_index_of(red.mean(axis=(2, 3))),
-            [[0, 2, 4, 6], [0, 0, 0, 0], [0, 1, 2, 3]])
-        features, _ = _first_batch(self.index_dir, modalities=("rgb", "flow"),
-                                   training=False, joint_sampling="independent")
+            [[0, 2, 4, 6], [0, 0, 0, 0], [0, 1, 2, 3]],
+        )
+        features, _ = _first_batch(
+            self.index_dir,
+            modalities=("rgb", "flow"),
+            training=False,
+            joint_sampling="independent",
+        )
         red = 255 - (features["rgb"][..., 0].numpy() + 104)
         np.testing.assert_array_equal(
-            fake_data.frame_index_of(red.mean(axis=(2, 3)))[0], [0, 3, 6, 9])
+            fake_data.frame_index_of(red.mean(axis=(2, 3)))[0], [0, 3, 6, 9]
+        )
 
     def test_augmentation_shared_by_frames_and_streams(self):
         dataset = video_input.make_dataset(
-            data_dir=self.pattern_dir, split="train", training=True,
-            modalities=("rgb", "flow"), batch_size=4, **SMALL)
+            data_dir=self.pattern_dir,
+            split="train",
+            training=True,
+            modalities=("rgb", "flow"),
+            batch_size=4,
+            **SMALL,
+        )
         crops = []
         for features, _ in dataset.take(2):
             rgb = features["rgb"].numpy() + np.array([104, 117, 123])
@@ -126,38 +153,55 @@ class MakeDatasetTest(parameterized.TestCase):
                 # Grey RGB and every flow plane share the texture: same crop
                 # and flip in both streams (JPEG differs by a few levels).
                 for c in range(4):
-                    np.testing.assert_allclose(flow[v, 0, ..., c],
-                                               rgb[v, 0, ..., 1], atol=4)
+                    np.testing.assert_allclose(
+                        flow[v, 0, ..., c], rgb[v, 0, ..., 1], atol=4
+                    )
                 crops.append(rgb[v, 0, ..., 1])
         distinct = {np.round(c).astype(np.uint8).tobytes() for c in crops}
         self.assertGreater(len(distinct), 3)  # videos do get different crops
 
     def test_training_is_seeded(self):
-        first = _first_batch(self.pattern_dir, modalities=("rgb",),
-                             training=True, seed=3)[0]["rgb"]
-        again = _first_batch(self.pattern_dir, modalities=("rgb",),
-                             training=True, seed=3)[0]["rgb"]
-        other = _first_batch(self.pattern_dir, modalities=("rgb",),
-                             training=True, seed=4)[0]["rgb"]
+        first = _first_batch(
+            self.pattern_dir, modalities=("rgb",), training=True, seed=3
+        )[0]["rgb"]
+        again = _first_batch(
+            self.pattern_dir, modalities=("rgb",), training=True, seed=3
+        )[0]["rgb"]
+        other = _first_batch(
+            self.pattern_dir, modalities=("rgb",), training=True, seed=4
+        )[0]["rgb"]
         np.testing.assert_array_equal(first, again)
         self.assertFalse(np.array_equal(first, other))
 
     def test_multi_hot_labels(self):
         data_dir = fake_data.write_fake_dataset(
-            self.create_tempdir().full_path, multi_label=True, splits=("test",))
+            self.create_tempdir().full_path, multi_label=True, splits=("test",)
+        )
         _, labels = _first_batch(data_dir, split="test", training=False)
-        np.testing.assert_array_equal(
-            labels, [[1, 1, 0], [0, 1, 1], [1, 0, 1]])
+        np.testing.assert_array_equal(labels, [[1, 1, 0], [0, 1, 1], [1, 0, 1]])
 
     def test_gin_binds_the_rest(self):
         gin.clear_config()
         self.addCleanup(gin.clear_config)
-        gin.parse_config([
-            "make_dataset.num_frames = 2", "make_dataset.flow_stack = 2",
-            "make_dataset.image_size = 24", "make_dataset.resize_to = (32, 40)"])
-        features, _ = next(iter(video_input.make_dataset(
-            data_dir=self.index_dir, split="test", training=False,
-            modalities=("flow",), batch_size=2)))
+        gin.parse_config(
+            [
+                "make_dataset.num_frames = 2",
+                "make_dataset.flow_stack = 2",
+                "make_dataset.image_size = 24",
+                "make_dataset.resize_to = (32, 40)",
+            ]
+        )
+        features, _ = next(
+            iter(
+                video_input.make_dataset(
+                    data_dir=self.index_dir,
+                    split="test",
+                    training=False,
+                    modalities=("flow",),
+                    batch_size=2,
+                )
+            )
+        )
         self.assertEqual(features["flow"].shape, (2, 2, 24, 24, 4))
         # The dataset is a call's business (one home: train.data_dir, then
         # the run record), never a make_dataset binding.
@@ -166,11 +210,11 @@ class MakeDatasetTest(parameterized.TestCase):
 
 
 class ChecksTest(parameterized.TestCase):
-
     def setUp(self):
         super().setUp()
         self.data_dir = fake_data.write_fake_dataset(
-            self.create_tempdir().full_path, splits=("test",))
+            self.create_tempdir().full_path, splits=("test",)
+        )
         self.shard = os.path.join(self.data_dir, "test-00000-of-00001.tfrecord")
 
     def _edit_metadata(self, edit):
@@ -182,8 +226,9 @@ class ChecksTest(parameterized.TestCase):
             json.dump(metadata, f)
 
     def _read_all(self, **kwargs):
-        args = dict(SMALL, data_dir=self.data_dir, split="test",
-                    training=False, batch_size=2)
+        args = dict(
+            SMALL, data_dir=self.data_dir, split="test", training=False, batch_size=2
+        )
         args.update(kwargs)
         for _ in video_input.make_dataset(**args):
             pass
@@ -210,10 +255,12 @@ class ChecksTest(parameterized.TestCase):
         def edit(metadata):
             metadata["splits"]["test"]["num_records"] = listed
             metadata["splits"]["test"]["shards"][0]["num_records"] = listed
+
         self._edit_metadata(edit)
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
-                                    f"test-00000-of-00001.tfrecord.*lists "
-                                    f"{listed} records"):
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            f"test-00000-of-00001.tfrecord.*lists {listed} records",
+        ):
             self._read_all()
 
     @parameterized.parameters("flip", "truncate")
@@ -223,17 +270,19 @@ class ChecksTest(parameterized.TestCase):
         if damage == "flip":
             data[len(data) // 2] ^= 0xFF
         else:
-            data = data[:len(data) - 100]
+            data = data[: len(data) - 100]
         with open(self.shard, "wb") as f:
             f.write(bytes(data))
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
-                                    "test-00000-of-00001.tfrecord.*"
-                                    "truncated or corrupt"):
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            "test-00000-of-00001.tfrecord.*truncated or corrupt",
+        ):
             self._read_all()
 
     def test_video_too_short_for_flow_stack(self):
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
-                                    "fewer than 13 frames.*test/video0"):
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "fewer than 13 frames.*test/video0"
+        ):
             self._read_all(modalities=("flow",), flow_stack=12)
 
     def test_bad_arguments(self):
@@ -247,8 +296,9 @@ class ChecksTest(parameterized.TestCase):
             self._read_all(pixel_dtype="float16")
 
     def test_uint8_pixels_need_frames_at_resize_to(self):
-        with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
-                                    r"(?s)stored at \(30, 40\).*test/video0"):
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, r"(?s)stored at \(30, 40\).*test/video0"
+        ):
             self._read_all(pixel_dtype="uint8", resize_to=(30, 40))
 
 

@@ -11,9 +11,9 @@ def frame(index, *, height=48, width=64):
     top-left corner encodes `index` as brightness (to check clip cutting)."""
     rng = np.random.default_rng(7)
     texture = cv2.GaussianBlur(
-        rng.uniform(0, 255, (height, width + 64)).astype(np.float32),
-        (0, 0), 2.0)
-    grey = texture[:, 2 * index:2 * index + width]
+        rng.uniform(0, 255, (height, width + 64)).astype(np.float32), (0, 0), 2.0
+    )
+    grey = texture[:, 2 * index : 2 * index + width]
     image = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
     image[:8, :8] = (10 * index) % 250
     return image
@@ -23,8 +23,7 @@ def write_video(path, num_frames, *, height=48, width=64, first=0):
     """Writes frames first..first+num_frames-1 (MJPG .avi, mp4v .mp4)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     codec = "mp4v" if path.endswith(".mp4") else "MJPG"
-    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), 25,
-                          (width, height))
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), 25, (width, height))
     assert out.isOpened(), path
     for i in range(first, first + num_frames):
         out.write(frame(i, height=height, width=width))
@@ -43,12 +42,16 @@ def write_frame_folder(directory, num_frames, *, height=48, width=64):
     """The release layout: image_%05d.jpg and flow_{x,y}_%05d.jpg, 1-based."""
     os.makedirs(directory, exist_ok=True)
     for i in range(1, num_frames + 1):
-        cv2.imwrite(os.path.join(directory, f"image_{i:05d}.jpg"),
-                    frame(i - 1, height=height, width=width))
+        cv2.imwrite(
+            os.path.join(directory, f"image_{i:05d}.jpg"),
+            frame(i - 1, height=height, width=width),
+        )
         if i < num_frames:
             for axis, value in (("x", 100 + i), ("y", 150 - i)):
-                cv2.imwrite(os.path.join(directory, f"flow_{axis}_{i:05d}.jpg"),
-                            np.full((height, width), value, np.uint8))
+                cv2.imwrite(
+                    os.path.join(directory, f"flow_{axis}_{i:05d}.jpg"),
+                    np.full((height, width), value, np.uint8),
+                )
     return directory
 
 

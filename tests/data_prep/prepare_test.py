@@ -12,8 +12,7 @@ from absl.testing import absltest
 from avlad_tf.data import schema
 from tests.data_prep import prep_fixtures
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _command(*args):
@@ -22,22 +21,24 @@ def _command(*args):
 
 def _run(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(_command(*args), cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        _command(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 class PrepareTest(absltest.TestCase):
-
     def setUp(self):
         super().setUp()
         self.tmp = self.create_tempdir().full_path
 
     def test_left_out_videos_are_reported_and_fail_the_run(self):
         root, lists = (os.path.join(self.tmp, d) for d in ("videos", "lists"))
-        prep_fixtures.write_video(os.path.join(root, "A", "v_A_1.avi"), 12,
-                                  height=24, width=32)
-        prep_fixtures.write_video(os.path.join(root, "B", "v_B_1.avi"), 3,
-                                  height=24, width=32)
+        prep_fixtures.write_video(
+            os.path.join(root, "A", "v_A_1.avi"), 12, height=24, width=32
+        )
+        prep_fixtures.write_video(
+            os.path.join(root, "B", "v_B_1.avi"), 3, height=24, width=32
+        )
         prep_fixtures.write_corrupt(os.path.join(root, "B", "v_B_2.avi"))
         os.makedirs(lists)
         with open(os.path.join(lists, "train_split1.txt"), "w") as f:
@@ -45,9 +46,14 @@ class PrepareTest(absltest.TestCase):
         with open(os.path.join(lists, "test_split1.txt"), "w") as f:
             f.write("A/v_A_gone.avi 12 0\nB/v_B_2.avi 12 1\n")
         out = os.path.join(self.tmp, "out")
-        args = ["--dataset=ucf101", f"--input_dir={root}",
-                f"--list_dir={lists}",
-                f"--output_dir={out}", "--frame_size=24,32", "--workers=1"]
+        args = [
+            "--dataset=ucf101",
+            f"--input_dir={root}",
+            f"--list_dir={lists}",
+            f"--output_dir={out}",
+            "--frame_size=24,32",
+            "--workers=1",
+        ]
         result = _run(*args)
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn("3 videos left out", result.stderr)
@@ -69,8 +75,9 @@ class PrepareTest(absltest.TestCase):
         self.assertIn("2 finished shards verified and skipped", result.stderr)
 
     def test_wrong_input_dir_fails_at_once(self):
-        result = _run("--dataset=hmdb51", "--input_dir=/nonexistent",
-                      f"--output_dir={self.tmp}/o")
+        result = _run(
+            "--dataset=hmdb51", "--input_dir=/nonexistent", f"--output_dir={self.tmp}/o"
+        )
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("none of the 5100 listed videos exists", result.stderr)
 
@@ -78,18 +85,30 @@ class PrepareTest(absltest.TestCase):
         root = os.path.join(self.tmp, "videos")
         for i in range(6):
             prep_fixtures.write_video(
-                os.path.join(root, "ab"[i % 2], f"{i}.avi"), 12, first=i,
-                height=24, width=32)
-        args = ["--dataset=folders", f"--input_dir={root}",
-                "--test_fraction=0.34", "--records_per_shard=1",
-                "--frame_size=24,32", "--workers=1"]
+                os.path.join(root, "ab"[i % 2], f"{i}.avi"),
+                12,
+                first=i,
+                height=24,
+                width=32,
+            )
+        args = [
+            "--dataset=folders",
+            f"--input_dir={root}",
+            "--test_fraction=0.34",
+            "--records_per_shard=1",
+            "--frame_size=24,32",
+            "--workers=1",
+        ]
         whole = os.path.join(self.tmp, "whole")
         self.assertEqual(_run(*args, f"--output_dir={whole}").returncode, 0)
         cut = os.path.join(self.tmp, "cut")
         process = subprocess.Popen(
-            _command(*args, f"--output_dir={cut}"), cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            _command(*args, f"--output_dir={cut}"),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
         first = os.path.join(cut, "train-00000-of-00004.tfrecord")
         deadline = time.monotonic() + 240
         while not os.path.exists(first) and time.monotonic() < deadline:
@@ -102,17 +121,23 @@ class PrepareTest(absltest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(cut, "metadata.json")))
         result = _run(*args, f"--output_dir={cut}")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn(f"{len(done)} finished shards verified and skipped", result.stderr)
+        self.assertIn(
+            f"{len(done)} finished shards verified and skipped", result.stderr
+        )
         names = sorted(f for f in os.listdir(whole) if f.endswith(".tfrecord"))
         self.assertLen(names, 6)
-        self.assertEqual(names, sorted(
-            f for f in os.listdir(cut) if f.endswith(".tfrecord")))
+        self.assertEqual(
+            names, sorted(f for f in os.listdir(cut) if f.endswith(".tfrecord"))
+        )
         for name in names:
-            with open(os.path.join(whole, name), "rb") as a, \
-                    open(os.path.join(cut, name), "rb") as b:
+            with (
+                open(os.path.join(whole, name), "rb") as a,
+                open(os.path.join(cut, name), "rb") as b,
+            ):
                 self.assertEqual(a.read(), b.read(), name)
-        self.assertEqual(schema.read_metadata(whole)["splits"],
-                         schema.read_metadata(cut)["splits"])
+        self.assertEqual(
+            schema.read_metadata(whole)["splits"], schema.read_metadata(cut)["splits"]
+        )
 
 
 if __name__ == "__main__":

@@ -23,41 +23,53 @@ def _last_line(result):
 
 
 class RerunTest(absltest.TestCase):
-
     def setUp(self):
         super().setUp()
         self.tmp = self.create_tempdir().full_path
         self.videos = os.path.join(self.tmp, "videos")
         for i in range(4):
             prep_fixtures.write_video(
-                os.path.join(self.videos, "ab"[i % 2], f"{i}.avi"), 12,
-                first=i, height=24, width=32)
+                os.path.join(self.videos, "ab"[i % 2], f"{i}.avi"),
+                12,
+                first=i,
+                height=24,
+                width=32,
+            )
         self.out = os.path.join(self.tmp, "out")
-        self.args = ["--dataset=folders", f"--input_dir={self.videos}",
-                     f"--output_dir={self.out}", "--test_fraction=0.5",
-                     "--frame_size=24,32", "--workers=1",
-                     "--records_per_shard=1"]
+        self.args = [
+            "--dataset=folders",
+            f"--input_dir={self.videos}",
+            f"--output_dir={self.out}",
+            "--test_fraction=0.5",
+            "--frame_size=24,32",
+            "--workers=1",
+            "--records_per_shard=1",
+        ]
 
     def _prepare(self, *extra):
         return prepare_test._run(*self.args, *extra)  # pylint: disable=protected-access
 
     def test_an_added_video_is_refused_by_name(self):
         self.assertEqual(self._prepare().returncode, 0)
-        prep_fixtures.write_video(os.path.join(self.videos, "a", "new.avi"),
-                                  12, height=24, width=32)
+        prep_fixtures.write_video(
+            os.path.join(self.videos, "a", "new.avi"), 12, height=24, width=32
+        )
         result = self._prepare()
         self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertRegex(_last_line(result),
-                         r"^prepare: error: .*another input: .*1 added \(a/new\)"
-                         r".*new --output_dir")
+        self.assertRegex(
+            _last_line(result),
+            r"^prepare: error: .*another input: .*1 added \(a/new\)"
+            r".*new --output_dir",
+        )
 
     def test_another_test_fraction_is_refused(self):
         self.assertEqual(self._prepare().returncode, 0)
         self.args[3] = "--test_fraction=0.25"
         result = self._prepare()
         self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertRegex(_last_line(result),
-                         r"other settings \(test_fraction: 0\.5 -> 0\.25\)")
+        self.assertRegex(
+            _last_line(result), r"other settings \(test_fraction: 0\.5 -> 0\.25\)"
+        )
 
     def test_a_corrupt_shard_is_rebuilt(self):
         self.assertEqual(self._prepare().returncode, 0)
@@ -74,13 +86,17 @@ class RerunTest(absltest.TestCase):
             self.assertEqual(f.read(), original)
 
     def test_two_files_with_one_id_stop_the_run(self):
-        shutil.copy(os.path.join(self.videos, "a", "0.avi"),
-                    os.path.join(self.videos, "a", "0.mp4"))
+        shutil.copy(
+            os.path.join(self.videos, "a", "0.avi"),
+            os.path.join(self.videos, "a", "0.mp4"),
+        )
         result = self._prepare()
         self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertRegex(_last_line(result),
-                         r"a/0\.(avi|mp4) and .*a/0\.(avi|mp4) would both be "
-                         r"stored as video id 'a/0'")
+        self.assertRegex(
+            _last_line(result),
+            r"a/0\.(avi|mp4) and .*a/0\.(avi|mp4) would both be "
+            r"stored as video id 'a/0'",
+        )
         self.assertFalse(os.path.exists(os.path.join(self.out, "metadata.json")))
 
     def test_a_truncated_video_is_reported_or_kept_under_a_flag(self):
@@ -89,15 +105,20 @@ class RerunTest(absltest.TestCase):
         with open(whole, "rb") as f:
             data = f.read()
         with open(os.path.join(self.videos, "b", "trunc.avi"), "wb") as f:
-            f.write(data[:len(data) * 8 // 10])  # the header still says 60
+            f.write(data[: len(data) * 8 // 10])  # the header still says 60
         result = self._prepare()
         self.assertEqual(result.returncode, 1, result.stderr)
         with open(os.path.join(self.out, "report.json")) as f:
             left_out = json.load(f)["left_out"]
         self.assertLen(left_out, 1)
-        promised, decoded = map(int, re.match(
-            r"^truncated: the container promises (\d+) frames but only (\d+) "
-            r"decode", left_out[0]["reason"]).groups())
+        promised, decoded = map(
+            int,
+            re.match(
+                r"^truncated: the container promises (\d+) frames but only (\d+) "
+                r"decode",
+                left_out[0]["reason"],
+            ).groups(),
+        )
         self.assertLess(decoded, promised - 1)
 
         kept = os.path.join(self.tmp, "kept")
@@ -107,27 +128,32 @@ class RerunTest(absltest.TestCase):
         with open(os.path.join(kept, "report.json")) as f:
             report = json.load(f)
         self.assertEqual(report["num_left_out"], 0)
-        self.assertRegex(report["notes"][0]["note"],
-                         r"promises \d+ frames; kept the \d+ that decode")
+        self.assertRegex(
+            report["notes"][0]["note"], r"promises \d+ frames; kept the \d+ that decode"
+        )
         ids = []
         for split in schema.read_metadata(kept)["splits"].values():
             for shard in split["shards"]:
                 for record in tf.data.TFRecordDataset(
-                        os.path.join(kept, shard["file"])):
-                    ids.append(schema.parse_sequence_example(record)[
-                        schema.VIDEO_ID_KEY].numpy().decode())
+                    os.path.join(kept, shard["file"])
+                ):
+                    ids.append(
+                        schema.parse_sequence_example(record)[schema.VIDEO_ID_KEY]
+                        .numpy()
+                        .decode()
+                    )
         self.assertIn("b/trunc", ids)
 
     def test_an_empty_class_is_named(self):
         os.makedirs(os.path.join(self.videos, "c"))
-        prep_fixtures.write_video(os.path.join(self.videos, "c", "9.avi"), 12,
-                                  height=24, width=32)
+        prep_fixtures.write_video(
+            os.path.join(self.videos, "c", "9.avi"), 12, height=24, width=32
+        )
         shutil.rmtree(os.path.join(self.videos, "b"))
         # Class c has one video: it lands in train, and test has none of it.
         result = self._prepare()
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("Warning: test has no video of 1 class(es): c",
-                      result.stderr)
+        self.assertIn("Warning: test has no video of 1 class(es): c", result.stderr)
         with open(os.path.join(self.out, "report.json")) as f:
             self.assertEqual(json.load(f)["empty_classes"], {"test": ["c"]})
 

@@ -17,7 +17,6 @@ def _grey(video):
 
 
 class ToyDesignTest(absltest.TestCase):
-
     def test_render_is_deterministic_in_the_seed(self):
         name = toy.CLASSES[0]
         a = toy.render_video(name, np.random.default_rng([0, 0, 1]))
@@ -28,16 +27,19 @@ class ToyDesignTest(absltest.TestCase):
         self.assertGreater(np.abs(a.astype(int) - c).mean(), 1.0)
 
     def test_appearance_classes_differ_in_colour_not_in_grey(self):
-        rng = lambda: np.random.default_rng(5)  # same nuisances for both
+        def rng():
+            return np.random.default_rng(5)  # same nuisances for both
+
         red = toy.render_video("red_right_then_green_up", rng())
         blue = toy.render_video("blue_right_then_green_up", rng())
         self.assertGreater(np.abs(red.astype(int) - blue).max(), 100)
         # What the flow sees (grey levels) is the same up to rounding.
-        self.assertLessEqual(np.abs(_grey(red).astype(int) - _grey(blue)).max(),
-                             2)
+        self.assertLessEqual(np.abs(_grey(red).astype(int) - _grey(blue)).max(), 2)
 
     def test_motion_classes_differ_in_direction_not_in_looks(self):
-        rng = lambda: np.random.default_rng(5)
+        def rng():
+            return np.random.default_rng(5)
+
         right = toy.render_video("red_right_then_green_up", rng())
         left = toy.render_video("red_left_then_green_up", rng())
         self.assertGreater(np.abs(right.astype(int) - left).max(), 100)
@@ -53,9 +55,11 @@ class ToyDesignTest(absltest.TestCase):
             toy.render_video(name, np.random.default_rng(0))
 
     def test_video_files_are_identical_for_a_seed(self):
-        with mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]), \
-                mock.patch.object(toy, "NUM_TRAIN", 1), \
-                mock.patch.object(toy, "NUM_TEST", 1):
+        with (
+            mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]),
+            mock.patch.object(toy, "NUM_TRAIN", 1),
+            mock.patch.object(toy, "NUM_TEST", 1),
+        ):
             first = toy.write_videos(self.create_tempdir().full_path, seed=3)
             second = toy.write_videos(self.create_tempdir().full_path, seed=3)
         for a, b in zip(first, second):
@@ -64,31 +68,34 @@ class ToyDesignTest(absltest.TestCase):
 
 
 class EnsureToyDatasetTest(absltest.TestCase):
-
     def test_small_toy_dataset_is_prepared_once(self):
         data_dir = os.path.join(self.create_tempdir().full_path, "toy")
-        with mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]), \
-                mock.patch.object(toy, "NUM_TRAIN", 2), \
-                mock.patch.object(toy, "NUM_TEST", 1), \
-                mock.patch.object(toy, "NUM_FRAMES", 12):
-            self.assertEqual(toy.ensure_toy_dataset(data_dir, workers=1),
-                             data_dir)
+        with (
+            mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]),
+            mock.patch.object(toy, "NUM_TRAIN", 2),
+            mock.patch.object(toy, "NUM_TEST", 1),
+            mock.patch.object(toy, "NUM_FRAMES", 12),
+        ):
+            self.assertEqual(toy.ensure_toy_dataset(data_dir, workers=1), data_dir)
             metadata = schema.read_metadata(data_dir)
             mtime = os.path.getmtime(os.path.join(data_dir, "metadata.json"))
             toy.ensure_toy_dataset(data_dir)  # already there: untouched
         self.assertEqual(
-            mtime, os.path.getmtime(os.path.join(data_dir, "metadata.json")))
+            mtime, os.path.getmtime(os.path.join(data_dir, "metadata.json"))
+        )
         self.assertEqual(metadata["labels"], toy.CLASSES[:2])
-        self.assertEqual((metadata["frame_height"], metadata["frame_width"]),
-                         toy.FRAME_SIZE)
+        self.assertEqual(
+            (metadata["frame_height"], metadata["frame_width"]), toy.FRAME_SIZE
+        )
         self.assertEqual(metadata["splits"]["train"]["num_records"], 4)
         self.assertEqual(metadata["splits"]["test"]["num_records"], 2)
         shard = metadata["splits"]["test"]["shards"][0]["file"]
         records = list(tf.data.TFRecordDataset(os.path.join(data_dir, shard)))
         self.assertLen(records, 2)
         parsed = schema.parse_sequence_example(records[1])
-        self.assertEqual(parsed[schema.VIDEO_ID_KEY].numpy().decode(),
-                         f"{toy.CLASSES[1]}/002")
+        self.assertEqual(
+            parsed[schema.VIDEO_ID_KEY].numpy().decode(), f"{toy.CLASSES[1]}/002"
+        )
         self.assertEqual(list(parsed[schema.LABEL_INDEX_KEY].numpy()), [1])
         self.assertLen(parsed[schema.FLOW_X_KEY], 11)
         frame = tf.io.decode_jpeg(parsed[schema.RGB_KEY][0])

@@ -11,24 +11,30 @@ import tempfile
 from unittest import mock
 
 from absl.testing import absltest
-import gin
 
 from experiments import run_table
+import gin
 from tests import fake_data
 
-_SHRINK = 'toy/shrink.gin'  # the toy overlay, in gin/
+_SHRINK = "toy/shrink.gin"  # the toy overlay, in gin/
 # On top of the toy overlay: tiny fake records (the toy dataset's on-disk
 # format, but seconds to write instead of minutes of TV-L1) and 2 + 2 updates.
 _BINDINGS = [
-    'NUM_FRAMES = 4', 'IMAGE_SIZE = 24', 'FLOW_STACK = 2',
-    'train.prepare_toy_dataset = False',
-    'make_dataset.resize_to = (32, 40)',
-    'build_model.num_clusters = 2',
-    'init_centers.num_random_frames = 8', 'init_centers.num_init = 1',
-    'train_stream.stage_steps = (2, 2)', 'train_stream.batch_size = 2',
-    'train_stream.accumulation_steps = 1', 'train_stream.jit_compile = False',
-    'train_stream.checkpoint_every = 2', 'train_stream.assignments_every = 2',
-    'train_stream.kmeans_batch_size = 4',
+    "NUM_FRAMES = 4",
+    "IMAGE_SIZE = 24",
+    "FLOW_STACK = 2",
+    "train.prepare_toy_dataset = False",
+    "make_dataset.resize_to = (32, 40)",
+    "build_model.num_clusters = 2",
+    "init_centers.num_random_frames = 8",
+    "init_centers.num_init = 1",
+    "train_stream.stage_steps = (2, 2)",
+    "train_stream.batch_size = 2",
+    "train_stream.accumulation_steps = 1",
+    "train_stream.jit_compile = False",
+    "train_stream.checkpoint_every = 2",
+    "train_stream.assignments_every = 2",
+    "train_stream.kmeans_batch_size = 4",
 ]
 
 
@@ -39,301 +45,363 @@ def _tempdir(test):
 
 
 class HeaderTest(absltest.TestCase):
+    def test_every_table_has_rows_with_headers(self):
+        for table in ("1", "K", "2a", "2b", "3a", "3b", "6", "4", "5"):
+            rows = run_table.find_rows(table)
+            for row in rows:
+                self.assertIn(row["dataset"], ("hmdb51", "ucf101", "charades"))
+                for _, _, paper, note in run_table.row_lines(row):
+                    self.assertTrue(paper is not None or note, row["file"])
+        self.assertEqual(
+            [r["paper"] for r in run_table.find_rows("3a")], [56.0, 64.8, 66.9]
+        )
 
-  def test_every_table_has_rows_with_headers(self):
-    for table in ('1', 'K', '2a', '2b', '3a', '3b', '6', '4', '5'):
-      rows = run_table.find_rows(table)
-      for row in rows:
-        self.assertIn(row['dataset'], ('hmdb51', 'ucf101', 'charades'))
-        for _, _, paper, note in run_table.row_lines(row):
-          self.assertTrue(paper is not None or note, row['file'])
-    self.assertEqual([r['paper'] for r in run_table.find_rows('3a')],
-                     [56.0, 64.8, 66.9])
+    def test_one_file_per_row(self):
+        # Table 4: one file per dataset, its splits and its iDT fusion in the
+        # header; Table 5: one file, two metrics; Table 6: one file per crops.
+        rows = run_table.find_rows("4")
+        self.assertEqual(
+            [r["file"] for r in rows], ["table4_ucf101.gin", "table4_hmdb51.gin"]
+        )
+        for row in rows:
+            self.assertEqual(row["splits"], ["1", "2", "3"])
+            self.assertEqual(row["idt"], row["dataset"] + "_idt_split{split}.h5")
+        self.assertEqual(
+            [
+                (label, paper)
+                for row in rows
+                for label, _, paper, _ in run_table.row_lines(row)
+            ],
+            [("top1", 92.7), ("iDT", 93.6), ("top1", 66.9), ("iDT", 69.8)],
+        )
+        (charades,) = run_table.find_rows("5")
+        self.assertEqual(charades["metrics"], ["mAP", "wAP"])
+        self.assertEqual(
+            [(name, paper) for _, name, paper, _ in run_table.row_lines(charades)],
+            [("ActionVLAD RGB, mAP", 17.6), ("ActionVLAD RGB, wAP", 25.1)],
+        )
+        self.assertEqual(
+            [r["file"] for r in run_table.find_rows("6")],
+            ["table6_hmdb51_1crop.gin", "table6_hmdb51_5crop.gin"],
+        )
 
-  def test_one_file_per_row(self):
-    # Table 4: one file per dataset, its splits and its iDT fusion in the
-    # header; Table 5: one file, two metrics; Table 6: one file per crops.
-    rows = run_table.find_rows('4')
-    self.assertEqual([r['file'] for r in rows],
-                     ['table4_ucf101.gin', 'table4_hmdb51.gin'])
-    for row in rows:
-      self.assertEqual(row['splits'], ['1', '2', '3'])
-      self.assertEqual(row['idt'], row['dataset'] + '_idt_split{split}.h5')
-    self.assertEqual(
-        [(label, paper) for row in rows
-         for label, _, paper, _ in run_table.row_lines(row)],
-        [('top1', 92.7), ('iDT', 93.6), ('top1', 66.9), ('iDT', 69.8)])
-    (charades,) = run_table.find_rows('5')
-    self.assertEqual(charades['metrics'], ['mAP', 'wAP'])
-    self.assertEqual(
-        [(name, paper) for _, name, paper, _ in run_table.row_lines(charades)],
-        [('ActionVLAD RGB, mAP', 17.6), ('ActionVLAD RGB, wAP', 25.1)])
-    self.assertEqual([r['file'] for r in run_table.find_rows('6')],
-                     ['table6_hmdb51_1crop.gin', 'table6_hmdb51_5crop.gin'])
+    def test_markdown_mean_and_std_over_splits(self):
+        rows = run_table.find_rows("6")
+        results = {
+            rows[0]["file"]: {"values": {"top1": [60.0, 62.0, 64.0]}},
+            rows[1]["file"]: {"values": {"top1": [70.0, 71.0, 72.0]}},
+        }
+        text = run_table.markdown_table("6", rows, results, note="toy")
+        self.assertIn("| ActionVLAD late fusion, 1 crop", text)
+        self.assertIn("62.0 ± 2.0 (3 splits)", text)
+        self.assertIn("71.0 ± 1.0 (3 splits)", text)
+        self.assertIn("`table6_hmdb51_5crop.gin`", text)
 
-  def test_markdown_mean_and_std_over_splits(self):
-    rows = run_table.find_rows('6')
-    results = {rows[0]['file']: {'values': {'top1': [60.0, 62.0, 64.0]}},
-               rows[1]['file']: {'values': {'top1': [70.0, 71.0, 72.0]}}}
-    text = run_table.markdown_table('6', rows, results, note='toy')
-    self.assertIn('| ActionVLAD late fusion, 1 crop', text)
-    self.assertIn('62.0 ± 2.0 (3 splits)', text)
-    self.assertIn('71.0 ± 1.0 (3 splits)', text)
-    self.assertIn('`table6_hmdb51_5crop.gin`', text)
+    def _header(self, text):
+        path = os.path.join(_tempdir(self), "table9_x.gin")
+        with open(path, "w") as f:
+            f.write(text + "\ninclude 'base.gin'\n")
+        return path
 
-  def _header(self, text):
-    path = os.path.join(_tempdir(self), 'table9_x.gin')
-    with open(path, 'w') as f:
-      f.write(text + "\ninclude 'base.gin'\n")
-    return path
+    def test_missing_header_line(self):
+        with self.assertRaisesRegex(ValueError, 'no "# Dataset" line'):
+            run_table.parse_header(self._header("# Table 9, row 1: x."))
 
-  def test_missing_header_line(self):
-    with self.assertRaisesRegex(ValueError, 'no "# Dataset" line'):
-      run_table.parse_header(self._header('# Table 9, row 1: x.'))
+    def test_old_run_key_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "share a run by themselves"):
+            run_table.parse_header(
+                self._header("# Table 9, row 1: x.\n# Dataset: hmdb51\n# Run: table9_y")
+            )
 
-  def test_old_run_key_is_refused(self):
-    with self.assertRaisesRegex(ValueError, 'share a run by themselves'):
-      run_table.parse_header(self._header(
-          '# Table 9, row 1: x.\n# Dataset: hmdb51\n# Run: table9_y'))
-
-  def test_paper_label_names_a_reported_value(self):
-    with self.assertRaisesRegex(ValueError, r'"# Paper \(wAP\)"'):
-      run_table.parse_header(self._header(
-          '# Table 9, row 1: x.\n# Dataset: hmdb51\n# Paper (wAP): 1.0 (x)'))
-    with self.assertRaisesRegex(ValueError, 'no "# Splits" line'):
-      run_table.parse_header(self._header(
-          '# Table 9, row 1: x.\n# Dataset: hmdb51\n# iDT: a_{split}.h5'))
+    def test_paper_label_names_a_reported_value(self):
+        with self.assertRaisesRegex(ValueError, r'"# Paper \(wAP\)"'):
+            run_table.parse_header(
+                self._header(
+                    "# Table 9, row 1: x.\n# Dataset: hmdb51\n# Paper (wAP): 1.0 (x)"
+                )
+            )
+        with self.assertRaisesRegex(ValueError, 'no "# Splits" line'):
+            run_table.parse_header(
+                self._header(
+                    "# Table 9, row 1: x.\n# Dataset: hmdb51\n# iDT: a_{split}.h5"
+                )
+            )
 
 
 def _binding(name):
-  """The canonical value of `name` in the parsed config, e.g. `'test'`."""
-  for line in run_table.canonical_config():
-    key, value = line.split(' = ', 1)
-    if key == name:
-      return value
-  return None
+    """The canonical value of `name` in the parsed config, e.g. `'test'`."""
+    for line in run_table.canonical_config():
+        key, value = line.split(" = ", 1)
+        if key == name:
+            return value
+    return None
 
 
 class SharedRunsTest(absltest.TestCase):
-  """The runner with a fake `train` that records what it was asked to run."""
+    """The runner with a fake `train` that records what it was asked to run."""
 
-  def setUp(self):
-    super().setUp()
-    self.addCleanup(gin.clear_config)
-    self.runs_dir = _tempdir(self)
-    self.calls = []
-    self.idt_paths = []
-    patch = mock.patch.object(run_table, '_train', side_effect=self._train)
-    patch.start()
-    self.addCleanup(patch.stop)
-    patch = mock.patch.object(run_table, '_fuse_idt_files',
-                              side_effect=self._fuse_idt)
-    patch.start()
-    self.addCleanup(patch.stop)
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(gin.clear_config)
+        self.runs_dir = _tempdir(self)
+        self.calls = []
+        self.idt_paths = []
+        patch = mock.patch.object(run_table, "_train", side_effect=self._train)
+        patch.start()
+        self.addCleanup(patch.stop)
+        patch = mock.patch.object(
+            run_table, "_fuse_idt_files", side_effect=self._fuse_idt
+        )
+        patch.start()
+        self.addCleanup(patch.stop)
 
-  def _train(self, workdir):
-    self.calls.append({
-        'workdir': workdir,
-        'train_split': _binding('train_stream.train_split'),
-        'evaluate_split': _binding('train.evaluate_split'),
-        'num_clusters': _binding('build_model.num_clusters'),
-        'stage_steps': _binding('train_stream.stage_steps'),
-        'num_frames': _binding('make_dataset.num_frames'),
-    })
-    metrics = {'top1': 0.5, 'mAP': 0.2, 'wAP': 0.3}
-    streams = gin.query_parameter('train.streams')
-    outcome = {s: dict(metrics, scores_path=f'{workdir}/scores/{s}.h5')
-               for s in streams}
-    if run_table._bound('train.fuse_weights'):
-      outcome['late_fusion'] = 0.6
-    return outcome
+    def _train(self, workdir):
+        self.calls.append(
+            {
+                "workdir": workdir,
+                "train_split": _binding("train_stream.train_split"),
+                "evaluate_split": _binding("train.evaluate_split"),
+                "num_clusters": _binding("build_model.num_clusters"),
+                "stage_steps": _binding("train_stream.stage_steps"),
+                "num_frames": _binding("make_dataset.num_frames"),
+            }
+        )
+        metrics = {"top1": 0.5, "mAP": 0.2, "wAP": 0.3}
+        streams = gin.query_parameter("train.streams")
+        outcome = {
+            s: dict(metrics, scores_path=f"{workdir}/scores/{s}.h5") for s in streams
+        }
+        if run_table._bound("train.fuse_weights"):
+            outcome["late_fusion"] = 0.6
+        return outcome
 
-  def _fuse_idt(self, score_paths, weights, idt_path):
-    self.idt_paths.append(idt_path)
-    return 0.7
+    def _fuse_idt(self, score_paths, weights, idt_path):
+        self.idt_paths.append(idt_path)
+        return 0.7
 
-  def _run(self, table, data_dir='data/hmdb51', **kwargs):
-    data_dirs = {'hmdb51': data_dir, 'ucf101': 'data/ucf101',
-                 'charades': 'data/charades'}
-    return run_table.run_table(table, data_dirs=data_dirs,
-                               runs_dir=self.runs_dir, **kwargs)
+    def _run(self, table, data_dir="data/hmdb51", **kwargs):
+        data_dirs = {
+            "hmdb51": data_dir,
+            "ucf101": "data/ucf101",
+            "charades": "data/charades",
+        }
+        return run_table.run_table(
+            table, data_dirs=data_dirs, runs_dir=self.runs_dir, **kwargs
+        )
 
-  def test_the_same_model_trains_once(self):
-    results = {}
-    for table in ('1', '2a', '2b', 'K'):
-      text, table_results = self._run(table)
-      self.assertNotIn('failed', text)
-      results.update(table_results)
-    # 16 rows, 13 models: the base model is the trained RGB row of Table 1,
-    # the conv5_3, NetVLAD and K = 64 rows, and trains once.
-    self.assertLen(results, 16)
-    self.assertLen(self.calls, 13)
-    self.assertLen({c['workdir'] for c in self.calls}, 13)
-    base = {results[f]['workdirs'][0] for f in (
-        'table1_actionvlad_rgb.gin', 'table2a_position_conv5_3.gin',
-        'table2b_pool_netvlad.gin', 'tablek_clusters_64.gin')}
-    self.assertLen(base, 1)
-    self.assertEqual([c['workdir'] for c in self.calls].count(base.pop()), 1)
-    with open(os.path.join(results['tablek_clusters_64.gin']['workdirs'][0],
-                           'rows.txt')) as f:
-      self.assertLen(f.read().splitlines(), 4)
-    # A second runner call finds every config run.
-    for table in ('1', '2a', '2b', 'K'):
-      self._run(table)
-    self.assertLen(self.calls, 13)
+    def test_the_same_model_trains_once(self):
+        results = {}
+        for table in ("1", "2a", "2b", "K"):
+            text, table_results = self._run(table)
+            self.assertNotIn("failed", text)
+            results.update(table_results)
+        # 16 rows, 13 models: the base model is the trained RGB row of Table 1,
+        # the conv5_3, NetVLAD and K = 64 rows, and trains once.
+        self.assertLen(results, 16)
+        self.assertLen(self.calls, 13)
+        self.assertLen({c["workdir"] for c in self.calls}, 13)
+        base = {
+            results[f]["workdirs"][0]
+            for f in (
+                "table1_actionvlad_rgb.gin",
+                "table2a_position_conv5_3.gin",
+                "table2b_pool_netvlad.gin",
+                "tablek_clusters_64.gin",
+            )
+        }
+        self.assertLen(base, 1)
+        self.assertEqual([c["workdir"] for c in self.calls].count(base.pop()), 1)
+        with open(
+            os.path.join(results["tablek_clusters_64.gin"]["workdirs"][0], "rows.txt")
+        ) as f:
+            self.assertLen(f.read().splitlines(), 4)
+        # A second runner call finds every config run.
+        for table in ("1", "2a", "2b", "K"):
+            self._run(table)
+        self.assertLen(self.calls, 13)
 
-  def test_split_rows_bind_the_split_macros(self):
-    text, results = self._run('6')
-    self.assertEqual(
-        [(c['train_split'], c['evaluate_split']) for c in self.calls],
-        [(f"'train_split{k}'", f"'test_split{k}'")
-         for _ in range(2) for k in (1, 2, 3)])
-    self.assertIn('60.0 ± 0.0 (3 splits)', text)
-    # 1 and 5 crops differ only in evaluation: one training run per split.
-    one, five = (results[f]['workdirs'] for f in (
-        'table6_hmdb51_1crop.gin', 'table6_hmdb51_5crop.gin'))
-    self.assertEqual(one, five)
-    self.assertLen(set(one), 3)
-    # Table 4's HMDB51 row (flow 5 crops) trains the same models.
-    _, results = self._run('4')
-    self.assertEqual(results['table4_hmdb51.gin']['workdirs'], one)
+    def test_split_rows_bind_the_split_macros(self):
+        text, results = self._run("6")
+        self.assertEqual(
+            [(c["train_split"], c["evaluate_split"]) for c in self.calls],
+            [
+                (f"'train_split{k}'", f"'test_split{k}'")
+                for _ in range(2)
+                for k in (1, 2, 3)
+            ],
+        )
+        self.assertIn("60.0 ± 0.0 (3 splits)", text)
+        # 1 and 5 crops differ only in evaluation: one training run per split.
+        one, five = (
+            results[f]["workdirs"]
+            for f in ("table6_hmdb51_1crop.gin", "table6_hmdb51_5crop.gin")
+        )
+        self.assertEqual(one, five)
+        self.assertLen(set(one), 3)
+        # Table 4's HMDB51 row (flow 5 crops) trains the same models.
+        _, results = self._run("4")
+        self.assertEqual(results["table4_hmdb51.gin"]["workdirs"], one)
 
-  def test_idt_and_two_metrics_from_one_file(self):
-    text, results = self._run('4', idt_dir='/idt')
-    # One training run per split and dataset, the iDT line from its scores.
-    self.assertLen(self.calls, 6)
-    self.assertEqual(self.idt_paths, [
-        f'/idt/{ds}_idt_split{k}.h5' for ds in ('ucf101', 'hmdb51')
-        for k in (1, 2, 3)])
-    lines = [l for l in text.splitlines() if '.gin`' in l]
-    self.assertLen(lines, 4)
-    self.assertRegex(lines[1], r'^\| ActionVLAD, UCF101 \+ iDT \(0\.75 / 0\.25.*'
-                     r'\| 93\.6 .*\| 70\.0 ± 0\.0 \(3 splits\) \| -23\.6 \|$')
-    self.assertEqual(results['table4_hmdb51.gin']['values'],
-                     {'top1': [60.0] * 3, 'iDT': [70.0] * 3})
-    text, _ = self._run('5')
-    self.assertLen(self.calls, 7)
-    self.assertRegex(text, r'\| ActionVLAD RGB, mAP \(.*\| 17\.6 .*\| 20\.0 \| \+2\.4 \|')
-    self.assertRegex(text, r'\| ActionVLAD RGB, wAP \(.*\| 25\.1 .*\| 30\.0 \| \+4\.9 \|')
+    def test_idt_and_two_metrics_from_one_file(self):
+        text, results = self._run("4", idt_dir="/idt")
+        # One training run per split and dataset, the iDT line from its scores.
+        self.assertLen(self.calls, 6)
+        self.assertEqual(
+            self.idt_paths,
+            [
+                f"/idt/{ds}_idt_split{k}.h5"
+                for ds in ("ucf101", "hmdb51")
+                for k in (1, 2, 3)
+            ],
+        )
+        lines = [l for l in text.splitlines() if ".gin`" in l]
+        self.assertLen(lines, 4)
+        self.assertRegex(
+            lines[1],
+            r"^\| ActionVLAD, UCF101 \+ iDT \(0\.75 / 0\.25.*"
+            r"\| 93\.6 .*\| 70\.0 ± 0\.0 \(3 splits\) \| -23\.6 \|$",
+        )
+        self.assertEqual(
+            results["table4_hmdb51.gin"]["values"],
+            {"top1": [60.0] * 3, "iDT": [70.0] * 3},
+        )
+        text, _ = self._run("5")
+        self.assertLen(self.calls, 7)
+        self.assertRegex(
+            text, r"\| ActionVLAD RGB, mAP \(.*\| 17\.6 .*\| 20\.0 \| \+2\.4 \|"
+        )
+        self.assertRegex(
+            text, r"\| ActionVLAD RGB, wAP \(.*\| 25\.1 .*\| 30\.0 \| \+4\.9 \|"
+        )
 
-  def test_idt_line_without_idt_dir_is_not_run(self):
-    text, results = self._run('4')
-    self.assertNotIn('failed', text)
-    self.assertIn('not run: needs --idt_dir with ucf101_idt_split{split}.h5',
-                  text)
-    self.assertFalse(any(r['errors'] for r in results.values()))
+    def test_idt_line_without_idt_dir_is_not_run(self):
+        text, results = self._run("4")
+        self.assertNotIn("failed", text)
+        self.assertIn("not run: needs --idt_dir with ucf101_idt_split{split}.h5", text)
+        self.assertFalse(any(r["errors"] for r in results.values()))
 
-  def test_overlay_keeps_the_rows_own_change(self):
-    _, results = self._run('K', overlays=[_SHRINK])
-    self.assertFalse([f for f, r in results.items() if r['errors']])
-    # The shrink's 8 frames reach every row; each row keeps its K, and the
-    # K = 64 row is base.gin's K (the shrink leaves K alone).
-    self.assertEqual({c['num_frames'] for c in self.calls}, {'8'})
-    self.assertEqual([c['num_clusters'] for c in self.calls],
-                     ['1', '32', '64', '128'])
-    self._run('1', overlays=[_SHRINK])
-    steps = [c['stage_steps'] for c in self.calls[4:]]
-    self.assertIn('(10000,)', steps)  # stage 1 only, as its row says
-    self.assertIn('(400, 200)', steps)  # the shrink's schedule elsewhere
+    def test_overlay_keeps_the_rows_own_change(self):
+        _, results = self._run("K", overlays=[_SHRINK])
+        self.assertFalse([f for f, r in results.items() if r["errors"]])
+        # The shrink's 8 frames reach every row; each row keeps its K, and the
+        # K = 64 row is base.gin's K (the shrink leaves K alone).
+        self.assertEqual({c["num_frames"] for c in self.calls}, {"8"})
+        self.assertEqual(
+            [c["num_clusters"] for c in self.calls], ["1", "32", "64", "128"]
+        )
+        self._run("1", overlays=[_SHRINK])
+        steps = [c["stage_steps"] for c in self.calls[4:]]
+        self.assertIn("(10000,)", steps)  # stage 1 only, as its row says
+        self.assertIn("(400, 200)", steps)  # the shrink's schedule elsewhere
 
-  def test_overlay_that_fixes_the_split_runs_a_split_row_once(self):
-    text, results = self._run('6', overlays=[_SHRINK])
-    self.assertLen(self.calls, 2)  # the toy data has one split
-    self.assertEqual({c['train_split'] for c in self.calls}, {"'train'"})
-    self.assertEqual(results['table6_hmdb51_1crop.gin']['values'],
-                     {'top1': [60.0]})
-    self.assertNotIn('splits)', text)
+    def test_overlay_that_fixes_the_split_runs_a_split_row_once(self):
+        text, results = self._run("6", overlays=[_SHRINK])
+        self.assertLen(self.calls, 2)  # the toy data has one split
+        self.assertEqual({c["train_split"] for c in self.calls}, {"'train'"})
+        self.assertEqual(results["table6_hmdb51_1crop.gin"]["values"], {"top1": [60.0]})
+        self.assertNotIn("splits)", text)
 
-  def test_failed_row_is_reported_and_the_others_run(self):
-    calls = []
+    def test_failed_row_is_reported_and_the_others_run(self):
+        calls = []
 
-    def train(workdir):
-      calls.append(workdir)
-      if len(calls) == 1:
-        raise ValueError('no | such data')
-      return self._train(workdir)
+        def train(workdir):
+            calls.append(workdir)
+            if len(calls) == 1:
+                raise ValueError("no | such data")
+            return self._train(workdir)
 
-    with mock.patch.object(run_table, '_train', side_effect=train):
-      text, results = self._run('2b')
-    self.assertIn('failed: ValueError: no / such data', text)
-    self.assertLen([r for r in results.values() if r['errors']], 1)
-    self.assertLen(calls, 3)
+        with mock.patch.object(run_table, "_train", side_effect=train):
+            text, results = self._run("2b")
+        self.assertIn("failed: ValueError: no / such data", text)
+        self.assertLen([r for r in results.values() if r["errors"]], 1)
+        self.assertLen(calls, 3)
 
 
 class CanonicalConfigTest(absltest.TestCase):
+    def tearDown(self):
+        gin.clear_config()
+        super().tearDown()
 
-  def tearDown(self):
-    gin.clear_config()
-    super().tearDown()
+    def _config(self, *bindings):
+        row = run_table.parse_header(
+            os.path.join(run_table.GIN_DIR, "table1_actionvlad_rgb.gin")
+        )
+        run_table.parse_row(row, data_dir="d", bindings=bindings)
+        return run_table.canonical_config()
 
-  def _config(self, *bindings):
-    row = run_table.parse_header(
-        os.path.join(run_table.GIN_DIR, 'table1_actionvlad_rgb.gin'))
-    run_table.parse_row(row, data_dir='d', bindings=bindings)
-    return run_table.canonical_config()
+    def test_macros_are_inlined(self):
+        config = self._config()
+        self.assertIn("train.data_dir = 'd'", config)
+        self.assertIn("train_stream.train_split = 'train_split1'", config)
+        self.assertFalse([l for l in config if re.search(r"= .*%", l)])
+        # The same values bound directly or through a macro: the same config.
+        self.assertEqual(
+            config, self._config("train_stream.train_split = 'train_split1'")
+        )
 
-  def test_macros_are_inlined(self):
-    config = self._config()
-    self.assertIn("train.data_dir = 'd'", config)
-    self.assertIn("train_stream.train_split = 'train_split1'", config)
-    self.assertFalse([l for l in config if re.search(r'= .*%', l)])
-    # The same values bound directly or through a macro: the same config.
-    self.assertEqual(
-        config, self._config("train_stream.train_split = 'train_split1'"))
-
-  def test_evaluation_bindings_do_not_decide_training(self):
-    decides = run_table._decides_training
-    self.assertFalse(decides('flow/evaluate.num_crops = 5'))
-    self.assertFalse(decides("train.evaluate_split = 'test_split1'"))
-    self.assertFalse(decides('train.fuse_weights = (1, 2)'))
-    self.assertFalse(decides('avlad_tf.exporting.export.num_crops = 1'))
-    self.assertTrue(decides("train.streams = ('rgb',)"))
-    self.assertTrue(decides("train_stream.train_split = 'train_split1'"))
-    self.assertTrue(decides('build_model.num_clusters = 64'))
+    def test_evaluation_bindings_do_not_decide_training(self):
+        decides = run_table._decides_training
+        self.assertFalse(decides("flow/evaluate.num_crops = 5"))
+        self.assertFalse(decides("train.evaluate_split = 'test_split1'"))
+        self.assertFalse(decides("train.fuse_weights = (1, 2)"))
+        self.assertFalse(decides("avlad_tf.exporting.export.num_crops = 1"))
+        self.assertTrue(decides("train.streams = ('rgb',)"))
+        self.assertTrue(decides("train_stream.train_split = 'train_split1'"))
+        self.assertTrue(decides("build_model.num_clusters = 64"))
 
 
 class RunTableTest(absltest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.root = _tempdir(self)
+        self.addCleanup(gin.clear_config)
+        self.data_dir = fake_data.write_fake_dataset(
+            os.path.join(self.root, "data"),
+            num_videos=4,
+            num_frames=10,
+            num_classes=2,
+            content="pattern",
+        )
 
-  def setUp(self):
-    super().setUp()
-    self.root = _tempdir(self)
-    self.addCleanup(gin.clear_config)
-    self.data_dir = fake_data.write_fake_dataset(
-        os.path.join(self.root, 'data'), num_videos=4, num_frames=10,
-        num_classes=2, content='pattern')
+    def _run(self, table):
+        return run_table.run_table(
+            table,
+            data_dirs={"hmdb51": self.data_dir},
+            runs_dir=os.path.join(self.root, "runs"),
+            overlays=[_SHRINK],
+            bindings=_BINDINGS,
+            note="Fake data, not the paper's.",
+        )
 
-  def _run(self, table):
-    return run_table.run_table(
-        table, data_dirs={'hmdb51': self.data_dir},
-        runs_dir=os.path.join(self.root, 'runs'), overlays=[_SHRINK],
-        bindings=_BINDINGS, note='Fake data, not the paper\'s.')
-
-  def test_tables_2b_and_3a_filled_and_rerun_skips(self):
-    for table, names in (('2b', ('average pooling', 'max pooling',
-                                 'ActionVLAD')),
-                         ('3a', ('concat fusion', 'early fusion',
-                                 'late fusion'))):
-      text, results = self._run(table)
-      self.assertNotIn('failed', text)
-      self.assertNotIn('not run', text)
-      self.assertLen(results, 3)
-      for name, result in zip(names, results.values()):
-        self.assertIn(f'| {name} (', text)
-        self.assertBetween(result['values']['top1'][0], 0.0, 100.0)
-      rows = [l for l in text.splitlines() if '.gin`' in l]
-      self.assertLen(rows, 3)
-      for line in rows:
-        self.assertRegex(line, r'\| \d+\.\d \| [+-]\d+\.\d \|$')
-    # The late-fusion row trained both streams and fused their scores.
-    (late,) = results['table3a_fusion_late.gin']['workdirs']
-    self.assertCountEqual(os.listdir(os.path.join(late, 'scores')),
-                          ['rgb_test_1crop.h5', 'flow_test_1crop.h5'])
-    # Finished rows are skipped: no training on a re-run.
-    with mock.patch.object(run_table, '_train',
-                           side_effect=AssertionError('retrained')):
-      again, _ = self._run('2b')
-    self.assertNotIn('failed', again)
+    def test_tables_2b_and_3a_filled_and_rerun_skips(self):
+        for table, names in (
+            ("2b", ("average pooling", "max pooling", "ActionVLAD")),
+            ("3a", ("concat fusion", "early fusion", "late fusion")),
+        ):
+            text, results = self._run(table)
+            self.assertNotIn("failed", text)
+            self.assertNotIn("not run", text)
+            self.assertLen(results, 3)
+            for name, result in zip(names, results.values()):
+                self.assertIn(f"| {name} (", text)
+                self.assertBetween(result["values"]["top1"][0], 0.0, 100.0)
+            rows = [l for l in text.splitlines() if ".gin`" in l]
+            self.assertLen(rows, 3)
+            for line in rows:
+                self.assertRegex(line, r"\| \d+\.\d \| [+-]\d+\.\d \|$")
+        # The late-fusion row trained both streams and fused their scores.
+        (late,) = results["table3a_fusion_late.gin"]["workdirs"]
+        self.assertCountEqual(
+            os.listdir(os.path.join(late, "scores")),
+            ["rgb_test_1crop.h5", "flow_test_1crop.h5"],
+        )
+        # Finished rows are skipped: no training on a re-run.
+        with mock.patch.object(
+            run_table, "_train", side_effect=AssertionError("retrained")
+        ):
+            again, _ = self._run("2b")
+        self.assertNotIn("failed", again)
 
 
-if __name__ == '__main__':
-  absltest.main()
+if __name__ == "__main__":
+    absltest.main()

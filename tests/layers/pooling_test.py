@@ -1,9 +1,9 @@
 """Tests of the average / max pooling baselines over time x space."""
 
-import keras
-import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
+import keras
+import numpy as np
 
 from avlad_tf.layers import pooling
 from tests import testing
@@ -15,13 +15,14 @@ LAYERS = (
 
 
 class PoolingTest(testing.TestCase):
-
     @parameterized.parameters(*LAYERS)
     def test_matches_numpy(self, layer_cls, reduce_fn):
         x = np.random.default_rng(0).normal(size=(2, 3, 2, 2, 4))
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(layer_cls()(x)),
-            reduce_fn(x, axis=(1, 2, 3)), atol=1e-6)
+            reduce_fn(x, axis=(1, 2, 3)),
+            atol=1e-6,
+        )
 
     @parameterized.parameters(*LAYERS)
     def test_checklist(self, layer_cls, _):

@@ -1,28 +1,36 @@
 """Tests of the stream models: shapes, heads, stages, endpoints, saving."""
 
-import gin
-import keras
-import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
+import keras
+import numpy as np
 
 from avlad_tf.layers import netvlad
 from avlad_tf.models import action_vlad
+import gin
 from tests import testing
 
 NUM_CLASSES = 5
 
 
 def tiny_model(**kwargs):
-    kwargs = {"num_classes": NUM_CLASSES, "backbone": "tiny",
-              "image_size": 32, "num_clusters": 4, "flow_stack": 2, **kwargs}
+    kwargs = {
+        "num_classes": NUM_CLASSES,
+        "backbone": "tiny",
+        "image_size": 32,
+        "num_clusters": 4,
+        "flow_stack": 2,
+        **kwargs,
+    }
     return action_vlad.build_model(**kwargs)
 
 
 def video_inputs(model, batch=2, time=3, seed=0):
     rng = np.random.default_rng(seed)
-    return {name: rng.normal(size=(batch, time) + tuple(t.shape[2:]))
-            .astype("float32") for name, t in model.input.items()}
+    return {
+        name: rng.normal(size=(batch, time) + tuple(t.shape[2:])).astype("float32")
+        for name, t in model.input.items()
+    }
 
 
 def numpy(x):
@@ -30,33 +38,32 @@ def numpy(x):
 
 
 class BuildModelTest(testing.TestCase):
-
     @parameterized.parameters(
         ("rgb", "netvlad", "conv5_3", 4 * 16),
         ("flow", "netvlad", "conv4_3", 4 * 16),
         ("rgb", "netvlad", "fc7", 4 * 16),
         ("rgb", "avg", "conv5_3", 16),
         ("flow", "max", "conv5_3", 16),
-        ("rgb", "two_stream", "fc7", 16))
+        ("rgb", "two_stream", "fc7", 16),
+    )
     def test_shapes(self, modality, pooling, endpoint, descriptor_size):
-        model = tiny_model(modality=modality, pooling=pooling,
-                           endpoint=endpoint)
+        model = tiny_model(modality=modality, pooling=pooling, endpoint=endpoint)
         self.assertEqual(list(model.input), [modality])
-        self.assertEqual(model.input[modality].shape[-1],
-                         3 if modality == "rgb" else 4)
+        self.assertEqual(model.input[modality].shape[-1], 3 if modality == "rgb" else 4)
         inputs = video_inputs(model)
         self.assertEqual(tuple(model(inputs).shape), (2, NUM_CLASSES))
         outputs = action_vlad.endpoints_model(model)(inputs)
-        self.assertEqual(tuple(outputs["descriptor"].shape),
-                         (2, descriptor_size))
+        self.assertEqual(tuple(outputs["descriptor"].shape), (2, descriptor_size))
         self.assertEqual("assignments" in outputs, pooling == "netvlad")
 
     def test_vgg16_small_images(self):
-        model = action_vlad.build_model(num_classes=3, modality="flow",
-                                        image_size=32, num_clusters=2,
-                                        flow_stack=1)
-        self.assertEqual(model.get_layer("flow_backbone")
-                         .get_layer("block1_conv1").kernel.shape[2], 2)
+        model = action_vlad.build_model(
+            num_classes=3, modality="flow", image_size=32, num_clusters=2, flow_stack=1
+        )
+        self.assertEqual(
+            model.get_layer("flow_backbone").get_layer("block1_conv1").kernel.shape[2],
+            2,
+        )
         self.assertEqual(tuple(model(video_inputs(model, 1, 2)).shape), (1, 3))
 
     def test_features_are_pre_relu_and_feed_the_pooling(self):
@@ -67,13 +74,15 @@ class BuildModelTest(testing.TestCase):
         self.assertLess(features.min(), 0.0)
         outputs = action_vlad.endpoints_model(model)(inputs)
         layer = model.get_layer("netvlad")
-        np.testing.assert_allclose(numpy(outputs["descriptor"]),
-                                   numpy(layer(features)), atol=1e-6)
+        np.testing.assert_allclose(
+            numpy(outputs["descriptor"]), numpy(layer(features)), atol=1e-6
+        )
         assignments = numpy(outputs["assignments"])
         self.assertEqual(assignments.shape, (2, 3, 8, 8, 4))
         np.testing.assert_allclose(assignments.sum(-1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(numpy(outputs["logits"]),
-                                   numpy(model(inputs)), atol=1e-6)
+        np.testing.assert_allclose(
+            numpy(outputs["logits"]), numpy(model(inputs)), atol=1e-6
+        )
 
     def test_set_centers_through_the_pooling_layer(self):
         model = tiny_model()
@@ -81,16 +90,19 @@ class BuildModelTest(testing.TestCase):
         action_vlad.pooling_layer(model).set_centers(centers)
         layer = model.get_layer("netvlad")
         np.testing.assert_allclose(numpy(layer.centers), centers, rtol=1e-6)
-        np.testing.assert_allclose(numpy(layer.assignment_kernel),
-                                   2000.0 * centers.T, rtol=1e-5)
+        np.testing.assert_allclose(
+            numpy(layer.assignment_kernel), 2000.0 * centers.T, rtol=1e-5
+        )
 
     def test_two_stream_is_the_mean_of_per_frame_scores(self):
         model = tiny_model(pooling="two_stream", endpoint="fc7")
         inputs = video_inputs(model, batch=2, time=3)
-        per_frame = [numpy(model({"rgb": inputs["rgb"][:, t:t + 1]}))
-                     for t in range(3)]
-        np.testing.assert_allclose(numpy(model(inputs)),
-                                   np.mean(per_frame, axis=0), atol=1e-5)
+        per_frame = [
+            numpy(model({"rgb": inputs["rgb"][:, t : t + 1]})) for t in range(3)
+        ]
+        np.testing.assert_allclose(
+            numpy(model(inputs)), np.mean(per_frame, axis=0), atol=1e-5
+        )
 
     def test_classifier_init_and_weight_decay(self):
         model = tiny_model(num_classes=500, weight_decay=4e-5)
@@ -100,8 +112,11 @@ class BuildModelTest(testing.TestCase):
         self.assertAlmostEqual(kernel.std(), 0.01 * 0.88, delta=0.001)
         np.testing.assert_array_equal(numpy(logits.bias), 0.0)
         # slim's lambda * sum(w^2) / 2 on the classifier and conv kernels.
-        self.assertAlmostEqual(float(logits.kernel_regularizer(kernel)),
-                               4e-5 * np.sum(kernel ** 2) / 2, places=6)
+        self.assertAlmostEqual(
+            float(logits.kernel_regularizer(kernel)),
+            4e-5 * np.sum(kernel**2) / 2,
+            places=6,
+        )
         self.assertLen(model.losses, 4)  # 3 tiny convs + logits
         for weight in model.get_layer("netvlad").weights:
             self.assertIsNone(weight.regularizer)
@@ -111,34 +126,47 @@ class BuildModelTest(testing.TestCase):
 
     def test_pooled_dropout_defaults(self):
         self.assertEqual(tiny_model().get_layer("pooled_dropout").rate, 0.0)
-        self.assertEqual(tiny_model(dropout_rate=0.5)
-                         .get_layer("pooled_dropout").rate, 0.5)
+        self.assertEqual(
+            tiny_model(dropout_rate=0.5).get_layer("pooled_dropout").rate, 0.5
+        )
 
     def test_stage_trainable_weights(self):
         model = tiny_model()
-        self.assertEqual(action_vlad.set_stage(model, 1),
-                         ["action_vlad_rgb/logits"])
-        self.assertEqual(sorted(w.path for w in model.trainable_weights),
-                         ["logits/bias", "logits/kernel"])
+        self.assertEqual(action_vlad.set_stage(model, 1), ["action_vlad_rgb/logits"])
+        self.assertEqual(
+            sorted(w.path for w in model.trainable_weights),
+            ["logits/bias", "logits/kernel"],
+        )
         action_vlad.set_stage(model, 2)
         self.assertEqual(
             sorted(w.path for w in model.trainable_weights),
-            ["block5_conv3/bias", "block5_conv3/kernel", "logits/bias",
-             "logits/kernel", "netvlad/assignment_bias",
-             "netvlad/assignment_kernel", "netvlad/centers"])
+            [
+                "block5_conv3/bias",
+                "block5_conv3/kernel",
+                "logits/bias",
+                "logits/kernel",
+                "netvlad/assignment_bias",
+                "netvlad/assignment_kernel",
+                "netvlad/centers",
+            ],
+        )
         action_vlad.set_stage(model, 1)
         self.assertLen(model.trainable_weights, 2)
 
     @parameterized.parameters(
         ("conv5_3", ["block5_conv1", "block5_conv2", "block5_conv3"]),
-        ("conv4_3", ["block4_conv1", "block4_conv2", "block4_conv3"]))
+        ("conv4_3", ["block4_conv1", "block4_conv2", "block4_conv3"]),
+    )
     def test_stage2_trains_the_pooled_vgg16_block(self, endpoint, block):
-        model = action_vlad.build_model(num_classes=3, image_size=32,
-                                        endpoint=endpoint, num_clusters=2)
+        model = action_vlad.build_model(
+            num_classes=3, image_size=32, endpoint=endpoint, num_clusters=2
+        )
         names = action_vlad.set_stage(model, 2)
-        self.assertEqual(names, ["action_vlad_rgb/logits",
-                                 "action_vlad_rgb/netvlad"] +
-                         [f"rgb_backbone/{n}" for n in block])
+        self.assertEqual(
+            names,
+            ["action_vlad_rgb/logits", "action_vlad_rgb/netvlad"]
+            + [f"rgb_backbone/{n}" for n in block],
+        )
 
     def test_fc7_stage2_trains_fc7_only(self):
         names = action_vlad.set_stage(tiny_model(endpoint="fc7"), 2)
@@ -150,16 +178,20 @@ class BuildModelTest(testing.TestCase):
         inputs = video_inputs(model)
         labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
         action_vlad.set_stage(model, 1)
-        model.compile(optimizer="adam", jit_compile=True,
-                      loss=keras.losses.CategoricalCrossentropy(
-                          from_logits=True))
+        model.compile(
+            optimizer="adam",
+            jit_compile=True,
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
         before = numpy(model.get_layer("rgb_backbone").weights[0])
         logits_before = numpy(model.get_layer("logits").kernel)
         model.fit(inputs, labels, batch_size=2, verbose=0)
         np.testing.assert_array_equal(
-            numpy(model.get_layer("rgb_backbone").weights[0]), before)
-        self.assertFalse(np.array_equal(
-            numpy(model.get_layer("logits").kernel), logits_before))
+            numpy(model.get_layer("rgb_backbone").weights[0]), before
+        )
+        self.assertFalse(
+            np.array_equal(numpy(model.get_layer("logits").kernel), logits_before)
+        )
 
     def test_keras_file_round_trip(self):
         model = tiny_model(modality="flow")
@@ -168,23 +200,29 @@ class BuildModelTest(testing.TestCase):
     def test_mixed_precision(self):
         keras.mixed_precision.set_global_policy("mixed_float16")
         model = tiny_model()
-        self.assertEqual(model.get_layer("rgb_backbone").layers[-1]
-                         .compute_dtype, "float16")
+        self.assertEqual(
+            model.get_layer("rgb_backbone").layers[-1].compute_dtype, "float16"
+        )
         logits = model(video_inputs(model))
         self.assertEqual(logits.dtype, "float32")
         self.assertTrue(np.all(np.isfinite(numpy(logits))))
 
     def test_variable_number_of_frames(self):
         model = tiny_model()
-        self.assertEqual(tuple(model(video_inputs(model, 1, 5)).shape),
-                         (1, NUM_CLASSES))
+        self.assertEqual(
+            tuple(model(video_inputs(model, 1, 5)).shape), (1, NUM_CLASSES)
+        )
 
     def test_gin_binding(self):
         gin.clear_config()
         self.addCleanup(gin.clear_config)
-        gin.parse_config(["build_model.num_clusters = 3",
-                          "build_model.backbone = 'tiny'",
-                          "build_model.image_size = 32"])
+        gin.parse_config(
+            [
+                "build_model.num_clusters = 3",
+                "build_model.backbone = 'tiny'",
+                "build_model.image_size = 32",
+            ]
+        )
         model = action_vlad.build_model(num_classes=2)
         self.assertEqual(model.get_layer("netvlad").num_clusters, 3)
 
@@ -194,21 +232,22 @@ class BuildModelTest(testing.TestCase):
         (dict(fusion="late"), "fusion must be set"),
         (dict(modality="rgb+flow", fusion="mid"), "Unknown fusion"),
         (dict(pooling="sum"), "Unknown pooling"),
-        (dict(num_classes=0), "num_classes"))
+        (dict(num_classes=0), "num_classes"),
+    )
     def test_errors(self, kwargs, message):
         with self.assertRaisesRegex(ValueError, message):
             tiny_model(**kwargs)
 
     def test_find_layer(self):
         model = tiny_model()
-        self.assertEqual(action_vlad.find_layer(model, "block5_conv3").name,
-                         "block5_conv3")
+        self.assertEqual(
+            action_vlad.find_layer(model, "block5_conv3").name, "block5_conv3"
+        )
         with self.assertRaisesRegex(ValueError, "rgb_backbone"):
             action_vlad.find_layer(model, "fc6")
 
     def test_netvlad_layer_class(self):
-        self.assertIsInstance(tiny_model().get_layer("netvlad"),
-                              netvlad.NetVLAD)
+        self.assertIsInstance(tiny_model().get_layer("netvlad"), netvlad.NetVLAD)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2] / "avlad_tf"
-_FILES = sorted(str(p) for package in ("layers", "models")
-                for p in (_ROOT / package).glob("*.py"))
+_FILES = sorted(
+    str(p) for package in ("layers", "models") for p in (_ROOT / package).glob("*.py")
+)
 
 
 def imported_modules(path):
@@ -21,14 +22,16 @@ def imported_modules(path):
 
 
 class NoTensorflowImportTest(parameterized.TestCase):
-
     def test_files_found(self):
         self.assertGreaterEqual(len(_FILES), 6)
 
     @parameterized.parameters(*_FILES)
     def test_no_tensorflow(self, path):
-        bad = [m for m in imported_modules(path)
-               if m.split(".")[0] in ("tensorflow", "tf_keras")]
+        bad = [
+            m
+            for m in imported_modules(path)
+            if m.split(".")[0] in ("tensorflow", "tf_keras")
+        ]
         self.assertEmpty(bad, f"{path} imports {bad}")
 
 

@@ -11,12 +11,12 @@ import subprocess
 import sys
 
 from absl.testing import absltest
-import gin
 import numpy as np
 
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
 from avlad_tf.release import backbone_weights
+import gin
 from tests import testing
 from tests.release import release_checkpoints as ckpts
 
@@ -25,7 +25,6 @@ FLOW_STACK = 10
 
 
 class BackboneWeightsTest(absltest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -33,19 +32,35 @@ class BackboneWeightsTest(absltest.TestCase):
         rng = np.random.default_rng(4)
         cls.variables = ckpts.vgg16_variables(rng, input_channels=2 * FLOW_STACK)
         cls.variables["vgg_16/fc8/weights"] = rng.normal(
-            0, 0.01, (1, 1, 4096, 51)).astype(np.float32)
+            0, 0.01, (1, 1, 4096, 51)
+        ).astype(np.float32)
         cls.variables["vgg_16/fc8/biases"] = np.zeros(51, np.float32)
         cls.checkpoint = ckpts.write(
             os.path.join(cls.dir, "split1.ckpt"),
-            dict(cls.variables, **ckpts.adam_bookkeeping(
-                {k: v for k, v in cls.variables.items() if "conv1_1" in k})))
+            dict(
+                cls.variables,
+                **ckpts.adam_bookkeeping(
+                    {k: v for k, v in cls.variables.items() if "conv1_1" in k}
+                ),
+            ),
+        )
         cls.output = os.path.join(cls.dir, "flow_vgg16.weights.h5")
         cls.command = subprocess.run(
-            [sys.executable, "-m", "avlad_tf.import_release",
-             "--backbone_weights", f"--checkpoint={cls.checkpoint}",
-             f"--output={cls.output}"],
-            cwd=REPO, capture_output=True, text=True, check=False,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "avlad_tf.import_release",
+                "--backbone_weights",
+                f"--checkpoint={cls.checkpoint}",
+                f"--output={cls.output}",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+            timeout=300,
+        )
 
     def setUp(self):
         super().setUp()
@@ -59,9 +74,14 @@ class BackboneWeightsTest(absltest.TestCase):
 
     def test_flow_build_model_weights_starts_from_the_checkpoint(self):
         self.assertEqual(self.command.returncode, 0, self.command.stderr[-2000:])
-        cli.parse_gin([], [f"flow/build_model.weights = '{self.output}'",
-                           f"build_model.flow_stack = {FLOW_STACK}",
-                           "build_model.image_size = 32"])
+        cli.parse_gin(
+            [],
+            [
+                f"flow/build_model.weights = '{self.output}'",
+                f"build_model.flow_stack = {FLOW_STACK}",
+                "build_model.image_size = 32",
+            ],
+        )
         # As train_stream builds it: the gin-configured factory in the
         # stream's scope.
         with gin.config_scope("flow"):
@@ -72,24 +92,31 @@ class BackboneWeightsTest(absltest.TestCase):
                 layer = backbone.get_layer(f"block{block}_conv{index}")
                 scope = f"vgg_16/conv{block}/conv{block}_{index}"
                 np.testing.assert_array_equal(
-                    layer.kernel.numpy(), self.variables[f"{scope}/weights"])
+                    layer.kernel.numpy(), self.variables[f"{scope}/weights"]
+                )
                 np.testing.assert_array_equal(
-                    layer.bias.numpy(), self.variables[f"{scope}/biases"])
+                    layer.bias.numpy(), self.variables[f"{scope}/biases"]
+                )
 
     def test_top_needs_fc_layers(self):
         with self.assertRaisesRegex(ValueError, "no fc6 .*drop --include_top"):
             backbone_weights.write_vgg16_weights(
-                self.checkpoint, os.path.join(self.dir, "top.weights.h5"),
-                include_top=True)
+                self.checkpoint,
+                os.path.join(self.dir, "top.weights.h5"),
+                include_top=True,
+            )
 
     def test_errors(self):
         with self.assertRaisesRegex(ValueError, r"must end in \.weights\.h5"):
             backbone_weights.write_vgg16_weights(self.checkpoint, "x.h5")
-        other = ckpts.write(os.path.join(self.dir, "other.ckpt"),
-                            {"NetVLAD/centers": np.zeros((2, 4), np.float32)})
+        other = ckpts.write(
+            os.path.join(self.dir, "other.ckpt"),
+            {"NetVLAD/centers": np.zeros((2, 4), np.float32)},
+        )
         with self.assertRaisesRegex(ValueError, "not a release VGG-16"):
             backbone_weights.write_vgg16_weights(
-                other, os.path.join(self.dir, "o.weights.h5"))
+                other, os.path.join(self.dir, "o.weights.h5")
+            )
 
 
 if __name__ == "__main__":

@@ -24,20 +24,25 @@ _IMAGE_SIZE = 32
 
 
 class ImportReleaseTest(absltest.TestCase):
-
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.dir = tempfile.mkdtemp()
         rng = np.random.default_rng(2)
         variables = ckpts.vgg16_variables(rng)
-        variables.update(ckpts.head_variables(
-            rng, num_clusters=4, depth=512, num_classes=_NUM_CLASSES))
+        variables.update(
+            ckpts.head_variables(
+                rng, num_clusters=4, depth=512, num_classes=_NUM_CLASSES
+            )
+        )
         cls.checkpoint = ckpts.write(
             os.path.join(cls.dir, "split1.ckpt"),
-            ckpts.with_prefix(variables, "stream0/"), version="V1")
+            ckpts.with_prefix(variables, "stream0/"),
+            version="V1",
+        )
         cls.data_dir = fake_data.write_fake_dataset(
-            os.path.join(cls.dir, "data"), num_classes=_NUM_CLASSES)
+            os.path.join(cls.dir, "data"), num_classes=_NUM_CLASSES
+        )
         # The release's class order differs from the dataset's sorted order.
         cls.release_labels = os.path.join(cls.dir, "classInd.txt")
         with open(cls.release_labels, "w") as f:
@@ -52,38 +57,47 @@ class ImportReleaseTest(absltest.TestCase):
         workdir = os.path.join(self.dir, "workdir")
         output = os.path.join(workdir, "rgb", "model.keras")
         report = import_release.import_release(
-            checkpoint=self.checkpoint, modality="rgb", output=output,
-            num_classes=_NUM_CLASSES, labels=self.release_labels,
-            data_dir=self.data_dir, image_size=_IMAGE_SIZE)
+            checkpoint=self.checkpoint,
+            modality="rgb",
+            output=output,
+            num_classes=_NUM_CLASSES,
+            labels=self.release_labels,
+            data_dir=self.data_dir,
+            image_size=_IMAGE_SIZE,
+        )
         self.assertEqual(report.unset, [])
         with open(os.path.join(workdir, "labels.txt")) as f:
-            self.assertEqual(f.read().split(),
-                             ["class_00", "class_01", "class_02"])
+            self.assertEqual(f.read().split(), ["class_00", "class_01", "class_02"])
         with open(os.path.join(workdir, "rgb", "import_report.txt")) as f:
             self.assertIn("31 weights imported", f.read())
 
         # Column j of the saved model is the release's class of that name.
         direct = action_vlad.build_model(
-            num_classes=_NUM_CLASSES, backbone="vgg16", num_clusters=4,
-            image_size=_IMAGE_SIZE)
+            num_classes=_NUM_CLASSES,
+            backbone="vgg16",
+            num_clusters=4,
+            image_size=_IMAGE_SIZE,
+        )
         importer.import_checkpoint(direct, self.checkpoint)
         loaded = evaluation.load_stream_model(workdir, "rgb")
-        video = np.random.default_rng(0).normal(
-            0, 50, (2, 2, _IMAGE_SIZE, _IMAGE_SIZE, 3)).astype(np.float32)
+        video = (
+            np.random.default_rng(0)
+            .normal(0, 50, (2, 2, _IMAGE_SIZE, _IMAGE_SIZE, 3))
+            .astype(np.float32)
+        )
         np.testing.assert_allclose(
             loaded({"rgb": video}).numpy(),
-            direct({"rgb": video}).numpy()[:, [1, 2, 0]], rtol=1e-5,
-            atol=1e-5)
+            direct({"rgb": video}).numpy()[:, [1, 2, 0]],
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
         # Evaluation scores the imported model from its run record, which
         # holds the dataset and the release's input settings.
         record = run_record.read(workdir)
-        self.assertEqual(record["streams"]["rgb"]["input"]["image_size"],
-                         _IMAGE_SIZE)
-        self.assertEqual(record["data"]["data_dir"],
-                         os.path.abspath(self.data_dir))
-        result = evaluation.evaluate(workdir=workdir, stream="rgb",
-                                     split="test")
+        self.assertEqual(record["streams"]["rgb"]["input"]["image_size"], _IMAGE_SIZE)
+        self.assertEqual(record["data"]["data_dir"], os.path.abspath(self.data_dir))
+        result = evaluation.evaluate(workdir=workdir, stream="rgb", split="test")
         self.assertEqual(result["num_videos"], 3)
         self.assertTrue(os.path.exists(result["scores_path"]))
 
@@ -91,25 +105,37 @@ class ImportReleaseTest(absltest.TestCase):
         output = os.path.join(self.dir, "bad", "flow", "model.keras")
         with self.assertRaisesRegex(ValueError, r"3 input channels.*flow"):
             import_release.import_release(
-                checkpoint=self.checkpoint, modality="flow", output=output)
+                checkpoint=self.checkpoint, modality="flow", output=output
+            )
         with self.assertRaisesRegex(ValueError, "3 classes, not --num_classes=51"):
             import_release.import_release(
-                checkpoint=self.checkpoint, modality="rgb", output=output,
-                num_classes=51)
+                checkpoint=self.checkpoint,
+                modality="rgb",
+                output=output,
+                num_classes=51,
+            )
         self.assertFalse(os.path.exists(output))
 
     def test_rejects_bn_inception_and_non_actionvlad_checkpoints(self):
-        path = ckpts.write(os.path.join(self.dir, "charades.ckpt"), {
-            "stream0/InceptionV2_TSN/conv1/7x7_s2/Conv/weights": np.zeros(
-                (7, 7, 3, 4), np.float32)})
+        path = ckpts.write(
+            os.path.join(self.dir, "charades.ckpt"),
+            {
+                "stream0/InceptionV2_TSN/conv1/7x7_s2/Conv/weights": np.zeros(
+                    (7, 7, 3, 4), np.float32
+                )
+            },
+        )
         with self.assertRaisesRegex(ValueError, "BN-Inception"):
             import_release.checkpoint_dims(path)
-        path = ckpts.write(os.path.join(self.dir, "two_stream.ckpt"), {
-            "vgg_16/conv1/conv1_1/weights": np.zeros((3, 3, 20, 4),
-                                                     np.float32)})
+        path = ckpts.write(
+            os.path.join(self.dir, "two_stream.ckpt"),
+            {"vgg_16/conv1/conv1_1/weights": np.zeros((3, 3, 20, 4), np.float32)},
+        )
         with self.assertRaisesRegex(
-                ValueError, r"not a VGG-16 ActionVLAD checkpoint for stream "
-                r"0: no \['NetVLAD/centers', 'classifier/logits/weights'\]"):
+            ValueError,
+            r"not a VGG-16 ActionVLAD checkpoint for stream "
+            r"0: no \['NetVLAD/centers', 'classifier/logits/weights'\]",
+        ):
             import_release.checkpoint_dims(path)
 
     def test_bundled_labels(self):
@@ -122,27 +148,30 @@ class ImportReleaseTest(absltest.TestCase):
         self.assertLess(ucf.index("Hammering"), ucf.index("HammerThrow"))
 
     def test_command_line(self):
-        head = ckpts.head_variables(np.random.default_rng(3), num_clusters=2,
-                                    depth=512, num_classes=4)
-        head["vgg_16/conv1/conv1_1/weights"] = np.zeros((3, 3, 20, 64),
-                                                        np.float32)
+        head = ckpts.head_variables(
+            np.random.default_rng(3), num_clusters=2, depth=512, num_classes=4
+        )
+        head["vgg_16/conv1/conv1_1/weights"] = np.zeros((3, 3, 20, 64), np.float32)
         path = ckpts.write(os.path.join(self.dir, "flow_head.ckpt"), head)
         output = os.path.join(self.dir, "cli", "flow", "model.keras")
-        argv = ["import_release", f"--checkpoint={path}", "--modality=flow",
-                f"--output={output}", "--image_size=32"]
+        argv = [
+            "import_release",
+            f"--checkpoint={path}",
+            "--modality=flow",
+            f"--output={output}",
+            "--image_size=32",
+        ]
         flag_values = flags.FlagValues()
         import_release.define_flags(flag_values)
         flag_values(argv)
-        with self.assertRaisesRegex(ValueError,
-                                    "does not provide 25 model weights"):
+        with self.assertRaisesRegex(ValueError, "does not provide 25 model weights"):
             import_release.run(flag_values)
         self.assertFalse(os.path.exists(output))
         flag_values(argv + ["--allow_incomplete"])
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
             import_release.run(flag_values)
-        self.assertIn("unset model weight: block1_conv2/kernel",
-                      stdout.getvalue())
+        self.assertIn("unset model weight: block1_conv2/kernel", stdout.getvalue())
         model = keras.saving.load_model(output)
         self.assertEqual(model.input["flow"].shape[-1], 20)
         self.assertEqual(model.output.shape[-1], 4)

@@ -32,19 +32,27 @@ def _write_python3_pickle(path, centers):
     KMeans.__module__ = module.__name__
     KMeans.__qualname__ = "KMeans"
     module.KMeans = KMeans
-    sys.modules.update({
-        "sklearn": types.ModuleType("sklearn"),
-        "sklearn.cluster": types.ModuleType("sklearn.cluster"),
-        "sklearn.cluster.k_means_": module,
-    })
+    sys.modules.update(
+        {
+            "sklearn": types.ModuleType("sklearn"),
+            "sklearn.cluster": types.ModuleType("sklearn.cluster"),
+            "sklearn.cluster.k_means_": module,
+        }
+    )
     try:
         obj = KMeans()
-        obj.__dict__.update({
-            "n_clusters": len(centers), "init": "k-means++", "n_init": 10,
-            "random_state": None, "cluster_centers_": centers,
-            "labels_": np.arange(5, dtype=np.int32),
-            "inertia_": np.float64(12.5), "n_iter_": 7,
-        })
+        obj.__dict__.update(
+            {
+                "n_clusters": len(centers),
+                "init": "k-means++",
+                "n_init": 10,
+                "random_state": None,
+                "cluster_centers_": centers,
+                "labels_": np.arange(5, dtype=np.int32),
+                "inertia_": np.float64(12.5),
+                "n_iter_": 7,
+            }
+        )
         with open(path, "wb") as f:
             pickle.dump(obj, f, protocol=0)
     finally:
@@ -57,8 +65,9 @@ def _write_python3_pickle(path, centers):
 
 def _py2_string(raw):
     """A Python 2 protocol-0 STRING literal for `raw` bytes (repr escaping)."""
-    chars = (chr(b) if 32 <= b < 127 and b not in b"'\\" else "\\x%02x" % b
-             for b in raw)
+    chars = (
+        chr(b) if 32 <= b < 127 and b not in b"'\\" else "\\x%02x" % b for b in raw
+    )
     return "S'" + "".join(chars) + "'\n"
 
 
@@ -68,21 +77,25 @@ def _write_python2_pickle(path, centers):
     rows, cols = centers.shape
     text = (
         "ccopy_reg\n_reconstructor\n(csklearn.cluster.k_means_\nKMeans\n"
-        "c__builtin__\nobject\nNtR(dS'n_clusters'\nI%d\ns" % rows
+        "c__builtin__\nobject\nNtR(dS'n_clusters'\nI%d\ns"
+        % rows
         + "S'init'\nS'k-means++'\nsS'cluster_centers_'\n"
         "cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I0\ntS'b'\n"
-        "tR(I1\n(I%d\nI%d\ntcnumpy\ndtype\n(S'f8'\nI0\nI1\ntR" % (rows, cols)
+        "tR(I1\n(I%d\nI%d\ntcnumpy\ndtype\n(S'f8'\nI0\nI1\ntR"
+        % (rows, cols)
         + "(I3\nS'<'\nNNNI-1\nI-1\nI0\ntbI00\n"
-        + _py2_string(centers.tobytes()) + "tbsS'inertia_'\n"
+        + _py2_string(centers.tobytes())
+        + "tbsS'inertia_'\n"
         "cnumpy.core.multiarray\nscalar\n(cnumpy\ndtype\n(S'f8'\nI0\nI1\ntR"
-        "(I3\nS'<'\nNNNI-1\nI-1\nI0\ntb" + _py2_string(np.float64(3.25).tobytes())
-        + "tRsb.")
+        "(I3\nS'<'\nNNNI-1\nI-1\nI0\ntb"
+        + _py2_string(np.float64(3.25).tobytes())
+        + "tRsb."
+    )
     with open(path, "wb") as f:
         f.write(text.encode("latin1"))
 
 
 class KMeansPickleTest(absltest.TestCase):
-
     def setUp(self):
         super().setUp()
         # Not create_tempdir: absl flags are unparsed under pytest.
@@ -99,15 +112,13 @@ class KMeansPickleTest(absltest.TestCase):
         self.assertNotIn("sklearn.cluster.k_means_", sys.modules)
         centers = kmeans_pickle.load_kmeans_centers(path)
         self.assertEqual(centers.dtype, np.float32)
-        np.testing.assert_array_equal(
-            centers, self.centers.astype(np.float32))
+        np.testing.assert_array_equal(centers, self.centers.astype(np.float32))
 
     def test_python2_cpickle_bytes(self):
         path = os.path.join(self.dir, "py2.pkl")
         _write_python2_pickle(path, self.centers)
         centers = kmeans_pickle.load_kmeans_centers(path)
-        np.testing.assert_array_equal(
-            centers, self.centers.astype(np.float32))
+        np.testing.assert_array_equal(centers, self.centers.astype(np.float32))
 
     def test_command_writes_npy_and_warns(self):
         in_path = os.path.join(self.dir, "kmeans.pkl")
@@ -123,7 +134,8 @@ class KMeansPickleTest(absltest.TestCase):
             self.assertRegex(err.read(), r"WARNING: .*pickle.*only on the")
         np.testing.assert_array_equal(
             kmeans.load_centers(out_path, num_clusters=4, depth=6),
-            self.centers.astype(np.float32))
+            self.centers.astype(np.float32),
+        )
 
     def test_command_usage(self):
         with self.assertRaisesRegex(Exception, "IN.pkl OUT.npy"):
@@ -139,9 +151,11 @@ class KMeansPickleTest(absltest.TestCase):
         path = os.path.join(self.dir, "evil.pkl")
         with open(path, "wb") as f:
             pickle.dump(Evil(), f, protocol=0)
-        with self.assertRaisesRegex(kmeans_pickle.UnsafePickleError,
-                                    r"evil.pkl: refusing to load global "
-                                    r"(posix|os|nt)\.system"):
+        with self.assertRaisesRegex(
+            kmeans_pickle.UnsafePickleError,
+            r"evil.pkl: refusing to load global "
+            r"(posix|os|nt)\.system",
+        ):
             kmeans_pickle.load_kmeans_centers(path)
         self.assertFalse(os.path.exists(marker))
 
@@ -149,10 +163,13 @@ class KMeansPickleTest(absltest.TestCase):
         # Allowed helper, forbidden target: _reconstructor(ndarray, object, None).
         path = os.path.join(self.dir, "other.pkl")
         with open(path, "wb") as f:
-            f.write(b"ccopy_reg\n_reconstructor\n(cnumpy\nndarray\n"
-                    b"c__builtin__\nobject\nNtR.")
-        with self.assertRaisesRegex(kmeans_pickle.UnsafePickleError,
-                                    "refusing to reconstruct"):
+            f.write(
+                b"ccopy_reg\n_reconstructor\n(cnumpy\nndarray\n"
+                b"c__builtin__\nobject\nNtR."
+            )
+        with self.assertRaisesRegex(
+            kmeans_pickle.UnsafePickleError, "refusing to reconstruct"
+        ):
             kmeans_pickle.load_kmeans_centers(path)
 
     def test_refuses_non_latin1_codec(self):

@@ -10,8 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 # (block, convs, filters) of VGG-16, as the release's nets/vgg.py.
-VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512),
-                (5, 3, 512))
+VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 
 
 def vgg16_variables(rng, *, input_channels=3):
@@ -22,9 +21,11 @@ def vgg16_variables(rng, *, input_channels=3):
             scope = f"vgg_16/conv{block}/conv{block}_{index}"
             std = np.sqrt(2.0 / (9 * channels))
             variables[f"{scope}/weights"] = rng.normal(
-                0, std, (3, 3, channels, filters)).astype(np.float32)
-            variables[f"{scope}/biases"] = rng.normal(
-                0, 0.1, (filters,)).astype(np.float32)
+                0, std, (3, 3, channels, filters)
+            ).astype(np.float32)
+            variables[f"{scope}/biases"] = rng.normal(0, 0.1, (filters,)).astype(
+                np.float32
+            )
             channels = filters
     return variables
 
@@ -33,15 +34,17 @@ def head_variables(rng, *, num_clusters, depth, num_classes):
     """Random NetVLAD (`centers`, `vlad_W`, `vlad_B`) and classifier arrays."""
     return {
         "NetVLAD/centers": rng.normal(
-            0, 1 / np.sqrt(depth), (num_clusters, depth)).astype(np.float32),
+            0, 1 / np.sqrt(depth), (num_clusters, depth)
+        ).astype(np.float32),
         # Spread-out assignment logits, so the soft assignment is non-trivial.
-        "NetVLAD/vlad_W": rng.normal(
-            0, 3.0, (1, 1, depth, num_clusters)).astype(np.float32),
+        "NetVLAD/vlad_W": rng.normal(0, 3.0, (1, 1, depth, num_clusters)).astype(
+            np.float32
+        ),
         "NetVLAD/vlad_B": rng.normal(0, 1, (num_clusters,)).astype(np.float32),
         "classifier/logits/weights": rng.normal(
-            0, 1, (num_clusters * depth, num_classes)).astype(np.float32),
-        "classifier/logits/biases": rng.normal(
-            0, 1, (num_classes,)).astype(np.float32),
+            0, 1, (num_clusters * depth, num_classes)
+        ).astype(np.float32),
+        "classifier/logits/biases": rng.normal(0, 1, (num_classes,)).astype(np.float32),
     }
 
 
@@ -52,9 +55,11 @@ def with_prefix(variables, prefix):
 
 def adam_bookkeeping(variables):
     """What training with Adam adds: slots, `global_step`, beta powers."""
-    extra = {"global_step": np.array(8000, dtype=np.int64),
-             "beta1_power": np.array(0.9, dtype=np.float32),
-             "beta2_power": np.array(0.999, dtype=np.float32)}
+    extra = {
+        "global_step": np.array(8000, dtype=np.int64),
+        "beta1_power": np.array(0.9, dtype=np.float32),
+        "beta2_power": np.array(0.999, dtype=np.float32),
+    }
     for name, value in variables.items():
         extra[f"{name}/Adam"] = np.zeros_like(value)
         extra[f"{name}/Adam_1"] = np.zeros_like(value)
@@ -72,8 +77,10 @@ def write(path, variables, *, version="V2"):
     Returns:
         The path the Saver reports.
     """
-    write_version = {"V1": tf.compat.v1.train.SaverDef.V1,
-                     "V2": tf.compat.v1.train.SaverDef.V2}[version]
+    write_version = {
+        "V1": tf.compat.v1.train.SaverDef.V1,
+        "V2": tf.compat.v1.train.SaverDef.V2,
+    }[version]
     graph = tf.Graph()
     with graph.as_default():
         for name, value in variables.items():
@@ -81,5 +88,4 @@ def write(path, variables, *, version="V2"):
         saver = tf.compat.v1.train.Saver(write_version=write_version)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
-            return saver.save(session, path, write_meta_graph=False,
-                              write_state=False)
+            return saver.save(session, path, write_meta_graph=False, write_state=False)

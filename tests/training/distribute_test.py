@@ -12,16 +12,17 @@ import tempfile
 
 from absl.testing import absltest
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _child():
     """Runs in the child process; any failure is a non-zero exit."""
     import tensorflow as tf
+
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 
     from avlad_tf.training import experiment
     from avlad_tf.training import loop
@@ -41,29 +42,37 @@ def _child():
     # The full two-stage loop, distributed, with XLA.
     data_dir = tiny.write_data(tempfile.mkdtemp())
     workdir = tempfile.mkdtemp()
-    tiny.configure("train_stream.distribute = True\n"
-                   f"train_stream.devices = {devices!r}\n"
-                   "train_stream.batch_size = 1\n"
-                   "train_stream.jit_compile = True\n"
-                   "train_stream.stage_steps = (2, 1)")
+    tiny.configure(
+        "train_stream.distribute = True\n"
+        f"train_stream.devices = {devices!r}\n"
+        "train_stream.batch_size = 1\n"
+        "train_stream.jit_compile = True\n"
+        "train_stream.stage_steps = (2, 1)"
+    )
     experiment.train(workdir=workdir, data_dir=data_dir)
     for stage, last in ((1, 2), (2, 1)):
         path = tf.train.latest_checkpoint(
-            os.path.join(workdir, "rgb", "checkpoints", f"stage{stage}"))
+            os.path.join(workdir, "rgb", "checkpoints", f"stage{stage}")
+        )
         assert path and path.endswith(f"ckpt-{last}"), path
     assert os.path.exists(os.path.join(workdir, "rgb", "model.keras"))
     print("DISTRIBUTED_OK")
 
 
 class MirroredStrategyTest(absltest.TestCase):
-
     def test_two_logical_cpus(self):
         env = dict(os.environ, PYTHONPATH=_REPO, TF_CPP_MIN_LOG_LEVEL="2")
         result = subprocess.run(
             [sys.executable, "-m", "tests.training.distribute_test", "child"],
-            cwd=_REPO, env=env, capture_output=True, text=True, timeout=500)
-        self.assertEqual(result.returncode, 0,
-                         result.stdout[-3000:] + result.stderr[-5000:])
+            cwd=_REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=500,
+        )
+        self.assertEqual(
+            result.returncode, 0, result.stdout[-3000:] + result.stderr[-5000:]
+        )
         self.assertIn("DISTRIBUTED_OK", result.stdout)
 
 

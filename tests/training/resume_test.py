@@ -11,13 +11,13 @@ import json
 import os
 
 from absl.testing import absltest
-import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
 from avlad_tf.training import checkpointing
 from avlad_tf.training import experiment
+import gin
 from tests.training import tiny
 
 
@@ -39,7 +39,6 @@ def interrupt_at(stops):
 
 
 class ResumeTest(absltest.TestCase):
-
     def setUp(self):
         super().setUp()
         tf.config.experimental.enable_op_determinism()
@@ -50,12 +49,13 @@ class ResumeTest(absltest.TestCase):
         super().tearDown()
 
     def run_to_end(self, workdir, callback=None):
-        tiny.configure("train_stream.stage_steps = (4, 3)\n"
-                       "train_stream.checkpoint_every = 2")
-        experiment.train(workdir=workdir, data_dir=self.data_dir,
-                         step_callback=callback)
-        model = keras.saving.load_model(
-            os.path.join(workdir, "rgb", "model.keras"))
+        tiny.configure(
+            "train_stream.stage_steps = (4, 3)\ntrain_stream.checkpoint_every = 2"
+        )
+        experiment.train(
+            workdir=workdir, data_dir=self.data_dir, step_callback=callback
+        )
+        model = keras.saving.load_model(os.path.join(workdir, "rgb", "model.keras"))
         return {v.path: v.numpy() for v in model.variables}
 
     def test_resume_is_bit_identical(self):
@@ -66,8 +66,7 @@ class ResumeTest(absltest.TestCase):
         with self.assertRaisesRegex(Interrupted, "stage 1 step 3"):
             self.run_to_end(workdir, callback)
         stage1 = checkpointing.stage_directory(workdir, "rgb", 1)
-        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)),
-                         "ckpt-2")
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)), "ckpt-2")
         with self.assertRaisesRegex(Interrupted, "stage 2 step 1"):
             self.run_to_end(workdir, callback)
         resumed = self.run_to_end(workdir, callback)
@@ -78,18 +77,23 @@ class ResumeTest(absltest.TestCase):
         # Training moved the weights at all (the comparison is not vacuous).
         first = tf.train.load_checkpoint(os.path.join(stage1, "ckpt-2"))
         logits = first.get_tensor(
-            "model_variables/logits.Skernel/.ATTRIBUTES/VARIABLE_VALUE")
+            "model_variables/logits.Skernel/.ATTRIBUTES/VARIABLE_VALUE"
+        )
         self.assertFalse(np.array_equal(logits, reference["logits/kernel"]))
         # Each step logged once, although updates after a checkpoint ran twice.
         with open(os.path.join(workdir, "rgb", "train_metrics.jsonl")) as f:
             steps = [json.loads(line)["global_step"] for line in f]
         self.assertEqual(steps, list(range(1, 8)))
-        events = glob.glob(os.path.join(workdir, "tensorboard", "rgb",
-                                        "events.out.tfevents.*"))
+        events = glob.glob(
+            os.path.join(workdir, "tensorboard", "rgb", "events.out.tfevents.*")
+        )
         loss_steps = sorted(
-            e.step for path in events
+            e.step
+            for path in events
             for e in tf.compat.v1.train.summary_iterator(path)
-            for v in e.summary.value if v.tag == "train/loss")
+            for v in e.summary.value
+            if v.tag == "train/loss"
+        )
         self.assertEqual(loss_steps, list(range(1, 8)))
 
 
@@ -104,8 +108,11 @@ class RerunTest(absltest.TestCase):
 
     def _train(self, extra=""):
         tiny.configure("train_stream.stage_steps = (2, 1)\n" + extra)
-        experiment.train(workdir=self.workdir, data_dir=self.data_dir,
-                         command="python -m avlad_tf.train ...")
+        experiment.train(
+            workdir=self.workdir,
+            data_dir=self.data_dir,
+            command="python -m avlad_tf.train ...",
+        )
 
     def test_changed_settings_are_refused_before_anything_is_written(self):
         self._train()
@@ -114,16 +121,18 @@ class RerunTest(absltest.TestCase):
             before = f.read()
         os.remove(os.path.join(self.workdir, "command.txt"))
         with self.assertRaisesRegex(
-                ValueError,
-                r"trained with other settings \(rgb/build_model\.num_clusters:"
-                r" 4 -> 5; rgb/train_stream\.learning_rates: \[0\.01, 0\.0001\] "
-                r"-> \[0\.02, 0\.0001\]\)\. Use a new --workdir"):
-            self._train("build_model.num_clusters = 5\n"
-                        "train_stream.learning_rates = (0.02, 1e-4)")
+            ValueError,
+            r"trained with other settings \(rgb/build_model\.num_clusters:"
+            r" 4 -> 5; rgb/train_stream\.learning_rates: \[0\.01, 0\.0001\] "
+            r"-> \[0\.02, 0\.0001\]\)\. Use a new --workdir",
+        ):
+            self._train(
+                "build_model.num_clusters = 5\n"
+                "train_stream.learning_rates = (0.02, 1e-4)"
+            )
         with open(record) as f:
             self.assertEqual(f.read(), before)
-        self.assertFalse(os.path.exists(
-            os.path.join(self.workdir, "command.txt")))
+        self.assertFalse(os.path.exists(os.path.join(self.workdir, "command.txt")))
 
     def test_more_updates_in_the_last_stage_extend_the_run(self):
         self._train()

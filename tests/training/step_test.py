@@ -54,7 +54,6 @@ def dataset(batches):
 
 
 class AccumulationTest(absltest.TestCase):
-
     def run_update(self, strategy, *, jit_compile):
         keras.utils.set_random_seed(1)
         with strategy.scope():
@@ -64,10 +63,15 @@ class AccumulationTest(absltest.TestCase):
         w0, b0 = (v.numpy() for v in model.trainable_variables)
         batches = sub_batches()
         update = step_lib.make_update_fn(
-            model=model, optimizer=optimizer, strategy=strategy,
+            model=model,
+            optimizer=optimizer,
+            strategy=strategy,
             batch_size=4 // strategy.num_replicas_in_sync,
-            accumulation_steps=2, clip_norm=1.0, jit_compile=jit_compile,
-            multi_label=False)
+            accumulation_steps=2,
+            clip_norm=1.0,
+            jit_compile=jit_compile,
+            multi_label=False,
+        )
         with strategy.scope():
             metrics = update(iter(dataset(batches)))
         w1, b1 = (v.numpy() for v in model.trainable_variables)
@@ -75,23 +79,24 @@ class AccumulationTest(absltest.TestCase):
 
     def check(self, strategy, *, jit_compile):
         (w0, b0), (w1, b1), batches, metrics = self.run_update(
-            strategy, jit_compile=jit_compile)
+            strategy, jit_compile=jit_compile
+        )
         grads = [numpy_gradients(w0, b0, x, y) for x, y in batches]
         self.assertGreater(np.linalg.norm(grads[0][0]), 1.0)  # clipped
         self.assertLess(np.linalg.norm(grads[1][0]), 1.0)  # untouched
-        clipped_mean = [np.mean([clip(g[i], 1.0) for g in grads], axis=0)
-                        for i in range(2)]
-        np.testing.assert_allclose(w1, w0 - 0.5 * clipped_mean[0],
-                                   rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(b1, b0 - 0.5 * clipped_mean[1],
-                                   rtol=1e-5, atol=1e-6)
+        clipped_mean = [
+            np.mean([clip(g[i], 1.0) for g in grads], axis=0) for i in range(2)
+        ]
+        np.testing.assert_allclose(w1, w0 - 0.5 * clipped_mean[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b1, b0 - 0.5 * clipped_mean[1], rtol=1e-5, atol=1e-6)
         # Keras' order (average, then clip) is a different update.
         mean_clipped = clip(np.mean([g[0] for g in grads], axis=0), 1.0)
         self.assertGreater(np.abs(w0 - 0.5 * mean_clipped - w1).max(), 1e-3)
         self.assertAlmostEqual(
             float(metrics["grad_norm"]),
-            float(np.sqrt(sum(np.sum(g ** 2) for g in clipped_mean))),
-            places=4)
+            float(np.sqrt(sum(np.sum(g**2) for g in clipped_mean))),
+            places=4,
+        )
 
     def test_clip_each_sub_batch_then_average(self):
         self.check(tf.distribute.get_strategy(), jit_compile=False)
@@ -102,8 +107,11 @@ class AccumulationTest(absltest.TestCase):
     def test_weight_decay_is_a_loss_term(self):
         inputs = keras.Input((DIM,), name="rgb")
         logits = keras.layers.Dense(
-            NUM_CLASSES, name="logits", use_bias=False,
-            kernel_regularizer=keras.regularizers.L2(0.5))(inputs)
+            NUM_CLASSES,
+            name="logits",
+            use_bias=False,
+            kernel_regularizer=keras.regularizers.L2(0.5),
+        )(inputs)
         model = keras.Model({"rgb": inputs}, logits)
         optimizer = keras.optimizers.SGD(learning_rate=0.1)
         optimizer.build(model.trainable_variables)
@@ -112,17 +120,23 @@ class AccumulationTest(absltest.TestCase):
         y = np.eye(NUM_CLASSES, dtype=np.float32)[[0, 1]]
         ds = tf.data.Dataset.from_tensors(({"rgb": x}, y))
         update = step_lib.make_update_fn(
-            model=model, optimizer=optimizer,
-            strategy=tf.distribute.get_strategy(), batch_size=2,
-            accumulation_steps=1, clip_norm=0, jit_compile=False,
-            multi_label=False)
+            model=model,
+            optimizer=optimizer,
+            strategy=tf.distribute.get_strategy(),
+            batch_size=2,
+            accumulation_steps=1,
+            clip_norm=0,
+            jit_compile=False,
+            multi_label=False,
+        )
         metrics = update(iter(ds))
         # d/dW of 0.5 * sum(W^2) is W.
-        np.testing.assert_allclose(model.trainable_variables[0].numpy(),
-                                   w0 - 0.1 * w0, rtol=1e-5)
-        self.assertAlmostEqual(float(metrics["loss"]),
-                               np.log(NUM_CLASSES) + 0.5 * np.sum(w0 ** 2),
-                               places=4)
+        np.testing.assert_allclose(
+            model.trainable_variables[0].numpy(), w0 - 0.1 * w0, rtol=1e-5
+        )
+        self.assertAlmostEqual(
+            float(metrics["loss"]), np.log(NUM_CLASSES) + 0.5 * np.sum(w0**2), places=4
+        )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ records: a whole two-stage run takes seconds.
 """
 
 import gin
-
 from tests import fake_data
 
 BINDINGS = """
@@ -35,11 +34,11 @@ init_centers.num_init = 1
 def configure(extra=""):
     """Clears gin and binds the tiny configuration plus `extra`."""
     from avlad_tf.training import loop  # noqa: F401  registers configurables
+
     gin.clear_config()
     gin.parse_config(BINDINGS + extra)
 
 
 def write_data(directory):
     """Four textured fake videos of 12 frames, 3 classes."""
-    return fake_data.write_fake_dataset(directory, num_videos=4,
-                                        content="pattern")
+    return fake_data.write_fake_dataset(directory, num_videos=4, content="pattern")

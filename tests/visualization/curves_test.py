@@ -19,18 +19,17 @@ def write_scalars(log_dir, tag, values, *, start=0):
 
 
 class CurvesTest(absltest.TestCase):
-
     def test_reads_runs_and_tags_and_plots(self):
         log_dir = os.path.join(self.create_tempdir().full_path, "tensorboard")
-        write_scalars(os.path.join(log_dir, "rgb", "train"), "loss",
-                      [3.0, 2.0, 1.5])
-        write_scalars(os.path.join(log_dir, "rgb", "validation"), "loss",
-                      [3.5, 2.5])
-        write_scalars(os.path.join(log_dir, "rgb", "train"), "accuracy",
-                      [0.1, 0.4, 0.6])
+        write_scalars(os.path.join(log_dir, "rgb", "train"), "loss", [3.0, 2.0, 1.5])
+        write_scalars(os.path.join(log_dir, "rgb", "validation"), "loss", [3.5, 2.5])
+        write_scalars(
+            os.path.join(log_dir, "rgb", "train"), "accuracy", [0.1, 0.4, 0.6]
+        )
         # A resumed run logs step 2 again: the later value wins.
-        write_scalars(os.path.join(log_dir, "rgb", "train"), "loss",
-                      [1.25, 1.0], start=2)
+        write_scalars(
+            os.path.join(log_dir, "rgb", "train"), "loss", [1.25, 1.0], start=2
+        )
         scalars = curves.read_scalars(log_dir)
         self.assertEqual(set(scalars), {"loss", "accuracy"})
         steps, values = scalars["loss"][os.path.join("rgb", "train")]
@@ -39,8 +38,8 @@ class CurvesTest(absltest.TestCase):
         steps, values = scalars["loss"][os.path.join("rgb", "validation")]
         np.testing.assert_allclose(values, [3.5, 2.5])
         out = curves.plot_curves(
-            scalars, os.path.join(log_dir, "..", "c.png"), width_px=600,
-            height_px=300)
+            scalars, os.path.join(log_dir, "..", "c.png"), width_px=600, height_px=300
+        )
         self.assertEqual(mpimg.imread(out).shape[:2], (300, 600))
         with self.assertRaisesRegex(ValueError, "not logged"):
             curves.plot_curves(scalars, out, tags=["lr"])
