@@ -34,6 +34,7 @@ from absl import app
 from absl import logging
 import numpy as np
 
+from avlad_tf import cli
 from avlad_tf import metrics
 from avlad_tf import scores as scores_lib
 
@@ -200,4 +201,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

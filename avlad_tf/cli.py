@@ -8,13 +8,50 @@ library modules (`training.loop`, `evaluation`, `exporting`, ...), which the
 """
 
 import contextlib
+import io
 import logging
 import os
 import sys
+import tokenize
+import warnings
 
 from absl import flags
-
+from absl import logging as absl_logging
 import gin
+
+# Shows tracebacks (as `--verbosity=1` does).
+TRACEBACK_ENV = "AVLAD_TRACEBACK"
+
+
+def _asked_for_verbosity():
+    return any(arg.startswith(("--verbosity", "-v")) for arg in sys.argv[1:])
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with the process's stderr closed.
+
+    Its C++ start-up lines (CUDA probes on a CPU machine, oneDNN notes) are
+    written before its logging is initialised, where TF_CPP_MIN_LOG_LEVEL
+    does not reach them (TF 2.21), so only the file descriptor can hold them
+    back. An import error is raised after stderr is restored.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401, PLC0415
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+# Programs import this module before anything imports TensorFlow, and flags
+# are not parsed yet: `--verbosity` on the command line keeps every line.
+if not _asked_for_verbosity():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ logs
+    _import_tensorflow_quietly()
 
 
 def _gin_dir():
@@ -88,8 +125,27 @@ def parse_gin(gin_files, gin_bindings):
             f"gin-config package; pip install gin-config==0.5.0."
         )
     files = [resolve_gin_file(f) for f in gin_files]
+    _check_gin_syntax(files, gin_bindings)
     with _configs_first():
         gin.parse_config_files_and_bindings(files, gin_bindings, skip_unknown=False)
+
+
+def _check_gin_syntax(files, bindings):
+    """A bracket or quote left open makes gin fail with a bare tokenizer
+    error (`EOF in multi-line statement`); this names the binding or file."""
+    texts = [(f"binding {b!r}", b) for b in bindings]
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            texts.append((f"gin file {path}", f.read()))
+    for what, text in texts:
+        try:
+            for _ in tokenize.generate_tokens(io.StringIO(text).readline):
+                pass
+        except (tokenize.TokenError, SyntaxError) as error:
+            message = error.args[0] if error.args else error
+            raise ValueError(
+                f"gin syntax error in {what}: {message}; check its brackets and quotes."
+            ) from error
 
 
 def bound_or_none(name):
@@ -109,20 +165,26 @@ def no_arguments(argv):
 
 
 def define_flags():
-    """Defines the three flags; call only under `if __name__ == '__main__'`."""
+    """Defines the three flags; call only under `if __name__ == '__main__'`.
+
+    They are declared as the running program's own, so `--help` lists them.
+    """
+    main = dict(module_name=sys.argv[0])
     flags.DEFINE_multi_string(
         "gin_file",
         [],
         "gin config file (repeatable); relative names are "
         "also looked up in the repository's gin/ directory.",
+        **main,
     )
     flags.DEFINE_multi_string(
         "gin_bindings",
         [],
         'gin binding, e.g. "train_stream.batch_size = 2" '
         "(repeatable; applied after the files).",
+        **main,
     )
-    flags.DEFINE_string("workdir", None, "Run directory.", required=True)
+    flags.DEFINE_string("workdir", None, "Run directory.", required=True, **main)
 
 
 def parse_flags_into_gin():
@@ -131,16 +193,72 @@ def parse_flags_into_gin():
     return flags.FLAGS.workdir
 
 
-def one_line_errors(main):
-    """Wraps a program's `main`: a configuration or input error is one line.
+def _verbose():
+    return flags.FLAGS["verbosity"].present or os.environ.get(TRACEBACK_ENV)
 
-    The traceback is printed too with `--verbosity=1` or more, or with the
-    environment variable `AVLAD_TRACEBACK=1`.
+
+def _quiet_libraries():
+    """By default a program shows its progress and results, not library
+    chatter: absl INFO logs, TensorFlow's Python warnings and deprecation
+    notes. `--verbosity=0` or more brings them back."""
+    if _verbose():
+        return
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def one_line(error):
+    """An exception's message on one line (gin adds indented context lines:
+    the file, line and binding text)."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    # gin appends where the call came from, which says nothing to the user.
+    return " ".join(
+        line for line in lines if line and not line.startswith("In call to")
+    )
+
+
+def run(main):
+    """`app.run` of a program's `main` with `one_line_errors`; `--help`
+    lists the program's flags and exits 0 (absl exits 1)."""
+    from absl import app  # pylint: disable=import-outside-toplevel
+
+    try:
+        app.run(one_line_errors(main))
+    except SystemExit as exit_:
+        helps = ("--help", "-h", "-?", "--helpshort", "--helpfull")
+        if exit_.code == 1 and any(arg in helps for arg in sys.argv[1:]):
+            raise SystemExit(0) from None
+        raise
+
+
+def one_line_errors(main):
+    """Wraps a program's `main`: errors and Ctrl-C are one line each.
+
+    A configuration or input error prints `<program>: error: <message>`
+    (exit 1); Ctrl-C prints where the work stopped and that the same command
+    resumes (exit 130). The traceback is printed too with `--verbosity=1` or
+    more, or with the environment variable `AVLAD_TRACEBACK=1`. Library logs
+    are quiet unless `--verbosity` is given (`_quiet_libraries`).
     """
 
     def wrapped(argv):
+        _quiet_libraries()
+        program = os.path.basename(sys.argv[0]).removesuffix(".py")
+        show = flags.FLAGS.verbosity >= 1 or os.environ.get(TRACEBACK_ENV)
         try:
             return main(argv)
+        except KeyboardInterrupt as interrupt:
+            if show:
+                raise
+            where = f" ({interrupt})" if str(interrupt) else ""
+            print(
+                f"\n{program}: interrupted{where}; run the same command again "
+                f"to resume.",
+                file=sys.stderr,
+            )
+            sys.exit(130)
         except (
             ValueError,
             FileNotFoundError,
@@ -148,9 +266,13 @@ def one_line_errors(main):
             IsADirectoryError,
             PermissionError,
         ) as error:
-            if flags.FLAGS.verbosity >= 1 or os.environ.get("AVLAD_TRACEBACK"):
+            if show:
                 raise
-            program = os.path.basename(sys.argv[0]).removesuffix(".py")
-            sys.exit(f"{program}: error: {error}")
+            hint = (
+                "; check that the directory is writable"
+                if isinstance(error, PermissionError)
+                else ""
+            )
+            sys.exit(f"{program}: error: {one_line(error)}{hint}")
 
     return wrapped

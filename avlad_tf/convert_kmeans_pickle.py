@@ -18,6 +18,7 @@ import sys
 from absl import app
 from absl import logging
 
+from avlad_tf import cli
 from avlad_tf import kmeans
 from avlad_tf.release import kmeans_pickle
 
@@ -47,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,13 +10,12 @@ evaluation split with its recorded input settings and crops;
 `--gin_bindings="evaluate.stream='flow'"` picks one stream. The library is `avlad_tf.evaluation`.
 """
 
-from absl import app
+import gin
 
 from avlad_tf import cli
 from avlad_tf import evaluation
 from avlad_tf import run_record
 from avlad_tf.data import video_input
-import gin
 
 
 def main(argv):
@@ -37,4 +36,4 @@ def main(argv):
 
 if __name__ == "__main__":
     cli.define_flags()
-    app.run(cli.one_line_errors(main))
+    cli.run(main)

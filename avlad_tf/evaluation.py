@@ -13,18 +13,18 @@ mAP and wAP (docs/RELEASE.md §9). The program is `python -m avlad_tf.evaluate`.
 """
 
 import os
-import time
 
 from absl import logging
+import gin
 import keras
 import numpy as np
 
 from avlad_tf import metrics
+from avlad_tf import progress
 from avlad_tf import run_record
 from avlad_tf import scores as scores_lib
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad  # also registers the custom layers
-import gin
 
 STREAMS = ("rgb", "flow", "fused")
 
@@ -45,31 +45,27 @@ def load_stream_model(workdir, stream):
     return keras.saving.load_model(path)
 
 
-def predict_split(model, dataset, *, log_every=50):
+def predict_split(model, dataset, *, total=None, what="evaluate"):
     """Runs `model` over an evaluation dataset.
 
     Args:
         model: a keras model whose inputs are named after the feature keys.
         dataset: yields `(features, labels)` with `features['video_id']`.
-        log_every: log progress every this many batches.
+        total: the videos to expect, for the progress line.
+        what: the progress line's label.
 
     Returns:
         `(logits [N, C], video_ids [N] list of str, labels [N, C])` as NumPy.
     """
     input_names = action_vlad.input_names(model)
     logits, ids, labels = [], [], []
-    start = time.time()
-    for step, (features, batch_labels) in enumerate(dataset, 1):
+    bar = progress.Progress(total, what=what)
+    for features, batch_labels in dataset:
         inputs = {name: features[name] for name in input_names}
         logits.append(np.asarray(model.predict_on_batch(inputs)))
         ids.extend(v.decode() for v in features["video_id"].numpy())
         labels.append(batch_labels.numpy())
-        if step % log_every == 0:
-            logging.info(
-                "evaluated %d videos (%.1f videos/s)",
-                len(ids),
-                len(ids) / (time.time() - start),
-            )
+        bar.update(done=len(ids))
     if not ids:
         raise ValueError("the evaluation dataset is empty.")
     return np.concatenate(logits), ids, np.concatenate(labels)
@@ -128,6 +124,7 @@ def evaluate(
             bgr_means=settings["bgr_means"],
             convert_before_resize=settings["convert_before_resize"],
         )
+    info = video_input.dataset_info(record["data"]["data_dir"])  # once
     dataset = make_dataset_fn(
         data_dir=record["data"]["data_dir"],
         split=split,
@@ -137,12 +134,18 @@ def evaluate(
         num_crops=num_crops,
         with_ids=True,
         pixel_dtype=pixel_dtype,
+        info=info,
         **settings,
     )
     logging.info(
         "evaluating %s/%s on %s with %d crop(s)", workdir, stream, split, num_crops
     )
-    logits, video_ids, one_hot = predict_split(model, dataset)
+    logits, video_ids, one_hot = predict_split(
+        model,
+        dataset,
+        total=info["splits"].get(split, {}).get("num_records"),
+        what=f"evaluate {stream} {split}",
+    )
     if len(set(video_ids)) != len(video_ids):
         raise ValueError(
             f"{split}: the evaluation pipeline yielded repeated "

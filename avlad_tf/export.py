@@ -7,8 +7,6 @@ fusion weights come from the run's record (`WORKDIR/run.json`).
 `export.export_dir` and `export.num_crops` may be bound.
 """
 
-from absl import app
-
 from avlad_tf import cli
 from avlad_tf import exporting
 from avlad_tf import run_record
@@ -26,4 +24,4 @@ def main(argv):
 
 if __name__ == "__main__":
     cli.define_flags()
-    app.run(cli.one_line_errors(main))
+    cli.run(main)

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 
 from absl import logging
+import gin
 import keras
 import tensorflow as tf
 
@@ -42,7 +43,6 @@ from avlad_tf.layers import pixels
 
 # Importing the models registers every custom layer for `load_model`.
 from avlad_tf.models import action_vlad
-import gin
 
 EXPORT_CONFIG_FILE = "avlad_export.json"
 LABELS_FILE = "labels.txt"

@@ -72,4 +72,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.one_line_errors(main))
+    cli.run(main)

@@ -29,12 +29,11 @@ the release orders classes case-insensitively, Python's `sorted` does not).
 """
 
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from avlad_tf import cli
 from avlad_tf import run_record
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
@@ -380,15 +379,10 @@ def run(flag_values=flags.FLAGS):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        run()
-    except (FileNotFoundError, ValueError) as error:
-        # The messages name the file and what is wrong; no traceback needed.
-        sys.exit(f"import_release: error: {error}")
+    cli.no_arguments(argv)
+    run()
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -24,6 +24,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf import cli
 from avlad_tf.data import frame_sources
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
@@ -206,4 +207,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -16,6 +16,34 @@ from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 
 
+def _check_inputs(videos):
+    """Assertions that name the input: a batch of no videos, videos of no
+    frames, or streams whose batch or frame counts differ, would otherwise
+    fail deep in the graph (or silently give an empty result)."""
+    checks, shapes = [], {m: tf.shape(v) for m, v in videos.items()}
+    for modality, shape in shapes.items():
+        checks.append(
+            tf.debugging.assert_positive(
+                shape[0], message=f"input {modality} has no videos (B = 0)"
+            )
+        )
+        checks.append(
+            tf.debugging.assert_positive(
+                shape[1], message=f"input {modality} has videos of no frames (T = 0)"
+            )
+        )
+    if len(shapes) == 2:
+        checks.append(
+            tf.debugging.assert_equal(
+                shapes["rgb"][:2],
+                shapes["flow"][:2],
+                message="inputs rgb and flow need the same videos and frames "
+                "(B and T of [B, T, H, W, C])",
+            )
+        )
+    return checks
+
+
 def _uint8_spec(channels, name):
     return tf.TensorSpec([None, None, None, None, channels], tf.uint8, name=name)
 
@@ -81,6 +109,8 @@ class ServingModule(tf.Module):
 
     def run(self, videos):
         """Named outputs for `{modality: uint8 video batch}`."""
+        with tf.control_dependencies(_check_inputs(videos)):
+            videos = {m: tf.identity(v) for m, v in videos.items()}
         inputs = {m: self.preprocess(v, m) for m, v in videos.items()}
         outputs, logits = {}, {}
         for stream in self._streams:

@@ -20,11 +20,10 @@ import os
 import shlex
 import sys
 
-from absl import app
+import gin
 
 from avlad_tf import cli
 from avlad_tf.training import experiment
-import gin
 
 
 def main(argv):
@@ -40,4 +39,4 @@ def main(argv):
 
 if __name__ == "__main__":
     cli.define_flags()
-    app.run(cli.one_line_errors(main))
+    cli.run(main)

@@ -29,6 +29,7 @@ from absl import app
 from absl import logging
 from absl.flags import argparse_flags
 
+from avlad_tf import cli
 from avlad_tf.visualization import commands
 
 
@@ -201,4 +202,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=lambda argv: make_parser().parse_args(argv[1:]))
+    app.run(
+        cli.one_line_errors(main),
+        flags_parser=lambda argv: make_parser().parse_args(argv[1:]),
+    )

@@ -221,4 +221,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["dataset", "input_dir", "output_dir"])
-    app.run(cli.one_line_errors(main))
+    cli.run(main)

@@ -27,11 +27,12 @@ import math
 import multiprocessing
 import os
 import random
+import signal
 import sys
-import time
 
 import tensorflow as tf
 
+from avlad_tf import progress
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
 from data_prep import records
@@ -44,50 +45,6 @@ REPORT_FILE = "report.json"
 
 def shard_name(split, index, count):
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
-
-
-class Progress:
-    """A progress line with rate and ETA on stderr (plain lines off a TTY)."""
-
-    def __init__(self, total, *, unit="videos", stream=None):
-        self._total, self._unit = total, unit
-        self._stream = stream or sys.stderr
-        self._tty = getattr(self._stream, "isatty", lambda: False)()
-        self._start = self._last = time.monotonic()
-        self._done = 0
-
-    def update(self, n=1):
-        self._done += n
-        now = time.monotonic()
-        finished = self._done >= self._total
-        if not finished and now - self._last < (0.5 if self._tty else 30.0):
-            return
-        self._last = now
-        elapsed = now - self._start
-        rate = self._done / elapsed if elapsed > 0 else 0.0
-        eta = (self._total - self._done) / rate if rate > 0 else float("nan")
-        width = 30
-        filled = int(width * self._done / max(self._total, 1))
-        line = (
-            f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/"
-            f"{self._total} {self._unit} {rate * 60:.1f}/min "
-            f"elapsed {_clock(elapsed)} ETA {_clock(eta)}"
-        )
-        end = "\n" if finished or not self._tty else ""
-        self._stream.write(("\r" if self._tty else "") + line + end)
-        self._stream.flush()
-
-
-def _clock(seconds):
-    if not math.isfinite(seconds):
-        return "--:--"
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (
-        f"{hours}:{minutes:02d}:{seconds:02d}"
-        if hours
-        else f"{minutes:02d}:{seconds:02d}"
-    )
 
 
 def _work(task):
@@ -152,13 +109,20 @@ def _note_path(output_dir, shard):
     return os.path.join(output_dir, PROGRESS_DIR, shard + ".json")
 
 
+def _worker_init():
+    # Ctrl-C reaches the whole process group: the parent reports it once and
+    # ends the pool; workers must not each print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    flow_lib.single_threaded()
+
+
 def _map(tasks, workers):
     if workers <= 1:
         flow_lib.single_threaded()
         yield from map(_work, tasks)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=flow_lib.single_threaded) as pool:
+    with context.Pool(workers, initializer=_worker_init) as pool:
         yield from pool.imap(_work, tasks, chunksize=1)
 
 
@@ -243,32 +207,43 @@ def write_dataset(
     )
     tasks = [(split, item, options) for split, _, items in todo for item in items]
     results = _map(tasks, workers)
-    bar = Progress(total)
-    written = 0
-    for split, shard, items in todo:
-        path = os.path.join(output_dir, shard)
-        note = {"num_records": 0, "left_out": [], "notes": []}
-        with tf.io.TFRecordWriter(path + ".tmp") as writer:
-            for item in items:
-                serialized, reason, remark = next(results)
-                entry = {"split": split, "video_id": item.video_id, "path": item.path}
-                if serialized is None:
-                    note["left_out"].append(dict(entry, reason=reason))
-                else:
-                    writer.write(serialized)
-                    note["num_records"] += 1
-                    if remark:
-                        note["notes"].append(dict(entry, note=remark))
-                bar.update()
-        written += note["num_records"]
-        note["sha256"] = resume.checksum(path + ".tmp")
-        # The note first: a shard file never exists without one, and a note
-        # whose shard is missing or differs makes a rerun rebuild it.
-        resume.write_json(_note_path(output_dir, shard), note)
-        os.replace(path + ".tmp", path)
+    bar = progress.Progress(total, what="prepare")
+    written, finished = 0, 0
+    try:
+        for split, shard, items in todo:
+            written += _write_shard(output_dir, split, shard, items, results, bar)
+            finished += 1
+    except KeyboardInterrupt as interrupt:
+        raise KeyboardInterrupt(
+            f"{skipped + finished} of {len(states)} shards finished in {output_dir}"
+        ) from interrupt
     summary = _summarise(output_dir, plan, written, skipped, order)
     summary.rebuilt_shards = rebuilt
     return summary
+
+
+def _write_shard(output_dir, split, shard, items, results, bar):
+    """Writes one shard from the workers' `results`; returns its records."""
+    path = os.path.join(output_dir, shard)
+    note = {"num_records": 0, "left_out": [], "notes": []}
+    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+        for item in items:
+            serialized, reason, remark = next(results)
+            entry = {"split": split, "video_id": item.video_id, "path": item.path}
+            if serialized is None:
+                note["left_out"].append(dict(entry, reason=reason))
+            else:
+                writer.write(serialized)
+                note["num_records"] += 1
+                if remark:
+                    note["notes"].append(dict(entry, note=remark))
+            bar.update()
+    note["sha256"] = resume.checksum(path + ".tmp")
+    # The note first: a shard file never exists without one, and a note
+    # whose shard is missing or differs makes a rerun rebuild it.
+    resume.write_json(_note_path(output_dir, shard), note)
+    os.replace(path + ".tmp", path)
+    return note["num_records"]
 
 
 def _summarise(output_dir, plan, written, skipped, order):

@@ -91,9 +91,9 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import gin
 
 from avlad_tf import cli
-import gin
 
 GIN_DIR = cli.GIN_DIR
 REPO = os.path.dirname(GIN_DIR)
@@ -635,4 +635,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

@@ -10,13 +10,13 @@ import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import gin
 import h5py
 import numpy as np
 
 from avlad_tf import evaluation
 from avlad_tf import scores
 from avlad_tf.data import video_input
-import gin
 from tests import fake_data
 from tests import fake_run
 from tests import testing

@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 from absl.testing import absltest
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
@@ -25,7 +26,6 @@ from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion
-import gin
 from tests import fake_data
 from tests import fake_run
 from tests import testing

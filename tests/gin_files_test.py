@@ -19,12 +19,12 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import gin
 import numpy as np
 
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
 from avlad_tf.training import loop
-import gin
 
 _GIN_DIR = cli.GIN_DIR
 _FILES = sorted(

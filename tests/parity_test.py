@@ -11,6 +11,7 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import gin
 import numpy as np
 
 from avlad_tf import cli
@@ -24,7 +25,6 @@ from avlad_tf.models import backbones
 from avlad_tf.models import fusion
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
-import gin
 
 _PARITY_DOC = os.path.join(os.path.dirname(cli.GIN_DIR), "docs", "PARITY.md")
 _FUNCTIONS = {

@@ -10,6 +10,7 @@ import sys
 from absl.testing import absltest
 import cv2
 import numpy as np
+import tensorflow as tf
 
 from avlad_tf import exporting as export
 from avlad_tf import predict
@@ -160,6 +161,32 @@ class PredictTest(absltest.TestCase):
                     stack[sample, ..., 2 * j : 2 * j + 2], flow_x[start + j]
                 )
         self.assertGreater(np.abs(stack.astype(int) - 128).max(), 10)
+
+    def test_a_directory_is_named_as_one(self):
+        folder = self.create_tempdir().full_path
+        (result,) = predict.predict_videos(self.export_dir, [folder])
+        self.assertEqual(result["error"], "a directory, not a video file")
+
+    def test_the_saved_model_names_bad_inputs(self):
+        serve = tf.saved_model.load(self.export_dir).signatures["serving_default"]
+        frames = np.zeros((1, 3, 48, 64, 3), np.uint8)
+        flow = np.zeros((1, 3, 48, 64, 4), np.uint8)
+        cases = (
+            (frames[:0], flow[:0], r"input rgb has no videos \(B = 0\)"),
+            (
+                frames[:, :0],
+                flow[:, :0],
+                r"input rgb has videos of no frames \(T = 0\)",
+            ),
+            (
+                frames,
+                flow[:, :2],
+                r"inputs rgb and flow need the same videos and frames",
+            ),
+        )
+        for rgb, flow_stacks, message in cases:
+            with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+                serve(rgb=tf.constant(rgb), flow=tf.constant(flow_stacks))
 
     def test_not_an_export_is_a_clear_error(self):
         with self.assertRaisesRegex(FileNotFoundError, "not an avlad_tf export"):

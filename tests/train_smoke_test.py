@@ -6,6 +6,7 @@ import os
 import re
 
 from absl.testing import absltest
+import gin
 import numpy as np
 import tensorflow as tf
 
@@ -13,7 +14,6 @@ from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.training import checkpointing
 from avlad_tf.training import experiment
-import gin
 from tests import testing
 from tests.training import tiny
 

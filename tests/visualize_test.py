@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import gin
 import h5py
 import keras
 from matplotlib import image as mpimg
@@ -21,7 +22,6 @@ from avlad_tf import visualize
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.visualization import commands
-import gin
 from tests import fake_data
 from tests import fake_run
 from tests import testing

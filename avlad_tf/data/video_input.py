@@ -19,6 +19,7 @@ Record counts are checked against the manifest while reading
 (`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
 """
 
+import gin
 import tensorflow as tf
 
 from avlad_tf.data import frame_sources
@@ -27,7 +28,6 @@ from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
-import gin
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -11,6 +11,7 @@ Example:
     (2, 51)
 """
 
+import gin
 import keras
 
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
@@ -18,7 +19,6 @@ from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import backbones
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import stream
-import gin
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
 FUSIONS = ("late", "concat", "early")

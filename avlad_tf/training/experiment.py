@@ -12,6 +12,8 @@ import functools
 import os
 
 from absl import logging
+import gin
+import tensorflow as tf
 
 from avlad_tf import evaluation
 from avlad_tf import exporting
@@ -21,11 +23,11 @@ from avlad_tf.data import video_input
 from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.training import checks
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
 from avlad_tf.training import results
 from avlad_tf.training import stage as stage_lib
-import gin
 
 # Arguments that are objects of the call, not settings of the run.
 _NOT_SETTINGS = (
@@ -101,6 +103,7 @@ def train(
     build_model_fn=action_vlad.build_model,
     step_callback=None,
     command=None,
+    deterministic=False,
 ):
     """Trains every stream, then evaluates, fuses and exports.
 
@@ -126,6 +129,10 @@ def train(
         step_callback: passed to `loop.train_stream`.
         command: the command line, written to `WORKDIR/command.txt` once the
             run's settings are checked against a previous run's record.
+        deterministic: make every TensorFlow op deterministic
+            (`tf.config.experimental.enable_op_determinism`), so that a rerun
+            of the same command gives bit-identical weights (slower; seeds
+            are fixed either way: `train_stream.seed`).
 
     Returns:
         dict with each stream's evaluation metrics, the `late_fusion` top-1
@@ -139,6 +146,8 @@ def train(
             f"per stream. Received: fuse_weights={fuse_weights}, "
             f"streams={streams}, evaluate_split={evaluate_split}"
         )
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     if prepare_toy_dataset:
         from data_prep import toy  # pylint: disable=import-outside-toplevel
 
@@ -151,8 +160,9 @@ def train(
         streams=_resolve_streams(streams),
         fuse_weights=_recorded_fuse_weights(streams, fuse_weights),
     )
+    checks.check_record(record, info)  # before k-means and training
     if export:
-        exporting.check_exportable(record)  # before hours of training
+        exporting.check_exportable(record)
     if os.path.exists(run_record.path(workdir)):
         for change in run_record.check_rerun(
             run_record.read(workdir), record, workdir=workdir

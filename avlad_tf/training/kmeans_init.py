@@ -15,11 +15,12 @@ import os
 import time
 
 from absl import logging
+import gin
 import numpy as np
 
 from avlad_tf import kmeans
+from avlad_tf import progress
 from avlad_tf.models import action_vlad
-import gin
 
 CENTERS_FILE = "centers.npy"
 
@@ -73,7 +74,7 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
     """
     rng = np.random.default_rng(seed)
     reservoir, seen, passes = None, 0, 0
-    start = time.time()
+    bar = progress.Progress(num_random_frames, what="k-means", unit="frames")
     while seen < num_random_frames:
         for features, _ in dataset_fn(seed + passes):
             maps = np.asarray(feature_fn(features))  # (B, 1, h, w, D)
@@ -83,17 +84,12 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
                     (num_random_frames,) + frames.shape[1:], np.float32
                 )
             seen = _add_to_reservoir(reservoir, seen, frames, rng)
+            bar.update(done=min(seen, num_random_frames))
         passes += 1
         if seen == 0:
             raise ValueError(
                 "The k-means dataset yielded no frames; is the training split empty?"
             )
-        logging.info(
-            "k-means features: pass %d done, %d visits, %.0f s",
-            passes,
-            seen,
-            time.time() - start,
-        )
     return reservoir.reshape(-1, reservoir.shape[-1])  # (N·h·w, D)
 
 

@@ -20,6 +20,7 @@ evaluates, fuses and exports.
 import os
 
 from absl import logging
+import gin
 import keras
 import tensorflow as tf
 
@@ -29,7 +30,6 @@ from avlad_tf.training import checkpointing
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
-import gin
 
 STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow")}
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}

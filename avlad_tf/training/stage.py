@@ -5,12 +5,13 @@ import os
 import time
 
 from absl import logging
+import gin
 import numpy as np
 
+from avlad_tf import progress
 from avlad_tf.models import action_vlad
 from avlad_tf.training import checkpointing
 from avlad_tf.training import summaries
-import gin
 
 
 def probe_batch(make_dataset_fn, *, data_dir, split, modalities):
@@ -86,7 +87,20 @@ def _write_assignments(endpoints, probe, writer, step):
         summaries.write_assignments(writer, step, np.asarray(outputs["assignments"]))
 
 
-def run_stage(
+def run_stage(**kwargs):
+    """`_run_stage`; Ctrl-C names the stage, update and last checkpoint."""
+    try:
+        _run_stage(**kwargs)
+    except KeyboardInterrupt as interrupt:
+        optimizer, manager = kwargs["optimizer"], kwargs["manager"]
+        raise KeyboardInterrupt(
+            f"{kwargs['stream']} stage {kwargs['stage']} at update "
+            f"{int(optimizer.iterations.numpy())} of {kwargs['num_steps']}, "
+            f"last checkpoint {manager.latest_checkpoint or 'none'}"
+        ) from interrupt
+
+
+def _run_stage(
     *,
     update,
     iterator,
@@ -122,6 +136,7 @@ def run_stage(
     logging.info("%s stage %d: updates %d..%d", stream, stage, step, num_steps)
     last_time, last_step = time.time(), step
     endpoints = action_vlad.endpoints_model(model)  # shares model's weights
+    bar = progress.Progress(num_steps, what=f"{stream} stage {stage}", unit="updates")
     while step < num_steps:
         with strategy.scope():
             metrics = {k: v.numpy() for k, v in update(iterator).items()}
@@ -146,16 +161,8 @@ def run_stage(
                 metrics_path,
                 dict(stage=stage, step=step, global_step=global_step, **metrics),
             )
-            logging.info(
-                "%s stage %d update %d/%d: loss %.4f acc %.3f (%.2f updates/s)",
-                stream,
-                stage,
-                step,
-                num_steps,
-                metrics["loss"],
-                metrics["accuracy"],
-                metrics["steps_per_second"],
-            )
+            bar.suffix = f"loss {metrics['loss']:.4f} acc {metrics['accuracy']:.3f}"
+        bar.update(done=step)
         if global_step == 1 or step == num_steps or step % assignments_every == 0:
             _write_assignments(endpoints, probe, writer, global_step)
         if global_step == 1:

@@ -5,12 +5,12 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import gin
 import numpy as np
 import tensorflow as tf
 
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
-import gin
 from tests import fake_data
 from tests import testing
 

@@ -9,6 +9,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import time
 
 from absl.testing import absltest
 import tensorflow as tf
@@ -143,6 +146,43 @@ class RerunTest(absltest.TestCase):
                         .decode()
                     )
         self.assertIn("b/trunc", ids)
+
+    def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes(self):
+        for i in range(4, 12):  # enough work to interrupt
+            prep_fixtures.write_video(
+                os.path.join(self.videos, "ab"[i % 2], f"{i}.avi"),
+                12,
+                first=i,
+                height=24,
+                width=32,
+            )
+        self.args[5] = "--workers=2"
+        env = dict(os.environ)
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        process = subprocess.Popen(
+            prepare_test._command(*self.args),  # pylint: disable=protected-access
+            cwd=prepare_test.REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = os.path.join(self.out, "train-00000-of-00006.tfrecord")
+        deadline = time.monotonic() + 240
+        while not os.path.exists(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        self.assertEqual(process.returncode, 130, stderr[-3000:])
+        self.assertNotIn("Traceback", stderr)
+        self.assertRegex(
+            stderr.strip().splitlines()[-1],
+            r"^prepare: interrupted \(\d+ of 12 shards finished in .*out\); "
+            r"run the same command again to resume\.$",
+        )
+        result = self._prepare()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stderr, r"[1-9]\d* finished shards verified")
 
     def test_an_empty_class_is_named(self):
         os.makedirs(os.path.join(self.videos, "c"))

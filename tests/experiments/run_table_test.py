@@ -11,9 +11,9 @@ import tempfile
 from unittest import mock
 
 from absl.testing import absltest
+import gin
 
 from experiments import run_table
-import gin
 from tests import fake_data
 
 _SHRINK = "toy/shrink.gin"  # the toy overlay, in gin/

@@ -2,12 +2,12 @@
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import gin
 import keras
 import numpy as np
 
 from avlad_tf.layers import netvlad
 from avlad_tf.models import action_vlad
-import gin
 from tests import testing
 
 NUM_CLASSES = 5

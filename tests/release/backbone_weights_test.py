@@ -11,12 +11,12 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import gin
 import numpy as np
 
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
 from avlad_tf.release import backbone_weights
-import gin
 from tests import testing
 from tests.release import release_checkpoints as ckpts
 

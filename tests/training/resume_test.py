@@ -11,13 +11,13 @@ import json
 import os
 
 from absl.testing import absltest
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
 from avlad_tf.training import checkpointing
 from avlad_tf.training import experiment
-import gin
 from tests.training import tiny
 
 

@@ -5,6 +5,7 @@ records: a whole two-stage run takes seconds.
 """
 
 import gin
+
 from tests import fake_data
 
 BINDINGS = """
