@@ -30,21 +30,13 @@ import os
 
 import gin
 
+from avlad_tf.data import video_input
+
 RECORD_FILE = "run.json"
 FORMAT_VERSION = 1
-# Arguments of `make_dataset` that are a call's business, not the run's.
-_CALL_ARGUMENTS = (
-    "data_dir",
-    "split",
-    "training",
-    "modalities",
-    "batch_size",
-    "num_crops",
-    "with_ids",
-    "pixel_dtype",
-    "info",
-    "seed",
-)
+# Arguments of `make_dataset` that are not the run's input settings (the
+# seed is `train_stream.seed`'s).
+_CALL_ARGUMENTS = (*video_input.CALL_ARGUMENTS, "seed")
 # The release evaluated one centre crop unless told otherwise.
 DEFAULT_NUM_CROPS = 1
 

@@ -223,19 +223,23 @@ def sample_and_augment(
     return features, _labels(example, num_classes, multi_label)
 
 
-@gin.configurable(
-    denylist=[
-        "data_dir",
-        "split",
-        "training",
-        "modalities",
-        "batch_size",
-        "num_crops",
-        "with_ids",
-        "pixel_dtype",
-        "info",
-    ]
+# Arguments that are each call's business, never a binding: the dataset's
+# one home is `train.data_dir`, and a run records the rest of make_dataset's
+# arguments as its input settings (`run_record`).
+CALL_ARGUMENTS = (
+    "data_dir",
+    "split",
+    "training",
+    "modalities",
+    "batch_size",
+    "num_crops",
+    "with_ids",
+    "pixel_dtype",
+    "info",
 )
+
+
+@gin.configurable(denylist=list(CALL_ARGUMENTS))
 def make_dataset(
     *,
     data_dir,
