@@ -3,60 +3,7 @@ r"""Trains and evaluates every row of a paper table and writes a markdown table.
   python -m experiments.run_table --table=2b --data_dir=hmdb51=data/hmdb51 \
       --runs_dir=runs/tables --output_dir=experiments/results/hmdb51
 
-Rows are the `gin/table<N>_*.gin` files whose header names the table, one
-file per row. Each header is machine-read:
-
-  # Table 4, row 2: ActionVLAD, HMDB51 (late fusion 1 : 2, top-1 %).
-  # Paper: 66.9 (Table 4, Sec. 4.6), mean over the three splits
-  # Dataset: hmdb51
-  # Splits: 1, 2, 3                  (optional; one run per split)
-  # Metric: top1                     (optional; `mAP, wAP`: both, Charades)
-  # iDT: hmdb51_idt_split{split}.h5  (optional; also the iDT fusion)
-  # Paper (iDT): 69.8 (Table 4, Sec. 4.6)   (the paper's further numbers)
-  # Command: python -m avlad_tf.train --gin_file=... --workdir=...
-
-`Paper` is the number, then free text shown under it in the table (the
-paper's table and section; no number: `—` and the text). `Paper (<label>)`
-gives the number of a further value the row reports: its second metric
-(`Paper (wAP)`) or its iDT fusion (`Paper (iDT)`). Other comment lines
-(`# Deviation: ...`, notes, `# Command:`) are for readers and are not parsed;
-the header ends at the first line that is not a comment.
-
-What a row reports: the late-fused top-1 when the config fuses streams
-(`train.fuse_weights`), otherwise the trained stream's metric, one table line
-per metric of `Metric`. With `iDT` a further line `<row> + iDT` fuses the
-late-fused scores with the iDT scores the release's way (0.75 / 0.25 on
-L2-normalised scores, docs/RELEASE.md Sec. 9.2), read from
-`--idt_dir/<file>` with `{split}` replaced by the split (without
-`--idt_dir` that line is not run).
-
-Splits: with `Splits: 1, 2, 3` the row runs once per split k, binding the
-macros base.gin trains and evaluates with, `TRAIN_SPLIT = 'train_split<k>'`
-and `TEST_SPLIT = 'test_split<k>'`, and reports mean ± std over the splits,
-as the paper averages them.
-
-Shared runs: a row's run is named by the config it resolves, not by its
-file. The runner parses the row (its split, overlays and bindings, below)
-and canonicalises gin's config (`canonical_config`: every binding once,
-sorted, macros inlined). Then
-
-- rows whose whole config is the same are one experiment, trained and
-  evaluated once: e.g. the base model, a row of Tables 1, 2a, 2b and K;
-- rows that differ only in what evaluation reads (`evaluate.*` and
-  `export.*` in any scope, `train.evaluate_split`, `train.fuse_weights`,
-  `train.export`; `_decides_training`) share one training run, and each
-  evaluates it: its `train` call finds the run's checkpoints finished (no
-  updates) and writes its own score files, named by stream, split and crops.
-  E.g. Table 4 (RGB 1 + flow 5 crops) and Table 6 (1 or 5 crops on both
-  streams) on one split train once. Rows that train different streams keep
-  separate runs: a workdir's `run.json` records the streams of its run.
-
-The run directory is `<runs_dir>/<dataset>_<hash of the training config>`;
-it holds `training_config.gin` (the bindings that decided its training),
-`rows.txt` (the rows that used it) and, per evaluated config,
-`outcome_<hash>.json` (a config with one is not run again) and
-`operative_config_<hash>.gin`. Training resumes from checkpoints, so
-re-running a command continues a table.
+Rows, their headers, splits and shared runs: `experiments/rows.py`.
 
 Overlays: `--gin_file` overlays and `--gin_bindings` apply to every row.
 The runner parses, in this order,
@@ -78,11 +25,8 @@ base.gin (tiny backbone, 8 frames, 400 + 200 updates, splits `train` /
       --note="Toy dataset (data_prep/toy.py), not the paper's data."
 """
 
-import glob
-import hashlib
 import json
 import os
-import re
 import shlex
 import statistics
 import sys
@@ -94,220 +38,7 @@ from absl import logging
 import gin
 
 from avlad_tf import cli
-
-GIN_DIR = cli.GIN_DIR
-REPO = os.path.dirname(GIN_DIR)
-IDT = "iDT"  # the label of a row's iDT-fusion line
-
-_ROW_RE = re.compile(
-    r"^# Table (?P<tables>[\w/]+), row (?P<index>\d+): "
-    r"(?P<name>[^(]+?)\s*(?:\((?P<detail>.*)\))?\.?$"
-)
-_KEY_RE = re.compile(
-    r"^# (?P<key>Paper|Dataset|Metric|Splits|iDT)"
-    r"(?: \((?P<label>[^)]+)\))?: (?P<value>.+)$"
-)
-_INCLUDE_RE = re.compile(r"^\s*include\s")
-_MACRO_REF_RE = re.compile(r"%([A-Za-z_][\w.]*)")
-# Bindings only evaluation reads: rows that differ only here share training.
-_EVAL_CONFIGURABLES = ("evaluate", "export")
-_EVAL_TRAIN_ARGS = ("evaluate_split", "fuse_weights", "export")
-
-
-def _paper(value):
-    """`(number or None, note)` of a `Paper` value."""
-    number = re.match(r"([\d.]+)\s*(.*)", value)
-    if number:
-        return float(number[1]), number[2]
-    return None, value
-
-
-def _list(value):
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def parse_header(path):
-    """Reads a row file's header into a dict (`tables`, `index`, `name`, ...).
-
-    `splits` is `[None]` for a row without a `Splits` line; `papers` maps the
-    label of each `Paper (<label>)` line to `(number, note)`.
-
-    Raises:
-      ValueError: when the header lacks the `# Table` or `# Dataset` line, or
-        is inconsistent.
-    """
-    row = {
-        "path": path,
-        "file": os.path.basename(path),
-        "metrics": ["top1"],
-        "paper": None,
-        "paper_note": "",
-        "papers": {},
-        "idt": None,
-        "detail": "",
-        "splits": [None],
-    }
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.startswith("#"):
-                break
-            line = line.rstrip()
-            match = _ROW_RE.match(line)
-            if match:
-                row["tables"] = match["tables"].split("/")
-                row["index"] = int(match["index"])
-                row["name"] = match["name"].strip()
-                row["detail"] = match["detail"] or ""
-                continue
-            if line.startswith("# Run:"):
-                raise ValueError(
-                    f'{path}: "# Run" is gone; rows that resolve to the same '
-                    "config share a run by themselves (experiments/run_table.py)."
-                )
-            match = _KEY_RE.match(line)
-            if not match:
-                continue
-            key, label, value = match["key"], match["label"], match["value"].strip()
-            if label and key != "Paper":
-                raise ValueError(f'{path}: only "# Paper" takes a label: {line!r}')
-            if key == "Paper" and label:
-                row["papers"][label] = _paper(value)
-            elif key == "Paper":
-                row["paper"], row["paper_note"] = _paper(value)
-            elif key == "Metric":
-                row["metrics"] = _list(value)
-            elif key == "Splits":
-                row["splits"] = _list(value)
-            elif key == "iDT":
-                row["idt"] = value
-            else:
-                row["dataset"] = value
-    for key in ("tables", "dataset"):
-        if key not in row:
-            raise ValueError(
-                f'{path}: the header has no "# {key.title()}" line '
-                "(see experiments/run_table.py)."
-            )
-    if row["idt"] and "{split}" in row["idt"] and row["splits"] == [None]:
-        raise ValueError(
-            f'{path}: "# iDT: {row["idt"]}" names a split; the '
-            'row has no "# Splits" line.'
-        )
-    labels = [label for label, *_ in row_lines(row)]
-    extra = sorted(set(row["papers"]) - set(labels[1:]))
-    if extra:
-        raise ValueError(
-            f'{path}: "# Paper ({extra[0]})" is none of the '
-            f"further values the row reports, {labels[1:]}."
-        )
-    return row
-
-
-def row_lines(row):
-    """The table lines of a row: `(label, name, paper number, paper note)`."""
-    lines = []
-    for i, metric in enumerate(row["metrics"]):
-        name = row["name"] if len(row["metrics"]) == 1 else f"{row['name']}, {metric}"
-        paper = (
-            (row["paper"], row["paper_note"])
-            if i == 0
-            else row["papers"].get(metric, (None, ""))
-        )
-        lines.append((metric, name, *paper))
-    if row["idt"]:
-        lines.append((IDT, f"{row['name']} + iDT", *row["papers"].get(IDT, (None, ""))))
-    return lines
-
-
-def find_rows(table, *, gin_dir=GIN_DIR):
-    """The header dicts of every gin file of `table`, ordered by row then file."""
-    rows = [
-        parse_header(p) for p in sorted(glob.glob(os.path.join(gin_dir, "table*.gin")))
-    ]
-    rows = [r for r in rows if table in r["tables"]]
-    if not rows:
-        raise ValueError(f"no gin/table*.gin file belongs to table {table!r}.")
-    return sorted(rows, key=lambda r: (r["index"], r["file"]))
-
-
-# ---- One row's config -------------------------------------------------------
-
-
-def split_bindings(split):
-    """The macro bindings that select split `split` (none for None)."""
-    if split is None:
-        return []
-    return [f"TRAIN_SPLIT = 'train_split{split}'", f"TEST_SPLIT = 'test_split{split}'"]
-
-
-def own_statements(path):
-    """A gin file's own statements: its lines but comments and includes."""
-    with open(path, encoding="utf-8") as f:
-        return [
-            line.rstrip("\n")
-            for line in f
-            if line.strip()
-            and not line.lstrip().startswith("#")
-            and not _INCLUDE_RE.match(line)
-        ]
-
-
-def parse_row(row, *, data_dir, split=None, overlays=(), bindings=()):
-    """Parses `row` as the runner runs it (order: the module docstring).
-
-    `overlays` are paths of gin files.
-    """
-    statements = [f"include {row['path']!r}", *split_bindings(split)]
-    if overlays:
-        statements += [f"include {os.path.abspath(o)!r}" for o in overlays]
-        statements += own_statements(row["path"])
-    statements += [*bindings, f"DATA_DIR = {data_dir!r}"]
-    gin.clear_config()
-    cli.parse_gin([], statements)
-
-
-def canonical_config():
-    """The parsed gin config as sorted `binding = value` lines, macros inlined.
-
-    From `gin.config_str()`, which lists every bound parameter once, sorted,
-    and the macros apart; a macro reference (`%DATA_DIR`) is replaced by the
-    macro's value, so that configs binding the same values are equal lines.
-    """
-    macros, bindings, in_macros = {}, [], False
-    # Wide enough for one line per binding (gin also rules each section
-    # with a comment line of this width).
-    for line in gin.config_str(max_line_length=100_000).splitlines():
-        if line.startswith("# Macros:"):
-            in_macros = True
-        elif line.startswith("# Parameters for"):
-            in_macros = False
-        if not line or line.startswith(("#", "import ", "from ")):
-            continue
-        key, value = line.split(" = ", 1)
-        if in_macros:
-            macros[key] = value
-        else:
-            bindings.append((key, value))
-
-    def inline(value):
-        return _MACRO_REF_RE.sub(lambda m: macros.get(m[1], m[0]), value)
-
-    for _ in range(len(macros)):  # macros may name macros
-        macros = {k: inline(v) for k, v in macros.items()}
-    return sorted(f"{key} = {inline(value)}" for key, value in bindings)
-
-
-def _decides_training(line):
-    """False for a binding (canonical line) that only evaluation reads."""
-    selector, arg = line.split(" = ", 1)[0].rsplit(".", 1)
-    name = selector.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
-    if name in _EVAL_CONFIGURABLES:
-        return False
-    return not (name == "train" and arg in _EVAL_TRAIN_ARGS)
-
-
-def _digest(lines):
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:12]
+from experiments import rows as row_lib
 
 
 def _jsonable(value):
@@ -326,7 +57,7 @@ def _record_row(workdir, row, split, training):
         with open(path, "w", encoding="utf-8") as f:
             f.write(
                 "# The bindings that decided this run's training "
-                "(experiments/run_table.py, canonical_config).\n"
+                "(experiments/run_table.py, row_lib.canonical_config).\n"
             )
             f.write("\n".join(training) + "\n")
     entry = row["file"] + ("" if split is None else f" split {split}")
@@ -366,11 +97,13 @@ def run_row(row, *, runs_dir, data_dir, split=None, overlays=(), bindings=()):
       dict: `outcome` (`train`'s, JSON values), `workdir`, `config` (the
       hash of the whole config), `seconds`, `cached`.
     """
-    parse_row(row, data_dir=data_dir, split=split, overlays=overlays, bindings=bindings)
-    config = canonical_config()
-    training = [line for line in config if _decides_training(line)]
-    workdir = os.path.join(runs_dir, f"{row['dataset']}_{_digest(training)}")
-    key = _digest(config)
+    row_lib.parse_row(
+        row, data_dir=data_dir, split=split, overlays=overlays, bindings=bindings
+    )
+    config = row_lib.canonical_config()
+    training = [line for line in config if row_lib._decides_training(line)]
+    workdir = os.path.join(runs_dir, f"{row['dataset']}_{row_lib._digest(training)}")
+    key = row_lib._digest(config)
     os.makedirs(workdir, exist_ok=True)
     _record_row(workdir, row, split, training)
     outcome_path = os.path.join(workdir, f"outcome_{key}.json")
@@ -412,8 +145,8 @@ def row_values(outcome, row):
 
 def _idt_value(row, outcome, split, idt_dir):
     """Fuses the row's late-fused scores with iDT scores (release Sec. 9.2)."""
-    streams = _bound("train.streams")
-    weights = _bound("train.fuse_weights")
+    streams = cli.bound_or_none("train.streams")
+    weights = cli.bound_or_none("train.fuse_weights")
     if weights is None:
         raise ValueError(
             f"{row['file']}: the iDT fusion needs a late-fused "
@@ -427,14 +160,6 @@ def _idt_value(row, outcome, split, idt_dir):
     )
 
 
-def _bound(name):
-    """The value gin binds to `name`, or None."""
-    try:
-        return gin.query_parameter(name)
-    except ValueError:
-        return None
-
-
 def _one_line(error):
     message = " ".join(f"{type(error).__name__}: {error}".split())
     return message[:200].replace("|", "/")
@@ -442,7 +167,7 @@ def _one_line(error):
 
 def _run_splits(row, *, runs_dir, data_dir, overlays, bindings, idt_dir):
     """Runs every split of a row; its values by line label, in percent."""
-    labels = [label for label, *_ in row_lines(row)]
+    labels = [label for label, *_ in row_lib.row_lines(row)]
     result = {
         "values": {label: [] for label in labels},
         "errors": {},
@@ -476,15 +201,15 @@ def _run_splits(row, *, runs_dir, data_dir, overlays, bindings, idt_dir):
         if not row["idt"]:
             continue
         if idt_dir is None:
-            result["skipped"][IDT] = f"needs --idt_dir with {row['idt']}"
+            result["skipped"][row_lib.IDT] = f"needs --idt_dir with {row['idt']}"
             continue
         try:
-            result["values"][IDT].append(
+            result["values"][row_lib.IDT].append(
                 100.0 * _idt_value(row, run["outcome"], split, idt_dir)
             )
         except Exception as e:  # pylint: disable=broad-except
             logging.exception("%s: iDT fusion failed", row["file"])
-            result["errors"][IDT] = _one_line(e)
+            result["errors"][row_lib.IDT] = _one_line(e)
     return result
 
 
@@ -516,9 +241,9 @@ def markdown_table(table, rows, results, *, note=""):
     lines += ["| row | gin file | paper | ours | difference |", "|---|---|---|---|---|"]
     for row in rows:
         result = results.get(row["file"], {})
-        for label, name, paper, paper_note in row_lines(row):
+        for label, name, paper, paper_note in row_lib.row_lines(row):
             detail = row["detail"]
-            if label == IDT:
+            if label == row_lib.IDT:
                 detail = "0.75 / 0.25 with L2-normalised iDT scores" + (
                     f", after {detail}" if detail else ""
                 )
@@ -544,7 +269,7 @@ def run_table(
 
     `overlays` are gin files (paths, or names in gin/).
     """
-    rows = find_rows(table)
+    rows = row_lib.find_rows(table)
     overlays = [cli.resolve_gin_file(o) for o in overlays]
     runs_dir = os.path.abspath(runs_dir)
     results = {}
@@ -553,7 +278,7 @@ def run_table(
         if row["dataset"] not in data_dirs:
             message = f"no --data_dir for {row['dataset']}"
             results[row["file"]] = {
-                "errors": {label: message for label, *_ in row_lines(row)}
+                "errors": {label: message for label, *_ in row_lib.row_lines(row)}
             }
             continue
         results[row["file"]] = _run_splits(
@@ -605,8 +330,8 @@ def main(argv):
     # Overlays may also be given relative to the repository.
     overlays = [
         p
-        if os.path.exists(p) or not os.path.exists(os.path.join(REPO, p))
-        else os.path.join(REPO, p)
+        if os.path.exists(p) or not os.path.exists(os.path.join(row_lib.REPO, p))
+        else os.path.join(row_lib.REPO, p)
         for p in f.gin_file
     ]
     failed = False

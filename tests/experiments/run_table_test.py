@@ -13,6 +13,8 @@ from unittest import mock
 from absl.testing import absltest
 import gin
 
+from avlad_tf import cli
+from experiments import rows as row_lib
 from experiments import run_table
 from tests import fake_data
 
@@ -47,19 +49,19 @@ def _tempdir(test):
 class HeaderTest(absltest.TestCase):
     def test_every_table_has_rows_with_headers(self):
         for table in ("1", "K", "2a", "2b", "3a", "3b", "6", "4", "5"):
-            rows = run_table.find_rows(table)
+            rows = row_lib.find_rows(table)
             for row in rows:
                 self.assertIn(row["dataset"], ("hmdb51", "ucf101", "charades"))
-                for _, _, paper, note in run_table.row_lines(row):
+                for _, _, paper, note in row_lib.row_lines(row):
                     self.assertTrue(paper is not None or note, row["file"])
         self.assertEqual(
-            [r["paper"] for r in run_table.find_rows("3a")], [56.0, 64.8, 66.9]
+            [r["paper"] for r in row_lib.find_rows("3a")], [56.0, 64.8, 66.9]
         )
 
     def test_one_file_per_row(self):
         # Table 4: one file per dataset, its splits and its iDT fusion in the
         # header; Table 5: one file, two metrics; Table 6: one file per crops.
-        rows = run_table.find_rows("4")
+        rows = row_lib.find_rows("4")
         self.assertEqual(
             [r["file"] for r in rows], ["table4_ucf101.gin", "table4_hmdb51.gin"]
         )
@@ -70,23 +72,23 @@ class HeaderTest(absltest.TestCase):
             [
                 (label, paper)
                 for row in rows
-                for label, _, paper, _ in run_table.row_lines(row)
+                for label, _, paper, _ in row_lib.row_lines(row)
             ],
             [("top1", 92.7), ("iDT", 93.6), ("top1", 66.9), ("iDT", 69.8)],
         )
-        (charades,) = run_table.find_rows("5")
+        (charades,) = row_lib.find_rows("5")
         self.assertEqual(charades["metrics"], ["mAP", "wAP"])
         self.assertEqual(
-            [(name, paper) for _, name, paper, _ in run_table.row_lines(charades)],
+            [(name, paper) for _, name, paper, _ in row_lib.row_lines(charades)],
             [("ActionVLAD RGB, mAP", 17.6), ("ActionVLAD RGB, wAP", 25.1)],
         )
         self.assertEqual(
-            [r["file"] for r in run_table.find_rows("6")],
+            [r["file"] for r in row_lib.find_rows("6")],
             ["table6_hmdb51_1crop.gin", "table6_hmdb51_5crop.gin"],
         )
 
     def test_markdown_mean_and_std_over_splits(self):
-        rows = run_table.find_rows("6")
+        rows = row_lib.find_rows("6")
         results = {
             rows[0]["file"]: {"values": {"top1": [60.0, 62.0, 64.0]}},
             rows[1]["file"]: {"values": {"top1": [70.0, 71.0, 72.0]}},
@@ -105,23 +107,23 @@ class HeaderTest(absltest.TestCase):
 
     def test_missing_header_line(self):
         with self.assertRaisesRegex(ValueError, 'no "# Dataset" line'):
-            run_table.parse_header(self._header("# Table 9, row 1: x."))
+            row_lib.parse_header(self._header("# Table 9, row 1: x."))
 
     def test_old_run_key_is_refused(self):
         with self.assertRaisesRegex(ValueError, "share a run by themselves"):
-            run_table.parse_header(
+            row_lib.parse_header(
                 self._header("# Table 9, row 1: x.\n# Dataset: hmdb51\n# Run: table9_y")
             )
 
     def test_paper_label_names_a_reported_value(self):
         with self.assertRaisesRegex(ValueError, r'"# Paper \(wAP\)"'):
-            run_table.parse_header(
+            row_lib.parse_header(
                 self._header(
                     "# Table 9, row 1: x.\n# Dataset: hmdb51\n# Paper (wAP): 1.0 (x)"
                 )
             )
         with self.assertRaisesRegex(ValueError, 'no "# Splits" line'):
-            run_table.parse_header(
+            row_lib.parse_header(
                 self._header(
                     "# Table 9, row 1: x.\n# Dataset: hmdb51\n# iDT: a_{split}.h5"
                 )
@@ -130,7 +132,7 @@ class HeaderTest(absltest.TestCase):
 
 def _binding(name):
     """The canonical value of `name` in the parsed config, e.g. `'test'`."""
-    for line in run_table.canonical_config():
+    for line in row_lib.canonical_config():
         key, value = line.split(" = ", 1)
         if key == name:
             return value
@@ -171,7 +173,7 @@ class SharedRunsTest(absltest.TestCase):
         outcome = {
             s: dict(metrics, scores_path=f"{workdir}/scores/{s}.h5") for s in streams
         }
-        if run_table._bound("train.fuse_weights"):
+        if cli.bound_or_none("train.fuse_weights"):
             outcome["late_fusion"] = 0.6
         return outcome
 
@@ -323,11 +325,11 @@ class CanonicalConfigTest(absltest.TestCase):
         super().tearDown()
 
     def _config(self, *bindings):
-        row = run_table.parse_header(
-            os.path.join(run_table.GIN_DIR, "table1_actionvlad_rgb.gin")
+        row = row_lib.parse_header(
+            os.path.join(row_lib.GIN_DIR, "table1_actionvlad_rgb.gin")
         )
-        run_table.parse_row(row, data_dir="d", bindings=bindings)
-        return run_table.canonical_config()
+        row_lib.parse_row(row, data_dir="d", bindings=bindings)
+        return row_lib.canonical_config()
 
     def test_macros_are_inlined(self):
         config = self._config()
@@ -340,7 +342,7 @@ class CanonicalConfigTest(absltest.TestCase):
         )
 
     def test_evaluation_bindings_do_not_decide_training(self):
-        decides = run_table._decides_training
+        decides = row_lib._decides_training
         self.assertFalse(decides("flow/evaluate.num_crops = 5"))
         self.assertFalse(decides("train.evaluate_split = 'test_split1'"))
         self.assertFalse(decides("train.fuse_weights = (1, 2)"))
