@@ -1,11 +1,11 @@
-"""Per-video latency of `avlad_tf.predict`, split into decode, flow and model.
+"""Per-video latency of `avlad_tf.prediction`, split into decode, flow and model.
 
     python bench/predict.py [--sizes=toy,default] [--frames=48] [--repeats=2]
         [--reference_sizes=toy]
 
 For each size it saves an untrained two-stream (late fusion) model, exports
 it with `avlad_tf.exporting`, writes an MJPG video of `--frames` frames at
-320×240 with OpenCV, and times `predict.predict_video` on it (best of
+320×240 with OpenCV, and times `prediction.predict_video` on it (best of
 `--repeats`, after a warm-up call on zeros that traces the graph):
 
 * `toy`: the toy configuration (gin/toy/base.gin): tiny backbone, K = 16,
@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from avlad_tf import exporting
-from avlad_tf import predict
+from avlad_tf import prediction
 from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
@@ -136,7 +136,7 @@ def make_export(root, size):
 def time_size(root, size, video):
     """Prints the latency split of one size against the all-pairs flow."""
     export_dir = make_export(root, size)
-    serve, config = predict.load_export(export_dir)
+    serve, config = prediction.load_export(export_dir)
     cfg = SIZES[size]
     start = time.perf_counter()
     # Traces the graph; zeros are enough, no flow is computed for them.
@@ -149,13 +149,13 @@ def time_size(root, size, video):
     first = time.perf_counter() - start
     best = None
     for _ in range(FLAGS.repeats):
-        seconds = predict.predict_video(serve, config, video)["seconds"]
+        seconds = prediction.predict_video(serve, config, video)["seconds"]
         if best is None or sum(seconds.values()) < sum(best.values()):
             best = seconds
     frames = video_io.read_video(
         video, height=config["frame_height"], width=config["frame_width"]
     )
-    flow_idx = predict.sample_indices(len(frames), config)["flow"]
+    flow_idx = prediction.sample_indices(len(frames), config)["flow"]
     total = sum(best.values())
     print(
         f"\n[{size}] {len(frames)} frames, T={config['num_frames']}, "

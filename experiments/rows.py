@@ -132,7 +132,7 @@ def parse_header(path):
             if line.startswith("# Run:"):
                 raise ValueError(
                     f'{path}: "# Run" is gone; rows that resolve to the same '
-                    "config share a run by themselves (experiments/run_table.py)."
+                    "config share a run by themselves (experiments/rows.py)."
                 )
             match = _KEY_RE.match(line)
             if not match:
@@ -156,7 +156,7 @@ def parse_header(path):
         if key not in row:
             raise ValueError(
                 f'{path}: the header has no "# {key.title()}" line '
-                "(see experiments/run_table.py)."
+                "(see experiments/rows.py)."
             )
     if row["idt"] and "{split}" in row["idt"] and row["splits"] == [None]:
         raise ValueError(

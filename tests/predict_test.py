@@ -1,4 +1,5 @@
-"""Tests of `avlad_tf.predict` on real video files written with OpenCV."""
+"""Tests of `avlad_tf.prediction` (and the program `avlad_tf.predict`) on real
+video files written with OpenCV."""
 
 import contextlib
 import io
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from avlad_tf import exporting as export
 from avlad_tf import predict
+from avlad_tf import prediction
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
 from tests import export_test
@@ -69,7 +71,7 @@ class PredictTest(absltest.TestCase):
         cls.corrupt = os.path.join(videos, "corrupt.avi")
         with open(cls.corrupt, "wb") as f:
             f.write(np.random.default_rng(0).bytes(5000))
-        cls.serve, cls.config = predict.load_export(cls.export_dir)
+        cls.serve, cls.config = prediction.load_export(cls.export_dir)
 
     def test_command_line_reports_bad_files_and_continues(self):
         paths = [self.avi, self.corrupt, self.short, self.mp4]
@@ -110,7 +112,7 @@ class PredictTest(absltest.TestCase):
         self.assertIn(f"error: {self.short}: too short", run.stderr)
 
     def test_text_output(self):
-        results = predict.predict_videos(self.export_dir, [self.avi])
+        results = prediction.predict_videos(self.export_dir, [self.avi])
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             predict._print_text(results)  # pylint: disable=protected-access
@@ -132,7 +134,7 @@ class PredictTest(absltest.TestCase):
 
         flow_lib.compute_flow = counting
         self.addCleanup(setattr, flow_lib, "compute_flow", compute_flow)
-        inputs, seconds = predict.prepare_inputs(self.avi, self.config)
+        inputs, seconds = prediction.prepare_inputs(self.avi, self.config)
         self.assertCountEqual(seconds, ["decode", "flow"])
 
         capture = cv2.VideoCapture(self.avi)
@@ -164,7 +166,7 @@ class PredictTest(absltest.TestCase):
 
     def test_a_directory_is_named_as_one(self):
         folder = self.create_tempdir().full_path
-        (result,) = predict.predict_videos(self.export_dir, [folder])
+        (result,) = prediction.predict_videos(self.export_dir, [folder])
         self.assertEqual(result["error"], "a directory, not a video file")
 
     def test_the_saved_model_names_bad_inputs(self):
@@ -190,7 +192,7 @@ class PredictTest(absltest.TestCase):
 
     def test_not_an_export_is_a_clear_error(self):
         with self.assertRaisesRegex(FileNotFoundError, "not an avlad_tf export"):
-            predict.load_export(self.create_tempdir().full_path)
+            prediction.load_export(self.create_tempdir().full_path)
 
 
 if __name__ == "__main__":

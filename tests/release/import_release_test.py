@@ -1,4 +1,5 @@
-"""Tests for the import_release tool: release checkpoint -> evaluable workdir."""
+"""Tests for `avlad_tf.release.workdir` and its program `import_release`:
+release checkpoint -> evaluable workdir."""
 
 import contextlib
 import io
@@ -16,6 +17,7 @@ from avlad_tf import import_release
 from avlad_tf import run_record
 from avlad_tf.models import action_vlad
 from avlad_tf.release import importer
+from avlad_tf.release import workdir as release_workdir
 from tests import fake_data
 from tests.release import release_checkpoints as ckpts
 
@@ -56,7 +58,7 @@ class ImportReleaseTest(absltest.TestCase):
     def test_workdir_is_evaluable_and_classes_follow_dataset(self):
         workdir = os.path.join(self.dir, "workdir")
         output = os.path.join(workdir, "rgb", "model.keras")
-        report = import_release.import_release(
+        report = release_workdir.import_release(
             checkpoint=self.checkpoint,
             modality="rgb",
             output=output,
@@ -104,11 +106,11 @@ class ImportReleaseTest(absltest.TestCase):
     def test_rejects_wrong_modality_and_class_count(self):
         output = os.path.join(self.dir, "bad", "flow", "model.keras")
         with self.assertRaisesRegex(ValueError, r"3 input channels.*flow"):
-            import_release.import_release(
+            release_workdir.import_release(
                 checkpoint=self.checkpoint, modality="flow", output=output
             )
         with self.assertRaisesRegex(ValueError, "3 classes, not --num_classes=51"):
-            import_release.import_release(
+            release_workdir.import_release(
                 checkpoint=self.checkpoint,
                 modality="rgb",
                 output=output,
@@ -126,7 +128,7 @@ class ImportReleaseTest(absltest.TestCase):
             },
         )
         with self.assertRaisesRegex(ValueError, "BN-Inception"):
-            import_release.checkpoint_dims(path)
+            release_workdir.checkpoint_dims(path)
         path = ckpts.write(
             os.path.join(self.dir, "two_stream.ckpt"),
             {"vgg_16/conv1/conv1_1/weights": np.zeros((3, 3, 20, 4), np.float32)},
@@ -136,13 +138,13 @@ class ImportReleaseTest(absltest.TestCase):
             r"not a VGG-16 ActionVLAD checkpoint for stream "
             r"0: no \['NetVLAD/centers', 'classifier/logits/weights'\]",
         ):
-            import_release.checkpoint_dims(path)
+            release_workdir.checkpoint_dims(path)
 
     def test_bundled_labels(self):
-        hmdb = import_release.read_labels("hmdb51")
+        hmdb = release_workdir.read_labels("hmdb51")
         self.assertLen(hmdb, 51)
         self.assertEqual(hmdb[:2], ["brush_hair", "cartwheel"])
-        ucf = import_release.read_labels("ucf101")
+        ucf = release_workdir.read_labels("ucf101")
         self.assertLen(ucf, 101)
         # The release orders UCF101 case-insensitively (classInd.txt).
         self.assertLess(ucf.index("Hammering"), ucf.index("HammerThrow"))
@@ -165,12 +167,12 @@ class ImportReleaseTest(absltest.TestCase):
         import_release.define_flags(flag_values)
         flag_values(argv)
         with self.assertRaisesRegex(ValueError, "does not provide 25 model weights"):
-            import_release.run(flag_values)
+            import_release.main(["import_release"], flag_values)
         self.assertFalse(os.path.exists(output))
         flag_values(argv + ["--allow_incomplete"])
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            import_release.run(flag_values)
+            import_release.main(["import_release"], flag_values)
         self.assertIn("unset model weight: block1_conv2/kernel", stdout.getvalue())
         model = keras.saving.load_model(output)
         self.assertEqual(model.input["flow"].shape[-1], 20)

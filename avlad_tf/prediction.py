@@ -1,0 +1,160 @@
+"""Top-5 action classes of video files from an `avlad_tf.export` SavedModel (library).
+
+Each video is decoded with OpenCV (any container / codec it reads) and
+resized to the stored frame size of the training data; frames are sampled
+with evaluation's rules (`avlad_tf.data.sampling`, the release's by default);
+TV-L1 flow is computed only for the frame pairs the sampled stacks use, and
+quantised as `data_prep` stores it. The SavedModel's `serving_default` does
+the rest (resize, crops, means, model, fusion). A video that cannot be read,
+or is too short for the model's flow stacks, yields an error entry naming
+why. The program is `python -m avlad_tf.predict`.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf.data import frame_sources
+from avlad_tf.data import sampling
+from avlad_tf.data import schema
+from data_prep import flow as flow_lib
+from data_prep import video_io
+
+CONFIG_ASSET = os.path.join("assets", "avlad_export.json")
+TOP_K = 5
+
+
+class VideoError(Exception):
+    """A video that decodes but cannot be used; the message says why."""
+
+
+def read_config(export_dir):
+    """The client config an export stores in `assets/avlad_export.json`.
+
+    Raises:
+        FileNotFoundError: if the directory is not an avlad_tf export.
+    """
+    config_path = os.path.join(export_dir, CONFIG_ASSET)
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(
+            f"{export_dir} is not an avlad_tf export: {config_path} is "
+            f"missing (write one with `python -m avlad_tf.export`)."
+        )
+    with open(config_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_export(export_dir):
+    """Returns `(serving function, export config)` of an export directory."""
+    config = read_config(export_dir)
+    loaded = tf.saved_model.load(export_dir)
+    return loaded.signatures["serving_default"], config
+
+
+def sample_indices(num_frames, config):
+    """`{modality: indices}` as evaluation samples them (`sampling`)."""
+    indices = sampling.sample_indices(
+        num_frames,
+        modalities=config["modalities"],
+        num_samples=config["num_frames"],
+        flow_stack=config["flow_stack"],
+        joint_sampling="shared" if config["joint_sampling"] else "independent",
+        sampling=config["sampling"],
+    )
+    return {m: np.asarray(v) for m, v in indices.items()}
+
+
+def stacked_flow(frames, flow_indices):
+    """Quantised flow stacks `[T, H, W, 2L]` (x1, y1, ..., xL, yL).
+
+    TV-L1 runs once per distinct flow frame j (frames j -> j + 1) that some
+    stack uses, not on every pair of the video; the stacks are interleaved
+    by the input pipeline's own rule (`frame_sources.flow_assembler`).
+    """
+    needed, position = np.unique(flow_indices, return_inverse=True)
+    quantized = np.stack(
+        [
+            schema.quantize_flow(flow_lib.compute_flow(frames[j : j + 2])[0])
+            for j in needed
+        ]
+    )  # (U, H, W, 2)
+    planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, H, W)
+    assemble = frame_sources.flow_assembler(
+        position.reshape(-1).astype(np.int32), len(needed), flow_indices.shape
+    )
+    return assemble(planes[:, None, :, :, None]).numpy()[:, 0]  # (T, H, W, 2L)
+
+
+def prepare_inputs(path, config):
+    """Decodes, samples and computes flow for one video.
+
+    Returns:
+        `(inputs, timings)`: `{modality: uint8 [1, T, H, W, C]}` and seconds
+        spent in `decode` and `flow`.
+
+    Raises:
+        video_io.SourceError: the file is missing or unreadable.
+        VideoError: too few frames.
+    """
+    start = time.perf_counter()
+    frames = video_io.read_video(
+        path, height=config["frame_height"], width=config["frame_width"]
+    )  # BGR
+    decoded = time.perf_counter()
+    needed = sampling.min_frames(config["modalities"], config["flow_stack"])
+    if len(frames) < needed:
+        raise VideoError(
+            f"too short: {len(frames)} frame(s) decoded, but the model's "
+            f"{config['flow_stack']}-frame flow stacks need at least {needed}"
+        )
+    indices = sample_indices(len(frames), config)
+    inputs = {}
+    if "rgb" in indices:
+        rgb = np.stack([frames[i] for i in indices["rgb"]])[..., ::-1]  # BGR -> RGB
+        inputs["rgb"] = np.ascontiguousarray(rgb)[None]
+    flow_start = time.perf_counter()
+    if "flow" in indices:
+        inputs["flow"] = stacked_flow(frames, indices["flow"])[None]
+    done = time.perf_counter()
+    return inputs, {"decode": decoded - start, "flow": done - flow_start}
+
+
+def top_k(probabilities, class_names, k=TOP_K):
+    """The `k` most probable classes as `[{"class", "probability"}]`."""
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [
+        {"class": class_names[i], "probability": float(probabilities[i])} for i in order
+    ]
+
+
+def predict_video(serve, config, path):
+    """Runs the whole chain on one video; returns a result dict.
+
+    Raises:
+        video_io.SourceError, VideoError: see `prepare_inputs`.
+    """
+    inputs, timings = prepare_inputs(path, config)
+    start = time.perf_counter()
+    outputs = serve(**{m: tf.constant(v) for m, v in inputs.items()})
+    probabilities = outputs["probabilities"].numpy()[0]
+    timings["model"] = time.perf_counter() - start
+    return {
+        "video": path,
+        "top5": top_k(probabilities, config["class_names"]),
+        "seconds": timings,
+    }
+
+
+def predict_videos(export_dir, paths):
+    """Predicts every video; a failing one yields `{"video", "error"}`."""
+    serve, config = load_export(export_dir)
+    results = []
+    for path in paths:
+        try:
+            results.append(predict_video(serve, config, path))
+        except (video_io.SourceError, VideoError) as e:
+            results.append({"video": path, "error": str(e)})
+    return results
