@@ -1,5 +1,8 @@
 """Keras layers of avlad_tf: pure keras.ops, no TensorFlow import."""
 
+from avlad_tf.layers.conv_pooling import ConvPooling
+from avlad_tf.layers.frame_lstm import FrameLSTM
+from avlad_tf.layers.frame_lstm import TimeAveragedLogits
 from avlad_tf.layers.netvlad import NetVLAD
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.layers.pooling import SpatioTemporalAveragePooling
@@ -10,4 +13,7 @@ __all__ = [
     "ReleasePixels",
     "SpatioTemporalAveragePooling",
     "SpatioTemporalMaxPooling",
+    "ConvPooling",
+    "FrameLSTM",
+    "TimeAveragedLogits",
 ]

@@ -56,8 +56,9 @@ def build_model(
             `'conv4_3'`, `'fc7'`, or a `'mixed*'` block for InceptionV3
             (default `'mixed7'`). `None` takes the backbone's default.
         pooling: `'netvlad'` (ActionVLAD), `'avg'` / `'max'` (pre-ReLU
-            spatio-temporal baselines) or `'two_stream'` (mean of per-frame
-            classifier scores; use with `endpoint='fc7'` as the release).
+            spatio-temporal baselines), `'two_stream'` (mean of per-frame
+            classifier scores; use with `endpoint='fc7'` as the release), or
+            Ng et al.'s `'conv_pooling'` / `'lstm'` (`stream.pool`).
         num_clusters: K, the number of action words.
         alpha: NetVLAD assignment sharpness (1000 in the release).
         image_size: square frame size S.
@@ -235,7 +236,8 @@ def set_stage(model, stage):
     """Sets `trainable` for the release's two-stage schedule (Sec. 7.3).
 
     Stage 1 trains only the classifier(s) `logits` (pooling at its k-means
-    initialisation, backbone frozen). Stage 2 also trains the pooling layer
+    initialisation, backbone frozen), and aggregators that start from random
+    weights (`stream.LEARNED_FROM_SCRATCH`). Stage 2 also trains the pooling layer
     and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
     conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
     Recompile (or rebuild the train step) afterwards: Keras fixes the
@@ -247,12 +249,20 @@ def set_stage(model, stage):
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2; received {stage!r}.")
     pooling_names = set(stream.POOLING_LAYER_NAMES.values())
+    # Aggregators without an initialisation of their own (NetVLAD has
+    # k-means) would feed stage 1's classifier random features: they train
+    # from stage 1 on.
+    from_scratch = {stream.POOLING_LAYER_NAMES[p] for p in stream.LEARNED_FROM_SCRATCH}
     chosen = []
     containers = [model] + [l for l in walk_layers(model) if isinstance(l, keras.Model)]
     for container in containers:
         container.trainable = True
         for layer in container.layers:
-            if layer.name == "logits" or (stage == 2 and layer.name in pooling_names):
+            if (
+                layer.name == "logits"
+                or layer.name in from_scratch
+                or (stage == 2 and layer.name in pooling_names)
+            ):
                 chosen.append((container, layer))
         if stage == 2 and container.name.endswith("_backbone"):
             chosen += [

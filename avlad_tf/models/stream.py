@@ -6,6 +6,8 @@ single-stream model and the fusion models (`fusion.py`).
 
 import keras
 
+from avlad_tf.layers import conv_pooling
+from avlad_tf.layers import frame_lstm
 from avlad_tf.layers import netvlad
 from avlad_tf.layers import pixels
 from avlad_tf.layers import pooling as pooling_layers
@@ -19,7 +21,12 @@ POOLING_LAYER_NAMES = {
     "avg": "avg_pool",
     "max": "max_pool",
     "two_stream": "two_stream_pool",
+    "conv_pooling": "conv_pool",
+    "lstm": "lstm_pool",
 }
+# Aggregators whose weights start random (no k-means, no ImageNet): they
+# train from stage 1 on (`action_vlad.set_stage`).
+LEARNED_FROM_SCRATCH = ("conv_pooling", "lstm")
 
 
 def input_channels(modality, flow_stack):
@@ -85,6 +92,17 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
     per-frame (post-ReLU, dropped-out) features, which is what this computes.
     On a conv endpoint the per-frame feature is the spatial mean (h = w = 1
     for fc7, where this is exactly the release's rule).
+
+    `'conv_pooling'` and `'lstm'` are Ng et al.'s (CVPR 2015) aggregators:
+    the max over time of the map, then FC layers (`ConvPooling`), or stacked
+    LSTMs over per-frame spatial means whose per-step outputs are averaged
+    over time (`FrameLSTM`), so the logits are the per-step logits averaged.
+    Trained as built here, the loss is the cross-entropy of those averaged
+    logits; the paper's loss at every step needs the classifier per step
+    and `frame_lstm.TimeAveragedLogits`. Their widths follow the input depth
+    D: VGG16's 4096-wide fc6 / fc7 are 8·D for conv5_3 (D = 512), and the
+    paper's 512 LSTM cells; the tiny test backbone (D = 16) gets small ones.
+    The FC layers' dropout is `fc_dropout_rate`, as for the backbone's fc6.
     """
     name = POOLING_LAYER_NAMES.get(pooling)
     if name is None:
@@ -99,6 +117,14 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
         return descriptor  # (B, K·D)
     if pooling == "max":
         return pooling_layers.SpatioTemporalMaxPooling(name=name)(features)
+    if pooling == "conv_pooling":
+        width = min(conv_pooling.VGG16_FC_UNITS[0], 8 * features.shape[-1])
+        return conv_pooling.ConvPooling(
+            units=(width, width), dropout_rate=fc_dropout_rate, name=name
+        )(features)  # (B, width)
+    if pooling == "lstm":
+        units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
+        return frame_lstm.FrameLSTM(units=units, name=name)(features)  # (B, units)
     if pooling == "two_stream":
         features = keras.layers.ReLU(name="two_stream_relu")(features)
         # The release's dropout7 (keep 0.2 at training).

@@ -1,0 +1,143 @@
+"""Conv pooling: max over time of conv maps, then fully connected layers.
+
+Ng et al., "Beyond Short Snippets: Deep Networks for Video Classification",
+CVPR 2015 (ActionVLAD's ref. [31]). Their "Conv Pooling" network max-pools
+the final convolutional layer over a video's frames, which keeps the spatial
+layout, and classifies the pooled map with the image network's fully
+connected layers. Reported: 88.2 % on UCF101 (3 splits; image frames and
+optical flow, 120 frames; Table 7 of Ng et al.).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from avlad_tf.layers import netvlad
+
+# VGG16's fc6 / fc7 width.
+VGG16_FC_UNITS = (4096, 4096)
+
+
+def _is_positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class ConvPooling(keras.layers.Layer):
+    """Max over time of a video's conv maps, then ReLU fully connected layers.
+
+    The backbone endpoint is pre-ReLU; the image network's FC layers read it
+    after ReLU and pool5. Both are maxima, so they commute with the max over
+    time: this is conv pooling of the network's last (pool5) map. On VGG16's
+    conv5_3 at 224 px the first FC layer then has fc6's shape,
+    7·7·512 = 25088 inputs.
+
+    Args:
+        units: widths of the fully connected layers, each followed by ReLU
+            and dropout. Defaults to VGG16's fc6 / fc7 (4096, 4096).
+        dropout_rate: dropout after each fully connected layer (VGG16 trains
+            its fc6 / fc7 with 0.5).
+        spatial_pool_size: window and stride of the spatial max pool before
+            flattening; 2 is VGG16's pool5, 1 skips it. Padding is `'same'`,
+            so a 1x1 fc7 map passes unchanged.
+        **kwargs: base `Layer` arguments (`name`, `trainable`, ...).
+
+    Input shape:
+        `(batch, time, height, width, channels)`, height, width and channels
+        known (they size the first fully connected layer).
+
+    Output shape:
+        `(batch, units[-1])`.
+
+    Example:
+        >>> features = keras.random.normal((2, 25, 14, 14, 512))
+        >>> ConvPooling()(features).shape
+        (2, 4096)
+    """
+
+    def __init__(
+        self,
+        *,
+        units=VGG16_FC_UNITS,
+        dropout_rate=0.5,
+        spatial_pool_size=2,
+        **kwargs,
+    ):
+        if (
+            not isinstance(units, (list, tuple))
+            or not units
+            or not all(_is_positive_int(u) for u in units)
+        ):
+            raise ValueError(
+                "units must be a non-empty sequence of positive ints. "
+                f"Received: units={units!r}"
+            )
+        if not 0.0 <= float(dropout_rate) < 1.0:
+            raise ValueError(
+                f"dropout_rate must be in [0, 1). Received: dropout_rate={dropout_rate!r}"
+            )
+        if not _is_positive_int(spatial_pool_size):
+            raise ValueError(
+                "spatial_pool_size must be a positive int. "
+                f"Received: spatial_pool_size={spatial_pool_size!r}"
+            )
+        super().__init__(**kwargs)
+        self.units = tuple(units)
+        self.dropout_rate = float(dropout_rate)
+        self.spatial_pool_size = spatial_pool_size
+        self.input_spec = keras.layers.InputSpec(ndim=5)
+        self.fully_connected = [
+            keras.layers.Dense(
+                width, activation="relu", name=f"fc{i}", dtype=self.dtype_policy
+            )
+            for i, width in enumerate(self.units, start=1)
+        ]
+        self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        netvlad.check_video_features_shape("ConvPooling", input_shape)
+        height, width, depth = input_shape[2:]
+        if height is None or width is None:
+            raise ValueError(
+                "ConvPooling needs a known height and width (they size the "
+                f"first fully connected layer). Received: input_shape={tuple(input_shape)}"
+            )
+        size = self.spatial_pool_size
+        # 'same' pooling keeps ceil(h / s) x ceil(w / s) positions.
+        self._flat_size = math.ceil(height / size) * math.ceil(width / size) * depth
+        inputs = self._flat_size
+        for layer in self.fully_connected:
+            layer.build((None, inputs))
+            inputs = layer.units
+
+    def call(self, inputs, training=None):
+        # Conv pooling proper: the max over frames keeps every position.
+        x = ops.max(inputs, axis=1)  # (B, h, w, D)
+        x = ops.relu(x)
+        if self.spatial_pool_size > 1:
+            x = ops.max_pool(
+                x,
+                pool_size=self.spatial_pool_size,
+                strides=self.spatial_pool_size,
+                padding="same",
+            )  # (B, h', w', D)
+        # Row-major (h, w, D), as keras.applications' VGG16 flattens pool5.
+        x = ops.reshape(x, (-1, self._flat_size))  # (B, h'·w'·D)
+        for layer in self.fully_connected:
+            x = self.dropout(layer(x), training=training)
+        return x  # (B, units[-1])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": list(self.units),
+                "dropout_rate": self.dropout_rate,
+                "spatial_pool_size": self.spatial_pool_size,
+            }
+        )
+        return config
