@@ -13,6 +13,8 @@ import warnings
 import keras
 from keras import ops
 
+from avlad_tf.layers import streaming
+
 # TF's l2_normalize clamps the *squared* norm at 1e-12 (a norm floor of 1e-6).
 # keras.ops.normalize uses a different rule, so we clamp ourselves
 # (docs/RELEASE.md Sec. 12.8).
@@ -173,24 +175,97 @@ class NetVLAD(keras.layers.Layer):
         """Soft-assignment maps `(B, T, H, W, K)`, a softmax over clusters."""
         return self.call(inputs, return_assignments=True)[1]
 
-    def call(self, inputs, return_assignments=False):
+    def _residual_sums(self, inputs, mask=None):
+        """Returns sum_n a x `(B, K, D)`, sum_n a `(B, K)` and a `(B, N, K)`.
+
+        The residual sum is `weighted - mass * centers`; keeping the two sums
+        apart is what lets a video be pooled chunk by chunk (`update`).
+        """
         x, assignments = self._normalize_and_assign(inputs)
-        # Sum over time and space at once, never averaged (release Sec. 5.1):
-        # V[b,k,d] = sum_n a[b,n,k] x[b,n,d] - c[k,d] sum_n a[b,n,k].
+        if mask is not None:
+            # A padding frame contributes nothing; `where`, not a product, so
+            # that NaN or inf in padding cannot leak into the sums.
+            keep = streaming.frame_flags(mask, inputs)  # (B, t, 1, 1, 1)
+            keep = ops.broadcast_to(keep, tuple(ops.shape(inputs)[:4]) + (1,))
+            keep = ops.reshape(keep, (ops.shape(x)[0], -1, 1))  # (B, t·H·W, 1)
+            x = ops.where(keep, x, 0.0)
+            assignments = ops.where(keep, assignments, 0.0)
         weighted = ops.einsum("bnk,bnd->bkd", assignments, x)  # (B, K, D)
         mass = ops.sum(assignments, axis=1)  # (B, K)
+        return weighted, mass, assignments
+
+    def _descriptor(self, weighted, mass):
+        """Normalised `(B, K·D)` descriptor from the two sums over a video."""
+        # V[b,k,d] = sum_n a[b,n,k] x[b,n,d] - c[k,d] sum_n a[b,n,k].
         vlad = weighted - ops.expand_dims(mass, -1) * ops.expand_dims(
             self.centers, 0
         )  # (B, K, D)
         vlad = l2_normalize(vlad, axis=-1)  # intra-normalisation per cluster
         depth = self.centers.shape[-1]
         vlad = ops.reshape(vlad, (-1, self.num_clusters * depth))  # (B, K·D)
-        vlad = l2_normalize(vlad, axis=-1)
+        return l2_normalize(vlad, axis=-1)
+
+    def call(self, inputs, return_assignments=False):
+        # Sum over time and space at once, never averaged (release Sec. 5.1).
+        weighted, mass, assignments = self._residual_sums(inputs)
+        vlad = self._descriptor(weighted, mass)
         if return_assignments:
             # Unfold the pooling axis: (B, T·H·W, K) -> (B, T, H, W, K).
             maps_shape = tuple(ops.shape(inputs)[:4]) + (self.num_clusters,)
             return vlad, ops.reshape(assignments, maps_shape)
         return vlad
+
+    def _state_shapes(self, batch_size):
+        depth = self.centers.shape[-1]
+        return {
+            "s1": (batch_size, self.num_clusters, depth),
+            "s0": (batch_size, self.num_clusters),
+        }
+
+    def initial_state(self, batch_size):
+        """Zero running sums for streaming (see `avlad_tf.layers.streaming`).
+
+        Returns:
+            `{"s1": (B, K, D), "s0": (B, K)}` float32 zeros: sum of a·x and
+            sum of a over the frames seen so far.
+        """
+        streaming.check_built(self, "initial_state")
+        return {
+            key: ops.zeros(shape, "float32")
+            for key, shape in self._state_shapes(batch_size).items()
+        }
+
+    def update(self, state, chunk, mask=None):
+        """Adds a chunk `(B, t, H, W, D)` of frames to the running sums.
+
+        Args:
+            state: as `initial_state` or a previous `update` returned it
+                (tensors or NumPy arrays, e.g. reloaded from `np.savez`).
+            chunk: the next `t >= 1` frames of each video.
+            mask: optional `(B, t)`; 0 marks a padding frame to ignore.
+
+        Returns:
+            The new state; `state` itself is not modified.
+
+        Raises:
+            ValueError: if the layer is not built, or the chunk, mask or state
+                has the wrong shape.
+        """
+        streaming.check_built(self, "update")
+        streaming.check_chunk("NetVLAD", chunk, self.centers.shape[-1], mask)
+        streaming.check_state("NetVLAD", state, self._state_shapes(chunk.shape[0]))
+        weighted, mass, _ = self._residual_sums(chunk, mask)
+        return {"s1": ops.add(state["s1"], weighted), "s0": ops.add(state["s0"], mass)}
+
+    def finalize(self, state):
+        """The `(B, K·D)` descriptor of all frames added to `state`.
+
+        Equals `layer(video)` to float32 rounding. A video with no real frame
+        (all masked) gives the zero vector, as the normalisation's clamp does.
+        """
+        streaming.check_built(self, "finalize")
+        streaming.check_state("NetVLAD", state, self._state_shapes(None))
+        return self._descriptor(state["s1"], state["s0"])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_clusters * input_shape[-1])

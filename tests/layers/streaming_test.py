@@ -1,0 +1,306 @@
+"""Streaming pooling (initial_state / update / finalize) equals one-shot pooling."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import keras
+import numpy as np
+
+from avlad_tf.layers import netvlad
+from avlad_tf.layers import pooling
+from avlad_tf.layers import streaming
+from tests import testing
+
+NUM_FRAMES = 13
+DEPTH = 4
+LAYER_NAMES = ("netvlad", "avg", "max")
+# float32 rounding of sums taken in another order.
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def make_layer(name):
+    """A built layer; NetVLAD with soft, decoupled assignment as after training."""
+    if name == "avg":
+        layer = pooling.SpatioTemporalAveragePooling()
+    elif name == "max":
+        layer = pooling.SpatioTemporalMaxPooling()
+    else:
+        layer = netvlad.NetVLAD(num_clusters=3, alpha=2.0)
+    layer.build((None, None, None, None, DEPTH))
+    if name == "netvlad":
+        rng = np.random.default_rng(10)
+        layer.set_centers(rng.normal(size=(3, DEPTH)).astype(np.float32))
+        layer.assignment_kernel.assign(rng.normal(size=(DEPTH, 3)))
+        layer.assignment_bias.assign(rng.normal(size=(3,)))
+    return layer
+
+
+def make_video(batch=2, num_frames=NUM_FRAMES, seed=0):
+    """(B, T, 2, 3, D) features; frames 2 and 9 are all zero (black frames)."""
+    x = np.random.default_rng(seed).normal(size=(batch, num_frames, 2, 3, DEPTH))
+    x[:, [t for t in (2, 9) if t < num_frames]] = 0.0
+    return x.astype(np.float32)
+
+
+def numpy_of(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def stream(layer, video, chunk_frames, mask=None):
+    """update() over consecutive slices (the last may be shorter), unpadded."""
+    state = layer.initial_state(video.shape[0])
+    for start in range(0, video.shape[1], chunk_frames):
+        frames = slice(start, start + chunk_frames)
+        chunk_mask = None if mask is None else mask[:, frames]
+        state = layer.update(state, video[:, frames], chunk_mask)
+    return numpy_of(layer.finalize(state))
+
+
+class StreamingTest(testing.TestCase):
+    @parameterized.product(name=LAYER_NAMES, chunk_frames=(1, 7, NUM_FRAMES))
+    def test_streamed_equals_one_shot(self, name, chunk_frames):
+        layer, video = make_layer(name), make_video()
+        expected = numpy_of(layer(video))
+        np.testing.assert_allclose(
+            stream(layer, video, chunk_frames), expected, **TOLERANCE
+        )
+        padded = streaming.pool_in_chunks(layer, video, chunk_frames=chunk_frames)
+        np.testing.assert_allclose(numpy_of(padded), expected, **TOLERANCE)
+
+    @parameterized.product(name=LAYER_NAMES, chunk_frames=(1, 7, NUM_FRAMES))
+    def test_masked_padding_contributes_nothing(self, name, chunk_frames):
+        layer, video = make_layer(name), make_video()
+        # Video 0 has 9 real frames, video 1 all 13; the padding holds garbage
+        # (NaN, huge values) that must not leak into the descriptor.
+        mask = np.ones((2, NUM_FRAMES), np.float32)
+        mask[0, 9:] = 0.0
+        padded = video.copy()
+        padded[0, 9:] = np.nan
+        padded[0, 10] = 1e30
+        streamed = stream(layer, padded, chunk_frames, mask)
+        np.testing.assert_allclose(
+            streamed[:1], numpy_of(layer(video[:1, :9])), **TOLERANCE
+        )
+        np.testing.assert_allclose(
+            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
+        )
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_masked_frames_may_sit_anywhere(self, name):
+        layer, video = make_layer(name), make_video(batch=1)
+        keep = np.array([1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0], np.float32)
+        streamed = stream(layer, video, 5, keep[None])
+        expected = numpy_of(layer(video[:, keep == 1]))
+        np.testing.assert_allclose(streamed, expected, **TOLERANCE)
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_all_masked_video_pools_to_zeros(self, name):
+        layer, video = make_layer(name), make_video()
+        mask = np.zeros((2, NUM_FRAMES), np.float32)
+        mask[1] = 1.0
+        streamed = stream(layer, video, 4, mask)
+        np.testing.assert_array_equal(streamed[0], 0.0)
+        np.testing.assert_allclose(
+            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
+        )
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_frame_order_does_not_matter(self, name):
+        layer, video = make_layer(name), make_video()
+        shuffled = video[:, np.random.default_rng(3).permutation(NUM_FRAMES)]
+        expected = numpy_of(layer(video))
+        np.testing.assert_allclose(numpy_of(layer(shuffled)), expected, **TOLERANCE)
+        np.testing.assert_allclose(stream(layer, shuffled, 3), expected, **TOLERANCE)
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_state_saved_mid_video_resumes(self, name):
+        layer, video = make_layer(name), make_video()
+        state = layer.initial_state(2)
+        state = layer.update(state, video[:, :6])
+        path = os.path.join(self.create_tempdir().full_path, "state.npz")
+        np.savez(path, **{key: numpy_of(value) for key, value in state.items()})
+        # A fresh layer with the same weights, as in a new process.
+        resumed = make_layer(name)
+        with np.load(path) as saved:
+            state = dict(saved)
+        self.assertTrue(all(v.dtype == np.float32 for v in state.values()))
+        state = resumed.update(state, video[:, 6:])
+        np.testing.assert_allclose(
+            numpy_of(resumed.finalize(state)), numpy_of(layer(video)), **TOLERANCE
+        )
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_state_is_small_float32_and_not_modified(self, name):
+        layer = make_layer(name)
+        state = layer.initial_state(2)
+        before = {key: numpy_of(value) for key, value in state.items()}
+        layer.update(state, make_video())
+        for key, value in state.items():
+            self.assertEqual(keras.backend.standardize_dtype(value.dtype), "float32")
+            self.assertEqual(value.shape[0], 2)
+            np.testing.assert_array_equal(numpy_of(value), before[key])
+
+    def test_netvlad_state_shapes(self):
+        state = make_layer("netvlad").initial_state(5)
+        self.assertEqual(
+            {key: tuple(value.shape) for key, value in state.items()},
+            {"s1": (5, 3, DEPTH), "s0": (5, 3)},
+        )
+
+    def test_half_precision_chunks_accumulate_in_float32(self):
+        layer = make_layer("netvlad")
+        video = make_video()
+        state = layer.update(layer.initial_state(2), video.astype(np.float16))
+        self.assertEqual(keras.backend.standardize_dtype(state["s1"].dtype), "float32")
+        np.testing.assert_allclose(
+            numpy_of(layer.finalize(state)),
+            numpy_of(layer(video.astype(np.float16))),
+            **TOLERANCE,
+        )
+
+    def test_chunks_of_pads_the_last_chunk_with_masked_frames(self):
+        video = make_video(num_frames=5)
+        chunks = list(streaming.chunks_of(video, 2))
+        self.assertEqual([chunk.shape[1] for chunk, _ in chunks], [2, 2, 2])
+        np.testing.assert_array_equal(chunks[-1][1], [[1, 0], [1, 0]])
+        np.testing.assert_array_equal(chunks[-1][0][:, 1], 0.0)
+        self.assertEqual(next(streaming.chunks_of(video, 9))[0].shape[1], 5)
+
+
+class StreamingErrorTest(testing.TestCase):
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_chunk_of_wrong_rank(self, name):
+        layer = make_layer(name)
+        with self.assertRaisesRegex(ValueError, r"rank 5.*chunk.shape=\(2, 3, 4\)"):
+            layer.update(layer.initial_state(2), np.zeros((2, 3, 4)))
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_chunk_of_wrong_depth(self, name):
+        layer = make_layer(name)
+        with self.assertRaisesRegex(ValueError, r"4 channels.*\(2, 1, 1, 1, 5\)"):
+            layer.update(layer.initial_state(2), np.zeros((2, 1, 1, 1, 5)))
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_mask_shape_mismatch(self, name):
+        layer = make_layer(name)
+        with self.assertRaisesRegex(
+            ValueError, r"mask must have shape \(2, 3\).*mask.shape=\(2, 4\)"
+        ):
+            layer.update(
+                layer.initial_state(2), make_video(num_frames=3), np.ones((2, 4))
+            )
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_state_for_another_batch(self, name):
+        layer = make_layer(name)
+        with self.assertRaisesRegex(ValueError, r"state\[.*must have shape \(2,"):
+            layer.update(layer.initial_state(3), make_video(batch=2))
+
+    @parameterized.parameters(*LAYER_NAMES)
+    def test_state_with_wrong_keys(self, name):
+        layer = make_layer(name)
+        with self.assertRaisesRegex(ValueError, r"state must be a dict with keys"):
+            layer.finalize({"total": np.zeros((2, DEPTH))})
+
+    def test_netvlad_state_of_another_size(self):
+        state = make_layer("netvlad").initial_state(2)
+        bigger = netvlad.NetVLAD(num_clusters=4)
+        bigger.build((None, None, None, None, DEPTH))
+        with self.assertRaisesRegex(ValueError, r"state\['s1'\].*\(None, 4, 4\)"):
+            bigger.finalize(state)
+
+    @parameterized.parameters(
+        netvlad.NetVLAD,
+        pooling.SpatioTemporalAveragePooling,
+        pooling.SpatioTemporalMaxPooling,
+    )
+    def test_unbuilt_layer(self, layer_cls):
+        with self.assertRaisesRegex(ValueError, r"initial_state needs a built layer"):
+            layer_cls().initial_state(1)
+
+    @parameterized.parameters(0, 2.5, None)
+    def test_bad_chunk_frames(self, chunk_frames):
+        with self.assertRaisesRegex(ValueError, "chunk_frames must be a positive"):
+            next(streaming.chunks_of(make_video(), chunk_frames))
+
+
+# Runs under KERAS_BACKEND=jax with TensorFlow unimportable; update and
+# finalize are compiled with jax.jit and must be traced once per shape.
+_JAX_SCRIPT = r"""
+import json
+import jax
+import keras
+import numpy as np
+from avlad_tf.layers import streaming
+from tests.layers import streaming_test as st
+
+video = st.make_video()
+mask = np.ones((2, st.NUM_FRAMES), np.float32)
+mask[0, 9:] = 0.0
+result = {"backend": keras.backend.backend()}
+for name in st.LAYER_NAMES:
+    layer = st.make_layer(name)
+    traces = []
+
+    def update(state, chunk, mask, layer=layer, traces=traces):
+        traces.append(chunk.shape)
+        return layer.update(state, chunk, mask)
+
+    update = jax.jit(update)
+    finalize = jax.jit(layer.finalize)
+    state = layer.initial_state(2)
+    for chunk, chunk_mask in streaming.chunks_of(video, 4):
+        state = update(state, chunk, chunk_mask)
+    full = np.asarray(finalize(state))
+    state = layer.initial_state(2)
+    for start in range(0, st.NUM_FRAMES, 4):
+        frames = slice(start, start + 4)
+        state = update(state, video[:, frames], mask[:, frames])
+    masked = np.asarray(finalize(state))
+    result[name] = {
+        "traces": len(traces),
+        "full_error": float(np.max(np.abs(full - np.asarray(layer(video))))),
+        "masked_error": float(max(
+            np.max(np.abs(masked[:1] - np.asarray(layer(video[:1, :9])))),
+            np.max(np.abs(masked[1:] - np.asarray(layer(video[1:])))),
+        )),
+    }
+print(json.dumps(result))
+"""
+
+
+class JaxStreamingTest(absltest.TestCase):
+    def test_jit_compiled_streaming_on_jax_without_tensorflow(self):
+        tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        repo = os.path.dirname(tests_dir)
+        env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+        # tests/no_tensorflow first on the path: importing TensorFlow fails.
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(tests_dir, "no_tensorflow"), repo]
+            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", _JAX_SCRIPT],
+            env=env,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        self.assertEqual(result["backend"], "jax")
+        for name in LAYER_NAMES:
+            # Equal-shaped chunks (the last one padded): one trace. The second
+            # pass has a 1-frame last chunk, hence one more.
+            self.assertEqual(result[name]["traces"], 2, name)
+            self.assertLess(result[name]["full_error"], 1e-5, name)
+            self.assertLess(result[name]["masked_error"], 1e-5, name)
+
+
+if __name__ == "__main__":
+    absltest.main()
