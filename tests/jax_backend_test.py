@@ -5,13 +5,10 @@ TensorFlow) can run them under XLA. Each backend is a separate process because
 Keras picks its backend at import time; both must give the same numbers.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 from absl.testing import absltest
 import numpy as np
+
+from tests import testing
 
 _SCRIPT = r"""
 import json, sys
@@ -55,30 +52,10 @@ print(json.dumps({
 """
 
 
-def run_backend(backend):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    if backend == "jax":
-        # Prove that nothing on this path imports TensorFlow.
-        env["PYTHONPATH"] = os.pathsep.join(
-            [os.path.dirname(__file__) + "/no_tensorflow"]
-            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
-    result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode:
-        raise AssertionError(f"{backend} run failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 class JaxBackendTest(absltest.TestCase):
     def test_layer_and_model_match_tensorflow(self):
-        jax_out = run_backend("jax")
-        tf_out = run_backend("tensorflow")
+        jax_out = testing.run_on_backend(_SCRIPT, "jax")
+        tf_out = testing.run_on_backend(_SCRIPT, "tensorflow")
         self.assertEqual(jax_out["backend"], "jax")
         self.assertEqual(tf_out["backend"], "tensorflow")
         np.testing.assert_allclose(jax_out["vlad"], tf_out["vlad"], atol=1e-5)

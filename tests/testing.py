@@ -8,11 +8,44 @@ a compiled fit step and a mixed-precision run.
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from absl.testing import parameterized
 import keras
 import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Put first on the path, it makes `import tensorflow` fail.
+NO_TENSORFLOW = os.path.join(REPO, "tests", "no_tensorflow")
+
+
+def run_on_backend(script, backend):
+    """Runs `script` in a fresh interpreter with `KERAS_BACKEND=backend` and
+    returns the JSON its last stdout line prints.
+
+    Keras picks its backend at import, hence one process per backend. Under
+    JAX, TensorFlow is made unimportable, which proves nothing on the path
+    needs it (the GPU machine has JAX and no TensorFlow).
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    paths = [REPO] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if backend == "jax":
+        paths.insert(0, NO_TENSORFLOW)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode:
+        raise AssertionError(f"{backend} run failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def class_tempdir(test_class):

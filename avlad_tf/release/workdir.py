@@ -127,7 +127,6 @@ _RELEASE_CROPS = {"rgb": 1, "flow": 5}
 def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack):
     """Adds the imported stream to `WORKDIR/run.json` (`avlad_tf.run_record`),
     with the release's input settings, so evaluate and export can read it."""
-    info = video_input.dataset_info(data_dir)
     settings = run_record.input_settings(video_input.make_dataset)
     settings.update(image_size=image_size)
     if stream == "flow":  # an RGB checkpoint says nothing of L
@@ -150,7 +149,7 @@ def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack):
     else:
         record = run_record.build(
             data_dir=data_dir,
-            info=info,
+            info=video_input.dataset_info(data_dir),
             evaluate_split=None,
             streams={stream: entry},
             fuse_weights=None,

@@ -62,7 +62,6 @@ def _resolve_streams(streams):
     """`{stream: record entry}` as gin resolves them in each stream's scope."""
     entries = {}
     for stream in streams:
-        train_args = run_record.resolved_arguments(loop.train_stream, scope=stream)
         eval_args = run_record.resolved_arguments(evaluation.evaluate, scope=stream)
         training = _training_settings(stream)
         entries[stream] = {
@@ -70,7 +69,7 @@ def _resolve_streams(streams):
             # The backbone's weights' own input rule, applied in the model.
             "input_rule": pixels.INPUT_RULES[training["build_model"]["backbone"]],
             "modalities": list(loop.STREAM_MODALITIES[stream]),
-            "train_split": train_args["train_split"],
+            "train_split": training["train_stream"]["train_split"],
             # `make_dataset` is the settings' home, also when a test injects
             # another factory.
             "input": run_record.input_settings(video_input.make_dataset, scope=stream),

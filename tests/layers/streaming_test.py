@@ -1,9 +1,6 @@
 """Streaming pooling (initial_state / update / finalize) equals one-shot pooling."""
 
-import json
 import os
-import subprocess
-import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -275,24 +272,8 @@ print(json.dumps(result))
 
 class JaxStreamingTest(absltest.TestCase):
     def test_jit_compiled_streaming_on_jax_without_tensorflow(self):
-        tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        repo = os.path.dirname(tests_dir)
-        env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-        # tests/no_tensorflow first on the path: importing TensorFlow fails.
-        env["PYTHONPATH"] = os.pathsep.join(
-            [os.path.join(tests_dir, "no_tensorflow"), repo]
-            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
-        run = subprocess.run(
-            [sys.executable, "-c", _JAX_SCRIPT],
-            env=env,
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
-        result = json.loads(run.stdout.strip().splitlines()[-1])
+        # TensorFlow unimportable; `tests.layers.streaming_test` importable.
+        result = testing.run_on_backend(_JAX_SCRIPT, "jax")
         self.assertEqual(result["backend"], "jax")
         for name in LAYER_NAMES:
             # Equal-shaped chunks (the last one padded): one trace. The second

@@ -4,17 +4,10 @@ As tests/jax_backend_test.py: each backend in its own process (Keras picks
 it at import time), the same weights on both, the same numbers out.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 from absl.testing import absltest
 import numpy as np
 
-_NO_TENSORFLOW = os.path.join(
-    os.path.dirname(os.path.dirname(__file__)), "no_tensorflow"
-)
+from tests import testing
 
 _SCRIPT = r"""
 import json
@@ -79,30 +72,10 @@ print(json.dumps({
 """
 
 
-def run_backend(backend):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    if backend == "jax":
-        # Prove that nothing on this path imports TensorFlow.
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_NO_TENSORFLOW]
-            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
-    result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode:
-        raise AssertionError(f"{backend} run failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 class AggregatorsJaxBackendTest(absltest.TestCase):
     def test_layers_match_tensorflow_and_models_train(self):
-        jax_out = run_backend("jax")
-        tf_out = run_backend("tensorflow")
+        jax_out = testing.run_on_backend(_SCRIPT, "jax")
+        tf_out = testing.run_on_backend(_SCRIPT, "tensorflow")
         self.assertEqual(jax_out["backend"], "jax")
         self.assertEqual(tf_out["backend"], "tensorflow")
         for key in ("conv", "pooled", "steps", "combined", "gap"):

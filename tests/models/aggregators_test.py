@@ -11,34 +11,15 @@ from avlad_tf.layers import frame_lstm
 from avlad_tf.models import action_vlad
 from avlad_tf.models import stream
 from tests import testing
+from tests.models import action_vlad_test
 
-NUM_CLASSES = 5
+NUM_CLASSES = action_vlad_test.NUM_CLASSES
 # Tiny backbone at 32 px: conv5_3 is 8x8x16.
 TINY_DEPTH = 16
 LAYERS = {"conv_pooling": conv_pooling.ConvPooling, "lstm": frame_lstm.FrameLSTM}
-
-
-def tiny_model(**kwargs):
-    kwargs = {
-        "num_classes": NUM_CLASSES,
-        "backbone": "tiny",
-        "image_size": 32,
-        "flow_stack": 2,
-        **kwargs,
-    }
-    return action_vlad.build_model(**kwargs)
-
-
-def video_inputs(model, batch=2, time=3, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        name: rng.normal(size=(batch, time) + tuple(t.shape[2:])).astype("float32")
-        for name, t in model.input.items()
-    }
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
+tiny_model = action_vlad_test.tiny_model
+video_inputs = action_vlad_test.video_inputs
+numpy = action_vlad_test.numpy
 
 
 class AggregatorModelTest(testing.TestCase):
