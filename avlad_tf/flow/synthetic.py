@@ -1,0 +1,70 @@
+"""Frame pairs with a known flow, for the agreement tests and `bench/tvl1.py`.
+
+Textures are sums of random plane waves, so a frame can be evaluated exactly
+at any displaced position: `first(x) = second(x + flow(x))` holds to float
+precision before the uint8 rounding, with no interpolation of our own.
+numpy only, so the benchmark runs where OpenCV is not installed.
+"""
+
+import numpy as np
+
+
+def _texture(rng, num_waves=48):
+    """A smooth random texture: a function of (y, x) arrays, values 0..255."""
+    wavelengths = rng.uniform(6.0, 40.0, num_waves)
+    angles = rng.uniform(0.0, np.pi, num_waves)
+    phases = rng.uniform(0.0, 2 * np.pi, num_waves)
+    ky = np.sin(angles) * 2 * np.pi / wavelengths
+    kx = np.cos(angles) * 2 * np.pi / wavelengths
+
+    def evaluate(y, x):
+        waves = np.cos(y[..., None] * ky + x[..., None] * kx + phases)
+        return 127.5 + 110.0 * waves.mean(axis=-1) * np.sqrt(2.0 * num_waves) / 4.0
+
+    return evaluate
+
+
+def _grid(height, width):
+    return np.mgrid[0:height, 0:width].astype(np.float64)
+
+
+def smooth_motion(height, width, *, seed=0):
+    """A textured frame under a smooth sinusoidal displacement.
+
+    Returns:
+        `(first, second, flow)`: uint8 `[H, W]` frames and the float32
+        `[H, W, 2]` (x, y) flow from first to second.
+    """
+    texture = _texture(np.random.default_rng(seed))
+    y, x = _grid(height, width)
+    u = 1.5 + 2.0 * np.sin(2 * np.pi * y / height)
+    v = -1.0 + np.cos(2 * np.pi * x / width)
+    first = texture(y + v, x + u)
+    second = texture(y, x)
+    return _to_uint8(first), _to_uint8(second), np.stack([u, v], -1).astype(np.float32)
+
+
+def moving_object(height, width, *, shift=(3.0, -2.0), seed=0):
+    """A textured square moving by `shift` (x, y) px over a static textured
+    background; the flow is `shift` on the square, 0 elsewhere (in `first`).
+    """
+    rng = np.random.default_rng(seed)
+    background, foreground = _texture(rng), _texture(rng)
+    y, x = _grid(height, width)
+    top, left, size = height // 4, width // 3, min(height, width) // 2
+    dx, dy = shift
+
+    def frame(oy, ox):
+        inside = (y >= top + oy) & (y < top + oy + size)
+        inside &= (x >= left + ox) & (x < left + ox + size)
+        return np.where(inside, foreground(y - oy, x - ox), background(y, x)), inside
+
+    first, on_object = frame(0.0, 0.0)
+    second, _ = frame(dy, dx)
+    flow = np.zeros((height, width, 2), np.float32)
+    flow[on_object] = (dx, dy)
+    return _to_uint8(first), _to_uint8(second), flow
+
+
+def _to_uint8(frame):
+    return np.clip(np.round(frame), 0, 255).astype(np.uint8)
