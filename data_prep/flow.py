@@ -1,15 +1,31 @@
 """TV-L1 optical flow, quantised and stored the TSN / dense_flow way.
 
 Flow j is computed from frames j and j + 1 (greyscale, at the stored frame
-size) by OpenCV's Dual TV-L1 with its default parameters, clipped to
-+-`schema.FLOW_BOUND` pixels, mapped linearly onto 0..255 and stored as one
-greyscale JPEG per direction (docs/RELEASE.md Sec. 1.1).
+size) by Dual TV-L1, clipped to +-`schema.FLOW_BOUND` pixels, mapped
+linearly onto 0..255 and stored as one greyscale JPEG per direction
+(docs/RELEASE.md Sec. 1.1). Two backends compute it (docs/FLOW.md):
+
+- 'opencv': `cv2.optflow.DualTVL1OpticalFlow`, one CPU thread per worker;
+  it computes only the 'opencv' preset;
+- 'keras': `avlad_tf.flow`, batched and compiled (XLA on a CPU, JAX on a
+  GPU), for either preset.
+
+`params` are (name, value) pairs in OpenCV's keyword names, e.g.
+`(("nscales", 3),)`, whichever backend runs them.
 """
 
+import functools
+
 import cv2
+import numpy as np
 
 from avlad_tf.data import schema
+from avlad_tf.flow import runner
+from avlad_tf.flow import tvl1
 from data_prep import video_io
+
+BACKENDS = ("opencv", "keras")
+KERAS_BATCH_SIZE = 8
 
 
 def single_threaded():
@@ -17,17 +33,55 @@ def single_threaded():
     cv2.setNumThreads(1)
 
 
-def compute_flow(frames, *, params=None):
+def check_backend(backend, preset):
+    """Raises ValueError unless `backend` can compute `preset`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"flow backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "opencv" and preset != "opencv":
+        raise ValueError(
+            f"the opencv flow backend computes only the 'opencv' preset; use "
+            f"--flow_backend=keras for {preset!r}."
+        )
+
+
+def keras_parameters(params):
+    """OpenCV keyword names -> `avlad_tf.flow.tvl1.Parameters` names."""
+    unknown = sorted(set(dict(params)) - set(tvl1.OPENCV_NAMES))
+    if unknown:
+        raise ValueError(
+            f"unknown TV-L1 parameter(s) {unknown}; OpenCV's names are "
+            f"{sorted(tvl1.OPENCV_NAMES)}."
+        )
+    return {tvl1.OPENCV_NAMES[name]: value for name, value in params}
+
+
+@functools.lru_cache(maxsize=4)
+def _pair_flow(frame_size, preset, params):
+    """One compiled flow per process, size and settings (compiling takes s)."""
+    return runner.PairFlow(
+        frame_size,
+        preset=preset,
+        parameters=keras_parameters(params),
+        batch_size=KERAS_BATCH_SIZE,
+    )
+
+
+def compute_flow(frames, *, params=(), preset="opencv", backend="opencv"):
     """Returns float32 flows (H, W, 2), one per consecutive pair of frames.
 
     Args:
         frames: uint8 BGR frames at the stored size.
-        params: keyword arguments for `DualTVL1OpticalFlow_create` (e.g.
-            `{"nscales": 3}`); None keeps OpenCV's defaults, the TSN /
-            dense_flow setting.
+        params: non-default TV-L1 parameters, OpenCV's names; () keeps the
+            preset's, for 'opencv' the TSN / dense_flow setting.
+        preset: 'opencv' or 'opencv_cuda' (`avlad_tf.flow.tvl1`).
+        backend: 'opencv' or 'keras' (module docstring).
     """
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(**dict(params or {}))
+    check_backend(backend, preset)
     greys = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in frames]
+    if backend == "keras":
+        flow = _pair_flow(greys[0].shape, preset, tuple(params))
+        return list(flow.consecutive(np.stack(greys)))
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(**dict(params))
     return [
         tvl1.calc(previous, current, None)
         for previous, current in zip(greys[:-1], greys[1:])

@@ -23,6 +23,7 @@ from absl import app
 from absl import flags
 
 from avlad_tf import cli
+from data_prep import flow as flow_lib
 from data_prep import records
 from data_prep import sources
 from data_prep import writer
@@ -89,6 +90,22 @@ _MIN_FRAMES = flags.DEFINE_integer(
     11,
     "Shorter videos are left out (11 = one 10-frame flow stack); at least 2.",
 )
+_FLOW_BACKEND = flags.DEFINE_enum(
+    "flow_backend",
+    "opencv",
+    ["opencv", "keras"],
+    "What computes TV-L1 flow: OpenCV on the CPU, or avlad_tf.flow (keras.ops, "
+    "XLA on a CPU, JAX on a GPU; docs/FLOW.md). Both compute one flow family "
+    "per preset, so a rerun may switch.",
+)
+_FLOW_PRESET = flags.DEFINE_enum(
+    "flow_preset",
+    "opencv",
+    ["opencv", "opencv_cuda"],
+    "TV-L1 family: OpenCV contrib's CPU defaults (the stored flow so far), or "
+    "OpenCV CUDA's (the release's UCF101 flow images); opencv_cuda needs "
+    "--flow_backend=keras.",
+)
 _ALLOW_MISSING = flags.DEFINE_boolean(
     "allow_missing", False, "Exit 0 even when videos were left out."
 )
@@ -146,6 +163,10 @@ def main(argv):
         raise app.UsageError(
             "--min_frames must be at least 2 (flow needs a pair of frames)"
         )
+    try:
+        flow_lib.check_backend(_FLOW_BACKEND.value, _FLOW_PRESET.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     labels, splits = _items()
     _check_found(splits)
     options = records.Options(
@@ -154,6 +175,8 @@ def main(argv):
         jpeg_quality=_JPEG_QUALITY.value,
         min_frames=_MIN_FRAMES.value,
         keep_truncated=_KEEP_TRUNCATED.value,
+        flow_preset=_FLOW_PRESET.value,
+        flow_backend=_FLOW_BACKEND.value,
     )
     # With the resolved input list (`resume.describe_inputs`), what decides
     # the output; a rerun that differs is refused.

@@ -52,11 +52,33 @@ class Options:
     width: int = schema.FRAME_WIDTH
     jpeg_quality: int = 95
     min_frames: int = 11
-    # Non-default TV-L1 parameters as (name, value) pairs; () = OpenCV's.
+    # Non-default TV-L1 parameters as (name, value) pairs in OpenCV's
+    # keyword names; () keeps the preset's.
     flow_params: tuple = ()
+    # TV-L1 family and the code that computes it (data_prep/flow.py).
+    flow_preset: str = "opencv"
+    flow_backend: str = "opencv"
     # Keep the frames that decode from a video whose container promises
     # more (reported as a note); otherwise the video is left out.
     keep_truncated: bool = False
+
+
+def output_settings(options):
+    """The options that decide the records: all but the flow backend, since
+    both backends compute one flow family per preset, so a rerun may switch
+    backends (`schema.flow_family`)."""
+    settings = dataclasses.asdict(options)
+    del settings["flow_backend"]
+    return settings
+
+
+def flow_metadata(options):
+    """How the flow was computed, for `metadata.json`."""
+    return {
+        "preset": options.flow_preset,
+        "parameters": dict(options.flow_params),
+        "backend": options.flow_backend,
+    }
 
 
 # What `encode_item` returns; `note` says what was kept despite a problem.
@@ -99,7 +121,12 @@ def _video_record(item, options):
     rgb = [
         video_io.encode_jpeg(frame, quality=options.jpeg_quality) for frame in frames
     ]
-    flows = flow_lib.compute_flow(frames, params=options.flow_params)
+    flows = flow_lib.compute_flow(
+        frames,
+        params=options.flow_params,
+        preset=options.flow_preset,
+        backend=options.flow_backend,
+    )
     flow_x, flow_y = flow_lib.encode_flows(flows, quality=options.jpeg_quality)
     return start, rgb, flow_x, flow_y, note
 

@@ -94,6 +94,20 @@ def _input_changes(previous, current):
     return changes
 
 
+def _setting_changes(previous, current, prefix=""):
+    """`(name, before, after)` of each differing setting; nested dicts (the
+    record options) are compared key by key, so the message names `flow_preset`
+    rather than the whole options dict."""
+    changes = []
+    for key in sorted(set(previous) | set(current)):
+        before, after = previous.get(key), current.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += _setting_changes(before, after, prefix=f"{prefix}{key}.")
+        elif before != after:
+            changes.append((prefix + key, before, after))
+    return changes
+
+
 def check_settings(progress_dir, fingerprint, inputs):
     """Records the settings and input of a new run, or refuses a rerun that
     differs from the recorded ones.
@@ -110,15 +124,10 @@ def check_settings(progress_dir, fingerprint, inputs):
         return
     output_dir = os.path.dirname(os.path.abspath(progress_dir))
     hint = f"Use a new --output_dir, or delete {output_dir} to prepare it again."
-    previous = read_json(options_path)
-    differing = sorted(
-        k
-        for k in set(previous) | set(fingerprint)
-        if previous.get(k) != fingerprint.get(k)
-    )
+    differing = _setting_changes(read_json(options_path), fingerprint)
     if differing:
         details = "; ".join(
-            f"{k}: {previous.get(k)!r} -> {fingerprint.get(k)!r}" for k in differing
+            f"{k}: {before!r} -> {after!r}" for k, before, after in differing
         )
         raise ValueError(
             f"{output_dir} was prepared with other settings ({details}). {hint}"

@@ -116,12 +116,12 @@ def _worker_init():
     flow_lib.single_threaded()
 
 
-def _map(tasks, workers):
+def _map(tasks, workers, *, start_method="fork"):
     if workers <= 1:
         flow_lib.single_threaded()
         yield from map(_work, tasks)
         return
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context(start_method)
     with context.Pool(workers, initializer=_worker_init) as pool:
         yield from pool.imap(_work, tasks, chunksize=1)
 
@@ -175,7 +175,7 @@ def write_dataset(
         progress_dir,
         dict(
             fingerprint or {},
-            options=dataclasses.asdict(options),
+            options=records.output_settings(options),
             records_per_shard=records_per_shard,
             record_order=order,
         ),
@@ -206,7 +206,10 @@ def write_dataset(
         file=sys.stderr,
     )
     tasks = [(split, item, options) for split, _, items in todo for item in items]
-    results = _map(tasks, workers)
+    # The keras flow backend runs XLA in the workers, and a forked child of a
+    # process whose TensorFlow runtime has started can hang: start fresh ones.
+    start_method = "spawn" if options.flow_backend == "keras" else "fork"
+    results = _map(tasks, workers, start_method=start_method)
     bar = progress.Progress(total, what="prepare")
     written, finished = 0, 0
     try:
@@ -306,6 +309,7 @@ def finish(*, output_dir, summary, dataset, labels, multi_label, options, extra=
             multi_label=bool(multi_label),
             frame_height=options.height,
             frame_width=options.width,
+            flow=records.flow_metadata(options),
             splits=summary.splits,
             record_order=summary.record_order,
             num_left_out=len(summary.left_out),

@@ -55,13 +55,35 @@ LABELS_FILE = "labels.txt"
 
 
 def flow_settings():
-    """The flow settings written into, and checked against, metadata."""
+    """The flow convention written into, and checked against, metadata."""
     return {
         "algorithm": FLOW_ALGORITHM,
         "bound": FLOW_BOUND,
         "quantisation": FLOW_QUANTISATION,
         "index_base": FLOW_INDEX_BASE,
     }
+
+
+def flow_family(flow_metadata):
+    """What makes two datasets' flow the same: the TV-L1 preset and its
+    non-default parameters. The backend that computed it is recorded but is
+    not part of it: both backends compute the same family for a preset
+    (docs/FLOW.md). Metadata from before presets existed is 'opencv'."""
+    return {
+        "preset": flow_metadata.get("preset", "opencv"),
+        "parameters": dict(flow_metadata.get("parameters", {})),
+    }
+
+
+def check_flow_family(expected, received, *, what):
+    """Raises ValueError, naming `what`, unless the two flow metadata dicts
+    are of one family (`flow_family`)."""
+    expected, received = flow_family(expected), flow_family(received)
+    if expected != received:
+        raise ValueError(
+            f"{what}: its flow is {received}, but {expected} is expected; "
+            "flow of another TV-L1 preset or parameters is not the same input."
+        )
 
 
 def quantize_flow(flow):
@@ -153,8 +175,13 @@ def parse_sequence_example(serialized):
 
 
 def write_metadata(data_dir, metadata):
-    """Atomically writes `metadata.json` and the sorted `labels.txt`."""
-    metadata = dict(metadata, schema_version=SCHEMA_VERSION, flow=flow_settings())
+    """Atomically writes `metadata.json` and the sorted `labels.txt`.
+
+    `metadata["flow"]` may say how the flow was computed (`preset`,
+    `parameters`, `backend`); the convention fields are added here.
+    """
+    flow = dict(metadata.get("flow", {}), **flow_settings())
+    metadata = dict(metadata, schema_version=SCHEMA_VERSION, flow=flow)
     tmp = os.path.join(data_dir, METADATA_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(metadata, f, indent=2, sort_keys=True)

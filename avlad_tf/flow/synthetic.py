@@ -66,5 +66,38 @@ def moving_object(height, width, *, shift=(3.0, -2.0), seed=0):
     return _to_uint8(first), _to_uint8(second), flow
 
 
+def panning_blobs(height, width, *, pan=1.5, num_blobs=5, seed=0):
+    """Handheld-like footage: a textured scene panning by `pan` px to the
+    left, under textured discs that each move their own way (up to 4 px).
+    """
+    rng = np.random.default_rng(seed)
+    background = _texture(rng)
+    blobs = [
+        (
+            _texture(rng),
+            rng.uniform(0.2, 0.8) * height,
+            rng.uniform(0.2, 0.8) * width,
+            rng.uniform(-4.0, 4.0, 2),  # (dx, dy)
+            rng.uniform(0.06, 0.14) * min(height, width) * 2,
+        )
+        for _ in range(num_blobs)
+    ]
+    y, x = _grid(height, width)
+
+    def frame(t):
+        image = background(y, x + pan * t)
+        for texture, cy, cx, (dx, dy), radius in blobs:
+            oy, ox = cy + dy * t, cx + dx * t
+            inside = (y - oy) ** 2 + (x - ox) ** 2 < radius**2
+            image = np.where(inside, texture(y - oy, x - ox), image)
+        return image
+
+    flow = np.zeros((height, width, 2), np.float32)
+    flow[..., 0] = -pan
+    for _, cy, cx, (dx, dy), radius in blobs:  # later blobs are drawn on top
+        flow[(y - cy) ** 2 + (x - cx) ** 2 < radius**2] = (dx, dy)
+    return _to_uint8(frame(0.0)), _to_uint8(frame(1.0)), flow
+
+
 def _to_uint8(frame):
     return np.clip(np.round(frame), 0, 255).astype(np.uint8)

@@ -28,6 +28,7 @@ def _scenes():
     return {
         "smooth": synthetic.smooth_motion(*SIZE),
         "object": synthetic.moving_object(*SIZE),
+        "blobs": synthetic.panning_blobs(*SIZE),
     }
 
 
@@ -51,7 +52,7 @@ class AgreementTest(absltest.TestCase):
         firsts = np.stack([s[0] for s in cls.scenes.values()])
         seconds = np.stack([s[1] for s in cls.scenes.values()])
         cls.ours = dict(
-            zip(cls.scenes, runner.PairFlow(SIZE, batch_size=2)(firsts, seconds))
+            zip(cls.scenes, runner.PairFlow(SIZE, batch_size=3)(firsts, seconds))
         )
         cls.opencv = {name: _opencv(s[0], s[1]) for name, s in cls.scenes.items()}
 
@@ -60,7 +61,12 @@ class AgreementTest(absltest.TestCase):
         self.assertLessEqual(error.mean(), 0.02)
         self.assertGreaterEqual((error <= 0.1).mean(), 0.99)
 
-    def test_float_level_on_a_moving_object(self):
+    def test_float_level_on_moving_objects_over_a_panning_scene(self):
+        error = _endpoint(self.ours["blobs"], self.opencv["blobs"])
+        self.assertLessEqual(error.mean(), 0.02)
+        self.assertGreaterEqual((error <= 0.1).mean(), 0.99)
+
+    def test_float_level_on_an_object_over_a_static_scene(self):
         error = _endpoint(self.ours["object"], self.opencv["object"])
         self.assertLessEqual(error.mean(), 0.02)
         self.assertGreaterEqual((_interior(error) <= 0.1).mean(), 0.99)
