@@ -182,7 +182,11 @@ def build_export_config(*, models, record, num_crops, streams):
         # stored at `resize_to`, as data_prep writes them.
         "frame_height": int(data.get("frame_height") or resize_to[0]),
         "frame_width": int(data.get("frame_width") or resize_to[1]),
-        "flow": schema.flow_settings(),
+        # The flow convention and the family the model learnt from, which
+        # predict and the `frames` signature compute (docs/FLOW.md).
+        "flow": dict(
+            schema.flow_settings(), **schema.flow_family(data.get("flow", {}))
+        ),
         "multi_label": bool(data["multi_label"]),
         "class_names": list(data["labels"]),
     }

@@ -5,8 +5,10 @@
 Each video is decoded with OpenCV (any container / codec it reads) and
 resized to the stored frame size of the training data; frames are sampled
 with evaluation's rules (`avlad_tf.data.sampling`, the release's by default);
-TV-L1 flow is computed only for the frame pairs the sampled stacks use, and
-quantised as `data_prep` stores it. The SavedModel's `serving_default` does
+TV-L1 flow of the training data's family is computed only for the frame
+pairs the sampled stacks use, with `avlad_tf.flow` on Keras's device (a GPU
+when present; `--flow_backend=opencv` for OpenCV on the CPU), and quantised
+as `data_prep` stores it. The SavedModel's `serving_default` does
 the rest (resize, crops, means, model, fusion).
 
 A video that cannot be read, or is too short for the model's flow stacks,
@@ -29,6 +31,13 @@ def define_flags():
     not claim the global flag names `--model` / `--json`."""
     flags.DEFINE_string("model", None, "Export directory (SavedModel).")
     flags.DEFINE_bool("json", False, "Print one JSON document.")
+    flags.DEFINE_enum(
+        "flow_backend",
+        "keras",
+        ["keras", "opencv"],
+        "What computes TV-L1: avlad_tf.flow on Keras's device (GPU when "
+        "present, else XLA on the CPU), or OpenCV on the CPU (docs/FLOW.md).",
+    )
 
 
 def _print_text(results):
@@ -47,7 +56,9 @@ def main(argv):
         raise app.UsageError("--model EXPORT_DIR is required.")
     if not paths:
         raise app.UsageError("Give at least one video file.")
-    results = prediction.predict_videos(flags.FLAGS.model, paths)
+    results = prediction.predict_videos(
+        flags.FLAGS.model, paths, flow_backend=flags.FLAGS.flow_backend
+    )
     if flags.FLAGS.json:
         json.dump(
             {"model": flags.FLAGS.model, "results": results}, sys.stdout, indent=2

@@ -3,9 +3,11 @@
 Each video is decoded with OpenCV (any container / codec it reads) and
 resized to the stored frame size of the training data; frames are sampled
 with evaluation's rules (`avlad_tf.data.sampling`, the release's by default);
-TV-L1 flow is computed only for the frame pairs the sampled stacks use, and
-quantised as `data_prep` stores it. The SavedModel's `serving_default` does
-the rest (resize, crops, means, model, fusion). A video that cannot be read,
+TV-L1 flow of the training data's family (the export's `flow` config) is
+computed only for the frame pairs the sampled stacks use, by default with
+`avlad_tf.flow` on Keras's device (a GPU when the backend has one, else XLA
+on the CPU), and quantised as `data_prep` stores it. The SavedModel's
+`serving_default` does the rest (resize, crops, means, model, fusion). A video that cannot be read,
 or is too short for the model's flow stacks, yields an error entry naming
 why. The program is `python -m avlad_tf.predict`.
 """
@@ -54,6 +56,25 @@ def load_export(export_dir):
     return loaded.signatures["serving_default"], config
 
 
+def flow_function(config, *, backend="keras"):
+    """`data_prep.flow.pair_flow` for the export's flow family; None for a
+    model without flow.
+
+    Raises:
+        ValueError: `backend` cannot compute the family (OpenCV computes
+            only the 'opencv' preset).
+    """
+    if "flow" not in config["modalities"]:
+        return None
+    family = config.get("flow", {})
+    return flow_lib.pair_flow(
+        (config["frame_height"], config["frame_width"]),
+        params=tuple(family.get("parameters", {}).items()),
+        preset=family.get("preset", "opencv"),
+        backend=backend,
+    )
+
+
 def sample_indices(num_frames, config):
     """`{modality: indices}` as evaluation samples them (`sampling`)."""
     indices = sampling.sample_indices(
@@ -67,19 +88,18 @@ def sample_indices(num_frames, config):
     return {m: np.asarray(v) for m, v in indices.items()}
 
 
-def stacked_flow(frames, flow_indices):
+def stacked_flow(frames, flow_indices, pair_flow):
     """Quantised flow stacks `[T, H, W, 2L]` (x1, y1, ..., xL, yL).
 
-    TV-L1 runs once per distinct flow frame j (frames j -> j + 1) that some
-    stack uses, not on every pair of the video; the stacks are interleaved
-    by the input pipeline's own rule (`frame_sources.flow_assembler`).
+    TV-L1 (`pair_flow`, `flow_function`) runs once per distinct flow frame j
+    (frames j -> j + 1) that some stack uses, not on every pair of the video;
+    the stacks are interleaved by the input pipeline's own rule
+    (`frame_sources.flow_assembler`).
     """
     needed, position = np.unique(flow_indices, return_inverse=True)
-    quantized = np.stack(
-        [
-            schema.quantize_flow(flow_lib.compute_flow(frames[j : j + 2])[0])
-            for j in needed
-        ]
+    grey = flow_lib.greys(frames)
+    quantized = schema.quantize_flow(
+        pair_flow(grey[needed], grey[needed + 1])
     )  # (U, H, W, 2)
     planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, H, W)
     assemble = frame_sources.flow_assembler(
@@ -88,8 +108,8 @@ def stacked_flow(frames, flow_indices):
     return assemble(planes[:, None, :, :, None]).numpy()[:, 0]  # (T, H, W, 2L)
 
 
-def prepare_inputs(path, config):
-    """Decodes, samples and computes flow for one video.
+def prepare_inputs(path, config, pair_flow):
+    """Decodes, samples and computes flow (`pair_flow`) for one video.
 
     Returns:
         `(inputs, timings)`: `{modality: uint8 [1, T, H, W, C]}` and seconds
@@ -117,7 +137,7 @@ def prepare_inputs(path, config):
         inputs["rgb"] = np.ascontiguousarray(rgb)[None]
     flow_start = time.perf_counter()
     if "flow" in indices:
-        inputs["flow"] = stacked_flow(frames, indices["flow"])[None]
+        inputs["flow"] = stacked_flow(frames, indices["flow"], pair_flow)[None]
     done = time.perf_counter()
     return inputs, {"decode": decoded - start, "flow": done - flow_start}
 
@@ -130,13 +150,13 @@ def top_k(probabilities, class_names, k=TOP_K):
     ]
 
 
-def predict_video(serve, config, path):
+def predict_video(serve, config, path, pair_flow):
     """Runs the whole chain on one video; returns a result dict.
 
     Raises:
         video_io.SourceError, VideoError: see `prepare_inputs`.
     """
-    inputs, timings = prepare_inputs(path, config)
+    inputs, timings = prepare_inputs(path, config, pair_flow)
     start = time.perf_counter()
     outputs = serve(**{m: tf.constant(v) for m, v in inputs.items()})
     probabilities = outputs["probabilities"].numpy()[0]
@@ -148,13 +168,19 @@ def predict_video(serve, config, path):
     }
 
 
-def predict_videos(export_dir, paths):
-    """Predicts every video; a failing one yields `{"video", "error"}`."""
+def predict_videos(export_dir, paths, *, flow_backend="keras"):
+    """Predicts every video; a failing one yields `{"video", "error"}`.
+
+    Args:
+        flow_backend: 'keras' (`avlad_tf.flow`) or 'opencv' (CPU, only for
+            models trained on the 'opencv' flow family).
+    """
     serve, config = load_export(export_dir)
+    pair_flow = flow_function(config, backend=flow_backend)
     results = []
     for path in paths:
         try:
-            results.append(predict_video(serve, config, path))
+            results.append(predict_video(serve, config, path, pair_flow))
         except (video_io.SourceError, VideoError) as e:
             results.append({"video": path, "error": str(e)})
     return results

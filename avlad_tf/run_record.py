@@ -30,6 +30,7 @@ import os
 
 import gin
 
+from avlad_tf.data import schema
 from avlad_tf.data import video_input
 
 RECORD_FILE = "run.json"
@@ -99,6 +100,9 @@ def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
                 "multi_label": bool(info.get("multi_label", False)),
                 "frame_height": info.get("frame_height"),
                 "frame_width": info.get("frame_width"),
+                # The TV-L1 family the model learnt from: an export computes
+                # flow of this family from frames (docs/FLOW.md).
+                "flow": schema.flow_family(info.get("flow", {})),
                 "evaluate_split": evaluate_split,
             },
             "streams": streams,

@@ -13,7 +13,14 @@ from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
+from avlad_tf.flow import image_ops
+from avlad_tf.flow import layer as flow_layer
+from avlad_tf.flow import tvl1
 from avlad_tf.models import action_vlad
+
+# Frame pairs per compiled TV-L1 call in the `frames` signature: bounds its
+# memory (about 30 float32 planes per pair) whatever the video's length.
+FLOW_CHUNK = 16
 
 
 def _check_inputs(videos):
@@ -82,6 +89,14 @@ class ServingModule(tf.Module):
             if k in accepted and k not in ("frames", "modality", "num_crops")
         }
         self.class_names_tensor = tf.constant(config["class_names"])
+        self._frame_size = (config["frame_height"], config["frame_width"])
+        if "flow" in self._modalities:
+            family = config["flow"]
+            self.flow_layer = flow_layer.TVL1Flow(
+                preset=family["preset"],
+                parameters=tvl1.from_opencv_names(family["parameters"]),
+            )
+            self._compiled_flow = tf.function(self.flow_layer, jit_compile=True)
 
     def attach_assets(self, *, labels_path, config_path):
         """Ships the class names and the client config as SavedModel assets."""
@@ -132,6 +147,35 @@ class ServingModule(tf.Module):
         )
         return outputs
 
+    def _sample(self, num_frames, video_id):
+        """Evaluation's frame indices for a video of `num_frames` frames,
+        after an assertion that names the video if it is too short."""
+        least = sampling.min_frames(self._modalities, self._flow_stack)
+        with tf.control_dependencies(
+            [
+                tf.debugging.Assert(
+                    num_frames >= least,
+                    [
+                        video_id,
+                        "has",
+                        num_frames,
+                        "frames; at least",
+                        least,
+                        "are needed",
+                    ],
+                )
+            ]
+        ):
+            num_frames = tf.identity(num_frames)
+        return sampling.sample_indices(
+            num_frames,
+            modalities=self._modalities,
+            num_samples=self._num_frames,
+            flow_stack=self._flow_stack,
+            joint_sampling="shared" if self._joint else "independent",
+            sampling=self._sampling,
+        )
+
     def decode_example(self, serialized):
         """One SequenceExample -> `{modality: uint8 [T, H, W, C]}` + id.
 
@@ -139,26 +183,8 @@ class ServingModule(tf.Module):
         them (`video_input`), and only the chosen JPEGs are decoded.
         """
         example = video_input.decode(serialized)  # checks the frame counts
-        n = example[schema.NUM_FRAMES_KEY]
         video_id = example[schema.VIDEO_ID_KEY]
-        least = sampling.min_frames(self._modalities, self._flow_stack)
-        with tf.control_dependencies(
-            [
-                tf.debugging.Assert(
-                    n >= least,
-                    [video_id, "has", n, "frames; at least", least, "are needed"],
-                )
-            ]
-        ):
-            n = tf.identity(n)
-        indices = sampling.sample_indices(
-            n,
-            modalities=self._modalities,
-            num_samples=self._num_frames,
-            flow_stack=self._flow_stack,
-            joint_sampling="shared" if self._joint else "independent",
-            sampling=self._sampling,
-        )
+        indices = self._sample(example[schema.NUM_FRAMES_KEY], video_id)
         video = {"video_id": video_id}
         for modality in self._modalities:
             source = (
@@ -170,6 +196,61 @@ class ServingModule(tf.Module):
             # The whole decoded frame is the one "crop": [U, 1, H, W, c].
             video[modality] = assemble(frames[:, None])[:, 0]  # (T, H, W, C)
         return video
+
+    def _pair_flow(self, first, second):
+        """TV-L1 of grey pairs `[U, H, W]`, FLOW_CHUNK pairs per compiled call
+        (blank pairs pad the last chunk; they change nothing, docs/FLOW.md)."""
+        count = tf.shape(first)[0]
+        padding = -count % FLOW_CHUNK
+        chunks = [
+            tf.reshape(
+                tf.pad(frames, [[0, padding], [0, 0], [0, 0]]),
+                [-1, FLOW_CHUNK, *self._frame_size],
+            )  # [U / FLOW_CHUNK, FLOW_CHUNK, H, W]
+            for frames in (first, second)
+        ]
+        flows = tf.map_fn(
+            lambda pair: self._compiled_flow(pair[0], pair[1]),
+            tuple(chunks),
+            fn_output_signature=tf.TensorSpec(
+                [FLOW_CHUNK, *self._frame_size, 2], tf.float32
+            ),
+        )
+        return tf.reshape(flows, [-1, *self._frame_size, 2])[:count]  # [U, H, W, 2]
+
+    def frames_to_video(self, frames):
+        """Decoded RGB frames `[N, H, W, 3]` of one video -> `{modality:
+        uint8 [T, H, W, C]}`: evaluation's sampling, then, for flow, TV-L1 of
+        the training data's family on exactly the pairs the stacks use,
+        quantised as `data_prep` stores it."""
+        indices = self._sample(tf.shape(frames)[0], tf.constant("the video"))
+        video = {}
+        if "rgb" in indices:
+            video["rgb"] = tf.gather(frames, indices["rgb"])
+        if "flow" in indices:
+            needed, position = tf.unique(tf.reshape(indices["flow"], [-1]))
+            grey = image_ops.grey_from_rgb(frames)  # [N, H, W]
+            flows = self._pair_flow(
+                tf.gather(grey, needed), tf.gather(grey, needed + 1)
+            )
+            quantized = schema.quantize_flow(flows)  # [U, H, W, 2]
+            planes = tf.concat([quantized[..., 0], quantized[..., 1]], 0)  # [2U, H, W]
+            assemble = frame_sources.flow_assembler(
+                position, tf.size(needed), (self._num_frames, self._flow_stack)
+            )
+            video["flow"] = assemble(planes[:, None, :, :, None])[:, 0]  # [T, H, W, 2L]
+        return video
+
+    def run_frames(self, frames):
+        """Decoded RGB videos `[B, N, H, W, 3]` -> named outputs."""
+        signature = {
+            m: tf.TensorSpec(
+                [self._num_frames, *self._frame_size, self._channels[m]], tf.uint8
+            )
+            for m in self._modalities
+        }
+        videos = tf.map_fn(self.frames_to_video, frames, fn_output_signature=signature)
+        return self.run(videos)
 
     def run_examples(self, examples):
         """Serialised SequenceExamples `[B]` -> named outputs + `video_id`."""
@@ -207,11 +288,20 @@ class ServingModule(tf.Module):
             lambda examples: self.run_examples(examples),
             input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
         )
+        self.serve_frames = tf.function(
+            lambda frames: self.run_frames(frames),
+            input_signature=[
+                tf.TensorSpec(
+                    [None, None, *self._frame_size, 3], tf.uint8, name="frames"
+                )
+            ],
+        )
         self.class_names = tf.function(
             lambda: {"class_names": self.class_names_tensor}, input_signature=[]
         )
         return {
             "serving_default": self.serve,
             "serialized_examples": self.serve_examples,
+            "frames": self.serve_frames,
             "class_names": self.class_names,
         }

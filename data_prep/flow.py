@@ -44,48 +44,49 @@ def check_backend(backend, preset):
         )
 
 
-def keras_parameters(params):
-    """OpenCV keyword names -> `avlad_tf.flow.tvl1.Parameters` names."""
-    unknown = sorted(set(dict(params)) - set(tvl1.OPENCV_NAMES))
-    if unknown:
-        raise ValueError(
-            f"unknown TV-L1 parameter(s) {unknown}; OpenCV's names are "
-            f"{sorted(tvl1.OPENCV_NAMES)}."
-        )
-    return {tvl1.OPENCV_NAMES[name]: value for name, value in params}
-
-
 @functools.lru_cache(maxsize=4)
-def _pair_flow(frame_size, preset, params):
+def _keras_pair_flow(frame_size, preset, params):
     """One compiled flow per process, size and settings (compiling takes s)."""
     return runner.PairFlow(
         frame_size,
         preset=preset,
-        parameters=keras_parameters(params),
+        parameters=tvl1.from_opencv_names(params),
         batch_size=KERAS_BATCH_SIZE,
     )
 
 
-def compute_flow(frames, *, params=(), preset="opencv", backend="opencv"):
-    """Returns float32 flows (H, W, 2), one per consecutive pair of frames.
+def pair_flow(frame_size, *, params=(), preset="opencv", backend="opencv"):
+    """A function from grey frame pairs (two uint8 `[N, H, W]`) to their
+    float32 flows `[N, H, W, 2]`.
 
     Args:
-        frames: uint8 BGR frames at the stored size.
+        frame_size: (H, W) of every frame.
         params: non-default TV-L1 parameters, OpenCV's names; () keeps the
             preset's, for 'opencv' the TSN / dense_flow setting.
         preset: 'opencv' or 'opencv_cuda' (`avlad_tf.flow.tvl1`).
         backend: 'opencv' or 'keras' (module docstring).
     """
     check_backend(backend, preset)
-    greys = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in frames]
     if backend == "keras":
-        flow = _pair_flow(greys[0].shape, preset, tuple(params))
-        return list(flow.consecutive(np.stack(greys)))
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(**dict(params))
-    return [
-        tvl1.calc(previous, current, None)
-        for previous, current in zip(greys[:-1], greys[1:])
-    ]
+        return _keras_pair_flow(tuple(frame_size), preset, tuple(params))
+    solver = cv2.optflow.DualTVL1OpticalFlow_create(**dict(params))
+    return lambda firsts, seconds: np.stack(
+        [solver.calc(a, b, None) for a, b in zip(firsts, seconds)]
+    )
+
+
+def greys(frames):
+    """uint8 BGR frames -> grey, as the flow sees them."""
+    return np.stack([cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in frames])
+
+
+def compute_flow(frames, **settings):
+    """Float32 flows `(H, W, 2)`, one per consecutive pair of uint8 BGR frames
+    at the stored size; `settings` as `pair_flow`'s."""
+    grey = greys(frames)
+    if len(grey) < 2:
+        return []
+    return list(pair_flow(grey.shape[1:], **settings)(grey[:-1], grey[1:]))
 
 
 def encode_flows(flows, *, quality):

@@ -15,12 +15,14 @@ import sys
 import textwrap
 
 from absl.testing import absltest
+import cv2
 import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
 from avlad_tf import exporting as export
+from avlad_tf import prediction
 from avlad_tf import run_record
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
@@ -84,7 +86,8 @@ RELOAD_SCRIPT = textwrap.dedent("""
     loaded = tf.saved_model.load(export_dir)
     inputs = np.load(inputs_path)
     served = loaded.signatures["serving_default"](
-        **{k: tf.constant(inputs[k]) for k in inputs.files})
+        **{k: tf.constant(inputs[k]) for k in inputs.files if k != "frames"})
+    from_frames = loaded.signatures["frames"](frames=tf.constant(inputs["frames"]))
     records = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]
     examples = loaded.signatures["serialized_examples"](
         examples=tf.constant(records))
@@ -96,6 +99,7 @@ RELOAD_SCRIPT = textwrap.dedent("""
 
     arrays = {"serve/" + k: plain(v) for k, v in served.items()}
     arrays.update({"examples/" + k: plain(v) for k, v in examples.items()})
+    arrays.update({"frames/" + k: plain(v) for k, v in from_frames.items()})
     np.savez(out_path, class_names=plain(names), **arrays)
     # The project's packages, by top-level name: an editable install also
     # loads a setuptools finder whose name contains "avlad" but is no
@@ -151,8 +155,25 @@ class ExportTest(absltest.TestCase):
                 0, 256, (2, NUM_FRAMES, 36, 44, 2 * FLOW_STACK), np.uint8
             ),
         }
+        # Decoded RGB videos at the stored size, for the `frames` signature:
+        # a smooth texture panning 1 px per frame, so the flow is not zero.
+        texture = cv2.GaussianBlur(
+            rng.uniform(0, 255, (RESIZE_TO[0], RESIZE_TO[1] + 24)), (0, 0), 2.0
+        )
+        cls.frames = np.stack(
+            [
+                np.stack(
+                    [
+                        texture[:, t + shift : t + shift + RESIZE_TO[1], None]
+                        * (0.6, 0.8, 1.0)
+                        for t in range(12)
+                    ]
+                )
+                for shift in (0, 5)
+            ]
+        ).astype(np.uint8)  # [2, 12, H, W, 3]
         inputs_path = os.path.join(root, "inputs.npz")
-        np.savez(inputs_path, **cls.inputs)
+        np.savez(inputs_path, frames=cls.frames, **cls.inputs)
         cls.records_path = os.path.join(cls.data_dir, "test-00000-of-00001.tfrecord")
         out_path = os.path.join(root, "reloaded.npz")
         run = subprocess.run(
@@ -254,6 +275,27 @@ class ExportTest(absltest.TestCase):
         )
         for key in ("rgb_descriptor", "flow_descriptor", "logits"):
             self.assert_close(expected[key], self.reloaded["examples/" + key], key)
+
+    def test_frames_signature_computes_flow_in_the_graph(self):
+        # The client path `predict` takes: evaluation's sampling and TV-L1 of
+        # the run's flow family on the sampled pairs, then serving_default.
+        serve, config = prediction.load_export(self.export_dir)
+        self.assertEqual(config["flow"]["preset"], "opencv")
+        pair_flow = prediction.flow_function(config)
+        videos = {"rgb": [], "flow": []}
+        for frames in self.frames:
+            indices = prediction.sample_indices(len(frames), config)
+            videos["rgb"].append(frames[indices["rgb"]])
+            bgr = frames[..., ::-1]
+            videos["flow"].append(
+                prediction.stacked_flow(bgr, indices["flow"], pair_flow)
+            )
+        self.assertGreater(np.abs(np.stack(videos["flow"]).astype(int) - 128).max(), 3)
+        expected = serve(**{m: tf.constant(np.stack(v)) for m, v in videos.items()})
+        for key in ("rgb_descriptor", "flow_descriptor", "logits", "probabilities"):
+            self.assert_close(
+                expected[key].numpy(), self.reloaded["frames/" + key], key
+            )
 
     def test_class_names_are_stored(self):
         names = [f"class_{c:02d}" for c in range(NUM_CLASSES)]

@@ -18,6 +18,7 @@ from avlad_tf import predict
 from avlad_tf import prediction
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
+from data_prep import video_io
 from tests import export_test
 from tests import fake_data
 from tests import testing
@@ -126,15 +127,13 @@ class PredictTest(absltest.TestCase):
 
     def test_inputs_follow_evaluation_sampling_and_flow_only_where_needed(self):
         calls = []
-        compute_flow = flow_lib.compute_flow
+        pair_flow = prediction.flow_function(self.config)
 
-        def counting(frames):
-            calls.append(len(frames) - 1)
-            return compute_flow(frames)
+        def counting(firsts, seconds):
+            calls.append(len(firsts))
+            return pair_flow(firsts, seconds)
 
-        flow_lib.compute_flow = counting
-        self.addCleanup(setattr, flow_lib, "compute_flow", compute_flow)
-        inputs, seconds = prediction.prepare_inputs(self.avi, self.config)
+        inputs, seconds = prediction.prepare_inputs(self.avi, self.config, counting)
         self.assertCountEqual(seconds, ["decode", "flow"])
 
         capture = cv2.VideoCapture(self.avi)
@@ -151,8 +150,9 @@ class PredictTest(absltest.TestCase):
         np.testing.assert_array_equal(inputs["rgb"][0], rgb_expected)
         # TV-L1 ran once per flow frame the stacks use: 6 of the 19 pairs.
         self.assertEqual(sum(calls), 6)
+        grey = flow_lib.greys(frames)
         flow_x = {
-            j: schema.quantize_flow(compute_flow(frames[j : j + 2])[0])
+            j: schema.quantize_flow(pair_flow(grey[j : j + 1], grey[j + 1 : j + 2])[0])
             for j in (0, 1, 6, 7, 12, 13)
         }
         stack = inputs["flow"][0]  # (T, H, W, 2L)
@@ -163,6 +163,46 @@ class PredictTest(absltest.TestCase):
                     stack[sample, ..., 2 * j : 2 * j + 2], flow_x[start + j]
                 )
         self.assertGreater(np.abs(stack.astype(int) - 128).max(), 10)
+
+    def test_either_flow_backend_predicts_the_same(self):
+        keras_result, opencv_result = (
+            prediction.predict_videos(self.export_dir, [self.avi], flow_backend=b)[0]
+            for b in ("keras", "opencv")
+        )
+        self.assertEqual(
+            [e["class"] for e in keras_result["top5"]],
+            [e["class"] for e in opencv_result["top5"]],
+        )
+        np.testing.assert_allclose(
+            [e["probability"] for e in keras_result["top5"]],
+            [e["probability"] for e in opencv_result["top5"]],
+            atol=0.01,
+        )
+
+    def test_opencv_cannot_serve_the_cuda_family(self):
+        config = dict(self.config, flow=dict(self.config["flow"], preset="opencv_cuda"))
+        with self.assertRaisesRegex(ValueError, "--flow_backend=keras"):
+            prediction.flow_function(config, backend="opencv")
+
+    def test_frames_signature_serves_a_decoded_video_as_predict_does(self):
+        frames = video_io.read_video(
+            self.avi, height=STORED_SIZE[0], width=STORED_SIZE[1]
+        )
+        rgb = np.stack(frames)[None, ..., ::-1]  # BGR -> RGB, [1, N, H, W, 3]
+        served = tf.saved_model.load(self.export_dir).signatures["frames"](
+            frames=tf.constant(np.ascontiguousarray(rgb))
+        )
+        (result,) = prediction.predict_videos(self.export_dir, [self.avi])
+        probabilities = served["probabilities"].numpy()[0]
+        top = prediction.top_k(probabilities, self.config["class_names"])
+        self.assertEqual(
+            [e["class"] for e in top], [e["class"] for e in result["top5"]]
+        )
+        np.testing.assert_allclose(
+            [e["probability"] for e in top],
+            [e["probability"] for e in result["top5"]],
+            atol=1e-5,
+        )
 
     def test_a_directory_is_named_as_one(self):
         folder = self.create_tempdir().full_path

@@ -87,10 +87,20 @@ def check_flow_family(expected, received, *, what):
 
 
 def quantize_flow(flow):
-    """Maps flow in pixels to uint8: clip to +-bound, then linear to 0..255."""
-    clipped = np.clip(np.asarray(flow, np.float32), -FLOW_BOUND, FLOW_BOUND)
-    scaled = (clipped + FLOW_BOUND) * (255.0 / (2.0 * FLOW_BOUND))
-    return np.round(scaled).astype(np.uint8)
+    """Maps flow in pixels to uint8: clip to +-bound, then linear to 0..255.
+
+    A tensor (the SavedModel graph) gives a tensor, anything else numpy;
+    both round halves to even.
+    """
+    if tf.is_tensor(flow):
+        clip, to_uint8 = tf.clip_by_value, lambda x: tf.cast(tf.round(x), tf.uint8)
+    else:
+        flow = np.asarray(flow, np.float32)
+        clip, to_uint8 = np.clip, lambda x: np.round(x).astype(np.uint8)
+    scaled = (clip(flow, -FLOW_BOUND, FLOW_BOUND) + FLOW_BOUND) * (
+        255.0 / (2.0 * FLOW_BOUND)
+    )
+    return to_uint8(scaled)
 
 
 def dequantize_flow(quantized):

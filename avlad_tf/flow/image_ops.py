@@ -12,12 +12,27 @@ calls, as described in docs/FLOW.md:
   coordinates, as OpenCV 5 does, zero outside) or the CUDA kernel's
   normalised a = -0.5 bicubic on clamped texels;
 - `median_blur`: `cv::medianBlur` on float images (replicated border);
+- `grey_from_rgb`: `cv::cvtColor(COLOR_RGB2GRAY)` on uint8 frames;
 - `centered_gradient`, `forward_gradient`, `divergence`: TV-L1's finite
   differences, with its border rules.
 """
 
 from keras import ops
 import numpy as np
+
+# cv2.COLOR_RGB2GRAY on uint8 in OpenCV 5: BT.601 luma in 15-bit fixed
+# point, rounded (checked against cv2.cvtColor on every test run).
+_GREY_WEIGHTS = (9798, 19235, 3735)  # R, G, B; they sum to 2^15
+_GREY_SHIFT = 15
+
+
+def grey_from_rgb(frames):
+    """uint8 RGB `[..., 3]` -> uint8 grey `[...]`, bit-exact with OpenCV."""
+    channels = ops.cast(frames, "int32")
+    weighted = sum(channels[..., i] * w for i, w in enumerate(_GREY_WEIGHTS))
+    return ops.cast(
+        ops.right_shift(weighted + (1 << (_GREY_SHIFT - 1)), _GREY_SHIFT), "uint8"
+    )
 
 
 def _linear_taps(in_size, out_size, scale):

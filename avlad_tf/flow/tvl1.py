@@ -87,6 +87,23 @@ OPENCV_NAMES = {
 }
 
 
+def from_opencv_names(params):
+    """`(name, value)` pairs or a dict in OpenCV's keyword names -> overrides
+    in `Parameters` names.
+
+    Raises:
+        ValueError: a name OpenCV's `DualTVL1OpticalFlow_create` does not take.
+    """
+    params = dict(params)
+    unknown = sorted(set(params) - set(OPENCV_NAMES))
+    if unknown:
+        raise ValueError(
+            f"unknown TV-L1 parameter(s) {unknown}; OpenCV's names are "
+            f"{sorted(OPENCV_NAMES)}."
+        )
+    return {OPENCV_NAMES[name]: value for name, value in params.items()}
+
+
 def resolve_parameters(preset="opencv", **overrides):
     """The preset's `Parameters` with `overrides` (snake_case names) applied.
 

@@ -107,6 +107,11 @@ class ImageOpsTest(parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "only 3 and 5"):
             image_ops.median_blur(_image()[None], 7)
 
+    def test_grey_is_opencv_rgb2gray_bit_for_bit(self):
+        colours = np.random.default_rng(4).integers(0, 256, (1, 200000, 3), np.uint8)
+        got = _numpy(image_ops.grey_from_rgb(colours))
+        np.testing.assert_array_equal(got, cv2.cvtColor(colours, cv2.COLOR_RGB2GRAY))
+
     def test_finite_differences_follow_tvl1flow_border_rules(self):
         image = _image(5, 6)
         dx, dy = (_numpy(g)[0] for g in image_ops.centered_gradient(image[None]))
