@@ -237,6 +237,8 @@ def export(*, workdir, export_dir=None, num_crops=None):
         config=config,
         preprocess_kwargs=_input_settings(record, list(paths)),
     )
+    # Clients read which signatures exist from the config asset.
+    config["streaming"] = module.can_stream
     _write_atomically(module, export_dir, config)
     logging.info("Wrote the SavedModel to %s", export_dir)
     return export_dir

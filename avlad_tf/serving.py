@@ -8,6 +8,7 @@ import inspect
 
 import tensorflow as tf
 
+from avlad_tf import stream_serving
 from avlad_tf.data import frame_sources
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
@@ -55,7 +56,7 @@ def _uint8_spec(channels, name):
     return tf.TensorSpec([None, None, None, None, channels], tf.uint8, name=name)
 
 
-class ServingModule(tf.Module):
+class ServingModule(stream_serving.StreamingSignatures, tf.Module):
     """The exported graph: preprocessing, the stream models and fusion.
 
     Args:
@@ -68,6 +69,7 @@ class ServingModule(tf.Module):
 
     def __init__(self, *, models, config, preprocess_kwargs):
         super().__init__(name="avlad")
+        self.init_streaming(models, config)
         self.endpoint_models = {
             s: action_vlad.endpoints_model(m) for s, m in models.items()
         }
@@ -137,6 +139,10 @@ class ServingModule(tf.Module):
             if "assignments" in ends:
                 outputs[prefix + "assignments"] = ends["assignments"]
             logits[stream] = ends["logits"]
+        return self.fuse(outputs, logits)
+
+    def fuse(self, outputs, logits):
+        """Adds the fused `logits` and `probabilities` of `{stream: logits}`."""
         if self._fusion == "late":
             fused = tf.add_n([self._weights[s] * logits[s] for s in self._streams])
         else:
@@ -304,4 +310,5 @@ class ServingModule(tf.Module):
             "serialized_examples": self.serve_examples,
             "frames": self.serve_frames,
             "class_names": self.class_names,
+            **self.streaming_signatures(),
         }

@@ -46,6 +46,44 @@ def resize(image, *, height, width):
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def _open(path):
+    """An opened `cv2.VideoCapture`, or SourceError saying why not."""
+    if os.path.isdir(path):
+        raise SourceError("a directory, not a video file")
+    if not os.path.isfile(path):
+        raise SourceError("missing: no such file")
+    if os.path.getsize(path) == 0:
+        raise SourceError("empty: the file has 0 bytes")
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise SourceError("unreadable: OpenCV cannot open the video")
+    return capture
+
+
+def stream_video(path, *, height, width):
+    """`(fps, frames)`: the container's frame rate (0 if unknown) and an
+    iterator over the decoded frames, resized as `read_video` resizes them,
+    one at a time (for videos too long to hold).
+
+    Raises:
+        SourceError: as `read_video`, when the file cannot be opened.
+    """
+    capture = _open(path)
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def frames():
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok or frame is None:
+                    return
+                yield resize(frame, height=height, width=width)
+        finally:
+            capture.release()
+
+    return fps, frames()
+
+
 def read_video(path, *, height, width, start=0, count=0):
     """Decodes frames [start, start + count) of a video file (count 0: all).
 
@@ -57,15 +95,7 @@ def read_video(path, *, height, width, start=0, count=0):
         TruncatedVideo: reading the whole video, if fewer frames decode
             than the container promises (its `frames` are those that did).
     """
-    if os.path.isdir(path):
-        raise SourceError("a directory, not a video file")
-    if not os.path.isfile(path):
-        raise SourceError("missing: no such file")
-    if os.path.getsize(path) == 0:
-        raise SourceError("empty: the file has 0 bytes")
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise SourceError("unreadable: OpenCV cannot open the video")
+    capture = _open(path)
     frames = []
     index = 0
     promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)

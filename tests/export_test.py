@@ -88,6 +88,19 @@ RELOAD_SCRIPT = textwrap.dedent("""
     served = loaded.signatures["serving_default"](
         **{k: tf.constant(inputs[k]) for k in inputs.files if k != "frames"})
     from_frames = loaded.signatures["frames"](frames=tf.constant(inputs["frames"]))
+    # The same videos streamed: 2 frames, then 1 frame padded to 2.
+    state = loaded.signatures["stream_start"](batch_size=tf.constant(2))
+    videos = {k: inputs[k] for k in ("rgb", "flow")}
+    for start, real in ((0, 2), (2, 1)):
+        chunk = {k: np.zeros_like(v[:, :2]) for k, v in videos.items()}
+        for k, v in videos.items():
+            chunk[k][:, :real] = v[:, start : start + real]
+        mask = np.zeros((2, 2), np.float32)
+        mask[:, :real] = 1
+        state = loaded.signatures["stream_feed"](
+            **state, **{k: tf.constant(v) for k, v in chunk.items()},
+            mask=tf.constant(mask))
+    streamed = loaded.signatures["stream_finish"](**state)
     records = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]
     examples = loaded.signatures["serialized_examples"](
         examples=tf.constant(records))
@@ -100,6 +113,8 @@ RELOAD_SCRIPT = textwrap.dedent("""
     arrays = {"serve/" + k: plain(v) for k, v in served.items()}
     arrays.update({"examples/" + k: plain(v) for k, v in examples.items()})
     arrays.update({"frames/" + k: plain(v) for k, v in from_frames.items()})
+    arrays.update({"stream/" + k: plain(v) for k, v in streamed.items()})
+    arrays.update({"state/" + k: plain(v) for k, v in state.items()})
     np.savez(out_path, class_names=plain(names), **arrays)
     # The project's packages, by top-level name: an editable install also
     # loads a setuptools finder whose name contains "avlad" but is no
@@ -296,6 +311,25 @@ class ExportTest(absltest.TestCase):
             self.assert_close(
                 expected[key].numpy(), self.reloaded["frames/" + key], key
             )
+
+    def test_streaming_signatures_equal_serving_default(self):
+        for key in ("rgb_descriptor", "flow_descriptor", "logits", "probabilities"):
+            self.assert_close(
+                self.reloaded["serve/" + key], self.reloaded["stream/" + key], key
+            )
+        # The state is the pooling sums, whatever the video's length.
+        shapes = {
+            k: v.shape for k, v in self.reloaded.items() if k.startswith("state/")
+        }
+        self.assertEqual(
+            shapes,
+            {
+                "state/rgb_s1": (2, 4, 16),
+                "state/rgb_s0": (2, 4),
+                "state/flow_s1": (2, 4, 16),
+                "state/flow_s0": (2, 4),
+            },
+        )
 
     def test_class_names_are_stored(self):
         names = [f"class_{c:02d}" for c in range(NUM_CLASSES)]

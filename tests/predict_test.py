@@ -42,36 +42,45 @@ def write_video(path, num_frames, *, fourcc="MJPG", size=(60, 80)):
     return path
 
 
+def fixtures(root):
+    """An untrained two-stream export (frames stored at STORED_SIZE, L = 2)
+    and the test videos: `{"export_dir", "avi", "mp4", "short", "corrupt"}`."""
+    data_dir = fake_data.write_fake_dataset(
+        os.path.join(root, "data"),
+        num_videos=1,
+        splits=("test",),
+        height=STORED_SIZE[0],
+        width=STORED_SIZE[1],
+    )
+    workdir = export_test.make_workdir(
+        os.path.join(root, "run"),
+        ("rgb", "flow"),
+        data_dir=data_dir,
+        fuse_weights=(1, 2),
+    )
+    videos = os.path.join(root, "videos")
+    os.makedirs(videos)
+    corrupt = os.path.join(videos, "corrupt.avi")
+    with open(corrupt, "wb") as f:
+        f.write(np.random.default_rng(0).bytes(5000))
+    return {
+        "export_dir": export.export(workdir=workdir),
+        "avi": write_video(os.path.join(videos, "walk.avi"), 20),
+        "mp4": write_video(
+            os.path.join(videos, "run.mp4"), 16, fourcc="mp4v", size=(72, 96)
+        ),
+        # Flow stacks of 2 need 3 frames.
+        "short": write_video(os.path.join(videos, "short.avi"), 2),
+        "corrupt": corrupt,
+    }
+
+
 class PredictTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        root = testing.class_tempdir(cls)
-        data_dir = fake_data.write_fake_dataset(
-            os.path.join(root, "data"),
-            num_videos=1,
-            splits=("test",),
-            height=STORED_SIZE[0],
-            width=STORED_SIZE[1],
-        )
-        workdir = export_test.make_workdir(
-            os.path.join(root, "run"),
-            ("rgb", "flow"),
-            data_dir=data_dir,
-            fuse_weights=(1, 2),
-        )
-        cls.export_dir = export.export(workdir=workdir)
-        videos = os.path.join(root, "videos")
-        os.makedirs(videos)
-        cls.avi = write_video(os.path.join(videos, "walk.avi"), 20)
-        cls.mp4 = write_video(
-            os.path.join(videos, "run.mp4"), 16, fourcc="mp4v", size=(72, 96)
-        )
-        # Flow stacks of 2 need 3 frames.
-        cls.short = write_video(os.path.join(videos, "short.avi"), 2)
-        cls.corrupt = os.path.join(videos, "corrupt.avi")
-        with open(cls.corrupt, "wb") as f:
-            f.write(np.random.default_rng(0).bytes(5000))
+        for name, value in fixtures(testing.class_tempdir(cls)).items():
+            setattr(cls, name, value)
         cls.serve, cls.config = prediction.load_export(cls.export_dir)
 
     def test_command_line_reports_bad_files_and_continues(self):

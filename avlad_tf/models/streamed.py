@@ -1,0 +1,58 @@
+"""A trained stream model split at its pooling layer, for videos of any length.
+
+ActionVLAD, average and max pooling keep a running state whose size does not
+depend on the video's length (`avlad_tf.layers.streaming`), so a trained
+single-stream model classifies a video chunk by chunk:
+
+    streamed = StreamedModel(model)
+    state = streamed.initial_state(batch_size)
+    for crops, mask in chunks:                 # [B, t, S, S, C], [B, t]
+        state = streamed.update(state, crops, mask)
+    descriptor, logits = streamed.finish(state)  # == model(all crops)
+
+The backbone runs on one chunk at a time; only the state persists.
+"""
+
+from keras import ops
+
+from avlad_tf.models import action_vlad
+
+
+class StreamedModel:
+    """`model` as features -> streamed pooling -> classifier.
+
+    Args:
+        model: a single-stream model (`build_model`) whose pooling layer has
+            a streaming state: NetVLAD, average, max or two-stream pooling.
+
+    Raises:
+        ValueError: naming the pooling layer when it cannot stream.
+    """
+
+    def __init__(self, model):
+        self.pool = action_vlad.pooling_layer(model)
+        if not hasattr(self.pool, "update"):
+            raise ValueError(
+                f"{model.name}: its {self.pool.name!r} pooling has no streaming "
+                "state (NetVLAD, avg, max and two_stream pooling have one); "
+                "classify whole videos with serving_default instead."
+            )
+        self.input_name = action_vlad.input_names(model)[0]
+        self.features = action_vlad.feature_model(model)
+        # Pooled dropout is the identity at inference: the head is the
+        # linear classifier alone (`stream.classify`).
+        self.classifier = action_vlad.find_layer(model, "logits")
+
+    def initial_state(self, batch_size):
+        return self.pool.initial_state(batch_size)
+
+    def update(self, state, crops, mask):
+        """Adds `crops` `[B, t, S, S, C]` (float, preprocessed as for the
+        model) to `state`; `mask` `[B, t]` is 0 for padding."""
+        features = self.features({self.input_name: crops}, training=False)
+        return self.pool.update(state, features, ops.cast(mask, "float32"))
+
+    def finish(self, state):
+        """`(descriptor, logits)` of every crop added to `state`."""
+        descriptor = self.pool.finalize(state)
+        return descriptor, self.classifier(descriptor)

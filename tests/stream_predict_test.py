@@ -1,0 +1,110 @@
+"""`predict --stream`: a long video through the SavedModel's streaming
+signatures gives `serving_default`'s result on the same samples."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from absl.testing import absltest
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf import prediction
+from avlad_tf import stream_prediction
+from data_prep import video_io
+from tests import predict_test
+from tests import testing
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class StreamPredictTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        root = testing.class_tempdir(cls)
+        # predict_test's export: two streams, frames stored at 48 x 64, L = 2.
+        for name, value in predict_test.fixtures(root).items():
+            setattr(cls, name, value)
+        cls.serve, cls.config = prediction.load_export(cls.export_dir)
+        cls.long = predict_test.write_video(os.path.join(root, "long.avi"), 41)
+
+    def test_streamed_equals_one_shot_on_the_same_samples(self):
+        reports = []
+        streamer = stream_prediction.Streamer(self.export_dir)
+        result = streamer.run(
+            self.long, chunk_frames=4, report_every=0.4, on_report=reports.append
+        )
+        frames = video_io.read_video(self.long, height=48, width=64)
+        samples = list(range(0, len(frames) - 2, 2))  # stride L = 2, stack 2
+        self.assertEqual((result["frames"], result["samples"]), (41, len(samples)))
+        indices = np.asarray(samples)[:, None] + np.arange(2)
+        inputs = {
+            "rgb": np.stack([frames[j][..., ::-1] for j in samples])[None],
+            "flow": prediction.stacked_flow(frames, indices, streamer.pair_flow)[None],
+        }
+        served = self.serve(**{k: tf.constant(v) for k, v in inputs.items()})
+        expected = prediction.top_k(
+            served["probabilities"].numpy()[0], self.config["class_names"]
+        )
+        self.assertEqual(
+            [e["class"] for e in result["top5"]], [e["class"] for e in expected]
+        )
+        np.testing.assert_allclose(
+            [e["probability"] for e in result["top5"]],
+            [e["probability"] for e in expected],
+            atol=1e-5,
+        )
+        # A report every 10 frames (0.4 s at 25 fps), then the final one.
+        self.assertEqual(
+            [round(r["second"], 2) for r in reports], [0.4, 0.8, 1.2, 1.6, 1.64]
+        )
+        self.assertEqual(result["reports"], reports)
+
+    def test_command_line_prints_running_top5s_and_names_bad_files(self):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "avlad_tf.predict",
+                f"--model={self.export_dir}",
+                "--stream",
+                "--report_every=0.8",
+                self.long,
+                self.corrupt,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
+        self.assertEqual(run.returncode, 1, run.stderr[-2000:])
+        lines = run.stdout.splitlines()
+        self.assertEqual(lines[0], f"{self.long} (streaming)")
+        self.assertRegex(lines[1], r"^  \[00:00\.8\] class_\d\d 0\.\d{3} \| ")
+        self.assertRegex(lines[2], r"^  \[00:01\.6\] ")
+        self.assertRegex(lines[3], r"^  \[00:01\.6\] ")  # the final one, 41 frames
+        self.assertIn(f"error: {self.corrupt}: unreadable", run.stderr)
+
+    def test_a_too_short_video_is_named(self):
+        streamer = stream_prediction.Streamer(self.export_dir)
+        with self.assertRaisesRegex(prediction.VideoError, "too short: 2 frame"):
+            streamer.run(self.short)
+
+    def test_an_export_without_streaming_is_a_clear_error(self):
+        copy = os.path.join(self.create_tempdir().full_path, "export")
+        shutil.copytree(self.export_dir, copy)
+        path = os.path.join(copy, prediction.CONFIG_ASSET)
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dict(config, streaming=False), f)
+        with self.assertRaisesRegex(ValueError, "no streaming signatures"):
+            stream_prediction.Streamer(copy)
+
+
+if __name__ == "__main__":
+    absltest.main()
