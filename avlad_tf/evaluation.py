@@ -19,6 +19,7 @@ import gin
 import keras
 import numpy as np
 
+from avlad_tf import dense_evaluation
 from avlad_tf import metrics
 from avlad_tf import progress
 from avlad_tf import run_record
@@ -80,6 +81,9 @@ def evaluate(
     num_crops=None,
     batch_size=1,
     normalize_on_device=False,
+    num_frames=None,
+    frame_stride=1,
+    chunk_frames=32,
     make_dataset_fn=video_input.make_dataset,
 ):
     """Scores one stream of a trained workdir on a split.
@@ -98,6 +102,12 @@ def evaluate(
             logits for a quarter of the host-to-device bytes and less host
             work (5-crop batches are otherwise host-bound; docs/PERFORMANCE.md).
             Needs frames stored at the run's `resize_to`.
+        num_frames: None: the run's T sampled frames (the release); 'all':
+            every `frame_stride`-th frame (flow: stack start), `chunk_frames`
+            at a time through the backbone into the pooling's running state,
+            at bounded memory (`dense_evaluation`; single streams with
+            NetVLAD, avg, max or two-stream pooling). Scores go to
+            `..._all.h5` (`..._all<stride>.h5` for a stride).
         make_dataset_fn: the dataset factory (tests and `train` inject theirs).
 
     Returns:
@@ -125,34 +135,55 @@ def evaluate(
             convert_before_resize=settings["convert_before_resize"],
         )
     info = video_input.dataset_info(record["data"]["data_dir"])  # once
-    dataset = make_dataset_fn(
-        data_dir=record["data"]["data_dir"],
-        split=split,
-        training=False,
-        modalities=tuple(entry["modalities"]),
-        batch_size=batch_size,
-        num_crops=num_crops,
-        with_ids=True,
-        pixel_dtype=pixel_dtype,
-        info=info,
-        **settings,
-    )
     logging.info(
         "evaluating %s/%s on %s with %d crop(s)", workdir, stream, split, num_crops
     )
-    logits, video_ids, one_hot = predict_split(
-        model,
-        dataset,
-        total=info["splits"].get(split, {}).get("num_records"),
-        what=f"evaluate {stream} {split}",
-    )
+    if num_frames == "all":
+        logits, video_ids, one_hot = dense_evaluation.predict_split_dense(
+            model,
+            data_dir=record["data"]["data_dir"],
+            split=split,
+            info=info,
+            settings=settings,
+            num_crops=num_crops,
+            frame_stride=frame_stride,
+            chunk_frames=chunk_frames,
+        )
+    elif num_frames is not None:
+        raise ValueError(
+            f"evaluate.num_frames must be None (the run's sampled frames) or "
+            f"'all'; got {num_frames!r} (bind evaluate.frame_stride for every "
+            "n-th frame)."
+        )
+    else:
+        dataset = make_dataset_fn(
+            data_dir=record["data"]["data_dir"],
+            split=split,
+            training=False,
+            modalities=tuple(entry["modalities"]),
+            batch_size=batch_size,
+            num_crops=num_crops,
+            with_ids=True,
+            pixel_dtype=pixel_dtype,
+            info=info,
+            **settings,
+        )
+        logits, video_ids, one_hot = predict_split(
+            model,
+            dataset,
+            total=info["splits"].get(split, {}).get("num_records"),
+            what=f"evaluate {stream} {split}",
+        )
     if len(set(video_ids)) != len(video_ids):
         raise ValueError(
             f"{split}: the evaluation pipeline yielded repeated "
             "videos; it must not repeat or shuffle."
         )
     labels = scores_lib.label_array(one_hot)
-    path = scores_lib.scores_path(workdir, stream, split, num_crops)
+    frames = None
+    if num_frames == "all":
+        frames = "all" if frame_stride == 1 else f"all{frame_stride}"
+    path = scores_lib.scores_path(workdir, stream, split, num_crops, frames=frames)
     scores_lib.write_scores(path, logits, video_ids, labels)
     result = metrics.classification_report(logits, labels)
     result.update(
@@ -160,6 +191,7 @@ def evaluate(
         split=split,
         num_crops=num_crops,
         num_videos=len(video_ids),
+        frames=frames or "sampled",
         scores_path=path,
     )
     logging.info("%s", format_result(result))
@@ -170,8 +202,13 @@ def format_result(result):
     """One human-readable line per evaluation, metrics in percent."""
     names = ("top1", "top5", "mean_class_accuracy", "mAP", "wAP")
     values = ", ".join(f"{n} {100 * result[n]:.2f}" for n in names if n in result)
+    frames = (
+        ""
+        if result.get("frames", "sampled") == "sampled"
+        else f", {result['frames']} frames"
+    )
     return (
         f"{result['stream']} {result['split']} {result['num_crops']} "
-        f"crop(s), {result['num_videos']} videos: {values} -> "
+        f"crop(s){frames}, {result['num_videos']} videos: {values} -> "
         f"{result['scores_path']}"
     )

@@ -29,9 +29,16 @@ _LOGITS_KEYS = (LOGITS_KEY, "idt", "logits")
 Scores = collections.namedtuple("Scores", ["logits", "video_ids", "labels"])
 
 
-def scores_path(workdir, stream, split, num_crops):
-    """Where evaluation writes a stream's scores (docs/CONTRACTS.md, Workdir)."""
-    return os.path.join(workdir, "scores", f"{stream}_{split}_{num_crops}crop.h5")
+def scores_path(workdir, stream, split, num_crops, *, frames=None):
+    """Where evaluation writes a stream's scores (docs/CONTRACTS.md, Workdir).
+
+    `frames` names a dense evaluation (`all`, `all<stride>`); None is the
+    run's sampled frames.
+    """
+    suffix = f"_{frames}" if frames else ""
+    return os.path.join(
+        workdir, "scores", f"{stream}_{split}_{num_crops}crop{suffix}.h5"
+    )
 
 
 def label_array(labels):

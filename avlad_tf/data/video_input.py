@@ -69,7 +69,7 @@ def decode(serialized):
         return {key: tf.identity(value) for key, value in example.items()}
 
 
-def _labels(example, num_classes, multi_label):
+def label_vector(example, num_classes, multi_label):
     """One-hot (or multi-hot) float32 `[C]`; fails on out-of-range labels."""
     indices = example[schema.LABEL_INDEX_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
@@ -220,7 +220,7 @@ def sample_and_augment(
             crop = [channels, image_size, image_size]
         video.set_shape([num_frames * (1 if training else num_crops), *crop])
         features[modality] = video
-    return features, _labels(example, num_classes, multi_label)
+    return features, label_vector(example, num_classes, multi_label)
 
 
 # Arguments that are each call's business, never a binding: the dataset's

@@ -30,6 +30,12 @@ class StreamedModel:
     """
 
     def __init__(self, model):
+        if len(model.inputs) != 1:
+            raise ValueError(
+                f"{model.name} reads {len(model.inputs)} inputs; only a "
+                "single-stream model streams (evaluate or serve a fused "
+                "model's streams separately)."
+            )
         self.pool = action_vlad.pooling_layer(model)
         if not hasattr(self.pool, "update"):
             raise ValueError(
