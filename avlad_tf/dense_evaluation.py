@@ -10,8 +10,6 @@ through the backbone and added to the pooling's running state
 length. Called by `evaluation.evaluate`; figures in docs/EVALUATION.md.
 """
 
-import inspect
-
 import numpy as np
 import tensorflow as tf
 
@@ -22,16 +20,6 @@ from avlad_tf.data import preprocessing
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from avlad_tf.models import streamed
-
-
-def eval_crop_settings(settings):
-    """The input settings `preprocess_for_eval` takes (the crop rules)."""
-    accepted = inspect.signature(preprocessing.preprocess_for_eval).parameters
-    return {
-        k: v
-        for k, v in settings.items()
-        if k in accepted and k not in ("frames", "modality", "num_crops", "assemble")
-    }
 
 
 def frame_starts(num_frames, *, modality, flow_stack, stride):
@@ -69,7 +57,7 @@ def predict_split_dense(
     stream = streamed.StreamedModel(model)
     modality = stream.input_name
     files, counts = manifest.split_shards(info, data_dir, split)
-    crop_settings = eval_crop_settings(settings)
+    crop_settings = preprocessing.eval_settings(settings)
     flow_stack = settings["flow_stack"]
     logits, ids, labels = [], [], []
     bar = progress.Progress(

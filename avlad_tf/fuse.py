@@ -2,13 +2,17 @@
 
   python -m avlad_tf.fuse --scores rgb_split1.h5 --scores flow_split1.h5 \
       --weights 1,2 --labels test_split1.txt [--idt idt_split1.h5]
+  python -m avlad_tf.fuse --method=svm --scores rgb_test.h5 --scores flow_test.h5 \
+      --train_scores rgb_train.h5 --train_scores flow_train.h5
 
 Score files are HDF5 with `stream0/logits` `[N, C]` (the release's layout and
 what `avlad_tf.evaluate` writes; iDT files may use the release's `idt`
 dataset). Labels come from a list file (`path num_frames label` per line, the
 last field being the label) or, without `--labels`, from the `labels` dataset
-that evaluation stores in its score files. The library is
-`avlad_tf.late_fusion`.
+that evaluation stores in its score files. `--method=svm` fuses instead by
+a linear SVM on the streams' stacked L2-normalised softmax scores, trained
+on the training split's score files (Simonyan & Zisserman's alternative;
+`avlad_tf.svm_fusion`). The library is `avlad_tf.late_fusion`.
 """
 
 from absl import app
@@ -16,6 +20,7 @@ from absl import flags
 
 from avlad_tf import cli
 from avlad_tf import late_fusion
+from avlad_tf import svm_fusion
 from avlad_tf.models import fusion as fusion_lib
 
 
@@ -37,6 +42,20 @@ def define_flags():
     flags.DEFINE_string("idt", None, "Optional iDT score file.")
     flags.DEFINE_float("idt_weight", 0.25, "Weight of the iDT scores.")
     flags.DEFINE_string("output", None, "Write the fused scores here.")
+    flags.DEFINE_enum(
+        "method",
+        "weighted",
+        ["weighted", "svm"],
+        "weighted: the release's weighted average of raw logits; svm: a linear "
+        "SVM trained on --train_scores (docs/EVALUATION.md).",
+    )
+    flags.DEFINE_multi_string(
+        "train_scores",
+        None,
+        "--method=svm: the training split's score file of each stream, in "
+        "--scores order (python -m avlad_tf.evaluate with evaluate.split).",
+    )
+    flags.DEFINE_float("svm_c", 1.0, "--method=svm: the SVM's C.")
 
 
 def main(argv):
@@ -51,6 +70,15 @@ def main(argv):
         weights = list(fusion_lib.DEFAULT_LATE_WEIGHTS)
     else:
         weights = [1.0] * len(paths)
+    combine, method = None, "fused"
+    if f.method == "svm":
+        if not f.train_scores:
+            raise app.UsageError(
+                "--method=svm needs --train_scores: the training split's score "
+                "file of each stream."
+            )
+        combine = svm_fusion.trained_combine(f.train_scores, c=f.svm_c)
+        method = f"fused (linear SVM, C={f.svm_c:g})"
     result = late_fusion.fuse_files(
         paths,
         weights,
@@ -58,10 +86,12 @@ def main(argv):
         idt_path=f.idt,
         idt_weight=f.idt_weight,
         output_path=f.output,
+        combine=combine,
     )
     for path, weight, acc in zip(paths, weights, result["inputs"]):
-        print(f"{path} (weight {weight:g}): top-1 {100 * acc:.2f}")
-    print(f"fused: top-1 {100 * result['fused']:.2f}")
+        shown = f" (weight {weight:g})" if combine is None else ""
+        print(f"{path}{shown}: top-1 {100 * acc:.2f}")
+    print(f"{method}: top-1 {100 * result['fused']:.2f}")
     if "idt" in result:
         print(f"{f.idt} (iDT): top-1 {100 * result['idt']:.2f}")
         print(

@@ -72,7 +72,7 @@ def fuse_idt(fused, idt, *, idt_weight=0.25):
     ) + idt_weight * l2_normalize_score_rows(idt)
 
 
-def _check_rows(path, logits, ids, reference):
+def check_rows(path, logits, ids, reference):
     """Checks that a score file lines up with the first one (shape and ids)."""
     ref_path, ref_logits, ref_ids = reference
     if logits.shape != ref_logits.shape:
@@ -115,7 +115,14 @@ def _resolve_labels(labels, num_rows, first_path, first_ids, first_labels):
 
 
 def fuse_files(
-    score_paths, weights, *, labels, idt_path=None, idt_weight=0.25, output_path=None
+    score_paths,
+    weights,
+    *,
+    labels,
+    idt_path=None,
+    idt_weight=0.25,
+    output_path=None,
+    combine=None,
 ):
     """Fuses score files and measures top-1 accuracy of each input and the fusion.
 
@@ -128,6 +135,9 @@ def fuse_files(
       idt_weight: the iDT weight (0.25 in the release's `combine_streams.sh`).
       output_path: optional HDF5 file to write the fused scores to
         (`stream0/logits`, plus `video_ids` / `labels` when known).
+      combine: fuses the list of `[N, C]` score arrays instead of the
+        weighted average (`svm_fusion.trained_combine`); `weights` is then
+        unused.
 
     Returns:
       A dict with `inputs` (top-1 of each score file, in order), `fused` (top-1
@@ -139,7 +149,7 @@ def fuse_files(
     loaded = [scores_lib.read_scores(p) for p in score_paths]
     first_logits, first_ids, first_labels = loaded[0]
     for path, (logits, ids, _) in zip(score_paths[1:], loaded[1:]):
-        _check_rows(path, logits, ids, (score_paths[0], first_logits, first_ids))
+        check_rows(path, logits, ids, (score_paths[0], first_logits, first_ids))
     label_array = _resolve_labels(
         labels, first_logits.shape[0], score_paths[0], first_ids, first_labels
     )
@@ -147,11 +157,12 @@ def fuse_files(
     def top1(scores):
         return metrics.top_k_accuracy(scores, label_array, k=1)
 
-    fused = fuse_scores([s for s, _, _ in loaded], weights)
+    arrays = [s for s, _, _ in loaded]
+    fused = combine(arrays) if combine else fuse_scores(arrays, weights)
     result = {"inputs": [top1(s) for s, _, _ in loaded], "fused": top1(fused)}
     if idt_path is not None:
         idt, idt_ids, _ = scores_lib.read_scores(idt_path)
-        _check_rows(idt_path, idt, idt_ids, (score_paths[0], first_logits, first_ids))
+        check_rows(idt_path, idt, idt_ids, (score_paths[0], first_logits, first_ids))
         fused = fuse_idt(fused, idt, idt_weight=idt_weight)
         result["idt"] = top1(idt)
         result["fused_idt"] = top1(fused)

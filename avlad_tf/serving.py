@@ -4,8 +4,6 @@
 saves it; the module's signatures are documented there.
 """
 
-import inspect
-
 import tensorflow as tf
 
 from avlad_tf import stream_serving
@@ -84,12 +82,7 @@ class ServingModule(stream_serving.StreamingSignatures, tf.Module):
         self._joint = config["joint_sampling"]
         self._sampling = config["sampling"]
         self._num_crops = dict(config["num_crops"])
-        accepted = inspect.signature(preprocessing.preprocess_for_eval).parameters
-        self._preprocess_kwargs = {
-            k: v
-            for k, v in preprocess_kwargs.items()
-            if k in accepted and k not in ("frames", "modality", "num_crops")
-        }
+        self._preprocess_kwargs = preprocessing.eval_settings(preprocess_kwargs)
         self.class_names_tensor = tf.constant(config["class_names"])
         self._frame_size = (config["frame_height"], config["frame_width"])
         if "flow" in self._modalities:

@@ -28,6 +28,8 @@ depend on where it runs; each path runs it where it is cheapest:
 `preprocess_for_train` before the crop is resized, `preprocess_for_eval` last.
 """
 
+import inspect
+
 import tensorflow as tf
 
 # Shared with the on-device twin of steps 3-4 (`layers.ReleasePixels`);
@@ -119,6 +121,15 @@ def resize(images, size, *, half_pixel_centers=False):
     return tf.compat.v1.image.resize_bilinear(
         images, size, align_corners=False, half_pixel_centers=half_pixel_centers
     )
+
+
+def eval_settings(settings):
+    """The entries of `make_dataset`'s settings that `preprocess_for_eval`
+    takes (the crop and pixel rules), for code that crops outside the
+    pipeline: the SavedModel graph and dense evaluation."""
+    accepted = inspect.signature(preprocess_for_eval).parameters
+    own = ("frames", "modality", "num_crops", "assemble")
+    return {k: v for k, v in settings.items() if k in accepted and k not in own}
 
 
 def preprocess_for_eval(
