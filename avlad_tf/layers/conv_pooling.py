@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from avlad_tf.layers import netvlad
+from avlad_tf.layers import regularizers
 
 # VGG16's fc6 / fc7 width.
 VGG16_FC_UNITS = (4096, 4096)
@@ -62,6 +63,7 @@ class ConvPooling(keras.layers.Layer):
         units=VGG16_FC_UNITS,
         dropout_rate=0.5,
         spatial_pool_size=2,
+        weight_decay=0.0,
         **kwargs,
     ):
         if (
@@ -82,14 +84,23 @@ class ConvPooling(keras.layers.Layer):
                 "spatial_pool_size must be a positive int. "
                 f"Received: spatial_pool_size={spatial_pool_size!r}"
             )
+        if float(weight_decay) < 0:
+            raise ValueError(
+                f"weight_decay must be >= 0. Received: weight_decay={weight_decay!r}"
+            )
         super().__init__(**kwargs)
         self.units = tuple(units)
         self.dropout_rate = float(dropout_rate)
         self.spatial_pool_size = spatial_pool_size
+        self.weight_decay = float(weight_decay)
         self.input_spec = keras.layers.InputSpec(ndim=5)
         self.fully_connected = [
             keras.layers.Dense(
-                width, activation="relu", name=f"fc{i}", dtype=self.dtype_policy
+                width,
+                activation="relu",
+                kernel_regularizer=regularizers.weight_decay(self.weight_decay),
+                name=f"fc{i}",
+                dtype=self.dtype_policy,
             )
             for i, width in enumerate(self.units, start=1)
         ]
@@ -138,6 +149,7 @@ class ConvPooling(keras.layers.Layer):
                 "units": list(self.units),
                 "dropout_rate": self.dropout_rate,
                 "spatial_pool_size": self.spatial_pool_size,
+                "weight_decay": self.weight_decay,
             }
         )
         return config

@@ -29,6 +29,7 @@ import keras
 from keras import ops
 
 from avlad_tf.layers import netvlad
+from avlad_tf.layers import regularizers
 
 # Ng et al.'s stack: five layers of 512 cells.
 PAPER_UNITS = 512
@@ -100,6 +101,7 @@ class FrameLSTM(keras.layers.Layer):
         num_layers=PAPER_NUM_LAYERS,
         dropout_rate=0.0,
         weighting="uniform",
+        weight_decay=0.0,
         **kwargs,
     ):
         if not _is_positive_int(units):
@@ -113,7 +115,12 @@ class FrameLSTM(keras.layers.Layer):
                 f"dropout_rate must be in [0, 1). Received: dropout_rate={dropout_rate!r}"
             )
         _check_weighting(weighting)
+        if float(weight_decay) < 0:
+            raise ValueError(
+                f"weight_decay must be >= 0. Received: weight_decay={weight_decay!r}"
+            )
         super().__init__(**kwargs)
+        self.weight_decay = float(weight_decay)
         self.units = units
         self.num_layers = num_layers
         self.dropout_rate = float(dropout_rate)
@@ -123,6 +130,8 @@ class FrameLSTM(keras.layers.Layer):
             keras.layers.LSTM(
                 units,
                 dropout=self.dropout_rate,
+                kernel_regularizer=regularizers.weight_decay(self.weight_decay),
+                recurrent_regularizer=regularizers.weight_decay(self.weight_decay),
                 return_sequences=True,
                 name=f"lstm{i}",
                 dtype=self.dtype_policy,
@@ -170,6 +179,7 @@ class FrameLSTM(keras.layers.Layer):
                 "num_layers": self.num_layers,
                 "dropout_rate": self.dropout_rate,
                 "weighting": self.weighting,
+                "weight_decay": self.weight_decay,
             }
         )
         return config

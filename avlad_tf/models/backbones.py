@@ -38,6 +38,8 @@ import h5py
 import keras
 import numpy as np
 
+from avlad_tf.layers import regularizers
+
 # Output layer of each VGG endpoint (docs/RELEASE.md Sec. 4.2).
 VGG16_ENDPOINTS = {
     "conv4_3": "block4_conv3",
@@ -80,19 +82,13 @@ def flow_kernel_from_rgb(kernel, num_channels):
     return np.repeat(mean, num_channels, axis=2)  # (kh, kw, C, F)
 
 
-def _regularizer(weight_decay):
-    # slim's l2_regularizer is lambda * sum(w^2) / 2; Keras L2(l) is l * sum(w^2)
-    # (docs/RELEASE.md Sec. 12.10).
-    return keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
-
-
 def _conv(filters, size, name, *, relu, weight_decay, padding="same"):
     return keras.layers.Conv2D(
         filters,
         size,
         padding=padding,
         activation="relu" if relu else None,
-        kernel_regularizer=_regularizer(weight_decay),
+        kernel_regularizer=regularizers.weight_decay(weight_decay),
         name=name,
     )
 
@@ -377,7 +373,7 @@ def build_inception_v3(
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
         elif isinstance(layer, keras.layers.Conv2D) and weight_decay:
-            layer.kernel_regularizer = _regularizer(weight_decay)
+            layer.kernel_regularizer = regularizers.weight_decay(weight_decay)
             layer.kernel.regularizer = layer.kernel_regularizer
     return keras.Model(full.input, full.get_layer(endpoint).output, name=name)
 

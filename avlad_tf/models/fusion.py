@@ -124,6 +124,7 @@ def build_two_stream_pooling_model(
         num_clusters=num_clusters,
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
+        weight_decay=weight_decay,
     )
     logits = stream.classify(
         descriptor,

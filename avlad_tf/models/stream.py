@@ -11,6 +11,7 @@ from avlad_tf.layers import frame_lstm
 from avlad_tf.layers import netvlad
 from avlad_tf.layers import pixels
 from avlad_tf.layers import pooling as pooling_layers
+from avlad_tf.layers import regularizers
 from avlad_tf.models import backbones
 from avlad_tf.models import frames
 
@@ -81,7 +82,7 @@ def video_features(
     return video, features
 
 
-def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
+def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_decay=0.0):
     """Pools `[B, T, h, w, D]` features into one descriptor `[B, D']`.
 
     `'netvlad'`, `'avg'` and `'max'` read the pre-ReLU map (Sec. 5.2).
@@ -102,7 +103,10 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
     and `frame_lstm.TimeAveragedLogits`. Their widths follow the input depth
     D: VGG16's 4096-wide fc6 / fc7 are 8·D for conv5_3 (D = 512), and the
     paper's 512 LSTM cells; the tiny test backbone (D = 16) gets small ones.
-    The FC layers' dropout is `fc_dropout_rate`, as for the backbone's fc6.
+    The FC layers' dropout is `fc_dropout_rate`, as for the backbone's fc6;
+    their kernels (and the LSTMs' kernels) get the backbone's and the
+    classifier's `weight_decay` (NetVLAD's weights have none, as in the
+    release).
     """
     name = POOLING_LAYER_NAMES.get(pooling)
     if name is None:
@@ -120,11 +124,16 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
     if pooling == "conv_pooling":
         width = min(conv_pooling.VGG16_FC_UNITS[0], 8 * features.shape[-1])
         return conv_pooling.ConvPooling(
-            units=(width, width), dropout_rate=fc_dropout_rate, name=name
+            units=(width, width),
+            dropout_rate=fc_dropout_rate,
+            weight_decay=weight_decay,
+            name=name,
         )(features)  # (B, width)
     if pooling == "lstm":
         units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
-        return frame_lstm.FrameLSTM(units=units, name=name)(features)  # (B, units)
+        return frame_lstm.FrameLSTM(units=units, weight_decay=weight_decay, name=name)(
+            features
+        )  # (B, units)
     if pooling == "two_stream":
         features = keras.layers.ReLU(name="two_stream_relu")(features)
         # The release's dropout7 (keep 0.2 at training).
@@ -137,15 +146,12 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate):
 def classify(descriptor, *, num_classes, dropout_rate, weight_decay):
     """Pooled dropout, then the linear classifier `logits` (Sec. 5.3)."""
     x = keras.layers.Dropout(dropout_rate, name="pooled_dropout")(descriptor)
-    regularizer = (
-        keras.regularizers.L2(weight_decay / 2.0) if weight_decay else None
-    )  # slim's lambda·Σw²/2
     return keras.layers.Dense(
         num_classes,
         name="logits",
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
         bias_initializer="zeros",
-        kernel_regularizer=regularizer,
+        kernel_regularizer=regularizers.weight_decay(weight_decay),
         dtype="float32",
     )(x)  # (B, C)
 
@@ -184,6 +190,7 @@ def build_stream_model(
         num_clusters=num_clusters,
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
+        weight_decay=weight_decay,
     )
     logits = classify(
         descriptor,

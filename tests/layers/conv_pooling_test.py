@@ -103,6 +103,18 @@ class ConvPoolingTest(testing.TestCase):
             ([16, 8], 0.25, 3),
         )
 
+    def test_weight_decay_is_slims_on_each_fc_kernel(self):
+        layer = conv_pooling.ConvPooling(units=(8, 4), weight_decay=5e-4)
+        layer.build((None, 2, 3, 3, 4))
+        self.assertEqual(layer.get_config()["weight_decay"], 5e-4)
+        kernels = [d.kernel for d in layer.fully_connected]
+        # slim: decay · Σw² / 2 per kernel; the biases are not decayed.
+        expected = sum(5e-4 * np.sum(numpy(k) ** 2) / 2 for k in kernels)
+        self.assertAlmostEqual(float(sum(layer.losses)), expected, places=6)
+        undecayed = conv_pooling.ConvPooling(units=(8, 4))
+        undecayed.build((None, 2, 3, 3, 4))
+        self.assertEqual(undecayed.losses, [])
+
     def test_keras_file_round_trip(self):
         x = keras.Input((2, 3, 3, 4))
         model = keras.Model(x, conv_pooling.ConvPooling(units=(8, 4))(x))
@@ -150,6 +162,10 @@ class ConvPoolingErrorTest(testing.TestCase):
     def test_bad_spatial_pool_size(self, size):
         with self.assertRaisesRegex(ValueError, "spatial_pool_size must be a positive"):
             conv_pooling.ConvPooling(spatial_pool_size=size)
+
+    def test_negative_weight_decay(self):
+        with self.assertRaisesRegex(ValueError, "weight_decay must be >= 0"):
+            conv_pooling.ConvPooling(weight_decay=-1e-4)
 
     def test_wrong_rank(self):
         with self.assertRaisesRegex(ValueError, r"rank 5.*\(2, 7, 7, 512\)"):

@@ -146,6 +146,21 @@ class FrameLSTMTest(testing.TestCase):
         out = frame_lstm.FrameLSTM(units=6, num_layers=1)(np.ones((3, 2, 1, 1, 8)))
         self.assertEqual(tuple(out.shape), (3, 6))
 
+    def test_weight_decay_is_slims_on_each_lstm_kernel(self):
+        layer = built_lstm(weight_decay=5e-4)
+        self.assertEqual(layer.get_config()["weight_decay"], 5e-4)
+        kernels = [
+            w
+            for lstm in layer.lstms
+            for w in (lstm.cell.kernel, lstm.cell.recurrent_kernel)
+        ]
+        # slim: decay · Σw² / 2 per kernel; the biases are not decayed.
+        expected = sum(5e-4 * np.sum(numpy(k) ** 2) / 2 for k in kernels)
+        self.assertAlmostEqual(float(sum(layer.losses)), expected, places=5)
+        self.assertEqual(built_lstm().losses, [])
+        with self.assertRaisesRegex(ValueError, "weight_decay must be >= 0"):
+            frame_lstm.FrameLSTM(weight_decay=-1.0)
+
     def test_serialization_round_trip(self):
         layer = frame_lstm.FrameLSTM(
             units=7,

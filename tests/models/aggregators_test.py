@@ -55,6 +55,18 @@ class AggregatorModelTest(testing.TestCase):
             layer = lstm.get_layer("lstm_pool")
             self.assertEqual((layer.units, layer.num_layers), (depth, 5))
 
+    def test_aggregator_kernels_get_the_models_weight_decay(self):
+        # Over average pooling's (backbone + classifier): conv pooling adds
+        # its 2 FC kernels, the 5-layer LSTM a kernel and a recurrent kernel
+        # per layer.
+        baseline = len(tiny_model(pooling="avg", weight_decay=5e-4).losses)
+        for pooling, extra in (("conv_pooling", 2), ("lstm", 10)):
+            model = tiny_model(pooling=pooling, weight_decay=5e-4)
+            self.assertLen(model.losses, baseline + extra, pooling)
+            self.assertEqual(
+                action_vlad.pooling_layer(model).get_config()["weight_decay"], 5e-4
+            )
+
     def test_conv_pooling_dropout_is_the_fc_dropout(self):
         model = tiny_model(pooling="conv_pooling", fc_dropout_rate=0.3)
         self.assertEqual(model.get_layer("conv_pool").dropout_rate, 0.3)
