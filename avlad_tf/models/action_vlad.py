@@ -44,6 +44,7 @@ def build_model(
     weight_decay=4e-5,
     fusion=None,
     late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
+    lstm_per_step_loss=None,
     name=None,
 ):
     """Builds an ActionVLAD model whose output is logits `[B, num_classes]`.
@@ -76,6 +77,11 @@ def build_model(
             classifier and backbone kernels; never on NetVLAD (Sec. 12.9-10).
         fusion: with `modality='rgb+flow'`: `'late'`, `'concat'` or `'early'`.
         late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
+        lstm_per_step_loss: with `pooling='lstm'`, Ng et al.'s loss at every
+            time step: `'softmax'` or `'sigmoid'` (match `train_stream.loss`,
+            which training checks), applied through
+            `layers.TimeAveragedLogits`; None trains the loss of the
+            time-averaged logits. The logits are the same either way.
         name: model name (defaults to a description).
 
     Returns:
@@ -96,6 +102,13 @@ def build_model(
         )
     if fusion is not None and fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
+    if lstm_per_step_loss is not None and (
+        pooling != "lstm" or fusion in ("concat", "early")
+    ):
+        raise ValueError(
+            "lstm_per_step_loss needs pooling='lstm' on single streams or late "
+            f"fusion; received pooling={pooling!r}, fusion={fusion!r}."
+        )
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
             f"num_classes must be a positive int; received {num_classes!r}."
@@ -123,6 +136,7 @@ def build_model(
             **kwargs,
         )
     kwargs["dropout_rate"] = 0.0 if dropout_rate is None else dropout_rate
+    kwargs["per_step_loss"] = lstm_per_step_loss
     if fusion == "late":
         streams = [
             stream.build_stream_model(modality=m, name=f"{m}_stream", **kwargs)
@@ -227,6 +241,8 @@ def endpoints_model(model):
     outputs = {"logits": model.output}
     if pool.name == stream.POOLING_LAYER_NAMES["netvlad"]:
         outputs["descriptor"], outputs["assignments"] = pool.output
+    elif isinstance(pool.output, (list, tuple)):  # the LSTM's (mean, per step)
+        outputs["descriptor"] = pool.output[0]
     else:
         outputs["descriptor"] = pool.output
     return keras.Model(model.input, outputs, name=f"{model.name}_endpoints")

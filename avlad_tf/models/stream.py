@@ -156,6 +156,26 @@ def classify(descriptor, *, num_classes, dropout_rate, weight_decay):
     )(x)  # (B, C)
 
 
+def _per_step_lstm_logits(features, *, loss, num_classes, dropout_rate, weight_decay):
+    """Ng et al.'s LSTM with a loss at every step: the classifier applied to
+    each step's output, then `TimeAveragedLogits`, whose output (the same
+    logits as the time-averaged LSTM output's) is the model's and whose added
+    loss makes the training loss the per-step loss (`layers/frame_lstm.py`)."""
+    units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
+    _, steps = frame_lstm.FrameLSTM(
+        units=units, weight_decay=weight_decay, name=POOLING_LAYER_NAMES["lstm"]
+    )(features, return_sequences=True)  # (B, T, units)
+    per_step = classify(
+        steps,
+        num_classes=num_classes,
+        dropout_rate=dropout_rate,
+        weight_decay=weight_decay,
+    )  # (B, T, C)
+    return frame_lstm.TimeAveragedLogits(
+        per_step_loss=loss, name="time_averaged_logits"
+    )(per_step)  # (B, C)
+
+
 def build_stream_model(
     *,
     num_classes,
@@ -172,6 +192,7 @@ def build_stream_model(
     fc_dropout_rate,
     weight_decay,
     name,
+    per_step_loss=None,
 ):
     """A single-stream ActionVLAD (or baseline) model; see `build_model`."""
     video, features = video_features(
@@ -184,6 +205,15 @@ def build_stream_model(
         weight_decay=weight_decay,
         fc_dropout_rate=fc_dropout_rate,
     )
+    if per_step_loss is not None:
+        logits = _per_step_lstm_logits(
+            features,
+            loss=per_step_loss,
+            num_classes=num_classes,
+            dropout_rate=dropout_rate,
+            weight_decay=weight_decay,
+        )
+        return keras.Model({modality: video}, logits, name=name)
     descriptor = pool(
         features,
         pooling=pooling,

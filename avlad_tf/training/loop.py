@@ -151,6 +151,7 @@ def train_stream(
         model = build_model_fn(
             num_classes=int(info["num_classes"]), modality=_MODEL_MODALITY[stream]
         )
+    check_per_step_loss(model, loss, stream=stream)
     stage_dirs = [
         checkpointing.stage_directory(workdir, stream, k + 1)
         for k in range(len(stage_steps))
@@ -264,6 +265,19 @@ def train_stream(
     model.save(model_path)
     logging.info("Saved %s", model_path)
     return model
+
+
+def check_per_step_loss(model, loss, *, stream):
+    """Raises ValueError unless every per-step LSTM loss of `model` is the
+    training loss: the label-free gap it adds completes that loss only."""
+    for layer in action_vlad.walk_layers(model):
+        per_step = getattr(layer, "per_step_loss", None)
+        if per_step is not None and per_step != loss:
+            raise ValueError(
+                f"{stream}/build_model.lstm_per_step_loss = {per_step!r}, but "
+                f"train_stream.loss resolves to {loss!r} for this data; bind "
+                "them alike."
+            )
 
 
 def training_loss(info, split, loss):

@@ -10,6 +10,7 @@ from avlad_tf.layers import conv_pooling
 from avlad_tf.layers import frame_lstm
 from avlad_tf.models import action_vlad
 from avlad_tf.models import stream
+from avlad_tf.training import loop
 from tests import testing
 from tests.models import action_vlad_test
 
@@ -66,6 +67,62 @@ class AggregatorModelTest(testing.TestCase):
             self.assertEqual(
                 action_vlad.pooling_layer(model).get_config()["weight_decay"], 5e-4
             )
+
+    def test_lstm_per_step_loss_keeps_the_logits_and_adds_the_gap(self):
+        keras.utils.set_random_seed(3)
+        per_step = tiny_model(pooling="lstm", lstm_per_step_loss="softmax")
+        keras.utils.set_random_seed(3)
+        averaged = tiny_model(pooling="lstm")
+        inputs = video_inputs(per_step, time=4)
+        # A classifier far from its near-zero initialisation, so the steps'
+        # logits differ and the per-step loss exceeds the mean's.
+        classifier = per_step.get_layer("logits")
+        rng = np.random.default_rng(0)
+        classifier.set_weights(
+            [rng.normal(0, 3, w.shape) for w in classifier.get_weights()]
+        )
+        averaged.set_weights(per_step.get_weights())
+        logits = per_step(inputs)
+        np.testing.assert_allclose(logits, averaged(inputs), atol=1e-5)
+        # The model's loss terms now complete the cross-entropy of the mean
+        # logits into the mean per-step cross-entropy (labels not needed).
+        steps = keras.Model(
+            per_step.inputs, per_step.get_layer("time_averaged_logits").input
+        )(inputs)  # (B, T, C)
+        labels = np.eye(action_vlad_test.NUM_CLASSES)[[0, 2]]
+        per_step_ce = np.mean(
+            keras.ops.convert_to_numpy(
+                keras.losses.categorical_crossentropy(
+                    np.repeat(labels[:, None], 4, axis=1), steps, from_logits=True
+                )
+            )
+        )
+        mean_ce = np.mean(
+            keras.ops.convert_to_numpy(
+                keras.losses.categorical_crossentropy(labels, logits, from_logits=True)
+            )
+        )
+        gap = float(per_step.get_layer("time_averaged_logits").losses[0])
+        self.assertAlmostEqual(mean_ce + gap, per_step_ce, places=4)
+        self.assertGreater(gap, 0.0)
+        ends = action_vlad.endpoints_model(per_step)(inputs)
+        self.assertEqual(tuple(ends["descriptor"].shape), (2, 16))
+
+    def test_training_refuses_a_per_step_loss_other_than_its_own(self):
+        model = tiny_model(pooling="lstm", lstm_per_step_loss="sigmoid")
+        loop.check_per_step_loss(model, "sigmoid", stream="rgb")  # matches
+        with self.assertRaisesRegex(
+            ValueError,
+            r"rgb/build_model.lstm_per_step_loss = 'sigmoid', but "
+            r"train_stream.loss resolves to 'softmax'",
+        ):
+            loop.check_per_step_loss(model, "softmax", stream="rgb")
+
+    def test_lstm_per_step_loss_needs_the_lstm(self):
+        with self.assertRaisesRegex(
+            ValueError, "lstm_per_step_loss needs pooling='lstm'"
+        ):
+            tiny_model(pooling="avg", lstm_per_step_loss="softmax")
 
     def test_conv_pooling_dropout_is_the_fc_dropout(self):
         model = tiny_model(pooling="conv_pooling", fc_dropout_rate=0.3)
