@@ -55,7 +55,8 @@ setuptools.setup(
         "numpy",
         "matplotlib",
         "h5py",
-        "tensorflow-datasets",
+        # No tensorflow-datasets: nothing here reads TFDS (docs/DATA_PREP.md,
+        # "TensorFlow Datasets").
     ],
     extras_require={
         # jax: the test suite runs the model code on the JAX backend too.

@@ -35,10 +35,9 @@ class DependenciesTest(absltest.TestCase):
         self.assertTrue(tf.__version__.startswith("2.21."), tf.__version__)
         self.assertEqual(keras.__version__.split(".")[0], "3")
 
-    def test_tensorboard_tensorflow_datasets_h5py_matplotlib_import(self):
+    def test_tensorboard_h5py_matplotlib_import(self):
         for name in (
             "tensorboard",
-            "tensorflow_datasets",
             "h5py",
             "matplotlib",
             "absl",
