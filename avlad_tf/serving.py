@@ -14,7 +14,7 @@ from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from avlad_tf.flow import image_ops
 from avlad_tf.flow import layer as flow_layer
-from avlad_tf.flow import tvl1
+from avlad_tf.flow import parameters as flow_parameters
 from avlad_tf.models import action_vlad
 
 # Frame pairs per compiled TV-L1 call in the `frames` signature: bounds its
@@ -89,7 +89,7 @@ class ServingModule(stream_serving.StreamingSignatures, tf.Module):
             family = config["flow"]
             self.flow_layer = flow_layer.TVL1Flow(
                 preset=family["preset"],
-                parameters=tvl1.from_opencv_names(family["parameters"]),
+                parameters=flow_parameters.from_opencv_names(family["parameters"]),
             )
             self._compiled_flow = tf.function(self.flow_layer, jit_compile=True)
 

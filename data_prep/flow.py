@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from avlad_tf.data import schema
+from avlad_tf.flow import parameters as flow_parameters
 from avlad_tf.flow import runner
-from avlad_tf.flow import tvl1
 from data_prep import video_io
 
 BACKENDS = ("opencv", "keras")
@@ -50,7 +50,7 @@ def _keras_pair_flow(frame_size, preset, params):
     return runner.PairFlow(
         frame_size,
         preset=preset,
-        parameters=tvl1.from_opencv_names(params),
+        parameters=flow_parameters.from_opencv_names(params),
         batch_size=KERAS_BATCH_SIZE,
     )
 

@@ -11,6 +11,7 @@ import dataclasses
 
 import keras
 
+from avlad_tf.flow import parameters as parameters_lib
 from avlad_tf.flow import tvl1
 
 
@@ -20,7 +21,7 @@ class TVL1Flow(keras.layers.Layer):
 
     Args:
         preset: 'opencv' (OpenCV contrib CPU defaults) or 'opencv_cuda'.
-        parameters: overrides of the preset, `tvl1.Parameters` field names,
+        parameters: overrides of the preset, `parameters.Parameters` field names,
             e.g. `{"warps": 1}`.
         **kwargs: base `Layer` arguments.
 
@@ -35,14 +36,14 @@ class TVL1Flow(keras.layers.Layer):
     def __init__(self, *, preset="opencv", parameters=None, **kwargs):
         self.parameters = dict(parameters or {})
         # Fails now, naming the parameter, rather than at the first call.
-        tvl1.resolve_parameters(preset, **self.parameters)
+        parameters_lib.resolve_parameters(preset, **self.parameters)
         super().__init__(**kwargs)
         self.preset = preset
 
     @property
     def settings(self):
         """Every resolved parameter, as `metadata.json` and exports record them."""
-        resolved = tvl1.resolve_parameters(self.preset, **self.parameters)
+        resolved = parameters_lib.resolve_parameters(self.preset, **self.parameters)
         return {"preset": self.preset, **dataclasses.asdict(resolved)}
 
     def call(self, first, second):

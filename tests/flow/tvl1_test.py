@@ -15,6 +15,7 @@ import numpy as np
 
 from avlad_tf.data import schema
 from avlad_tf.flow import layer as layer_lib
+from avlad_tf.flow import parameters
 from avlad_tf.flow import runner
 from avlad_tf.flow import synthetic
 from avlad_tf.flow import tvl1
@@ -143,7 +144,7 @@ print(json.dumps({{"ok": True}}))
 class IdentityTest(absltest.TestCase):
     def test_zero_motion_gives_exactly_zero_flow(self):
         frame = synthetic.smooth_motion(48, 64)[0]
-        for preset in tvl1.PRESETS:
+        for preset in parameters.PRESETS:
             flow = keras.ops.convert_to_numpy(
                 tvl1.tvl1_flow(frame, frame, preset=preset)
             )
@@ -179,21 +180,21 @@ class IdentityTest(absltest.TestCase):
 class ErrorTest(absltest.TestCase):
     def test_unknown_preset(self):
         with self.assertRaisesRegex(ValueError, "preset must be one of"):
-            tvl1.resolve_parameters("farneback")
+            parameters.resolve_parameters("farneback")
 
     def test_unknown_parameter_names_the_known_ones(self):
         with self.assertRaisesRegex(
             ValueError, r"unknown TV-L1 parameter.*innerIterations"
         ):
-            tvl1.resolve_parameters("opencv", innerIterations=3)
+            parameters.resolve_parameters("opencv", innerIterations=3)
 
     def test_scale_step_out_of_range(self):
         with self.assertRaisesRegex(ValueError, "scale_step"):
-            tvl1.resolve_parameters("opencv", scale_step=1.5)
+            parameters.resolve_parameters("opencv", scale_step=1.5)
 
     def test_no_scales(self):
         with self.assertRaisesRegex(ValueError, "nscales and warps"):
-            tvl1.resolve_parameters("opencv", nscales=0)
+            parameters.resolve_parameters("opencv", nscales=0)
 
     def test_frames_of_different_shapes(self):
         with self.assertRaisesRegex(ValueError, "same shape"):
