@@ -66,11 +66,11 @@ def flow_function(config, *, backend="keras"):
     """
     if "flow" not in config["modalities"]:
         return None
-    family = config.get("flow", {})
+    family = schema.flow_family(config.get("flow", {}))
     return flow_lib.pair_flow(
         (config["frame_height"], config["frame_width"]),
-        params=tuple(family.get("parameters", {}).items()),
-        preset=family.get("preset", "opencv"),
+        params=tuple(family["parameters"].items()),
+        preset=family["preset"],
         backend=backend,
     )
 
@@ -97,9 +97,13 @@ def stacked_flow(frames, flow_indices, pair_flow):
     (`frame_sources.flow_assembler`).
     """
     needed, position = np.unique(flow_indices, return_inverse=True)
-    grey = flow_lib.greys(frames)
+    # Only the frames those pairs read become grey, not the whole video.
+    used = np.union1d(needed, needed + 1)
+    grey = flow_lib.greys([frames[k] for k in used])  # (len(used), H, W)
     quantized = schema.quantize_flow(
-        pair_flow(grey[needed], grey[needed + 1])
+        pair_flow(
+            grey[np.searchsorted(used, needed)], grey[np.searchsorted(used, needed + 1)]
+        )
     )  # (U, H, W, 2)
     planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, H, W)
     assemble = frame_sources.flow_assembler(

@@ -42,7 +42,7 @@ class TVL1Flow(keras.layers.Layer):
 
     @property
     def settings(self):
-        """Every resolved parameter, as `metadata.json` and exports record them."""
+        """The preset and every parameter it resolves to (overrides applied)."""
         resolved = parameters_lib.resolve_parameters(self.preset, **self.parameters)
         return {"preset": self.preset, **dataclasses.asdict(resolved)}
 

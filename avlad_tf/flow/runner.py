@@ -24,15 +24,11 @@ class PairFlow:
     def __init__(self, frame_size, *, preset="opencv", parameters=None, batch_size=8):
         height, width = frame_size
         self.batch_size = batch_size
-        self.flow_layer = layer_lib.TVL1Flow(preset=preset, parameters=parameters)
+        flow_layer = layer_lib.TVL1Flow(preset=preset, parameters=parameters)
         first = keras.Input((height, width), batch_size=batch_size, dtype="uint8")
         second = keras.Input((height, width), batch_size=batch_size, dtype="uint8")
-        self.model = keras.Model([first, second], self.flow_layer(first, second))
+        self.model = keras.Model([first, second], flow_layer(first, second))
         self.model.compile(jit_compile=True)
-
-    @property
-    def settings(self):
-        return self.flow_layer.settings
 
     def __call__(self, firsts, seconds):
         """`[N, H, W]` uint8 pairs -> `[N, H, W, 2]` float32 flow."""
