@@ -26,6 +26,16 @@ class BuildPyWithConfigs(build_py.build_py):
             shutil.copyfile(path, out)
 
 
+# `pip install -e '.[beam]'`: data_prep as an Apache Beam pipeline
+# (`--runner`, docs/DATA_PREP.md "On Apache Beam"). The shards themselves are
+# written by tf.io, in planned order; `[tfrecord]` (crcmod) is what Beam's
+# own TFRecord IO needs to read or write them (plain apache-beam fails there
+# at write time). Beam 2.77 caps protobuf below 7 and TensorFlow 2.21 needs
+# 6.31.1 or later, so the two resolve together only at protobuf 6.x: a Beam
+# release that keeps the cap after TF requires protobuf 7 cannot be installed
+# beside it.
+BEAM = ["apache-beam[tfrecord]>=2.69,<3", "protobuf>=6.31.1,<7"]
+
 setuptools.setup(
     cmdclass={"build_py": BuildPyWithConfigs},
     name="avlad_tf",
@@ -61,6 +71,8 @@ setuptools.setup(
     extras_require={
         # jax: the test suite runs the model code on the JAX backend too.
         # ruff: tests/style_test.py lints and format-checks the tree.
-        "test": ["pytest", "pytest-xdist", "jax", "ruff"],
+        # Beam: tests/data_prep/beam_test.py runs the Beam path.
+        "test": ["pytest", "pytest-xdist", "jax", "ruff", *BEAM],
+        "beam": BEAM,
     },
 )

@@ -8,6 +8,7 @@ library modules (`training.loop`, `evaluation`, `exporting`, ...), which the
 """
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -219,13 +220,18 @@ def one_line(error):
     )
 
 
-def run(main):
+def run(main, *, pass_unknown=False):
     """`app.run` of a program's `main` with `one_line_errors`; `--help`
-    lists the program's flags and exits 0 (absl exits 1)."""
+    lists the program's flags and exits 0 (absl exits 1). With
+    `pass_unknown`, flags the program does not define reach `main` in `argv`
+    (for another library's options, e.g. Beam's) instead of failing."""
     from absl import app  # pylint: disable=import-outside-toplevel
 
+    parser = app.parse_flags_with_usage
+    if pass_unknown:
+        parser = functools.partial(flags.FLAGS, known_only=True)
     try:
-        app.run(one_line_errors(main))
+        app.run(one_line_errors(main), flags_parser=parser)
     except SystemExit as exit_:
         helps = ("--help", "-h", "-?", "--helpshort", "--helpfull")
         if exit_.code == 1 and any(arg in helps for arg in sys.argv[1:]):

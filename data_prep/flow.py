@@ -69,6 +69,12 @@ def pair_flow(frame_size, *, params=(), preset="opencv", backend="opencv"):
     check_backend(backend, preset)
     if backend == "keras":
         return _keras_pair_flow(tuple(frame_size), preset, tuple(params))
+    return _opencv_pair_flow(tuple(params))
+
+
+@functools.lru_cache(maxsize=4)
+def _opencv_pair_flow(params):
+    """One OpenCV solver per process and settings, reused for every video."""
     solver = cv2.optflow.DualTVL1OpticalFlow_create(**dict(params))
     return lambda firsts, seconds: np.stack(
         [solver.calc(a, b, None) for a, b in zip(firsts, seconds)]

@@ -11,6 +11,11 @@ Examples:
     # Any folder-per-class tree of videos:
     python -m data_prep.prepare --dataset=folders --input_dir=my_videos \
         --output_dir=data/mine --test_fraction=0.3
+    # The same preparation as an Apache Beam pipeline (pip install -e '.[beam]');
+    # flags this program does not define are Beam's pipeline options:
+    python -m data_prep.prepare --dataset=ucf101 --input_dir=UCF-101 \
+        --output_dir=data/ucf101 --runner=DirectRunner \
+        --direct_num_workers=2 --direct_running_mode=multi_processing
 
 Exits non-zero when videos were left out (report.json says which and why)
 unless --allow_missing; a re-run resumes, skipping finished shards.
@@ -77,6 +82,14 @@ _SHUFFLE_SEED = flags.DEFINE_integer(
 )
 _WORKERS = flags.DEFINE_integer(
     "workers", os.cpu_count() or 1, "Processes over videos."
+)
+_RUNNER = flags.DEFINE_string(
+    "runner",
+    "",
+    "Run as an Apache Beam pipeline on this runner (DirectRunner, "
+    "DataflowRunner, FlinkRunner, SparkRunner, PortableRunner; docs/DATA_PREP.md, "
+    "On Apache Beam); flags this program does not define are passed to Beam "
+    "unchanged. Empty: a process pool of --workers on this machine.",
 )
 _RECORDS_PER_SHARD = flags.DEFINE_integer("records_per_shard", 32, "Videos per shard.")
 _FRAME_SIZE = flags.DEFINE_list(
@@ -156,8 +169,28 @@ def _check_found(splits):
         )
 
 
+def _executor(argv):
+    """The local process pool, or a Beam pipeline given the other flags."""
+    if not _RUNNER.value:
+        if argv[1:]:
+            raise app.UsageError(
+                f"unknown flag(s) {' '.join(argv[1:])} (Beam's pipeline options "
+                f"need --runner)"
+            )
+        return writer.LocalPool(_WORKERS.value)
+    try:
+        from data_prep import beam_writer  # pylint: disable=import-outside-toplevel
+    except ImportError as e:
+        raise app.UsageError(
+            f"--runner needs Apache Beam: pip install -e '.[beam]' ({e})"
+        ) from e
+    try:
+        return beam_writer.BeamPipeline([f"--runner={_RUNNER.value}", *argv[1:]])
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+
+
 def main(argv):
-    del argv
     height, width = (int(v) for v in _FRAME_SIZE.value)
     if _MIN_FRAMES.value < 2:
         raise app.UsageError(
@@ -167,6 +200,7 @@ def main(argv):
         flow_lib.check_backend(_FLOW_BACKEND.value, _FLOW_PRESET.value)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
+    executor = _executor(argv)
     labels, splits = _items()
     _check_found(splits)
     options = records.Options(
@@ -193,7 +227,7 @@ def main(argv):
         output_dir=_OUTPUT_DIR.value,
         splits=splits,
         options=options,
-        workers=_WORKERS.value,
+        executor=executor,
         records_per_shard=_RECORDS_PER_SHARD.value,
         fingerprint=fingerprint,
         shuffle_seed=None if _SHUFFLE_SEED.value < 0 else _SHUFFLE_SEED.value,
@@ -244,4 +278,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["dataset", "input_dir", "output_dir"])
-    cli.run(main)
+    cli.run(main, pass_unknown=True)

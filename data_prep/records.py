@@ -81,6 +81,19 @@ def flow_metadata(options):
     }
 
 
+def prepare_worker(options):
+    """Builds, once per worker process, what `encode_item` reuses: OpenCV on
+    one thread (workers parallelise over videos) and the flow function (a
+    compiled `avlad_tf.flow` model for the keras backend)."""
+    flow_lib.single_threaded()
+    flow_lib.pair_flow(
+        (options.height, options.width),
+        params=options.flow_params,
+        preset=options.flow_preset,
+        backend=options.flow_backend,
+    )
+
+
 # What `encode_item` returns; `note` says what was kept despite a problem.
 Encoded = collections.namedtuple("Encoded", ["serialized", "num_frames", "note"])
 

@@ -22,6 +22,7 @@ other settings or another input is refused).
 """
 
 import collections
+from concurrent import futures
 import dataclasses
 import math
 import multiprocessing
@@ -34,7 +35,6 @@ import tensorflow as tf
 
 from avlad_tf import progress
 from avlad_tf.data import schema
-from data_prep import flow as flow_lib
 from data_prep import records
 from data_prep import resume
 from data_prep import video_io
@@ -47,9 +47,10 @@ def shard_name(split, index, count):
     return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
 
 
-def _work(task):
-    """Runs in a worker: (split, item, options) → (record, reason, note)."""
-    _, item, options = task
+def encode_task(item, options):
+    """The per-video work of every executor (the local process pool and the
+    Beam pipeline, data_prep/beam_writer.py): `item` → `(serialized record or
+    None, reason it was left out or '', note)`."""
     try:
         serialized, _, note = records.encode_item(item, options)
         return serialized, "", note
@@ -109,21 +110,76 @@ def _note_path(output_dir, shard):
     return os.path.join(output_dir, PROGRESS_DIR, shard + ".json")
 
 
-def _worker_init():
+def finished_records(output_dir, shards):
+    """The record count of `shards`, each of which must now be finished.
+
+    Raises:
+        RuntimeError: naming a shard that an executor did not finish.
+    """
+    total = 0
+    for shard in shards:
+        path, note = os.path.join(output_dir, shard), _note_path(output_dir, shard)
+        if resume.shard_state(path, note) != "finished":
+            raise RuntimeError(f"{path} was not written; run the same command again")
+        total += resume.read_json(note)["num_records"]
+    return total
+
+
+def _worker_init(options):
     # Ctrl-C reaches the whole process group: the parent reports it once and
     # ends the pool; workers must not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    flow_lib.single_threaded()
+    records.prepare_worker(options)
 
 
-def _map(tasks, workers, *, start_method="fork"):
+def _map(items, options, workers, *, start_method="fork"):
+    """`encode_task` over `items`, results in order.
+
+    A `concurrent.futures` pool rather than `multiprocessing.Pool`: when a
+    worker dies (a decoder segfault), the former raises `BrokenProcessPool`
+    where the latter waits forever for the lost result.
+    """
     if workers <= 1:
-        flow_lib.single_threaded()
-        yield from map(_work, tasks)
+        records.prepare_worker(options)
+        yield from (encode_task(item, options) for item in items)
         return
     context = multiprocessing.get_context(start_method)
-    with context.Pool(workers, initializer=_worker_init) as pool:
-        yield from pool.imap(_work, tasks, chunksize=1)
+    with futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(options,)
+    ) as pool:
+        try:
+            yield from pool.map(encode_task, items, [options] * len(items))
+        except futures.process.BrokenProcessPool as e:
+            raise RuntimeError(
+                "a worker process died while preparing a video (a crashing "
+                "decoder?); finished shards are kept, so rerun with "
+                "--workers=1 to see which video, or prepare on Beam, which "
+                "isolates each video (docs/DATA_PREP.md, On Apache Beam)"
+            ) from e
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPool:
+    """Writes the planned shards with a process pool on this machine."""
+
+    workers: int = 1
+
+    @property
+    def description(self):
+        return f"with {self.workers} worker(s)"
+
+    def write(self, output_dir, todo, options):
+        """Writes `todo` (`[(split, shard, items)]`); returns the record count."""
+        items = [item for _, _, shard_items in todo for item in shard_items]
+        # The keras flow backend runs XLA in the workers, and a forked child
+        # of a process whose TensorFlow runtime has started can hang.
+        start_method = "spawn" if options.flow_backend == "keras" else "fork"
+        results = _map(items, options, self.workers, start_method=start_method)
+        bar = progress.Progress(len(items), what="prepare")
+        return sum(
+            write_shard(output_dir, split, shard, shard_items, results, bar.update)
+            for split, shard, shard_items in todo
+        )
 
 
 @dataclasses.dataclass
@@ -149,6 +205,7 @@ def write_dataset(
     records_per_shard=32,
     fingerprint=None,
     shuffle_seed=0,
+    executor=None,
 ):
     """Writes every split's items as shards; resumes a previous run.
 
@@ -161,6 +218,10 @@ def write_dataset(
         fingerprint: JSON-able settings a resumed run must share.
         shuffle_seed: seeds the record order of training splits
             (`record_order`); None writes every split in list order.
+        executor: what encodes the videos and writes the shards that are not
+            finished: `LocalPool(workers)` (the default) or
+            `beam_writer.BeamPipeline`. Both call `encode_task` and
+            `write_shard`, so their output is the same byte for byte.
 
     Returns:
         A `Summary`: `splits` is the metadata manifest
@@ -198,35 +259,33 @@ def write_dataset(
     skipped = len(states) - len(todo)
     rebuilt = sum(state == "damaged" for state in states.values())
     total = sum(len(items) for _, _, items in todo)
+    executor = executor or LocalPool(workers)
     print(
-        f"Writing {total} videos into {len(todo)} shards with {workers} "
-        f"worker(s) ({skipped} finished shards verified and skipped"
+        f"Writing {total} videos into {len(todo)} shards {executor.description} "
+        f"({skipped} finished shards verified and skipped"
         + (f", {rebuilt} damaged shards rebuilt" if rebuilt else "")
         + ").",
         file=sys.stderr,
     )
-    tasks = [(split, item, options) for split, _, items in todo for item in items]
-    # The keras flow backend runs XLA in the workers, and a forked child of a
-    # process whose TensorFlow runtime has started can hang: start fresh ones.
-    start_method = "spawn" if options.flow_backend == "keras" else "fork"
-    results = _map(tasks, workers, start_method=start_method)
-    bar = progress.Progress(total, what="prepare")
-    written, finished = 0, 0
     try:
-        for split, shard, items in todo:
-            written += _write_shard(output_dir, split, shard, items, results, bar)
-            finished += 1
+        written = executor.write(output_dir, todo, options)
     except KeyboardInterrupt as interrupt:
+        finished = sum(os.path.exists(os.path.join(output_dir, s)) for s in states)
         raise KeyboardInterrupt(
-            f"{skipped + finished} of {len(states)} shards finished in {output_dir}"
+            f"{finished} of {len(states)} shards finished in {output_dir}"
         ) from interrupt
     summary = _summarise(output_dir, plan, written, skipped, order)
     summary.rebuilt_shards = rebuilt
     return summary
 
 
-def _write_shard(output_dir, split, shard, items, results, bar):
-    """Writes one shard from the workers' `results`; returns its records."""
+def write_shard(output_dir, split, shard, items, results, on_video=None):
+    """Writes one shard, in the order of `items`, from `results` (an iterator
+    of `encode_task` results for those items); returns its record count.
+
+    Written to `<shard>.tmp` and renamed when complete, after its completion
+    note (`resume.shard_state`); `on_video` is called after each video.
+    """
     path = os.path.join(output_dir, shard)
     note = {"num_records": 0, "left_out": [], "notes": []}
     with tf.io.TFRecordWriter(path + ".tmp") as writer:
@@ -240,7 +299,8 @@ def _write_shard(output_dir, split, shard, items, results, bar):
                 note["num_records"] += 1
                 if remark:
                     note["notes"].append(dict(entry, note=remark))
-            bar.update()
+            if on_video:
+                on_video()
     note["sha256"] = resume.checksum(path + ".tmp")
     # The note first: a shard file never exists without one, and a note
     # whose shard is missing or differs makes a rerun rebuild it.

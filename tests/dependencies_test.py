@@ -35,6 +35,17 @@ class DependenciesTest(absltest.TestCase):
         self.assertTrue(tf.__version__.startswith("2.21."), tf.__version__)
         self.assertEqual(keras.__version__.split(".")[0], "3")
 
+    def test_beam_extra_resolves_beside_tensorflow(self):
+        import apache_beam
+        import crcmod  # apache-beam[tfrecord], for Beam's TFRecord IO
+
+        self.assertGreaterEqual(
+            tuple(int(v) for v in apache_beam.__version__.split(".")[:2]), (2, 69)
+        )
+        self.assertIsNotNone(crcmod.Crc)
+        # The only protobuf range both accept (setup.py, BEAM).
+        self.assertEqual(importlib.metadata.version("protobuf").split(".")[0], "6")
+
     def test_tensorboard_h5py_matplotlib_import(self):
         for name in (
             "tensorboard",

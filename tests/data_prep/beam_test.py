@@ -1,0 +1,204 @@
+"""data_prep on Apache Beam gives the local process pool's dataset, byte for
+byte, and drops nothing: left-out and crashed videos are dead letters that
+land in report.json (docs/DATA_PREP.md, "On Apache Beam")."""
+
+import os
+import signal
+
+from absl.testing import absltest
+import apache_beam as beam
+from apache_beam.options import pipeline_options
+from apache_beam.testing import test_pipeline
+from apache_beam.testing import util as beam_util
+import numpy as np
+
+from avlad_tf.data import schema
+from avlad_tf.data import video_input
+from data_prep import beam_writer
+from data_prep import records
+from data_prep import sources
+from data_prep import writer
+from tests import testing
+from tests.data_prep import prep_fixtures
+from tests.data_prep import prepare_test
+
+OPTIONS = records.Options(height=24, width=32)
+RECORDS_PER_SHARD = 2
+CRASHING_VIDEO = "b/3"
+
+
+def _video_id(keyed_record):
+    _, (_, serialized, _, _) = keyed_record
+    parsed = schema.parse_sequence_example(serialized)
+    return parsed[schema.VIDEO_ID_KEY].numpy().decode()
+
+
+class _SegfaultOn:
+    """`writer.encode_task`, except that one video crashes its process hard,
+    as a decoder's segfault would (a class: it travels to a spawned process)."""
+
+    def __init__(self, video_id):
+        self.video_id = video_id
+
+    def __call__(self, item, options):
+        if item.video_id == self.video_id:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return writer.encode_task(item, options)
+
+
+class _TestPipelineExecutor:
+    """`BeamPipeline` on a `TestPipeline`, asserting on its outputs."""
+
+    description = "in a TestPipeline"
+
+    def __init__(self, expected_ids, expected_dead, encode_fn=writer.encode_task):
+        self.expected_ids, self.expected_dead = expected_ids, expected_dead
+        self.encode_fn = encode_fn
+
+    def write(self, output_dir, todo, options):
+        beam_options = pipeline_options.PipelineOptions(["--runner=DirectRunner"])
+        with test_pipeline.TestPipeline(options=beam_options) as pipeline:
+            out = beam_writer.build(
+                pipeline, output_dir, todo, options, encode_fn=self.encode_fn
+            )
+            ids = out["records"] | beam.Map(_video_id)
+            beam_util.assert_that(ids, beam_util.equal_to(self.expected_ids))
+            dead = out["dead_letters"] | beam.Map(
+                lambda d: (d["video_id"], d["reason"].split(":")[0])
+            )
+            beam_util.assert_that(
+                dead, beam_util.equal_to(self.expected_dead), label="DeadLetters"
+            )
+        return writer.finished_records(output_dir, [s for _, s, _ in todo])
+
+
+class BeamWriterTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = testing.class_tempdir(cls)
+        cls.videos = os.path.join(cls.tmp, "videos")
+        for i in range(6):
+            prep_fixtures.write_video(
+                os.path.join(cls.videos, "ab"[i % 2], f"{i}.avi"),
+                12,
+                first=i,
+                height=24,
+                width=32,
+            )
+        prep_fixtures.write_corrupt(os.path.join(cls.videos, "a", "bad.avi"))
+        cls.local = os.path.join(cls.tmp, "local")
+        cls._prepare(cls.local, executor=writer.LocalPool(1))
+
+    @classmethod
+    def _prepare(cls, output_dir, executor):
+        labels, splits = sources.class_folder_items(cls.videos, test_fraction=0.5)
+        summary = writer.write_dataset(
+            output_dir=output_dir,
+            splits=splits,
+            options=OPTIONS,
+            records_per_shard=RECORDS_PER_SHARD,
+            executor=executor,
+        )
+        writer.finish(
+            output_dir=output_dir,
+            summary=summary,
+            dataset="folders",
+            labels=labels,
+            multi_label=False,
+            options=OPTIONS,
+        )
+        return summary
+
+    def assertSameDataset(self, output_dir):
+        """Shards, metadata, labels, report and shard notes, byte for byte."""
+        names = sorted(n for n in os.listdir(self.local) if not n.startswith("."))
+        self.assertEqual(
+            sorted(n for n in os.listdir(output_dir) if not n.startswith(".")), names
+        )
+        self.assertLen([n for n in names if n.endswith(".tfrecord")], 4)
+        notes = [n for n in names if n.endswith(".tfrecord")]
+        for name in names + [os.path.join(".progress", n + ".json") for n in notes]:
+            with open(os.path.join(self.local, name), "rb") as a:
+                with open(os.path.join(output_dir, name), "rb") as b:
+                    self.assertEqual(a.read(), b.read(), name)
+
+    def test_test_pipeline_output_equals_the_local_pool(self):
+        out = self.create_tempdir().full_path
+        executor = _TestPipelineExecutor(
+            ["a/0", "a/2", "a/4", "b/1", "b/3", "b/5"], [("a/bad", "unreadable")]
+        )
+        summary = self._prepare(out, executor)
+        self.assertEqual(summary.written, 6)
+        self.assertSameDataset(out)
+
+    def test_a_crashing_decoder_is_a_dead_letter_not_a_dead_job(self):
+        out = self.create_tempdir().full_path
+        executor = _TestPipelineExecutor(
+            ["a/0", "a/2", "a/4", "b/1", "b/5"],
+            [("a/bad", "unreadable"), (CRASHING_VIDEO, "crashed")],
+            encode_fn=_SegfaultOn(CRASHING_VIDEO),
+        )
+        summary = self._prepare(out, executor)
+        reasons = {e["video_id"]: e["reason"] for e in summary.left_out}
+        self.assertEqual(sorted(reasons), ["a/bad", CRASHING_VIDEO])
+        self.assertIn("its process died 2 time(s)", reasons[CRASHING_VIDEO])
+        # The crash cost one video: the rest of its shard was written.
+        self.assertEqual(summary.written, 5)
+        self.assertEqual(summary.splits["test"]["num_records"], 2)
+
+    def test_cli_on_two_workers_equals_the_local_pool_and_reads_back(self):
+        out = os.path.join(self.create_tempdir().full_path, "beam")
+        args = [
+            "--dataset=folders",
+            f"--input_dir={self.videos}",
+            f"--output_dir={out}",
+            "--test_fraction=0.5",
+            "--frame_size=24,32",
+            f"--records_per_shard={RECORDS_PER_SHARD}",
+            "--runner=DirectRunner",
+            "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing",
+        ]
+        result = prepare_test._run(*args)  # pylint: disable=protected-access
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("on Beam's DirectRunner", result.stderr)
+        self.assertIn("left out test a/bad: unreadable", result.stderr)
+        self.assertSameDataset(out)
+
+        rerun = prepare_test._run(*args, "--allow_missing")  # pylint: disable=protected-access
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        self.assertIn("4 finished shards verified and skipped", rerun.stderr)
+        changed = prepare_test._run(*args, "--jpeg_quality=80")  # pylint: disable=protected-access
+        self.assertEqual(changed.returncode, 1)
+        self.assertIn("jpeg_quality: 95 -> 80", changed.stderr)
+
+        dataset = video_input.make_dataset(
+            data_dir=out,
+            split="test",
+            training=False,
+            modalities=("rgb", "flow"),
+            batch_size=4,
+            num_frames=2,
+            flow_stack=2,
+            image_size=16,
+            resize_to=(24, 32),
+            with_ids=True,
+        )
+        ids = np.concatenate([f["video_id"].numpy() for f, _ in dataset])
+        self.assertEqual(sorted(i.decode() for i in ids), ["a/4", "b/3", "b/5"])
+
+    def test_a_flag_neither_program_nor_beam_takes_is_refused(self):
+        result = prepare_test._run(  # pylint: disable=protected-access
+            "--dataset=folders",
+            f"--input_dir={self.videos}",
+            f"--output_dir={self.create_tempdir().full_path}",
+            "--runner=DirectRunner",
+            "--direct_num_workerz=2",
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("unknown flag(s) --direct_num_workerz", result.stderr)
+
+
+if __name__ == "__main__":
+    absltest.main()
