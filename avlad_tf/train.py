@@ -16,11 +16,8 @@ predict and visualize read), `operative_config.gin` and `command.txt`. Restartin
 command resumes from the last checkpoint.
 """
 
-import os
 import shlex
 import sys
-
-import gin
 
 from avlad_tf import cli
 from avlad_tf.training import experiment
@@ -29,12 +26,11 @@ from avlad_tf.training import experiment
 def main(argv):
     cli.no_arguments(argv)
     workdir = cli.parse_flags_into_gin()
+    # `train` writes the workdir, `operative_config.gin` last.
     experiment.train(
         workdir=workdir,
         command=shlex.join([sys.executable, "-m", "avlad_tf.train"] + sys.argv[1:]),
     )
-    with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Pipeline (why each step is where it is):
     → per-shard reader that counts records against the manifest
     → (training) shuffle serialized records          # cheap: still JPEG bytes
     → enumerate                                       # per-video stateless seed
+    → (multi-worker training) skip, shard             # before any decoding
     → map(decode, sample, decode only sampled JPEGs, augment), parallel, ordered
     → batch (training: drop_remainder) → prefetch
 
@@ -236,6 +237,9 @@ CALL_ARGUMENTS = (
     "with_ids",
     "pixel_dtype",
     "info",
+    "num_shards",
+    "shard_index",
+    "skip",
 )
 
 
@@ -265,6 +269,9 @@ def make_dataset(
     half_pixel_centers=False,
     pixel_dtype="float32",
     info=None,
+    num_shards=1,
+    shard_index=0,
+    skip=0,
 ):
     """Batches of preprocessed videos from a prepared dataset.
 
@@ -294,6 +301,13 @@ def make_dataset(
             (`evaluate.normalize_on_device` passes it; do not bind it).
         info: the dataset's checked metadata (`dataset_info`) when the caller
             has it; else it is read and checked here.
+        num_shards, shard_index: keep only videos `shard_index`,
+            `shard_index + num_shards`, ... of the stream (one worker of a
+            multi-worker job): the batches of `batch_size` of all shards
+            together hold the videos of the single-process batch of
+            `num_shards * batch_size`, with the same crops.
+        skip: videos of the stream to pass over first, read but not
+            decoded (a multi-worker run resuming at its checkpoint's update).
 
     Returns:
         `tf.data.Dataset` of `(features, labels)`: `features['rgb']`
@@ -326,6 +340,12 @@ def make_dataset(
             "pixel_dtype must be 'float32', or 'uint8' for "
             "evaluation (training crops are resized). Received: "
             f"{pixel_dtype!r} with training={training}"
+        )
+    if not (0 <= shard_index < num_shards and skip >= 0):
+        raise ValueError(
+            "make_dataset needs 0 <= shard_index < num_shards and skip >= 0. "
+            f"Received: num_shards={num_shards}, shard_index={shard_index}, "
+            f"skip={skip}"
         )
     preprocessing.eval_crop_offsets(
         resize_to=resize_to, image_size=image_size, num_crops=num_crops
@@ -385,9 +405,16 @@ def make_dataset(
             features["video_id"] = example[schema.VIDEO_ID_KEY]
         return features, labels
 
-    dataset = records.enumerate().map(
-        parse, num_parallel_calls=AUTOTUNE, deterministic=True
-    )
+    records = records.enumerate()
+    # Skipping and sharding come after the enumeration, so every video keeps
+    # its index (its seed) in the whole stream, and before the map, so a
+    # worker decodes only its own videos. Only when asked: a single-process
+    # pipeline keeps the graph its checkpointed iterators were saved from.
+    if skip:
+        records = records.skip(skip)
+    if num_shards > 1:
+        records = records.shard(num_shards, shard_index)
+    dataset = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()
     options.deterministic = True

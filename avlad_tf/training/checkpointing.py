@@ -8,7 +8,8 @@ update counter, which also drives the learning-rate schedule) and the
 position of the training tf.data iterator (docs/PITFALLS.md Sec. 0: iterator
 checkpointing works for TFRecord -> shuffle -> batch -> prefetch). Restoring
 the latest one and running on therefore gives the same weights as a run that
-was never interrupted.
+was never interrupted. A multi-worker run's checkpoints hold no iterator: its
+data position follows from the update count (`training.loop`).
 """
 
 import math
@@ -63,20 +64,43 @@ def _model_variables(model):
 
 
 def make_manager(*, directory, model, optimizer, iterator, max_to_keep):
-    """A `tf.train.CheckpointManager` for one stage of one stream."""
-    checkpoint = tf.train.Checkpoint(
-        model_variables=_model_variables(model),
-        optimizer=optimizer,
-        data_iterator=iterator,
-    )
+    """A `tf.train.CheckpointManager` for one stage of one stream.
+
+    `iterator=None` leaves the data position out: a multi-worker run
+    rebuilds its data stream at the checkpoint's update instead (each
+    worker's iterator differs, and every worker restores the chief's
+    checkpoint; `training.loop`).
+    """
+    objects = dict(model_variables=_model_variables(model), optimizer=optimizer)
+    if iterator is not None:
+        objects["data_iterator"] = iterator
     return tf.train.CheckpointManager(
-        checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name="ckpt"
+        tf.train.Checkpoint(**objects),
+        directory,
+        max_to_keep=max_to_keep,
+        checkpoint_name="ckpt",
     )
 
 
-def restore_latest(manager):
-    """Restores the manager's latest checkpoint; returns its path or None."""
-    path = manager.latest_checkpoint
+def checkpoint_step(path):
+    """The update count in a checkpoint's name (`save`), 0 for None."""
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def holds_iterator(path):
+    """Whether the checkpoint at `path` holds a data iterator position."""
+    return any(
+        name.startswith("data_iterator/") for name, _ in tf.train.list_variables(path)
+    )
+
+
+def restore(manager, path):
+    """Restores the checkpoint at `path` (None: nothing) into the manager's
+    objects; returns `path`.
+
+    A non-chief worker's manager writes to a temporary directory and
+    restores the chief's checkpoint, hence the explicit path.
+    """
     if path is None:
         return None
     # assert_existing_objects_matched: a checkpoint from another model or

@@ -6,6 +6,10 @@ input settings and crops, fusion weights) and records them in
 `WORKDIR/run.json` (`avlad_tf.run_record`); every later step, here and in
 the evaluate / export / visualize programs, reads that record. A rerun in the
 same workdir is first compared with that record (`run_record.check_rerun`).
+
+In a multi-worker job (`train_stream.distribute`, `training.distribution`)
+every worker runs `train`; the chief writes the workdir, evaluates, fuses and
+exports, the others write to a temporary directory and wait for it at the end.
 """
 
 import functools
@@ -24,6 +28,7 @@ from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.training import checks
+from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
 from avlad_tf.training import results
@@ -32,6 +37,7 @@ from avlad_tf.training import stage as stage_lib
 # Arguments that are objects of the call, not settings of the run.
 _NOT_SETTINGS = (
     "workdir",
+    "write_dir",
     "stream",
     "data_dir",
     "info",
@@ -76,6 +82,28 @@ def _resolve_streams(streams):
             "num_crops": eval_args["num_crops"] or run_record.DEFAULT_NUM_CROPS,
         }
     return entries
+
+
+def _make_strategy(streams):
+    """The run's strategy, made before anything runs TensorFlow (a
+    multi-worker strategy configures the runtime, which only works before it
+    starts); one multi-worker job trains every stream."""
+    strategies = {}
+    for stream in streams:
+        settings = run_record.resolved_arguments(loop.train_stream, scope=stream)
+        strategies[stream] = distribution.make_strategy(
+            settings["distribute"],
+            settings["devices"],
+            binding=f"{stream}/train_stream.distribute",
+        )
+    kinds = {s: distribution.is_multi_worker(v) for s, v in strategies.items()}
+    if len(set(kinds.values())) > 1:
+        raise ValueError(
+            f"train_stream.distribute: a multi-worker job trains every stream "
+            f"on every worker; bind 'multi_worker' (or 'auto') for all of "
+            f"{list(streams)}. Multi-worker per stream: {kinds}"
+        )
+    return strategies[streams[0]]
 
 
 def _recorded_fuse_weights(streams, fuse_weights):
@@ -135,8 +163,10 @@ def train(
 
     Returns:
         dict with each stream's evaluation metrics, the `late_fusion` top-1
-        and the `export_dir`, where those steps ran.
+        and the `export_dir`, where those steps ran (on the chief of a
+        multi-worker job; the other workers return an empty dict).
     """
+    strategy = _make_strategy(streams)  # first: see there
     if fuse_weights is not None and (
         evaluate_split is None or len(fuse_weights) != len(streams)
     ):
@@ -167,38 +197,47 @@ def train(
             run_record.read(workdir), record, workdir=workdir
         ):
             logging.info("Rerun of %s applies %s", workdir, change)
-    run_record.write(workdir, record)
-    if command is not None:
-        with open(os.path.join(workdir, "command.txt"), "w") as f:
-            f.write(command + "\n")
-    stage_lib.write_labels(workdir, info["labels"])
-    data_dir = record["data"]["data_dir"]
-    # Every dataset of the run reads with the recorded settings.
-    datasets = {
-        s: functools.partial(
-            make_dataset_fn, info=info, **record["streams"][s]["input"]
-        )
-        for s in streams
-    }
-    for stream in streams:
-        with gin.config_scope(stream):
-            loop.train_stream(
-                workdir=workdir,
-                stream=stream,
-                data_dir=data_dir,
-                info=info,
-                make_dataset_fn=datasets[stream],
-                build_model_fn=build_model_fn,
-                step_callback=step_callback,
+    with distribution.write_dir(workdir, strategy) as out:
+        run_record.write(out, record)
+        if command is not None:
+            with open(os.path.join(out, "command.txt"), "w") as f:
+                f.write(command + "\n")
+        stage_lib.write_labels(out, info["labels"])
+        # Every dataset of the run reads with the recorded settings.
+        datasets = {
+            s: functools.partial(
+                make_dataset_fn, info=info, **record["streams"][s]["input"]
             )
-    return _after_training(
-        workdir,
-        streams=streams,
-        evaluate_split=evaluate_split,
-        fuse_weights=fuse_weights,
-        export=export,
-        make_dataset_fn=make_dataset_fn,
-    )
+            for s in streams
+        }
+        for stream in streams:
+            with gin.config_scope(stream):
+                loop.train_stream(
+                    workdir=workdir,
+                    write_dir=out,
+                    stream=stream,
+                    data_dir=record["data"]["data_dir"],
+                    info=info,
+                    make_dataset_fn=datasets[stream],
+                    build_model_fn=build_model_fn,
+                    step_callback=step_callback,
+                )
+    outcome = {}
+    if distribution.is_chief(strategy):
+        outcome = _after_training(
+            workdir,
+            streams=streams,
+            evaluate_split=evaluate_split,
+            fuse_weights=fuse_weights,
+            export=export,
+            make_dataset_fn=make_dataset_fn,
+        )
+        # Now that every configurable of the run has been called.
+        stage_lib.write_operative_config(workdir)
+    # The job ends together: a worker that left first would be reported as
+    # crashed to the chief.
+    distribution.barrier(strategy)
+    return outcome
 
 
 def _after_training(

@@ -13,6 +13,10 @@ stream only):
 3. checkpoints for exact resume (`checkpointing`), TensorBoard (`summaries`);
 4. the final model as `<workdir>/<stream>/model.keras`.
 
+On one device, several GPUs or several machines (`distribution`); in a
+multi-worker job every worker reads the chief's checkpoints from the workdir
+and writes to its own `write_dir`.
+
 `training.experiment.train` runs this for every stream of a run, then
 evaluates, fuses and exports.
 """
@@ -27,6 +31,7 @@ import tensorflow as tf
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.training import checkpointing
+from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
@@ -35,24 +40,7 @@ STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow"
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
 
 
-_STRATEGIES = {}
-
-
-def mirrored_strategy(devices=None):
-    """The process's `MirroredStrategy` over `devices` (None: all GPUs).
-
-    Created once and reused (e.g. by the flow stream after the RGB one): a
-    second MirroredStrategy over the same devices in one process reuses
-    collective instance keys and fails with "Shape mismatch in the
-    collective instance".
-    """
-    key = tuple(devices) if devices else None
-    if key not in _STRATEGIES:
-        _STRATEGIES[key] = tf.distribute.MirroredStrategy(devices)
-    return _STRATEGIES[key]
-
-
-@gin.configurable(denylist=["workdir", "stream", "data_dir", "info"])
+@gin.configurable(denylist=["workdir", "stream", "data_dir", "info", "write_dir"])
 def train_stream(
     *,
     workdir,
@@ -72,7 +60,7 @@ def train_stream(
     batch_size=4,
     accumulation_steps=4,
     jit_compile=True,
-    distribute=False,
+    distribute="none",
     devices=None,
     checkpoint_every=500,
     max_to_keep=3,
@@ -83,6 +71,7 @@ def train_stream(
     seed=0,
     info=None,
     step_callback=None,
+    write_dir=None,
 ):
     """Trains one stream through both stages; returns the trained model.
 
@@ -108,9 +97,13 @@ def train_stream(
             one 16-video gradient, Sec. 12.12) is batch_size = (8, 16),
             accumulation_steps = (2, 1).
         jit_compile: XLA for the gradient computation.
-        distribute: train under `tf.distribute.MirroredStrategy` (each
-            replica takes `batch_size` videos of every sub-batch).
-        devices: the strategy's devices; None means all visible GPUs.
+        distribute: 'none', 'mirrored' (`MirroredStrategy`), 'multi_worker'
+            (`MultiWorkerMirroredStrategy` over the cluster in `TF_CONFIG`)
+            or 'auto' (`distribution`; False and True mean 'none' and
+            'mirrored'). Each replica takes `batch_size` videos of every
+            sub-batch.
+        devices: the mirrored strategy's devices; None means all visible
+            GPUs.
         checkpoint_every: updates between checkpoints (and at stage ends).
         max_to_keep: checkpoints kept per stage.
         log_every: updates between scalar summaries.
@@ -126,6 +119,9 @@ def train_stream(
         info: the dataset's checked metadata, when the caller has it.
         step_callback: `fn(stream=, stage=, step=)` after every update, once
             its checkpoint (if any) is written; used by tests to interrupt.
+        write_dir: where this process writes (None: `workdir`); a non-chief
+            worker's temporary directory. Checkpoints are restored from
+            `workdir` either way.
     """
     if stream not in STREAM_MODALITIES:
         raise ValueError(
@@ -139,32 +135,42 @@ def train_stream(
     modalities = STREAM_MODALITIES[stream]
     info = info or video_input.dataset_info(data_dir)
     loss = training_loss(info, train_split, loss)
-    stream_dir = os.path.join(workdir, stream)
+    strategy = distribution.make_strategy(distribute, devices)
+    if write_dir is None and not distribution.is_chief(strategy):
+        raise ValueError(
+            "train_stream: a non-chief worker needs a write_dir of its own "
+            "(experiment.train passes a temporary directory)."
+        )
+    out = write_dir or workdir
+    stream_dir = os.path.join(out, stream)
     os.makedirs(stream_dir, exist_ok=True)
 
     # ---- Model -----------------------------------------------------------
     keras.utils.set_random_seed(seed)
-    strategy = (
-        mirrored_strategy(devices) if distribute else tf.distribute.get_strategy()
-    )
     with strategy.scope():
         model = build_model_fn(
             num_classes=int(info["num_classes"]), modality=_MODEL_MODALITY[stream]
         )
     check_per_step_loss(model, loss, stream=stream)
+    # Read from the workdir (the chief's), written to `out`.
     stage_dirs = [
         checkpointing.stage_directory(workdir, stream, k + 1)
         for k in range(len(stage_steps))
     ]
+    resume_step = _resume_global_step(stage_dirs, stage_steps)
+    distribution.check_agrees(
+        strategy, resume_step, what=f"the {stream} update count to resume at"
+    )
     resume_stage = 1 + max(
         [k for k, d in enumerate(stage_dirs) if tf.train.latest_checkpoint(d)],
         default=0,
     )
 
     # ---- k-means initialisation (skipped when resuming) ---------------------
-    if not any(tf.train.latest_checkpoint(d) for d in stage_dirs):
+    if not resume_step:
         _init_centers(
             model,
+            strategy=strategy,
             stream_dir=stream_dir,
             data_dir=data_dir,
             train_split=train_split,
@@ -182,10 +188,8 @@ def train_stream(
     probe = stage_lib.probe_batch(
         make_dataset_fn, data_dir=data_dir, split=train_split, modalities=modalities
     )
-    stage_lib.drop_logs_after(
-        workdir, stream, _resume_global_step(stage_dirs, stage_steps)
-    )
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard", stream))
+    stage_lib.drop_logs_after(out, stream, resume_step)
+    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard", stream))
 
     # ---- Stages ------------------------------------------------------------
     for stage, (num_steps, learning_rate) in enumerate(
@@ -193,6 +197,13 @@ def train_stream(
     ):
         if stage < resume_stage:
             continue
+        latest = tf.train.latest_checkpoint(stage_dirs[stage - 1])
+        # A multi-worker checkpoint holds no iterator (each worker's differs,
+        # and every worker restores the chief's checkpoint); whatever run
+        # resumes one rebuilds the stream at the checkpoint's update instead.
+        keep_iterator = not distribution.is_multi_worker(strategy) and (
+            latest is None or checkpointing.holds_iterator(latest)
+        )
         if stage == resume_stage or batch_sizes[stage - 1] != batch_sizes[stage - 2]:
             # Stage 2 continues stage 1's data stream unless its batch size
             # differs; either way the position is in the checkpoints.
@@ -203,7 +214,15 @@ def train_stream(
                     training=True,
                     modalities=modalities,
                     seed=seed,
-                    batch_size=batch_sizes[stage - 1] * strategy.num_replicas_in_sync,
+                    **_stream_arguments(
+                        stage,
+                        latest,
+                        keep_iterator=keep_iterator,
+                        strategy=strategy,
+                        stage_steps=stage_steps,
+                        batch_sizes=batch_sizes,
+                        accumulation=accumulation,
+                    ),
                 )
             )
         names = action_vlad.set_stage(model, stage)
@@ -221,13 +240,13 @@ def train_stream(
             # Built now so that a checkpoint can restore its slots.
             optimizer.build(model.trainable_variables)
         manager = checkpointing.make_manager(
-            directory=stage_dirs[stage - 1],
+            directory=checkpointing.stage_directory(out, stream, stage),
             model=model,
             optimizer=optimizer,
-            iterator=iterator,
+            iterator=iterator if keep_iterator else None,
             max_to_keep=max_to_keep,
         )
-        checkpointing.restore_latest(manager)
+        checkpointing.restore(manager, latest)
         # A new function per stage: the trainable set was fixed when traced.
         update = step_lib.make_update_fn(
             model=model,
@@ -249,7 +268,7 @@ def train_stream(
             model=model,
             probe=probe,
             writer=writer,
-            workdir=workdir,
+            workdir=out,
             stream=stream,
             stage=stage,
             num_steps=num_steps,
@@ -305,9 +324,35 @@ def _resume_global_step(stage_dirs, stage_steps):
     """The stream's update count at its newest checkpoint (0: none)."""
     for k in reversed(range(len(stage_dirs))):
         latest = tf.train.latest_checkpoint(stage_dirs[k])
-        if latest:  # `ckpt-<the stage's update count>` (`checkpointing.save`)
-            return sum(stage_steps[:k]) + int(latest.rsplit("-", 1)[1])
+        if latest:
+            return sum(stage_steps[:k]) + checkpointing.checkpoint_step(latest)
     return 0
+
+
+def _stream_arguments(
+    stage, latest, *, keep_iterator, strategy, stage_steps, batch_sizes, accumulation
+):
+    """`make_dataset`'s arguments for this worker's data stream of `stage`.
+
+    Its batch and share of the stream and, when the checkpoint `latest`
+    holds no iterator, the videos the stream has yielded up to it (the
+    stream is the earlier stages' one while their batch sizes agree).
+    """
+    arguments = dict(
+        batch_size=batch_sizes[stage - 1] * distribution.num_local_replicas(strategy),
+        **distribution.dataset_shard(strategy),
+    )
+    if keep_iterator:
+        return arguments
+    updates = checkpointing.checkpoint_step(latest)
+    records = updates * accumulation[stage - 1] * batch_sizes[stage - 1]
+    for k in range(stage - 1, 0, -1):  # k: an earlier stage
+        if batch_sizes[k - 1] != batch_sizes[k]:
+            break
+        records += stage_steps[k - 1] * accumulation[k - 1] * batch_sizes[k - 1]
+    if records:
+        arguments["skip"] = records * strategy.num_replicas_in_sync
+    return arguments
 
 
 def _per_stage(value, num_stages, name):
@@ -328,6 +373,7 @@ def _per_stage(value, num_stages, name):
 def _init_centers(
     model,
     *,
+    strategy,
     stream_dir,
     data_dir,
     train_split,
@@ -336,8 +382,13 @@ def _init_centers(
     batch_size,
     seed,
 ):
-    """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8)."""
-    if kmeans_init.optional_layer(model, "netvlad") is None:
+    """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8).
+
+    In a multi-worker job the chief computes the centres and the others take
+    its NetVLAD weights, bit for bit.
+    """
+    layer = kmeans_init.optional_layer(model, "netvlad")
+    if layer is None:
         return  # avg / max / two-stream pooling: nothing to initialise
     features = action_vlad.feature_model(model)
 
@@ -357,10 +408,12 @@ def _init_centers(
         inputs = {name: batch[name] for name in modalities}
         return features(inputs, training=False)
 
-    kmeans_init.init_centers(
-        model=model,
-        directory=stream_dir,
-        feature_fn=feature_fn,
-        dataset_fn=dataset_fn,
-        seed=seed,
-    )
+    if distribution.is_chief(strategy):
+        kmeans_init.init_centers(
+            model=model,
+            directory=stream_dir,
+            feature_fn=feature_fn,
+            dataset_fn=dataset_fn,
+            seed=seed,
+        )
+    distribution.sync_from_chief(strategy, layer.variables)

@@ -15,6 +15,10 @@ update is written out here:
 Under a `tf.distribute.MirroredStrategy` the host iterator yields the whole
 sub-batch for all replicas (`batch_size * num_replicas` videos) and each
 replica takes its own slice, so the one tf.data iterator stays checkpointable.
+Under a `MultiWorkerMirroredStrategy` the same code runs on every worker: its
+iterator yields its own part of the sub-batch (`batch_size` videos per local
+replica, `make_dataset(num_shards=...)`), and the all-reduce, hence the
+clipped sum, spans every replica of every worker.
 The per-replica gradient (of loss / num_replicas) runs under XLA
 (`jit_compile`); the all-reduce, clipping and Adam update run outside it.
 """
@@ -22,6 +26,7 @@ The per-replica gradient (of loss / num_replicas) runs under XLA
 import tensorflow as tf
 
 from avlad_tf.models import action_vlad
+from avlad_tf.training import distribution
 
 
 def classification_loss(labels, logits, *, multi_label):
@@ -45,10 +50,12 @@ def _accuracy(labels, logits):
     return tf.reduce_mean(tf.cast(hit > 0, tf.float32))
 
 
-def _replica_slice(tree, batch_size):
-    """This replica's `batch_size` videos of a global sub-batch."""
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    start = replica * batch_size
+def _replica_slice(tree, batch_size, num_local):
+    """This replica's `batch_size` videos of its worker's sub-batch."""
+    replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+    # Its place among the worker's `num_local` replicas: TensorFlow numbers
+    # each worker's replicas consecutively.
+    start = (replica_id % num_local) * batch_size
     return tf.nest.map_structure(lambda x: x[start : start + batch_size], tree)
 
 
@@ -91,6 +98,7 @@ def make_update_fn(
     if not variables:
         raise ValueError("The model has no trainable variables in this stage.")
     num_replicas = strategy.num_replicas_in_sync
+    num_local = distribution.num_local_replicas(strategy)
     input_names = action_vlad.input_names(model)
 
     def gradients(features, labels):
@@ -112,7 +120,7 @@ def make_update_fn(
         gradients = tf.function(gradients, jit_compile=True)
 
     def replica_sub_step(features, labels):
-        features, labels = _replica_slice((features, labels), batch_size)
+        features, labels = _replica_slice((features, labels), batch_size, num_local)
         grads, loss, cross_entropy, accuracy = gradients(features, labels)
         context = tf.distribute.get_replica_context()
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)

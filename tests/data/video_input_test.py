@@ -173,6 +173,38 @@ class MakeDatasetTest(parameterized.TestCase):
         np.testing.assert_array_equal(first, again)
         self.assertFalse(np.array_equal(first, other))
 
+    def test_shards_together_are_the_single_process_batch(self):
+        """Two workers' batches of 2 hold the videos and crops of one
+        process's batch of 4; `skip` starts at a later batch."""
+
+        def batches(count, **kwargs):
+            dataset = video_input.make_dataset(
+                **SMALL,
+                data_dir=self.pattern_dir,
+                split="train",
+                training=True,
+                with_ids=True,
+                **kwargs,
+            )
+            # A batch as a multiset of (video, crop): the stream is repeated,
+            # so a batch can hold a video twice (with two crops).
+            return [
+                sorted(
+                    zip(
+                        f["video_id"].numpy().tolist(),
+                        [video.tobytes() for video in f["rgb"].numpy()],
+                    )
+                )
+                for f, _ in dataset.take(count)
+            ]
+
+        whole = batches(3, batch_size=4)
+        shards = [batches(3, batch_size=2, num_shards=2, shard_index=k) for k in (0, 1)]
+        self.assertEqual([sorted(a + b) for a, b in zip(*shards)], whole)
+        self.assertEqual(batches(2, batch_size=4, skip=4), whole[1:])
+        with self.assertRaisesRegex(ValueError, "shard_index < num_shards"):
+            batches(1, batch_size=2, num_shards=2, shard_index=2)
+
     def test_multi_hot_labels(self):
         data_dir = fake_data.write_fake_dataset(
             self.create_tempdir().full_path, multi_label=True, splits=("test",)

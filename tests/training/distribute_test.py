@@ -24,15 +24,15 @@ def _child():
         cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
     )
 
+    from avlad_tf.training import distribution
     from avlad_tf.training import experiment
-    from avlad_tf.training import loop
     from tests.training import step_test
     from tests.training import tiny
 
     devices = ["/cpu:0", "/cpu:1"]
     # The loop's own (cached) strategy: the full run below then also checks
     # that a second use of it in one process works (the flow stream).
-    strategy = loop.mirrored_strategy(devices)
+    strategy = distribution.make_strategy("mirrored", devices)
     assert strategy.num_replicas_in_sync == 2
     # Our accumulation + clipping with each replica taking half of every
     # sub-batch equals the single-device hand computation, with XLA.
