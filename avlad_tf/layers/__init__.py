@@ -7,6 +7,7 @@ from avlad_tf.layers.netvlad import NetVLAD
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.layers.pooling import SpatioTemporalAveragePooling
 from avlad_tf.layers.pooling import SpatioTemporalMaxPooling
+from avlad_tf.layers.video_lstm import ConvALSTM
 
 __all__ = [
     "NetVLAD",
@@ -16,4 +17,5 @@ __all__ = [
     "ConvPooling",
     "FrameLSTM",
     "TimeAveragedLogits",
+    "ConvALSTM",
 ]

@@ -24,6 +24,20 @@ def _is_positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def rectified_pool(x, pool_size):
+    """ReLU, then a `pool_size` max pool with stride `pool_size` and 'same'
+    padding: VGG16's pool5 of a pre-ReLU conv5_3 map for `pool_size=2`, and
+    nothing but the ReLU for 1. `'same'` keeps ceil(h / s) x ceil(w / s)
+    positions, so a 1x1 fc7 map passes unchanged.
+
+    `x`: `(N, h, w, D)` maps.
+    """
+    x = ops.relu(x)
+    if pool_size > 1:
+        x = ops.max_pool(x, pool_size=pool_size, strides=pool_size, padding="same")
+    return x  # (N, h', w', D)
+
+
 @keras.saving.register_keras_serializable(package="avlad_tf")
 class ConvPooling(keras.layers.Layer):
     """Max over time of a video's conv maps, then ReLU fully connected layers.
@@ -125,14 +139,7 @@ class ConvPooling(keras.layers.Layer):
     def call(self, inputs, training=None):
         # Conv pooling proper: the max over frames keeps every position.
         x = ops.max(inputs, axis=1)  # (B, h, w, D)
-        x = ops.relu(x)
-        if self.spatial_pool_size > 1:
-            x = ops.max_pool(
-                x,
-                pool_size=self.spatial_pool_size,
-                strides=self.spatial_pool_size,
-                padding="same",
-            )  # (B, h', w', D)
+        x = rectified_pool(x, self.spatial_pool_size)  # (B, h', w', D)
         # Row-major (h, w, D), as keras.applications' VGG16 flattens pool5.
         x = ops.reshape(x, (-1, self._flat_size))  # (B, h'·w'·D)
         for layer in self.fully_connected:

@@ -21,7 +21,7 @@ from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import stream
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
-FUSIONS = ("late", "concat", "early")
+FUSIONS = ("late", "concat", "early", "motion_attention")
 
 
 # The run's late-fusion weights have one home, `train.fuse_weights`; this
@@ -58,8 +58,9 @@ def build_model(
             (default `'mixed7'`). `None` takes the backbone's default.
         pooling: `'netvlad'` (ActionVLAD), `'avg'` / `'max'` (pre-ReLU
             spatio-temporal baselines), `'two_stream'` (mean of per-frame
-            classifier scores; use with `endpoint='fc7'` as the release), or
-            Ng et al.'s `'conv_pooling'` / `'lstm'` (`stream.pool`).
+            classifier scores; use with `endpoint='fc7'` as the release),
+            Ng et al.'s `'conv_pooling'` / `'lstm'`, or `'videolstm'`, Li
+            et al.'s convolutional attention LSTM (`stream.pool`).
         num_clusters: K, the number of action words.
         alpha: NetVLAD assignment sharpness (1000 in the release).
         image_size: square frame size S.
@@ -75,12 +76,15 @@ def build_model(
             release's `--dropout 0.8`. Only matters for fc endpoints.
         weight_decay: slim L2 decay (λ·Σw²/2, as Keras `L2(λ/2)`) on the
             classifier and backbone kernels; never on NetVLAD (Sec. 12.9-10).
-        fusion: with `modality='rgb+flow'`: `'late'`, `'concat'` or `'early'`.
+        fusion: with `modality='rgb+flow'`: `'late'`, `'concat'`, `'early'`
+            or `'motion_attention'` (VideoLSTM's motion-based attention,
+            with `pooling='videolstm'`;
+            `fusion.build_motion_attention_model`).
         late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
-        lstm_per_step_loss: with `pooling='lstm'`, Ng et al.'s loss at every
-            time step: `'softmax'` or `'sigmoid'` (match `train_stream.loss`,
-            which training checks), applied through
-            `layers.TimeAveragedLogits`; None trains the loss of the
+        lstm_per_step_loss: with `pooling='lstm'` or `'videolstm'`, the
+            papers' loss at every time step: `'softmax'` or `'sigmoid'`
+            (match `train_stream.loss`, which training checks), applied
+            through `layers.TimeAveragedLogits`; None trains the loss of the
             time-averaged logits. The logits are the same either way.
         name: model name (defaults to a description).
 
@@ -103,11 +107,12 @@ def build_model(
     if fusion is not None and fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
     if lstm_per_step_loss is not None and (
-        pooling != "lstm" or fusion in ("concat", "early")
+        pooling not in stream.RECURRENT_POOLINGS or fusion in ("concat", "early")
     ):
         raise ValueError(
-            "lstm_per_step_loss needs pooling='lstm' on single streams or late "
-            f"fusion; received pooling={pooling!r}, fusion={fusion!r}."
+            "lstm_per_step_loss needs pooling='lstm' or 'videolstm' on single "
+            "streams, late fusion or motion attention; received "
+            f"pooling={pooling!r}, fusion={fusion!r}."
         )
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
@@ -137,6 +142,13 @@ def build_model(
         )
     kwargs["dropout_rate"] = 0.0 if dropout_rate is None else dropout_rate
     kwargs["per_step_loss"] = lstm_per_step_loss
+    if fusion == "motion_attention":
+        # One VideoLSTM over both streams: no action words, and a single
+        # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
+        del kwargs["num_clusters"], kwargs["alpha"]
+        return fusion_lib.build_motion_attention_model(
+            name=name or "action_vlad_motion_attention", **kwargs
+        )
     if fusion == "late":
         streams = [
             stream.build_stream_model(modality=m, name=f"{m}_stream", **kwargs)
@@ -234,13 +246,17 @@ def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
 def endpoints_model(model):
     """Model with `model`'s inputs and a dict of outputs.
 
-    `logits` `[B, C]`, `descriptor` (the pooled vector) and, for NetVLAD,
-    `assignments` `[B, T, h, w, K]` (docs/CONTRACTS.md).
+    `logits` `[B, C]`, `descriptor` (the pooled vector), for NetVLAD
+    `assignments` `[B, T, h, w, K]` (docs/CONTRACTS.md), and for VideoLSTM
+    its `attention` maps `[B, T, h', w']` (each sums to 1 over positions).
     """
     pool = pooling_layer(model)
     outputs = {"logits": model.output}
     if pool.name == stream.POOLING_LAYER_NAMES["netvlad"]:
         outputs["descriptor"], outputs["assignments"] = pool.output
+    elif pool.name == stream.POOLING_LAYER_NAMES["videolstm"]:
+        # (descriptor, [per-step outputs,] attention)
+        outputs["descriptor"], outputs["attention"] = pool.output[0], pool.output[-1]
     elif isinstance(pool.output, (list, tuple)):  # the LSTM's (mean, per step)
         outputs["descriptor"] = pool.output[0]
     else:

@@ -8,6 +8,9 @@
 - `early`: one NetVLAD over the union of RGB and flow descriptors: the maps
   are concatenated along the height axis, so both modalities' descriptors
   fall in one bag and share one vocabulary (release `one-bag-and-netvlad`).
+- `motion_attention`: VideoLSTM's motion-based attention (Li et al., CVIU
+  2018): the flow maps choose where the ConvALSTM reading the RGB maps
+  attends (`build_motion_attention_model`).
 
 The release applies pooled dropout (keep 0.5) to its fusion heads only
 (Sec. 5.4), so `dropout_rate` defaults to 0.5 here and to 0 in single-stream
@@ -132,4 +135,66 @@ def build_two_stream_pooling_model(
         dropout_rate=dropout_rate,
         weight_decay=weight_decay,
     )
+    return keras.Model(inputs, logits, name=name)
+
+
+def build_motion_attention_model(
+    *,
+    num_classes,
+    backbone,
+    endpoint,
+    pooling,
+    image_size,
+    flow_stack,
+    weights,
+    dropout_rate,
+    fc_dropout_rate,
+    weight_decay,
+    name,
+    per_step_loss=None,
+):
+    """VideoLSTM with motion-based attention: one model reading both streams.
+
+    The ConvALSTM reads the RGB maps; the flow maps drive its attention
+    (`layers/conv_alstm_cell.py`). Both backbones must give maps of the same
+    spatial size, which holds when they are the same architecture. Trained
+    as one `fused` stream (`train.streams = ('fused',)`), like concat /
+    early fusion; `per_step_loss` as in `stream.per_step_logits`.
+
+    Raises:
+        ValueError: unless `pooling` is `'videolstm'`.
+    """
+    if pooling != "videolstm":
+        raise ValueError(
+            "fusion='motion_attention' is VideoLSTM's motion-based attention "
+            f"and needs pooling='videolstm'. Received: pooling={pooling!r}"
+        )
+    inputs, maps = {}, {}
+    for modality in ("rgb", "flow"):
+        inputs[modality], maps[modality] = stream.video_features(
+            modality,
+            backbone=backbone,
+            endpoint=endpoint,
+            image_size=image_size,
+            flow_stack=flow_stack,
+            weights=weights,
+            weight_decay=weight_decay,
+            fc_dropout_rate=fc_dropout_rate,
+        )  # (B, T, h, w, D)
+    head = dict(
+        num_classes=num_classes, dropout_rate=dropout_rate, weight_decay=weight_decay
+    )
+    if per_step_loss is not None:
+        logits = stream.per_step_logits(
+            maps["rgb"],
+            pooling=pooling,
+            loss=per_step_loss,
+            motion=maps["flow"],
+            **head,
+        )
+    else:
+        descriptor = stream.video_lstm_outputs(
+            maps["rgb"], weight_decay=weight_decay, motion=maps["flow"]
+        )[0]  # (B, 2U)
+        logits = stream.classify(descriptor, **head)
     return keras.Model(inputs, logits, name=name)

@@ -12,6 +12,7 @@ from avlad_tf.layers import netvlad
 from avlad_tf.layers import pixels
 from avlad_tf.layers import pooling as pooling_layers
 from avlad_tf.layers import regularizers
+from avlad_tf.layers import video_lstm
 from avlad_tf.models import backbones
 from avlad_tf.models import frames
 
@@ -24,10 +25,14 @@ POOLING_LAYER_NAMES = {
     "two_stream": "two_stream_pool",
     "conv_pooling": "conv_pool",
     "lstm": "lstm_pool",
+    "videolstm": "videolstm_pool",
 }
 # Aggregators whose weights start random (no k-means, no ImageNet): they
 # train from stage 1 on (`action_vlad.set_stage`).
-LEARNED_FROM_SCRATCH = ("conv_pooling", "lstm")
+LEARNED_FROM_SCRATCH = ("conv_pooling", "lstm", "videolstm")
+# Aggregators with an output per time step, which can take a loss at every
+# step (`build_model.lstm_per_step_loss`).
+RECURRENT_POOLINGS = ("lstm", "videolstm")
 
 
 def input_channels(modality, flow_stack):
@@ -107,6 +112,11 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
     their kernels (and the LSTMs' kernels) get the backbone's and the
     classifier's `weight_decay` (NetVLAD's weights have none, as in the
     release).
+
+    `'videolstm'` is Li et al.'s (CVIU 2018) convolutional attention LSTM
+    with attention from the frame itself (`video_lstm_outputs`); its
+    motion-based attention needs both streams
+    (`fusion.build_motion_attention_model`).
     """
     name = POOLING_LAYER_NAMES.get(pooling)
     if name is None:
@@ -134,6 +144,8 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
         return frame_lstm.FrameLSTM(units=units, weight_decay=weight_decay, name=name)(
             features
         )  # (B, units)
+    if pooling == "videolstm":
+        return video_lstm_outputs(features, weight_decay=weight_decay)[0]
     if pooling == "two_stream":
         features = keras.layers.ReLU(name="two_stream_relu")(features)
         # The release's dropout7 (keep 0.2 at training).
@@ -156,15 +168,61 @@ def classify(descriptor, *, num_classes, dropout_rate, weight_decay):
     )(x)  # (B, C)
 
 
-def _per_step_lstm_logits(features, *, loss, num_classes, dropout_rate, weight_decay):
-    """Ng et al.'s LSTM with a loss at every step: the classifier applied to
-    each step's output, then `TimeAveragedLogits`, whose output (the same
-    logits as the time-averaged LSTM output's) is the model's and whose added
-    loss makes the training loss the per-step loss (`layers/frame_lstm.py`)."""
-    units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
-    _, steps = frame_lstm.FrameLSTM(
-        units=units, weight_decay=weight_decay, name=POOLING_LAYER_NAMES["lstm"]
-    )(features, return_sequences=True)  # (B, T, units)
+def video_lstm_outputs(features, *, weight_decay, motion=None, return_sequences=False):
+    """VideoLSTM's `ConvALSTM` on `[B, T, h, w, D]` maps; with `motion` (the
+    flow stream's maps `[B, T, h, w, D']`) its attention is motion-based.
+
+    Widths follow the input depth D: the paper's 512 hidden channels and
+    1024-wide FC layer are U = min(512, D) and 2·U, exactly 512 / 1024 on
+    VGG16's conv5_3; the tiny test backbone (D = 16) gets 16 / 32, so toy
+    runs stay small. Dropout is the paper's 0.7.
+
+    Returns:
+        The layer's outputs: the descriptor `[B, 2U]`, the per-step FC
+        outputs `[B, T, 2U]` with `return_sequences`, then the attention
+        maps `[B, T, h', w']` (`action_vlad.endpoints_model` reads them).
+    """
+    units = min(video_lstm.PAPER_UNITS, features.shape[-1])
+    layer = video_lstm.ConvALSTM(
+        units=units,
+        dense_units=min(video_lstm.PAPER_DENSE_UNITS, 2 * units),
+        attention="appearance" if motion is None else "motion",
+        weight_decay=weight_decay,
+        name=POOLING_LAYER_NAMES["videolstm"],
+    )
+    return layer(
+        features,
+        attention_inputs=motion,
+        return_sequences=return_sequences,
+        return_attention=True,
+    )
+
+
+def per_step_logits(
+    features,
+    *,
+    pooling,
+    loss,
+    num_classes,
+    dropout_rate,
+    weight_decay,
+    motion=None,
+):
+    """A recurrent aggregator trained with a loss at every step, as Ng et
+    al.'s LSTM and VideoLSTM are: the classifier applied to each step's
+    output, then `TimeAveragedLogits`, whose output (the same logits as the
+    time-averaged output's) is the model's and whose added loss makes the
+    training loss the per-step loss (`layers/frame_lstm.py`). `motion`: the
+    flow maps of VideoLSTM's motion-based attention."""
+    if pooling == "lstm":
+        units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
+        _, steps = frame_lstm.FrameLSTM(
+            units=units, weight_decay=weight_decay, name=POOLING_LAYER_NAMES["lstm"]
+        )(features, return_sequences=True)  # (B, T, units)
+    else:
+        _, steps, _ = video_lstm_outputs(
+            features, weight_decay=weight_decay, motion=motion, return_sequences=True
+        )  # (B, T, 2U)
     per_step = classify(
         steps,
         num_classes=num_classes,
@@ -206,8 +264,9 @@ def build_stream_model(
         fc_dropout_rate=fc_dropout_rate,
     )
     if per_step_loss is not None:
-        logits = _per_step_lstm_logits(
+        logits = per_step_logits(
             features,
+            pooling=pooling,
             loss=per_step_loss,
             num_classes=num_classes,
             dropout_rate=dropout_rate,

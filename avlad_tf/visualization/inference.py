@@ -162,6 +162,20 @@ def endpoints(model, **kwargs):
     return result
 
 
+def attention(model, **kwargs):
+    """`run_model` with `endpoints_model`: logits, descriptor and VideoLSTM's
+    `attention` maps `[V, T, h', w']`."""
+    from avlad_tf.models import action_vlad
+
+    result = run_model(model, action_vlad.endpoints_model(model), **kwargs)
+    if "attention" not in result:
+        raise ValueError(
+            "the model has no attention maps (pooling is not videolstm?); "
+            "attention figures need a VideoLSTM model"
+        )
+    return result
+
+
 def features(model, **kwargs):
     """`run_model` with `feature_model`: the pooled layer's input features."""
     from avlad_tf.models import action_vlad

@@ -1,0 +1,72 @@
+"""VideoLSTM's attention maps: where its ConvALSTM looks in each frame.
+
+The counterpart of the ActionVLAD assignments (`assignments.py`). A
+VideoLSTM model (`build_model.pooling = 'videolstm'`) exposes its maps as the
+`attention` endpoint of `action_vlad.endpoints_model`: one `[h', w']` map per
+frame, a softmax over positions (it sums to 1), on the grid of the
+ConvALSTM's input (pool5: VGG16's stride 32 at 224 x 224). With motion-based
+attention the map is computed from the flow stream but weighs the RGB
+frame, so it is shown on the RGB frames.
+"""
+
+import numpy as np
+
+from avlad_tf.visualization import assignments
+from avlad_tf.visualization import plotting
+
+
+def attention_maps(model, inputs):
+    """The attention maps of one batch, from a built or loaded model.
+
+    Args:
+        model: a VideoLSTM model (`build_model(pooling='videolstm', ...)`,
+            or a trained `model.keras`).
+        inputs: `{modality: [B, T, S, S, C]}` model inputs.
+
+    Returns:
+        `[B, T, h', w']` float32 maps, each summing to 1.
+
+    Raises:
+        ValueError: if the model has no VideoLSTM attention.
+    """
+    from avlad_tf.models import action_vlad  # pylint: disable=import-outside-toplevel
+
+    outputs = action_vlad.endpoints_model(model)(inputs, training=False)
+    if "attention" not in outputs:
+        raise ValueError(
+            f"model {model.name!r} has no attention maps (its pooling is not "
+            "'videolstm'); build it with build_model.pooling = 'videolstm'"
+        )
+    return np.asarray(outputs["attention"], np.float32)
+
+
+def attention_overlay(frames, attention, *, opacity=0.6):
+    """Frames with their attention as a heat map (bright: attended).
+
+    Each map is scaled by its maximum, so the most attended cell of every
+    frame shows at full strength whatever the grid size.
+
+    Args:
+        frames: `[N, H, W, C]` model inputs (BGR minus means, or flow).
+        attention: `[N, h, w]` maps of those frames.
+        opacity: heat-map strength in [0, 1].
+
+    Returns:
+        `[N, H, W, 3]` uint8 RGB images.
+    """
+    frames = np.asarray(frames)
+    attention = np.asarray(attention, np.float32)
+    if frames.ndim != 4 or attention.ndim != 3 or frames.shape[0] != attention.shape[0]:
+        raise ValueError(
+            f"attention_overlay expects frames [N, H, W, C] and attention "
+            f"[N, h, w]. Received {frames.shape} and {attention.shape}"
+        )
+    images = plotting.displayable_frames(frames).astype(np.float32)
+    peak = np.maximum(attention.max(axis=(1, 2), keepdims=True), 1e-12)
+    rows, cols = assignments.cell_index_maps(
+        grid_size=attention.shape[1:3], image_size=frames.shape[1:3]
+    )
+    heat = (attention / peak)[:, rows][:, :, cols]  # [N, H, W] nearest upsampling
+    colors = plotting.plt.get_cmap("inferno")(heat)[..., :3] * 255.0
+    blended = (1.0 - opacity) * images + opacity * colors
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)

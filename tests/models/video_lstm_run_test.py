@@ -1,0 +1,125 @@
+"""VideoLSTM through the same commands as ActionVLAD: train, evaluate, export.
+
+`experiment.train` (what `python -m avlad_tf.train` runs) on tiny fake data,
+both stages, evaluation, late fusion and the SavedModel, for appearance
+attention in two late-fused streams and for motion attention as one `fused`
+stream. The SavedModel's descriptors must be the Keras model's.
+"""
+
+import os
+
+from absl.testing import absltest
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from avlad_tf.data import preprocessing
+from avlad_tf.models import action_vlad
+from avlad_tf.training import experiment
+from avlad_tf.visualization import inference
+from tests import testing
+from tests.training import tiny
+
+VIDEOLSTM = (
+    "build_model.pooling = 'videolstm'\n"
+    "build_model.lstm_per_step_loss = 'softmax'\n"
+    "train_stream.stage_steps = (1, 1)\n"
+)
+# tests/training/tiny.py: 2 frames, 16 px crops of 20 x 24 frames, 2 flow
+# pairs per stack.
+NUM_FRAMES, IMAGE_SIZE, RESIZE_TO, CHANNELS = 2, 16, (20, 24), {"rgb": 3, "flow": 4}
+
+
+class VideoLSTMRunTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = testing.class_tempdir(cls)
+        cls.data_dir = tiny.write_data(os.path.join(cls.root, "data"))
+
+    def tearDown(self):
+        gin.clear_config()
+        super().tearDown()
+
+    def run_experiment(self, name, bindings, streams, fuse_weights=None):
+        tiny.configure(bindings)
+        workdir = os.path.join(self.root, name)
+        outcome = experiment.train(
+            workdir=workdir,
+            data_dir=self.data_dir,
+            streams=streams,
+            evaluate_split="test",
+            fuse_weights=fuse_weights,
+            export=True,
+        )
+        for stream in streams:
+            self.assertEqual(outcome[stream]["num_videos"], 4)
+            self.assertTrue(0.0 <= outcome[stream]["top1"] <= 1.0)
+        return workdir, outcome
+
+    def assert_export_serves_the_models(self, workdir, export_dir, streams):
+        """serving_default's descriptors are the Keras models' on the same
+        evaluation crops (uint8 videos in, the stored layout)."""
+        rng = np.random.default_rng(0)
+        videos = {
+            m: rng.integers(0, 256, (2, NUM_FRAMES, *RESIZE_TO, c), np.uint8)
+            for m, c in CHANNELS.items()
+        }
+        serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+        outputs = serve(**{m: tf.constant(v) for m, v in videos.items()})
+        self.assertEqual(tuple(outputs["logits"].shape), (2, 3))
+        self.assertTrue(np.all(np.isfinite(outputs["logits"].numpy())))
+        crops = {
+            m: np.stack(
+                [
+                    preprocessing.preprocess_for_eval(
+                        v, modality=m, image_size=IMAGE_SIZE, resize_to=RESIZE_TO
+                    )
+                    for v in vs
+                ]
+            )
+            for m, vs in videos.items()
+        }
+        for stream in streams:
+            model = inference.load_model(os.path.join(workdir, stream, "model.keras"))
+            ends = action_vlad.endpoints_model(model)
+            names = action_vlad.input_names(model)
+            expected = ends({n: crops[n] for n in names}, training=False)
+            key = "descriptor" if stream == "fused" else f"{stream}_descriptor"
+            np.testing.assert_allclose(
+                outputs[key].numpy(),
+                keras.ops.convert_to_numpy(expected["descriptor"]),
+                atol=1e-5,
+                err_msg=stream,
+            )
+
+    def test_late_fused_streams_train_evaluate_and_export(self):
+        workdir, outcome = self.run_experiment(
+            "late", VIDEOLSTM, ("rgb", "flow"), fuse_weights=(1, 2)
+        )
+        self.assertIn("late_fusion", outcome)
+        self.assert_export_serves_the_models(
+            workdir, outcome["export_dir"], ("rgb", "flow")
+        )
+        # The visualiser's maps over the test split, like the assignments.
+        model = inference.load_model(os.path.join(workdir, "rgb", "model.keras"))
+        result = inference.attention(
+            model, data_dir=self.data_dir, split="test", num_videos=3
+        )
+        self.assertEqual(result["attention"].shape, (3, NUM_FRAMES, 2, 2))
+        np.testing.assert_allclose(result["attention"].sum(axis=(2, 3)), 1.0, atol=1e-5)
+
+    def test_motion_attention_trains_as_the_fused_stream(self):
+        workdir, outcome = self.run_experiment(
+            "motion",
+            VIDEOLSTM + "build_model.fusion = 'motion_attention'\n",
+            ("fused",),
+        )
+        model = inference.load_model(os.path.join(workdir, "fused", "model.keras"))
+        self.assertEqual(model.get_layer("videolstm_pool").attention, "motion")
+        self.assert_export_serves_the_models(workdir, outcome["export_dir"], ("fused",))
+
+
+if __name__ == "__main__":
+    absltest.main()
