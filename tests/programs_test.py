@@ -184,7 +184,12 @@ class ProgramsTest(parameterized.TestCase):
         ):
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        try:
+            _, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            self.fail(f"train did not stop within 120 s of Ctrl-C:\n{stderr[-3000:]}")
         self.assertEqual(process.returncode, 130, stderr[-3000:])
         self.assertNotIn("Traceback", stderr)
         self.assertRegex(

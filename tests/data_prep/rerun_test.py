@@ -148,11 +148,13 @@ class RerunTest(absltest.TestCase):
         self.assertIn("b/trunc", ids)
 
     def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes(self):
-        for i in range(4, 12):  # enough work to interrupt
+        # Enough work to interrupt: once the first shard exists, the rest must
+        # still take seconds, or a loaded machine finishes before the signal.
+        for i in range(4, 44):
             prep_fixtures.write_video(
                 os.path.join(self.videos, "ab"[i % 2], f"{i}.avi"),
                 12,
-                first=i,
+                first=i % 20,
                 height=24,
                 width=32,
             )
@@ -167,17 +169,22 @@ class RerunTest(absltest.TestCase):
             stderr=subprocess.PIPE,
             text=True,
         )
-        first = os.path.join(self.out, "train-00000-of-00006.tfrecord")
+        first = os.path.join(self.out, "train-00000-of-00022.tfrecord")
         deadline = time.monotonic() + 240
         while not os.path.exists(first) and time.monotonic() < deadline:
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        try:
+            _, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            self.fail(f"prepare did not stop within 120 s of Ctrl-C:\n{stderr[-3000:]}")
         self.assertEqual(process.returncode, 130, stderr[-3000:])
         self.assertNotIn("Traceback", stderr)
         self.assertRegex(
             stderr.strip().splitlines()[-1],
-            r"^prepare: interrupted \(\d+ of 12 shards finished in .*out\); "
+            r"^prepare: interrupted \(\d+ of 44 shards finished in .*out\); "
             r"run the same command again to resume\.$",
         )
         result = self._prepare()
