@@ -7,6 +7,9 @@ from avlad_tf.layers.netvlad import NetVLAD
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.layers.pooling import SpatioTemporalAveragePooling
 from avlad_tf.layers.pooling import SpatioTemporalMaxPooling
+from avlad_tf.layers.res_inception import ResInceptionPooling
+from avlad_tf.layers.res_inception import TemporalResInception
+from avlad_tf.layers.stfn import SpatioTemporalFusion
 from avlad_tf.layers.video_lstm import ConvALSTM
 
 __all__ = [
@@ -18,4 +21,7 @@ __all__ = [
     "FrameLSTM",
     "TimeAveragedLogits",
     "ConvALSTM",
+    "TemporalResInception",
+    "ResInceptionPooling",
+    "SpatioTemporalFusion",
 ]

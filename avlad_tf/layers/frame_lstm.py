@@ -64,6 +64,16 @@ def time_weights(num_steps, weighting, dtype="float32"):
     return ops.cast(steps / ops.sum(steps), dtype)
 
 
+def rectified_frame_means(maps, dtype):
+    """Each frame's feature vector: the ReLU'd map averaged over space,
+    `(B, T, h, w, D)` -> `(B, T, D)` in `dtype`. Post-ReLU fc7 (h = w = 1)
+    passes unchanged, as do post-ReLU (InceptionV3) maps."""
+    # The spatial mean sums h·w activations: float32 even under mixed
+    # precision, where float16 sums of large conv maps can overflow.
+    x = ops.relu(ops.cast(maps, "float32"))  # (B, T, h, w, D)
+    return ops.cast(ops.mean(x, axis=(2, 3)), dtype)  # (B, T, D)
+
+
 @keras.saving.register_keras_serializable(package="avlad_tf")
 class FrameLSTM(keras.layers.Layer):
     """Stacked LSTMs over the spatial means of a video's frame features.
@@ -147,10 +157,7 @@ class FrameLSTM(keras.layers.Layer):
             depth = self.units
 
     def call(self, inputs, return_sequences=False, training=None):
-        # The spatial mean sums h·w activations: float32 even under mixed
-        # precision, where float16 sums of large conv maps can overflow.
-        x = ops.relu(ops.cast(inputs, "float32"))  # (B, T, h, w, D)
-        x = ops.cast(ops.mean(x, axis=(2, 3)), self.compute_dtype)  # (B, T, D)
+        x = rectified_frame_means(inputs, self.compute_dtype)  # (B, T, D)
         for layer in self.lstms:
             x = layer(x, training=training)  # (B, T, units)
         weights = time_weights(ops.shape(x)[1], self.weighting, x.dtype)

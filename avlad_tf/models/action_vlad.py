@@ -15,13 +15,14 @@ import gin
 import keras
 
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
+from avlad_tf.layers import stfn
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import backbones
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import stream
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
-FUSIONS = ("late", "concat", "early", "motion_attention")
+FUSIONS = ("late", "concat", "early", "motion_attention", "stfn")
 
 
 # The run's late-fusion weights have one home, `train.fuse_weights`; this
@@ -45,6 +46,9 @@ def build_model(
     fusion=None,
     late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
     lstm_per_step_loss=None,
+    stfn_num_blocks=stfn.PAPER_NUM_BLOCKS,
+    stfn_direction="bi",
+    stfn_fusion_op="avg",
     name=None,
 ):
     """Builds an ActionVLAD model whose output is logits `[B, num_classes]`.
@@ -59,8 +63,9 @@ def build_model(
         pooling: `'netvlad'` (ActionVLAD), `'avg'` / `'max'` (pre-ReLU
             spatio-temporal baselines), `'two_stream'` (mean of per-frame
             classifier scores; use with `endpoint='fc7'` as the release),
-            Ng et al.'s `'conv_pooling'` / `'lstm'`, or `'videolstm'`, Li
-            et al.'s convolutional attention LSTM (`stream.pool`).
+            Ng et al.'s `'conv_pooling'` / `'lstm'`, `'videolstm'`, Li
+            et al.'s convolutional attention LSTM, or `'res_inception'`,
+            STFN's temporal res-inception (`stream.pool`).
         num_clusters: K, the number of action words.
         alpha: NetVLAD assignment sharpness (1000 in the release).
         image_size: square frame size S.
@@ -71,7 +76,8 @@ def build_model(
             first conv is converted from RGB by the release's rule.
         dropout_rate: pooled dropout before the classifier. `None` means the
             release's behaviour: 0 for single streams (never active,
-            Sec. 5.3 / 11.1) and 0.5 for `concat` / `early` heads (Sec. 5.4).
+            Sec. 5.3 / 11.1) and 0.5 for `concat` / `early` / `stfn` heads
+            (Sec. 5.4).
         fc_dropout_rate: dropout after fc6 (and fc7 in `two_stream`); the
             release's `--dropout 0.8`. Only matters for fc endpoints.
         weight_decay: slim L2 decay (λ·Σw²/2, as Keras `L2(λ/2)`) on the
@@ -79,13 +85,21 @@ def build_model(
         fusion: with `modality='rgb+flow'`: `'late'`, `'concat'`, `'early'`
             or `'motion_attention'` (VideoLSTM's motion-based attention,
             with `pooling='videolstm'`;
-            `fusion.build_motion_attention_model`).
+            `fusion.build_motion_attention_model`) or `'stfn'` (the STFN
+            poster's fusion blocks, with `pooling='res_inception'`;
+            `fusion.build_stfn_model`).
         late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
         lstm_per_step_loss: with `pooling='lstm'` or `'videolstm'`, the
             papers' loss at every time step: `'softmax'` or `'sigmoid'`
             (match `train_stream.loss`, which training checks), applied
             through `layers.TimeAveragedLogits`; None trains the loss of the
             time-averaged logits. The logits are the same either way.
+        stfn_num_blocks: with `fusion='stfn'`, its fusion blocks: 0 is the
+            poster's feature fusion, 2 its best (`layers/stfn.py`).
+        stfn_direction: `'bi'` (the poster's best) or `'uni'` (motion
+            into appearance).
+        stfn_fusion_op: `'avg'` (the poster's best), `'max'` or
+            `'multiply'`.
         name: model name (defaults to a description).
 
     Returns:
@@ -131,16 +145,24 @@ def build_model(
         fc_dropout_rate=fc_dropout_rate,
         weight_decay=weight_decay,
     )
-    if fusion in ("concat", "early"):
-        return fusion_lib.build_two_stream_pooling_model(
-            fusion=fusion,
-            name=name or f"action_vlad_{fusion}_fusion",
-            dropout_rate=(
-                fusion_lib.FUSION_DROPOUT_RATE if dropout_rate is None else dropout_rate
-            ),
+    if dropout_rate is None:
+        # The release's pooled dropout: on fusion heads only (Sec. 5.4).
+        heads = ("concat", "early", "stfn")
+        dropout_rate = fusion_lib.FUSION_DROPOUT_RATE if fusion in heads else 0.0
+    kwargs["dropout_rate"] = dropout_rate
+    if fusion == "stfn":
+        del kwargs["num_clusters"], kwargs["alpha"]
+        return fusion_lib.build_stfn_model(
+            name=name or "action_vlad_stfn",
+            num_blocks=stfn_num_blocks,
+            direction=stfn_direction,
+            fusion_op=stfn_fusion_op,
             **kwargs,
         )
-    kwargs["dropout_rate"] = 0.0 if dropout_rate is None else dropout_rate
+    if fusion in ("concat", "early"):
+        return fusion_lib.build_two_stream_pooling_model(
+            fusion=fusion, name=name or f"action_vlad_{fusion}_fusion", **kwargs
+        )
     kwargs["per_step_loss"] = lstm_per_step_loss
     if fusion == "motion_attention":
         # One VideoLSTM over both streams: no action words, and a single

@@ -11,15 +11,19 @@
 - `motion_attention`: VideoLSTM's motion-based attention (Li et al., CVIU
   2018): the flow maps choose where the ConvALSTM reading the RGB maps
   attends (`build_motion_attention_model`).
+- `stfn`: the STFN poster's spatio-temporal fusion networks: temporal
+  res-inception modules over both streams' per-segment features, fused in
+  blocks (`build_stfn_model`, `layers/stfn.py`).
 
 The release applies pooled dropout (keep 0.5) to its fusion heads only
-(Sec. 5.4), so `dropout_rate` defaults to 0.5 here and to 0 in single-stream
-models.
+(Sec. 5.4), so `dropout_rate` defaults to 0.5 here (concat, early, stfn)
+and to 0 in single-stream models.
 """
 
 import keras
 from keras import ops
 
+from avlad_tf.layers import stfn
 from avlad_tf.models import stream
 
 # The release's in-graph late fusion: 0.333 RGB + 0.667 flow.
@@ -77,6 +81,18 @@ def build_late_fusion(
     return keras.Model(inputs, fused, name=name)
 
 
+def two_stream_features(**backbone_settings):
+    """Both streams' inputs and backbone maps, each a dict keyed `rgb` and
+    `flow`; the maps are `[B, T, h, w, D]` (`stream.video_features`, which
+    takes `backbone_settings`)."""
+    inputs, maps = {}, {}
+    for modality in ("rgb", "flow"):
+        inputs[modality], maps[modality] = stream.video_features(
+            modality, **backbone_settings
+        )  # (B, T, h, w, D)
+    return inputs, maps
+
+
 def build_two_stream_pooling_model(
     *,
     fusion,
@@ -104,23 +120,19 @@ def build_two_stream_pooling_model(
             f"Unknown fusion {fusion!r} for one pooling over both streams; "
             f"expected one of {sorted(_CONCAT_AXIS)}."
         )
-    inputs, maps = {}, []
-    for modality in ("rgb", "flow"):
-        inputs[modality], features = stream.video_features(
-            modality,
-            backbone=backbone,
-            endpoint=endpoint,
-            image_size=image_size,
-            flow_stack=flow_stack,
-            weights=weights,
-            weight_decay=weight_decay,
-            fc_dropout_rate=fc_dropout_rate,
-        )
-        maps.append(features)  # (B, T, h, w, D)
+    inputs, maps = two_stream_features(
+        backbone=backbone,
+        endpoint=endpoint,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+    )
     # concat: (B, T, h, w, 2D); early: (B, T, 2h, w, D), one bag of both.
     fused = keras.layers.Concatenate(
         axis=_CONCAT_AXIS[fusion], name=f"{fusion}_fusion"
-    )(maps)
+    )([maps["rgb"], maps["flow"]])
     descriptor = stream.pool(
         fused,
         pooling=pooling,
@@ -169,18 +181,15 @@ def build_motion_attention_model(
             "fusion='motion_attention' is VideoLSTM's motion-based attention "
             f"and needs pooling='videolstm'. Received: pooling={pooling!r}"
         )
-    inputs, maps = {}, {}
-    for modality in ("rgb", "flow"):
-        inputs[modality], maps[modality] = stream.video_features(
-            modality,
-            backbone=backbone,
-            endpoint=endpoint,
-            image_size=image_size,
-            flow_stack=flow_stack,
-            weights=weights,
-            weight_decay=weight_decay,
-            fc_dropout_rate=fc_dropout_rate,
-        )  # (B, T, h, w, D)
+    inputs, maps = two_stream_features(
+        backbone=backbone,
+        endpoint=endpoint,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+    )
     head = dict(
         num_classes=num_classes, dropout_rate=dropout_rate, weight_decay=weight_decay
     )
@@ -197,4 +206,72 @@ def build_motion_attention_model(
             maps["rgb"], weight_decay=weight_decay, motion=maps["flow"]
         )[0]  # (B, 2U)
         logits = stream.classify(descriptor, **head)
+    return keras.Model(inputs, logits, name=name)
+
+
+def build_stfn_model(
+    *,
+    num_classes,
+    backbone,
+    endpoint,
+    pooling,
+    image_size,
+    flow_stack,
+    weights,
+    dropout_rate,
+    fc_dropout_rate,
+    weight_decay,
+    name,
+    num_blocks,
+    direction,
+    fusion_op,
+):
+    """STFN: one model reading both streams, fused by temporal res-inception
+    blocks (`layers.SpatioTemporalFusion`, named as `'res_inception'`'s
+    pooling layer). Trained as one `fused` stream
+    (`train.streams = ('fused',)`), like concat / early fusion.
+
+    Args:
+        num_blocks, direction, fusion_op: `build_model.stfn_num_blocks`,
+            `stfn_direction` and `stfn_fusion_op` (`layers/stfn.py`).
+        Others: as `build_model`'s.
+
+    Raises:
+        ValueError: unless `pooling` is `'res_inception'`, or on a bad STFN
+            setting (naming its binding).
+    """
+    if pooling != "res_inception":
+        raise ValueError(
+            "build_model.fusion='stfn' fuses STFN's temporal res-inception "
+            "modules and needs build_model.pooling='res_inception'. "
+            f"Received: build_model.pooling={pooling!r}"
+        )
+    stfn.check_settings(
+        num_blocks=num_blocks,
+        direction=direction,
+        fusion_op=fusion_op,
+        prefix="build_model.stfn_",
+    )
+    inputs, maps = two_stream_features(
+        backbone=backbone,
+        endpoint=endpoint,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+    )
+    descriptor = stfn.SpatioTemporalFusion(
+        num_blocks=num_blocks,
+        direction=direction,
+        fusion_op=fusion_op,
+        weight_decay=weight_decay,
+        name=stream.POOLING_LAYER_NAMES[pooling],
+    )(maps["rgb"], motion_inputs=maps["flow"])  # (B, D)
+    logits = stream.classify(
+        descriptor,
+        num_classes=num_classes,
+        dropout_rate=dropout_rate,
+        weight_decay=weight_decay,
+    )
     return keras.Model(inputs, logits, name=name)

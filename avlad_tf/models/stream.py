@@ -12,6 +12,7 @@ from avlad_tf.layers import netvlad
 from avlad_tf.layers import pixels
 from avlad_tf.layers import pooling as pooling_layers
 from avlad_tf.layers import regularizers
+from avlad_tf.layers import res_inception
 from avlad_tf.layers import video_lstm
 from avlad_tf.models import backbones
 from avlad_tf.models import frames
@@ -26,10 +27,11 @@ POOLING_LAYER_NAMES = {
     "conv_pooling": "conv_pool",
     "lstm": "lstm_pool",
     "videolstm": "videolstm_pool",
+    "res_inception": "res_inception_pool",
 }
 # Aggregators whose weights start random (no k-means, no ImageNet): they
 # train from stage 1 on (`action_vlad.set_stage`).
-LEARNED_FROM_SCRATCH = ("conv_pooling", "lstm", "videolstm")
+LEARNED_FROM_SCRATCH = ("conv_pooling", "lstm", "videolstm", "res_inception")
 # Aggregators with an output per time step, which can take a loss at every
 # step (`build_model.lstm_per_step_loss`).
 RECURRENT_POOLINGS = ("lstm", "videolstm")
@@ -117,6 +119,11 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
     with attention from the frame itself (`video_lstm_outputs`); its
     motion-based attention needs both streams
     (`fusion.build_motion_attention_model`).
+
+    `'res_inception'` is STFN's single-stream baseline: each frame's
+    rectified spatial mean, a temporal res-inception module, then the mean
+    over time (`layers.ResInceptionPooling`); its fusion of two streams is
+    `fusion.build_stfn_model`.
     """
     name = POOLING_LAYER_NAMES.get(pooling)
     if name is None:
@@ -146,6 +153,10 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
         )  # (B, units)
     if pooling == "videolstm":
         return video_lstm_outputs(features, weight_decay=weight_decay)[0]
+    if pooling == "res_inception":
+        return res_inception.ResInceptionPooling(weight_decay=weight_decay, name=name)(
+            features
+        )  # (B, D)
     if pooling == "two_stream":
         features = keras.layers.ReLU(name="two_stream_relu")(features)
         # The release's dropout7 (keep 0.2 at training).

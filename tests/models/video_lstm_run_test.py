@@ -1,14 +1,18 @@
-"""VideoLSTM through the same commands as ActionVLAD: train, evaluate, export.
+"""VideoLSTM and STFN through the same commands as ActionVLAD: train,
+evaluate, export.
 
 `experiment.train` (what `python -m avlad_tf.train` runs) on tiny fake data,
-both stages, evaluation, late fusion and the SavedModel, for appearance
-attention in two late-fused streams and for motion attention as one `fused`
-stream. The SavedModel's descriptors must be the Keras model's.
+both stages, evaluation, late fusion and the SavedModel, for VideoLSTM's
+appearance attention in two late-fused streams, and as one `fused` stream
+for the models that read both streams: VideoLSTM's motion attention and
+STFN's fusion blocks. The SavedModel's descriptors must be the Keras
+model's.
 """
 
 import os
 
 from absl.testing import absltest
+from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
@@ -26,12 +30,18 @@ VIDEOLSTM = (
     "build_model.lstm_per_step_loss = 'softmax'\n"
     "train_stream.stage_steps = (1, 1)\n"
 )
+MOTION_ATTENTION = VIDEOLSTM + "build_model.fusion = 'motion_attention'\n"
+STFN = (
+    "build_model.pooling = 'res_inception'\n"
+    "build_model.fusion = 'stfn'\n"
+    "train_stream.stage_steps = (1, 1)\n"
+)
 # tests/training/tiny.py: 2 frames, 16 px crops of 20 x 24 frames, 2 flow
 # pairs per stack.
 NUM_FRAMES, IMAGE_SIZE, RESIZE_TO, CHANNELS = 2, 16, (20, 24), {"rgb": 3, "flow": 4}
 
 
-class VideoLSTMRunTest(absltest.TestCase):
+class VideoLSTMRunTest(parameterized.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -110,14 +120,19 @@ class VideoLSTMRunTest(absltest.TestCase):
         self.assertEqual(result["attention"].shape, (3, NUM_FRAMES, 2, 2))
         np.testing.assert_allclose(result["attention"].sum(axis=(2, 3)), 1.0, atol=1e-5)
 
-    def test_motion_attention_trains_as_the_fused_stream(self):
+    @parameterized.named_parameters(
+        ("motion_attention", MOTION_ATTENTION, {"attention": "motion"}),
+        ("stfn", STFN, {"num_blocks": 2, "direction": "bi", "fusion_op": "avg"}),
+    )
+    def test_both_streams_in_one_model_train_as_the_fused_stream(
+        self, bindings, pool_config
+    ):
         workdir, outcome = self.run_experiment(
-            "motion",
-            VIDEOLSTM + "build_model.fusion = 'motion_attention'\n",
-            ("fused",),
+            self._testMethodName, bindings, ("fused",)
         )
         model = inference.load_model(os.path.join(workdir, "fused", "model.keras"))
-        self.assertEqual(model.get_layer("videolstm_pool").attention, "motion")
+        config = action_vlad.pooling_layer(model).get_config()
+        self.assertEqual({k: config[k] for k in pool_config}, pool_config)
         self.assert_export_serves_the_models(workdir, outcome["export_dir"], ("fused",))
 
 

@@ -1,0 +1,263 @@
+"""build_model with STFN: `pooling='res_inception'` and `fusion='stfn'`.
+
+Also the JAX run of both layers (tests/layers/res_inception_test.py and
+stfn_test.py check them against NumPy) and of both models.
+"""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import gin
+import keras
+import numpy as np
+
+from avlad_tf.layers import res_inception
+from avlad_tf.layers import stfn
+from avlad_tf.models import action_vlad
+from tests import testing
+from tests.models import action_vlad_test
+
+NUM_CLASSES = action_vlad_test.NUM_CLASSES
+TINY_DEPTH = 16  # the tiny backbone's conv5_3 channels
+STFN = dict(modality="rgb+flow", fusion="stfn", pooling="res_inception")
+# Each number of blocks, direction and fusion op at least once.
+SETTINGS = (
+    ("feature_fusion", 0, "bi", "avg"),
+    ("one_uni_block_max", 1, "uni", "max"),
+    ("two_bi_blocks_multiply", 2, "bi", "multiply"),
+)
+tiny_model = action_vlad_test.tiny_model
+video_inputs = action_vlad_test.video_inputs
+numpy = action_vlad_test.numpy
+# Per module: four branch kernels and the projection's.
+MODULE_KERNELS = 5
+
+
+def stfn_model(num_blocks=2, direction="bi", fusion_op="avg", **kwargs):
+    return tiny_model(
+        stfn_num_blocks=num_blocks,
+        stfn_direction=direction,
+        stfn_fusion_op=fusion_op,
+        **STFN,
+        **kwargs,
+    )
+
+
+def compile_for_stage(model, stage):
+    action_vlad.set_stage(model, stage)
+    model.compile(
+        optimizer="adam",
+        jit_compile=True,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+
+
+class STFNModelTest(testing.TestCase):
+    @parameterized.named_parameters(*SETTINGS)
+    def test_builds_fits_and_saves(self, num_blocks, direction, fusion_op):
+        model = stfn_model(num_blocks, direction, fusion_op)
+        layer = action_vlad.pooling_layer(model)
+        self.assertIsInstance(layer, stfn.SpatioTemporalFusion)
+        self.assertEqual(
+            (layer.name, layer.num_blocks, layer.direction, layer.fusion_op),
+            ("res_inception_pool", num_blocks, direction, fusion_op),
+        )
+        inputs = video_inputs(model)
+        outputs = action_vlad.endpoints_model(model)(inputs)
+        self.assertEqual(set(outputs), {"logits", "descriptor"})
+        self.assertEqual(tuple(outputs["descriptor"].shape), (2, TINY_DEPTH))
+        self.assertEqual(tuple(outputs["logits"].shape), (2, NUM_CLASSES))
+        compile_for_stage(model, 2)
+        before = [numpy(w) for w in layer.trainable_weights]
+        labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
+        history = model.fit(inputs, labels, batch_size=2, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"][0]))
+        after = [numpy(w) for w in layer.trainable_weights]
+        self.assertTrue(all(not np.array_equal(a, b) for a, b in zip(after, before)))
+        self.assert_keras_file_round_trip(model, inputs)
+
+    def test_paper_defaults(self):
+        layer = stfn_model().get_layer("res_inception_pool")
+        self.assertEqual(
+            (layer.num_blocks, layer.direction, layer.fusion_op), (2, "bi", "avg")
+        )
+        # F = D // 4 per branch, on VGG16's conv5_3 128.
+        for backbone, width in (("tiny", TINY_DEPTH // 4), ("vgg16", 128)):
+            stem = stfn_model(backbone=backbone).get_layer("res_inception_pool")
+            self.assertEqual(stem.appearance[0].branches[0].kernel.shape[-1], width)
+
+    def test_fusion_head_dropout(self):
+        # The release's 0.5 pooled dropout on fusion heads; 0 on one stream.
+        self.assertEqual(stfn_model().get_layer("pooled_dropout").rate, 0.5)
+        single = tiny_model(pooling="res_inception")
+        self.assertEqual(single.get_layer("pooled_dropout").rate, 0.0)
+
+    def test_reads_both_streams(self):
+        model = stfn_model()
+        inputs = video_inputs(model)
+        for modality in ("rgb", "flow"):
+            other = dict(inputs, **{modality: video_inputs(model, seed=1)[modality]})
+            self.assertFalse(np.allclose(model(inputs), model(other), atol=1e-6))
+
+    @parameterized.parameters(
+        (dict(), ["rgb_backbone/block5_conv3"], "action_vlad_rgb"),
+        (
+            STFN,
+            ["flow_backbone/block5_conv3", "rgb_backbone/block5_conv3"],
+            "action_vlad_stfn",
+        ),
+    )
+    def test_stages(self, kwargs, blocks, name):
+        model = tiny_model(**{"pooling": "res_inception", **kwargs})
+        # The modules start from random weights: they train from stage 1.
+        first = [f"{name}/logits", f"{name}/res_inception_pool"]
+        self.assertEqual(action_vlad.set_stage(model, 1), first)
+        aggregator = model.get_layer("res_inception_pool")
+        self.assertLen(model.trainable_weights, len(aggregator.trainable_weights) + 2)
+        self.assertEqual(action_vlad.set_stage(model, 2), sorted(first + blocks))
+
+    def test_aggregator_kernels_get_the_models_weight_decay(self):
+        for kwargs, baseline, modules in (
+            (dict(pooling="res_inception"), dict(pooling="avg"), 1),
+            (STFN, dict(modality="rgb+flow", fusion="concat", pooling="avg"), 6),
+        ):
+            expected = len(tiny_model(weight_decay=5e-4, **baseline).losses)
+            expected += modules * MODULE_KERNELS
+            self.assertLen(tiny_model(weight_decay=5e-4, **kwargs).losses, expected)
+
+    @parameterized.named_parameters(
+        ("single", dict(pooling="res_inception")), ("stfn", STFN)
+    )
+    def test_mixed_precision(self, kwargs):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        model = tiny_model(**kwargs)
+        logits = model(video_inputs(model))
+        self.assertEqual(logits.dtype, "float32")
+        self.assertTrue(np.all(np.isfinite(numpy(logits))))
+
+    def test_variable_number_of_segments(self):
+        model = stfn_model()
+        for time in (1, 7):
+            logits = model(video_inputs(model, 1, time))
+            self.assertEqual(tuple(logits.shape), (1, NUM_CLASSES))
+
+    def test_single_stream_and_late_fusion(self):
+        model = tiny_model(pooling="res_inception", modality="flow")
+        layer = action_vlad.pooling_layer(model)
+        self.assertIsInstance(layer, res_inception.ResInceptionPooling)
+        self.assertEqual(layer.name, "res_inception_pool")
+        late = tiny_model(pooling="res_inception", modality="rgb+flow", fusion="late")
+        for name in ("rgb_stream", "flow_stream"):
+            pool = late.get_layer(name).get_layer("res_inception_pool")
+            self.assertIsInstance(pool, res_inception.ResInceptionPooling)
+        self.assertEqual(tuple(late(video_inputs(late)).shape), (2, NUM_CLASSES))
+
+    def test_gin_bindings(self):
+        gin.clear_config()
+        self.addCleanup(gin.clear_config)
+        gin.parse_config(
+            [
+                "build_model.pooling = 'res_inception'",
+                "build_model.fusion = 'stfn'",
+                "build_model.stfn_num_blocks = 1",
+                "build_model.stfn_direction = 'uni'",
+                "build_model.stfn_fusion_op = 'multiply'",
+                "build_model.backbone = 'tiny'",
+                "build_model.image_size = 32",
+            ]
+        )
+        model = action_vlad.build_model(num_classes=2, modality="rgb+flow")
+        layer = model.get_layer("res_inception_pool")
+        self.assertEqual(
+            (layer.num_blocks, layer.direction, layer.fusion_op), (1, "uni", "multiply")
+        )
+
+
+class STFNModelErrorTest(testing.TestCase):
+    def test_stfn_needs_res_inception_pooling(self):
+        message = r"needs build_model.pooling='res_inception'.*pooling='netvlad'"
+        with self.assertRaisesRegex(ValueError, message):
+            tiny_model(modality="rgb+flow", fusion="stfn", pooling="netvlad")
+
+    def test_bad_num_blocks(self):
+        with self.assertRaisesRegex(ValueError, "build_model.stfn_num_blocks must be"):
+            stfn_model(num_blocks=-1)
+
+    def test_bad_direction(self):
+        with self.assertRaisesRegex(ValueError, "build_model.stfn_direction must be"):
+            stfn_model(direction="both")
+
+    def test_bad_fusion_op(self):
+        with self.assertRaisesRegex(ValueError, "build_model.stfn_fusion_op must be"):
+            stfn_model(fusion_op="sum")
+
+    def test_no_per_step_loss(self):
+        with self.assertRaisesRegex(ValueError, "lstm_per_step_loss needs"):
+            stfn_model(lstm_per_step_loss="softmax")
+
+
+_JAX_SCRIPT = r"""
+import json
+import numpy as np
+import keras
+from avlad_tf.layers import res_inception
+from avlad_tf.layers import stfn
+from avlad_tf.models import action_vlad
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(2, 5, 3, 3, 8)).astype("float32")
+flow = rng.normal(size=(2, 5, 2, 2, 8)).astype("float32")
+
+
+def randomized(layer, *shapes):
+    layer.build(*shapes)
+    for w in sorted(layer.weights, key=lambda w: w.path):
+        value = rng.normal(0.0, 0.5, w.shape)
+        if "variance" in w.path:
+            value = rng.uniform(0.5, 2.0, w.shape)
+        w.assign(value.astype("float32"))
+    return layer
+
+
+out = {"backend": keras.backend.backend()}
+pool = randomized(res_inception.ResInceptionPooling(), x.shape)
+out["pooling"] = keras.ops.convert_to_numpy(pool(x)).tolist()
+for op in stfn.FUSION_OPS:
+    layer = randomized(stfn.SpatioTemporalFusion(fusion_op=op, direction="uni"),
+                       x.shape, flow.shape)
+    out[op] = keras.ops.convert_to_numpy(layer(x, motion_inputs=flow)).tolist()
+
+losses = {}
+for name, kwargs in (
+    ("res_inception", dict(modality="rgb")),
+    ("stfn", dict(modality="rgb+flow", fusion="stfn")),
+):
+    keras.utils.set_random_seed(1)
+    model = action_vlad.build_model(num_classes=3, backbone="tiny", image_size=16,
+                                    flow_stack=2, pooling="res_inception", **kwargs)
+    action_vlad.set_stage(model, 2)
+    model.compile(optimizer="adam", jit_compile=True,
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    inputs = {t.name.split(":")[0]: rng.normal(size=(2, 3) + tuple(t.shape[2:]))
+              .astype("float32") for t in model.inputs}
+    loss = model.train_on_batch(inputs, np.eye(3)[[0, 2]])
+    losses[name] = float(np.asarray(loss).ravel()[0])
+out["losses"] = losses
+print(json.dumps(out))
+"""
+
+
+class STFNJaxTest(absltest.TestCase):
+    def test_jax_matches_tensorflow_and_models_train(self):
+        jax_out = testing.run_on_backend(_JAX_SCRIPT, "jax")
+        tf_out = testing.run_on_backend(_JAX_SCRIPT, "tensorflow")
+        self.assertEqual((jax_out["backend"], tf_out["backend"]), ("jax", "tensorflow"))
+        for key in ("pooling",) + stfn.FUSION_OPS:
+            np.testing.assert_allclose(
+                jax_out[key], tf_out[key], atol=1e-4, err_msg=key
+            )
+        for name, loss in jax_out["losses"].items():
+            self.assertTrue(np.isfinite(loss), name)
+
+
+if __name__ == "__main__":
+    absltest.main()
