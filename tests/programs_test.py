@@ -161,7 +161,7 @@ class ProgramsTest(parameterized.TestCase):
 
         # A long stage, interrupted once a checkpoint exists.
         workdir = self.create_tempdir().full_path
-        process = subprocess.Popen(
+        process = testing.popen_interruptible(
             [
                 sys.executable,
                 "-m",

@@ -8,6 +8,7 @@ a compiled fit step and a mixed-precision run.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,22 @@ def run_on_backend(script, backend):
     if result.returncode:
         raise AssertionError(f"{backend} run failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def popen_interruptible(command, **kwargs):
+    """`subprocess.Popen(command)` whose Python answers SIGINT (Ctrl-C) with
+    KeyboardInterrupt, however this process was started.
+
+    A command started in the background by a shell without job control
+    (`(pytest ... &)`) inherits SIGINT ignored, and Python then leaves it
+    ignored in every child: an interrupt test would hang. A handler (not an
+    ignore) in the parent becomes the default disposition in the child.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def class_tempdir(test_class):
