@@ -113,7 +113,8 @@ def evaluate(
     Returns:
         A dict of metrics as fractions in [0, 1] (`top1`, `top5`,
         `mean_class_accuracy`, or `top1`, `mAP`, `wAP` for multi-label data)
-        plus `num_videos` and `scores_path`.
+        plus `num_videos`, `scores_path` and `num_params` (the model's
+        parameter count).
     """
     record = run_record.read(workdir)
     entry = run_record.stream(record, stream, workdir=workdir)
@@ -126,6 +127,7 @@ def evaluate(
     num_crops = num_crops or entry["num_crops"]
     settings = dict(entry["input"])
     model = load_stream_model(workdir, stream)
+    num_params = model.count_params()  # the trained model's, for tables
     pixel_dtype = "float32"
     if normalize_on_device:
         pixel_dtype = "uint8"
@@ -193,6 +195,7 @@ def evaluate(
         num_videos=len(video_ids),
         frames=frames or "sampled",
         scores_path=path,
+        num_params=int(num_params),
     )
     logging.info("%s", format_result(result))
     return result

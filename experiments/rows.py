@@ -1,13 +1,15 @@
 """What a paper-table row is: its gin file, header, splits and canonical config.
 
-Rows are the `gin/table<N>_*.gin` files whose header names the table, one
-file per row. Each header is machine-read:
+Rows are the `gin/table<N>_*.gin` files (the paper's tables) and the
+`gin/aggregators_*.gin` files (Table A, every aggregator of the source
+papers), one file per row, whose header names the table. Each header is machine-read:
 
   # Table 4, row 2: ActionVLAD, HMDB51 (late fusion 1 : 2, top-1 %).
   # Paper: 66.9 (Table 4, Sec. 4.6), mean over the three splits
   # Dataset: hmdb51
   # Splits: 1, 2, 3                  (optional; one run per split)
   # Metric: top1                     (optional; `mAP, wAP`: both, Charades)
+  # Report: streams                  (optional; the per-stream layout, below)
   # iDT: hmdb51_idt_split{split}.h5  (optional; also the iDT fusion)
   # Paper (iDT): 69.8 (Table 4, Sec. 4.6)   (the paper's further numbers)
   # Command: python -m avlad_tf.train --gin_file=... --workdir=...
@@ -26,6 +28,12 @@ late-fused scores with the iDT scores the release's way (0.75 / 0.25 on
 L2-normalised scores, docs/RELEASE.md Sec. 9.2), read from
 `--idt_dir/<file>` with `{split}` replaced by the split (without
 `--idt_dir` that line is not run).
+
+`Report: streams` rows (the aggregator table, `gin/tableA_*.gin`) report
+every stream the run evaluates and its fusion instead: the RGB and flow
+top-1 and the late fusion of a late-fused run, or the `fused` stream's top-1
+of a fusion model, plus the run's parameters and minutes; a table is all
+`streams` rows or none.
 
 Splits: with `Splits: 1, 2, 3` the row runs once per split k, binding the
 macros base.gin trains and evaluates with, `TRAIN_SPLIT = 'train_split<k>'`
@@ -68,13 +76,18 @@ from avlad_tf import cli
 GIN_DIR = cli.GIN_DIR
 REPO = os.path.dirname(GIN_DIR)
 IDT = "iDT"  # the label of a row's iDT-fusion line
+# The row files: the paper's tables, and the aggregators of the source
+# papers (Table A, the aggregator table).
+ROW_FILES = ("table*.gin", "aggregators_*.gin")
+# What a row reports: its metric lines, or each stream and the fusion.
+REPORTS = ("metric", "streams")
 
 _ROW_RE = re.compile(
     r"^# Table (?P<tables>[\w/]+), row (?P<index>\d+): "
     r"(?P<name>[^(]+?)\s*(?:\((?P<detail>.*)\))?\.?$"
 )
 _KEY_RE = re.compile(
-    r"^# (?P<key>Paper|Dataset|Metric|Splits|iDT)"
+    r"^# (?P<key>Paper|Dataset|Metric|Splits|iDT|Report)"
     r"(?: \((?P<label>[^)]+)\))?: (?P<value>.+)$"
 )
 _INCLUDE_RE = re.compile(r"^\s*include\s")
@@ -116,6 +129,7 @@ def parse_header(path):
         "idt": None,
         "detail": "",
         "splits": [None],
+        "report": "metric",
     }
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -150,6 +164,12 @@ def parse_header(path):
                 row["splits"] = _list(value)
             elif key == "iDT":
                 row["idt"] = value
+            elif key == "Report":
+                if value not in REPORTS:
+                    raise ValueError(
+                        f'{path}: "# Report: {value}"; use one of {REPORTS}.'
+                    )
+                row["report"] = value
             else:
                 row["dataset"] = value
     for key in ("tables", "dataset"):
@@ -191,12 +211,16 @@ def row_lines(row):
 
 def find_rows(table, *, gin_dir=GIN_DIR):
     """The header dicts of every gin file of `table`, ordered by row then file."""
-    rows = [
-        parse_header(p) for p in sorted(glob.glob(os.path.join(gin_dir, "table*.gin")))
+    paths = [
+        p for pattern in ROW_FILES for p in glob.glob(os.path.join(gin_dir, pattern))
     ]
-    rows = [r for r in rows if table in r["tables"]]
+    rows = [r for r in map(parse_header, sorted(paths)) if table in r["tables"]]
     if not rows:
         raise ValueError(f"no gin/table*.gin file belongs to table {table!r}.")
+    if len({r["report"] for r in rows}) > 1:
+        raise ValueError(
+            f"table {table!r} mixes '# Report: streams' rows with metric rows."
+        )
     return sorted(rows, key=lambda r: (r["index"], r["file"]))
 
 

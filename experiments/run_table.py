@@ -126,7 +126,18 @@ def run_row(row, *, runs_dir, data_dir, split=None, overlays=(), bindings=()):
 
 
 def row_values(outcome, row):
-    """`{metric: fraction}` a row reports from `train`'s outcome dict."""
+    """`{metric: fraction}` a row reports from `train`'s outcome dict.
+
+    A `Report: streams` row: `{'rgb', 'flow', 'fusion'}` top-1 (those the
+    run evaluated); the fusion is the late fusion or the `fused` stream.
+    """
+    if row["report"] == "streams":
+        values = {s: outcome[s]["top1"] for s in ("rgb", "flow") if s in outcome}
+        if "late_fusion" in outcome:
+            values["fusion"] = outcome["late_fusion"]
+        elif "fused" in outcome:
+            values["fusion"] = outcome["fused"]["top1"]
+        return values
     if "late_fusion" in outcome:  # late fusion of the trained streams
         if row["metrics"] != ["top1"]:
             raise ValueError(
@@ -141,6 +152,16 @@ def row_values(outcome, row):
             "config set train.evaluate_split?"
         )
     return {m: metrics[0][m] for m in row["metrics"]}
+
+
+def run_cost(run):
+    """`{'parameters', 'minutes'}` of a run: its streams' parameters together
+    and the minutes of the whole run (training, evaluation, fusion)."""
+    streams = [v for v in run["outcome"].values() if isinstance(v, dict)]
+    return {
+        "parameters": sum(s.get("num_params", 0) for s in streams),
+        "minutes": run["seconds"] / 60,
+    }
 
 
 def _idt_value(row, outcome, split, idt_dir):
@@ -165,79 +186,129 @@ def _one_line(error):
     return message[:200].replace("|", "/")
 
 
-def _run_splits(row, *, runs_dir, data_dir, overlays, bindings, idt_dir):
-    """Runs every split of a row; its values by line label, in percent."""
-    labels = [label for label, *_ in row_lib.row_lines(row)]
+def _labels(row):
+    if row["report"] == "streams":
+        return [*STREAM_COLUMNS, *COST_COLUMNS]
+    return [label for label, *_ in row_lib.row_lines(row)]
+
+
+def _run_splits(row, *, runs_dir, data_dir, overlays, bindings, idt_dir, seeds):
+    """Runs every split and seed of a row; its values by line label, metrics
+    in percent."""
+    labels = _labels(row)
     result = {
         "values": {label: [] for label in labels},
         "errors": {},
         "skipped": {},
         "workdirs": [],
+        "unit": _unit(len(row["splits"]), len(seeds)),
     }
     configs = set()
     for split in row["splits"]:
-        if split is not None:
-            print(f"  split {split}", flush=True)
-        try:
-            run = run_row(
-                row,
-                runs_dir=runs_dir,
-                data_dir=data_dir,
-                split=split,
-                overlays=overlays,
-                bindings=bindings,
-            )
-            if run["config"] in configs:
-                continue  # an overlay fixed the split: the same run again
-            configs.add(run["config"])
-            result["workdirs"].append(run["workdir"])
-            for metric, value in row_values(run["outcome"], row).items():
-                result["values"][metric].append(100.0 * value)
-        except Exception as e:  # pylint: disable=broad-except
-            # One failed row must not lose the others; the table shows it.
-            logging.exception("%s failed", row["file"])
-            result["errors"] = {label: _one_line(e) for label in labels}
-            return result
-        if not row["idt"]:
-            continue
-        if idt_dir is None:
-            result["skipped"][row_lib.IDT] = f"needs --idt_dir with {row['idt']}"
-            continue
-        try:
-            result["values"][row_lib.IDT].append(
-                100.0 * _idt_value(row, run["outcome"], split, idt_dir)
-            )
-        except Exception as e:  # pylint: disable=broad-except
-            logging.exception("%s: iDT fusion failed", row["file"])
-            result["errors"][row_lib.IDT] = _one_line(e)
+        for seed in seeds:
+            if split is not None or seed is not None:
+                print(f"  split {split}, seed {seed}", flush=True)
+            seed_binding = [] if seed is None else [f"train_stream.seed = {seed}"]
+            try:
+                run = run_row(
+                    row,
+                    runs_dir=runs_dir,
+                    data_dir=data_dir,
+                    split=split,
+                    overlays=overlays,
+                    bindings=[*bindings, *seed_binding],
+                )
+                if run["config"] in configs:
+                    continue  # an overlay fixed the split: the same run again
+                configs.add(run["config"])
+                result["workdirs"].append(run["workdir"])
+                for metric, value in row_values(run["outcome"], row).items():
+                    result["values"][metric].append(100.0 * value)
+                if row["report"] == "streams":
+                    for column, value in run_cost(run).items():
+                        result["values"][column].append(value)
+            except Exception as e:  # pylint: disable=broad-except
+                # One failed row must not lose the others; the table shows it.
+                logging.exception("%s failed", row["file"])
+                result["errors"] = {label: _one_line(e) for label in labels}
+                return result
+            if row["idt"]:
+                _add_idt(result, row, run["outcome"], split, idt_dir)
     return result
 
 
+def _add_idt(result, row, outcome, split, idt_dir):
+    """The row's iDT-fusion value of one run, or why it has none."""
+    if idt_dir is None:
+        result["skipped"][row_lib.IDT] = f"needs --idt_dir with {row['idt']}"
+        return
+    try:
+        result["values"][row_lib.IDT].append(
+            100.0 * _idt_value(row, outcome, split, idt_dir)
+        )
+    except Exception as e:  # pylint: disable=broad-except
+        logging.exception("%s: iDT fusion failed", row["file"])
+        result["errors"][row_lib.IDT] = _one_line(e)
+
+
+def _unit(num_splits, num_seeds):
+    """What the runs of one row vary in, as the table says it."""
+    if num_seeds == 1:
+        return "splits"
+    return "seeds" if num_splits == 1 else "runs"
+
+
 # ---- The table ----------------------------------------------------------------
+
+
+# The columns of a `Report: streams` table, after the row and its file.
+STREAM_COLUMNS = ("rgb", "flow", "fusion")
+COST_COLUMNS = ("parameters", "minutes")
+_HEADINGS = {
+    "rgb": "RGB",
+    "flow": "flow",
+    "fusion": "fusion",
+    "parameters": "parameters",
+    "minutes": "minutes per run",
+}
 
 
 def _fmt(x):
     return "—" if x is None else f"{x:.1f}"
 
 
-def _ours(values, error, skipped, paper):
+def _spread(values, unit, fmt="{:.1f}"):
+    """`mean ± std (n <unit>)`, or the one value."""
+    mean = statistics.mean(values)
+    if len(values) == 1:
+        return fmt.format(mean)
+    spread = fmt.format(statistics.stdev(values))
+    return f"{fmt.format(mean)} ± {spread} ({len(values)} {unit})"
+
+
+def _ours(values, error, skipped, paper, unit="splits"):
     """The `ours` and `difference` cells of one line."""
     if error:
         return f"failed: {error}", "—"
     if not values:
         return (f"not run: {skipped}" if skipped else "not run"), "—"
     mean = statistics.mean(values)
-    ours = _fmt(mean)
-    if len(values) > 1:
-        ours = f"{mean:.1f} ± {statistics.stdev(values):.1f} ({len(values)} splits)"
+    ours = _spread(values, unit)
     return ours, "—" if paper is None else f"{mean - paper:+.1f}"
 
 
+def _paper_cell(paper, note):
+    return _fmt(paper) + (f" <sub>{note}</sub>" if note else "")
+
+
 def markdown_table(table, rows, results, *, note=""):
-    """The table: line | gin file | paper | ours | difference."""
+    """The table: line | gin file | paper | ours | difference; or, for
+    `Report: streams` rows, row | gin file | RGB | flow | fusion | ..."""
     lines = [f"## Table {table}", ""]
     if note:
         lines += [note, ""]
+    if rows and rows[0]["report"] == "streams":
+        return "\n".join(lines + _streams_lines(rows, results)) + "\n"
     lines += ["| row | gin file | paper | ours | difference |", "|---|---|---|---|---|"]
     for row in rows:
         result = results.get(row["file"], {})
@@ -248,26 +319,70 @@ def markdown_table(table, rows, results, *, note=""):
                     f", after {detail}" if detail else ""
                 )
             detail = f" ({detail})" if detail else ""
-            note_text = f" <sub>{paper_note}</sub>" if paper_note else ""
             ours, diff = _ours(
                 result.get("values", {}).get(label, []),
                 result.get("errors", {}).get(label),
                 result.get("skipped", {}).get(label),
                 paper,
+                result.get("unit", "splits"),
             )
             lines.append(
                 f"| {name}{detail} | `{row['file']}` | "
-                f"{_fmt(paper)}{note_text} | {ours} | {diff} |"
+                f"{_paper_cell(paper, paper_note)} | {ours} | {diff} |"
             )
     return "\n".join(lines) + "\n"
 
 
+def _streams_lines(rows, results):
+    """The per-stream layout: each stream's and the fusion's top-1 (%), the
+    parameters and the minutes of a run, mean ± std over the runs."""
+    columns = [*STREAM_COLUMNS, *COST_COLUMNS]
+    lines = [
+        "| row | gin file | paper | "
+        + " | ".join(_HEADINGS[c] for c in columns)
+        + " |",
+        "|---" * (3 + len(columns)) + "|",
+    ]
+    for row in rows:
+        result = results.get(row["file"], {})
+        values, errors = result.get("values", {}), result.get("errors", {})
+        unit = result.get("unit", "runs")
+        cells = []
+        for column in columns:
+            if errors:
+                cells.append(f"failed: {errors[column]}")
+            elif not values.get(column):
+                cells.append("—")
+            elif column == "parameters":
+                cells.append(f"{round(statistics.mean(values[column])):,}")
+            else:
+                cells.append(_spread(values[column], unit))
+        detail = f" ({row['detail']})" if row["detail"] else ""
+        lines.append(
+            f"| {row['name']}{detail} | `{row['file']}` | "
+            f"{_paper_cell(row['paper'], row['paper_note'])} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines
+
+
 def run_table(
-    table, *, data_dirs, runs_dir, overlays=(), bindings=(), idt_dir=None, note=""
+    table,
+    *,
+    data_dirs,
+    runs_dir,
+    overlays=(),
+    bindings=(),
+    idt_dir=None,
+    note="",
+    seeds=(None,),
 ):
     """Runs every row of `table`; returns `(markdown, results by file)`.
 
-    `overlays` are gin files (paths, or names in gin/).
+    `overlays` are gin files (paths, or names in gin/). `seeds`: each row
+    (split) runs once per seed, bound as `train_stream.seed`; `None` keeps
+    the config's seed.
     """
     rows = row_lib.find_rows(table)
     overlays = [cli.resolve_gin_file(o) for o in overlays]
@@ -288,6 +403,7 @@ def run_table(
             overlays=overlays,
             bindings=bindings,
             idt_dir=idt_dir,
+            seeds=seeds,
         )
     return markdown_table(table, rows, results, note=note), results
 
@@ -314,6 +430,12 @@ def _define_flags():
     flags.DEFINE_multi_string("gin_bindings", [], "Extra bindings (last).")
     flags.DEFINE_string("idt_dir", None, "Directory of iDT score files.")
     flags.DEFINE_string("note", "", "A line printed above each table.")
+    flags.DEFINE_list(
+        "seeds",
+        [],
+        "Run each row once per seed (train_stream.seed), e.g. 0,1,2; the "
+        "table gives mean ± std (default: the config's seed, one run).",
+    )
 
 
 def main(argv):
@@ -344,6 +466,7 @@ def main(argv):
             bindings=f.gin_bindings,
             idt_dir=f.idt_dir,
             note=f.note,
+            seeds=[int(seed) for seed in f.seeds] or [None],
         )
         failed |= any(r.get("errors") for r in results.values())
         text += f"\nMade by: `{command}`\n"

@@ -6,7 +6,8 @@ bindings that shrink the backbone, and every stream it trains is built under
 its gin scope on tiny shapes and run once. An overlay (a file that includes
 nothing, e.g. `toy/shrink.gin`) is parsed on top of `base.gin`.
 
-The paper's rows (`gin/table*.gin`, one file per row) hold each experiment
+The rows (`gin/table*.gin` and `gin/aggregators_*.gin`, one file per row;
+experiments/rows.py) hold each experiment
 once: no two rows are the same statements, and every statement of a row
 changes its config; a row that only includes another config is the base row
 of its tables, at most one per table.
@@ -44,9 +45,17 @@ _TINY = [
     )
 ]
 _NUM_CLASSES = 3
-_ROWS = [f for f in _FILES if f.startswith("table")]
 _INCLUDE = re.compile(r"^\s*include\s")
 _TABLES = re.compile(r"^# Table ([\w/]+), row \d+:", re.MULTILINE)
+
+
+def _is_row(name):
+    with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:
+        return bool(_TABLES.search(f.read()))
+
+
+# The paper's rows (table*.gin) and the aggregator table's (aggregators_*).
+_ROWS = [f for f in _FILES if _is_row(f)]
 
 
 def _statements(name):
@@ -86,7 +95,7 @@ class GinFilesTest(parameterized.TestCase):
         # Each ablation row's header gives the paper's number and where it
         # stands (table or section), and nothing is left "recalled" or
         # "unknown".
-        rows = [f for f in _FILES if f.startswith("table")]
+        rows = [f for f in _ROWS if f.startswith("table")]
         self.assertNotEmpty(rows)
         for name in rows:
             with open(os.path.join(_GIN_DIR, name), encoding="utf-8") as f:

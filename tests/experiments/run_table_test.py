@@ -115,6 +115,19 @@ class HeaderTest(absltest.TestCase):
                 self._header("# Table 9, row 1: x.\n# Dataset: hmdb51\n# Run: table9_y")
             )
 
+    def test_report_values(self):
+        with self.assertRaisesRegex(ValueError, r"Report: all.*'streams'"):
+            row_lib.parse_header(
+                self._header("# Table 9, row 1: x.\n# Dataset: hmdb51\n# Report: all")
+            )
+        gin_dir = os.path.dirname(
+            self._header("# Table 9, row 1: x.\n# Dataset: hmdb51\n# Report: streams")
+        )
+        with open(os.path.join(gin_dir, "table9_y.gin"), "w") as f:
+            f.write("# Table 9, row 2: y.\n# Dataset: hmdb51\ninclude 'base.gin'\n")
+        with self.assertRaisesRegex(ValueError, "table '9' mixes"):
+            row_lib.find_rows("9", gin_dir=gin_dir)
+
     def test_paper_label_names_a_reported_value(self):
         with self.assertRaisesRegex(ValueError, r'"# Paper \(wAP\)"'):
             row_lib.parse_header(
@@ -166,9 +179,10 @@ class SharedRunsTest(absltest.TestCase):
                 "num_clusters": _binding("build_model.num_clusters"),
                 "stage_steps": _binding("train_stream.stage_steps"),
                 "num_frames": _binding("make_dataset.num_frames"),
+                "seed": _binding("train_stream.seed"),
             }
         )
-        metrics = {"top1": 0.5, "mAP": 0.2, "wAP": 0.3}
+        metrics = {"top1": 0.5, "mAP": 0.2, "wAP": 0.3, "num_params": 1000}
         streams = gin.query_parameter("train.streams")
         outcome = {
             s: dict(metrics, scores_path=f"{workdir}/scores/{s}.h5") for s in streams
@@ -302,6 +316,29 @@ class SharedRunsTest(absltest.TestCase):
         self.assertEqual({c["train_split"] for c in self.calls}, {"'train'"})
         self.assertEqual(results["table6_hmdb51_1crop.gin"]["values"], {"top1": [60.0]})
         self.assertNotIn("splits)", text)
+
+    def test_aggregator_table_reports_each_stream_over_seeds(self):
+        text, results = self._run("A", overlays=[_SHRINK], seeds=[0, 1, 2])
+        self.assertLen(results, 9)
+        self.assertLen(self.calls, 27)  # 9 different models x 3 seeds
+        self.assertEqual([c["seed"] for c in self.calls[:4]], ["0", "1", "2", "0"])
+        late = results["aggregators_lstm.gin"]["values"]
+        self.assertEqual(late["rgb"], [50.0] * 3)
+        self.assertEqual(late["flow"], [50.0] * 3)
+        self.assertEqual(late["fusion"], [60.0] * 3)
+        self.assertEqual(late["parameters"], [2000] * 3)  # both streams
+        fused = results["aggregators_stfn.gin"]["values"]
+        self.assertEqual((fused["rgb"], fused["fusion"]), ([], [50.0] * 3))
+        self.assertIn("| row | gin file | paper | RGB | flow | fusion |", text)
+        self.assertRegex(
+            text,
+            r"\| STFN \(one fused model\) \| `aggregators_stfn.gin` \| 71\.2 <sub>"
+            r".*</sub> \| — \| — \| 50\.0 ± 0\.0 \(3 seeds\) \| 1,000 \| "
+            r"\d+\.\d ± \d+\.\d \(3 seeds\) \|$",
+        )
+        # A second call finds every seed's run.
+        self._run("A", overlays=[_SHRINK], seeds=[0, 1, 2])
+        self.assertLen(self.calls, 27)
 
     def test_failed_row_is_reported_and_the_others_run(self):
         calls = []
