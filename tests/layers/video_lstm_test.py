@@ -324,58 +324,6 @@ class ConvALSTMTest(testing.TestCase):
         )
 
 
-_JAX_SCRIPT = r"""
-import json
-import numpy as np
-import keras
-from avlad_tf.layers import video_lstm
-from avlad_tf.models import action_vlad
-
-rng = np.random.default_rng(0)
-x = rng.normal(size=(2, 3, 4, 4, 3)).astype("float32")
-flow = rng.normal(size=(2, 3, 4, 4, 4)).astype("float32")
-out = {"backend": keras.backend.backend()}
-for attention, motion in (("appearance", None), ("motion", flow)):
-    layer = video_lstm.ConvALSTM(units=2, dense_units=5, attention=attention)
-    layer.build(x.shape, None if motion is None else motion.shape)
-    for w in sorted(layer.weights, key=lambda w: w.path):
-        w.assign(rng.normal(0.0, 0.5, w.shape).astype("float32"))
-    pooled, steps, maps = layer(
-        x, attention_inputs=motion, return_sequences=True, return_attention=True
-    )
-    out[attention] = [keras.ops.convert_to_numpy(t).tolist() for t in (pooled, steps, maps)]
-
-losses = {}
-for name, kwargs in (
-    ("videolstm", dict(modality="rgb", lstm_per_step_loss="softmax")),
-    ("motion", dict(modality="rgb+flow", fusion="motion_attention")),
-):
-    keras.utils.set_random_seed(1)
-    model = action_vlad.build_model(num_classes=3, backbone="tiny", image_size=16,
-                                    flow_stack=2, pooling="videolstm", **kwargs)
-    model.compile(optimizer="adam", jit_compile=True,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    inputs = {t.name.split(":")[0]: rng.normal(size=(2, 3) + tuple(t.shape[2:]))
-              .astype("float32") for t in model.inputs}
-    loss = model.train_on_batch(inputs, np.eye(3)[[0, 2]])
-    losses[name] = float(np.asarray(loss).ravel()[0])
-out["losses"] = losses
-print(json.dumps(out))
-"""
-
-
-class ConvALSTMJaxTest(absltest.TestCase):
-    def test_jax_matches_tensorflow_and_models_train(self):
-        jax_out = testing.run_on_backend(_JAX_SCRIPT, "jax")
-        tf_out = testing.run_on_backend(_JAX_SCRIPT, "tensorflow")
-        self.assertEqual((jax_out["backend"], tf_out["backend"]), ("jax", "tensorflow"))
-        for attention in ("appearance", "motion"):
-            for got, want in zip(jax_out[attention], tf_out[attention]):
-                np.testing.assert_allclose(got, want, atol=1e-5, err_msg=attention)
-        for name, loss in jax_out["losses"].items():
-            self.assertTrue(np.isfinite(loss), name)
-
-
 class ConvALSTMErrorTest(testing.TestCase):
     @parameterized.parameters(
         ("units", 0), ("units", 2.5), ("units", True), ("dense_units", -1)

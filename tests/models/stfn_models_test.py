@@ -1,7 +1,7 @@
 """build_model with STFN: `pooling='res_inception'` and `fusion='stfn'`.
 
-Also the JAX run of both layers (tests/layers/res_inception_test.py and
-stfn_test.py check them against NumPy) and of both models.
+The JAX run of both layers and both models is in
+tests/models/aggregators_jax_test.py.
 """
 
 from absl.testing import absltest
@@ -193,70 +193,6 @@ class STFNModelErrorTest(testing.TestCase):
     def test_no_per_step_loss(self):
         with self.assertRaisesRegex(ValueError, "lstm_per_step_loss needs"):
             stfn_model(lstm_per_step_loss="softmax")
-
-
-_JAX_SCRIPT = r"""
-import json
-import numpy as np
-import keras
-from avlad_tf.layers import res_inception
-from avlad_tf.layers import stfn
-from avlad_tf.models import action_vlad
-
-rng = np.random.default_rng(0)
-x = rng.normal(size=(2, 5, 3, 3, 8)).astype("float32")
-flow = rng.normal(size=(2, 5, 2, 2, 8)).astype("float32")
-
-
-def randomized(layer, *shapes):
-    layer.build(*shapes)
-    for w in sorted(layer.weights, key=lambda w: w.path):
-        value = rng.normal(0.0, 0.5, w.shape)
-        if "variance" in w.path:
-            value = rng.uniform(0.5, 2.0, w.shape)
-        w.assign(value.astype("float32"))
-    return layer
-
-
-out = {"backend": keras.backend.backend()}
-pool = randomized(res_inception.ResInceptionPooling(), x.shape)
-out["pooling"] = keras.ops.convert_to_numpy(pool(x)).tolist()
-for op in stfn.FUSION_OPS:
-    layer = randomized(stfn.SpatioTemporalFusion(fusion_op=op, direction="uni"),
-                       x.shape, flow.shape)
-    out[op] = keras.ops.convert_to_numpy(layer(x, motion_inputs=flow)).tolist()
-
-losses = {}
-for name, kwargs in (
-    ("res_inception", dict(modality="rgb")),
-    ("stfn", dict(modality="rgb+flow", fusion="stfn")),
-):
-    keras.utils.set_random_seed(1)
-    model = action_vlad.build_model(num_classes=3, backbone="tiny", image_size=16,
-                                    flow_stack=2, pooling="res_inception", **kwargs)
-    action_vlad.set_stage(model, 2)
-    model.compile(optimizer="adam", jit_compile=True,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    inputs = {t.name.split(":")[0]: rng.normal(size=(2, 3) + tuple(t.shape[2:]))
-              .astype("float32") for t in model.inputs}
-    loss = model.train_on_batch(inputs, np.eye(3)[[0, 2]])
-    losses[name] = float(np.asarray(loss).ravel()[0])
-out["losses"] = losses
-print(json.dumps(out))
-"""
-
-
-class STFNJaxTest(absltest.TestCase):
-    def test_jax_matches_tensorflow_and_models_train(self):
-        jax_out = testing.run_on_backend(_JAX_SCRIPT, "jax")
-        tf_out = testing.run_on_backend(_JAX_SCRIPT, "tensorflow")
-        self.assertEqual((jax_out["backend"], tf_out["backend"]), ("jax", "tensorflow"))
-        for key in ("pooling",) + stfn.FUSION_OPS:
-            np.testing.assert_allclose(
-                jax_out[key], tf_out[key], atol=1e-4, err_msg=key
-            )
-        for name, loss in jax_out["losses"].items():
-            self.assertTrue(np.isfinite(loss), name)
 
 
 if __name__ == "__main__":
