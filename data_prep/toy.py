@@ -41,6 +41,20 @@ representation that keeps the distribution of local features (ActionVLAD)
 has more to work with than one average over all positions and frames.
 Nuisances drawn per video: positions, speeds, timing, background texture,
 distractor direction, brightness.
+
+Where the objects are: inside the evaluation crop
+-------------------------------------------------
+The pipeline crops as the release does (docs/RELEASE.md Sec. 3.1): one
+centre crop of 56 of the 85 stored columns at test time (columns 16-71,
+0.19-0.85 of the width), random crops of 36-56 columns in training. Both
+sub-actions therefore stay in the middle of the frame: `a1`'s centre starts
+at 0.36-0.38 of the width and travels 0.22-0.26 of it (so it spans
+0.23-0.51), `s2` sits at 0.66-0.72. Version 1 of this generator put `a1`
+at 0.22-0.30 (spanning 0.07-0.45) and `s2` at 0.70-0.78: the test crop cut
+`a1` off for much of its path and training crops often lost one object, so
+each stream stayed far below its 50 % ceiling (docs/TOY.md has
+the measurements). `TOY_VERSION` is recorded in the metadata; a directory
+made by another version is refused, not silently reused.
 """
 
 import fcntl
@@ -61,6 +75,10 @@ NUM_FRAMES = 32
 VIDEO_SIZE = (128, 170)  # (H, W) written; MJPG needs an even width
 FRAME_SIZE = (64, 85)  # (H, W) stored in the records
 FPS = 25
+# Horizontal placement, as fractions of the width (see the module docstring):
+# a1's starting centre and path length, s2's centre.
+A1_X, A1_PATH, S2_X = (0.36, 0.38), (0.22, 0.26), (0.66, 0.72)
+TOY_VERSION = 2
 LUMA = 110.0
 # A 64 x 85 frame needs fewer pyramid levels, warps and iterations than
 # OpenCV's defaults (tuned for full-size video); this makes the toy's flow 5x
@@ -130,10 +148,10 @@ def render_video(class_name, rng):
     length = int(NUM_FRAMES * 0.6)
     start1 = int(rng.integers(0, NUM_FRAMES - length - 3))
     start2 = NUM_FRAMES - length - int(rng.integers(0, 4))
-    path1 = width * rng.uniform(0.22, 0.3)
+    path1 = width * rng.uniform(*A1_PATH)
     path2 = height * rng.uniform(0.4, 0.5)
-    centre1 = (height * rng.uniform(0.35, 0.65), width * rng.uniform(0.22, 0.3))
-    centre2 = (height * 0.5 + rng.uniform(-4, 4), width * rng.uniform(0.7, 0.78))
+    centre1 = (height * rng.uniform(0.35, 0.65), width * rng.uniform(*A1_X))
+    centre2 = (height * 0.5 + rng.uniform(-4, 4), width * rng.uniform(*S2_X))
     bar_pos = np.array([rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width])
     angle = rng.uniform(0, 2 * np.pi)
     bar_velocity = 1.5 * np.array([np.sin(angle), np.cos(angle)])
@@ -197,7 +215,7 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
         `data_dir`.
     """
     if os.path.exists(os.path.join(data_dir, schema.METADATA_FILE)):
-        return data_dir
+        return _checked(data_dir)
     os.makedirs(data_dir, exist_ok=True)
     # Parallel test workers may ask for the same directory at once: one
     # builds it, the others wait and then find it ready.
@@ -208,6 +226,18 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
                 _build(data_dir, seed=seed, workers=workers)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    return _checked(data_dir)
+
+
+def _checked(data_dir):
+    """`data_dir`, after checking it was made by this generator version."""
+    version = schema.read_metadata(data_dir).get("toy_version", 1)
+    if version != TOY_VERSION:
+        raise RuntimeError(
+            f"{data_dir} holds toy data of generator version {version}; this "
+            f"code makes version {TOY_VERSION} (data_prep/toy.py says what "
+            f"changed). Remove {data_dir} and run again to remake it."
+        )
     return data_dir
 
 
@@ -248,6 +278,6 @@ def _build(data_dir, *, seed, workers):
         labels=labels,
         multi_label=False,
         options=options,
-        extra={"seed": seed},
+        extra={"seed": seed, "toy_version": TOY_VERSION},
     )
     print(f"Toy dataset ready in {time.monotonic() - start:.0f} s.", file=sys.stderr)

@@ -16,7 +16,7 @@ so an overlay changes what the rows share, never a row's own change (its K,
 pooling, schedule, crops); an overlay that binds the split macros fixes the
 split, and a split row whose splits then resolve to one config runs once. The
 toy overlay is `gin/toy/shrink.gin`, the shrink `gin/toy/base.gin` applies to
-base.gin (tiny backbone, 8 frames, 400 + 200 updates, splits `train` /
+base.gin (tiny backbone, 8 frames, 800 + 400 updates, splits `train` /
 `test`, the embedded toy dataset):
 
   python -m experiments.run_table --table=2b --table=3a \

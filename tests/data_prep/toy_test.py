@@ -100,6 +100,13 @@ class EnsureToyDatasetTest(absltest.TestCase):
         self.assertLen(parsed[schema.FLOW_X_KEY], 11)
         frame = tf.io.decode_jpeg(parsed[schema.RGB_KEY][0])
         self.assertEqual(tuple(frame.shape), toy.FRAME_SIZE + (3,))
+        # Data of another generator version is refused, never reused.
+        self.assertEqual(metadata["toy_version"], toy.TOY_VERSION)
+        with mock.patch.object(toy, "TOY_VERSION", toy.TOY_VERSION + 1):
+            with self.assertRaisesRegex(
+                RuntimeError, f"{data_dir} holds toy data of generator version"
+            ):
+                toy.ensure_toy_dataset(data_dir)
 
 
 if __name__ == "__main__":

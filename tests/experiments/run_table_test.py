@@ -308,7 +308,7 @@ class SharedRunsTest(absltest.TestCase):
         self._run("1", overlays=[_SHRINK])
         steps = [c["stage_steps"] for c in self.calls[4:]]
         self.assertIn("(10000,)", steps)  # stage 1 only, as its row says
-        self.assertIn("(400, 200)", steps)  # the shrink's schedule elsewhere
+        self.assertIn("(800, 400)", steps)  # the shrink's schedule elsewhere
 
     def test_overlay_that_fixes_the_split_runs_a_split_row_once(self):
         text, results = self._run("6", overlays=[_SHRINK])
