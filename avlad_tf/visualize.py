@@ -15,6 +15,8 @@ One sub-command per figure, each with its own flags (`--help` on each):
   python -m avlad_tf.visualize confusion_diff --scores_a=rgb.h5 \
       --scores_b=fused.h5 --labels_file=runs/toy/labels.txt --out=diff.png
   python -m avlad_tf.visualize curves --workdir=runs/toy --out=curves.png
+  python -m avlad_tf.visualize attention --workdir=runs/videolstm \
+      --video_id=VIDEO --out=attention.png      # VideoLSTM models only
 
 Models are `WORKDIR/<stream>/model.keras` (or `--model`). Frames come from
 `avlad_tf.data.video_input.make_dataset` in evaluation mode, one centre crop,
@@ -77,20 +79,22 @@ def make_parser():
     p.add_argument("--clusters", type=_int_list, help="e.g. 0,3,7")
     p.add_argument("--num_videos", type=int, default=16)
     p.add_argument("--num_examples", type=int, default=6)
-    for name, help_text in (
-        ("assignment_over_time", "Fig. 7: one video"),
-        ("top_words", "Fig. 8: word contributions"),
+    for name, help_text, height in (
+        ("assignment_over_time", "Fig. 7: one video", 450),
+        ("top_words", "Fig. 8: word contributions", 600),
+        ("attention", "VideoLSTM's attention over one video", 300),
     ):
         p = sub.add_parser(name, help=help_text)
         _add_model_flags(p)
-        _add_out_flags(p, 1200, 450 if name == "assignment_over_time" else 600)
+        _add_out_flags(p, 1200, height)
         p.add_argument("--video_id", help="default: the split's first video")
         if name == "top_words":
             p.add_argument("--class_name", help="default: predicted class")
             p.add_argument("--top", type=int, default=5)
         else:
-            p.add_argument("--clusters", type=_int_list)
             p.add_argument("--max_frames", type=int, default=8)
+        if name == "assignment_over_time":
+            p.add_argument("--clusters", type=_int_list)
     p = sub.add_parser("tsne", help="Figs. 5 and 10: t-SNE of features")
     _add_model_flags(p, multi=True)
     _add_out_flags(p, 1000, 500)
@@ -169,6 +173,15 @@ def run(args):
             clusters=args.clusters,
             num_videos=args.num_videos,
             num_examples=args.num_examples,
+            height_px=args.height_px,
+            **size,
+            **data,
+        )
+    if args.command == "attention":
+        return commands.attention(
+            model_path=model_path,
+            video_id=args.video_id,
+            max_frames=args.max_frames,
             height_px=args.height_px,
             **size,
             **data,

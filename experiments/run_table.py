@@ -206,8 +206,13 @@ def _run_splits(row, *, runs_dir, data_dir, overlays, bindings, idt_dir, seeds):
     configs = set()
     for split in row["splits"]:
         for seed in seeds:
-            if split is not None or seed is not None:
-                print(f"  split {split}, seed {seed}", flush=True)
+            where = ", ".join(
+                f"{k} {v}"
+                for k, v in (("split", split), ("seed", seed))
+                if v is not None
+            )
+            if where:
+                print(f"  {where}", flush=True)
             seed_binding = [] if seed is None else [f"train_stream.seed = {seed}"]
             try:
                 run = run_row(

@@ -102,6 +102,31 @@ class VisualizeTest(absltest.TestCase):
         self.assertGreater(os.path.getsize(path), 1000)
         return mpimg.imread(path).shape[:2]
 
+    def test_attention_of_a_videolstm_model(self):
+        workdir = os.path.join(self.out_dir, "videolstm_run")
+        keras.utils.set_random_seed(0)
+        model = action_vlad.build_model(
+            num_classes=_NUM_CLASSES,
+            backbone="tiny",
+            image_size=32,
+            pooling="videolstm",
+        )
+        os.makedirs(os.path.join(workdir, "rgb"))
+        model.save(os.path.join(workdir, "rgb", "model.keras"))
+        fake_run.write_record(workdir, data_dir=self.data_dir, input_settings=_INPUT)
+        self.assertEqual(
+            self._run(
+                "attention",
+                f"--workdir={workdir}",
+                "--max_frames=3",
+                "--height_px=250",
+                data=False,
+            ),
+            (250, 1200),
+        )
+        with self.assertRaisesRegex(ValueError, "no attention maps"):
+            self._run("attention")  # the ActionVLAD run
+
     def test_action_words(self):
         self.assertEqual(
             self._run("action_words", "--clusters=0,1", "--width_px=900"),

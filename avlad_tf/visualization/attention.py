@@ -47,7 +47,8 @@ def attention_overlay(frames, attention, *, opacity=0.6):
     frame shows at full strength whatever the grid size.
 
     Args:
-        frames: `[N, H, W, C]` model inputs (BGR minus means, or flow).
+        frames: `[N, H, W, C]` model inputs (BGR minus means, or flow), or
+            uint8 RGB images (`inference.run_model`'s `frames`).
         attention: `[N, h, w]` maps of those frames.
         opacity: heat-map strength in [0, 1].
 
@@ -61,7 +62,9 @@ def attention_overlay(frames, attention, *, opacity=0.6):
             f"attention_overlay expects frames [N, H, W, C] and attention "
             f"[N, h, w]. Received {frames.shape} and {attention.shape}"
         )
-    images = plotting.displayable_frames(frames).astype(np.float32)
+    if frames.dtype != np.uint8:
+        frames = plotting.displayable_frames(frames)
+    images = frames.astype(np.float32)
     peak = np.maximum(attention.max(axis=(1, 2), keepdims=True), 1e-12)
     rows, cols = assignments.cell_index_maps(
         grid_size=attention.shape[1:3], image_size=frames.shape[1:3]
@@ -70,3 +73,33 @@ def attention_overlay(frames, attention, *, opacity=0.6):
     colors = plotting.plt.get_cmap("inferno")(heat)[..., :3] * 255.0
     blended = (1.0 - opacity) * images + opacity * colors
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def plot_attention(
+    frames, attention, path, *, video_id="", max_frames=8, width_px=1200, height_px=300
+):
+    """One video's attention, frame by frame (evenly spaced frames).
+
+    Args:
+        frames: `[T, H, W, 3]` uint8 RGB.
+        attention: `[T, h, w]` maps.
+        path: output PNG.
+
+    Returns:
+        `path`.
+    """
+    num_frames = frames.shape[0]
+    shown = np.unique(
+        np.linspace(0, num_frames - 1, min(max_frames, num_frames)).astype(int)
+    )
+    overlays = attention_overlay(frames[shown], attention[shown])
+    fig = plotting.new_figure(width_px=width_px, height_px=height_px)
+    for col, (t, image) in enumerate(zip(shown, overlays)):
+        ax = fig.add_subplot(1, len(shown), col + 1)
+        ax.imshow(image)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        # The peak share: 1 / (h' w') is uniform attention.
+        ax.set_title(f"t={t} peak {attention[t].max():.2f}", fontsize=7)
+    fig.suptitle(f"VideoLSTM attention {video_id}".strip(), fontsize=10)
+    return plotting.save_figure(fig, path)

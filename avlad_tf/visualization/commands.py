@@ -10,6 +10,7 @@ import numpy as np
 
 from avlad_tf import run_record
 from avlad_tf.visualization import assignments as assign_lib
+from avlad_tf.visualization import attention as attention_lib
 from avlad_tf.visualization import confusion
 from avlad_tf.visualization import curves as curves_lib
 from avlad_tf.visualization import figures
@@ -165,6 +166,36 @@ def assignment_over_time(
         frames[0],
         assignments[0],
         clusters,
+        out,
+        video_id=result["video_ids"][0],
+        max_frames=max_frames,
+        width_px=width_px,
+        height_px=height_px,
+    )
+
+
+def attention(
+    *,
+    model_path,
+    out,
+    video_id=None,
+    max_frames=8,
+    width_px=1200,
+    height_px=300,
+    **data,
+):
+    """VideoLSTM's attention maps over one video (default: the split's
+    first), shown on its frames (RGB, also for motion attention)."""
+    model = inference.load_model(model_path)
+    result = inference.attention(
+        model,
+        num_videos=1,
+        video_ids=[video_id] if video_id else None,
+        **with_run_inputs(model_path, data),
+    )
+    return attention_lib.plot_attention(
+        result["frames"][0],
+        result["attention"][0],
         out,
         video_id=result["video_ids"][0],
         max_frames=max_frames,
