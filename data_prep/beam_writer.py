@@ -60,10 +60,7 @@ class EncodeVideo(beam.DoFn):
     def __init__(self, options, encode_fn=writer.encode_task):
         self._options = options
         self._encode_fn = encode_fn
-        self._pool = None
-
-    def setup(self):
-        self._pool = None
+        self._pool = None  # started on the worker, at the first video
 
     def _start(self):
         # Once per subprocess: OpenCV's thread count, the compiled flow.

@@ -111,17 +111,23 @@ def _note_path(output_dir, shard):
 
 
 def finished_records(output_dir, shards):
-    """The record count of `shards`, each of which must now be finished.
+    """The record count of `shards`, which an executor has just written.
+
+    Each must have its completion note and a file of the size the note
+    records: the checksum was computed when the shard was written, and a
+    rerun verifies it (`resume.shard_state`), so the shards are not read
+    again here.
 
     Raises:
         RuntimeError: naming a shard that an executor did not finish.
     """
     total = 0
     for shard in shards:
-        path, note = os.path.join(output_dir, shard), _note_path(output_dir, shard)
-        if resume.shard_state(path, note) != "finished":
+        path, note_path = os.path.join(output_dir, shard), _note_path(output_dir, shard)
+        note = resume.read_json(note_path) if os.path.exists(note_path) else {}
+        if not os.path.exists(path) or os.path.getsize(path) != note.get("size"):
             raise RuntimeError(f"{path} was not written; run the same command again")
-        total += resume.read_json(note)["num_records"]
+        total += note["num_records"]
     return total
 
 
@@ -302,6 +308,7 @@ def write_shard(output_dir, split, shard, items, results, on_video=None):
             if on_video:
                 on_video()
     note["sha256"] = resume.checksum(path + ".tmp")
+    note["size"] = os.path.getsize(path + ".tmp")
     # The note first: a shard file never exists without one, and a note
     # whose shard is missing or differs makes a rerun rebuild it.
     resume.write_json(_note_path(output_dir, shard), note)

@@ -3,6 +3,7 @@ byte, and drops nothing: left-out and crashed videos are dead letters that
 land in report.json (docs/DATA_PREP.md, "On Apache Beam")."""
 
 import os
+import shutil
 import signal
 
 from absl.testing import absltest
@@ -187,6 +188,24 @@ class BeamWriterTest(absltest.TestCase):
         )
         ids = np.concatenate([f["video_id"].numpy() for f, _ in dataset])
         self.assertEqual(sorted(i.decode() for i in ids), ["a/4", "b/3", "b/5"])
+
+    def test_finished_records_needs_each_shard_whole_with_its_note(self):
+        output_dir = os.path.join(self.create_tempdir().full_path, "copy")
+        shutil.copytree(self.local, output_dir)
+        shards = sorted(n for n in os.listdir(output_dir) if n.endswith(".tfrecord"))
+        total = writer.finished_records(output_dir, shards)
+        metadata = schema.read_metadata(output_dir)
+        self.assertEqual(
+            total, sum(s["num_records"] for s in metadata["splits"].values())
+        )
+        self.assertEqual(total, 6)  # all but the corrupt video
+        with open(os.path.join(output_dir, shards[0]), "ab") as f:
+            f.write(b"x")  # not the file its note describes
+        with self.assertRaisesRegex(RuntimeError, f"{shards[0]} was not written"):
+            writer.finished_records(output_dir, shards)
+        os.remove(os.path.join(output_dir, shards[0]))
+        with self.assertRaisesRegex(RuntimeError, f"{shards[0]} was not written"):
+            writer.finished_records(output_dir, shards)
 
     def test_a_flag_neither_program_nor_beam_takes_is_refused(self):
         result = prepare_test._run(  # pylint: disable=protected-access
