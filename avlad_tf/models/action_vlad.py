@@ -22,6 +22,8 @@ from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import stream
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
+# Default model names: action_vlad_<fusion><suffix>.
+_NAME_SUFFIX = {"concat": "_fusion", "early": "_fusion"}
 FUSIONS = ("late", "concat", "early", "motion_attention", "stfn")
 
 
@@ -85,9 +87,8 @@ def build_model(
         fusion: with `modality='rgb+flow'`: `'late'`, `'concat'`, `'early'`
             or `'motion_attention'` (VideoLSTM's motion-based attention,
             with `pooling='videolstm'`;
-            `fusion.build_motion_attention_model`) or `'stfn'` (the STFN
-            poster's fusion blocks, with `pooling='res_inception'`;
-            `fusion.build_stfn_model`).
+            `fusion.build_two_stream_model`) or `'stfn'` (the STFN
+            poster's fusion blocks, with `pooling='res_inception'`).
         late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
         lstm_per_step_loss: with `pooling='lstm'` or `'videolstm'`, the
             papers' loss at every time step: `'softmax'` or `'sigmoid'`
@@ -132,45 +133,54 @@ def build_model(
         raise ValueError(
             f"num_classes must be a positive int; received {num_classes!r}."
         )
-    kwargs = dict(
-        num_classes=num_classes,
-        backbone=backbone,
-        endpoint=endpoint,
-        pooling=pooling,
-        num_clusters=num_clusters,
-        alpha=alpha,
-        image_size=image_size,
-        flow_stack=flow_stack,
-        weights=weights,
-        fc_dropout_rate=fc_dropout_rate,
-        weight_decay=weight_decay,
-    )
     if dropout_rate is None:
         # The release's pooled dropout: on fusion heads only (Sec. 5.4).
         heads = ("concat", "early", "stfn")
         dropout_rate = fusion_lib.FUSION_DROPOUT_RATE if fusion in heads else 0.0
-    kwargs["dropout_rate"] = dropout_rate
-    if fusion == "stfn":
-        del kwargs["num_clusters"], kwargs["alpha"]
-        return fusion_lib.build_stfn_model(
-            name=name or "action_vlad_stfn",
-            num_blocks=stfn_num_blocks,
-            direction=stfn_direction,
-            fusion_op=stfn_fusion_op,
-            **kwargs,
+    backbone_settings = dict(
+        backbone=backbone,
+        endpoint=endpoint,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+    )
+    if fusion in fusion_lib.TWO_STREAM_HEADS:
+        options = {
+            "stfn": dict(
+                num_blocks=stfn_num_blocks,
+                direction=stfn_direction,
+                fusion_op=stfn_fusion_op,
+            ),
+            # One VideoLSTM over both streams: no action words, and a single
+            # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
+            "motion_attention": dict(per_step_loss=lstm_per_step_loss),
+        }.get(
+            fusion,
+            dict(
+                num_clusters=num_clusters, alpha=alpha, fc_dropout_rate=fc_dropout_rate
+            ),
         )
-    if fusion in ("concat", "early"):
-        return fusion_lib.build_two_stream_pooling_model(
-            fusion=fusion, name=name or f"action_vlad_{fusion}_fusion", **kwargs
+        return fusion_lib.build_two_stream_model(
+            fusion=fusion,
+            num_classes=num_classes,
+            pooling=pooling,
+            dropout_rate=dropout_rate,
+            weight_decay=weight_decay,
+            name=name or f"action_vlad_{fusion}{_NAME_SUFFIX.get(fusion, '')}",
+            backbone_settings=backbone_settings,
+            **options,
         )
-    kwargs["per_step_loss"] = lstm_per_step_loss
-    if fusion == "motion_attention":
-        # One VideoLSTM over both streams: no action words, and a single
-        # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
-        del kwargs["num_clusters"], kwargs["alpha"]
-        return fusion_lib.build_motion_attention_model(
-            name=name or "action_vlad_motion_attention", **kwargs
-        )
+    kwargs = dict(
+        num_classes=num_classes,
+        pooling=pooling,
+        num_clusters=num_clusters,
+        alpha=alpha,
+        dropout_rate=dropout_rate,
+        per_step_loss=lstm_per_step_loss,
+        **backbone_settings,
+    )
     if fusion == "late":
         streams = [
             stream.build_stream_model(modality=m, name=f"{m}_stream", **kwargs)

@@ -10,10 +10,10 @@
   fall in one bag and share one vocabulary (release `one-bag-and-netvlad`).
 - `motion_attention`: VideoLSTM's motion-based attention (Li et al., CVIU
   2018): the flow maps choose where the ConvALSTM reading the RGB maps
-  attends (`build_motion_attention_model`).
+  attends (`build_two_stream_model`).
 - `stfn`: the STFN poster's spatio-temporal fusion networks: temporal
   res-inception modules over both streams' per-segment features, fused in
-  blocks (`build_stfn_model`, `layers/stfn.py`).
+  blocks (`build_two_stream_model`, `layers/stfn.py`).
 
 The release applies pooled dropout (keep 0.5) to its fusion heads only
 (Sec. 5.4), so `dropout_rate` defaults to 0.5 here (concat, early, stfn)
@@ -81,54 +81,71 @@ def build_late_fusion(
     return keras.Model(inputs, fused, name=name)
 
 
-def two_stream_features(**backbone_settings):
-    """Both streams' inputs and backbone maps, each a dict keyed `rgb` and
-    `flow`; the maps are `[B, T, h, w, D]` (`stream.video_features`, which
-    takes `backbone_settings`)."""
+def build_two_stream_model(
+    *,
+    fusion,
+    num_classes,
+    pooling,
+    dropout_rate,
+    weight_decay,
+    name,
+    backbone_settings,
+    **options,
+):
+    """One model reading both streams: `concat`, `early`, `motion_attention`
+    or `stfn`, trained as one `fused` stream (`train.streams = ('fused',)`).
+
+    Both backbones (`stream.video_features` with `backbone_settings`) must
+    give maps of the same spatial size (`concat`, motion attention, STFN's
+    per-segment means need only the depth) or the same depth (`early`),
+    which holds when they are the same architecture.
+
+    Args:
+        fusion: one of `TWO_STREAM_HEADS`.
+        options: the fusion's own settings: `num_clusters`, `alpha`,
+            `fc_dropout_rate` (concat / early); `per_step_loss` (motion
+            attention, as in `stream.per_step_logits`); `num_blocks`,
+            `direction`, `fusion_op` (STFN, `layers/stfn.py`).
+        Others: as `action_vlad.build_model`'s.
+
+    Raises:
+        ValueError: on a pooling the fusion cannot use, or a bad STFN setting
+            (naming its binding).
+    """
+    head_fn = TWO_STREAM_HEADS[fusion]
+    _check_two_stream(fusion, pooling, options)
     inputs, maps = {}, {}
     for modality in ("rgb", "flow"):
         inputs[modality], maps[modality] = stream.video_features(
             modality, **backbone_settings
         )  # (B, T, h, w, D)
-    return inputs, maps
-
-
-def build_two_stream_pooling_model(
-    *,
-    fusion,
-    num_classes,
-    backbone,
-    endpoint,
-    pooling,
-    num_clusters,
-    alpha,
-    image_size,
-    flow_stack,
-    weights,
-    dropout_rate,
-    fc_dropout_rate,
-    weight_decay,
-    name,
-):
-    """`concat` or `early` fusion: one pooling over both streams' maps.
-
-    Both backbones must give maps of the same spatial size (`concat`) or the
-    same depth (`early`), which holds when they are the same architecture.
-    """
-    if fusion not in _CONCAT_AXIS:
-        raise ValueError(
-            f"Unknown fusion {fusion!r} for one pooling over both streams; "
-            f"expected one of {sorted(_CONCAT_AXIS)}."
-        )
-    inputs, maps = two_stream_features(
-        backbone=backbone,
-        endpoint=endpoint,
-        image_size=image_size,
-        flow_stack=flow_stack,
-        weights=weights,
-        weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate,
+    head = dict(
+        num_classes=num_classes, dropout_rate=dropout_rate, weight_decay=weight_decay
     )
+    logits = head_fn(maps, fusion=fusion, pooling=pooling, head=head, **options)
+    return keras.Model(inputs, logits, name=name)
+
+
+def _check_two_stream(fusion, pooling, options):
+    if fusion == "motion_attention" and pooling != "videolstm":
+        raise ValueError(
+            "fusion='motion_attention' is VideoLSTM's motion-based attention "
+            f"and needs pooling='videolstm'. Received: pooling={pooling!r}"
+        )
+    if fusion == "stfn":
+        if pooling != "res_inception":
+            raise ValueError(
+                "build_model.fusion='stfn' fuses STFN's temporal res-inception "
+                "modules and needs build_model.pooling='res_inception'. "
+                f"Received: build_model.pooling={pooling!r}"
+            )
+        stfn.check_settings(**options, prefix="build_model.stfn_")
+
+
+def _pooled_together(
+    maps, *, fusion, pooling, head, num_clusters, alpha, fc_dropout_rate
+):
+    """concat / early: one pooling over both streams' maps."""
     # concat: (B, T, h, w, 2D); early: (B, T, 2h, w, D), one bag of both.
     fused = keras.layers.Concatenate(
         axis=_CONCAT_AXIS[fusion], name=f"{fusion}_fusion"
@@ -139,139 +156,48 @@ def build_two_stream_pooling_model(
         num_clusters=num_clusters,
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
-        weight_decay=weight_decay,
+        weight_decay=head["weight_decay"],
     )
-    logits = stream.classify(
-        descriptor,
-        num_classes=num_classes,
-        dropout_rate=dropout_rate,
-        weight_decay=weight_decay,
-    )
-    return keras.Model(inputs, logits, name=name)
+    return stream.classify(descriptor, **head)
 
 
-def build_motion_attention_model(
-    *,
-    num_classes,
-    backbone,
-    endpoint,
-    pooling,
-    image_size,
-    flow_stack,
-    weights,
-    dropout_rate,
-    fc_dropout_rate,
-    weight_decay,
-    name,
-    per_step_loss=None,
-):
-    """VideoLSTM with motion-based attention: one model reading both streams.
-
-    The ConvALSTM reads the RGB maps; the flow maps drive its attention
-    (`layers/conv_alstm_cell.py`). Both backbones must give maps of the same
-    spatial size, which holds when they are the same architecture. Trained
-    as one `fused` stream (`train.streams = ('fused',)`), like concat /
-    early fusion; `per_step_loss` as in `stream.per_step_logits`.
-
-    Raises:
-        ValueError: unless `pooling` is `'videolstm'`.
-    """
-    if pooling != "videolstm":
-        raise ValueError(
-            "fusion='motion_attention' is VideoLSTM's motion-based attention "
-            f"and needs pooling='videolstm'. Received: pooling={pooling!r}"
-        )
-    inputs, maps = two_stream_features(
-        backbone=backbone,
-        endpoint=endpoint,
-        image_size=image_size,
-        flow_stack=flow_stack,
-        weights=weights,
-        weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate,
-    )
-    head = dict(
-        num_classes=num_classes, dropout_rate=dropout_rate, weight_decay=weight_decay
-    )
+def _motion_attention(maps, *, fusion, pooling, head, per_step_loss=None):
+    """VideoLSTM's motion-based attention: the ConvALSTM reads the RGB maps,
+    the flow maps drive its attention (`layers/conv_alstm_cell.py`)."""
+    del fusion  # one head per fusion
     if per_step_loss is not None:
-        logits = stream.per_step_logits(
+        return stream.per_step_logits(
             maps["rgb"],
             pooling=pooling,
             loss=per_step_loss,
             motion=maps["flow"],
             **head,
         )
-    else:
-        descriptor = stream.video_lstm_outputs(
-            maps["rgb"], weight_decay=weight_decay, motion=maps["flow"]
-        )[0]  # (B, 2U)
-        logits = stream.classify(descriptor, **head)
-    return keras.Model(inputs, logits, name=name)
+    descriptor = stream.video_lstm_outputs(
+        maps["rgb"], weight_decay=head["weight_decay"], motion=maps["flow"]
+    )[0]  # (B, 2U)
+    return stream.classify(descriptor, **head)
 
 
-def build_stfn_model(
-    *,
-    num_classes,
-    backbone,
-    endpoint,
-    pooling,
-    image_size,
-    flow_stack,
-    weights,
-    dropout_rate,
-    fc_dropout_rate,
-    weight_decay,
-    name,
-    num_blocks,
-    direction,
-    fusion_op,
-):
-    """STFN: one model reading both streams, fused by temporal res-inception
+def _stfn(maps, *, fusion, pooling, head, num_blocks, direction, fusion_op):
+    """STFN: temporal res-inception modules over both streams, fused in
     blocks (`layers.SpatioTemporalFusion`, named as `'res_inception'`'s
-    pooling layer). Trained as one `fused` stream
-    (`train.streams = ('fused',)`), like concat / early fusion.
-
-    Args:
-        num_blocks, direction, fusion_op: `build_model.stfn_num_blocks`,
-            `stfn_direction` and `stfn_fusion_op` (`layers/stfn.py`).
-        Others: as `build_model`'s.
-
-    Raises:
-        ValueError: unless `pooling` is `'res_inception'`, or on a bad STFN
-            setting (naming its binding).
-    """
-    if pooling != "res_inception":
-        raise ValueError(
-            "build_model.fusion='stfn' fuses STFN's temporal res-inception "
-            "modules and needs build_model.pooling='res_inception'. "
-            f"Received: build_model.pooling={pooling!r}"
-        )
-    stfn.check_settings(
-        num_blocks=num_blocks,
-        direction=direction,
-        fusion_op=fusion_op,
-        prefix="build_model.stfn_",
-    )
-    inputs, maps = two_stream_features(
-        backbone=backbone,
-        endpoint=endpoint,
-        image_size=image_size,
-        flow_stack=flow_stack,
-        weights=weights,
-        weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate,
-    )
+    pooling layer)."""
+    del fusion
     descriptor = stfn.SpatioTemporalFusion(
         num_blocks=num_blocks,
         direction=direction,
         fusion_op=fusion_op,
-        weight_decay=weight_decay,
+        weight_decay=head["weight_decay"],
         name=stream.POOLING_LAYER_NAMES[pooling],
     )(maps["rgb"], motion_inputs=maps["flow"])  # (B, D)
-    logits = stream.classify(
-        descriptor,
-        num_classes=num_classes,
-        dropout_rate=dropout_rate,
-        weight_decay=weight_decay,
-    )
-    return keras.Model(inputs, logits, name=name)
+    return stream.classify(descriptor, **head)
+
+
+# The head of each model that reads both streams: (maps, ...) -> logits.
+TWO_STREAM_HEADS = {
+    "concat": _pooled_together,
+    "early": _pooled_together,
+    "motion_attention": _motion_attention,
+    "stfn": _stfn,
+}
