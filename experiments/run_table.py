@@ -453,6 +453,8 @@ def main(argv):
     if bad:
         raise app.UsageError(f"--data_dir takes DATASET=PATH, got {bad}.")
     data_dirs = dict(d.split("=", 1) for d in f.data_dir)
+    if not all(seed.isdigit() for seed in f.seeds):
+        raise app.UsageError(f"--seeds takes integers, e.g. 0,1,2; got {f.seeds}.")
     command = shlex.join(["python", "-m", "experiments.run_table"] + sys.argv[1:])
     # Overlays may also be given relative to the repository.
     overlays = [
