@@ -29,7 +29,9 @@ level (BT.601 luma, as `cv2.COLOR_BGR2GRAY` and the flow see it), so:
 
 - RGB sees `a1` and `s2` but not `m1` (left and right movers pass through
   the same positions, so single frames look alike): at best 4 of 8 classes
-  apart, pairs differing only in motion are confused;
+  apart for a model that pools frames without their order, pairs differing
+  only in motion are confused (a model that reads the frames in order can
+  follow `a1` from frame to frame and see `m1` in RGB too);
 - flow sees `m1` and `s2` but not `a1` (same grey-level video, same flow):
   pairs differing only in appearance are confused;
 - fusing the streams separates all 8 classes.

@@ -14,6 +14,7 @@ from absl.testing import absltest
 import gin
 
 from avlad_tf import cli
+from experiments import markdown
 from experiments import rows as row_lib
 from experiments import run_table
 from tests import fake_data
@@ -93,7 +94,7 @@ class HeaderTest(absltest.TestCase):
             rows[0]["file"]: {"values": {"top1": [60.0, 62.0, 64.0]}},
             rows[1]["file"]: {"values": {"top1": [70.0, 71.0, 72.0]}},
         }
-        text = run_table.markdown_table("6", rows, results, note="toy")
+        text = markdown.markdown_table("6", rows, results, note="toy")
         self.assertIn("| ActionVLAD late fusion, 1 crop", text)
         self.assertIn("62.0 ± 2.0 (3 splits)", text)
         self.assertIn("71.0 ± 1.0 (3 splits)", text)
