@@ -26,13 +26,14 @@ def _fmt(x):
     return "—" if x is None else f"{x:.1f}"
 
 
-def _spread(values, unit, fmt="{:.1f}"):
-    """`mean ± std (n <unit>)`, or the one value."""
+def _spread(values, unit):
+    """`mean ± std (n <unit>)` (without the count for `unit=None`), or the
+    one value."""
     mean = statistics.mean(values)
     if len(values) == 1:
-        return fmt.format(mean)
-    spread = fmt.format(statistics.stdev(values))
-    return f"{fmt.format(mean)} ± {spread} ({len(values)} {unit})"
+        return _fmt(mean)
+    text = f"{mean:.1f} ± {statistics.stdev(values):.1f}"
+    return text if unit is None else f"{text} ({len(values)} {unit})"
 
 
 def _ours(values, error, skipped, paper, unit="splits"):
@@ -82,11 +83,32 @@ def markdown_table(table, rows, results, *, note=""):
     return "\n".join(lines) + "\n"
 
 
+def _source(note):
+    """The parenthesis that opens a `Paper` note, e.g. `(Table 2b, Sec.
+    4.4)`, nested parentheses included; '' without one."""
+    depth = 0
+    for i, char in enumerate(note):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return note[: i + 1] if i else ""
+    return ""
+
+
 def _streams_lines(rows, results):
-    """The per-stream layout: each stream's and the fusion's top-1 (%), the
-    parameters and the minutes of a run, mean ± std over the runs."""
+    """The per-stream layout: each stream's and the fusion's top-1 (%) and
+    the parameters, mean ± std over a row's runs (said once, above), and
+    the mean minutes of a run. The paper cell keeps the number and its
+    source, the parenthesis that opens the row's `Paper` note."""
     columns = [*STREAM_COLUMNS, *COST_COLUMNS]
-    lines = [
+    counts = {
+        (len(r.get("values", {}).get("fusion", [])), r.get("unit", "runs"))
+        for r in results.values()
+    }
+    lines = []
+    if len(counts) == 1 and next(iter(counts))[0] > 1:
+        count, unit = counts.pop()
+        lines += [f"Each cell: mean ± std over {count} {unit}.", ""]
+    lines += [
         "| row | gin file | paper | "
         + " | ".join(_HEADINGS[c] for c in columns)
         + " |",
@@ -95,7 +117,6 @@ def _streams_lines(rows, results):
     for row in rows:
         result = results.get(row["file"], {})
         values, errors = result.get("values", {}), result.get("errors", {})
-        unit = result.get("unit", "runs")
         cells = []
         for column in columns:
             if errors:
@@ -104,12 +125,18 @@ def _streams_lines(rows, results):
                 cells.append("—")
             elif column == "parameters":
                 cells.append(f"{round(statistics.mean(values[column])):,}")
+            elif column == "minutes":
+                cells.append(_fmt(statistics.mean(values[column])))
             else:
-                cells.append(_spread(values[column], unit))
+                cells.append(_spread(values[column], unit=None))
+        paper = (
+            "—"
+            if row["paper"] is None
+            else _paper_cell(row["paper"], _source(row["paper_note"]))
+        )
         detail = f" ({row['detail']})" if row["detail"] else ""
         lines.append(
-            f"| {row['name']}{detail} | `{row['file']}` | "
-            f"{_paper_cell(row['paper'], row['paper_note'])} | "
+            f"| {row['name']}{detail} | `{row['file']}` | {paper} | "
             + " | ".join(cells)
             + " |"
         )

@@ -330,13 +330,15 @@ class SharedRunsTest(absltest.TestCase):
         self.assertEqual(late["parameters"], [2000] * 3)  # both streams
         fused = results["aggregators_stfn.gin"]["values"]
         self.assertEqual((fused["rgb"], fused["fusion"]), ([], [50.0] * 3))
+        self.assertIn("Each cell: mean ± std over 3 seeds.", text)
         self.assertIn("| row | gin file | paper | RGB | flow | fusion |", text)
         self.assertRegex(
             text,
-            r"\| STFN \(one fused model\) \| `aggregators_stfn.gin` \| 71\.2 <sub>"
-            r".*</sub> \| — \| — \| 50\.0 ± 0\.0 \(3 seeds\) \| 1,000 \| "
-            r"\d+\.\d ± \d+\.\d \(3 seeds\) \|$",
+            r"\| STFN \(one fused model\) \| `aggregators_stfn.gin` \| "
+            r"71\.2 <sub>\(STFN poster, .*\(Resnet-101\).*HMDB51\)</sub> \| "
+            r"— \| — \| 50\.0 ± 0\.0 \| 1,000 \| \d+\.\d \|$",
         )
+        self.assertRegex(text, r"\| VideoLSTM, motion attention .*gin` \| — \| — \|")
         # A second call finds every seed's run.
         self._run("A", overlays=[_SHRINK], seeds=[0, 1, 2])
         self.assertLen(self.calls, 27)
