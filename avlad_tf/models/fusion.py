@@ -96,9 +96,9 @@ def build_two_stream_model(
     or `stfn`, trained as one `fused` stream (`train.streams = ('fused',)`).
 
     Both backbones (`stream.video_features` with `backbone_settings`) must
-    give maps of the same spatial size (`concat`, motion attention, STFN's
-    per-segment means need only the depth) or the same depth (`early`),
-    which holds when they are the same architecture.
+    give maps of the same spatial size (`concat`, motion attention) or the
+    same depth (`early`, STFN, which averages over space), which holds when
+    they are the same architecture.
 
     Args:
         fusion: one of `TWO_STREAM_HEADS`.
