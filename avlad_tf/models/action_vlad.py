@@ -179,7 +179,7 @@ def build_model(
         alpha=alpha,
         dropout_rate=dropout_rate,
         per_step_loss=lstm_per_step_loss,
-        **backbone_settings,
+        backbone_settings=backbone_settings,
     )
     if fusion == "late":
         streams = [

@@ -249,31 +249,20 @@ def build_stream_model(
     *,
     num_classes,
     modality,
-    backbone,
-    endpoint,
     pooling,
     num_clusters,
     alpha,
-    image_size,
-    flow_stack,
-    weights,
     dropout_rate,
-    fc_dropout_rate,
-    weight_decay,
     name,
+    backbone_settings,
     per_step_loss=None,
 ):
-    """A single-stream ActionVLAD (or baseline) model; see `build_model`."""
-    video, features = video_features(
-        modality,
-        backbone=backbone,
-        endpoint=endpoint,
-        image_size=image_size,
-        flow_stack=flow_stack,
-        weights=weights,
-        weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate,
-    )
+    """A single-stream ActionVLAD (or baseline) model; see `build_model`.
+    `backbone_settings` go to `video_features`, as in
+    `fusion.build_two_stream_model`."""
+    video, features = video_features(modality, **backbone_settings)
+    weight_decay = backbone_settings["weight_decay"]
+    fc_dropout_rate = backbone_settings["fc_dropout_rate"]
     if per_step_loss is not None:
         logits = per_step_logits(
             features,
