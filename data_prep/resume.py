@@ -150,6 +150,17 @@ def checksum(path):
     return digest.hexdigest()
 
 
+def written_note(shard_path, note_path):
+    """The note of a shard just written, or None when the note or the shard
+    is missing or the shard is not the size the note records. Cheaper than
+    `shard_state`: the shard is not read (its checksum was computed as it
+    was written; a rerun verifies it)."""
+    if not os.path.exists(note_path) or not os.path.exists(shard_path):
+        return None
+    note = read_json(note_path)
+    return note if os.path.getsize(shard_path) == note.get("size") else None
+
+
 def shard_state(shard_path, note_path):
     """'todo' (never finished), 'finished' (checksum verified) or 'damaged'
     (finished, but the file is missing or differs from its checksum)."""

@@ -111,21 +111,17 @@ def _note_path(output_dir, shard):
 
 
 def finished_records(output_dir, shards):
-    """The record count of `shards`, which an executor has just written.
-
-    Each must have its completion note and a file of the size the note
-    records: the checksum was computed when the shard was written, and a
-    rerun verifies it (`resume.shard_state`), so the shards are not read
-    again here.
+    """The record count of `shards`, which an executor has just written
+    (`resume.written_note`: each with its note, at the size it records).
 
     Raises:
         RuntimeError: naming a shard that an executor did not finish.
     """
     total = 0
     for shard in shards:
-        path, note_path = os.path.join(output_dir, shard), _note_path(output_dir, shard)
-        note = resume.read_json(note_path) if os.path.exists(note_path) else {}
-        if not os.path.exists(path) or os.path.getsize(path) != note.get("size"):
+        path = os.path.join(output_dir, shard)
+        note = resume.written_note(path, _note_path(output_dir, shard))
+        if note is None:
             raise RuntimeError(f"{path} was not written; run the same command again")
         total += note["num_records"]
     return total
