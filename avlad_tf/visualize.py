@@ -177,22 +177,18 @@ def run(args):
             **size,
             **data,
         )
-    if args.command == "attention":
-        return commands.attention(
+    if args.command in ("attention", "assignment_over_time"):
+        # One video frame by frame; only the assignments take clusters.
+        if args.command == "attention":
+            command, own = commands.attention, {}
+        else:
+            command, own = commands.assignment_over_time, {"clusters": args.clusters}
+        return command(
             model_path=model_path,
             video_id=args.video_id,
             max_frames=args.max_frames,
             height_px=args.height_px,
-            **size,
-            **data,
-        )
-    if args.command == "assignment_over_time":
-        return commands.assignment_over_time(
-            model_path=model_path,
-            video_id=args.video_id,
-            clusters=args.clusters,
-            max_frames=args.max_frames,
-            height_px=args.height_px,
+            **own,
             **size,
             **data,
         )

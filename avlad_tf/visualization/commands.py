@@ -107,6 +107,17 @@ def _salient_words(model, count):
     return [int(k) for k in np.argsort(-norms, kind="stable")[:count]]
 
 
+def _one_video(run, model, model_path, video_id, data):
+    """`run` (an `inference` function) over one video of the split, by id or
+    the first, with the run's input settings."""
+    return run(
+        model,
+        num_videos=1,
+        video_ids=[video_id] if video_id else None,
+        **with_run_inputs(model_path, data),
+    )
+
+
 def action_words(
     *,
     model_path,
@@ -152,12 +163,7 @@ def assignment_over_time(
 ):
     """Fig. 7 for one video (default: the split's first)."""
     model = inference.load_model(model_path)
-    result = inference.endpoints(
-        model,
-        num_videos=1,
-        video_ids=[video_id] if video_id else None,
-        **with_run_inputs(model_path, data),
-    )
+    result = _one_video(inference.endpoints, model, model_path, video_id, data)
     frames, assignments = _checked_assignments(result)
     clusters = _check_clusters(
         clusters or _salient_words(model, 3), assignments.shape[-1]
@@ -187,12 +193,7 @@ def attention(
     """VideoLSTM's attention maps over one video (default: the split's
     first), shown on its frames (RGB, also for motion attention)."""
     model = inference.load_model(model_path)
-    result = inference.attention(
-        model,
-        num_videos=1,
-        video_ids=[video_id] if video_id else None,
-        **with_run_inputs(model_path, data),
-    )
+    result = _one_video(inference.attention, model, model_path, video_id, data)
     return attention_lib.plot_attention(
         result["frames"][0],
         result["attention"][0],
@@ -229,12 +230,7 @@ def top_words(
     )
     if class_name is not None and class_name not in names:
         raise ValueError(f"unknown class {class_name!r}; classes: {names}")
-    result = inference.endpoints(
-        model,
-        num_videos=1,
-        video_ids=[video_id] if video_id else None,
-        **with_run_inputs(model_path, data),
-    )
+    result = _one_video(inference.endpoints, model, model_path, video_id, data)
     frames, assignments = _checked_assignments(result)
     class_index = (
         names.index(class_name) if class_name else int(np.argmax(result["logits"][0]))
