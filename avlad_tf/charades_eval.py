@@ -8,7 +8,7 @@ SUBMISSION_FILE is the official text format or an `avlad_tf.evaluate` /
 `charades_convert_scores_format.py`). Prints mAP and wAP with six decimals,
 as the official script. Use raw logits, not softmax outputs: softmax changes
 the per-class ranking across videos. The library, and how it matches the
-official script (docs/RELEASE.md §9.3), is `avlad_tf.charades_metric`.
+official script (docs/RELEASE.md §9.3), is `avlad_tf.evaluation.charades`.
 """
 
 import sys
@@ -16,14 +16,14 @@ import sys
 from absl import app
 from absl import logging
 
-from avlad_tf import charades_metric
 from avlad_tf import cli
+from avlad_tf.evaluation import charades
 
 
 def main(argv):
     if len(argv) != 3:
         raise app.UsageError(f"usage: {argv[0]} SUBMISSION_FILE TEST_CSV")
-    result = charades_metric.charades_eval(argv[1], argv[2])
+    result = charades.charades_eval(argv[1], argv[2])
     if result["num_missing"]:
         logging.warning(
             "%d test videos have no prediction; they score -inf.", result["num_missing"]

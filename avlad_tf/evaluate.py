@@ -7,15 +7,15 @@ Every stream of the run (`WORKDIR/run.json`) is scored on the run's
 evaluation split with its recorded input settings and crops;
 `evaluate.split`, `evaluate.num_crops` (in a stream's scope too),
 `evaluate.batch_size` and `evaluate.normalize_on_device` may be bound, and
-`--gin_bindings="evaluate.stream='flow'"` picks one stream. The library is `avlad_tf.evaluation`.
+`--gin_bindings="evaluate.stream='flow'"` picks one stream. The library is `avlad_tf.evaluation.scoring`.
 """
 
 import gin
 
 from avlad_tf import cli
-from avlad_tf import evaluation
 from avlad_tf import run_record
 from avlad_tf.data import video_input
+from avlad_tf.evaluation import scoring
 
 
 def main(argv):
@@ -28,9 +28,7 @@ def main(argv):
         run_record.stream(record, stream, workdir=workdir)  # a known stream
         with gin.config_scope(stream):
             print(
-                evaluation.format_result(
-                    evaluation.evaluate(workdir=workdir, stream=stream)
-                )
+                scoring.format_result(scoring.evaluate(workdir=workdir, stream=stream))
             )
 
 

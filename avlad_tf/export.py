@@ -1,4 +1,4 @@
-"""Writes the SavedModel of a trained workdir (see `avlad_tf.exporting`).
+"""Writes the SavedModel of a trained workdir (see `avlad_tf.serving.saved_model`).
 
   python -m avlad_tf.export --workdir=runs/toy
 
@@ -8,9 +8,9 @@ fusion weights come from the run's record (`WORKDIR/run.json`).
 """
 
 from avlad_tf import cli
-from avlad_tf import exporting
 from avlad_tf import run_record
 from avlad_tf.data import video_input
+from avlad_tf.serving import saved_model
 
 
 def main(argv):
@@ -19,7 +19,7 @@ def main(argv):
     run_record.check_input_bindings(
         run_record.read(workdir), video_input.make_dataset, workdir=workdir
     )
-    print(exporting.export(workdir=workdir))
+    print(saved_model.export(workdir=workdir))
 
 
 if __name__ == "__main__":

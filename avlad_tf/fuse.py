@@ -12,15 +12,15 @@ last field being the label) or, without `--labels`, from the `labels` dataset
 that evaluation stores in its score files. `--method=svm` fuses instead by
 a linear SVM on the streams' stacked L2-normalised softmax scores, trained
 on the training split's score files (Simonyan & Zisserman's alternative;
-`avlad_tf.svm_fusion`). The library is `avlad_tf.late_fusion`.
+`avlad_tf.evaluation.svm_fusion`). The library is `avlad_tf.evaluation.late_fusion`.
 """
 
 from absl import app
 from absl import flags
 
 from avlad_tf import cli
-from avlad_tf import late_fusion
-from avlad_tf import svm_fusion
+from avlad_tf.evaluation import late_fusion
+from avlad_tf.evaluation import svm_fusion
 from avlad_tf.models import fusion as fusion_lib
 
 

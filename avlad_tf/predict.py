@@ -16,11 +16,11 @@ With `--stream`, each video is decoded one frame at a time and every
 `--stride`-th frame (default: the flow stack length) is fed, in chunks, to
 the SavedModel's streaming signatures, printing a running top-5 every
 `--report_every` seconds of video: memory stays bounded whatever the
-video's length (`avlad_tf.stream_prediction`, docs/SERVING.md).
+video's length (`avlad_tf.serving.streaming_prediction`, docs/SERVING.md).
 
 A video that cannot be read, or is too short for the model's flow stacks,
 gets an error line naming the file; the other videos are still processed and
-the exit code is 1. The library is `avlad_tf.prediction`.
+the exit code is 1. The library is `avlad_tf.serving.prediction`.
 """
 
 import json
@@ -30,8 +30,8 @@ from absl import app
 from absl import flags
 
 from avlad_tf import cli
-from avlad_tf import prediction
-from avlad_tf import stream_prediction
+from avlad_tf.serving import prediction
+from avlad_tf.serving import streaming_prediction
 from data_prep import video_io
 
 
@@ -76,7 +76,7 @@ def _print_report(report):
 
 
 def _stream(paths):
-    streamer = stream_prediction.Streamer(
+    streamer = streaming_prediction.Streamer(
         flags.FLAGS.model, flow_backend=flags.FLAGS.flow_backend
     )
     results = []

@@ -32,15 +32,15 @@ import time
 import keras
 import tensorflow as tf
 
-from avlad_tf import evaluation
-from avlad_tf import late_fusion
-from avlad_tf import metrics
 from avlad_tf import run_record
-from avlad_tf import scores as scores_lib
 from avlad_tf.data import manifest
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
-from avlad_tf.dense_evaluation import predict_split_dense
+from avlad_tf.evaluation import late_fusion
+from avlad_tf.evaluation import metrics
+from avlad_tf.evaluation import score_files as scores_lib
+from avlad_tf.evaluation import scoring
+from avlad_tf.evaluation.dense import predict_split_dense
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREAMS, WEIGHTS = ("rgb", "flow"), (1.0, 2.0)
@@ -100,7 +100,7 @@ def score(workdir, stream, data_dir, split, dense, one_shot_frames=None):
     settings = dict(entry["input"])
     if one_shot_frames:
         settings["num_frames"] = one_shot_frames
-    model = evaluation.load_stream_model(workdir, stream)
+    model = scoring.load_stream_model(workdir, stream)
     info = video_input.dataset_info(data_dir)
     start = time.perf_counter()
     if dense:
@@ -126,7 +126,7 @@ def score(workdir, stream, data_dir, split, dense, one_shot_frames=None):
             info=info,
             **settings,
         )
-        logits, _, hot = evaluation.predict_split(model, dataset)
+        logits, _, hot = scoring.predict_split(model, dataset)
     return logits, scores_lib.label_array(hot), time.perf_counter() - start
 
 

@@ -16,7 +16,7 @@ TensorFlow unimportable). It measures:
    at the paper's shape, videos x 25 frames x 14x14x512.
 3. The stage-2 training step of each VGG16 stream (RGB 3 channels, flow 20):
    25 frames of 224x224, ActionVLAD K = 64 on conv5_3, HMDB51's 51 classes,
-   conv5 + ActionVLAD + classifier trainable (`action_vlad.set_stage`), the
+   conv5 + ActionVLAD + classifier trainable (`trainable.set_stage`), the
    update of `avlad_tf/training/step.py` for one sub-batch; float32 and
    mixed_bfloat16 (NetVLAD keeps its own float32 policy: the JSON records its
    compute dtype). Videos/s, compile time, memory, model-FLOP utilisation
@@ -226,6 +226,8 @@ def bench_vlad(cfg, until):
 def build_stream(cfg, stream, precision):
     """The project's stream model with stage 2's trainable set, and its Adam."""
     from avlad_tf.models import action_vlad  # needs gin-config: this part only
+    from avlad_tf.models import inspection
+    from avlad_tf.training import trainable
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
@@ -240,10 +242,10 @@ def build_stream(cfg, stream, precision):
         flow_stack=cfg["flow_stack"],
         weights=None,
     )
-    action_vlad.set_stage(model, 2)
+    trainable.set_stage(model, 2)
     optimizer = keras.optimizers.Adam(learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON)
     optimizer.build(model.trainable_variables)
-    netvlad_dtype = action_vlad.pooling_layer(model).compute_dtype
+    netvlad_dtype = inspection.pooling_layer(model).compute_dtype
     return model, optimizer, {"netvlad_compute_dtype": netvlad_dtype}
 
 

@@ -1,10 +1,10 @@
-"""Per-video latency of `avlad_tf.prediction`, split into decode, flow and model.
+"""Per-video latency of `avlad_tf.serving.prediction`, split into decode, flow and model.
 
     python bench/predict.py [--sizes=toy,default] [--frames=48] [--repeats=2]
         [--reference_sizes=toy]
 
 For each size it saves an untrained two-stream (late fusion) model, exports
-it with `avlad_tf.exporting`, writes an MJPG video of `--frames` frames at
+it with `avlad_tf.serving.saved_model`, writes an MJPG video of `--frames` frames at
 320×240 with OpenCV, and times `prediction.predict_video` on it (best of
 `--repeats`, after a warm-up call on zeros that traces the graph):
 
@@ -32,11 +32,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import exporting
-from avlad_tf import prediction
 from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
+from avlad_tf.serving import prediction
+from avlad_tf.serving import saved_model
 from data_prep import flow as flow_lib
 from data_prep import video_io
 
@@ -135,7 +135,7 @@ def make_export(root, size):
             fuse_weights=(1, 2),
         ),
     )
-    export_dir = exporting.export(workdir=workdir)
+    export_dir = saved_model.export(workdir=workdir)
     return export_dir
 
 

@@ -5,7 +5,7 @@
 Exports bench/predict.py's untrained `toy` two-stream model (tiny backbone,
 K = 16, L = 4, frames stored at 64x85), writes MJPG videos of each length
 at 25 fps (a textured pattern drifting 1 px per frame, at the stored size),
-and streams each through `avlad_tf.stream_prediction` (running top-5 every
+and streams each through `avlad_tf.serving.streaming_prediction` (running top-5 every
 10 s of video) in a fresh process, whose peak resident memory (`ru_maxrss`)
 is the measure. The reference is the shortest video, measured in the same
 run: a bounded stream has the same peak at every length. No timing or
@@ -46,10 +46,10 @@ def write_long_video(path, num_frames):
 
 def measure(export_dir, video, stride):
     """In this process: streams `video`; peak RSS and seconds."""
-    from avlad_tf import stream_prediction
+    from avlad_tf.serving import streaming_prediction
 
     start = time.perf_counter()
-    result = stream_prediction.Streamer(export_dir).run(video, stride=stride)
+    result = streaming_prediction.Streamer(export_dir).run(video, stride=stride)
     return {
         "frames": result["frames"],
         "samples": result["samples"],

@@ -81,7 +81,7 @@ def _train(workdir):
 
 def _fuse_idt_files(score_paths, weights, idt_path):
     """The release's iDT fusion of late-fused scores; returns its top-1."""
-    from avlad_tf import late_fusion  # pylint: disable=import-outside-toplevel
+    from avlad_tf.evaluation import late_fusion  # pylint: disable=import-outside-toplevel
 
     result = late_fusion.fuse_files(
         list(score_paths), list(weights), labels=None, idt_path=idt_path

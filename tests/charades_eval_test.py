@@ -1,4 +1,4 @@
-"""Tests for avlad_tf.charades_metric (and its program avlad_tf.charades_eval)
+"""Tests for avlad_tf.evaluation.charades (and its program avlad_tf.charades_eval)
 against hand-computed official-metric values."""
 
 import os
@@ -12,8 +12,8 @@ from absl.testing import absltest
 import h5py
 import numpy as np
 
-from avlad_tf import charades_metric
-from avlad_tf import metrics
+from avlad_tf.evaluation import charades
+from avlad_tf.evaluation import metrics
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _TEST_CSV = _REPO / "experiments" / "released" / "charades" / "Charades_v1_test.csv"
@@ -72,14 +72,14 @@ class CharadesEvalTest(absltest.TestCase):
         pathlib.Path(self.sub).write_text(_SUBMISSION)
 
     def test_ground_truth(self):
-        ids, positives = charades_metric.read_ground_truth(self.csv, num_classes=3)
+        ids, positives = charades.read_ground_truth(self.csv, num_classes=3)
         self.assertEqual(ids, ["v1", "v2", "", "v4", "v5"])
         np.testing.assert_array_equal(
             positives, [[1, 1, 0], [0, 1, 1], [0, 0, 0], [0, 0, 1], [1, 0, 1]]
         )
 
     def test_hand_computed(self):
-        result = charades_metric.charades_eval(self.sub, self.csv, num_classes=3)
+        result = charades.charades_eval(self.sub, self.csv, num_classes=3)
         np.testing.assert_allclose(result["ap"], _AP)
         self.assertAlmostEqual(result["mAP"], np.mean(_AP))
         self.assertAlmostEqual(result["wAP"], np.dot(_AP, _NUM_POS) / sum(_NUM_POS))
@@ -95,7 +95,7 @@ class CharadesEvalTest(absltest.TestCase):
                 data=[[0.9, 0.5, 0.1], [0.9, 0.8, 0.1], [0.2, 0.1, 0.7]],
             )
             f.create_dataset("video_ids", data=[b"v/v1.mp4", b"v/v2.mp4", b"v/v4.mp4"])
-        result = charades_metric.charades_eval(h5, self.csv, num_classes=3)
+        result = charades.charades_eval(h5, self.csv, num_classes=3)
         np.testing.assert_allclose(result["ap"], _AP)
 
     def test_ties_keep_row_order(self):
@@ -117,15 +117,15 @@ class CharadesEvalTest(absltest.TestCase):
     def test_short_line_names_file_and_line(self):
         pathlib.Path(self.sub).write_text("v1 0.1 0.2 0.3\nv2 0.1 0.2\n")
         with self.assertRaisesRegex(ValueError, r"sub.txt:2: 2 scores .* expected 3"):
-            charades_metric.read_submission(self.sub, num_classes=3)
+            charades.read_submission(self.sub, num_classes=3)
 
     def test_bad_class_in_csv(self):
         pathlib.Path(self.csv).write_text("id,actions\nv1,c003 0 1\n")
         with self.assertRaisesRegex(ValueError, r"test.csv:2: bad action class"):
-            charades_metric.read_ground_truth(self.csv, num_classes=3)
+            charades.read_ground_truth(self.csv, num_classes=3)
 
     def test_real_csv(self):
-        ids, positives = charades_metric.read_ground_truth(_TEST_CSV)
+        ids, positives = charades.read_ground_truth(_TEST_CSV)
         self.assertLen(ids, 1863)
         self.assertEqual(ids.count(""), 49)
         self.assertEqual(int(positives.sum()), 16285)
@@ -146,9 +146,9 @@ class CharadesEvalTest(absltest.TestCase):
             self.assertAlmostEqual(ap[c], _reference_ap(scores[:, c], positives[:, c]))
 
     def test_cli_on_real_csv(self):
-        ids, positives = charades_metric.read_ground_truth(_TEST_CSV)
+        ids, positives = charades.read_ground_truth(_TEST_CSV)
         known = [i for i, v in enumerate(ids) if v]
-        charades_metric.write_submission(
+        charades.write_submission(
             self.sub, [ids[i] for i in known], positives[known] * 2.0 - 1.0
         )
         out = subprocess.run(

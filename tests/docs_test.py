@@ -338,7 +338,7 @@ def test_bad_dotted_names_are_caught():
     assert missing_dotted_names("`avlad_tf.nope`")
     assert missing_dotted_names("`avlad_tf.evaluate.evaluate(workdir=w)`")
     assert missing_dotted_names("`avlad_tf.data.video_input.make_datasets`")
-    assert not missing_dotted_names("`avlad_tf.evaluation.evaluate(workdir=w)`")
+    assert not missing_dotted_names("`avlad_tf.evaluation.scoring.evaluate(workdir=w)`")
     assert not missing_dotted_names("`avlad_tf.data.video_input.make_dataset`")
     assert not missing_dotted_names("`avlad_tf.kmeans` and `data_prep.toy`")
 

@@ -1,4 +1,4 @@
-"""Tests for evaluation (`avlad_tf.evaluation`, `python -m avlad_tf.evaluate`).
+"""Tests for evaluation (`avlad_tf.evaluation.scoring`, `python -m avlad_tf.evaluate`).
 
 A workdir is evaluated from its run record alone: dataset, input settings and
 crops come from `run.json`.
@@ -14,9 +14,9 @@ import gin
 import h5py
 import numpy as np
 
-from avlad_tf import evaluation
-from avlad_tf import scores
 from avlad_tf.data import video_input
+from avlad_tf.evaluation import score_files
+from avlad_tf.evaluation import scoring
 from tests import fake_data
 from tests import fake_run
 from tests import testing
@@ -67,10 +67,10 @@ class EvaluateTest(parameterized.TestCase):
 
     @parameterized.parameters(("rgb", 1), ("flow", 5))
     def test_recorded_crops_and_record_order(self, stream, num_crops):
-        result = evaluation.evaluate(workdir=self.workdir, stream=stream, batch_size=2)
-        path = scores.scores_path(self.workdir, stream, "test", num_crops)
+        result = scoring.evaluate(workdir=self.workdir, stream=stream, batch_size=2)
+        path = score_files.scores_path(self.workdir, stream, "test", num_crops)
         self.assertEqual(result["scores_path"], path)
-        logits, ids, labels = scores.read_scores(path)
+        logits, ids, labels = score_files.read_scores(path)
         self.assertEqual(logits.shape, (_NUM_VIDEOS, _NUM_CLASSES))
         # Shard order, then file order (fake_data deals videos to 2 shards).
         order = [0, 2, 4, 1, 3]
@@ -87,7 +87,7 @@ class EvaluateTest(parameterized.TestCase):
             seen.update(kwargs)
             return video_input.make_dataset(**kwargs)
 
-        evaluation.evaluate(workdir=self.workdir, stream="rgb", make_dataset_fn=spy)
+        scoring.evaluate(workdir=self.workdir, stream="rgb", make_dataset_fn=spy)
         self.assertEqual(seen["data_dir"], os.path.abspath(self.data_dir))
         self.assertEqual((seen["num_frames"], seen["image_size"]), (4, 24))
         self.assertEqual(tuple(seen["resize_to"]), (32, 40))
@@ -105,14 +105,14 @@ class EvaluateTest(parameterized.TestCase):
         )
         found = {}
         for on_device in (False, True):
-            result = evaluation.evaluate(
+            result = scoring.evaluate(
                 workdir=workdir,
                 stream=stream,
                 num_crops=num_crops,
                 batch_size=2,
                 normalize_on_device=on_device,
             )
-            found[on_device] = scores.read_scores(result["scores_path"])
+            found[on_device] = score_files.read_scores(result["scores_path"])
         np.testing.assert_allclose(
             found[True][0], found[False][0], rtol=1e-5, atol=1e-6
         )
@@ -121,17 +121,19 @@ class EvaluateTest(parameterized.TestCase):
     def test_deterministic_and_gin_configurable(self):
         gin.bind_parameter("evaluate.split", "train")
         gin.bind_parameter("evaluate.batch_size", _NUM_VIDEOS)
-        first = evaluation.evaluate(workdir=self.workdir, stream="rgb")
+        first = scoring.evaluate(workdir=self.workdir, stream="rgb")
         self.assertEqual(first["split"], "train")
-        a = scores.read_scores(first["scores_path"])[0]
-        evaluation.evaluate(workdir=self.workdir, stream="rgb")
-        np.testing.assert_array_equal(a, scores.read_scores(first["scores_path"])[0])
+        a = score_files.read_scores(first["scores_path"])[0]
+        scoring.evaluate(workdir=self.workdir, stream="rgb")
+        np.testing.assert_array_equal(
+            a, score_files.read_scores(first["scores_path"])[0]
+        )
 
     def test_multi_label_reports_map(self):
         workdir = self._workdir(
             "multi", data_dir=self.multi_dir, evaluate_split="train"
         )
-        result = evaluation.evaluate(workdir=workdir, stream="rgb", batch_size=2)
+        result = scoring.evaluate(workdir=workdir, stream="rgb", batch_size=2)
         self.assertContainsSubset({"top1", "mAP", "wAP"}, set(result))
         with h5py.File(result["scores_path"], "r") as f:
             self.assertEqual(f["labels"].shape, (_NUM_VIDEOS, _NUM_CLASSES))
@@ -176,13 +178,13 @@ class EvaluateTest(parameterized.TestCase):
         with self.assertRaisesRegex(
             FileNotFoundError, r"fused/model.keras does not exist .*'rgb'"
         ):
-            evaluation.load_stream_model(self.workdir, "fused")
+            scoring.load_stream_model(self.workdir, "fused")
 
     def test_missing_record_says_what_to_do(self):
         with self.assertRaisesRegex(
             FileNotFoundError, r"run\.json does not exist.*rerun its train"
         ):
-            evaluation.evaluate(workdir=self.create_tempdir().full_path, stream="rgb")
+            scoring.evaluate(workdir=self.create_tempdir().full_path, stream="rgb")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tests of export (`avlad_tf.exporting`, `python -m avlad_tf.export`).
+"""Tests of export (`avlad_tf.serving.saved_model`, `python -m avlad_tf.export`).
 
 A SavedModel that reloads without avlad_tf, written from a workdir alone:
 one two-stream export (late fusion, RGB 1 crop, flow 5 crops, as the run
@@ -21,13 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import exporting as export
-from avlad_tf import prediction
 from avlad_tf import run_record
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion
+from avlad_tf.models import inspection
+from avlad_tf.serving import prediction
+from avlad_tf.serving import saved_model as export
 from tests import fake_data
 from tests import fake_run
 from tests import testing
@@ -133,7 +134,7 @@ def keras_endpoints(workdir, features):
     }
     out = {}
     for m, model in streams.items():
-        ends = action_vlad.endpoints_model(model)({m: features[m]})
+        ends = inspection.endpoints_model(model)({m: features[m]})
         out.update({f"{m}_{k}": np.asarray(v) for k, v in ends.items()})
     late = fusion.build_late_fusion(streams["rgb"], streams["flow"])
     out["logits"] = np.asarray(late(features))

@@ -12,8 +12,8 @@ from absl.testing import parameterized
 import h5py
 import numpy as np
 
-from avlad_tf import late_fusion as fuse
-from avlad_tf import scores
+from avlad_tf.evaluation import late_fusion as fuse
+from avlad_tf.evaluation import score_files
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _RELEASED = _REPO / "experiments" / "released" / "hmdb51"
@@ -66,8 +66,8 @@ class ReleasedScoresTest(parameterized.TestCase):
     def test_softmax_is_not_applied(self):
         # Raw-logit fusion is what gives 66.73 on split 1; softmax fusion is worse.
         (rgb, flow), labels = _paths(1)
-        r, _, _ = scores.read_scores(rgb)
-        f, _, _ = scores.read_scores(flow)
+        r, _, _ = score_files.read_scores(rgb)
+        f, _, _ = score_files.read_scores(flow)
         _, y = fuse.read_list_labels(labels)
 
         def soft(x):
@@ -149,7 +149,7 @@ class SyntheticTest(parameterized.TestCase):
         self.assertEqual(result["idt"], 1.0)
         # Row 1: .75·(0, 1) + .25·(1, 0) still prefers class 1 -> wrong.
         self.assertEqual(result["fused_idt"], 0.5)
-        fused, ids, stored = scores.read_scores(f"{self.dir}/fused.h5")
+        fused, ids, stored = score_files.read_scores(f"{self.dir}/fused.h5")
         self.assertEqual(ids, ["a", "b"])
         np.testing.assert_array_equal(stored, labels)
         np.testing.assert_allclose(fused[1], [0.25, 0.75], rtol=1e-6)
@@ -187,7 +187,7 @@ class SyntheticTest(parameterized.TestCase):
         with h5py.File(f"{self.dir}/bad.h5", "w") as f:
             f.create_dataset("features", data=np.zeros((2, 3)))
         with self.assertRaisesRegex(ValueError, "no score dataset"):
-            scores.read_scores(f"{self.dir}/bad.h5")
+            score_files.read_scores(f"{self.dir}/bad.h5")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,15 @@ import gin
 import numpy as np
 
 from avlad_tf import cli
-from avlad_tf import evaluation
 from avlad_tf import run_record
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
+from avlad_tf.evaluation import scoring
 from avlad_tf.layers import netvlad
 from avlad_tf.models import action_vlad
 from avlad_tf.models import backbones
 from avlad_tf.models import fusion
+from avlad_tf.models import inspection
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
 
@@ -32,7 +33,7 @@ _FUNCTIONS = {
     "build_model": action_vlad.build_model,
     "train_stream": loop.train_stream,
     "init_centers": kmeans_init.init_centers,
-    "evaluate": evaluation.evaluate,
+    "evaluate": scoring.evaluate,
 }
 # (docs/RELEASE.md section, binding, faithful values). A tuple of
 # values lists equivalent spellings, e.g. None meaning "the backbone default".
@@ -190,18 +191,18 @@ class FixedBehaviourTest(absltest.TestCase):
             num_classes=3, backbone="vgg16", num_clusters=2, image_size=32
         )
         for name in ("block4_conv3", "block5_conv3"):
-            layer = action_vlad.find_layer(model, name)
+            layer = inspection.find_layer(model, name)
             self.assertEqual(layer.activation.__name__, "linear", name)
         self.assertEqual(
-            action_vlad.find_layer(model, "block5_conv2").activation.__name__, "relu"
+            inspection.find_layer(model, "block5_conv2").activation.__name__, "relu"
         )
-        logits = action_vlad.find_layer(model, "logits")
+        logits = inspection.find_layer(model, "logits")
         self.assertAlmostEqual(float(logits.kernel_regularizer.l2), 2e-5)
         self.assertIsNone(logits.bias_regularizer)
-        vlad = action_vlad.find_layer(model, "netvlad")
+        vlad = inspection.find_layer(model, "netvlad")
         self.assertEqual(vlad.losses, [])  # 12.9: no decay on NetVLAD
         self.assertEqual(
-            action_vlad.find_layer(model, "pooled_dropout").rate, 0.0
+            inspection.find_layer(model, "pooled_dropout").rate, 0.0
         )  # 11.1
 
 

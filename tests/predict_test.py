@@ -1,4 +1,4 @@
-"""Tests of `avlad_tf.prediction` (and the program `avlad_tf.predict`) on real
+"""Tests of `avlad_tf.serving.prediction` (and the program `avlad_tf.predict`) on real
 video files written with OpenCV."""
 
 import contextlib
@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import exporting as export
 from avlad_tf import predict
-from avlad_tf import prediction
 from avlad_tf.data import schema
+from avlad_tf.serving import prediction
+from avlad_tf.serving import saved_model as export
 from data_prep import flow as flow_lib
 from data_prep import video_io
 from tests import export_test

@@ -21,6 +21,7 @@ import tensorflow as tf
 from avlad_tf import visualize
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.visualization import commands
 from tests import fake_data
 from tests import fake_run
@@ -57,14 +58,14 @@ def _save_stream_model(workdir, data_dir, modality):
     )
     features, _ = next(iter(dataset))
     descriptors = np.asarray(
-        action_vlad.feature_model(model)({modality: features[modality]})
+        inspection.feature_model(model)({modality: features[modality]})
     ).reshape(-1, 16)
     picks = np.random.default_rng(0).choice(
         len(descriptors), _NUM_CLUSTERS, replace=False
     )
     centers = descriptors[picks]
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    action_vlad.pooling_layer(model).set_centers(centers)
+    inspection.pooling_layer(model).set_centers(centers)
     os.makedirs(os.path.join(workdir, modality))
     model.save(os.path.join(workdir, modality, "model.keras"))
 

@@ -1,7 +1,7 @@
 """`TVL1Flow`: TV-L1 optical flow as a Keras layer.
 
 A layer puts the flow inside a model: an exported SavedModel that takes
-decoded frames computes its own flow stacks (`avlad_tf.exporting`), and a
+decoded frames computes its own flow stacks (`avlad_tf.serving.saved_model`), and a
 one-layer model gives every backend its compiler (`avlad_tf.flow.runner`):
 XLA through `tf.function(jit_compile=True)` under TensorFlow, `jax.jit`
 under JAX, without this code importing either.

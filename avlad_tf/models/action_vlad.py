@@ -1,9 +1,10 @@
 """ActionVLAD models (Girdhar et al. 2017, Sec. 3): the gin-facing factory.
 
 `build_model` builds a single-stream model (backbone per frame -> pooling ->
-pooled dropout -> `logits`) or a two-stream fusion model; `feature_model`,
-`endpoints_model` and `set_stage` serve k-means initialisation, evaluation /
-visualisation and the two-stage training schedule (docs/RELEASE.md Sec. 7).
+pooled dropout -> `logits`) or a two-stream fusion model, and
+`with_uint8_pixels` feeds one uint8 crops. Looking inside a built model
+(its inputs, pooling layer, features and endpoints) is `models.inspection`'s;
+which layers each training stage trains is `training.trainable`'s.
 
 Example:
     >>> model = build_model(num_classes=51, backbone='tiny', image_size=32)
@@ -17,8 +18,8 @@ import keras
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 from avlad_tf.layers import stfn
 from avlad_tf.layers.pixels import ReleasePixels
-from avlad_tf.models import backbones
 from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.models import inspection
 from avlad_tf.models import stream
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
@@ -196,61 +197,6 @@ def build_model(
     )
 
 
-def input_names(model):
-    """The names of `model`'s inputs (`rgb`, `flow`): the feature keys of the
-    input pipeline. A Keras input tensor's name can carry a `:0` suffix."""
-    return [tensor.name.split(":")[0] for tensor in model.inputs]
-
-
-def walk_layers(model):
-    """Yields every layer of `model`, descending into nested models."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from walk_layers(layer)
-
-
-def find_layer(model, name):
-    """The unique layer called `name` anywhere in `model` (nested included).
-
-    Raises:
-        ValueError: if there is no such layer or more than one.
-    """
-    found = [layer for layer in walk_layers(model) if layer.name == name]
-    if len(found) != 1:
-        raise ValueError(
-            f"Expected one layer named {name!r} in model {model.name!r}; "
-            f"found {len(found)}. Nested backbones are "
-            f"{[l.name for l in walk_layers(model) if isinstance(l, keras.Model)]}."
-        )
-    return found[0]
-
-
-def pooling_layer(model):
-    """The pooling layer (`netvlad`, `avg_pool`, `max_pool`, ...) of a
-    single-stream or concat / early fusion model."""
-    names = set(stream.POOLING_LAYER_NAMES.values())
-    found = [layer for layer in model.layers if layer.name in names]
-    if len(found) != 1:
-        raise ValueError(
-            f"Model {model.name!r} has {len(found)} top-level pooling layers "
-            f"(expected one of {sorted(names)}); late-fusion models have one "
-            f"per nested stream model, use those instead."
-        )
-    return found[0]
-
-
-def feature_model(model):
-    """Model from `model`'s inputs to the pooled layer's input `[B, T, h, w, D]`.
-
-    These are the (pre-ReLU) features that k-means clusters (Sec. 8); for
-    `early` fusion they are the joint bag `[B, T, 2h, w, D]`.
-    """
-    return keras.Model(
-        model.input, pooling_layer(model).input, name=f"{model.name}_features"
-    )
-
-
 def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
     """`model` fed uint8 crops (`make_dataset(pixel_dtype='uint8')`).
 
@@ -260,7 +206,7 @@ def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
     (`data.pixel_rules.UINT8_DATA_FORMATS`).
     """
     inputs, pixels = {}, {}
-    for name, tensor in zip(input_names(model), model.inputs):
+    for name, tensor in zip(inspection.input_names(model), model.inputs):
         bag, height, width, channels = tensor.shape[1:]
         shape = (bag, height, width, channels)
         if UINT8_DATA_FORMATS[name] == "channels_first":
@@ -273,67 +219,3 @@ def with_uint8_pixels(model, *, bgr_means, convert_before_resize):
             name=f"{name}_pixels",
         )(inputs[name])
     return keras.Model(inputs, model(pixels), name=f"{model.name}_uint8")
-
-
-def endpoints_model(model):
-    """Model with `model`'s inputs and a dict of outputs.
-
-    `logits` `[B, C]`, `descriptor` (the pooled vector), for NetVLAD
-    `assignments` `[B, T, h, w, K]` (docs/CONTRACTS.md), and for VideoLSTM
-    its `attention` maps `[B, T, h', w']` (each sums to 1 over positions).
-    """
-    pool = pooling_layer(model)
-    outputs = {"logits": model.output}
-    if pool.name == stream.POOLING_LAYER_NAMES["netvlad"]:
-        outputs["descriptor"], outputs["assignments"] = pool.output
-    elif pool.name == stream.POOLING_LAYER_NAMES["videolstm"]:
-        # (descriptor, [per-step outputs,] attention)
-        outputs["descriptor"], outputs["attention"] = pool.output[0], pool.output[-1]
-    elif isinstance(pool.output, (list, tuple)):  # the LSTM's (mean, per step)
-        outputs["descriptor"] = pool.output[0]
-    else:
-        outputs["descriptor"] = pool.output
-    return keras.Model(model.input, outputs, name=f"{model.name}_endpoints")
-
-
-def set_stage(model, stage):
-    """Sets `trainable` for the release's two-stage schedule (Sec. 7.3).
-
-    Stage 1 trains only the classifier(s) `logits` (pooling at its k-means
-    initialisation, backbone frozen), and aggregators that start from random
-    weights (`stream.LEARNED_FROM_SCRATCH`). Stage 2 also trains the pooling layer
-    and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
-    conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
-    Recompile (or rebuild the train step) afterwards: Keras fixes the
-    trainable set at compile time (docs/PITFALLS.md 3.4).
-
-    Returns:
-        The sorted names (`<container>/<layer>`) of the trainable layers.
-    """
-    if stage not in (1, 2):
-        raise ValueError(f"stage must be 1 or 2; received {stage!r}.")
-    pooling_names = set(stream.POOLING_LAYER_NAMES.values())
-    # Aggregators without an initialisation of their own (NetVLAD has
-    # k-means) would feed stage 1's classifier random features: they train
-    # from stage 1 on.
-    from_scratch = {stream.POOLING_LAYER_NAMES[p] for p in stream.LEARNED_FROM_SCRATCH}
-    chosen = []
-    containers = [model] + [l for l in walk_layers(model) if isinstance(l, keras.Model)]
-    for container in containers:
-        container.trainable = True
-        for layer in container.layers:
-            if (
-                layer.name == "logits"
-                or layer.name in from_scratch
-                or (stage == 2 and layer.name in pooling_names)
-            ):
-                chosen.append((container, layer))
-        if stage == 2 and container.name.endswith("_backbone"):
-            chosen += [
-                (container, layer) for layer in backbones.pooled_block_layers(container)
-            ]
-    chosen_ids = {id(layer) for _, layer in chosen}
-    for layer in walk_layers(model):
-        if not isinstance(layer, keras.Model):
-            layer.trainable = id(layer) in chosen_ids
-    return sorted(f"{c.name}/{l.name}" for c, l in chosen)

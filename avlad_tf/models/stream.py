@@ -30,7 +30,7 @@ POOLING_LAYER_NAMES = {
     "res_inception": "res_inception_pool",
 }
 # Aggregators whose weights start random (no k-means, no ImageNet): they
-# train from stage 1 on (`action_vlad.set_stage`).
+# train from stage 1 on (`trainable.set_stage`).
 LEARNED_FROM_SCRATCH = ("conv_pooling", "lstm", "videolstm", "res_inception")
 # Aggregators with an output per time step, which can take a loss at every
 # step (`build_model.lstm_per_step_loss`).
@@ -191,7 +191,7 @@ def video_lstm_outputs(features, *, weight_decay, motion=None, return_sequences=
     Returns:
         The layer's outputs: the descriptor `[B, 2U]`, the per-step FC
         outputs `[B, T, 2U]` with `return_sequences`, then the attention
-        maps `[B, T, h', w']` (`action_vlad.endpoints_model` reads them).
+        maps `[B, T, h', w']` (`inspection.endpoints_model` reads them).
     """
     units = min(video_lstm.PAPER_UNITS, features.shape[-1])
     layer = video_lstm.ConvALSTM(

@@ -15,7 +15,7 @@ The backbone runs on one chunk at a time; only the state persists.
 
 from keras import ops
 
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 
 
 class StreamedModel:
@@ -36,18 +36,18 @@ class StreamedModel:
                 "single-stream model streams (evaluate or serve a fused "
                 "model's streams separately)."
             )
-        self.pool = action_vlad.pooling_layer(model)
+        self.pool = inspection.pooling_layer(model)
         if not hasattr(self.pool, "update"):
             raise ValueError(
                 f"{model.name}: its {self.pool.name!r} pooling has no streaming "
                 "state (NetVLAD, avg, max and two_stream pooling have one); "
                 "classify whole videos with serving_default instead."
             )
-        self.input_name = action_vlad.input_names(model)[0]
-        self.features = action_vlad.feature_model(model)
+        self.input_name = inspection.input_names(model)[0]
+        self.features = inspection.feature_model(model)
         # Pooled dropout is the identity at inference: the head is the
         # linear classifier alone (`stream.classify`).
-        self.classifier = action_vlad.find_layer(model, "logits")
+        self.classifier = inspection.find_layer(model, "logits")
 
     def initial_state(self, batch_size):
         return self.pool.initial_state(batch_size)

@@ -22,6 +22,7 @@ from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.models import inspection
 from avlad_tf.release import checkpoint_reader
 from avlad_tf.release import importer
 from avlad_tf.release import names
@@ -99,7 +100,7 @@ def permute_classes(model, source_labels, target_labels):
             f"in the dataset {sorted(set(target_labels) - set(source_labels))}."
         )
     order = [source_labels.index(label) for label in target_labels]
-    logits = action_vlad.find_layer(model, "logits")
+    logits = inspection.find_layer(model, "logits")
     kernel, bias = logits.get_weights()
     logits.set_weights([kernel[:, order], bias[order]])  # (K·D, C), (C,)
     return order != list(range(len(order)))

@@ -19,14 +19,14 @@ from absl import logging
 import gin
 import tensorflow as tf
 
-from avlad_tf import evaluation
-from avlad_tf import exporting
-from avlad_tf import late_fusion
 from avlad_tf import run_record
 from avlad_tf.data import video_input
+from avlad_tf.evaluation import late_fusion
+from avlad_tf.evaluation import scoring
 from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.serving import saved_model
 from avlad_tf.training import checks
 from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
@@ -68,7 +68,7 @@ def _resolve_streams(streams):
     """`{stream: record entry}` as gin resolves them in each stream's scope."""
     entries = {}
     for stream in streams:
-        eval_args = run_record.resolved_arguments(evaluation.evaluate, scope=stream)
+        eval_args = run_record.resolved_arguments(scoring.evaluate, scope=stream)
         training = _training_settings(stream)
         entries[stream] = {
             "training": training,
@@ -145,12 +145,12 @@ def train(
         prepare_toy_dataset: generate and prepare the embedded toy dataset in
             `data_dir` first if it is missing (`data_prep.toy`).
         evaluate_split: if set, evaluate each stream on this split afterwards
-            (`evaluation.evaluate` in the stream's gin scope, so
+            (`scoring.evaluate` in the stream's gin scope, so
             `flow/evaluate.num_crops = 5` sets the flow crops).
         fuse_weights: one weight per stream for late fusion of the raw
             logits (release: RGB 1, flow 2); needs `evaluate_split`. The one
             home of the fusion weights: export reads them from the record.
-        export: write a SavedModel (`exporting.export`).
+        export: write a SavedModel (`saved_model.export`).
         make_dataset_fn, build_model_fn: injectable factories (tests); the
             dataset factory serves evaluation too.
         step_callback: passed to `loop.train_stream`.
@@ -191,7 +191,7 @@ def train(
     )
     checks.check_record(record, info)  # before k-means and training
     if export:
-        exporting.check_exportable(record)
+        saved_model.check_exportable(record)
     if os.path.exists(run_record.path(workdir)):
         for change in run_record.check_rerun(
             run_record.read(workdir), record, workdir=workdir
@@ -249,7 +249,7 @@ def _after_training(
         for stream in streams:
             logging.info("Evaluating %s on %s", stream, evaluate_split)
             with gin.config_scope(stream):
-                outcome[stream] = evaluation.evaluate(
+                outcome[stream] = scoring.evaluate(
                     workdir=workdir,
                     stream=stream,
                     split=evaluate_split,
@@ -264,7 +264,7 @@ def _after_training(
             # Not "fused": that key is the concat / early fusion stream's.
             fused_top1 = outcome["late_fusion"] = fusion["fused"]
     if export:
-        outcome["export_dir"] = exporting.export(workdir=workdir)
+        outcome["export_dir"] = saved_model.export(workdir=workdir)
     if evaluate_split is not None:
         # Printed last, so the table ends the run's output.
         table = results.results_table(

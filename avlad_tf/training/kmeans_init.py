@@ -20,7 +20,7 @@ import numpy as np
 
 from avlad_tf import kmeans
 from avlad_tf import progress
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 
 CENTERS_FILE = "centers.npy"
 
@@ -28,7 +28,7 @@ CENTERS_FILE = "centers.npy"
 def optional_layer(model, name):
     """The layer called `name` in `model` or any nested model, or None."""
     return next(
-        (layer for layer in action_vlad.walk_layers(model) if layer.name == name), None
+        (layer for layer in inspection.walk_layers(model) if layer.name == name), None
     )
 
 

@@ -30,11 +30,13 @@ import tensorflow as tf
 
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.training import checkpointing
 from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
+from avlad_tf.training import trainable
 
 STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow")}
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
@@ -225,7 +227,7 @@ def train_stream(
                     ),
                 )
             )
-        names = action_vlad.set_stage(model, stage)
+        names = trainable.set_stage(model, stage)
         logging.info("%s stage %d trains %s", stream, stage, names)
         with strategy.scope():
             schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -289,7 +291,7 @@ def train_stream(
 def check_per_step_loss(model, loss, *, stream):
     """Raises ValueError unless every per-step LSTM loss of `model` is the
     training loss: the label-free gap it adds completes that loss only."""
-    for layer in action_vlad.walk_layers(model):
+    for layer in inspection.walk_layers(model):
         per_step = getattr(layer, "per_step_loss", None)
         if per_step is not None and per_step != loss:
             raise ValueError(
@@ -390,7 +392,7 @@ def _init_centers(
     layer = kmeans_init.optional_layer(model, "netvlad")
     if layer is None:
         return  # avg / max / two-stream pooling: nothing to initialise
-    features = action_vlad.feature_model(model)
+    features = inspection.feature_model(model)
 
     def dataset_fn(pass_seed):
         # One random frame (or flow stack) per video, evaluation crop.

@@ -9,7 +9,7 @@ import gin
 import numpy as np
 
 from avlad_tf import progress
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.training import checkpointing
 from avlad_tf.training import summaries
 
@@ -135,7 +135,7 @@ def _run_stage(
     metrics_path = os.path.join(workdir, stream, "train_metrics.jsonl")
     logging.info("%s stage %d: updates %d..%d", stream, stage, step, num_steps)
     last_time, last_step = time.time(), step
-    endpoints = action_vlad.endpoints_model(model)  # shares model's weights
+    endpoints = inspection.endpoints_model(model)  # shares model's weights
     bar = progress.Progress(num_steps, what=f"{stream} stage {stage}", unit="updates")
     while step < num_steps:
         with strategy.scope():

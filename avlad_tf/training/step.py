@@ -25,7 +25,7 @@ The per-replica gradient (of loss / num_replicas) runs under XLA
 
 import tensorflow as tf
 
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.training import distribution
 
 
@@ -99,7 +99,7 @@ def make_update_fn(
         raise ValueError("The model has no trainable variables in this stage.")
     num_replicas = strategy.num_replicas_in_sync
     num_local = distribution.num_local_replicas(strategy)
-    input_names = action_vlad.input_names(model)
+    input_names = inspection.input_names(model)
 
     def gradients(features, labels):
         with tf.GradientTape() as tape:

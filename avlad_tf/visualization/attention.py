@@ -2,7 +2,7 @@
 
 The counterpart of the ActionVLAD assignments (`assignments.py`). A
 VideoLSTM model (`build_model.pooling = 'videolstm'`) exposes its maps as the
-`attention` endpoint of `action_vlad.endpoints_model`: one `[h', w']` map per
+`attention` endpoint of `inspection.endpoints_model`: one `[h', w']` map per
 frame, a softmax over positions (it sums to 1), on the grid of the
 ConvALSTM's input (pool5: VGG16's stride 32 at 224 x 224). With motion-based
 attention the map is computed from the flow stream but weighs the RGB
@@ -29,9 +29,9 @@ def attention_maps(model, inputs):
     Raises:
         ValueError: if the model has no VideoLSTM attention.
     """
-    from avlad_tf.models import action_vlad  # pylint: disable=import-outside-toplevel
+    from avlad_tf.models import inspection  # pylint: disable=import-outside-toplevel
 
-    outputs = action_vlad.endpoints_model(model)(inputs, training=False)
+    outputs = inspection.endpoints_model(model)(inputs, training=False)
     if "attention" not in outputs:
         raise ValueError(
             f"model {model.name!r} has no attention maps (its pooling is not "

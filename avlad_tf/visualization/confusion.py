@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from avlad_tf import scores as scores_lib
+from avlad_tf.evaluation import score_files as scores_lib
 from avlad_tf.visualization import plotting
 
 
@@ -29,7 +29,7 @@ def _label_indices(labels, where):
 
 
 def read_scores(path):
-    """Reads one score file (`avlad_tf.scores`) for a confusion matrix.
+    """Reads one score file (`avlad_tf.evaluation.score_files`) for a confusion matrix.
 
     Returns:
         dict with `logits` float `[N, C]`, `video_ids` (list of str) and

@@ -32,9 +32,9 @@ def load_model(path):
 def input_specs(model):
     """`{input name: (image_size, channels)}` of a model's video inputs."""
     specs = {}
-    from avlad_tf.models import action_vlad  # pylint: disable=import-outside-toplevel
+    from avlad_tf.models import inspection  # pylint: disable=import-outside-toplevel
 
-    for name, tensor in zip(action_vlad.input_names(model), model.inputs):
+    for name, tensor in zip(inspection.input_names(model), model.inputs):
         shape = tuple(tensor.shape)
         if len(shape) != 5 or shape[2] is None or shape[-1] is None:
             raise ValueError(
@@ -151,9 +151,9 @@ def run_model(
 
 def endpoints(model, **kwargs):
     """`run_model` with `endpoints_model`: logits, descriptor, assignments."""
-    from avlad_tf.models import action_vlad
+    from avlad_tf.models import inspection  # pylint: disable=import-outside-toplevel
 
-    result = run_model(model, action_vlad.endpoints_model(model), **kwargs)
+    result = run_model(model, inspection.endpoints_model(model), **kwargs)
     if "assignments" not in result:
         raise ValueError(
             "the model has no NetVLAD assignments (pooling is not netvlad?); "
@@ -165,9 +165,9 @@ def endpoints(model, **kwargs):
 def attention(model, **kwargs):
     """`run_model` with `endpoints_model`: logits, descriptor and VideoLSTM's
     `attention` maps `[V, T, h', w']`."""
-    from avlad_tf.models import action_vlad
+    from avlad_tf.models import inspection  # pylint: disable=import-outside-toplevel
 
-    result = run_model(model, action_vlad.endpoints_model(model), **kwargs)
+    result = run_model(model, inspection.endpoints_model(model), **kwargs)
     if "attention" not in result:
         raise ValueError(
             "the model has no attention maps (pooling is not videolstm?); "
@@ -178,9 +178,9 @@ def attention(model, **kwargs):
 
 def features(model, **kwargs):
     """`run_model` with `feature_model`: the pooled layer's input features."""
-    from avlad_tf.models import action_vlad
+    from avlad_tf.models import inspection  # pylint: disable=import-outside-toplevel
 
-    return run_model(model, action_vlad.feature_model(model), **kwargs)
+    return run_model(model, inspection.feature_model(model), **kwargs)
 
 
 def classifier_weights(model):
@@ -191,6 +191,6 @@ def classifier_weights(model):
 
 def num_clusters(model):
     """K of the model's NetVLAD pooling layer."""
-    from avlad_tf.models import action_vlad
+    from avlad_tf.models import inspection  # pylint: disable=import-outside-toplevel
 
-    return int(action_vlad.pooling_layer(model).num_clusters)
+    return int(inspection.pooling_layer(model).num_clusters)

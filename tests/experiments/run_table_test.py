@@ -386,7 +386,7 @@ class CanonicalConfigTest(absltest.TestCase):
         self.assertFalse(decides("flow/evaluate.num_crops = 5"))
         self.assertFalse(decides("train.evaluate_split = 'test_split1'"))
         self.assertFalse(decides("train.fuse_weights = (1, 2)"))
-        self.assertFalse(decides("avlad_tf.exporting.export.num_crops = 1"))
+        self.assertFalse(decides("avlad_tf.serving.saved_model.export.num_crops = 1"))
         self.assertTrue(decides("train.streams = ('rgb',)"))
         self.assertTrue(decides("train_stream.train_split = 'train_split1'"))
         self.assertTrue(decides("build_model.num_clusters = 64"))

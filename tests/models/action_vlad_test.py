@@ -8,6 +8,8 @@ import numpy as np
 
 from avlad_tf.layers import netvlad
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
+from avlad_tf.training import trainable
 from tests import testing
 
 NUM_CLASSES = 5
@@ -52,7 +54,7 @@ class BuildModelTest(testing.TestCase):
         self.assertEqual(model.input[modality].shape[-1], 3 if modality == "rgb" else 4)
         inputs = video_inputs(model)
         self.assertEqual(tuple(model(inputs).shape), (2, NUM_CLASSES))
-        outputs = action_vlad.endpoints_model(model)(inputs)
+        outputs = inspection.endpoints_model(model)(inputs)
         self.assertEqual(tuple(outputs["descriptor"].shape), (2, descriptor_size))
         self.assertEqual("assignments" in outputs, pooling == "netvlad")
 
@@ -69,10 +71,10 @@ class BuildModelTest(testing.TestCase):
     def test_features_are_pre_relu_and_feed_the_pooling(self):
         model = tiny_model()
         inputs = video_inputs(model)
-        features = numpy(action_vlad.feature_model(model)(inputs))
+        features = numpy(inspection.feature_model(model)(inputs))
         self.assertEqual(features.shape, (2, 3, 8, 8, 16))
         self.assertLess(features.min(), 0.0)
-        outputs = action_vlad.endpoints_model(model)(inputs)
+        outputs = inspection.endpoints_model(model)(inputs)
         layer = model.get_layer("netvlad")
         np.testing.assert_allclose(
             numpy(outputs["descriptor"]), numpy(layer(features)), atol=1e-6
@@ -87,7 +89,7 @@ class BuildModelTest(testing.TestCase):
     def test_set_centers_through_the_pooling_layer(self):
         model = tiny_model()
         centers = np.random.default_rng(2).normal(size=(4, 16))
-        action_vlad.pooling_layer(model).set_centers(centers)
+        inspection.pooling_layer(model).set_centers(centers)
         layer = model.get_layer("netvlad")
         np.testing.assert_allclose(numpy(layer.centers), centers, rtol=1e-6)
         np.testing.assert_allclose(
@@ -132,12 +134,12 @@ class BuildModelTest(testing.TestCase):
 
     def test_stage_trainable_weights(self):
         model = tiny_model()
-        self.assertEqual(action_vlad.set_stage(model, 1), ["action_vlad_rgb/logits"])
+        self.assertEqual(trainable.set_stage(model, 1), ["action_vlad_rgb/logits"])
         self.assertEqual(
             sorted(w.path for w in model.trainable_weights),
             ["logits/bias", "logits/kernel"],
         )
-        action_vlad.set_stage(model, 2)
+        trainable.set_stage(model, 2)
         self.assertEqual(
             sorted(w.path for w in model.trainable_weights),
             [
@@ -150,7 +152,7 @@ class BuildModelTest(testing.TestCase):
                 "netvlad/centers",
             ],
         )
-        action_vlad.set_stage(model, 1)
+        trainable.set_stage(model, 1)
         self.assertLen(model.trainable_weights, 2)
 
     @parameterized.parameters(
@@ -161,7 +163,7 @@ class BuildModelTest(testing.TestCase):
         model = action_vlad.build_model(
             num_classes=3, image_size=32, endpoint=endpoint, num_clusters=2
         )
-        names = action_vlad.set_stage(model, 2)
+        names = trainable.set_stage(model, 2)
         self.assertEqual(
             names,
             ["action_vlad_rgb/logits", "action_vlad_rgb/netvlad"]
@@ -169,7 +171,7 @@ class BuildModelTest(testing.TestCase):
         )
 
     def test_fc7_stage2_trains_fc7_only(self):
-        names = action_vlad.set_stage(tiny_model(endpoint="fc7"), 2)
+        names = trainable.set_stage(tiny_model(endpoint="fc7"), 2)
         self.assertIn("rgb_backbone/fc7", names)
         self.assertNotIn("rgb_backbone/fc6", names)
 
@@ -177,7 +179,7 @@ class BuildModelTest(testing.TestCase):
         model = tiny_model()
         inputs = video_inputs(model)
         labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
-        action_vlad.set_stage(model, 1)
+        trainable.set_stage(model, 1)
         model.compile(
             optimizer="adam",
             jit_compile=True,
@@ -241,10 +243,10 @@ class BuildModelTest(testing.TestCase):
     def test_find_layer(self):
         model = tiny_model()
         self.assertEqual(
-            action_vlad.find_layer(model, "block5_conv3").name, "block5_conv3"
+            inspection.find_layer(model, "block5_conv3").name, "block5_conv3"
         )
         with self.assertRaisesRegex(ValueError, "rgb_backbone"):
-            action_vlad.find_layer(model, "fc6")
+            inspection.find_layer(model, "fc6")
 
     def test_netvlad_layer_class(self):
         self.assertIsInstance(tiny_model().get_layer("netvlad"), netvlad.NetVLAD)

@@ -23,6 +23,7 @@ from avlad_tf.layers import res_inception
 from avlad_tf.layers import stfn
 from avlad_tf.layers import video_lstm
 from avlad_tf.models import action_vlad
+from avlad_tf.training import trainable
 
 out = {"backend": keras.backend.backend()}
 
@@ -95,7 +96,7 @@ if out["backend"] == "jax":
         keras.utils.set_random_seed(1)
         model = action_vlad.build_model(num_classes=3, backbone="tiny", image_size=16,
                                         flow_stack=2, **kwargs)
-        action_vlad.set_stage(model, 2)
+        trainable.set_stage(model, 2)
         model.compile(optimizer="adam", jit_compile=True,
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True))
         inputs = {t.name.split(":")[0]: rng.normal(size=(2, 3) + tuple(t.shape[2:]))

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from avlad_tf.data import preprocessing
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.training import experiment
 from avlad_tf.visualization import inference
 from tests import testing
@@ -93,8 +93,8 @@ class VideoLSTMRunTest(parameterized.TestCase):
         }
         for stream in streams:
             model = inference.load_model(os.path.join(workdir, stream, "model.keras"))
-            ends = action_vlad.endpoints_model(model)
-            names = action_vlad.input_names(model)
+            ends = inspection.endpoints_model(model)
+            names = inspection.input_names(model)
             expected = ends({n: crops[n] for n in names}, training=False)
             key = "descriptor" if stream == "fused" else f"{stream}_descriptor"
             np.testing.assert_allclose(
@@ -131,7 +131,7 @@ class VideoLSTMRunTest(parameterized.TestCase):
             self._testMethodName, bindings, ("fused",)
         )
         model = inference.load_model(os.path.join(workdir, "fused", "model.keras"))
-        config = action_vlad.pooling_layer(model).get_config()
+        config = inspection.pooling_layer(model).get_config()
         self.assertEqual({k: config[k] for k in pool_config}, pool_config)
         self.assert_export_serves_the_models(workdir, outcome["export_dir"], ("fused",))
 

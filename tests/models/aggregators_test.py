@@ -9,8 +9,10 @@ import numpy as np
 from avlad_tf.layers import conv_pooling
 from avlad_tf.layers import frame_lstm
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.models import stream
 from avlad_tf.training import loop
+from avlad_tf.training import trainable as trainable_lib
 from tests import testing
 from tests.models import action_vlad_test
 
@@ -32,19 +34,19 @@ class AggregatorModelTest(testing.TestCase):
     )
     def test_shapes_and_endpoints(self, pooling, modality, endpoint, size):
         model = tiny_model(pooling=pooling, modality=modality, endpoint=endpoint)
-        layer = action_vlad.pooling_layer(model)
+        layer = inspection.pooling_layer(model)
         self.assertIsInstance(layer, LAYERS[pooling])
         self.assertEqual(layer.name, stream.POOLING_LAYER_NAMES[pooling])
         inputs = video_inputs(model)
         logits = model(inputs)
         self.assertEqual(tuple(logits.shape), (2, NUM_CLASSES))
-        outputs = action_vlad.endpoints_model(model)(inputs)
+        outputs = inspection.endpoints_model(model)(inputs)
         self.assertEqual(set(outputs), {"logits", "descriptor"})
         descriptor = numpy(outputs["descriptor"])
         if size is not None:
             self.assertEqual(descriptor.shape, (2, size))
         np.testing.assert_allclose(numpy(outputs["logits"]), numpy(logits), atol=1e-5)
-        features = action_vlad.feature_model(model)(inputs)
+        features = inspection.feature_model(model)(inputs)
         self.assertEqual(len(features.shape), 5)  # (B, T, h, w, D)
 
     def test_widths_follow_the_endpoint_depth(self):
@@ -65,7 +67,7 @@ class AggregatorModelTest(testing.TestCase):
             model = tiny_model(pooling=pooling, weight_decay=5e-4)
             self.assertLen(model.losses, baseline + extra, pooling)
             self.assertEqual(
-                action_vlad.pooling_layer(model).get_config()["weight_decay"], 5e-4
+                inspection.pooling_layer(model).get_config()["weight_decay"], 5e-4
             )
 
     def test_lstm_per_step_loss_keeps_the_logits_and_adds_the_gap(self):
@@ -105,7 +107,7 @@ class AggregatorModelTest(testing.TestCase):
         gap = float(per_step.get_layer("time_averaged_logits").losses[0])
         self.assertAlmostEqual(mean_ce + gap, per_step_ce, places=4)
         self.assertGreater(gap, 0.0)
-        ends = action_vlad.endpoints_model(per_step)(inputs)
+        ends = inspection.endpoints_model(per_step)(inputs)
         self.assertEqual(tuple(ends["descriptor"].shape), (2, 16))
 
     def test_training_refuses_a_per_step_loss_other_than_its_own(self):
@@ -139,7 +141,7 @@ class AggregatorModelTest(testing.TestCase):
     def test_lstm_logits_are_the_mean_of_per_step_logits(self):
         model = tiny_model(pooling="lstm")
         inputs = video_inputs(model, batch=2, time=4)
-        features = action_vlad.feature_model(model)(inputs)
+        features = inspection.feature_model(model)(inputs)
         _, steps = model.get_layer("lstm_pool")(features, return_sequences=True)
         per_step = numpy(model.get_layer("logits")(steps))  # (B, T, C)
         np.testing.assert_allclose(
@@ -152,13 +154,13 @@ class AggregatorModelTest(testing.TestCase):
         name = stream.POOLING_LAYER_NAMES[pooling]
         # The aggregator starts from random weights: it trains from stage 1.
         self.assertEqual(
-            action_vlad.set_stage(model, 1),
+            trainable_lib.set_stage(model, 1),
             sorted([f"action_vlad_rgb/{name}", "action_vlad_rgb/logits"]),
         )
         aggregator = model.get_layer(name)
         self.assertLen(model.trainable_weights, len(aggregator.weights) + 2)
         self.assertEqual(
-            action_vlad.set_stage(model, 2),
+            trainable_lib.set_stage(model, 2),
             sorted(
                 [
                     f"action_vlad_rgb/{name}",
@@ -178,7 +180,7 @@ class AggregatorModelTest(testing.TestCase):
         model = tiny_model(pooling=pooling)
         inputs = video_inputs(model)
         labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
-        action_vlad.set_stage(model, 2)
+        trainable_lib.set_stage(model, 2)
         model.compile(
             optimizer="adam",
             jit_compile=True,
@@ -215,7 +217,7 @@ class AggregatorModelTest(testing.TestCase):
     @parameterized.parameters(("conv_pooling", "concat"), ("lstm", "early"))
     def test_two_stream_pooling(self, pooling, fusion):
         model = tiny_model(pooling=pooling, modality="rgb+flow", fusion=fusion)
-        self.assertIsInstance(action_vlad.pooling_layer(model), LAYERS[pooling])
+        self.assertIsInstance(inspection.pooling_layer(model), LAYERS[pooling])
         self.assertEqual(tuple(model(video_inputs(model)).shape), (2, NUM_CLASSES))
 
     def test_gin_binding(self):

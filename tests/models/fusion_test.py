@@ -5,8 +5,9 @@ from absl.testing import parameterized
 import keras
 import numpy as np
 
-from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion
+from avlad_tf.models import inspection
+from avlad_tf.training import trainable
 from tests import testing
 from tests.models import action_vlad_test
 
@@ -40,7 +41,7 @@ class FusionTest(testing.TestCase):
         )
         np.testing.assert_allclose(numpy(model(inputs)), expected, atol=1e-6)
         self.assertEqual(
-            action_vlad.set_stage(model, 1), ["flow_stream/logits", "rgb_stream/logits"]
+            trainable.set_stage(model, 1), ["flow_stream/logits", "rgb_stream/logits"]
         )
 
     def test_late_fusion_checks_its_streams(self):
@@ -58,12 +59,12 @@ class FusionTest(testing.TestCase):
         model = tiny_model(modality="rgb+flow", fusion=kind)
         inputs = video_inputs(model)
         self.assertEqual(tuple(model(inputs).shape), (2, 5))
-        features = numpy(action_vlad.feature_model(model)(inputs))
+        features = numpy(inspection.feature_model(model)(inputs))
         self.assertEqual(features.shape, feature_shape)
         # The release applies pooled dropout (keep 0.5) to fusion heads.
         self.assertEqual(model.get_layer("pooled_dropout").rate, 0.5)
         self.assertEqual(
-            action_vlad.set_stage(model, 2),
+            trainable.set_stage(model, 2),
             [
                 f"action_vlad_{kind}_fusion/logits",
                 f"action_vlad_{kind}_fusion/netvlad",
@@ -75,7 +76,7 @@ class FusionTest(testing.TestCase):
     def test_early_fusion_bag_is_the_union_of_descriptors(self):
         model = tiny_model(modality="rgb+flow", fusion="early")
         inputs = video_inputs(model)
-        features = numpy(action_vlad.feature_model(model)(inputs))
+        features = numpy(inspection.feature_model(model)(inputs))
         rgb = keras.Model(
             model.input["rgb"], model.get_layer("rgb_unfold_frames").output
         )

@@ -13,6 +13,7 @@ import numpy as np
 from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 from avlad_tf.models import backbones
+from avlad_tf.models import inspection
 from tests import testing
 
 SIZE = 75  # InceptionV3's smallest input
@@ -71,7 +72,7 @@ class InceptionV3Test(testing.TestCase):
             image_size=SIZE,
             weights=self.weights,
         )
-        descriptor = action_vlad.endpoints_model(model)({"rgb": pipeline})["descriptor"]
+        descriptor = inspection.endpoints_model(model)({"rgb": pipeline})["descriptor"]
         cut = keras.Model(self.source.input, self.source.get_layer("mixed2").output)
         frames = keras.applications.inception_v3.preprocess_input(
             rgb.reshape((2, SIZE, SIZE, 3))

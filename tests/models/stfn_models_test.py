@@ -13,6 +13,8 @@ import numpy as np
 from avlad_tf.layers import res_inception
 from avlad_tf.layers import stfn
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
+from avlad_tf.training import trainable
 from tests import testing
 from tests.models import action_vlad_test
 
@@ -43,7 +45,7 @@ def stfn_model(num_blocks=2, direction="bi", fusion_op="avg", **kwargs):
 
 
 def compile_for_stage(model, stage):
-    action_vlad.set_stage(model, stage)
+    trainable.set_stage(model, stage)
     model.compile(
         optimizer="adam",
         jit_compile=True,
@@ -55,14 +57,14 @@ class STFNModelTest(testing.TestCase):
     @parameterized.named_parameters(*SETTINGS)
     def test_builds_fits_and_saves(self, num_blocks, direction, fusion_op):
         model = stfn_model(num_blocks, direction, fusion_op)
-        layer = action_vlad.pooling_layer(model)
+        layer = inspection.pooling_layer(model)
         self.assertIsInstance(layer, stfn.SpatioTemporalFusion)
         self.assertEqual(
             (layer.name, layer.num_blocks, layer.direction, layer.fusion_op),
             ("res_inception_pool", num_blocks, direction, fusion_op),
         )
         inputs = video_inputs(model)
-        outputs = action_vlad.endpoints_model(model)(inputs)
+        outputs = inspection.endpoints_model(model)(inputs)
         self.assertEqual(set(outputs), {"logits", "descriptor"})
         self.assertEqual(tuple(outputs["descriptor"].shape), (2, TINY_DEPTH))
         self.assertEqual(tuple(outputs["logits"].shape), (2, NUM_CLASSES))
@@ -110,10 +112,10 @@ class STFNModelTest(testing.TestCase):
         model = tiny_model(**{"pooling": "res_inception", **kwargs})
         # The modules start from random weights: they train from stage 1.
         first = [f"{name}/logits", f"{name}/res_inception_pool"]
-        self.assertEqual(action_vlad.set_stage(model, 1), first)
+        self.assertEqual(trainable.set_stage(model, 1), first)
         aggregator = model.get_layer("res_inception_pool")
         self.assertLen(model.trainable_weights, len(aggregator.trainable_weights) + 2)
-        self.assertEqual(action_vlad.set_stage(model, 2), sorted(first + blocks))
+        self.assertEqual(trainable.set_stage(model, 2), sorted(first + blocks))
 
     def test_aggregator_kernels_get_the_models_weight_decay(self):
         for kwargs, baseline, modules in (
@@ -142,7 +144,7 @@ class STFNModelTest(testing.TestCase):
 
     def test_single_stream_and_late_fusion(self):
         model = tiny_model(pooling="res_inception", modality="flow")
-        layer = action_vlad.pooling_layer(model)
+        layer = inspection.pooling_layer(model)
         self.assertIsInstance(layer, res_inception.ResInceptionPooling)
         self.assertEqual(layer.name, "res_inception_pool")
         late = tiny_model(pooling="res_inception", modality="rgb+flow", fusion="late")

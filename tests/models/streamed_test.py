@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.models import streamed
 
 
@@ -28,7 +29,7 @@ class StreamedModelTest(parameterized.TestCase):
         crops = (
             np.random.default_rng(0).normal(size=(2, 7, 16, 16, 3)).astype("float32")
         )
-        expected = action_vlad.endpoints_model(model)({"rgb": crops})
+        expected = inspection.endpoints_model(model)({"rgb": crops})
         stream = streamed.StreamedModel(model)
         for chunk in (1, 3, 7):
             state = stream.initial_state(2)

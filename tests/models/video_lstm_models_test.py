@@ -8,7 +8,9 @@ import numpy as np
 
 from avlad_tf.layers import video_lstm
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.models import stream
+from avlad_tf.training import trainable as trainable_lib
 from avlad_tf.visualization import attention as attention_lib
 from tests import testing
 from tests.models import action_vlad_test
@@ -35,7 +37,7 @@ class VideoLSTMModelTest(testing.TestCase):
     )
     def test_shapes_and_endpoints(self, kwargs, grid):
         model = videolstm_model(**kwargs)
-        layer = action_vlad.pooling_layer(model)
+        layer = inspection.pooling_layer(model)
         self.assertIsInstance(layer, video_lstm.ConvALSTM)
         self.assertEqual(layer.name, stream.POOLING_LAYER_NAMES["videolstm"])
         self.assertEqual(
@@ -44,7 +46,7 @@ class VideoLSTMModelTest(testing.TestCase):
         inputs = video_inputs(model)
         logits = model(inputs)
         self.assertEqual(tuple(logits.shape), (2, NUM_CLASSES))
-        outputs = action_vlad.endpoints_model(model)(inputs)
+        outputs = inspection.endpoints_model(model)(inputs)
         self.assertEqual(set(outputs), {"logits", "descriptor", "attention"})
         np.testing.assert_allclose(numpy(outputs["logits"]), numpy(logits), atol=1e-5)
         self.assertEqual(outputs["descriptor"].shape[0], 2)
@@ -71,7 +73,7 @@ class VideoLSTMModelTest(testing.TestCase):
     def test_motion_attention_comes_from_the_flow(self):
         model = videolstm_model(**MOTION)
         inputs = video_inputs(model)
-        ends = action_vlad.endpoints_model(model)
+        ends = inspection.endpoints_model(model)
         other = dict(inputs, flow=video_inputs(model, seed=1)["flow"])
         self.assertFalse(
             np.allclose(
@@ -124,7 +126,7 @@ class VideoLSTMModelTest(testing.TestCase):
         gap = float(per_step.get_layer("time_averaged_logits").losses[0])
         self.assertGreater(gap, 0.0)
         self.assertAlmostEqual(mean_ce + gap, per_step_ce, places=4)
-        ends = action_vlad.endpoints_model(per_step)(inputs)
+        ends = inspection.endpoints_model(per_step)(inputs)
         self.assertEqual(tuple(ends["attention"].shape), (2, 4, 4, 4))
 
     @parameterized.parameters(
@@ -139,10 +141,10 @@ class VideoLSTMModelTest(testing.TestCase):
         model = videolstm_model(**kwargs)
         # The ConvALSTM starts from random weights: it trains from stage 1.
         first = [f"{name}/logits", f"{name}/videolstm_pool"]
-        self.assertEqual(action_vlad.set_stage(model, 1), first)
+        self.assertEqual(trainable_lib.set_stage(model, 1), first)
         aggregator = model.get_layer("videolstm_pool")
         self.assertLen(model.trainable_weights, len(aggregator.weights) + 2)
-        self.assertEqual(action_vlad.set_stage(model, 2), sorted(first + blocks))
+        self.assertEqual(trainable_lib.set_stage(model, 2), sorted(first + blocks))
         trainable = {id(w) for w in model.trainable_weights}
         self.assertTrue(all(id(w) in trainable for w in aggregator.weights))
 
@@ -151,7 +153,7 @@ class VideoLSTMModelTest(testing.TestCase):
         model = videolstm_model(lstm_per_step_loss="softmax", **kwargs)
         inputs = video_inputs(model)
         labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
-        action_vlad.set_stage(model, 2)
+        trainable_lib.set_stage(model, 2)
         model.compile(
             optimizer="adam",
             jit_compile=True,
@@ -220,7 +222,7 @@ class AttentionMapsTest(testing.TestCase):
         maps = attention_lib.attention_maps(model, inputs)
         self.assertEqual((maps.shape, maps.dtype), ((2, 3, 4, 4), np.float32))
         np.testing.assert_allclose(maps.sum(axis=(2, 3)), 1.0, atol=1e-5)
-        expected = action_vlad.endpoints_model(model)(inputs)["attention"]
+        expected = inspection.endpoints_model(model)(inputs)["attention"]
         np.testing.assert_allclose(maps, numpy(expected), atol=1e-6)
         shown = attention_lib.attention_overlay(
             inputs["rgb"].reshape(6, 32, 32, 3), maps.reshape(6, 4, 4)

@@ -12,9 +12,9 @@ from absl.testing import absltest
 import keras
 import numpy as np
 
-from avlad_tf import evaluation
 from avlad_tf import import_release
 from avlad_tf import run_record
+from avlad_tf.evaluation import scoring
 from avlad_tf.models import action_vlad
 from avlad_tf.release import importer
 from avlad_tf.release import workdir as release_workdir
@@ -81,7 +81,7 @@ class ImportReleaseTest(absltest.TestCase):
             image_size=_IMAGE_SIZE,
         )
         importer.import_checkpoint(direct, self.checkpoint)
-        loaded = evaluation.load_stream_model(workdir, "rgb")
+        loaded = scoring.load_stream_model(workdir, "rgb")
         video = (
             np.random.default_rng(0)
             .normal(0, 50, (2, 2, _IMAGE_SIZE, _IMAGE_SIZE, 3))
@@ -99,7 +99,7 @@ class ImportReleaseTest(absltest.TestCase):
         record = run_record.read(workdir)
         self.assertEqual(record["streams"]["rgb"]["input"]["image_size"], _IMAGE_SIZE)
         self.assertEqual(record["data"]["data_dir"], os.path.abspath(self.data_dir))
-        result = evaluation.evaluate(workdir=workdir, stream="rgb", split="test")
+        result = scoring.evaluate(workdir=workdir, stream="rgb", split="test")
         self.assertEqual(result["num_videos"], 3)
         self.assertTrue(os.path.exists(result["scores_path"]))
 

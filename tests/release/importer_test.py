@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
 from avlad_tf.release import importer
 from tests.release import release_checkpoints as ckpts
 
@@ -124,7 +125,7 @@ class ImporterEndToEndTest(parameterized.TestCase):
         self.assertIn("global_step", report.skipped)
 
         # Every imported weight equals its checkpoint value.
-        backbone = action_vlad.find_layer(model, "rgb_backbone")
+        backbone = inspection.find_layer(model, "rgb_backbone")
         for layer in backbone.layers:
             if layer.weights:
                 block, conv = layer.name[5], layer.name[-1]
@@ -151,7 +152,7 @@ class ImporterEndToEndTest(parameterized.TestCase):
         )
 
         # NetVLAD + classifier in NumPy on the model's conv5_3 features.
-        features = action_vlad.feature_model(model)({"rgb": self.video}).numpy()
+        features = inspection.feature_model(model)({"rgb": self.video}).numpy()
         self.assertEqual(features.shape, (2, _NUM_FRAMES, 2, 2, _DEPTH))
         logits = model({"rgb": self.video}).numpy()
         expected = numpy_head(features, self.variables)
@@ -182,7 +183,7 @@ class ImporterTest(parameterized.TestCase):
         return ckpts.write(os.path.join(self.dir, name), variables, version=version)
 
     def _assert_head_imported(self, model):
-        netvlad = action_vlad.find_layer(model, "netvlad")
+        netvlad = inspection.find_layer(model, "netvlad")
         np.testing.assert_array_equal(
             netvlad.centers.numpy(), self.head["NetVLAD/centers"]
         )
@@ -192,7 +193,7 @@ class ImporterTest(parameterized.TestCase):
         np.testing.assert_array_equal(
             netvlad.assignment_bias.numpy(), self.head["NetVLAD/vlad_B"]
         )
-        logits = action_vlad.find_layer(model, "logits")
+        logits = inspection.find_layer(model, "logits")
         np.testing.assert_array_equal(
             logits.kernel.numpy(), self.head["classifier/logits/weights"]
         )
@@ -289,7 +290,7 @@ class ImporterTest(parameterized.TestCase):
         variables["vgg_16/conv1/conv1_1/weights"] = conv1
         importer.import_checkpoint(self.flow_model, self._write(variables))
         np.testing.assert_array_equal(
-            action_vlad.find_layer(self.flow_model, "block1_conv1").kernel.numpy(),
+            inspection.find_layer(self.flow_model, "block1_conv1").kernel.numpy(),
             conv1,
         )
         self._assert_head_imported(self.flow_model)
@@ -298,7 +299,7 @@ class ImporterTest(parameterized.TestCase):
         variables = dict(self.head)
         variables["vgg_16/conv1/conv1_1/weights"] = np.zeros((3, 3, 20, 64), np.float32)
         variables["NetVLAD/centers"] = np.zeros((8, _DEPTH), np.float32)
-        before = action_vlad.find_layer(self.model, "logits").bias.numpy()
+        before = inspection.find_layer(self.model, "logits").bias.numpy()
         with self.assertRaisesRegex(
             ValueError,
             r"(?s)shape mismatch.*nothing was imported.*"
@@ -311,7 +312,7 @@ class ImporterTest(parameterized.TestCase):
             importer.import_checkpoint(self.model, self._write(variables))
         # Nothing was assigned, not even the variables that did fit.
         np.testing.assert_array_equal(
-            action_vlad.find_layer(self.model, "logits").bias.numpy(), before
+            inspection.find_layer(self.model, "logits").bias.numpy(), before
         )
 
     def test_unreadable_checkpoint_says_how_to_convert(self):
@@ -354,11 +355,11 @@ class ImporterTest(parameterized.TestCase):
         report = importer.import_checkpoint(model, self._write(variables))
         for name in ("fc6", "fc7"):
             np.testing.assert_array_equal(
-                action_vlad.find_layer(model, name).kernel.numpy(),
+                inspection.find_layer(model, name).kernel.numpy(),
                 variables[f"vgg_16/{name}/weights"],
             )
         np.testing.assert_array_equal(
-            action_vlad.find_layer(model, "fc6").bias.numpy(),
+            inspection.find_layer(model, "fc6").bias.numpy(),
             variables["vgg_16/fc6/biases"],
         )
         self.assertEqual(report.unused, ["vgg_16/fc8/weights"])
@@ -398,7 +399,7 @@ class ImporterTest(parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "occurs more than once"):
             importer.import_checkpoint(model, path)
         importer.import_checkpoint(model, path, scope="rgb_stream")
-        self._assert_head_imported(action_vlad.find_layer(model, "rgb_stream"))
+        self._assert_head_imported(inspection.find_layer(model, "rgb_stream"))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 score file (`read_score_file`: `.h5` with `stream0/logits` and `video_ids`;
 ids such as `Y/YSKX3.mp4` become `YSKX3`, as the release's
 `charades_convert_scores_format.py`), against the test CSV
-(`read_ground_truth`). The AP itself is `avlad_tf.metrics.charades_map`.
+(`read_ground_truth`). The AP itself is `avlad_tf.evaluation.metrics.charades_map`.
 
 Matches the official MATLAB script in every case it handles
 (docs/RELEASE.md §9.3):
@@ -32,8 +32,8 @@ import os
 from absl import logging
 import numpy as np
 
-from avlad_tf import metrics
-from avlad_tf import scores as scores_lib
+from avlad_tf.evaluation import metrics
+from avlad_tf.evaluation import score_files as scores_lib
 
 NUM_CLASSES = 157
 

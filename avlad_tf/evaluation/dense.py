@@ -7,7 +7,7 @@ j + L <= n - 1), `chunk_frames` frames at a time: each chunk is decoded,
 cropped as evaluation crops (`preprocessing.preprocess_for_eval`), run
 through the backbone and added to the pooling's running state
 (`models.streamed.StreamedModel`), so memory does not grow with the video's
-length. Called by `evaluation.evaluate`; figures in docs/EVALUATION.md.
+length. Called by `scoring.evaluate`; figures in docs/EVALUATION.md.
 """
 
 import numpy as np
@@ -48,7 +48,7 @@ def _chunk_crops(example, starts, *, modality, flow_stack, num_crops, crop_setti
 def predict_split_dense(
     model, *, data_dir, split, info, settings, num_crops, frame_stride, chunk_frames
 ):
-    """`evaluation.predict_split`'s `(logits, video_ids, labels)`, dense.
+    """`scoring.predict_split`'s `(logits, video_ids, labels)`, dense.
 
     Raises:
         ValueError: a model with two inputs (a fused model: evaluate its

@@ -8,7 +8,7 @@ release's `final_logits/*.h5`:
 - `labels`: int `[N]` class indices, or multi-hot int8 `[N, C]` for
   multi-label data (Charades).
 
-`evaluation.evaluate` and `late_fusion.fuse_files` write them; fusion, the
+`scoring.evaluate` and `late_fusion.fuse_files` write them; fusion, the
 Charades metric and the confusion figure read them through `read_scores`,
 which also accepts the release's own files (logits under `stream0/logits`,
 iDT files under `idt`, older files under `logits`; ids and labels optional).

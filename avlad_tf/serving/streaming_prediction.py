@@ -5,7 +5,7 @@ The video is decoded one frame at a time. Every `stride`-th frame j is a
 sample: its RGB frame and its flow stack j -> j + L (the default stride is
 the stack length L, so the stacks tile the video and every frame pair's
 flow is computed once). `chunk_frames` samples at a time go through the
-SavedModel's `stream_feed` (`avlad_tf.stream_serving`), which adds them to
+SavedModel's `stream_feed` (`avlad_tf.serving.streaming`), which adds them to
 the pooling state; every `report_every` seconds of video, `stream_finish`
 on the current state gives the running top-5. Held at any time: the frames
 of one chunk (chunk_frames x stride + L + 1) and the state, whatever the
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import prediction
+from avlad_tf.serving import prediction
 from data_prep import video_io
 
 

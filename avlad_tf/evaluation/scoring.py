@@ -4,7 +4,7 @@
 evaluation pipeline with the run's recorded input settings
 (`run_record`; `make_dataset(training=False, with_ids=True)`: 25 uniformly
 spaced frames, the release's 1 centre crop or 5 crops pooled into one bag)
-and writes `<workdir>/scores/<stream>_<split>_<n>crop.h5` (`avlad_tf.scores`):
+and writes `<workdir>/scores/<stream>_<split>_<n>crop.h5` (`avlad_tf.evaluation.score_files`):
 raw logits in the split list's order, the layout of the release's
 `final_logits/*.h5`, so that late fusion fuses ours with theirs.
 
@@ -19,13 +19,14 @@ import gin
 import keras
 import numpy as np
 
-from avlad_tf import dense_evaluation
-from avlad_tf import metrics
 from avlad_tf import progress
 from avlad_tf import run_record
-from avlad_tf import scores as scores_lib
 from avlad_tf.data import video_input
+from avlad_tf.evaluation import dense
+from avlad_tf.evaluation import metrics
+from avlad_tf.evaluation import score_files as scores_lib
 from avlad_tf.models import action_vlad  # also registers the custom layers
+from avlad_tf.models import inspection
 
 STREAMS = ("rgb", "flow", "fused")
 
@@ -58,7 +59,7 @@ def predict_split(model, dataset, *, total=None, what="evaluate"):
     Returns:
         `(logits [N, C], video_ids [N] list of str, labels [N, C])` as NumPy.
     """
-    input_names = action_vlad.input_names(model)
+    input_names = inspection.input_names(model)
     logits, ids, labels = [], [], []
     bar = progress.Progress(total, what=what)
     for features, batch_labels in dataset:
@@ -141,7 +142,7 @@ def evaluate(
         "evaluating %s/%s on %s with %d crop(s)", workdir, stream, split, num_crops
     )
     if num_frames == "all":
-        logits, video_ids, one_hot = dense_evaluation.predict_split_dense(
+        logits, video_ids, one_hot = dense.predict_split_dense(
             model,
             data_dir=record["data"]["data_dir"],
             split=split,

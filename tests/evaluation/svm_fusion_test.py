@@ -1,4 +1,4 @@
-"""SVM late fusion (`avlad_tf.svm_fusion`, `python -m avlad_tf.fuse --method=svm`)."""
+"""SVM late fusion (`avlad_tf.evaluation.svm_fusion`, `python -m avlad_tf.fuse --method=svm`)."""
 
 import os
 import subprocess
@@ -7,8 +7,8 @@ import sys
 from absl.testing import absltest
 import numpy as np
 
-from avlad_tf import scores
-from avlad_tf import svm_fusion
+from avlad_tf.evaluation import score_files
+from avlad_tf.evaluation import svm_fusion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 6
@@ -75,7 +75,7 @@ class SvmFusionTest(absltest.TestCase):
             for name, logits in zip(("rgb", "flow"), streams):
                 path = os.path.join(root, f"{name}_{split}.h5")
                 ids = [f"v{i}" for i in range(count)]
-                scores.write_scores(path, logits, ids, labels)
+                score_files.write_scores(path, logits, ids, labels)
                 paths[name, split] = path
         command = [
             sys.executable,

@@ -8,8 +8,8 @@ from absl.testing import parameterized
 import gin
 import numpy as np
 
-from avlad_tf import evaluation
-from avlad_tf import scores
+from avlad_tf.evaluation import score_files
+from avlad_tf.evaluation import scoring
 from tests import fake_data
 from tests import fake_run
 from tests import testing
@@ -42,36 +42,38 @@ class DenseEvaluationTest(parameterized.TestCase):
 
     @parameterized.parameters("rgb", "flow")
     def test_the_sampled_frames_read_densely_give_the_sampled_scores(self, stream):
-        sampled = evaluation.evaluate(workdir=self.workdir, stream=stream)
+        sampled = scoring.evaluate(workdir=self.workdir, stream=stream)
         for chunk_frames in (1, 3):
-            dense = evaluation.evaluate(
+            dense = scoring.evaluate(
                 workdir=self.workdir,
                 stream=stream,
                 num_frames="all",
                 frame_stride=STRIDES[stream],
                 chunk_frames=chunk_frames,
             )
-            expected, ids, labels = scores.read_scores(sampled["scores_path"])
-            logits, dense_ids, dense_labels = scores.read_scores(dense["scores_path"])
+            expected, ids, labels = score_files.read_scores(sampled["scores_path"])
+            logits, dense_ids, dense_labels = score_files.read_scores(
+                dense["scores_path"]
+            )
             self.assertEqual(dense_ids, ids)
             np.testing.assert_array_equal(dense_labels, labels)
             np.testing.assert_allclose(logits, expected, atol=1e-4)
         self.assertTrue(dense["scores_path"].endswith(f"crop_all{STRIDES[stream]}.h5"))
 
     def test_every_frame(self):
-        result = evaluation.evaluate(
+        result = scoring.evaluate(
             workdir=self.workdir, stream="flow", num_frames="all", chunk_frames=7
         )
         self.assertEqual(result["frames"], "all")
         self.assertTrue(result["scores_path"].endswith("flow_test_5crop_all.h5"))
-        logits, ids, _ = scores.read_scores(result["scores_path"])
+        logits, ids, _ = score_files.read_scores(result["scores_path"])
         self.assertEqual(logits.shape, (NUM_VIDEOS, NUM_CLASSES))
         self.assertTrue(np.isfinite(logits).all())
-        self.assertIn("all frames", evaluation.format_result(result))
+        self.assertIn("all frames", scoring.format_result(result))
 
     def test_a_number_of_frames_is_refused_with_the_switches(self):
         with self.assertRaisesRegex(ValueError, "None .* or 'all'.*frame_stride"):
-            evaluation.evaluate(workdir=self.workdir, stream="rgb", num_frames=25)
+            scoring.evaluate(workdir=self.workdir, stream="rgb", num_frames=25)
 
 
 if __name__ == "__main__":

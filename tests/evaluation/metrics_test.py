@@ -1,10 +1,10 @@
-"""Tests for avlad_tf.metrics."""
+"""Tests for avlad_tf.evaluation.metrics."""
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-from avlad_tf import metrics
+from avlad_tf.evaluation import metrics
 
 _SCORES = np.array(
     [

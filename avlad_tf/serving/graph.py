@@ -6,7 +6,6 @@ saves it; the module's signatures are documented there.
 
 import tensorflow as tf
 
-from avlad_tf import stream_serving
 from avlad_tf.data import frame_sources
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
@@ -15,7 +14,8 @@ from avlad_tf.data import video_input
 from avlad_tf.flow import image_ops
 from avlad_tf.flow import layer as flow_layer
 from avlad_tf.flow import parameters as flow_parameters
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
+from avlad_tf.serving import streaming
 
 # Frame pairs per compiled TV-L1 call in the `frames` signature: bounds its
 # memory (about 30 float32 planes per pair) whatever the video's length.
@@ -54,7 +54,7 @@ def _uint8_spec(channels, name):
     return tf.TensorSpec([None, None, None, None, channels], tf.uint8, name=name)
 
 
-class ServingModule(stream_serving.StreamingSignatures, tf.Module):
+class ServingModule(streaming.StreamingSignatures, tf.Module):
     """The exported graph: preprocessing, the stream models and fusion.
 
     Args:
@@ -69,7 +69,7 @@ class ServingModule(stream_serving.StreamingSignatures, tf.Module):
         super().__init__(name="avlad")
         self.init_streaming(models, config)
         self.endpoint_models = {
-            s: action_vlad.endpoints_model(m) for s, m in models.items()
+            s: inspection.endpoints_model(m) for s, m in models.items()
         }
         self._streams = tuple(config["streams"])
         self._modalities = tuple(config["modalities"])
@@ -125,7 +125,7 @@ class ServingModule(stream_serving.StreamingSignatures, tf.Module):
         outputs, logits = {}, {}
         for stream in self._streams:
             model = self.endpoint_models[stream]
-            names = action_vlad.input_names(model)
+            names = inspection.input_names(model)
             ends = model({n: inputs[n] for n in names}, training=False)
             prefix = f"{stream}_" if self._fusion == "late" else ""
             outputs[prefix + "descriptor"] = ends["descriptor"]

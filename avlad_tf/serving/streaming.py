@@ -22,7 +22,7 @@ from avlad_tf.models import streamed
 
 
 class StreamingSignatures:
-    """Mixed into `serving.ServingModule` (which provides `preprocess`,
+    """Mixed into `graph.ServingModule` (which provides `preprocess`,
     `fuse` and the config attributes)."""
 
     def init_streaming(self, models, config):

@@ -11,8 +11,8 @@ from absl.testing import absltest
 import numpy as np
 import tensorflow as tf
 
-from avlad_tf import prediction
-from avlad_tf import stream_prediction
+from avlad_tf.serving import prediction
+from avlad_tf.serving import streaming_prediction
 from data_prep import video_io
 from tests import predict_test
 from tests import testing
@@ -33,7 +33,7 @@ class StreamPredictTest(absltest.TestCase):
 
     def test_streamed_equals_one_shot_on_the_same_samples(self):
         reports = []
-        streamer = stream_prediction.Streamer(self.export_dir)
+        streamer = streaming_prediction.Streamer(self.export_dir)
         result = streamer.run(
             self.long, chunk_frames=4, report_every=0.4, on_report=reports.append
         )
@@ -90,7 +90,7 @@ class StreamPredictTest(absltest.TestCase):
         self.assertIn(f"error: {self.corrupt}: unreadable", run.stderr)
 
     def test_a_too_short_video_is_named(self):
-        streamer = stream_prediction.Streamer(self.export_dir)
+        streamer = streaming_prediction.Streamer(self.export_dir)
         with self.assertRaisesRegex(prediction.VideoError, "too short: 2 frame"):
             streamer.run(self.short)
 
@@ -103,7 +103,7 @@ class StreamPredictTest(absltest.TestCase):
         with open(path, "w", encoding="utf-8") as f:
             json.dump(dict(config, streaming=False), f)
         with self.assertRaisesRegex(ValueError, "no streaming signatures"):
-            stream_prediction.Streamer(copy)
+            streaming_prediction.Streamer(copy)
 
 
 if __name__ == "__main__":

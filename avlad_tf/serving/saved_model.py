@@ -37,12 +37,12 @@ import keras
 import tensorflow as tf
 
 from avlad_tf import run_record
-from avlad_tf import serving
 from avlad_tf.data import schema
 from avlad_tf.layers import pixels
 
 # Importing the models registers every custom layer for `load_model`.
-from avlad_tf.models import action_vlad
+from avlad_tf.models import inspection
+from avlad_tf.serving import graph
 
 EXPORT_CONFIG_FILE = "avlad_export.json"
 LABELS_FILE = "labels.txt"
@@ -133,7 +133,7 @@ def build_export_config(*, models, record, num_crops, streams):
     """The JSON-able description stored in `assets/avlad_export.json`."""
     channels, input_rules = {}, {}
     for model in models.values():
-        names = action_vlad.input_names(model)
+        names = inspection.input_names(model)
         channels.update({n: t.shape[-1] for n, t in zip(names, model.inputs)})
         input_rules.update({n: pixels.input_rule_of(model) for n in names})
     modalities = [m for m in ("rgb", "flow") if m in channels]
@@ -232,7 +232,7 @@ def export(*, workdir, export_dir=None, num_crops=None):
         streams=list(paths),
         num_crops=num_crops or _recorded_crops(record, list(paths)),
     )
-    module = serving.ServingModule(
+    module = graph.ServingModule(
         models=models,
         config=config,
         preprocess_kwargs=_input_settings(record, list(paths)),

@@ -11,8 +11,8 @@ are the fused scores. `python -m avlad_tf.fuse --method=svm` uses it.
 
 import numpy as np
 
-from avlad_tf import late_fusion
-from avlad_tf import scores as scores_lib
+from avlad_tf.evaluation import late_fusion
+from avlad_tf.evaluation import score_files as scores_lib
 
 NEWTON_STEPS = 50
 

@@ -1,0 +1,59 @@
+"""Which layers each stage of the release's two-stage schedule trains
+(docs/RELEASE.md Sec. 7.3).
+
+Keras only, no TensorFlow: `bench/gpu.py` sets the stage of a model on a
+JAX machine.
+"""
+
+import keras
+
+from avlad_tf.models import backbones
+from avlad_tf.models import inspection
+from avlad_tf.models import stream as stream_lib
+
+
+def set_stage(model, stage):
+    """Sets `trainable` for the release's two-stage schedule (Sec. 7.3).
+
+    Stage 1 trains only the classifier(s) `logits` (pooling at its k-means
+    initialisation, backbone frozen), and aggregators that start from random
+    weights (`stream_lib.LEARNED_FROM_SCRATCH`). Stage 2 also trains the pooling layer
+    and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
+    conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
+    Recompile (or rebuild the train step) afterwards: Keras fixes the
+    trainable set at compile time (docs/PITFALLS.md 3.4).
+
+    Returns:
+        The sorted names (`<container>/<layer>`) of the trainable layers.
+    """
+    if stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2; received {stage!r}.")
+    pooling_names = set(stream_lib.POOLING_LAYER_NAMES.values())
+    # Aggregators without an initialisation of their own (NetVLAD has
+    # k-means) would feed stage 1's classifier random features: they train
+    # from stage 1 on.
+    from_scratch = {
+        stream_lib.POOLING_LAYER_NAMES[p] for p in stream_lib.LEARNED_FROM_SCRATCH
+    }
+    chosen = []
+    containers = [model] + [
+        l for l in inspection.walk_layers(model) if isinstance(l, keras.Model)
+    ]
+    for container in containers:
+        container.trainable = True
+        for layer in container.layers:
+            if (
+                layer.name == "logits"
+                or layer.name in from_scratch
+                or (stage == 2 and layer.name in pooling_names)
+            ):
+                chosen.append((container, layer))
+        if stage == 2 and container.name.endswith("_backbone"):
+            chosen += [
+                (container, layer) for layer in backbones.pooled_block_layers(container)
+            ]
+    chosen_ids = {id(layer) for _, layer in chosen}
+    for layer in inspection.walk_layers(model):
+        if not isinstance(layer, keras.Model):
+            layer.trainable = id(layer) in chosen_ids
+    return sorted(f"{c.name}/{l.name}" for c, l in chosen)
