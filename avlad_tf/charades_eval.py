@@ -17,6 +17,10 @@ from absl import app
 from absl import logging
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf.evaluation import charades
 
 

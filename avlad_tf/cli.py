@@ -48,11 +48,17 @@ def _import_tensorflow_quietly():
         os.close(devnull)
 
 
-# Programs import this module before anything imports TensorFlow, and flags
-# are not parsed yet: `--verbosity` on the command line keeps every line.
-if not _asked_for_verbosity():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ logs
-    _import_tensorflow_quietly()
+def start_quietly():
+    """A program's first call, before it imports anything that imports
+    TensorFlow: TensorFlow starts with its C++ start-up lines held back.
+
+    Flags are not parsed yet, so `--verbosity` on the command line keeps
+    every line. Importing this module does nothing of the kind: only a
+    program, run as one, calls this.
+    """
+    if not _asked_for_verbosity():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later C++ logs
+        _import_tensorflow_quietly()
 
 
 def _gin_dir():

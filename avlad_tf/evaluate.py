@@ -13,6 +13,10 @@ evaluation split with its recorded input settings and crops;
 import gin
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import scoring

@@ -8,6 +8,10 @@ fusion weights come from the run's record (`WORKDIR/run.json`).
 """
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf import run_record
 from avlad_tf.data import video_input
 from avlad_tf.serving import saved_model

@@ -19,6 +19,10 @@ from absl import app
 from absl import flags
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf.evaluation import late_fusion
 from avlad_tf.evaluation import svm_fusion
 from avlad_tf.models import fusion as fusion_lib

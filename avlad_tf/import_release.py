@@ -32,6 +32,10 @@ The library is `avlad_tf.release.workdir`.
 from absl import flags
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf.release import backbone_weights
 from avlad_tf.release import workdir as release_workdir
 

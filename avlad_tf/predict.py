@@ -30,6 +30,10 @@ from absl import app
 from absl import flags
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf.serving import prediction
 from avlad_tf.serving import streaming_prediction
 from data_prep import video_io

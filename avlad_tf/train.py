@@ -20,6 +20,10 @@ import shlex
 import sys
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf.training import experiment
 
 

@@ -32,6 +32,10 @@ from absl import logging
 from absl.flags import argparse_flags
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from avlad_tf.visualization import commands
 
 

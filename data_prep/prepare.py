@@ -28,6 +28,10 @@ from absl import app
 from absl import flags
 
 from avlad_tf import cli
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from data_prep import flow as flow_lib
 from data_prep import records
 from data_prep import sources
