@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from avlad_tf import settings
+
 # Rows per distance block: bounds memory at ~chunk x K floats.
 _CHUNK_ROWS = 65536
 
@@ -128,9 +130,9 @@ def save_centers(path, centers):
     """Writes centres as a plain float32 `.npy` file (no pickle)."""
     centers = np.asarray(centers, dtype=np.float32)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.npy"
-    np.save(tmp, centers, allow_pickle=False)
-    os.replace(tmp, path)
+    # The temporary name ends in .npy, or np.save would add it.
+    with settings.replacing(path, suffix=".tmp.npy") as tmp:
+        np.save(tmp, centers, allow_pickle=False)
 
 
 def load_centers(path, *, num_clusters=None, depth=None):

@@ -25,26 +25,17 @@ visualise it. A program may still override an evaluation-only setting
 """
 
 import inspect
-import json
 import os
 
 import gin
 
+from avlad_tf import settings
 from avlad_tf.data import schema
-from avlad_tf.data import video_input
 
 RECORD_FILE = "run.json"
 FORMAT_VERSION = 1
-# Arguments of `make_dataset` that are not the run's input settings (the
-# seed is `train_stream.seed`'s).
-_CALL_ARGUMENTS = (*video_input.CALL_ARGUMENTS, "seed")
 # The release evaluated one centre crop unless told otherwise.
 DEFAULT_NUM_CROPS = 1
-
-
-def _jsonable(value):
-    """Tuples as lists, recursively, so a record compares equal to its JSON."""
-    return json.loads(json.dumps(value))
 
 
 def _bindings(fn, scope):
@@ -68,13 +59,18 @@ def resolved_arguments(fn, *, scope=""):
     return values
 
 
-def _run_level(arguments):
-    return _jsonable({k: v for k, v in arguments.items() if k not in _CALL_ARGUMENTS})
+def recorded_arguments(fn, arguments):
+    """`arguments` of `fn` but its call arguments (`settings`), as JSON
+    (callables and objects by their repr)."""
+    roles = fn.roles
+    kept = {k: v for k, v in arguments.items() if roles.get(k) != "call"}
+    return settings.jsonable(kept, default=repr)
 
 
-def input_settings(make_dataset_fn, *, scope=""):
-    """The run-level input settings `make_dataset_fn` resolves in `scope`."""
-    return _run_level(resolved_arguments(make_dataset_fn, scope=scope))
+def recorded_settings(fn, *, scope=""):
+    """What a run records of `fn`: its arguments as gin resolves them in
+    `scope`, but the call's own."""
+    return recorded_arguments(fn, resolved_arguments(fn, scope=scope))
 
 
 def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
@@ -91,7 +87,7 @@ def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
     fusion = None
     if fuse_weights is not None:
         fusion = {"weights": dict(zip(streams, map(float, fuse_weights)))}
-    return _jsonable(
+    return settings.jsonable(
         {
             "format_version": FORMAT_VERSION,
             "data": {
@@ -118,12 +114,9 @@ def path(workdir):
 def write(workdir, record):
     """Writes `WORKDIR/run.json` atomically."""
     os.makedirs(workdir, exist_ok=True)
-    tmp = path(workdir) + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        # Insertion order: streams stay in training order (fusion weights,
-        # evaluation and the results table follow it).
-        json.dump(record, f, indent=2)
-    os.replace(tmp, path(workdir))
+    # Insertion order: streams stay in training order (fusion weights,
+    # evaluation and the results table follow it).
+    settings.write_json(path(workdir), record)
 
 
 def read(workdir):
@@ -141,8 +134,7 @@ def read(workdir):
             f"written by `python -m avlad_tf.train` (an older run: rerun its "
             f"train command, which resumes and writes the record)."
         )
-    with open(path(workdir), encoding="utf-8") as f:
-        record = json.load(f)
+    record = settings.read_json(path(workdir))
     if record.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path(workdir)}: format_version {record.get('format_version')}, "
@@ -169,7 +161,7 @@ def check_input_bindings(record, make_dataset_fn, *, workdir):
     silently ignored, so it is an error that names the binding.
     """
     for name, entry in record["streams"].items():
-        bound = _run_level(_bindings(make_dataset_fn, name))
+        bound = recorded_arguments(make_dataset_fn, _bindings(make_dataset_fn, name))
         for key, value in bound.items():
             recorded = entry["input"].get(key)
             if recorded is not None and value != recorded:
@@ -181,20 +173,22 @@ def check_input_bindings(record, make_dataset_fn, *, workdir):
                 )
 
 
-def jsonable_arguments(arguments, *, drop=()):
-    """Resolved arguments as JSON (callables and objects by their repr)."""
-    kept = {k: v for k, v in arguments.items() if k not in drop}
-    return json.loads(json.dumps(kept, default=repr))
-
-
-def _flatten(value, prefix=""):
-    """`{"a/b": leaf}` paths of a nested dict (lists are leaves)."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat = {}
-    for key, item in value.items():
-        flat.update(_flatten(item, f"{prefix}/{key}" if prefix else key))
-    return flat
+def _role(key):
+    """The role (`settings.ROLES`) of the setting at record path `key`: the
+    role of the configurable argument the entry records."""
+    parts = key.split("/")
+    if parts[0] == "fusion":
+        return settings.role("train", "fuse_weights")
+    if parts[:2] == ["data", "evaluate_split"]:
+        return settings.role("train", "evaluate_split")
+    if parts[0] == "streams" and len(parts) > 2:
+        if parts[2] == "training" and len(parts) > 4:
+            return settings.role(parts[3], parts[4])
+        if parts[2] == "input" and len(parts) > 3:
+            return settings.role("make_dataset", parts[3])
+        if parts[2] == "num_crops":
+            return settings.role("evaluate", "num_crops")
+    return "setting"
 
 
 def _extends_last_stage(key, old, new):
@@ -209,26 +203,13 @@ def _extends_last_stage(key, old, new):
     )
 
 
-# Record entries a rerun may change: they decide what is evaluated, fused
-# or exported after training, or how training runs, not what is trained.
-_AFTER_TRAINING = ("num_crops", "evaluate_split", "fusion")
-_EXECUTION = (
-    "checkpoint_every",
-    "max_to_keep",
-    "log_every",
-    "assignments_every",
-    "jit_compile",
-    "distribute",
-    "devices",
-)
-
-
 def check_rerun(previous, current, *, workdir):
     """Compares a rerun's settings with the workdir's record, before anything
     is written.
 
-    Applies what is well defined (more updates in the last stage; other
-    evaluation crops or split, fusion weights) and refuses everything else.
+    Applies what is well defined (more updates in the last stage; a change of
+    an execution or evaluation setting: `settings.CHANGEABLE`) and refuses
+    everything else.
 
     Returns:
         A list of the applied changes, for the log.
@@ -237,26 +218,22 @@ def check_rerun(previous, current, *, workdir):
         ValueError: one line naming the differing settings (as
             `<stream>/<configurable>.<argument>`) and what to do.
     """
-    old, new = _flatten(previous), _flatten(current)
     refused, applied = [], []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key):
-            continue
-        change = f"{_binding(key)}: {old.get(key)!r} -> {new.get(key)!r}"
-        if (
-            _extends_last_stage(key, old.get(key), new.get(key))
-            or key.split("/")[-1] in _AFTER_TRAINING + _EXECUTION
-            or key.split("/")[0] == "fusion"
-        ):
-            applied.append(change)
+    for key, before, after in settings.differences(previous, current):
+        if _role(key) == "call":
+            continue  # an older record's entry that is no setting
+        changeable = _role(key) in settings.CHANGEABLE
+        if changeable or _extends_last_stage(key, before, after):
+            applied.append((key, before, after))
         else:
-            refused.append(change)
+            refused.append((key, before, after))
     if refused:
         raise ValueError(
-            f"{workdir} was trained with other settings ({'; '.join(refused)})."
-            f" Use a new --workdir, or the recorded settings ({path(workdir)})."
+            f"{workdir} was trained with other settings "
+            f"({settings.describe(refused, name=_binding)}). Use a new "
+            f"--workdir, or the recorded settings ({path(workdir)})."
         )
-    return applied
+    return [settings.describe([change], name=_binding) for change in applied]
 
 
 def _binding(record_path):

@@ -109,7 +109,7 @@ def make_export(root, size):
             weights=None,
         ).save(os.path.join(workdir, modality, "model.keras"))
     # The run record training would write; the export reads only this.
-    settings = run_record.input_settings(video_input.make_dataset)
+    settings = run_record.recorded_settings(video_input.make_dataset)
     settings.update(
         num_frames=cfg["num_frames"],
         flow_stack=cfg["flow_stack"],

@@ -15,29 +15,21 @@ damaged one.
 """
 
 import hashlib
-import json
 import os
+
+from avlad_tf import settings
 
 OPTIONS_FILE = "options.json"
 INPUTS_FILE = "inputs.json"
 _SHOWN = 5  # changed entries named in a message
 
 
-def _jsonable(value):
-    return json.loads(json.dumps(value))  # tuples as lists
-
-
 def write_json(path, value):
-    """Writes JSON atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    """Writes JSON atomically (`avlad_tf.settings.write_json`), keys sorted."""
+    settings.write_json(path, value, indent=1, sort_keys=True)
 
 
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+read_json = settings.read_json
 
 
 def check_unique_ids(splits):
@@ -62,7 +54,7 @@ def check_unique_ids(splits):
 
 def describe_inputs(splits):
     """`inputs.json`'s content for `{split: [records.Item]}`."""
-    return _jsonable(
+    return settings.jsonable(
         {
             split: [
                 [i.video_id, i.path, list(i.labels), i.start_frame, i.num_frames]
@@ -94,20 +86,6 @@ def _input_changes(previous, current):
     return changes
 
 
-def _setting_changes(previous, current, prefix=""):
-    """`(name, before, after)` of each differing setting; nested dicts (the
-    record options) are compared key by key, so the message names `flow_preset`
-    rather than the whole options dict."""
-    changes = []
-    for key in sorted(set(previous) | set(current)):
-        before, after = previous.get(key), current.get(key)
-        if isinstance(before, dict) and isinstance(after, dict):
-            changes += _setting_changes(before, after, prefix=f"{prefix}{key}.")
-        elif before != after:
-            changes.append((prefix + key, before, after))
-    return changes
-
-
 def check_settings(progress_dir, fingerprint, inputs):
     """Records the settings and input of a new run, or refuses a rerun that
     differs from the recorded ones.
@@ -117,18 +95,16 @@ def check_settings(progress_dir, fingerprint, inputs):
     """
     options_path = os.path.join(progress_dir, OPTIONS_FILE)
     inputs_path = os.path.join(progress_dir, INPUTS_FILE)
-    fingerprint = _jsonable(fingerprint)
+    fingerprint = settings.jsonable(fingerprint)
     if not os.path.exists(options_path):
         write_json(inputs_path, inputs)
         write_json(options_path, fingerprint)
         return
     output_dir = os.path.dirname(os.path.abspath(progress_dir))
     hint = f"Use a new --output_dir, or delete {output_dir} to prepare it again."
-    differing = _setting_changes(read_json(options_path), fingerprint)
+    differing = settings.differences(read_json(options_path), fingerprint, sep=".")
     if differing:
-        details = "; ".join(
-            f"{k}: {before!r} -> {after!r}" for k, before, after in differing
-        )
+        details = settings.describe(differing)
         raise ValueError(
             f"{output_dir} was prepared with other settings ({details}). {hint}"
         )

@@ -34,6 +34,7 @@ import sys
 import tensorflow as tf
 
 from avlad_tf import progress
+from avlad_tf import settings
 from avlad_tf.data import schema
 from data_prep import records
 from data_prep import resume
@@ -290,7 +291,19 @@ def write_shard(output_dir, split, shard, items, results, on_video=None):
     """
     path = os.path.join(output_dir, shard)
     note = {"num_records": 0, "left_out": [], "notes": []}
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+    with settings.replacing(path) as tmp:
+        _write_records(tmp, split, items, results, note, on_video)
+        note["sha256"] = resume.checksum(tmp)
+        note["size"] = os.path.getsize(tmp)
+        # The note first: a shard file never exists without one, and a note
+        # whose shard is missing or differs makes a rerun rebuild it.
+        resume.write_json(_note_path(output_dir, shard), note)
+    return note["num_records"]
+
+
+def _write_records(path, split, items, results, note, on_video):
+    """Writes the records of `items` to `path`, noting what is left out."""
+    with tf.io.TFRecordWriter(path) as writer:
         for item in items:
             serialized, reason, remark = next(results)
             entry = {"split": split, "video_id": item.video_id, "path": item.path}
@@ -303,13 +316,6 @@ def write_shard(output_dir, split, shard, items, results, on_video=None):
                     note["notes"].append(dict(entry, note=remark))
             if on_video:
                 on_video()
-    note["sha256"] = resume.checksum(path + ".tmp")
-    note["size"] = os.path.getsize(path + ".tmp")
-    # The note first: a shard file never exists without one, and a note
-    # whose shard is missing or differs makes a rerun rebuild it.
-    resume.write_json(_note_path(output_dir, shard), note)
-    os.replace(path + ".tmp", path)
-    return note["num_records"]
 
 
 def _summarise(output_dir, plan, written, skipped, order):

@@ -47,9 +47,11 @@ sorted, macros inlined). Then
 
 - rows whose whole config is the same are one experiment, trained and
   evaluated once: e.g. the base model, a row of Tables 1, 2a, 2b and K;
-- rows that differ only in what evaluation reads (`evaluate.*` and
-  `export.*` in any scope, `train.evaluate_split`, `train.fuse_weights`,
-  `train.export`; `_decides_training`) share one training run, and each
+- rows that differ only in bindings that do not decide training (by the
+  role `avlad_tf.settings` gives each argument: what evaluation reads, as
+  `evaluate.*`, `export.*`, `train.evaluate_split`, `train.fuse_weights`,
+  `train.export`, or how the work runs, as `train_stream.jit_compile`;
+  `_decides_training`) share one training run, and each
   evaluates it: its `train` call finds the run's checkpoints finished (no
   updates) and writes its own score files, named by stream, split and crops.
   E.g. Table 4 (RGB 1 + flow 5 crops) and Table 6 (1 or 5 crops on both
@@ -72,6 +74,7 @@ import re
 import gin
 
 from avlad_tf import cli
+from avlad_tf import settings
 
 GIN_DIR = cli.GIN_DIR
 REPO = os.path.dirname(GIN_DIR)
@@ -92,9 +95,6 @@ _KEY_RE = re.compile(
 )
 _INCLUDE_RE = re.compile(r"^\s*include\s")
 _MACRO_REF_RE = re.compile(r"%([A-Za-z_][\w.]*)")
-# Bindings only evaluation reads: rows that differ only here share training.
-_EVAL_CONFIGURABLES = ("evaluate", "export")
-_EVAL_TRAIN_ARGS = ("evaluate_split", "fuse_weights", "export")
 
 
 def _paper(value):
@@ -292,12 +292,12 @@ def canonical_config():
 
 
 def _decides_training(line):
-    """False for a binding (canonical line) that only evaluation reads."""
+    """False for a binding (canonical line) whose role (`avlad_tf.settings`)
+    says it does not decide what is trained: what evaluation reads, or how
+    the work runs."""
     selector, arg = line.split(" = ", 1)[0].rsplit(".", 1)
     name = selector.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
-    if name in _EVAL_CONFIGURABLES:
-        return False
-    return not (name == "train" and arg in _EVAL_TRAIN_ARGS)
+    return settings.role(name, arg) not in settings.CHANGEABLE
 
 
 def _digest(lines):

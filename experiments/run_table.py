@@ -25,7 +25,6 @@ base.gin (tiny backbone, 8 frames, 800 + 400 updates, splits `train` /
       --note="Toy dataset (data_prep/toy.py), not the paper's data."
 """
 
-import json
 import os
 import shlex
 import sys
@@ -37,17 +36,18 @@ from absl import logging
 import gin
 
 from avlad_tf import cli
+from avlad_tf import settings
+
+if __name__ == "__main__":
+    cli.start_quietly()  # first: before anything imports TensorFlow
+
 from experiments import markdown
 from experiments import rows as row_lib
 
 
-def _jsonable(value):
-    """`train`'s outcome as JSON values (numpy scalars and arrays as such)."""
-    return json.loads(
-        json.dumps(
-            value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)
-        )
-    )
+def _as_json(value):
+    """JSON for what JSON cannot hold: numpy scalars and arrays as values."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def _record_row(workdir, row, split, training):
@@ -109,19 +109,16 @@ def run_row(row, *, runs_dir, data_dir, split=None, overlays=(), bindings=()):
     outcome_path = os.path.join(workdir, f"outcome_{key}.json")
     if os.path.exists(outcome_path):
         logging.info("%s: config %s ran before in %s", row["file"], key, workdir)
-        with open(outcome_path, encoding="utf-8") as f:
-            result = json.load(f)
+        result = settings.read_json(outcome_path)
         return {**result, "workdir": workdir, "config": key, "cached": True}
     start = time.time()
-    outcome = _jsonable(_train(workdir))
+    outcome = settings.jsonable(_train(workdir), default=_as_json)
     result = {"outcome": outcome, "seconds": time.time() - start}
     with open(
         os.path.join(workdir, f"operative_config_{key}.gin"), "w", encoding="utf-8"
     ) as f:
         f.write(gin.operative_config_str())
-    with open(outcome_path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    os.replace(outcome_path + ".tmp", outcome_path)
+    settings.write_json(outcome_path, result, indent=1)
     return {**result, "workdir": workdir, "config": key, "cached": False}
 
 

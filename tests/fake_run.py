@@ -30,7 +30,7 @@ def write_record(
 
     Call with gin cleared: the defaults are `make_dataset`'s own.
     """
-    settings = run_record.input_settings(video_input.make_dataset)
+    settings = run_record.recorded_settings(video_input.make_dataset)
     settings.update(SMALL_INPUT if input_settings is None else input_settings)
     entries = {
         stream: {

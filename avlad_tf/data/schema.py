@@ -26,6 +26,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf import settings
+
 SCHEMA_VERSION = 1
 
 VIDEO_ID_KEY = "video/id"
@@ -192,10 +194,9 @@ def write_metadata(data_dir, metadata):
     """
     flow = dict(metadata.get("flow", {}), **flow_settings())
     metadata = dict(metadata, schema_version=SCHEMA_VERSION, flow=flow)
-    tmp = os.path.join(data_dir, METADATA_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(data_dir, METADATA_FILE))
+    settings.write_json(
+        os.path.join(data_dir, METADATA_FILE), metadata, indent=2, sort_keys=True
+    )
     with open(os.path.join(data_dir, LABELS_FILE), "w", encoding="utf-8") as f:
         f.writelines(label + "\n" for label in metadata["labels"])
 

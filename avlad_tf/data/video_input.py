@@ -20,9 +20,9 @@ Record counts are checked against the manifest while reading
 (`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
 """
 
-import gin
 import tensorflow as tf
 
+from avlad_tf import settings
 from avlad_tf.data import frame_sources
 from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
@@ -224,26 +224,41 @@ def sample_and_augment(
     return features, label_vector(example, num_classes, multi_label)
 
 
-# Arguments that are each call's business, never a binding: the dataset's
-# one home is `train.data_dir`, and a run records the rest of make_dataset's
-# arguments as its input settings (`run_record`).
-CALL_ARGUMENTS = (
-    "data_dir",
-    "split",
-    "training",
-    "modalities",
-    "batch_size",
-    "num_crops",
-    "with_ids",
-    "pixel_dtype",
-    "info",
-    "num_shards",
-    "shard_index",
-    "skip",
+# The dataset's one home is `train.data_dir`; the other call arguments are
+# each call's business, and a run records the settings as its input settings
+# (`run_record`); the seed is `train_stream.seed`'s.
+@settings.configurable(
+    setting=(
+        "num_frames",
+        "flow_stack",
+        "image_size",
+        "resize_to",
+        "sampling_mode",
+        "joint_sampling",
+        "shuffle_buffer",
+        "cycle_length",
+        "scale_ratios",
+        "bgr_means",
+        "release_crop_offsets",
+        "convert_before_resize",
+        "half_pixel_centers",
+    ),
+    call=(
+        "data_dir",
+        "split",
+        "training",
+        "modalities",
+        "batch_size",
+        "num_crops",
+        "seed",
+        "with_ids",
+        "pixel_dtype",
+        "info",
+        "num_shards",
+        "shard_index",
+        "skip",
+    ),
 )
-
-
-@gin.configurable(denylist=list(CALL_ARGUMENTS))
 def make_dataset(
     *,
     data_dir,

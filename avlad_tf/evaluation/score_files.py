@@ -20,6 +20,8 @@ import os
 import h5py
 import numpy as np
 
+from avlad_tf import settings
+
 LOGITS_KEY = "stream0/logits"
 IDS_KEY = "video_ids"
 LABELS_KEY = "labels"
@@ -56,8 +58,7 @@ def label_array(labels):
 def write_scores(path, logits, video_ids, labels):
     """Writes a score file atomically (gzip 9, as the release's feature store)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as f:
+    with settings.replacing(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(
             LOGITS_KEY,
             data=np.asarray(logits, np.float32),
@@ -68,7 +69,6 @@ def write_scores(path, logits, video_ids, labels):
             f.create_dataset(IDS_KEY, data=np.asarray(video_ids, dtype="S"))
         if labels is not None:
             f.create_dataset(LABELS_KEY, data=labels)
-    os.replace(tmp, path)
 
 
 def _decode(value):

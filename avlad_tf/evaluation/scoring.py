@@ -15,12 +15,12 @@ mAP and wAP (docs/RELEASE.md §9). The program is `python -m avlad_tf.evaluate`.
 import os
 
 from absl import logging
-import gin
 import keras
 import numpy as np
 
 from avlad_tf import progress
 from avlad_tf import run_record
+from avlad_tf import settings
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import dense
 from avlad_tf.evaluation import metrics
@@ -73,7 +73,11 @@ def predict_split(model, dataset, *, total=None, what="evaluate"):
     return np.concatenate(logits), ids, np.concatenate(labels)
 
 
-@gin.configurable(denylist=["workdir"])
+@settings.configurable(
+    evaluation=("stream", "split", "num_crops", "num_frames", "frame_stride"),
+    execution=("batch_size", "normalize_on_device", "chunk_frames"),
+    call=("workdir", "make_dataset_fn"),
+)
 def evaluate(
     *,
     workdir,

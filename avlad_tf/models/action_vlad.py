@@ -12,9 +12,9 @@ Example:
     (2, 51)
 """
 
-import gin
 import keras
 
+from avlad_tf import settings
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 from avlad_tf.layers import stfn
 from avlad_tf.layers.pixels import ReleasePixels
@@ -28,9 +28,29 @@ _NAME_SUFFIX = {"concat": "_fusion", "early": "_fusion"}
 FUSIONS = ("late", "concat", "early", "motion_attention", "stfn")
 
 
-# The run's late-fusion weights have one home, `train.fuse_weights`; this
-# in-model fusion (imported release models) takes them as an argument only.
-@gin.configurable(denylist=["late_fusion_weights"])
+@settings.configurable(
+    setting=(
+        "backbone",
+        "endpoint",
+        "pooling",
+        "num_clusters",
+        "alpha",
+        "image_size",
+        "flow_stack",
+        "weights",
+        "dropout_rate",
+        "fc_dropout_rate",
+        "weight_decay",
+        "fusion",
+        "lstm_per_step_loss",
+        "stfn_num_blocks",
+        "stfn_direction",
+        "stfn_fusion_op",
+    ),
+    # The run's late-fusion weights have one home, `train.fuse_weights`; this
+    # in-model fusion (imported release models) takes them as an argument.
+    call=("num_classes", "modality", "name", "late_fusion_weights"),
+)
 def build_model(
     *,
     num_classes,

@@ -128,7 +128,7 @@ _RELEASE_CROPS = {"rgb": 1, "flow": 5}
 def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack):
     """Adds the imported stream to `WORKDIR/run.json` (`avlad_tf.run_record`),
     with the release's input settings, so evaluate and export can read it."""
-    settings = run_record.input_settings(video_input.make_dataset)
+    settings = run_record.recorded_settings(video_input.make_dataset)
     settings.update(image_size=image_size)
     if stream == "flow":  # an RGB checkpoint says nothing of L
         settings.update(flow_stack=flow_stack)

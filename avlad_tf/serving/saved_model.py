@@ -32,11 +32,11 @@ import shutil
 import tempfile
 
 from absl import logging
-import gin
 import keras
 import tensorflow as tf
 
 from avlad_tf import run_record
+from avlad_tf import settings
 from avlad_tf.data import schema
 from avlad_tf.layers import pixels
 
@@ -199,7 +199,7 @@ def load_stream_models(paths):
     }
 
 
-@gin.configurable(denylist=["workdir"])
+@settings.configurable(evaluation=("export_dir", "num_crops"), call=("workdir",))
 def export(*, workdir, export_dir=None, num_crops=None):
     """Writes the SavedModel of a trained workdir.
 

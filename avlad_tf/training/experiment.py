@@ -20,6 +20,7 @@ import gin
 import tensorflow as tf
 
 from avlad_tf import run_record
+from avlad_tf import settings
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import late_fusion
 from avlad_tf.evaluation import scoring
@@ -34,32 +35,11 @@ from avlad_tf.training import loop
 from avlad_tf.training import results
 from avlad_tf.training import stage as stage_lib
 
-# Arguments that are objects of the call, not settings of the run.
-_NOT_SETTINGS = (
-    "workdir",
-    "write_dir",
-    "stream",
-    "data_dir",
-    "info",
-    "make_dataset_fn",
-    "build_model_fn",
-    "step_callback",
-    "num_classes",
-    "modality",
-    "name",
-    "model",
-    "directory",
-    "feature_fn",
-    "dataset_fn",
-)
-
 
 def _training_settings(stream):
     """What decides a stream's trained model, as gin resolves it."""
     return {
-        fn.__name__: run_record.jsonable_arguments(
-            run_record.resolved_arguments(fn, scope=stream), drop=_NOT_SETTINGS
-        )
+        fn.__name__: run_record.recorded_settings(fn, scope=stream)
         for fn in (loop.train_stream, action_vlad.build_model, kmeans_init.init_centers)
     }
 
@@ -78,7 +58,9 @@ def _resolve_streams(streams):
             "train_split": training["train_stream"]["train_split"],
             # `make_dataset` is the settings' home, also when a test injects
             # another factory.
-            "input": run_record.input_settings(video_input.make_dataset, scope=stream),
+            "input": run_record.recorded_settings(
+                video_input.make_dataset, scope=stream
+            ),
             "num_crops": eval_args["num_crops"] or run_record.DEFAULT_NUM_CROPS,
         }
     return entries
@@ -116,7 +98,12 @@ def _recorded_fuse_weights(streams, fuse_weights):
     return None
 
 
-@gin.configurable(denylist=["workdir", "command"])
+@settings.configurable(
+    setting=("data_dir", "streams"),
+    execution=("prepare_toy_dataset", "deterministic"),
+    evaluation=("evaluate_split", "fuse_weights", "export"),
+    call=("workdir", "command", "make_dataset_fn", "build_model_fn", "step_callback"),
+)
 def train(
     *,
     workdir,

@@ -15,11 +15,11 @@ import os
 import time
 
 from absl import logging
-import gin
 import numpy as np
 
 from avlad_tf import kmeans
 from avlad_tf import progress
+from avlad_tf import settings
 from avlad_tf.models import inspection
 
 CENTERS_FILE = "centers.npy"
@@ -93,7 +93,10 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
     return reservoir.reshape(-1, reservoir.shape[-1])  # (N·h·w, D)
 
 
-@gin.configurable
+@settings.configurable(
+    setting=("num_random_frames", "num_init", "max_descriptors", "seed"),
+    call=("model", "directory", "feature_fn", "dataset_fn"),
+)
 def init_centers(
     *,
     model,

@@ -24,10 +24,10 @@ evaluates, fuses and exports.
 import os
 
 from absl import logging
-import gin
 import keras
 import tensorflow as tf
 
+from avlad_tf import settings
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import inspection
@@ -42,7 +42,43 @@ STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow"
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
 
 
-@gin.configurable(denylist=["workdir", "stream", "data_dir", "info", "write_dir"])
+@settings.configurable(
+    setting=(
+        "train_split",
+        "stage_steps",
+        "learning_rates",
+        "decay_steps",
+        "decay_rate",
+        "adam_beta_1",
+        "adam_beta_2",
+        "adam_epsilon",
+        "clip_norm",
+        "batch_size",
+        "accumulation_steps",
+        "kmeans_batch_size",
+        "loss",
+        "seed",
+    ),
+    execution=(
+        "jit_compile",
+        "distribute",
+        "devices",
+        "checkpoint_every",
+        "max_to_keep",
+        "log_every",
+        "assignments_every",
+    ),
+    call=(
+        "workdir",
+        "stream",
+        "data_dir",
+        "info",
+        "write_dir",
+        "make_dataset_fn",
+        "build_model_fn",
+        "step_callback",
+    ),
+)
 def train_stream(
     *,
     workdir,

@@ -9,6 +9,7 @@ import gin
 import numpy as np
 
 from avlad_tf import progress
+from avlad_tf import settings
 from avlad_tf.models import inspection
 from avlad_tf.training import checkpointing
 from avlad_tf.training import summaries
@@ -59,9 +60,8 @@ def drop_logs_after(workdir, stream, global_step):
             lines = [
                 line for line in f if json.loads(line)["global_step"] <= global_step
             ]
-        with open(path + ".tmp", "w") as f:
+        with settings.replacing(path) as tmp, open(tmp, "w") as f:
             f.writelines(lines)
-        os.replace(path + ".tmp", path)
     logdir = os.path.join(workdir, "tensorboard", stream)
     if os.path.isdir(logdir):
         summaries.drop_events_after(logdir, global_step)
