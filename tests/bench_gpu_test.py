@@ -15,6 +15,7 @@ import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from tests import testing
 
@@ -41,6 +42,7 @@ def run_smoke(output):
     )
 
 
+@pytest.mark.slow
 class BenchGpuSmokeTest(parameterized.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -11,6 +11,7 @@ import tempfile
 from absl.testing import absltest
 import h5py
 import numpy as np
+import pytest
 
 from avlad_tf.evaluation import charades
 from avlad_tf.evaluation import metrics
@@ -145,6 +146,7 @@ class CharadesEvalTest(absltest.TestCase):
         for c in range(0, 157, 8):
             self.assertAlmostEqual(ap[c], _reference_ap(scores[:, c], positives[:, c]))
 
+    @pytest.mark.slow
     def test_cli_on_real_csv(self):
         ids, positives = charades.read_ground_truth(_TEST_CSV)
         known = [i for i, v in enumerate(ids) if v]

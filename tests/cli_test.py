@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import pytest
 
 from avlad_tf import cli
 
@@ -25,6 +26,7 @@ class ImportTest(absltest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("stderr still open", result.stderr)
 
+    @pytest.mark.slow  # starts TensorFlow twice
     def test_start_quietly_holds_back_tensorflow_start_up_lines(self):
         loud = _python("import tensorflow")
         quiet = _python(

@@ -13,6 +13,7 @@ from absl.testing import parameterized
 import gin
 import h5py
 import numpy as np
+import pytest
 
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import score_files
@@ -93,6 +94,7 @@ class EvaluateTest(parameterized.TestCase):
         self.assertEqual(tuple(seen["resize_to"]), (32, 40))
 
     @parameterized.parameters(("rgb", 1), ("flow", 5))
+    @pytest.mark.slow
     def test_on_device_pixels_match_host_pixels(self, stream, num_crops):
         workdir = self._workdir(
             f"parity_{stream}",
@@ -148,6 +150,7 @@ class EvaluateTest(parameterized.TestCase):
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         )
 
+    @pytest.mark.slow
     def test_cli_evaluates_every_stream_from_the_workdir_alone(self):
         out = self._cli(
             f"--workdir={self.workdir}", "--gin_bindings=evaluate.batch_size = 5"
@@ -162,6 +165,7 @@ class EvaluateTest(parameterized.TestCase):
         )
         self.assertTrue(lines[1].startswith("flow test 5 crop(s)"))
 
+    @pytest.mark.slow
     def test_cli_refuses_input_bindings_that_contradict_the_run(self):
         out = self._cli(
             f"--workdir={self.workdir}", "--gin_bindings=make_dataset.num_frames = 9"

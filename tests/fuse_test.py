@@ -11,6 +11,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import h5py
 import numpy as np
+import pytest
 
 from avlad_tf.evaluation import late_fusion as fuse
 from avlad_tf.evaluation import score_files
@@ -78,6 +79,7 @@ class ReleasedScoresTest(parameterized.TestCase):
         soft_acc = np.mean(np.argmax(soft(r) + 2 * soft(f), 1) == y)
         self.assertLess(soft_acc, 0.66)
 
+    @pytest.mark.slow
     def test_cli(self):
         scores, labels = _paths(1)
         out = subprocess.run(

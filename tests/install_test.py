@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 from absl.testing import absltest
+import pytest
 
 from tests import testing
 
@@ -58,6 +59,7 @@ def _clean_checkout(dest):
     return dest
 
 
+@pytest.mark.slow
 class RegularInstallTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -7,6 +7,7 @@ Keras picks its backend at import time; both must give the same numbers.
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 
 from tests import testing
 
@@ -53,6 +54,7 @@ print(json.dumps({
 
 
 class JaxBackendTest(absltest.TestCase):
+    @pytest.mark.slow
     def test_layer_and_model_match_tensorflow(self):
         jax_out = testing.run_on_backend(_SCRIPT, "jax")
         tf_out = testing.run_on_backend(_SCRIPT, "tensorflow")

@@ -11,6 +11,7 @@ import sys
 from absl.testing import absltest
 import cv2
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf import predict
@@ -75,6 +76,7 @@ def fixtures(root):
     }
 
 
+@pytest.mark.slow
 class PredictTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -14,6 +14,7 @@ import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from tests import fake_data
 from tests import testing
@@ -72,18 +73,21 @@ class ProgramsTest(parameterized.TestCase):
         self.assertLen(lines, 1, result.stderr)
         self.assertRegex(lines[0], rf"^{program}: error: {pattern}")
 
+    @pytest.mark.slow
     def test_help_lists_the_three_flags(self):
         result = run_program("avlad_tf.train", "--help")
         self.assertEqual(result.returncode, 0, result.stderr)
         for flag in ("--gin_file", "--gin_bindings", "--workdir"):
             self.assertIn(flag, result.stdout)
 
+    @pytest.mark.slow
     def test_data_prep_help_names_docs_that_exist(self):
         result = run_program("data_prep.prepare", "--help")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("docs/DATA_PREP.md", result.stdout)
         self.assertTrue(os.path.exists(os.path.join(REPO, "docs", "DATA_PREP.md")))
 
+    @pytest.mark.slow
     def test_a_gin_typo_names_the_binding(self):
         result, _ = self._train("train_stram.batch_size = 2")
         self.assert_one_line_error(
@@ -92,6 +96,7 @@ class ProgramsTest(parameterized.TestCase):
             r"train_stram\.batch_size = 2",
         )
 
+    @pytest.mark.slow
     def test_a_gin_syntax_error_names_the_binding_text(self):
         result, _ = self._train("train_stream.stage_steps = (1, 2")
         self.assert_one_line_error(
@@ -100,6 +105,7 @@ class ProgramsTest(parameterized.TestCase):
             r"= \(1, 2': EOF in multi-line statement",
         )
 
+    @pytest.mark.slow
     def test_a_missing_gin_file_is_named(self):
         result = run_program(
             "avlad_tf.train", "--gin_file=nope.gin", "--workdir=/tmp/unused"
@@ -126,11 +132,13 @@ class ProgramsTest(parameterized.TestCase):
             r"\['test', 'train'\]",
         ),
     )
+    @pytest.mark.slow
     def test_bad_values_fail_before_kmeans(self, binding, pattern):
         result, workdir = self._train(binding)
         self.assert_one_line_error(result, pattern)
         self.assertFalse(os.path.exists(os.path.join(workdir, "rgb", "centers.npy")))
 
+    @pytest.mark.slow
     def test_an_empty_split_is_named(self):
         empty = fake_data.write_fake_dataset(
             os.path.join(self.create_tempdir().full_path, "empty"),
@@ -142,6 +150,7 @@ class ProgramsTest(parameterized.TestCase):
             result, r"rgb/train_stream\.train_split = 'train': .* holds no video"
         )
 
+    @pytest.mark.slow
     def test_an_unwritable_workdir_is_one_line(self):
         blocker = os.path.join(self.create_tempdir().full_path, "a_file")
         with open(blocker, "w") as f:
@@ -149,6 +158,7 @@ class ProgramsTest(parameterized.TestCase):
         result, _ = self._train(workdir=os.path.join(blocker, "run"))
         self.assert_one_line_error(result, r".*a_file/run")
 
+    @pytest.mark.slow
     def test_a_run_prints_one_screen_and_ctrl_c_says_where_it_stopped(self):
         workdir = self.create_tempdir().full_path
         result, _ = self._train("train.evaluate_split = None", workdir=workdir)
@@ -199,6 +209,7 @@ class ProgramsTest(parameterized.TestCase):
             r"command again to resume\.$",
         )
 
+    @pytest.mark.slow
     def test_verbosity_brings_the_traceback_back(self):
         result = run_program(
             "avlad_tf.train",

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import pytest
 
 from tests.training import tiny
 
@@ -12,6 +13,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class TrainMainTest(absltest.TestCase):
+    @pytest.mark.slow
     def test_entry_point_from_another_directory(self):
         data_dir = tiny.write_data(self.create_tempdir().full_path)
         cwd = self.create_tempdir().full_path
@@ -43,6 +45,7 @@ class TrainMainTest(absltest.TestCase):
         self.assertIn("-m avlad_tf.train", command_txt)
         self.assertTrue(os.path.exists(os.path.join(workdir, "rgb", "model.keras")))
 
+    @pytest.mark.slow
     def test_typo_in_a_binding_fails(self):
         command = [
             sys.executable,

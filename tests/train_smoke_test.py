@@ -8,6 +8,7 @@ import re
 from absl.testing import absltest
 import gin
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf import run_record
@@ -44,6 +45,7 @@ class TrainSmokeTest(absltest.TestCase):
         gin.clear_config()
         super().tearDown()
 
+    @pytest.mark.slow
     def test_two_stages_write_the_workdir(self):
         tiny.configure(
             "train_stream.stage_steps = (3, 2)\ntrain_stream.checkpoint_every = 2"
@@ -124,6 +126,7 @@ class TrainSmokeTest(absltest.TestCase):
             centers,
         )
 
+    @pytest.mark.slow
     def test_one_model_over_both_modalities(self):
         # Concat fusion nests two backbones whose layers share names.
         tiny.configure(
@@ -144,6 +147,7 @@ class TrainSmokeTest(absltest.TestCase):
             os.path.exists(os.path.join(self.workdir, "fused", "model.keras"))
         )
 
+    @pytest.mark.slow
     def test_nan_loss_stops_and_names_the_last_good_checkpoint(self):
         tiny.configure("train_stream.stage_steps = (4, 2)")
 
@@ -171,6 +175,7 @@ class TrainSmokeTest(absltest.TestCase):
         self.assertEqual(os.path.basename(tf.train.latest_checkpoint(stage1)), "ckpt-2")
 
 
+@pytest.mark.slow
 class RunRecordTest(absltest.TestCase):
     """One home per setting: a run records what it resolved, and the steps
     after training (evaluate, fuse, export) use that record."""

@@ -16,6 +16,7 @@ import h5py
 import keras
 from matplotlib import image as mpimg
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf import visualize
@@ -150,6 +151,7 @@ class VisualizeTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, r"clusters \[7\] do not exist"):
             self._run("assignment_over_time", "--clusters=1,7")
 
+    @pytest.mark.slow
     def test_top_words_contributions_add_up_to_the_logit(self):
         self.assertEqual(
             self._run("top_words", "--stream=flow", "--height_px=500"), (500, 1200)
@@ -186,6 +188,7 @@ class VisualizeTest(absltest.TestCase):
                 model_path=model_path, out=out, class_name="fly", data_dir=self.data_dir
             )
 
+    @pytest.mark.slow
     def test_tsne_per_model_and_joint(self):
         common = [
             "--stream=rgb",
@@ -227,6 +230,7 @@ class VisualizeTest(absltest.TestCase):
         self.assertEqual(gained, [("class_01", 1.0), ("class_02", 1.0)])
         self.assertEqual(lost, [("class_00", -0.5)])
 
+    @pytest.mark.slow
     def test_curves_entry_point(self):
         workdir = self.create_tempdir().full_path
         writer = tf.summary.create_file_writer(

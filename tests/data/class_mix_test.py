@@ -11,6 +11,7 @@ import os
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.data import schema
@@ -118,6 +119,7 @@ class ClassMixTest(absltest.TestCase):
         self.assertGreater(counts.mean(), 13.0)
         self.assertGreaterEqual(counts.min(), 10)
 
+    @pytest.mark.slow
     def test_list_ordered_shards_do_not(self):
         counts = classes_per_update(self.list_order)
         self.assertLess(counts.mean(), 10.0)

@@ -7,6 +7,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import gin
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.data import schema
@@ -66,6 +67,7 @@ class MakeDatasetTest(parameterized.TestCase):
             np.testing.assert_array_equal(tf.argmax(labels, 1), [0, 2, 1])
 
     @parameterized.parameters(1, 5)
+    @pytest.mark.slow
     def test_uint8_pixels_are_the_crops_before_arithmetic(self, crops):
         from avlad_tf.layers import ReleasePixels
 
@@ -160,6 +162,7 @@ class MakeDatasetTest(parameterized.TestCase):
         distinct = {np.round(c).astype(np.uint8).tobytes() for c in crops}
         self.assertGreater(len(distinct), 3)  # videos do get different crops
 
+    @pytest.mark.slow
     def test_training_is_seeded(self):
         first = _first_batch(
             self.pattern_dir, modalities=("rgb",), training=True, seed=3
@@ -173,6 +176,7 @@ class MakeDatasetTest(parameterized.TestCase):
         np.testing.assert_array_equal(first, again)
         self.assertFalse(np.array_equal(first, other))
 
+    @pytest.mark.slow
     def test_shards_together_are_the_single_process_batch(self):
         """Two workers' batches of 2 hold the videos and crops of one
         process's batch of 4; `skip` starts at a later batch."""

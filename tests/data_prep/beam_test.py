@@ -12,6 +12,7 @@ from apache_beam.options import pipeline_options
 from apache_beam.testing import test_pipeline
 from apache_beam.testing import util as beam_util
 import numpy as np
+import pytest
 
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
@@ -124,6 +125,7 @@ class BeamWriterTest(absltest.TestCase):
                 with open(os.path.join(output_dir, name), "rb") as b:
                     self.assertEqual(a.read(), b.read(), name)
 
+    @pytest.mark.slow
     def test_test_pipeline_output_equals_the_local_pool(self):
         out = self.create_tempdir().full_path
         executor = _TestPipelineExecutor(
@@ -133,6 +135,7 @@ class BeamWriterTest(absltest.TestCase):
         self.assertEqual(summary.written, 6)
         self.assertSameDataset(out)
 
+    @pytest.mark.slow
     def test_a_crashing_decoder_is_a_dead_letter_not_a_dead_job(self):
         out = self.create_tempdir().full_path
         executor = _TestPipelineExecutor(
@@ -148,6 +151,7 @@ class BeamWriterTest(absltest.TestCase):
         self.assertEqual(summary.written, 5)
         self.assertEqual(summary.splits["test"]["num_records"], 2)
 
+    @pytest.mark.slow
     def test_cli_on_two_workers_equals_the_local_pool_and_reads_back(self):
         out = os.path.join(self.create_tempdir().full_path, "beam")
         args = [
@@ -207,6 +211,7 @@ class BeamWriterTest(absltest.TestCase):
         with self.assertRaisesRegex(RuntimeError, f"{shards[0]} was not written"):
             writer.finished_records(output_dir, shards)
 
+    @pytest.mark.slow
     def test_a_flag_neither_program_nor_beam_takes_is_refused(self):
         result = prepare_test._run(  # pylint: disable=protected-access
             "--dataset=folders",

@@ -7,6 +7,7 @@ import os
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.data import schema
@@ -51,6 +52,7 @@ class FlowBackendTest(absltest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         return output, result
 
+    @pytest.mark.slow
     def test_both_backends_store_the_same_flow_and_say_which_made_it(self):
         cpu, _ = self._prepare("cpu", "--workers=1")
         keras_dir, _ = self._prepare("keras", "--workers=2", "--flow_backend=keras")
@@ -71,6 +73,7 @@ class FlowBackendTest(absltest.TestCase):
             what=keras_dir,
         )
 
+    @pytest.mark.slow
     def test_a_rerun_may_switch_backends_but_not_presets(self):
         output, _ = self._prepare("data", "--workers=1")
         _, rerun = self._prepare("data", "--workers=1", "--flow_backend=keras")
@@ -89,6 +92,7 @@ class FlowBackendTest(absltest.TestCase):
         with open(os.path.join(output, schema.METADATA_FILE), encoding="utf-8") as f:
             self.assertEqual(json.load(f)["flow"]["preset"], "opencv")
 
+    @pytest.mark.slow
     def test_opencv_cannot_compute_the_cuda_family(self):
         result = prepare_test._run(  # pylint: disable=protected-access
             *self.args,

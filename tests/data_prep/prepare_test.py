@@ -8,6 +8,7 @@ import sys
 import time
 
 from absl.testing import absltest
+import pytest
 
 from avlad_tf.data import schema
 from tests.data_prep import prep_fixtures
@@ -31,6 +32,7 @@ class PrepareTest(absltest.TestCase):
         super().setUp()
         self.tmp = self.create_tempdir().full_path
 
+    @pytest.mark.slow
     def test_left_out_videos_are_reported_and_fail_the_run(self):
         root, lists = (os.path.join(self.tmp, d) for d in ("videos", "lists"))
         prep_fixtures.write_video(
@@ -74,6 +76,7 @@ class PrepareTest(absltest.TestCase):
         self.assertIn("3 videos left out", result.stderr)
         self.assertIn("2 finished shards verified and skipped", result.stderr)
 
+    @pytest.mark.slow
     def test_wrong_input_dir_fails_at_once(self):
         result = _run(
             "--dataset=hmdb51", "--input_dir=/nonexistent", f"--output_dir={self.tmp}/o"
@@ -81,6 +84,7 @@ class PrepareTest(absltest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("none of the 5100 listed videos exists", result.stderr)
 
+    @pytest.mark.slow
     def test_interrupted_run_resumes_to_identical_shards(self):
         root = os.path.join(self.tmp, "videos")
         for i in range(6):

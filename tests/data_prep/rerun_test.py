@@ -14,6 +14,7 @@ import subprocess
 import time
 
 from absl.testing import absltest
+import pytest
 import tensorflow as tf
 
 from avlad_tf.data import schema
@@ -53,6 +54,7 @@ class RerunTest(absltest.TestCase):
     def _prepare(self, *extra):
         return prepare_test._run(*self.args, *extra)  # pylint: disable=protected-access
 
+    @pytest.mark.slow
     def test_an_added_video_is_refused_by_name(self):
         self.assertEqual(self._prepare().returncode, 0)
         prep_fixtures.write_video(
@@ -66,6 +68,7 @@ class RerunTest(absltest.TestCase):
             r".*new --output_dir",
         )
 
+    @pytest.mark.slow
     def test_another_test_fraction_is_refused(self):
         self.assertEqual(self._prepare().returncode, 0)
         self.args[3] = "--test_fraction=0.25"
@@ -75,6 +78,7 @@ class RerunTest(absltest.TestCase):
             _last_line(result), r"other settings \(test_fraction: 0\.5 -> 0\.25\)"
         )
 
+    @pytest.mark.slow
     def test_a_corrupt_shard_is_rebuilt(self):
         self.assertEqual(self._prepare().returncode, 0)
         shard = os.path.join(self.out, "train-00000-of-00002.tfrecord")
@@ -89,6 +93,7 @@ class RerunTest(absltest.TestCase):
         with open(shard, "rb") as f:
             self.assertEqual(f.read(), original)
 
+    @pytest.mark.slow
     def test_two_files_with_one_id_stop_the_run(self):
         shutil.copy(
             os.path.join(self.videos, "a", "0.avi"),
@@ -103,6 +108,7 @@ class RerunTest(absltest.TestCase):
         )
         self.assertFalse(os.path.exists(os.path.join(self.out, "metadata.json")))
 
+    @pytest.mark.slow
     def test_a_truncated_video_is_reported_or_kept_under_a_flag(self):
         whole = os.path.join(self.tmp, "whole.avi")
         prep_fixtures.write_video(whole, 60, height=24, width=32)
@@ -148,6 +154,7 @@ class RerunTest(absltest.TestCase):
                     )
         self.assertIn("b/trunc", ids)
 
+    @pytest.mark.slow
     def test_ctrl_c_says_where_it_stopped_and_the_rerun_resumes(self):
         for i in range(4, 12):  # enough work to interrupt
             prep_fixtures.write_video(
@@ -190,6 +197,7 @@ class RerunTest(absltest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertRegex(result.stderr, r"[1-9]\d* finished shards verified")
 
+    @pytest.mark.slow
     def test_an_empty_class_is_named(self):
         os.makedirs(os.path.join(self.videos, "c"))
         prep_fixtures.write_video(

@@ -7,6 +7,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import gin
 import numpy as np
+import pytest
 
 from avlad_tf.evaluation import score_files
 from avlad_tf.evaluation import scoring
@@ -41,6 +42,7 @@ class DenseEvaluationTest(parameterized.TestCase):
         fake_run.write_record(cls.workdir, data_dir=data_dir, num_crops={"flow": 5})
 
     @parameterized.parameters("rgb", "flow")
+    @pytest.mark.slow
     def test_the_sampled_frames_read_densely_give_the_sampled_scores(self, stream):
         sampled = scoring.evaluate(workdir=self.workdir, stream=stream)
         for chunk_frames in (1, 3):

@@ -6,6 +6,7 @@ import sys
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 
 from avlad_tf.evaluation import score_files
 from avlad_tf.evaluation import svm_fusion
@@ -67,6 +68,7 @@ class SvmFusionTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, "C must be positive"):
             svm_fusion.LinearSVM(c=0)
 
+    @pytest.mark.slow
     def test_command_line(self):
         root = self.create_tempdir().full_path
         paths = {}

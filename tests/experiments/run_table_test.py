@@ -12,6 +12,7 @@ from unittest import mock
 
 from absl.testing import absltest
 import gin
+import pytest
 
 from avlad_tf import cli
 from experiments import markdown
@@ -415,6 +416,7 @@ class RunTableTest(absltest.TestCase):
             note="Fake data, not the paper's.",
         )
 
+    @pytest.mark.slow
     def test_tables_2b_and_3a_filled_and_rerun_skips(self):
         for table, names in (
             ("2b", ("average pooling", "max pooling", "ActionVLAD")),

@@ -12,6 +12,7 @@ from absl.testing import absltest
 import cv2
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.data import schema
 from avlad_tf.flow import layer as layer_lib
@@ -45,6 +46,7 @@ def _interior(x):
     return x[BORDER:-BORDER, BORDER:-BORDER]
 
 
+@pytest.mark.slow
 class AgreementTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -142,6 +144,7 @@ print(json.dumps({{"ok": True}}))
 
 
 class IdentityTest(absltest.TestCase):
+    @pytest.mark.slow
     def test_zero_motion_gives_exactly_zero_flow(self):
         frame = synthetic.smooth_motion(48, 64)[0]
         for preset in parameters.PRESETS:
@@ -151,6 +154,7 @@ class IdentityTest(absltest.TestCase):
             self.assertEqual(flow.shape, (48, 64, 2))
             np.testing.assert_array_equal(flow, 0.0)
 
+    @pytest.mark.slow
     def test_float_frames_are_scaled_as_opencv_does(self):
         first, second, _ = synthetic.smooth_motion(48, 64)
         as_uint8 = tvl1.tvl1_flow(first, second, warps=1, nscales=1)
@@ -212,6 +216,7 @@ class ErrorTest(absltest.TestCase):
 
 
 class LayerTest(testing.TestCase):
+    @pytest.mark.slow
     def test_config_round_trip_and_save_reload(self):
         flow_layer = layer_lib.TVL1Flow(preset="opencv_cuda", parameters={"warps": 2})
         self.assert_serialization_round_trip(flow_layer)

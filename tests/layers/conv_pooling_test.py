@@ -4,6 +4,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import conv_pooling
 from tests import testing
@@ -132,6 +133,7 @@ class ConvPoolingTest(testing.TestCase):
         )
         self.assertLen(model.layers[1].trainable_weights, 4)
 
+    @pytest.mark.slow
     def test_mixed_precision(self):
         keras.mixed_precision.set_global_policy("mixed_float16")
         layer = conv_pooling.ConvPooling(units=(8,))

@@ -4,6 +4,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import frame_lstm
 from tests import testing
@@ -188,6 +189,7 @@ class FrameLSTMTest(testing.TestCase):
         self.assert_keras_file_round_trip(model, inputs)
 
     @parameterized.parameters(True, False)
+    @pytest.mark.slow
     def test_fit_step(self, jit_compile):
         inputs = np.random.default_rng(5).normal(size=(2, 3, 2, 2, 4))
         model = self.run_fit_step(
@@ -198,6 +200,7 @@ class FrameLSTMTest(testing.TestCase):
         )
         self.assertLen(model.layers[1].trainable_weights, 6)
 
+    @pytest.mark.slow
     def test_mixed_precision(self):
         keras.mixed_precision.set_global_policy("mixed_float16")
         layer = frame_lstm.FrameLSTM(units=4, num_layers=2)

@@ -4,6 +4,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import res_inception
 from tests import testing
@@ -156,6 +157,7 @@ class TemporalResInceptionTest(testing.TestCase):
         self.assert_keras_file_round_trip(model, inputs)
 
     @parameterized.parameters(True, False)
+    @pytest.mark.slow
     def test_fit_step(self, jit_compile):
         inputs = np.random.default_rng(5).normal(size=(2, 5, 8)).astype("float32")
         x = keras.Input((None, 8))
@@ -218,6 +220,7 @@ class ResInceptionPoolingTest(testing.TestCase):
         self.assert_keras_file_round_trip(model, inputs)
 
     @parameterized.parameters(True, False)
+    @pytest.mark.slow
     def test_fit_step(self, jit_compile):
         inputs = np.random.default_rng(9).normal(size=(2, 4, 3, 3, 8))
         model = self.run_fit_step(
@@ -225,6 +228,7 @@ class ResInceptionPoolingTest(testing.TestCase):
         )
         self.assertLen(model.layers[1].trainable_weights, 8)
 
+    @pytest.mark.slow
     def test_mixed_precision(self):
         keras.mixed_precision.set_global_policy("mixed_float16")
         layer = res_inception.ResInceptionPooling()

@@ -4,6 +4,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import stfn
 from tests import testing
@@ -128,6 +129,7 @@ class SpatioTemporalFusionTest(testing.TestCase):
         self.assert_keras_file_round_trip(model, list(inputs(3)))
 
     @parameterized.parameters(True, False)
+    @pytest.mark.slow
     def test_fit_step(self, jit_compile):
         model, layer = fusion_model(num_blocks=1)
         model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
@@ -141,6 +143,7 @@ class SpatioTemporalFusionTest(testing.TestCase):
         self.assertTrue(all(moved))
 
     @parameterized.parameters(*stfn.FUSION_OPS)
+    @pytest.mark.slow
     def test_mixed_precision(self, fusion_op):
         keras.mixed_precision.set_global_policy("mixed_float16")
         model, layer = fusion_model(fusion_op=fusion_op)

@@ -6,6 +6,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import netvlad
 from avlad_tf.layers import pooling
@@ -271,6 +272,7 @@ print(json.dumps(result))
 
 
 class JaxStreamingTest(absltest.TestCase):
+    @pytest.mark.slow
     def test_jit_compiled_streaming_on_jax_without_tensorflow(self):
         # TensorFlow unimportable; `tests.layers.streaming_test` importable.
         result = testing.run_on_backend(_JAX_SCRIPT, "jax")

@@ -4,6 +4,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import video_lstm
 from tests import testing
@@ -283,6 +284,7 @@ class ConvALSTMTest(testing.TestCase):
             np.testing.assert_array_equal(got, want)
 
     @parameterized.parameters(True, False)
+    @pytest.mark.slow
     def test_fit_step(self, jit_compile):
         inputs = np.random.default_rng(7).normal(size=(2, 3, 4, 4, 3))
         model = self.run_fit_step(
@@ -293,6 +295,7 @@ class ConvALSTMTest(testing.TestCase):
         )
         self.assertLen(model.layers[1].trainable_weights, 11)
 
+    @pytest.mark.slow
     def test_motion_fit_step_under_xla(self):
         rgb, flow = keras.Input((None, 4, 4, 3)), keras.Input((None, 4, 4, 4))
         layer = video_lstm.ConvALSTM(units=2, dense_units=5, attention="motion")
@@ -305,6 +308,7 @@ class ConvALSTMTest(testing.TestCase):
         moved = [not np.array_equal(numpy(w), b) for w, b in zip(layer.weights, before)]
         self.assertTrue(all(moved))
 
+    @pytest.mark.slow
     def test_mixed_precision(self):
         keras.mixed_precision.set_global_policy("mixed_float16")
         layer = video_lstm.ConvALSTM(units=2, dense_units=5)

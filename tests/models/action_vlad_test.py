@@ -5,6 +5,7 @@ from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import netvlad
 from avlad_tf.models import action_vlad
@@ -175,6 +176,7 @@ class BuildModelTest(testing.TestCase):
         self.assertIn("rgb_backbone/fc7", names)
         self.assertNotIn("rgb_backbone/fc6", names)
 
+    @pytest.mark.slow
     def test_stage_fit_step_under_xla(self):
         model = tiny_model()
         inputs = video_inputs(model)

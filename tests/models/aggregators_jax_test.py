@@ -10,6 +10,7 @@ each backend starts once.
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 
 from tests import testing
 
@@ -124,6 +125,7 @@ _MODELS = [
 
 
 class AggregatorsJaxBackendTest(absltest.TestCase):
+    @pytest.mark.slow
     def test_layers_match_tensorflow_and_models_train(self):
         jax_out = testing.run_on_backend(_SCRIPT, "jax")
         tf_out = testing.run_on_backend(_SCRIPT, "tensorflow")

@@ -16,6 +16,7 @@ from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.data import preprocessing
@@ -104,6 +105,7 @@ class VideoLSTMRunTest(parameterized.TestCase):
                 err_msg=stream,
             )
 
+    @pytest.mark.slow
     def test_late_fused_streams_train_evaluate_and_export(self):
         workdir, outcome = self.run_experiment(
             "late", VIDEOLSTM, ("rgb", "flow"), fuse_weights=(1, 2)
@@ -124,6 +126,7 @@ class VideoLSTMRunTest(parameterized.TestCase):
         ("motion_attention", MOTION_ATTENTION, {"attention": "motion"}),
         ("stfn", STFN, {"num_blocks": 2, "direction": "bi", "fusion_op": "avg"}),
     )
+    @pytest.mark.slow
     def test_both_streams_in_one_model_train_as_the_fused_stream(
         self, bindings, pool_config
     ):

@@ -5,6 +5,7 @@ from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import conv_pooling
 from avlad_tf.layers import frame_lstm
@@ -176,6 +177,7 @@ class AggregatorModelTest(testing.TestCase):
         self.assertLen(model.trainable_weights, len(aggregator.weights) + 4)
 
     @parameterized.parameters("conv_pooling", "lstm")
+    @pytest.mark.slow
     def test_stage2_fit_step_under_xla(self, pooling):
         model = tiny_model(pooling=pooling)
         inputs = video_inputs(model)

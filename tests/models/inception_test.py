@@ -9,6 +9,7 @@ import os
 from absl.testing import absltest
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
@@ -19,6 +20,7 @@ from tests import testing
 SIZE = 75  # InceptionV3's smallest input
 
 
+@pytest.mark.slow
 class InceptionV3Test(testing.TestCase):
     @classmethod
     def setUpClass(cls):

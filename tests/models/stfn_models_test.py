@@ -9,6 +9,7 @@ from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import res_inception
 from avlad_tf.layers import stfn
@@ -55,6 +56,7 @@ def compile_for_stage(model, stage):
 
 class STFNModelTest(testing.TestCase):
     @parameterized.named_parameters(*SETTINGS)
+    @pytest.mark.slow
     def test_builds_fits_and_saves(self, num_blocks, direction, fusion_op):
         model = stfn_model(num_blocks, direction, fusion_op)
         layer = inspection.pooling_layer(model)

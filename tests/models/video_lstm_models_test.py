@@ -5,6 +5,7 @@ from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf.layers import video_lstm
 from avlad_tf.models import action_vlad
@@ -149,6 +150,7 @@ class VideoLSTMModelTest(testing.TestCase):
         self.assertTrue(all(id(w) in trainable for w in aggregator.weights))
 
     @parameterized.named_parameters(("single", {}), ("motion", MOTION))
+    @pytest.mark.slow
     def test_stage2_fit_step_under_xla(self, kwargs):
         model = videolstm_model(lstm_per_step_loss="softmax", **kwargs)
         inputs = video_inputs(model)

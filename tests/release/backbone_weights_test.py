@@ -13,6 +13,7 @@ import sys
 from absl.testing import absltest
 import gin
 import numpy as np
+import pytest
 
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
@@ -24,6 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FLOW_STACK = 10
 
 
+@pytest.mark.slow
 class BackboneWeightsTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):

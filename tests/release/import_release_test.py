@@ -11,6 +11,7 @@ from absl import flags
 from absl.testing import absltest
 import keras
 import numpy as np
+import pytest
 
 from avlad_tf import import_release
 from avlad_tf import run_record
@@ -25,6 +26,7 @@ _NUM_CLASSES = 3  # the fake dataset's class_00 .. class_02
 _IMAGE_SIZE = 32
 
 
+@pytest.mark.slow
 class ImportReleaseTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):

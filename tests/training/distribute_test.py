@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -60,6 +61,7 @@ def _child():
 
 
 class MirroredStrategyTest(absltest.TestCase):
+    @pytest.mark.slow
     def test_two_logical_cpus(self):
         env = dict(os.environ, PYTHONPATH=_REPO, TF_CPP_MIN_LOG_LEVEL="2")
         result = subprocess.run(

@@ -22,6 +22,7 @@ from absl.testing import absltest
 import gin
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.training import checkpointing
@@ -80,6 +81,7 @@ def _weights(workdir):
     return {v.path: v.numpy() for v in keras.saving.load_model(path).variables}
 
 
+@pytest.mark.slow
 class MultiWorkerTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -14,6 +14,7 @@ from absl.testing import absltest
 import gin
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.training import checkpointing
@@ -58,6 +59,7 @@ class ResumeTest(absltest.TestCase):
         model = keras.saving.load_model(os.path.join(workdir, "rgb", "model.keras"))
         return {v.path: v.numpy() for v in model.variables}
 
+    @pytest.mark.slow
     def test_resume_is_bit_identical(self):
         reference = self.run_to_end(self.create_tempdir().full_path)
 
@@ -114,6 +116,7 @@ class RerunTest(absltest.TestCase):
             command="python -m avlad_tf.train ...",
         )
 
+    @pytest.mark.slow
     def test_changed_settings_are_refused_before_anything_is_written(self):
         self._train()
         record = os.path.join(self.workdir, "run.json")
@@ -134,6 +137,7 @@ class RerunTest(absltest.TestCase):
             self.assertEqual(f.read(), before)
         self.assertFalse(os.path.exists(os.path.join(self.workdir, "command.txt")))
 
+    @pytest.mark.slow
     def test_more_updates_in_the_last_stage_extend_the_run(self):
         self._train()
         stage2 = checkpointing.stage_directory(self.workdir, "rgb", 2)
