@@ -1,7 +1,7 @@
 """Top-5 action classes of video files, with a SavedModel from `avlad_tf.export`.
 
   python -m avlad_tf.predict --model runs/toy/export a.mp4 b.avi [--json]
-  python -m avlad_tf.predict --model runs/toy/export --stream long.mp4
+  python -m avlad_tf.predict --model runs/toy/export --streaming long.mp4
 
 Each video is decoded with OpenCV (any container / codec it reads) and
 resized to the stored frame size of the training data; frames are sampled
@@ -12,7 +12,7 @@ when present; `--flow_backend=opencv` for OpenCV on the CPU), and quantised
 as `data_prep` stores it. The SavedModel's `serving_default` does
 the rest (resize, crops, means, model, fusion).
 
-With `--stream`, each video is decoded one frame at a time and every
+With `--streaming`, each video is decoded one frame at a time and every
 `--stride`-th frame (default: the flow stack length) is fed, in chunks, to
 the SavedModel's streaming signatures, printing a running top-5 every
 `--report_every` seconds of video: memory stays bounded whatever the
@@ -52,14 +52,14 @@ def define_flags():
         "present, else XLA on the CPU), or OpenCV on the CPU (docs/FLOW.md).",
     )
     flags.DEFINE_bool(
-        "stream", False, "Stream each video at bounded memory, with running top-5."
+        "streaming", False, "Stream each video at bounded memory, with running top-5."
     )
     flags.DEFINE_integer(
-        "stride", 0, "--stream: every n-th frame is a sample (0: the flow stack L)."
+        "stride", 0, "--streaming: every n-th frame is a sample (0: the flow stack L)."
     )
-    flags.DEFINE_integer("chunk_frames", 16, "--stream: samples per model call.")
+    flags.DEFINE_integer("chunk_frames", 16, "--streaming: samples per model call.")
     flags.DEFINE_float(
-        "report_every", 10.0, "--stream: seconds of video between running top-5s."
+        "report_every", 10.0, "--streaming: seconds of video between running top-5s."
     )
 
 
@@ -79,7 +79,7 @@ def _print_report(report):
     print(f"  [{int(minutes):02d}:{seconds:04.1f}] {ranked}", flush=True)
 
 
-def _stream(paths):
+def _streaming(paths):
     streamer = streaming_prediction.Streamer(
         flags.FLAGS.model, flow_backend=flags.FLAGS.flow_backend
     )
@@ -108,8 +108,8 @@ def main(argv):
         raise app.UsageError("--model EXPORT_DIR is required.")
     if not paths:
         raise app.UsageError("Give at least one video file.")
-    if flags.FLAGS.stream:
-        results = _stream(paths)
+    if flags.FLAGS.streaming:
+        results = _streaming(paths)
     else:
         results = prediction.predict_videos(
             flags.FLAGS.model, paths, flow_backend=flags.FLAGS.flow_backend

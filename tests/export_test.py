@@ -19,9 +19,11 @@ import cv2
 import gin
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf import run_record
+from avlad_tf import serving
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
@@ -90,7 +92,7 @@ RELOAD_SCRIPT = textwrap.dedent("""
         **{k: tf.constant(inputs[k]) for k in inputs.files if k != "frames"})
     from_frames = loaded.signatures["frames"](frames=tf.constant(inputs["frames"]))
     # The same videos streamed: 2 frames, then 1 frame padded to 2.
-    state = loaded.signatures["stream_start"](batch_size=tf.constant(2))
+    state = loaded.signatures["streaming_start"](batch_size=tf.constant(2))
     videos = {k: inputs[k] for k in ("rgb", "flow")}
     for start, real in ((0, 2), (2, 1)):
         chunk = {k: np.zeros_like(v[:, :2]) for k, v in videos.items()}
@@ -98,10 +100,10 @@ RELOAD_SCRIPT = textwrap.dedent("""
             chunk[k][:, :real] = v[:, start : start + real]
         mask = np.zeros((2, 2), np.float32)
         mask[:, :real] = 1
-        state = loaded.signatures["stream_feed"](
+        state = loaded.signatures["streaming_feed"](
             **state, **{k: tf.constant(v) for k, v in chunk.items()},
             mask=tf.constant(mask))
-    streamed = loaded.signatures["stream_finish"](**state)
+    streamed = loaded.signatures["streaming_finish"](**state)
     records = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]
     examples = loaded.signatures["serialized_examples"](
         examples=tf.constant(records))
@@ -141,6 +143,7 @@ def keras_endpoints(workdir, features):
     return out
 
 
+@pytest.mark.slow
 class ExportTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -339,7 +342,7 @@ class ExportTest(absltest.TestCase):
             self.assertEqual(f.read().split(), names)
 
     def test_config_asset_records_what_clients_need(self):
-        path = os.path.join(self.export_dir, "assets", export.EXPORT_CONFIG_FILE)
+        path = os.path.join(self.export_dir, "assets", serving.CONFIG_FILE)
         with open(path) as f:
             config = json.load(f)
         self.assertEqual(config["modalities"], ["rgb", "flow"])
@@ -349,7 +352,7 @@ class ExportTest(absltest.TestCase):
             (NUM_FRAMES, FLOW_STACK, CROPS),
         )
         self.assertEqual((config["frame_height"], config["frame_width"]), RESIZE_TO)
-        self.assertFalse(config["joint_sampling"])
+        self.assertEqual(config["joint_sampling"], "independent")
         self.assertAlmostEqual(config["fusion_weights"]["flow"], 2 / 3)
 
     def test_saved_model_cli_lists_named_inputs_and_outputs(self):

@@ -79,7 +79,7 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
         self._multi_label = config["multi_label"]
         self._num_frames = config["num_frames"]
         self._flow_stack = config["flow_stack"]
-        self._joint = config["joint_sampling"]
+        self._joint_sampling = config["joint_sampling"]
         self._sampling = config["sampling"]
         self._num_crops = dict(config["num_crops"])
         self._preprocess_kwargs = preprocessing.eval_settings(preprocess_kwargs)
@@ -171,7 +171,7 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
             modalities=self._modalities,
             num_samples=self._num_frames,
             flow_stack=self._flow_stack,
-            joint_sampling="shared" if self._joint else "independent",
+            joint_sampling=self._joint_sampling,
             sampling=self._sampling,
         )
 

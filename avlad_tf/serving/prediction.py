@@ -19,13 +19,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf import serving
 from avlad_tf.data import frame_sources
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
 from data_prep import flow as flow_lib
 from data_prep import video_io
 
-CONFIG_ASSET = os.path.join("assets", "avlad_export.json")
+CONFIG_ASSET = os.path.join("assets", serving.CONFIG_FILE)
 TOP_K = 5
 
 
@@ -38,6 +39,7 @@ def read_config(export_dir):
 
     Raises:
         FileNotFoundError: if the directory is not an avlad_tf export.
+        ValueError: for an export of another format version.
     """
     config_path = os.path.join(export_dir, CONFIG_ASSET)
     if not os.path.exists(config_path):
@@ -46,7 +48,14 @@ def read_config(export_dir):
             f"missing (write one with `python -m avlad_tf.export`)."
         )
     with open(config_path, encoding="utf-8") as f:
-        return json.load(f)
+        config = json.load(f)
+    if config.get("format_version") != serving.FORMAT_VERSION:
+        raise ValueError(
+            f"{config_path}: export format {config.get('format_version')}, "
+            f"this avlad_tf reads {serving.FORMAT_VERSION}; export the workdir "
+            f"again with `python -m avlad_tf.export --workdir=...`."
+        )
+    return config
 
 
 def load_export(export_dir):
@@ -82,7 +91,7 @@ def sample_indices(num_frames, config):
         modalities=config["modalities"],
         num_samples=config["num_frames"],
         flow_stack=config["flow_stack"],
-        joint_sampling="shared" if config["joint_sampling"] else "independent",
+        joint_sampling=config["joint_sampling"],
         sampling=config["sampling"],
     )
     return {m: np.asarray(v) for m, v in indices.items()}

@@ -36,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from avlad_tf import run_record
+from avlad_tf import serving
 from avlad_tf import settings
 from avlad_tf.data import schema
 from avlad_tf.layers import pixels
@@ -44,9 +45,7 @@ from avlad_tf.layers import pixels
 from avlad_tf.models import inspection
 from avlad_tf.serving import graph
 
-EXPORT_CONFIG_FILE = "avlad_export.json"
 LABELS_FILE = "labels.txt"
-EXPORT_FORMAT_VERSION = 2
 # A `fused` model (early / concat fusion) takes both modalities itself.
 STREAM_DIRS = ("fused", "rgb", "flow")
 
@@ -157,7 +156,7 @@ def build_export_config(*, models, record, num_crops, streams):
         weights = {s: weights[s] / total for s in streams}
     resize_to = tuple(settings["resize_to"])
     return {
-        "format_version": EXPORT_FORMAT_VERSION,
+        "format_version": serving.FORMAT_VERSION,
         "streams": list(streams),
         "modalities": modalities,
         "channels": {m: int(channels[m]) for m in modalities},
@@ -170,7 +169,7 @@ def build_export_config(*, models, record, num_crops, streams):
         # one); a fused model reads both from one record, by default with
         # the flow stride for both (`make_dataset.joint_sampling`).
         "joint_sampling": (
-            fusion == "fused" and settings["joint_sampling"] == "shared"
+            settings["joint_sampling"] if fusion == "fused" else "independent"
         ),
         "sampling": settings["sampling_mode"],
         "num_frames": int(settings["num_frames"]),
@@ -255,7 +254,7 @@ def _write_atomically(module, export_dir, config):
         labels_path = os.path.join(assets, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
             f.writelines(name + "\n" for name in config["class_names"])
-        config_path = os.path.join(assets, EXPORT_CONFIG_FILE)
+        config_path = os.path.join(assets, serving.CONFIG_FILE)
         with open(config_path, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, sort_keys=True)
         module.attach_assets(labels_path=labels_path, config_path=config_path)

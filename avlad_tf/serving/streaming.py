@@ -3,9 +3,9 @@
 TF Serving keeps no session between requests, so the running state is an
 explicit input and output, as in streaming video models served with it:
 
-    state = stream_start(batch_size=B)
-    state = stream_feed(**state, rgb=..., flow=..., mask=...)   # repeat
-    outputs = stream_finish(**state)    # as serving_default's, for all chunks
+    state = streaming_start(batch_size=B)
+    state = streaming_feed(**state, rgb=..., flow=..., mask=...)   # repeat
+    outputs = streaming_finish(**state)    # as serving_default's, for all chunks
 
 A chunk is `t >= 1` sampled frames per video: RGB frames `[B, t, H, W, 3]`
 and/or flow stacks `[B, t, H, W, 2L]` (the stored uint8 layout, as
@@ -58,14 +58,14 @@ class StreamingSignatures:
             for stream in self.streamed_models
         }
 
-    def stream_start(self, batch_size):
+    def streaming_start(self, batch_size):
         return {
             f"{stream}_{key}": value
             for stream, model in self.streamed_models.items()
             for key, value in model.initial_state(batch_size).items()
         }
 
-    def stream_feed(self, state, chunks, mask):
+    def streaming_feed(self, state, chunks, mask):
         """Adds a chunk of sampled frames to the flat `state`."""
         states = self._split_state(state)
         new_state = {}
@@ -79,7 +79,7 @@ class StreamingSignatures:
             new_state.update({f"{stream}_{k}": v for k, v in updated.items()})
         return new_state
 
-    def stream_finish(self, state):
+    def streaming_finish(self, state):
         """`serving_default`'s outputs (without assignments) for every chunk fed."""
         states = self._split_state(state)
         outputs, logits = {}, {}
@@ -90,7 +90,7 @@ class StreamingSignatures:
         return self.fuse(outputs, logits)
 
     def streaming_signatures(self):
-        """`stream_start`, `stream_feed` and `stream_finish`, if the models stream."""
+        """`streaming_start`, `streaming_feed` and `streaming_finish`, if the models stream."""
         if not self.can_stream:
             return {}
         specs = self._state_specs()
@@ -104,21 +104,21 @@ class StreamingSignatures:
         def feed(*tensors):
             state = dict(zip(names, tensors[: len(names)]))
             chunks = dict(zip(self._modalities, tensors[len(names) : -1]))
-            return self.stream_feed(state, chunks, tensors[-1])
+            return self.streaming_feed(state, chunks, tensors[-1])
 
-        self.serve_stream_start = tf.function(
-            self.stream_start,
+        self.serve_streaming_start = tf.function(
+            self.streaming_start,
             input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")],
         )
-        self.serve_stream_feed = tf.function(
+        self.serve_streaming_feed = tf.function(
             feed, input_signature=[*specs.values(), *chunk_specs, mask_spec]
         )
-        self.serve_stream_finish = tf.function(
-            lambda *tensors: self.stream_finish(dict(zip(names, tensors))),
+        self.serve_streaming_finish = tf.function(
+            lambda *tensors: self.streaming_finish(dict(zip(names, tensors))),
             input_signature=list(specs.values()),
         )
         return {
-            "stream_start": self.serve_stream_start,
-            "stream_feed": self.serve_stream_feed,
-            "stream_finish": self.serve_stream_finish,
+            "streaming_start": self.serve_streaming_start,
+            "streaming_feed": self.serve_streaming_feed,
+            "streaming_finish": self.serve_streaming_finish,
         }

@@ -1,12 +1,12 @@
 """Running top-5 of a video of any length at bounded memory (library of
-`python -m avlad_tf.predict --stream`).
+`python -m avlad_tf.predict --streaming`).
 
 The video is decoded one frame at a time. Every `stride`-th frame j is a
 sample: its RGB frame and its flow stack j -> j + L (the default stride is
 the stack length L, so the stacks tile the video and every frame pair's
 flow is computed once). `chunk_frames` samples at a time go through the
-SavedModel's `stream_feed` (`avlad_tf.serving.streaming`), which adds them to
-the pooling state; every `report_every` seconds of video, `stream_finish`
+SavedModel's `streaming_feed` (`avlad_tf.serving.streaming`), which adds them to
+the pooling state; every `report_every` seconds of video, `streaming_finish`
 on the current state gives the running top-5. Held at any time: the frames
 of one chunk (chunk_frames x stride + L + 1) and the state, whatever the
 video's length.
@@ -35,12 +35,12 @@ class Streamer:
             raise ValueError(
                 f"{export_dir} has no streaming signatures (its config says "
                 "streaming: false; fused models and aggregators without a "
-                "running state do not stream); predict without --stream."
+                "running state do not stream); predict without --streaming."
             )
         signatures = tf.saved_model.load(export_dir).signatures
-        self.start = signatures["stream_start"]
-        self.feed = signatures["stream_feed"]
-        self.finish = signatures["stream_finish"]
+        self.start = signatures["streaming_start"]
+        self.feed = signatures["streaming_feed"]
+        self.finish = signatures["streaming_finish"]
         self.pair_flow = prediction.flow_function(self.config, backend=flow_backend)
         modalities = self.config["modalities"]
         self.stack = self.config["flow_stack"] if "flow" in modalities else 0
@@ -52,7 +52,7 @@ class Streamer:
         return self.feed(**state, **inputs, mask=mask)
 
     def _chunk_inputs(self, samples, window, chunk_frames):
-        """`stream_feed`'s frames, flow stacks and mask for `samples`."""
+        """`streaming_feed`'s frames, flow stacks and mask for `samples`."""
         inputs = {}
         if "rgb" in self.config["modalities"]:
             inputs["rgb"] = np.stack([window[j][..., ::-1] for j in samples])

@@ -1,4 +1,4 @@
-"""`predict --stream`: a long video through the SavedModel's streaming
+"""`predict --streaming`: a long video through the SavedModel's streaming
 signatures gives `serving_default`'s result on the same samples."""
 
 import json
@@ -9,6 +9,7 @@ import sys
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from avlad_tf.serving import prediction
@@ -20,6 +21,7 @@ from tests import testing
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 class StreamPredictTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -70,7 +72,7 @@ class StreamPredictTest(absltest.TestCase):
                 "-m",
                 "avlad_tf.predict",
                 f"--model={self.export_dir}",
-                "--stream",
+                "--streaming",
                 "--report_every=0.8",
                 self.long,
                 self.corrupt,

@@ -1,6 +1,6 @@
-"""Peak memory of `predict --stream` against video length.
+"""Peak memory of `predict --streaming` against video length.
 
-    PYTHONPATH=. python bench/predict_stream.py [--minutes=1,10,30] [--stride=25]
+    PYTHONPATH=. python bench/predict_streaming.py [--minutes=1,10,30] [--stride=25]
 
 Exports bench/predict.py's untrained `toy` two-stream model (tiny backbone,
 K = 16, L = 4, frames stored at 64x85), writes MJPG videos of each length
@@ -89,7 +89,7 @@ def main():
         rows.append((minutes, json.loads(run.stdout.strip().splitlines()[-1])))
     reference = rows[0][1]["peak_mb"]
     print(
-        f"predict --stream, toy export, stride {args.stride}, frames {HEIGHT}x{WIDTH}"
+        f"predict --streaming, toy export, stride {args.stride}, frames {HEIGHT}x{WIDTH}"
     )
     print(
         "| video | frames | samples | running top-5s | peak RSS MB | vs shortest | s |"
