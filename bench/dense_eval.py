@@ -7,7 +7,7 @@ With a trained workdir (the README's main command leaves runs/toy):
 
 1. Accuracy and cost on the run's test split: each stream scored from the
    run's T sampled frames (the release's evaluation, the reference) and
-   from every frame (`evaluate.num_frames='all'`, chunks of 32 frames),
+   from every frame (`evaluate.frames='all'`, chunks of 32 frames),
    with the late fusion of each (weights 1 : 2, raw logits).
 2. The same on "Charades-length" videos: every test video looped --loops
    times (32 x 24 = 768 frames, about 30 s at 25 fps, as Charades' videos

@@ -1,7 +1,7 @@
 """Dense evaluation: every frame of a video (or every n-th), at bounded memory.
 
 The release scores a video from T = 25 sampled frames. With
-`evaluate.num_frames = 'all'`, a single-stream model reads every
+`evaluate.frames = 'all'`, a single-stream model reads every
 `frame_stride`-th frame instead (for flow, every stack start j with
 j + L <= n - 1), `chunk_frames` frames at a time: each chunk is decoded,
 cropped as evaluation crops (`preprocessing.preprocess_for_eval`), run

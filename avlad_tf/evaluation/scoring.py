@@ -74,7 +74,7 @@ def predict_split(model, dataset, *, total=None, what="evaluate"):
 
 
 @settings.configurable(
-    evaluation=("stream", "split", "num_crops", "num_frames", "frame_stride"),
+    evaluation=("stream", "split", "num_crops", "frames", "frame_stride"),
     execution=("batch_size", "normalize_on_device", "chunk_frames"),
     call=("workdir", "make_dataset_fn"),
 )
@@ -86,7 +86,7 @@ def evaluate(
     num_crops=None,
     batch_size=1,
     normalize_on_device=False,
-    num_frames=None,
+    frames="sampled",
     frame_stride=1,
     chunk_frames=32,
     make_dataset_fn=video_input.make_dataset,
@@ -107,7 +107,7 @@ def evaluate(
             logits for a quarter of the host-to-device bytes and less host
             work (5-crop batches are otherwise host-bound; docs/PERFORMANCE.md).
             Needs frames stored at the run's `resize_to`.
-        num_frames: None: the run's T sampled frames (the release); 'all':
+        frames: 'sampled': the run's T sampled frames (the release); 'all':
             every `frame_stride`-th frame (flow: stack start), `chunk_frames`
             at a time through the backbone into the pooling's running state,
             at bounded memory (`dense_evaluation`; single streams with
@@ -121,6 +121,12 @@ def evaluate(
         plus `num_videos`, `scores_path` and `num_params` (the model's
         parameter count).
     """
+    if frames not in ("sampled", "all"):
+        raise ValueError(
+            f"evaluate.frames must be 'sampled' (the run's T sampled frames) "
+            f"or 'all'; got {frames!r} (bind evaluate.frame_stride for every "
+            "n-th frame)."
+        )
     record = run_record.read(workdir)
     entry = run_record.stream(record, stream, workdir=workdir)
     split = split or record["data"]["evaluate_split"]
@@ -145,7 +151,7 @@ def evaluate(
     logging.info(
         "evaluating %s/%s on %s with %d crop(s)", workdir, stream, split, num_crops
     )
-    if num_frames == "all":
+    if frames == "all":
         logits, video_ids, one_hot = dense.predict_split_dense(
             model,
             data_dir=record["data"]["data_dir"],
@@ -155,12 +161,6 @@ def evaluate(
             num_crops=num_crops,
             frame_stride=frame_stride,
             chunk_frames=chunk_frames,
-        )
-    elif num_frames is not None:
-        raise ValueError(
-            f"evaluate.num_frames must be None (the run's sampled frames) or "
-            f"'all'; got {num_frames!r} (bind evaluate.frame_stride for every "
-            "n-th frame)."
         )
     else:
         dataset = make_dataset_fn(
@@ -187,10 +187,10 @@ def evaluate(
             "videos; it must not repeat or shuffle."
         )
     labels = scores_lib.label_array(one_hot)
-    frames = None
-    if num_frames == "all":
-        frames = "all" if frame_stride == 1 else f"all{frame_stride}"
-    path = scores_lib.scores_path(workdir, stream, split, num_crops, frames=frames)
+    suffix = None
+    if frames == "all":
+        suffix = "all" if frame_stride == 1 else f"all{frame_stride}"
+    path = scores_lib.scores_path(workdir, stream, split, num_crops, frames=suffix)
     scores_lib.write_scores(path, logits, video_ids, labels)
     result = metrics.classification_report(logits, labels)
     result.update(

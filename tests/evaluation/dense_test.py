@@ -1,4 +1,4 @@
-"""Dense evaluation (`evaluate.num_frames='all'`): every n-th frame through
+"""Dense evaluation (`evaluate.frames='all'`): every n-th frame through
 the backbone in chunks, pooled by the running state."""
 
 import os
@@ -49,7 +49,7 @@ class DenseEvaluationTest(parameterized.TestCase):
             dense = scoring.evaluate(
                 workdir=self.workdir,
                 stream=stream,
-                num_frames="all",
+                frames="all",
                 frame_stride=STRIDES[stream],
                 chunk_frames=chunk_frames,
             )
@@ -64,7 +64,7 @@ class DenseEvaluationTest(parameterized.TestCase):
 
     def test_every_frame(self):
         result = scoring.evaluate(
-            workdir=self.workdir, stream="flow", num_frames="all", chunk_frames=7
+            workdir=self.workdir, stream="flow", frames="all", chunk_frames=7
         )
         self.assertEqual(result["frames"], "all")
         self.assertTrue(result["scores_path"].endswith("flow_test_5crop_all.h5"))
@@ -74,8 +74,9 @@ class DenseEvaluationTest(parameterized.TestCase):
         self.assertIn("all frames", scoring.format_result(result))
 
     def test_a_number_of_frames_is_refused_with_the_switches(self):
-        with self.assertRaisesRegex(ValueError, "None .* or 'all'.*frame_stride"):
-            scoring.evaluate(workdir=self.workdir, stream="rgb", num_frames=25)
+        # `frames` says which frames; T is make_dataset.num_frames, recorded.
+        with self.assertRaisesRegex(ValueError, "'sampled' .* or 'all'.*frame_stride"):
+            scoring.evaluate(workdir=self.workdir, stream="rgb", frames=25)
 
 
 if __name__ == "__main__":
