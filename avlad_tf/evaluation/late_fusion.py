@@ -4,7 +4,7 @@ Fuses raw logits (no softmax: softmax-then-fuse loses about 2.5 points on
 HMDB51, docs/RELEASE.md §9.2) with normalised weights. The release's
 RGB : flow = 1 : 2 is weights (1, 2), i.e. (1/3)·rgb + (2/3)·flow; the
 release wrote (1 − 0.667)·rgb + 0.667·flow, which gives the same top-1 on all
-three HMDB51 splits (checked in `tests/fuse_test.py`). An optional iDT score
+three HMDB51 splits (checked in `tests/evaluation/late_fusion_test.py`). An optional iDT score
 file is fused the release's way: 0.75·fused/‖fused‖ + 0.25·idt/‖idt‖, with
 per-row L2 norms. Score files are read and written through `avlad_tf.evaluation.score_files`.
 The program is `python -m avlad_tf.fuse`.

@@ -5,12 +5,10 @@ from absl.testing import parameterized
 import gin
 import keras
 import numpy as np
-import pytest
 
 from avlad_tf.layers import netvlad
 from avlad_tf.models import action_vlad
 from avlad_tf.models import inspection
-from avlad_tf.training import trainable
 from tests import testing
 
 NUM_CLASSES = 5
@@ -69,34 +67,6 @@ class BuildModelTest(testing.TestCase):
         )
         self.assertEqual(tuple(model(video_inputs(model, 1, 2)).shape), (1, 3))
 
-    def test_features_are_pre_relu_and_feed_the_pooling(self):
-        model = tiny_model()
-        inputs = video_inputs(model)
-        features = numpy(inspection.feature_model(model)(inputs))
-        self.assertEqual(features.shape, (2, 3, 8, 8, 16))
-        self.assertLess(features.min(), 0.0)
-        outputs = inspection.endpoints_model(model)(inputs)
-        layer = model.get_layer("netvlad")
-        np.testing.assert_allclose(
-            numpy(outputs["descriptor"]), numpy(layer(features)), atol=1e-6
-        )
-        assignments = numpy(outputs["assignments"])
-        self.assertEqual(assignments.shape, (2, 3, 8, 8, 4))
-        np.testing.assert_allclose(assignments.sum(-1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(
-            numpy(outputs["logits"]), numpy(model(inputs)), atol=1e-6
-        )
-
-    def test_set_centers_through_the_pooling_layer(self):
-        model = tiny_model()
-        centers = np.random.default_rng(2).normal(size=(4, 16))
-        inspection.pooling_layer(model).set_centers(centers)
-        layer = model.get_layer("netvlad")
-        np.testing.assert_allclose(numpy(layer.centers), centers, rtol=1e-6)
-        np.testing.assert_allclose(
-            numpy(layer.assignment_kernel), 2000.0 * centers.T, rtol=1e-5
-        )
-
     def test_two_stream_is_the_mean_of_per_frame_scores(self):
         model = tiny_model(pooling="two_stream", endpoint="fc7")
         inputs = video_inputs(model, batch=2, time=3)
@@ -131,70 +101,6 @@ class BuildModelTest(testing.TestCase):
         self.assertEqual(tiny_model().get_layer("pooled_dropout").rate, 0.0)
         self.assertEqual(
             tiny_model(dropout_rate=0.5).get_layer("pooled_dropout").rate, 0.5
-        )
-
-    def test_stage_trainable_weights(self):
-        model = tiny_model()
-        self.assertEqual(trainable.set_stage(model, 1), ["action_vlad_rgb/logits"])
-        self.assertEqual(
-            sorted(w.path for w in model.trainable_weights),
-            ["logits/bias", "logits/kernel"],
-        )
-        trainable.set_stage(model, 2)
-        self.assertEqual(
-            sorted(w.path for w in model.trainable_weights),
-            [
-                "block5_conv3/bias",
-                "block5_conv3/kernel",
-                "logits/bias",
-                "logits/kernel",
-                "netvlad/assignment_bias",
-                "netvlad/assignment_kernel",
-                "netvlad/centers",
-            ],
-        )
-        trainable.set_stage(model, 1)
-        self.assertLen(model.trainable_weights, 2)
-
-    @parameterized.parameters(
-        ("conv5_3", ["block5_conv1", "block5_conv2", "block5_conv3"]),
-        ("conv4_3", ["block4_conv1", "block4_conv2", "block4_conv3"]),
-    )
-    def test_stage2_trains_the_pooled_vgg16_block(self, endpoint, block):
-        model = action_vlad.build_model(
-            num_classes=3, image_size=32, endpoint=endpoint, num_clusters=2
-        )
-        names = trainable.set_stage(model, 2)
-        self.assertEqual(
-            names,
-            ["action_vlad_rgb/logits", "action_vlad_rgb/netvlad"]
-            + [f"rgb_backbone/{n}" for n in block],
-        )
-
-    def test_fc7_stage2_trains_fc7_only(self):
-        names = trainable.set_stage(tiny_model(endpoint="fc7"), 2)
-        self.assertIn("rgb_backbone/fc7", names)
-        self.assertNotIn("rgb_backbone/fc6", names)
-
-    @pytest.mark.slow
-    def test_stage_fit_step_under_xla(self):
-        model = tiny_model()
-        inputs = video_inputs(model)
-        labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
-        trainable.set_stage(model, 1)
-        model.compile(
-            optimizer="adam",
-            jit_compile=True,
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-        )
-        before = numpy(model.get_layer("rgb_backbone").weights[0])
-        logits_before = numpy(model.get_layer("logits").kernel)
-        model.fit(inputs, labels, batch_size=2, verbose=0)
-        np.testing.assert_array_equal(
-            numpy(model.get_layer("rgb_backbone").weights[0]), before
-        )
-        self.assertFalse(
-            np.array_equal(numpy(model.get_layer("logits").kernel), logits_before)
         )
 
     def test_keras_file_round_trip(self):
@@ -241,14 +147,6 @@ class BuildModelTest(testing.TestCase):
     def test_errors(self, kwargs, message):
         with self.assertRaisesRegex(ValueError, message):
             tiny_model(**kwargs)
-
-    def test_find_layer(self):
-        model = tiny_model()
-        self.assertEqual(
-            inspection.find_layer(model, "block5_conv3").name, "block5_conv3"
-        )
-        with self.assertRaisesRegex(ValueError, "rgb_backbone"):
-            inspection.find_layer(model, "fc6")
 
     def test_netvlad_layer_class(self):
         self.assertIsInstance(tiny_model().get_layer("netvlad"), netvlad.NetVLAD)

@@ -15,8 +15,8 @@ import tensorflow as tf
 from avlad_tf.serving import prediction
 from avlad_tf.serving import streaming_prediction
 from data_prep import video_io
-from tests import predict_test
 from tests import testing
+from tests.serving import prediction_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,11 +27,11 @@ class StreamPredictTest(absltest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         root = testing.class_tempdir(cls)
-        # predict_test's export: two streams, frames stored at 48 x 64, L = 2.
-        for name, value in predict_test.fixtures(root).items():
+        # prediction_test's export: two streams, frames stored at 48 x 64, L = 2.
+        for name, value in prediction_test.fixtures(root).items():
             setattr(cls, name, value)
         cls.serve, cls.config = prediction.load_export(cls.export_dir)
-        cls.long = predict_test.write_video(os.path.join(root, "long.avi"), 41)
+        cls.long = prediction_test.write_video(os.path.join(root, "long.avi"), 41)
 
     def test_streamed_equals_one_shot_on_the_same_samples(self):
         reports = []

@@ -20,9 +20,9 @@ from avlad_tf.serving import prediction
 from avlad_tf.serving import saved_model as export
 from data_prep import flow as flow_lib
 from data_prep import video_io
-from tests import export_test
 from tests import fake_data
 from tests import testing
+from tests.serving import saved_model_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORED_SIZE = (48, 64)  # the training data's frame size, (H, W)
@@ -53,7 +53,7 @@ def fixtures(root):
         height=STORED_SIZE[0],
         width=STORED_SIZE[1],
     )
-    workdir = export_test.make_workdir(
+    workdir = saved_model_test.make_workdir(
         os.path.join(root, "run"),
         ("rgb", "flow"),
         data_dir=data_dir,
