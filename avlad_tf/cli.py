@@ -3,8 +3,9 @@
 Each of them takes exactly `--gin_file` (repeatable), `--gin_bindings`
 (repeatable) and `--workdir`; everything else is a gin binding. The flags are
 defined only when a module runs as a program. The configurables live in
-library modules (`training.loop`, `evaluation`, `exporting`, ...), which the
-`import` lines of `gin/base.gin` and the programs themselves register.
+library modules (`training.loop`, `evaluation.scoring`,
+`serving.saved_model`, ...), which the `import` lines of `gin/base.gin` and
+the programs themselves register.
 """
 
 import contextlib

@@ -29,7 +29,7 @@ L2-normalised scores, docs/RELEASE.md Sec. 9.2), read from
 `--idt_dir/<file>` with `{split}` replaced by the split (without
 `--idt_dir` that line is not run).
 
-`Report: streams` rows (the aggregator table, `gin/tableA_*.gin`) report
+`Report: streams` rows (the aggregator table, `gin/aggregators_*.gin`) report
 every stream the run evaluates and its fusion instead: the RGB and flow
 top-1 and the late fusion of a late-fused run, or the `fused` stream's top-1
 of a fusion model, plus the run's parameters and minutes; a table is all

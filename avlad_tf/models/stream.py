@@ -118,12 +118,12 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
     `'videolstm'` is Li et al.'s (CVIU 2018) convolutional attention LSTM
     with attention from the frame itself (`video_lstm_outputs`); its
     motion-based attention needs both streams
-    (`fusion.build_motion_attention_model`).
+    (`fusion.build_two_stream_model` with `fusion='motion_attention'`).
 
     `'res_inception'` is STFN's single-stream baseline: each frame's
     rectified spatial mean, a temporal res-inception module, then the mean
     over time (`layers.ResInceptionPooling`); its fusion of two streams is
-    `fusion.build_stfn_model`.
+    `fusion.build_two_stream_model` with `fusion='stfn'`.
     """
     name = POOLING_LAYER_NAMES.get(pooling)
     if name is None:
