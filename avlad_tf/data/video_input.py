@@ -26,202 +26,14 @@ from avlad_tf import settings
 from avlad_tf.data import frame_sources
 from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
-from avlad_tf.data import sampling
 from avlad_tf.data import schema
-from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
+from avlad_tf.data import video_example
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 # Part of the reader's public API (docs/CONTRACTS.md).
 dataset_info = manifest.dataset_info
 decode_distinct_frames = frame_sources.decode_distinct_frames
-
-
-def decode(serialized):
-    """Parses one record (no JPEG decoding) and checks its frame counts.
-
-    Returns:
-        The dict of `schema.parse_sequence_example`.
-    """
-    example = schema.parse_sequence_example(serialized)
-    n = example[schema.NUM_FRAMES_KEY]
-    video_id = example[schema.VIDEO_ID_KEY]
-    num_rgb = tf.size(example[schema.RGB_KEY], tf.int64)
-    num_x = tf.size(example[schema.FLOW_X_KEY], tf.int64)
-    num_y = tf.size(example[schema.FLOW_Y_KEY], tf.int64)
-    checks = [
-        manifest.require(
-            tf.equal(num_rgb, n),
-            "video/num_frames differs from the number of RGB frames in video",
-            video_id,
-            n,
-            num_rgb,
-        ),
-        manifest.require(
-            tf.equal(num_x, tf.maximum(n - 1, 0)) & tf.equal(num_y, num_x),
-            "n RGB frames need n - 1 flow frames per direction; video",
-            video_id,
-            n,
-            num_x,
-            num_y,
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return {key: tf.identity(value) for key, value in example.items()}
-
-
-def label_vector(example, num_classes, multi_label):
-    """One-hot (or multi-hot) float32 `[C]`; fails on out-of-range labels."""
-    indices = example[schema.LABEL_INDEX_KEY]
-    video_id = example[schema.VIDEO_ID_KEY]
-    in_range = tf.reduce_all((indices >= 0) & (indices < num_classes))
-    checks = [
-        manifest.require(
-            in_range,
-            f"label index outside [0, {num_classes}) in video",
-            video_id,
-            indices,
-        )
-    ]
-    if not multi_label:
-        checks.append(
-            manifest.require(
-                tf.equal(tf.size(indices), 1),
-                "single-label data needs exactly one label per video; video",
-                video_id,
-                indices,
-            )
-        )
-    with tf.control_dependencies(checks):
-        hot = tf.one_hot(indices, num_classes, dtype=tf.float32)
-    return tf.minimum(tf.reduce_sum(hot, axis=0), 1.0)
-
-
-def sample_and_augment(
-    example,
-    *,
-    seed,
-    modalities=("rgb",),
-    training,
-    num_classes,
-    multi_label=False,
-    num_frames=25,
-    flow_stack=10,
-    num_crops=1,
-    image_size=224,
-    resize_to=(256, 340),
-    sampling_mode="release",
-    joint_sampling="shared",
-    pixel_dtype="float32",
-    **pixel_options,
-):
-    """Samples, decodes and preprocesses one parsed video (see `decode`).
-
-    Args:
-        example: the dict from `decode`.
-        seed: int `[2]`, this video's stateless seed.
-        modalities: subset of ('rgb', 'flow').
-        training: random crop + flip (else `num_crops` fixed crops).
-        num_classes, multi_label: label encoding.
-        num_frames, flow_stack: T and L.
-        num_crops, image_size, resize_to: see `preprocessing`.
-        sampling_mode: 'release' or 'tsn' (`sampling` module).
-        joint_sampling: with both streams, 'shared' (the release's rgb+flow
-            rule: RGB frames at the flow stride) or 'independent' (each stream
-            its own single-stream rule).
-        pixel_dtype: see `make_dataset`.
-        **pixel_options: `scale_ratios` (training) and the parity switches
-            `bgr_means`, `release_crop_offsets` (evaluation),
-            `convert_before_resize`, `half_pixel_centers`.
-
-    Returns:
-        `(features, label)`: `features[m]` `[T · crops, S, S, C]`.
-    """
-    seed = tf.cast(seed, tf.int64)
-    sample_seed, crop_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=2)
-    )
-    n = example[schema.NUM_FRAMES_KEY]
-    video_id = example[schema.VIDEO_ID_KEY]
-    # Fail on a video too short for the stack before any index is gathered.
-    least = sampling.min_frames(modalities, flow_stack)
-    why = (
-        f"fewer than {least} frames (a flow stack of {flow_stack} needs "
-        f"{least} frames) in"
-        if "flow" in modalities
-        else "no frames"
-    )
-    with tf.control_dependencies(
-        [manifest.require(n >= least, f"{why} video", video_id, n)]
-    ):
-        n = tf.identity(n)
-    indices = sampling.sample_indices(
-        n,
-        modalities=modalities,
-        num_samples=num_frames,
-        flow_stack=flow_stack,
-        joint_sampling=joint_sampling,
-        training=training,
-        seed=sample_seed,
-        sampling=sampling_mode,
-    )
-    scale_ratios = pixel_options.pop("scale_ratios", preprocessing.SCALE_RATIOS)
-    release_crop_offsets = pixel_options.pop("release_crop_offsets", True)
-    if training:
-        params = preprocessing.random_crop_params(
-            crop_seed,
-            resize_to=resize_to,
-            image_size=image_size,
-            scale_ratios=scale_ratios,
-        )
-    features = {}
-    uint8 = pixel_dtype == "uint8"
-    for modality in modalities:
-        if modality == "rgb":
-            frames, assemble = frame_sources.rgb_source(example, indices[modality])
-        else:  # uint8 flow ships channels-first (`layers.pixels`)
-            frames, assemble = frame_sources.flow_source(
-                example, indices[modality], channels_first=uint8
-            )
-        if training:
-            video = preprocessing.preprocess_for_train(
-                frames,
-                params,
-                modality=modality,
-                image_size=image_size,
-                resize_to=resize_to,
-                assemble=assemble,
-                **pixel_options,
-            )
-        elif uint8:
-            video = preprocessing.eval_crops_uint8(
-                frames,
-                modality=modality,
-                num_crops=num_crops,
-                image_size=image_size,
-                resize_to=resize_to,
-                assemble=assemble,
-                release_crop_offsets=release_crop_offsets,
-                video_id=video_id,
-            )
-        else:
-            video = preprocessing.preprocess_for_eval(
-                frames,
-                modality=modality,
-                num_crops=num_crops,
-                image_size=image_size,
-                resize_to=resize_to,
-                assemble=assemble,
-                release_crop_offsets=release_crop_offsets,
-                **pixel_options,
-            )
-        channels = 3 if modality == "rgb" else 2 * flow_stack
-        crop = [image_size, image_size, channels]
-        if uint8 and UINT8_DATA_FORMATS[modality] == "channels_first":
-            crop = [channels, image_size, image_size]
-        video.set_shape([num_frames * (1 if training else num_crops), *crop])
-        features[modality] = video
-    return features, label_vector(example, num_classes, multi_label)
 
 
 # The dataset's one home is `train.data_dir`; the other call arguments are
@@ -335,6 +147,67 @@ def make_dataset(
         differs from the manifest (including corruption) or a bad video.
     """
     modalities = tuple(modalities)
+    _check_arguments(
+        modalities=modalities,
+        training=training,
+        num_crops=num_crops,
+        pixel_dtype=pixel_dtype,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        skip=skip,
+        resize_to=resize_to,
+        image_size=image_size,
+    )
+    metadata = info or manifest.dataset_info(data_dir)
+    files, counts = manifest.split_shards(metadata, data_dir, split)
+    records = _record_stream(
+        files,
+        counts,
+        training=training,
+        seed=seed,
+        cycle_length=cycle_length,
+        shuffle_buffer=shuffle_buffer,
+        skip=skip,
+        num_shards=num_shards,
+        shard_index=shard_index,
+    )
+    return _parse_and_batch(
+        records,
+        metadata,
+        batch_size=batch_size,
+        training=training,
+        seed=seed,
+        with_ids=with_ids,
+        modalities=modalities,
+        num_frames=num_frames,
+        flow_stack=flow_stack,
+        num_crops=num_crops,
+        image_size=image_size,
+        resize_to=resize_to,
+        sampling_mode=sampling_mode,
+        joint_sampling=joint_sampling,
+        pixel_dtype=pixel_dtype,
+        scale_ratios=scale_ratios,
+        bgr_means=bgr_means,
+        release_crop_offsets=release_crop_offsets,
+        convert_before_resize=convert_before_resize,
+        half_pixel_centers=half_pixel_centers,
+    )
+
+
+def _check_arguments(
+    *,
+    modalities,
+    training,
+    num_crops,
+    pixel_dtype,
+    num_shards,
+    shard_index,
+    skip,
+    resize_to,
+    image_size,
+):
+    """Raises ValueError on `make_dataset` arguments that do not go together."""
     if (
         not modalities
         or len(set(modalities)) != len(modalities)
@@ -365,9 +238,22 @@ def make_dataset(
     preprocessing.eval_crop_offsets(
         resize_to=resize_to, image_size=image_size, num_crops=num_crops
     )  # validates early
-    metadata = info or manifest.dataset_info(data_dir)
-    files, counts = manifest.split_shards(metadata, data_dir, split)
 
+
+def _record_stream(
+    files,
+    counts,
+    *,
+    training,
+    seed,
+    cycle_length,
+    shuffle_buffer,
+    skip,
+    num_shards,
+    shard_index,
+):
+    """`(index, serialized record)` of every video of the stream this
+    process reads, still undecoded."""
     shards = tf.data.Dataset.from_tensor_slices(
         (tf.constant(files), tf.constant(counts, tf.int64))
     )
@@ -390,36 +276,6 @@ def make_dataset(
         )
     else:
         records = shards.flat_map(manifest.read_shard)  # sorted shards, file order
-
-    def parse(index, serialized):
-        # A stateless per-video seed: results do not depend on thread timing.
-        video_seed = tf.stack([tf.constant(seed, tf.int64), index])
-        example = decode(serialized)
-        features, labels = sample_and_augment(
-            example,
-            seed=video_seed,
-            modalities=modalities,
-            training=training,
-            num_classes=metadata["num_classes"],
-            multi_label=bool(metadata.get("multi_label", False)),
-            num_frames=num_frames,
-            flow_stack=flow_stack,
-            num_crops=num_crops,
-            image_size=image_size,
-            resize_to=tuple(resize_to),
-            sampling_mode=sampling_mode,
-            joint_sampling=joint_sampling,
-            pixel_dtype=pixel_dtype,
-            scale_ratios=tuple(scale_ratios),
-            bgr_means=tuple(bgr_means),
-            release_crop_offsets=release_crop_offsets,
-            convert_before_resize=convert_before_resize,
-            half_pixel_centers=half_pixel_centers,
-        )
-        if with_ids:
-            features["video_id"] = example[schema.VIDEO_ID_KEY]
-        return features, labels
-
     records = records.enumerate()
     # Skipping and sharding come after the enumeration, so every video keeps
     # its index (its seed) in the whole stream, and before the map, so a
@@ -429,6 +285,44 @@ def make_dataset(
         records = records.skip(skip)
     if num_shards > 1:
         records = records.shard(num_shards, shard_index)
+    return records
+
+
+def _parse_and_batch(
+    records,
+    metadata,
+    *,
+    batch_size,
+    training,
+    seed,
+    with_ids,
+    resize_to,
+    scale_ratios,
+    bgr_means,
+    **sample_settings,
+):
+    """Decodes, samples and preprocesses the `_record_stream` records
+    (`sample_and_augment` with the settings given) and batches them."""
+
+    def parse(index, serialized):
+        # A stateless per-video seed: results do not depend on thread timing.
+        video_seed = tf.stack([tf.constant(seed, tf.int64), index])
+        example = video_example.decode(serialized)
+        features, labels = video_example.sample_and_augment(
+            example,
+            seed=video_seed,
+            training=training,
+            num_classes=metadata["num_classes"],
+            multi_label=bool(metadata.get("multi_label", False)),
+            resize_to=tuple(resize_to),
+            scale_ratios=tuple(scale_ratios),
+            bgr_means=tuple(bgr_means),
+            **sample_settings,
+        )
+        if with_ids:
+            features["video_id"] = example[schema.VIDEO_ID_KEY]
+        return features, labels
+
     dataset = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     options = tf.data.Options()

@@ -18,7 +18,7 @@ from avlad_tf.data import frame_sources
 from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
 from avlad_tf.data import schema
-from avlad_tf.data import video_input
+from avlad_tf.data import video_example
 from avlad_tf.models import streamed
 
 
@@ -64,7 +64,7 @@ def predict_split_dense(
         sum(counts), what=f"evaluate {modality} {split} (all frames)"
     )
     for serialized in tf.data.TFRecordDataset(files):
-        example = video_input.decode(serialized)
+        example = video_example.decode(serialized)
         num_frames = int(example[schema.NUM_FRAMES_KEY])
         starts = frame_starts(
             num_frames, modality=modality, flow_stack=flow_stack, stride=frame_stride
@@ -91,7 +91,7 @@ def predict_split_dense(
         logits.append(np.asarray(stream.finish(state)[1]))
         ids.append(video_id)
         labels.append(
-            video_input.label_vector(
+            video_example.label_vector(
                 example, info["num_classes"], info.get("multi_label", False)
             ).numpy()
         )

@@ -131,6 +131,62 @@ def build_model(
     Raises:
         ValueError: on an unknown option or an inconsistent combination.
     """
+    _check_options(
+        num_classes=num_classes,
+        modality=modality,
+        fusion=fusion,
+        pooling=pooling,
+        lstm_per_step_loss=lstm_per_step_loss,
+    )
+    if dropout_rate is None:
+        # The release's pooled dropout: on fusion heads only (Sec. 5.4).
+        heads = ("concat", "early", "stfn")
+        dropout_rate = fusion_lib.FUSION_DROPOUT_RATE if fusion in heads else 0.0
+    backbone_settings = dict(
+        backbone=backbone,
+        endpoint=endpoint,
+        image_size=image_size,
+        flow_stack=flow_stack,
+        weights=weights,
+        weight_decay=weight_decay,
+        fc_dropout_rate=fc_dropout_rate,
+    )
+    if fusion in fusion_lib.TWO_STREAM_HEADS:
+        return _two_stream_model(
+            fusion,
+            num_classes=num_classes,
+            pooling=pooling,
+            dropout_rate=dropout_rate,
+            weight_decay=weight_decay,
+            name=name,
+            backbone_settings=backbone_settings,
+            num_clusters=num_clusters,
+            alpha=alpha,
+            fc_dropout_rate=fc_dropout_rate,
+            lstm_per_step_loss=lstm_per_step_loss,
+            stfn_num_blocks=stfn_num_blocks,
+            stfn_direction=stfn_direction,
+            stfn_fusion_op=stfn_fusion_op,
+        )
+    kwargs = dict(
+        num_classes=num_classes,
+        pooling=pooling,
+        num_clusters=num_clusters,
+        alpha=alpha,
+        dropout_rate=dropout_rate,
+        per_step_loss=lstm_per_step_loss,
+        backbone_settings=backbone_settings,
+    )
+    if fusion == "late":
+        return _late_fusion_model(weights=late_fusion_weights, name=name, **kwargs)
+    return stream.build_stream_model(
+        modality=modality, name=name or f"action_vlad_{modality}", **kwargs
+    )
+
+
+def _check_options(*, num_classes, modality, fusion, pooling, lstm_per_step_loss):
+    """Raises ValueError on an unknown option or an inconsistent combination
+    of `build_model`'s options."""
     if modality not in MODALITIES:
         raise ValueError(
             f"Unknown modality {modality!r}; expected one of {MODALITIES}."
@@ -154,66 +210,61 @@ def build_model(
         raise ValueError(
             f"num_classes must be a positive int; received {num_classes!r}."
         )
-    if dropout_rate is None:
-        # The release's pooled dropout: on fusion heads only (Sec. 5.4).
-        heads = ("concat", "early", "stfn")
-        dropout_rate = fusion_lib.FUSION_DROPOUT_RATE if fusion in heads else 0.0
-    backbone_settings = dict(
-        backbone=backbone,
-        endpoint=endpoint,
-        image_size=image_size,
-        flow_stack=flow_stack,
-        weights=weights,
-        weight_decay=weight_decay,
-        fc_dropout_rate=fc_dropout_rate,
+
+
+def _two_stream_model(
+    fusion,
+    *,
+    num_classes,
+    pooling,
+    dropout_rate,
+    weight_decay,
+    name,
+    backbone_settings,
+    num_clusters,
+    alpha,
+    fc_dropout_rate,
+    lstm_per_step_loss,
+    stfn_num_blocks,
+    stfn_direction,
+    stfn_fusion_op,
+):
+    """One model over both streams (`fusion_lib.TWO_STREAM_HEADS`), with
+    the options its head takes."""
+    options = {
+        "stfn": dict(
+            num_blocks=stfn_num_blocks,
+            direction=stfn_direction,
+            fusion_op=stfn_fusion_op,
+        ),
+        # One VideoLSTM over both streams: no action words, and a single
+        # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
+        "motion_attention": dict(per_step_loss=lstm_per_step_loss),
+    }.get(
+        fusion,
+        dict(num_clusters=num_clusters, alpha=alpha, fc_dropout_rate=fc_dropout_rate),
     )
-    if fusion in fusion_lib.TWO_STREAM_HEADS:
-        options = {
-            "stfn": dict(
-                num_blocks=stfn_num_blocks,
-                direction=stfn_direction,
-                fusion_op=stfn_fusion_op,
-            ),
-            # One VideoLSTM over both streams: no action words, and a single
-            # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
-            "motion_attention": dict(per_step_loss=lstm_per_step_loss),
-        }.get(
-            fusion,
-            dict(
-                num_clusters=num_clusters, alpha=alpha, fc_dropout_rate=fc_dropout_rate
-            ),
-        )
-        return fusion_lib.build_two_stream_model(
-            fusion=fusion,
-            num_classes=num_classes,
-            pooling=pooling,
-            dropout_rate=dropout_rate,
-            weight_decay=weight_decay,
-            name=name or f"action_vlad_{fusion}{_NAME_SUFFIX.get(fusion, '')}",
-            backbone_settings=backbone_settings,
-            **options,
-        )
-    kwargs = dict(
+    return fusion_lib.build_two_stream_model(
+        fusion=fusion,
         num_classes=num_classes,
         pooling=pooling,
-        num_clusters=num_clusters,
-        alpha=alpha,
         dropout_rate=dropout_rate,
-        per_step_loss=lstm_per_step_loss,
+        weight_decay=weight_decay,
+        name=name or f"action_vlad_{fusion}{_NAME_SUFFIX.get(fusion, '')}",
         backbone_settings=backbone_settings,
+        **options,
     )
-    if fusion == "late":
-        streams = [
-            stream.build_stream_model(modality=m, name=f"{m}_stream", **kwargs)
-            for m in ("rgb", "flow")
-        ]
-        return fusion_lib.build_late_fusion(
-            *streams,
-            weights=late_fusion_weights,
-            name=name or "action_vlad_late_fusion",
-        )
-    return stream.build_stream_model(
-        modality=modality, name=name or f"action_vlad_{modality}", **kwargs
+
+
+def _late_fusion_model(*, weights, name, **stream_settings):
+    """Two single-stream models, rgb and flow (`stream.build_stream_model`
+    with `stream_settings`), their logits fused with `weights`."""
+    streams = [
+        stream.build_stream_model(modality=m, name=f"{m}_stream", **stream_settings)
+        for m in ("rgb", "flow")
+    ]
+    return fusion_lib.build_late_fusion(
+        *streams, weights=weights, name=name or "action_vlad_late_fusion"
     )
 
 

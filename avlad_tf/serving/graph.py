@@ -10,7 +10,7 @@ from avlad_tf.data import frame_sources
 from avlad_tf.data import preprocessing
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
-from avlad_tf.data import video_input
+from avlad_tf.data import video_example
 from avlad_tf.flow import image_ops
 from avlad_tf.flow import layer as flow_layer
 from avlad_tf.flow import parameters as flow_parameters
@@ -181,7 +181,7 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
         Frames are chosen by the sampling rules exactly as evaluation chooses
         them (`video_input`), and only the chosen JPEGs are decoded.
         """
-        example = video_input.decode(serialized)  # checks the frame counts
+        example = video_example.decode(serialized)  # checks the frame counts
         video_id = example[schema.VIDEO_ID_KEY]
         indices = self._sample(example[schema.NUM_FRAMES_KEY], video_id)
         video = {"video_id": video_id}

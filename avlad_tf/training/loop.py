@@ -21,22 +21,19 @@ and writes to its own `write_dir`.
 evaluates, fuses and exports.
 """
 
+import functools
 import os
 
 from absl import logging
 import keras
-import tensorflow as tf
 
 from avlad_tf import settings
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import inspection
-from avlad_tf.training import checkpointing
 from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
-from avlad_tf.training import stage as stage_lib
-from avlad_tf.training import step as step_lib
-from avlad_tf.training import trainable
+from avlad_tf.training import schedule
 
 STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow")}
 _MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
@@ -161,6 +158,64 @@ def train_stream(
             worker's temporary directory. Checkpoints are restored from
             `workdir` either way.
     """
+    _check_stages(stream, stage_steps, learning_rates)
+    modalities = STREAM_MODALITIES[stream]
+    info = info or video_input.dataset_info(data_dir)
+    loss = training_loss(info, train_split, loss)
+    strategy = distribution.make_strategy(distribute, devices)
+    out, stream_dir = _write_directories(strategy, workdir, write_dir, stream)
+    # What every pipeline of the stream reads (k-means, probe, training).
+    data = dict(data_dir=data_dir, split=train_split, modalities=modalities)
+
+    # ---- Model, resume point, k-means initialisation -----------------------
+    model = _build_model(build_model_fn, strategy, info, stream, seed=seed, loss=loss)
+    # Read from the workdir (the chief's), written to `out`.
+    stage_dirs, resume_step = schedule.resume_point(
+        strategy, workdir, stream, stage_steps
+    )
+    if not resume_step:  # a resumed run's centres are in its checkpoint
+        _init_centers(
+            model,
+            strategy=strategy,
+            stream_dir=stream_dir,
+            dataset_fn=functools.partial(make_dataset_fn, **data),
+            modalities=modalities,
+            batch_size=kmeans_batch_size,
+            seed=seed,
+        )
+
+    # ---- Input pipeline and stages -----------------------------------------
+    schedule.train_stages(
+        model,
+        strategy=strategy,
+        out=out,
+        stream=stream,
+        stage_dirs=stage_dirs,
+        resume_step=resume_step,
+        make_dataset_fn=make_dataset_fn,
+        data=data,
+        seed=seed,
+        stage_steps=stage_steps,
+        learning_rates=learning_rates,
+        batch_size=batch_size,
+        accumulation_steps=accumulation_steps,
+        decay=dict(decay_steps=decay_steps, decay_rate=decay_rate),
+        adam=dict(beta_1=adam_beta_1, beta_2=adam_beta_2, epsilon=adam_epsilon),
+        clip_norm=clip_norm,
+        jit_compile=jit_compile,
+        multi_label=loss == "sigmoid",
+        max_to_keep=max_to_keep,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        assignments_every=assignments_every,
+        step_callback=step_callback,
+    )
+    _save_model(model, stream_dir)
+    return model
+
+
+def _check_stages(stream, stage_steps, learning_rates):
+    """Raises ValueError on an unknown stream or unequal per-stage lists."""
     if stream not in STREAM_MODALITIES:
         raise ValueError(
             f"stream must be one of {sorted(STREAM_MODALITIES)}. Received: {stream!r}"
@@ -170,10 +225,11 @@ def train_stream(
             f"stage_steps and learning_rates need one entry per stage. "
             f"Received: {stage_steps} and {learning_rates}"
         )
-    modalities = STREAM_MODALITIES[stream]
-    info = info or video_input.dataset_info(data_dir)
-    loss = training_loss(info, train_split, loss)
-    strategy = distribution.make_strategy(distribute, devices)
+
+
+def _write_directories(strategy, workdir, write_dir, stream):
+    """`(out, stream_dir)`: where this process writes, and its (created)
+    `<out>/<stream>`."""
     if write_dir is None and not distribution.is_chief(strategy):
         raise ValueError(
             "train_stream: a non-chief worker needs a write_dir of its own "
@@ -182,146 +238,26 @@ def train_stream(
     out = write_dir or workdir
     stream_dir = os.path.join(out, stream)
     os.makedirs(stream_dir, exist_ok=True)
+    return out, stream_dir
 
-    # ---- Model -----------------------------------------------------------
+
+def _build_model(build_model_fn, strategy, info, stream, *, seed, loss):
+    """The stream's model, initialised from `seed`, its variables under
+    `strategy`; raises unless its per-step losses (if any) are `loss`."""
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = build_model_fn(
             num_classes=int(info["num_classes"]), modality=_MODEL_MODALITY[stream]
         )
     check_per_step_loss(model, loss, stream=stream)
-    # Read from the workdir (the chief's), written to `out`.
-    stage_dirs = [
-        checkpointing.stage_directory(workdir, stream, k + 1)
-        for k in range(len(stage_steps))
-    ]
-    resume_step = _resume_global_step(stage_dirs, stage_steps)
-    distribution.check_agrees(
-        strategy, resume_step, what=f"the {stream} update count to resume at"
-    )
-    resume_stage = 1 + max(
-        [k for k, d in enumerate(stage_dirs) if tf.train.latest_checkpoint(d)],
-        default=0,
-    )
+    return model
 
-    # ---- k-means initialisation (skipped when resuming) ---------------------
-    if not resume_step:
-        _init_centers(
-            model,
-            strategy=strategy,
-            stream_dir=stream_dir,
-            data_dir=data_dir,
-            train_split=train_split,
-            modalities=modalities,
-            make_dataset_fn=make_dataset_fn,
-            batch_size=kmeans_batch_size,
-            seed=seed,
-        )
 
-    # ---- Input pipeline ----------------------------------------------------
-    batch_sizes = _per_stage(batch_size, len(stage_steps), "batch_size")
-    accumulation = _per_stage(
-        accumulation_steps, len(stage_steps), "accumulation_steps"
-    )
-    probe = stage_lib.probe_batch(
-        make_dataset_fn, data_dir=data_dir, split=train_split, modalities=modalities
-    )
-    stage_lib.drop_logs_after(out, stream, resume_step)
-    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard", stream))
-
-    # ---- Stages ------------------------------------------------------------
-    for stage, (num_steps, learning_rate) in enumerate(
-        zip(stage_steps, learning_rates), start=1
-    ):
-        if stage < resume_stage:
-            continue
-        latest = tf.train.latest_checkpoint(stage_dirs[stage - 1])
-        # A multi-worker checkpoint holds no iterator (each worker's differs,
-        # and every worker restores the chief's checkpoint); whatever run
-        # resumes one rebuilds the stream at the checkpoint's update instead.
-        keep_iterator = not distribution.is_multi_worker(strategy) and (
-            latest is None or checkpointing.holds_iterator(latest)
-        )
-        if stage == resume_stage or batch_sizes[stage - 1] != batch_sizes[stage - 2]:
-            # Stage 2 continues stage 1's data stream unless its batch size
-            # differs; either way the position is in the checkpoints.
-            iterator = iter(
-                make_dataset_fn(
-                    data_dir=data_dir,
-                    split=train_split,
-                    training=True,
-                    modalities=modalities,
-                    seed=seed,
-                    **_stream_arguments(
-                        stage,
-                        latest,
-                        keep_iterator=keep_iterator,
-                        strategy=strategy,
-                        stage_steps=stage_steps,
-                        batch_sizes=batch_sizes,
-                        accumulation=accumulation,
-                    ),
-                )
-            )
-        names = trainable.set_stage(model, stage)
-        logging.info("%s stage %d trains %s", stream, stage, names)
-        with strategy.scope():
-            schedule = keras.optimizers.schedules.ExponentialDecay(
-                learning_rate,
-                decay_steps=decay_steps,
-                decay_rate=decay_rate,
-                staircase=True,
-            )
-            optimizer = keras.optimizers.Adam(
-                schedule, beta_1=adam_beta_1, beta_2=adam_beta_2, epsilon=adam_epsilon
-            )
-            # Built now so that a checkpoint can restore its slots.
-            optimizer.build(model.trainable_variables)
-        manager = checkpointing.make_manager(
-            directory=checkpointing.stage_directory(out, stream, stage),
-            model=model,
-            optimizer=optimizer,
-            iterator=iterator if keep_iterator else None,
-            max_to_keep=max_to_keep,
-        )
-        checkpointing.restore(manager, latest)
-        # A new function per stage: the trainable set was fixed when traced.
-        update = step_lib.make_update_fn(
-            model=model,
-            optimizer=optimizer,
-            strategy=strategy,
-            batch_size=batch_sizes[stage - 1],
-            accumulation_steps=accumulation[stage - 1],
-            clip_norm=clip_norm,
-            jit_compile=jit_compile,
-            multi_label=loss == "sigmoid",
-        )
-        stage_lib.run_stage(
-            update=update,
-            iterator=iterator,
-            strategy=strategy,
-            optimizer=optimizer,
-            schedule=schedule,
-            manager=manager,
-            model=model,
-            probe=probe,
-            writer=writer,
-            workdir=out,
-            stream=stream,
-            stage=stage,
-            num_steps=num_steps,
-            step_offset=sum(stage_steps[: stage - 1]),
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
-            assignments_every=assignments_every,
-            step_callback=step_callback,
-        )
-
-    # ---- Final model -------------------------------------------------------
+def _save_model(model, stream_dir):
+    """The trained model as `<stream_dir>/model.keras`."""
     model_path = os.path.join(stream_dir, "model.keras")
     model.save(model_path)
     logging.info("Saved %s", model_path)
-    return model
 
 
 def check_per_step_loss(model, loss, *, stream):
@@ -358,88 +294,31 @@ def training_loss(info, split, loss):
     return "sigmoid" if max_labels > 1 else "softmax"
 
 
-def _resume_global_step(stage_dirs, stage_steps):
-    """The stream's update count at its newest checkpoint (0: none)."""
-    for k in reversed(range(len(stage_dirs))):
-        latest = tf.train.latest_checkpoint(stage_dirs[k])
-        if latest:
-            return sum(stage_steps[:k]) + checkpointing.checkpoint_step(latest)
-    return 0
-
-
-def _stream_arguments(
-    stage, latest, *, keep_iterator, strategy, stage_steps, batch_sizes, accumulation
-):
-    """`make_dataset`'s arguments for this worker's data stream of `stage`.
-
-    Its batch and share of the stream and, when the checkpoint `latest`
-    holds no iterator, the videos the stream has yielded up to it (the
-    stream is the earlier stages' one while their batch sizes agree).
-    """
-    arguments = dict(
-        batch_size=batch_sizes[stage - 1] * distribution.num_local_replicas(strategy),
-        **distribution.dataset_shard(strategy),
-    )
-    if keep_iterator:
-        return arguments
-    updates = checkpointing.checkpoint_step(latest)
-    records = updates * accumulation[stage - 1] * batch_sizes[stage - 1]
-    for k in range(stage - 1, 0, -1):  # k: an earlier stage
-        if batch_sizes[k - 1] != batch_sizes[k]:
-            break
-        records += stage_steps[k - 1] * accumulation[k - 1] * batch_sizes[k - 1]
-    if records:
-        arguments["skip"] = records * strategy.num_replicas_in_sync
-    return arguments
-
-
-def _per_stage(value, num_stages, name):
-    """An int for every stage, or a tuple with one entry per stage."""
-    values = (
-        tuple(value) if isinstance(value, (tuple, list)) else ((value,) * num_stages)
-    )
-    if len(values) != num_stages or not all(
-        isinstance(v, int) and v > 0 for v in values
-    ):
-        raise ValueError(
-            f"{name} must be a positive int or {num_stages} of "
-            f"them (one per stage). Received: {value!r}"
-        )
-    return values
-
-
 def _init_centers(
     model,
     *,
     strategy,
     stream_dir,
-    data_dir,
-    train_split,
+    dataset_fn,
     modalities,
-    make_dataset_fn,
     batch_size,
     seed,
 ):
     """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8).
 
-    In a multi-worker job the chief computes the centres and the others take
-    its NetVLAD weights, bit for bit.
+    `dataset_fn`: `make_dataset_fn` bound to the training split and
+    `modalities`. In a multi-worker job the chief computes the centres and
+    the others take its NetVLAD weights, bit for bit.
     """
     layer = kmeans_init.optional_layer(model, "netvlad")
     if layer is None:
         return  # avg / max / two-stream pooling: nothing to initialise
     features = inspection.feature_model(model)
 
-    def dataset_fn(pass_seed):
+    def pass_dataset_fn(pass_seed):
         # One random frame (or flow stack) per video, evaluation crop.
-        return make_dataset_fn(
-            data_dir=data_dir,
-            split=train_split,
-            training=False,
-            modalities=modalities,
-            batch_size=batch_size,
-            num_frames=1,
-            seed=pass_seed,
+        return dataset_fn(
+            training=False, batch_size=batch_size, num_frames=1, seed=pass_seed
         )
 
     def feature_fn(batch):
@@ -451,7 +330,7 @@ def _init_centers(
             model=model,
             directory=stream_dir,
             feature_fn=feature_fn,
-            dataset_fn=dataset_fn,
+            dataset_fn=pass_dataset_fn,
             seed=seed,
         )
     distribution.sync_from_chief(strategy, layer.variables)
