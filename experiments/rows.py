@@ -172,11 +172,10 @@ def parse_header(path):
                 row["report"] = value
             else:
                 row["dataset"] = value
-    for key in ("tables", "dataset"):
+    for key, line in (("tables", "# Table N, row M: ..."), ("dataset", "# Dataset")):
         if key not in row:
             raise ValueError(
-                f'{path}: the header has no "# {key.title()}" line '
-                "(see experiments/rows.py)."
+                f'{path}: the header has no "{line}" line (see experiments/rows.py).'
             )
     if row["idt"] and "{split}" in row["idt"] and row["splits"] == [None]:
         raise ValueError(

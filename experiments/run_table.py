@@ -285,9 +285,7 @@ def run_table(
         print(f"[table {table}] {i}/{len(rows)} {row['file']}", flush=True)
         if row["dataset"] not in data_dirs:
             message = f"no --data_dir for {row['dataset']}"
-            results[row["file"]] = {
-                "errors": {label: message for label, *_ in row_lib.row_lines(row)}
-            }
+            results[row["file"]] = {"errors": dict.fromkeys(_labels(row), message)}
             continue
         results[row["file"]] = _run_splits(
             row,

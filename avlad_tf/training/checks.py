@@ -42,7 +42,11 @@ def _check_training(stream, training):
     if not (
         isinstance(stage_steps, list)
         and stage_steps
-        and all(isinstance(s, int) and s >= 0 for s in stage_steps)
+        # bool is an int to Python, never a number of updates to a user.
+        and all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0
+            for s in stage_steps
+        )
     ):
         _fail(
             stream,
@@ -53,7 +57,10 @@ def _check_training(stream, training):
     if not (
         isinstance(rates, list)
         and len(rates) == len(stage_steps)
-        and all(isinstance(r, (int, float)) and r > 0 for r in rates)
+        and all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0
+            for r in rates
+        )
     ):
         _fail(
             stream,

@@ -113,7 +113,7 @@ class ParseHeaderTest(_GinTest):
         self.assertEqual((row["name"], row["detail"]), ("Max pooling", ""))
 
     @parameterized.named_parameters(
-        ("no_table", "# Dataset: hmdb51\n", r'no "# Tables" line'),
+        ("no_table", "# Dataset: hmdb51\n", r'no "# Table N, row M: ..." line'),
         ("no_dataset", "# Table 9, row 1: x.\n", r'no "# Dataset" line'),
         (
             "dataset_after_the_header",

@@ -344,6 +344,14 @@ class SharedRunsTest(absltest.TestCase):
         self._run("A", overlays=[_SHRINK], seeds=[0, 1, 2])
         self.assertLen(self.calls, 27)
 
+    def test_a_streams_table_without_its_data_dir_says_so_in_every_cell(self):
+        text, results = run_table.run_table(
+            "A", data_dirs={"ucf101": "data/ucf101"}, runs_dir=self.runs_dir
+        )
+        self.assertEqual(self.calls, [])
+        self.assertTrue(all(r["errors"] for r in results.values()))
+        self.assertIn("| failed: no --data_dir for hmdb51 |", text)
+
     def test_failed_row_is_reported_and_the_others_run(self):
         calls = []
 

@@ -109,7 +109,7 @@ class CheckRecordTest(parameterized.TestCase):
         ):
             checks.check_record(record, _INFO)
 
-    @parameterized.parameters((25,), ([],), ([10, -1],), ([10.0],))
+    @parameterized.parameters((25,), ([],), ([10, -1],), ([10.0],), ([True, 5],))
     def test_stage_steps(self, steps):
         record = _set(_record(), "streams/rgb/training/train_stream/stage_steps", steps)
         with self.assertRaisesRegex(
@@ -119,7 +119,9 @@ class CheckRecordTest(parameterized.TestCase):
         ):
             checks.check_record(record, _INFO)
 
-    @parameterized.parameters(([0.1],), ([0.1, 0.0],), ((0.1, 0.01),), ([0.1, "x"],))
+    @parameterized.parameters(
+        ([0.1],), ([0.1, 0.0],), ((0.1, 0.01),), ([0.1, "x"],), ([True, 0.1],)
+    )
     def test_one_positive_rate_per_stage(self, rates):
         path = "streams/rgb/training/train_stream/learning_rates"
         record = _set(_record(), path, rates)
