@@ -7,7 +7,7 @@
 
 Score files are HDF5 with `stream0/logits` `[N, C]` (the release's layout and
 what `avlad_tf.evaluate` writes; iDT files may use the release's `idt`
-dataset). Labels come from a list file (`path num_frames label` per line, the
+dataset). Labels come from a list file (`path video_length label` per line, the
 last field being the label) or, without `--labels`, from the `labels` dataset
 that evaluation stores in its score files. `--method=svm` fuses instead by
 a linear SVM on the streams' stacked L2-normalised softmax scores, trained
@@ -40,7 +40,7 @@ def define_flags():
     flags.DEFINE_string(
         "labels",
         None,
-        "List file (path num_frames label); default: the "
+        "List file (path video_length label); default: the "
         "labels stored in the first score file.",
     )
     flags.DEFINE_string("idt", None, "Optional iDT score file.")

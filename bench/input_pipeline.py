@@ -119,7 +119,7 @@ def reference_dataset(
 
     def decode_only(serialized):
         example = schema.parse_sequence_example(serialized)
-        n = example[schema.NUM_FRAMES_KEY]
+        n = example[schema.LENGTH_KEY]
         out = {}
         flow = sampling.flow_indices(n, num_samples=num_frames, flow_stack=flow_stack)
         if "rgb" in modalities:

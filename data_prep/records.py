@@ -29,7 +29,7 @@ class Item:
         flow_path: folder of `flow_{x,y}_%05d.jpg` for a frame folder whose
             flow lives elsewhere ('' means `path`).
         start_frame: 0-based first frame (Charades training clips).
-        num_frames: frames to take from `start_frame` (0: to the end).
+        clip_length: frames to take from `start_frame` (0: to the end).
         list_frames: the frame count the split list gives for the whole
             video; when set, clip boundaries are rescaled from the list's
             frame rate to the decoded video's (Charades).
@@ -40,7 +40,7 @@ class Item:
     path: str
     flow_path: str = ""
     start_frame: int = 0
-    num_frames: int = 0
+    clip_length: int = 0
     list_frames: int = 0
 
 
@@ -100,7 +100,7 @@ Encoded = collections.namedtuple("Encoded", ["serialized", "num_frames", "note"]
 
 def _clip_range(item, total):
     """Maps the item's clip onto [0, total) decoded frames."""
-    start, count = item.start_frame, item.num_frames
+    start, count = item.start_frame, item.clip_length
     if item.list_frames > 0 and total != item.list_frames:
         scale = total / item.list_frames
         start, count = round(start * scale), round(count * scale)
@@ -110,7 +110,7 @@ def _clip_range(item, total):
 
 
 def _video_record(item, options):
-    start, count = item.start_frame, item.num_frames
+    start, count = item.start_frame, item.clip_length
     if item.list_frames > 0:
         start, count = _clip_range(item, video_io.count_frames(item.path))
     note = ""

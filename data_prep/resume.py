@@ -5,7 +5,7 @@ A preparation run records, in `DATA_DIR/.progress/`:
 - `options.json`: every setting that decides the output (record options,
   shard size, record order, the dataset's source settings);
 - `inputs.json`: the resolved input, per split the `[video_id, path,
-  labels, start_frame, num_frames]` of every item in list order;
+  labels, start_frame, clip_length]` of every item in list order;
 - `<shard>.json` per finished shard: its record count, left-out videos,
   notes and the SHA-256 of the shard file.
 
@@ -57,7 +57,7 @@ def describe_inputs(splits):
     return settings.jsonable(
         {
             split: [
-                [i.video_id, i.path, list(i.labels), i.start_frame, i.num_frames]
+                [i.video_id, i.path, list(i.labels), i.start_frame, i.clip_length]
                 for i in items
             ]
             for split, items in splits.items()

@@ -5,7 +5,7 @@ position in `labels`):
 
 - `class_folder_items`: `<root>/<class>/<video or frame folder>`.
 - `release_list_items`: the release's lists `<list_dir>/{train,test}_splitN.txt`
-  (`path num_frames label`, copied into `data_prep/lists/`) for UCF101 and
+  (`path video_length label`, copied into `data_prep/lists/`) for UCF101 and
   HMDB51; Charades uses `charades_items`.
 - `ucf101_official_items`: `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`.
 - `hmdb51_official_items`: `<class>_test_splitN.txt` (1 train, 2 test,
@@ -127,7 +127,7 @@ def _hmdb_originals(list_dir):
 
 
 def release_list_items(dataset, *, list_dir, root, split_names, flow_root=""):
-    """UCF101 / HMDB51 from the release's `path num_frames label` lists.
+    """UCF101 / HMDB51 from the release's `path video_length label` lists.
 
     Labels keep the release's order (the list's label indices; the released
     checkpoints depend on it): alphabetical for HMDB51, case-insensitive
@@ -142,7 +142,7 @@ def release_list_items(dataset, *, list_dir, root, split_names, flow_root=""):
         for fields in _read_lines(source):
             if len(fields) != 3:
                 raise ValueError(
-                    f"{source}: expected `path num_frames "
+                    f"{source}: expected `path video_length "
                     f"label`, got {' '.join(fields)!r}"
                 )
             list_path, label = fields[0], int(fields[2])
@@ -282,7 +282,7 @@ def charades_items(*, list_dir, root, split_names, flow_root="", csv_path=""):
                         path=path,
                         flow_path=flow,
                         start_frame=start,
-                        num_frames=count,
+                        clip_length=count,
                     )
                 )
             else:

@@ -30,23 +30,23 @@ import tensorflow as tf
 SAMPLING_MODES = ("release", "tsn")
 
 
-def _check(num_frames, num_samples, flow_stack=None):
+def _check(video_length, num_samples, flow_stack=None):
     if num_samples < 1:
         raise ValueError(f"num_frames (T) must be >= 1. Received: {num_samples}")
     if flow_stack is not None and flow_stack < 1:
         raise ValueError(f"flow_stack (L) must be >= 1. Received: {flow_stack}")
-    return tf.cast(num_frames, tf.int32)
+    return tf.cast(video_length, tf.int32)
 
 
-def rgb_stride(num_frames, num_samples):
+def rgb_stride(video_length, num_samples):
     """⌊(n − 1)/(T − 1)⌋ for T > 1 (0 when n < T)."""
-    n = _check(num_frames, num_samples)
+    n = _check(video_length, num_samples)
     return tf.maximum(n - 1, 0) // max(num_samples - 1, 1)
 
 
-def flow_stride(num_frames, num_samples, flow_stack):
+def flow_stride(video_length, num_samples, flow_stack):
     """⌊(n − L)/T⌋ for T > 1, clamped at 0 for n < L."""
-    n = _check(num_frames, num_samples, flow_stack)
+    n = _check(video_length, num_samples, flow_stack)
     return tf.maximum(n - flow_stack, 0) // num_samples
 
 
@@ -75,12 +75,12 @@ def _tsn_starts(num_positions, num_samples, training, seed):
 
 
 def rgb_indices(
-    num_frames, *, num_samples, training=False, seed=(0, 0), sampling="release"
+    video_length, *, num_samples, training=False, seed=(0, 0), sampling="release"
 ):
-    """The T RGB frame indices of a video with `num_frames` frames.
+    """The T RGB frame indices of a video with `video_length` frames.
 
     Args:
-        num_frames: n, scalar int tensor.
+        video_length: n, scalar int tensor.
         num_samples: T.
         training: only matters for `sampling='tsn'`.
         seed: int `[2]` for the random rules (T = 1, TSN training).
@@ -89,7 +89,7 @@ def rgb_indices(
     Returns:
         int32 `[T]`.
     """
-    n = _check(num_frames, num_samples)
+    n = _check(video_length, num_samples)
     if sampling == "tsn":
         return _tsn_starts(n, num_samples, training, seed)
     if sampling != "release":
@@ -102,7 +102,7 @@ def rgb_indices(
 
 
 def flow_indices(
-    num_frames,
+    video_length,
     *,
     num_samples,
     flow_stack,
@@ -110,10 +110,10 @@ def flow_indices(
     seed=(0, 0),
     sampling="release",
 ):
-    """The flow frame indices of a video with `num_frames` RGB frames.
+    """The flow frame indices of a video with `video_length` RGB frames.
 
     Args:
-        num_frames: n (RGB frames; the record holds n − 1 flow frames).
+        video_length: n (RGB frames; the record holds n − 1 flow frames).
         num_samples: T.
         flow_stack: L, consecutive flow frames stacked per sample.
         training, seed, sampling: as in `rgb_indices`.
@@ -121,7 +121,7 @@ def flow_indices(
     Returns:
         int32 `[T, L]`: row i holds sample i's stack, start + 0..L−1.
     """
-    n = _check(num_frames, num_samples, flow_stack)
+    n = _check(video_length, num_samples, flow_stack)
     if sampling == "tsn":
         starts = _tsn_starts(n - flow_stack, num_samples, training, seed)
     elif sampling != "release":
@@ -138,7 +138,7 @@ def flow_indices(
 
 
 def joint_indices(
-    num_frames,
+    video_length,
     *,
     num_samples,
     flow_stack,
@@ -154,7 +154,7 @@ def joint_indices(
     segments for both streams, for the same reason.
     """
     flow = flow_indices(
-        num_frames,
+        video_length,
         num_samples=num_samples,
         flow_stack=flow_stack,
         training=training,
@@ -173,7 +173,7 @@ def min_frames(modalities, flow_stack):
 
 
 def sample_indices(
-    num_frames,
+    video_length,
     *,
     modalities,
     num_samples,
@@ -200,10 +200,10 @@ def sample_indices(
     )
     indices = {}
     if "flow" in modalities:
-        indices["flow"] = flow_indices(num_frames, flow_stack=flow_stack, **rules)
+        indices["flow"] = flow_indices(video_length, flow_stack=flow_stack, **rules)
     if "rgb" in modalities:
         if "flow" in modalities and joint_sampling == "shared":
             indices["rgb"] = indices["flow"][:, 0]  # Sec. 2.3
         else:
-            indices["rgb"] = rgb_indices(num_frames, **rules)
+            indices["rgb"] = rgb_indices(video_length, **rules)
     return indices

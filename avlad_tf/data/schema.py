@@ -32,7 +32,9 @@ SCHEMA_VERSION = 1
 
 VIDEO_ID_KEY = "video/id"
 LABEL_INDEX_KEY = "clip/label/index"
-NUM_FRAMES_KEY = "video/num_frames"
+# n, a video's stored length in frames (its on-disk name predates the
+# project's names: `num_frames` is T, the frames sampled from it).
+LENGTH_KEY = "video/num_frames"
 SOURCE_KEY = "video/source"
 START_FRAME_KEY = "clip/start_frame"
 RGB_KEY = "rgb/encoded"
@@ -123,12 +125,12 @@ def make_sequence_example(
     *, video_id, labels, rgb_jpegs, flow_x_jpegs, flow_y_jpegs, source="", start_frame=0
 ):
     """Serialises one video; flow lists must hold one entry per frame pair."""
-    num_frames = len(rgb_jpegs)
-    if len(flow_x_jpegs) != max(num_frames - 1, 0) or len(flow_y_jpegs) != len(
+    video_length = len(rgb_jpegs)
+    if len(flow_x_jpegs) != max(video_length - 1, 0) or len(flow_y_jpegs) != len(
         flow_x_jpegs
     ):
         raise ValueError(
-            f"{video_id}: {num_frames} RGB frames need {num_frames - 1} flow "
+            f"{video_id}: {video_length} RGB frames need {video_length - 1} flow "
             f"frames per direction. Received: x={len(flow_x_jpegs)}, "
             f"y={len(flow_y_jpegs)}"
         )
@@ -136,7 +138,7 @@ def make_sequence_example(
         feature={
             VIDEO_ID_KEY: _bytes_feature([video_id.encode()]),
             LABEL_INDEX_KEY: _int_feature(int(label) for label in labels),
-            NUM_FRAMES_KEY: _int_feature([num_frames]),
+            LENGTH_KEY: _int_feature([video_length]),
             SOURCE_KEY: _bytes_feature([str(source).encode()]),
             START_FRAME_KEY: _int_feature([int(start_frame)]),
         }
@@ -161,7 +163,7 @@ def make_sequence_example(
 CONTEXT_FEATURES = {
     VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
     LABEL_INDEX_KEY: tf.io.VarLenFeature(tf.int64),
-    NUM_FRAMES_KEY: tf.io.FixedLenFeature([], tf.int64),
+    LENGTH_KEY: tf.io.FixedLenFeature([], tf.int64),
     SOURCE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
     START_FRAME_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
 }

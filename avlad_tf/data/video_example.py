@@ -24,7 +24,7 @@ def decode(serialized):
         The dict of `schema.parse_sequence_example`.
     """
     example = schema.parse_sequence_example(serialized)
-    n = example[schema.NUM_FRAMES_KEY]
+    n = example[schema.LENGTH_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     num_rgb = tf.size(example[schema.RGB_KEY], tf.int64)
     num_x = tf.size(example[schema.FLOW_X_KEY], tf.int64)
@@ -121,7 +121,7 @@ def sample_and_augment(
     sample_seed, crop_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=2)
     )
-    n = _checked_num_frames(example, modalities, flow_stack)
+    n = _checked_length(example, modalities, flow_stack)
     indices = sampling.sample_indices(
         n,
         modalities=modalities,
@@ -162,10 +162,10 @@ def sample_and_augment(
     return features, label_vector(example, num_classes, multi_label)
 
 
-def _checked_num_frames(example, modalities, flow_stack):
+def _checked_length(example, modalities, flow_stack):
     """The video's frame count, failing on a video too short for the flow
     stack before any index is gathered."""
-    n = example[schema.NUM_FRAMES_KEY]
+    n = example[schema.LENGTH_KEY]
     video_id = example[schema.VIDEO_ID_KEY]
     least = sampling.min_frames(modalities, flow_stack)
     why = (

@@ -22,9 +22,10 @@ from avlad_tf.data import video_example
 from avlad_tf.models import streamed
 
 
-def frame_starts(num_frames, *, modality, flow_stack, stride):
-    """The frames (RGB) or stack starts (flow) dense evaluation reads."""
-    last = num_frames - 1 - flow_stack if modality == "flow" else num_frames - 1
+def frame_starts(video_length, *, modality, flow_stack, stride):
+    """The frames (RGB) or stack starts (flow) dense evaluation reads of a
+    video of `video_length` frames."""
+    last = video_length - 1 - (flow_stack if modality == "flow" else 0)
     return np.arange(0, last + 1, stride, dtype=np.int64)
 
 
@@ -65,14 +66,14 @@ def predict_split_dense(
     )
     for serialized in tf.data.TFRecordDataset(files):
         example = video_example.decode(serialized)
-        num_frames = int(example[schema.NUM_FRAMES_KEY])
+        video_length = int(example[schema.LENGTH_KEY])
         starts = frame_starts(
-            num_frames, modality=modality, flow_stack=flow_stack, stride=frame_stride
+            video_length, modality=modality, flow_stack=flow_stack, stride=frame_stride
         )
         video_id = example[schema.VIDEO_ID_KEY].numpy().decode()
         if not len(starts):
             raise ValueError(
-                f"{split}: video {video_id} has {num_frames} frames, too few "
+                f"{split}: video {video_id} has {video_length} frames, too few "
                 f"for one {flow_stack}-frame flow stack."
             )
         state = stream.initial_state(1)

@@ -27,7 +27,7 @@ def read_list_labels(path):
                 continue
             if len(fields) < 2:
                 raise ValueError(
-                    f'{path}:{line_no}: expected "path num_frames label", '
+                    f'{path}:{line_no}: expected "path video_length label", '
                     f"got {line.rstrip()!r}."
                 )
             try:

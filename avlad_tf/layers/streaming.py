@@ -110,9 +110,9 @@ def chunks_of(video, chunk_frames):
             "chunk_frames must be a positive int. "
             f"Received: chunk_frames={chunk_frames!r}"
         )
-    batch, num_frames = video.shape[:2]
-    size = min(chunk_frames, num_frames)
-    for start in range(0, num_frames, size):
+    batch, video_length = video.shape[:2]
+    size = min(chunk_frames, video_length)
+    for start in range(0, video_length, size):
         chunk = np.asarray(video[:, start : start + size])
         real = chunk.shape[1]
         mask = np.zeros((batch, size), np.float32)

@@ -146,18 +146,18 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
         )
         return outputs
 
-    def _sample(self, num_frames, video_id):
-        """Evaluation's frame indices for a video of `num_frames` frames,
+    def _sample(self, video_length, video_id):
+        """Evaluation's frame indices for a video of `video_length` frames,
         after an assertion that names the video if it is too short."""
         least = sampling.min_frames(self._modalities, self._flow_stack)
         with tf.control_dependencies(
             [
                 tf.debugging.Assert(
-                    num_frames >= least,
+                    video_length >= least,
                     [
                         video_id,
                         "has",
-                        num_frames,
+                        video_length,
                         "frames; at least",
                         least,
                         "are needed",
@@ -165,9 +165,9 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
                 )
             ]
         ):
-            num_frames = tf.identity(num_frames)
+            video_length = tf.identity(video_length)
         return sampling.sample_indices(
-            num_frames,
+            video_length,
             modalities=self._modalities,
             num_samples=self._num_frames,
             flow_stack=self._flow_stack,
@@ -183,7 +183,7 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
         """
         example = video_example.decode(serialized)  # checks the frame counts
         video_id = example[schema.VIDEO_ID_KEY]
-        indices = self._sample(example[schema.NUM_FRAMES_KEY], video_id)
+        indices = self._sample(example[schema.LENGTH_KEY], video_id)
         video = {"video_id": video_id}
         for modality in self._modalities:
             source = (

@@ -84,12 +84,12 @@ def flow_function(config, *, backend="keras"):
     )
 
 
-def sample_indices(num_frames, config):
+def sample_indices(video_length, config):
     """`{modality: indices}` as evaluation samples them (`sampling`)."""
     indices = sampling.sample_indices(
-        num_frames,
+        video_length,
         modalities=config["modalities"],
-        num_samples=config["num_frames"],
+        num_samples=config["video_length"],
         flow_stack=config["flow_stack"],
         joint_sampling=config["joint_sampling"],
         sampling=config["sampling"],

@@ -47,7 +47,7 @@ class SequenceExampleTest(parameterized.TestCase):
         self.assertEqual(parsed[schema.VIDEO_ID_KEY].numpy(), b"brush_hair/1")
         np.testing.assert_array_equal(parsed[schema.LABEL_INDEX_KEY].numpy(), [2, 0])
         self.assertEqual(parsed[schema.LABEL_INDEX_KEY].dtype, tf.int64)
-        self.assertEqual(parsed[schema.NUM_FRAMES_KEY].numpy(), 4)
+        self.assertEqual(parsed[schema.LENGTH_KEY].numpy(), 4)
         self.assertEqual(parsed[schema.SOURCE_KEY].numpy(), b"/videos/brush_hair/1.avi")
         self.assertEqual(parsed[schema.START_FRAME_KEY].numpy(), 7)
         self.assertEqual(list(parsed[schema.RGB_KEY].numpy()), rgb)

@@ -33,7 +33,7 @@ class RecordsTest(absltest.TestCase):
         self.assertEqual(n, 12)
         self.assertEqual(parsed[schema.VIDEO_ID_KEY], b"a/v")
         self.assertEqual(list(parsed[schema.LABEL_INDEX_KEY]), [3])
-        self.assertEqual(parsed[schema.NUM_FRAMES_KEY], 12)
+        self.assertEqual(parsed[schema.LENGTH_KEY], 12)
         self.assertEqual(parsed[schema.SOURCE_KEY], path.encode())
         self.assertLen(parsed[schema.RGB_KEY], 12)
         self.assertLen(parsed[schema.FLOW_X_KEY], 11)
@@ -53,7 +53,7 @@ class RecordsTest(absltest.TestCase):
         )
         item = records.Item(video_id="c/1", labels=(0,), path=folder)
         parsed = _parse(records.encode_item(item, OPTIONS)[0])
-        self.assertEqual(parsed[schema.NUM_FRAMES_KEY], 12)
+        self.assertEqual(parsed[schema.LENGTH_KEY], 12)
         with open(os.path.join(folder, "image_00001.jpg"), "rb") as f:
             self.assertEqual(parsed[schema.RGB_KEY][0], f.read())  # kept as is
         flow_x = [
@@ -136,16 +136,16 @@ class RecordsTest(absltest.TestCase):
                 records.Item(video_id="three", labels=(1,), path=path), options
             )[0]
         )
-        self.assertEqual(parsed[schema.NUM_FRAMES_KEY], 3)
+        self.assertEqual(parsed[schema.LENGTH_KEY], 3)
         self.assertLen(parsed[schema.FLOW_X_KEY], 2)
 
     def test_clip_takes_the_annotated_frames(self):
         path = prep_fixtures.write_video(os.path.join(self.dir, "c.avi"), 20)
         item = records.Item(
-            video_id="c@5-16", labels=(2,), path=path, start_frame=5, num_frames=11
+            video_id="c@5-16", labels=(2,), path=path, start_frame=5, clip_length=11
         )
         parsed = _parse(records.encode_item(item, OPTIONS)[0])
-        self.assertEqual(parsed[schema.NUM_FRAMES_KEY], 11)
+        self.assertEqual(parsed[schema.LENGTH_KEY], 11)
         self.assertEqual(parsed[schema.START_FRAME_KEY], 5)
         full = _parse(
             records.encode_item(

@@ -14,13 +14,13 @@ from absl.testing import absltest
 from data_prep import resume
 
 
-def _item(video_id, path=None, labels=(0,), start_frame=0, num_frames=0):
+def _item(video_id, path=None, labels=(0,), start_frame=0, clip_length=0):
     return types.SimpleNamespace(
         video_id=video_id,
         path=path or f"/videos/{video_id}.avi",
         labels=labels,
         start_frame=start_frame,
-        num_frames=num_frames,
+        clip_length=clip_length,
     )
 
 
@@ -65,7 +65,7 @@ class DescribeInputsTest(absltest.TestCase):
             {
                 "train": [
                     _item("b", "/v/b.avi", labels=(2,)),
-                    _item("a", "/v/a", labels=(1, 3), start_frame=5, num_frames=9),
+                    _item("a", "/v/a", labels=(1, 3), start_frame=5, clip_length=9),
                 ]
             }
         )

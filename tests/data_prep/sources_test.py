@@ -82,7 +82,7 @@ class ReleaseListsTest(absltest.TestCase):
         parsed = schema.parse_sequence_example(
             records.encode_item(item, records.Options(height=24, width=32))[0]
         )
-        self.assertEqual(int(parsed[schema.NUM_FRAMES_KEY]), 11)
+        self.assertEqual(int(parsed[schema.LENGTH_KEY]), 11)
         self.assertLen(parsed[schema.FLOW_Y_KEY], 10)
 
     def test_official_ucf101_lists(self):
@@ -163,7 +163,7 @@ class CharadesTest(absltest.TestCase):
         )
         parsed = schema.parse_sequence_example(serialized)
         self.assertEqual(list(parsed[schema.LABEL_INDEX_KEY].numpy()), [3, 77])
-        self.assertEqual(int(parsed[schema.NUM_FRAMES_KEY]), 20)
+        self.assertEqual(int(parsed[schema.LENGTH_KEY]), 20)
 
     def test_training_clips_train_with_softmax_by_default(self):
         # The paper trains Charades' one-label clips with softmax; the
@@ -207,7 +207,7 @@ class CharadesTest(absltest.TestCase):
         parsed = schema.parse_sequence_example(
             records.encode_item(clip, records.Options(height=48, width=64))[0]
         )
-        self.assertEqual(int(parsed[schema.NUM_FRAMES_KEY]), 12)
+        self.assertEqual(int(parsed[schema.LENGTH_KEY]), 12)
         self.assertEqual(int(parsed[schema.START_FRAME_KEY]), 5)
         self.assertEqual(list(parsed[schema.LABEL_INDEX_KEY].numpy()), [92])
         # Frame j of the clip is frame 5 + j of the video (corner brightness).

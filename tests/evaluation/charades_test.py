@@ -15,8 +15,9 @@ import pytest
 
 from avlad_tf.evaluation import charades
 from avlad_tf.evaluation import metrics
+from tests import testing
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(testing.REPO)
 _TEST_CSV = _REPO / "experiments" / "released" / "charades" / "Charades_v1_test.csv"
 
 # Five videos, three classes. v1 repeats c000 (counts once); v3 has no

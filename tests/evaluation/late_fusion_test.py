@@ -15,8 +15,9 @@ import pytest
 
 from avlad_tf.evaluation import late_fusion as fuse
 from avlad_tf.evaluation import score_files
+from tests import testing
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(testing.REPO)
 _RELEASED = _REPO / "experiments" / "released" / "hmdb51"
 
 # The release README's table (docs/RELEASE.md §10), to two decimals.

@@ -24,7 +24,7 @@ from tests import testing
 
 _NUM_CLASSES = 3
 _NUM_VIDEOS = 5
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = testing.REPO
 
 
 class EvaluateTest(parameterized.TestCase):

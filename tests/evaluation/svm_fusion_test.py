@@ -10,8 +10,9 @@ import pytest
 
 from avlad_tf.evaluation import score_files
 from avlad_tf.evaluation import svm_fusion
+from tests import testing
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = testing.REPO
 NUM_CLASSES = 6
 
 

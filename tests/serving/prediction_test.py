@@ -24,7 +24,7 @@ from tests import fake_data
 from tests import testing
 from tests.serving import saved_model_test
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = testing.REPO
 STORED_SIZE = (48, 64)  # the training data's frame size, (H, W)
 
 

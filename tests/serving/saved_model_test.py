@@ -35,7 +35,7 @@ from tests import fake_data
 from tests import fake_run
 from tests import testing
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = testing.REPO
 NUM_CLASSES = 3
 NUM_FRAMES = 3
 FLOW_STACK = 2

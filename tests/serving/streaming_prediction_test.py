@@ -18,7 +18,7 @@ from data_prep import video_io
 from tests import testing
 from tests.serving import prediction_test
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = testing.REPO
 
 
 @pytest.mark.slow
