@@ -89,7 +89,7 @@ def sample_indices(video_length, config):
     indices = sampling.sample_indices(
         video_length,
         modalities=config["modalities"],
-        num_samples=config["video_length"],
+        num_samples=config["num_frames"],
         flow_stack=config["flow_stack"],
         joint_sampling=config["joint_sampling"],
         sampling=config["sampling"],
