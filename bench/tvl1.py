@@ -9,6 +9,8 @@ synthetic handheld footage: a panning textured scene with moving blobs):
    with 2 OpenCV threads;
 2. `avlad_tf.flow.PairFlow` (preset 'opencv', the same algorithm) under
    TensorFlow + XLA and under JAX, both on the CPU, at each batch size;
+3. the one-call `avlad_tf.flow.tvl1_flow` on batches of 8 pairs under
+   TensorFlow (it compiles itself on its first call and reuses that);
 
 and prints pairs/s, the ratio to OpenCV with as many threads as the machine
 has cores, the compile time, and the peak resident memory per pair of a
@@ -60,13 +62,33 @@ def _max_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure_keras(pairs_path, batch_size):
-    """One configuration in this process (KERAS_BACKEND picks the backend)."""
+def _one_call(batch_size):
+    """`tvl1_flow` over pairs, `batch_size` at a time."""
+
+    def flow(firsts, seconds):
+        return np.concatenate(
+            [
+                runner.tvl1_flow(
+                    firsts[i : i + batch_size], seconds[i : i + batch_size]
+                )
+                for i in range(0, len(firsts), batch_size)
+            ]
+        )
+
+    return flow
+
+
+def measure_keras(pairs_path, batch_size, way="pairs"):
+    """One configuration in this process (KERAS_BACKEND picks the backend):
+    `PairFlow` ('pairs') or the one-call `tvl1_flow` ('function')."""
     firsts, seconds = np.load(pairs_path)
     count = max(batch_size, len(firsts) // batch_size * batch_size)
     firsts, seconds = (np.resize(x, (count, HEIGHT, WIDTH)) for x in (firsts, seconds))
     before = _max_rss_mb()
-    flow = runner.PairFlow((HEIGHT, WIDTH), batch_size=batch_size)
+    if way == "function":
+        flow = _one_call(batch_size)
+    else:
+        flow = runner.PairFlow((HEIGHT, WIDTH), batch_size=batch_size)
     start = time.perf_counter()
     flow(firsts[:batch_size], seconds[:batch_size])
     compile_s = time.perf_counter() - start
@@ -81,7 +103,7 @@ def measure_keras(pairs_path, batch_size):
     }
 
 
-def keras_rate(backend, pairs_path, batch_size):
+def keras_rate(backend, pairs_path, batch_size, way="pairs"):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
     command = [
@@ -89,6 +111,7 @@ def keras_rate(backend, pairs_path, batch_size):
         __file__,
         f"--measure={pairs_path}",
         f"--batch={batch_size}",
+        f"--way={way}",
     ]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, check=False
@@ -107,9 +130,10 @@ def main():
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--measure", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--way", default="pairs", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # a child process: one keras configuration
-        print(json.dumps(measure_keras(args.measure, args.batch)))
+        print(json.dumps(measure_keras(args.measure, args.batch, args.way)))
         return
     tmp = tempfile.mkdtemp()
     firsts, seconds = footage_pairs(max(args.pairs, args.opencv_pairs), tmp)
@@ -136,6 +160,12 @@ def main():
                     keras_rate(backend, pairs_path, batch),
                 )
             )
+    rows.append(
+        (
+            "avlad_tf.flow.tvl1_flow (one call), TF + XLA CPU, batch 8",
+            keras_rate("tensorflow", pairs_path, 8, way="function"),
+        )
+    )
     print(
         f"TV-L1 at {HEIGHT}x{WIDTH}, {cores} cores; ratio against OpenCV with "
         f"{cores} thread(s)"

@@ -5,6 +5,6 @@ an exported SavedModel (docs/FLOW.md)."""
 from avlad_tf.flow.layer import TVL1Flow
 from avlad_tf.flow.parameters import PRESETS
 from avlad_tf.flow.runner import PairFlow
-from avlad_tf.flow.tvl1 import tvl1_flow
+from avlad_tf.flow.runner import tvl1_flow
 
 __all__ = ["PRESETS", "PairFlow", "TVL1Flow", "tvl1_flow"]

@@ -47,7 +47,7 @@ class TVL1Flow(keras.layers.Layer):
         return {"preset": self.preset, **dataclasses.asdict(resolved)}
 
     def call(self, first, second):
-        return tvl1.tvl1_flow(first, second, preset=self.preset, **self.parameters)
+        return tvl1.flow_ops(first, second, preset=self.preset, **self.parameters)
 
     def compute_output_shape(self, first_shape, second_shape=None):
         return (*tuple(first_shape), 2)

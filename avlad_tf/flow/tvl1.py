@@ -1,9 +1,10 @@
 """Dual TV-L1 optical flow (Zach et al. 2007) in keras.ops, OpenCV's way.
 
-`tvl1_flow(first, second)` returns the flow that takes `first` to `second`,
+`flow_ops(first, second)` returns the flow that takes `first` to `second`,
 `[..., H, W, 2]` float32 (x, y) in pixels, the convention of
-`cv2.optflow.DualTVL1OpticalFlow`. It runs under any Keras backend: under
+`cv2.optflow.DualTVL1OpticalFlow`, as plain keras.ops to trace: under
 TensorFlow inside a SavedModel or a `tf.function`, under JAX on a GPU.
+`avlad_tf.flow.tvl1_flow` (in `runner`) is the one-call function, compiled.
 
 The algorithm is the one in OpenCV's `tvl1flow.cpp` (docs/FLOW.md has the
 walk-through): a pyramid of x`scale_step` bilinear resizes without
@@ -34,8 +35,23 @@ from avlad_tf.flow import image_ops
 from avlad_tf.flow.parameters import resolve_parameters
 
 
-def tvl1_flow(first, second, *, preset="opencv", **overrides):
-    """TV-L1 flow from `first` to `second`.
+def check_frames(first_shape, second_shape):
+    """Raises ValueError unless the shapes are two grey frames `[H, W]` or
+    batches `[B, H, W]` alike, of a static size of at least 3 x 3."""
+    if tuple(first_shape) != tuple(second_shape) or len(first_shape) not in (2, 3):
+        raise ValueError(
+            "tvl1_flow expects two grey frames of the same shape, [H, W] or "
+            f"[B, H, W]. Received: {tuple(first_shape)} and {tuple(second_shape)}"
+        )
+    size = tuple(first_shape)[-2:]
+    if None in size or min(size) < 3:
+        raise ValueError(
+            f"tvl1_flow needs a static frame size of at least 3x3, got {size}."
+        )
+
+
+def flow_ops(first, second, *, preset="opencv", **overrides):
+    """TV-L1 flow from `first` to `second`, op by op (to trace or compile).
 
     Args:
         first, second: grey frames `[H, W]` or `[B, H, W]` (static H, W >= 3),
@@ -49,18 +65,10 @@ def tvl1_flow(first, second, *, preset="opencv", **overrides):
     """
     params = resolve_parameters(preset, **overrides)
     first, second = ops.convert_to_tensor(first), ops.convert_to_tensor(second)
-    if tuple(first.shape) != tuple(second.shape) or len(first.shape) not in (2, 3):
-        raise ValueError(
-            "tvl1_flow expects two grey frames of the same shape, [H, W] or "
-            f"[B, H, W]. Received: {tuple(first.shape)} and {tuple(second.shape)}"
-        )
+    check_frames(first.shape, second.shape)
     single = len(first.shape) == 2
     if single:
         first, second = first[None], second[None]
-    if None in first.shape[1:] or min(first.shape[1:]) < 3:
-        raise ValueError(
-            f"tvl1_flow needs a static frame size of at least 3x3, got {first.shape[1:]}."
-        )
     flow = _pyramid_flow(_to_levels(first), _to_levels(second), params)
     return flow[0] if single else flow
 

@@ -149,7 +149,7 @@ class IdentityTest(absltest.TestCase):
         frame = synthetic.smooth_motion(48, 64)[0]
         for preset in parameters.PRESETS:
             flow = keras.ops.convert_to_numpy(
-                tvl1.tvl1_flow(frame, frame, preset=preset)
+                tvl1.flow_ops(frame, frame, preset=preset)
             )
             self.assertEqual(flow.shape, (48, 64, 2))
             np.testing.assert_array_equal(flow, 0.0)
@@ -157,8 +157,8 @@ class IdentityTest(absltest.TestCase):
     @pytest.mark.slow
     def test_float_frames_are_scaled_as_opencv_does(self):
         first, second, _ = synthetic.smooth_motion(48, 64)
-        as_uint8 = tvl1.tvl1_flow(first, second, warps=1, nscales=1)
-        as_float = tvl1.tvl1_flow(first / 255.0, second / 255.0, warps=1, nscales=1)
+        as_uint8 = tvl1.flow_ops(first, second, warps=1, nscales=1)
+        as_float = tvl1.flow_ops(first / 255.0, second / 255.0, warps=1, nscales=1)
         np.testing.assert_allclose(as_float, as_uint8, atol=1e-4)
 
     def test_the_cuda_rule_sums_the_error_on_odd_iterations_only(self):
@@ -167,10 +167,10 @@ class IdentityTest(absltest.TestCase):
         first, second, _ = synthetic.smooth_motion(48, 64)
         common = {"nscales": 2, "warps": 2, "median_filtering": 1}
         for sparse, iterations in ((False, 1), (True, 2)):
-            stopped = tvl1.tvl1_flow(
+            stopped = tvl1.flow_ops(
                 first, second, epsilon=1e3, sparse_error_check=sparse, **common
             )
-            fixed = tvl1.tvl1_flow(
+            fixed = tvl1.flow_ops(
                 first,
                 second,
                 epsilon=0.0,
@@ -202,11 +202,11 @@ class ErrorTest(absltest.TestCase):
 
     def test_frames_of_different_shapes(self):
         with self.assertRaisesRegex(ValueError, "same shape"):
-            tvl1.tvl1_flow(np.zeros((8, 8), "uint8"), np.zeros((8, 9), "uint8"))
+            tvl1.flow_ops(np.zeros((8, 8), "uint8"), np.zeros((8, 9), "uint8"))
 
     def test_colour_frames(self):
         with self.assertRaisesRegex(ValueError, "grey frames"):
-            tvl1.tvl1_flow(
+            tvl1.flow_ops(
                 np.zeros((1, 8, 8, 3), "uint8"), np.zeros((1, 8, 8, 3), "uint8")
             )
 
