@@ -119,9 +119,9 @@ _FLOW_PRESET = flags.DEFINE_enum(
     "flow_preset",
     "opencv",
     ["opencv", "opencv_cuda"],
-    "TV-L1 family: OpenCV contrib's CPU defaults (the stored flow so far), or "
-    "OpenCV CUDA's (the release's UCF101 flow images); opencv_cuda needs "
-    "--flow_backend=keras.",
+    "TV-L1 family: OpenCV >= 3 contrib's CPU defaults (the stored flow so "
+    "far), or OpenCV >= 3 CUDA's; neither is the release's OpenCV 2.4 GPU "
+    "flow (docs/FLOW.md); opencv_cuda needs --flow_backend=keras.",
 )
 _ALLOW_MISSING = flags.DEFINE_boolean(
     "allow_missing", False, "Exit 0 even when videos were left out."

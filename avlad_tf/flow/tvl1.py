@@ -17,9 +17,9 @@ flow in use:
   flow `data_prep` stores: per warp, up to 10 outer iterations that each
   start with a 5x5 median of the flow, then up to 30 inner iterations; the
   stopping rule is checked every iteration; Keys a = -0.75 bicubic, 0 outside.
-- 'opencv_cuda': `cv::cuda::OpticalFlowDual_TVL1` (the GPU flow the release's
-  UCF101 images were made with), checked against OpenCV's published source
-  only: up to 300 iterations per warp, no median, the error summed only on
+- 'opencv_cuda': OpenCV >= 3's `cv::cuda::OpticalFlowDual_TVL1` (not the
+  OpenCV 2.4 GPU flow the release's images were made with: docs/FLOW.md),
+  checked against OpenCV's published source only: up to 300 iterations per warp, no median, the error summed only on
   odd iterations once the previous sum allows it, normalised a = -0.5
   bicubic on clamped texels.
 
