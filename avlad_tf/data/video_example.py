@@ -215,28 +215,20 @@ def _preprocess(
             assemble=assemble,
             **pixel_options,
         )
-    elif uint8:
-        video = preprocessing.eval_crops_uint8(
-            frames,
-            modality=modality,
-            num_crops=num_crops,
-            image_size=image_size,
-            resize_to=resize_to,
-            assemble=assemble,
-            release_crop_offsets=release_crop_offsets,
-            video_id=example[schema.VIDEO_ID_KEY],
-        )
     else:
-        video = preprocessing.preprocess_for_eval(
-            frames,
+        crops = dict(
             modality=modality,
             num_crops=num_crops,
             image_size=image_size,
             resize_to=resize_to,
             assemble=assemble,
             release_crop_offsets=release_crop_offsets,
-            **pixel_options,
         )
+        if uint8:  # the crops before any arithmetic (`layers.ReleasePixels`)
+            video_id = example[schema.VIDEO_ID_KEY]
+            video = preprocessing.eval_crops_uint8(frames, **crops, video_id=video_id)
+        else:
+            video = preprocessing.preprocess_for_eval(frames, **crops, **pixel_options)
     channels = 3 if modality == "rgb" else 2 * flow_stack
     crop = [image_size, image_size, channels]
     if uint8 and UINT8_DATA_FORMATS[modality] == "channels_first":
