@@ -136,7 +136,7 @@ def evaluate(
             f"split; bind evaluate.split (e.g. 'test_split1')."
         )
     num_crops = num_crops or entry["num_crops"]
-    settings = dict(entry["input"])
+    input_settings = dict(entry["input"])
     model = load_stream_model(workdir, stream)
     num_params = model.count_params()  # the trained model's, for tables
     pixel_dtype = "float32"
@@ -144,8 +144,8 @@ def evaluate(
         pixel_dtype = "uint8"
         model = action_vlad.with_uint8_pixels(
             model,
-            bgr_means=settings["bgr_means"],
-            convert_before_resize=settings["convert_before_resize"],
+            bgr_means=input_settings["bgr_means"],
+            convert_before_resize=input_settings["convert_before_resize"],
         )
     info = video_input.dataset_info(record["data"]["data_dir"])  # once
     logging.info(
@@ -157,7 +157,7 @@ def evaluate(
             data_dir=record["data"]["data_dir"],
             split=split,
             info=info,
-            settings=settings,
+            settings=input_settings,
             num_crops=num_crops,
             frame_stride=frame_stride,
             chunk_frames=chunk_frames,
@@ -173,7 +173,7 @@ def evaluate(
             with_ids=True,
             pixel_dtype=pixel_dtype,
             info=info,
-            **settings,
+            **input_settings,
         )
         logits, video_ids, one_hot = predict_split(
             model,

@@ -82,13 +82,13 @@ def _input_settings(record, streams):
     (apart from crops, which the graph applies per modality, and settings
     that only shape training batches). `train` checks this before training
     when it is to export."""
-    settings = {s: run_record.stream(record, s)["input"] for s in streams}
+    inputs = {s: run_record.stream(record, s)["input"] for s in streams}
     first, *others = streams
     for other in others:
         differing = sorted(
             k
-            for k in settings[first]
-            if k not in _TRAINING_ONLY and settings[first][k] != settings[other].get(k)
+            for k in inputs[first]
+            if k not in _TRAINING_ONLY and inputs[first][k] != inputs[other].get(k)
         )
         if differing:
             raise ValueError(
@@ -96,7 +96,7 @@ def _input_settings(record, streams):
                 f"input settings ({', '.join(differing)}); one SavedModel "
                 f"graph preprocesses both the same way."
             )
-    return settings[first]
+    return inputs[first]
 
 
 def check_exportable(record):
@@ -136,7 +136,7 @@ def build_export_config(*, models, record, num_crops, streams):
         channels.update({n: t.shape[-1] for n, t in zip(names, model.inputs)})
         input_rules.update({n: pixels.input_rule_of(model) for n in names})
     modalities = [m for m in ("rgb", "flow") if m in channels]
-    settings = _input_settings(record, streams)
+    inputs = _input_settings(record, streams)
     data = record["data"]
     if "fused" in streams:
         fusion = "fused"
@@ -154,7 +154,7 @@ def build_export_config(*, models, record, num_crops, streams):
             )
         total = sum(weights[s] for s in streams)
         weights = {s: weights[s] / total for s in streams}
-    resize_to = tuple(settings["resize_to"])
+    resize_to = tuple(inputs["resize_to"])
     return {
         "format_version": serving.FORMAT_VERSION,
         "streams": list(streams),
@@ -169,13 +169,13 @@ def build_export_config(*, models, record, num_crops, streams):
         # one); a fused model reads both from one record, by default with
         # the flow stride for both (`make_dataset.joint_sampling`).
         "joint_sampling": (
-            settings["joint_sampling"] if fusion == "fused" else "independent"
+            inputs["joint_sampling"] if fusion == "fused" else "independent"
         ),
-        "sampling": settings["sampling_mode"],
-        "num_frames": int(settings["num_frames"]),
-        "flow_stack": int(settings["flow_stack"]),
+        "sampling": inputs["sampling_mode"],
+        "num_frames": int(inputs["num_frames"]),
+        "flow_stack": int(inputs["flow_stack"]),
         "num_crops": crops_per_modality(num_crops, modalities),
-        "image_size": int(settings["image_size"]),
+        "image_size": int(inputs["image_size"]),
         "resize_to": list(resize_to),
         # Without a frame size in the dataset's metadata, frames are assumed
         # stored at `resize_to`, as data_prep writes them.

@@ -72,10 +72,10 @@ def _make_strategy(streams):
     starts); one multi-worker job trains every stream."""
     strategies = {}
     for stream in streams:
-        settings = run_record.resolved_arguments(loop.train_stream, scope=stream)
+        arguments = run_record.resolved_arguments(loop.train_stream, scope=stream)
         strategies[stream] = distribution.make_strategy(
-            settings["distribute"],
-            settings["devices"],
+            arguments["distribute"],
+            arguments["devices"],
             binding=f"{stream}/train_stream.distribute",
         )
     kinds = {s: distribution.is_multi_worker(v) for s, v in strategies.items()}
