@@ -78,7 +78,7 @@ def _pairs_job(args):
     flow_lib.single_threaded()
     frames = video_io.read_video(path, height=HEIGHT, width=WIDTH, count=num_pairs + 1)
     start = time.perf_counter()
-    flow_lib.compute_flow(frames)
+    flow_lib.compute_flow(frames, preset="opencv", backend="opencv")
     return time.perf_counter() - start
 
 

@@ -8,7 +8,7 @@ and imports only keras.ops code (`tests/bench_gpu_test.py` runs it with
 TensorFlow unimportable). It measures:
 
 1. TV-L1 flow (`avlad_tf.flow.runner.PairFlow`), frame pairs/s at 256x340
-   for 1, 8, 32 and 64 pairs a call, presets 'opencv' and 'opencv_cuda', on
+   for 1, 8, 32 and 64 pairs a call, every preset ('release' first), on
    `avlad_tf.flow.synthetic.panning_blobs` scenes with a known flow (the
    median end-point error against it is a sanity check). Compile time is the first
    call minus a steady call.
@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from avlad_tf.flow import parameters as flow_parameters
 from avlad_tf.flow import runner
 from avlad_tf.flow import synthetic
 from avlad_tf.layers import netvlad
@@ -178,10 +179,10 @@ def flow_row(cfg, preset, batch, until):
 
 
 def bench_flow(cfg, until):
-    """Both presets at each batch size, smallest first, while time allows."""
+    """Every preset at each batch size, smallest first, while time allows."""
     rows, last = [], {}
     for batch in cfg["flow_batches"]:
-        for preset in ("opencv", "opencv_cuda"):
+        for preset in flow_parameters.PRESETS:
             prev = last.get(preset, {"compile_s": 0, "step_s": 0, "batch": 1})
             need = prev["compile_s"] + 3 * prev["step_s"] * batch / prev["batch"]
             if time.monotonic() + need > until:

@@ -11,6 +11,8 @@ synthetic handheld footage: a panning textured scene with moving blobs):
    TensorFlow + XLA and under JAX, both on the CPU, at each batch size;
 3. the one-call `avlad_tf.flow.tvl1_flow` on batches of 8 pairs under
    TensorFlow (it compiles itself on its first call and reuses that);
+4. `PairFlow` with the default preset 'release' (OpenCV 2.4's GPU flow:
+   halving pyramid, up to 300 iterations per warp) under TensorFlow, batch 8;
 
 and prints pairs/s, the ratio to OpenCV with as many threads as the machine
 has cores, the compile time, and the peak resident memory per pair of a
@@ -62,14 +64,16 @@ def _max_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _one_call(batch_size):
+def _one_call(batch_size, preset):
     """`tvl1_flow` over pairs, `batch_size` at a time."""
 
     def flow(firsts, seconds):
         return np.concatenate(
             [
                 runner.tvl1_flow(
-                    firsts[i : i + batch_size], seconds[i : i + batch_size]
+                    firsts[i : i + batch_size],
+                    seconds[i : i + batch_size],
+                    preset=preset,
                 )
                 for i in range(0, len(firsts), batch_size)
             ]
@@ -78,7 +82,7 @@ def _one_call(batch_size):
     return flow
 
 
-def measure_keras(pairs_path, batch_size, way="pairs"):
+def measure_keras(pairs_path, batch_size, way="pairs", preset="opencv"):
     """One configuration in this process (KERAS_BACKEND picks the backend):
     `PairFlow` ('pairs') or the one-call `tvl1_flow` ('function')."""
     firsts, seconds = np.load(pairs_path)
@@ -86,9 +90,9 @@ def measure_keras(pairs_path, batch_size, way="pairs"):
     firsts, seconds = (np.resize(x, (count, HEIGHT, WIDTH)) for x in (firsts, seconds))
     before = _max_rss_mb()
     if way == "function":
-        flow = _one_call(batch_size)
+        flow = _one_call(batch_size, preset)
     else:
-        flow = runner.PairFlow((HEIGHT, WIDTH), batch_size=batch_size)
+        flow = runner.PairFlow((HEIGHT, WIDTH), preset=preset, batch_size=batch_size)
     start = time.perf_counter()
     flow(firsts[:batch_size], seconds[:batch_size])
     compile_s = time.perf_counter() - start
@@ -103,7 +107,7 @@ def measure_keras(pairs_path, batch_size, way="pairs"):
     }
 
 
-def keras_rate(backend, pairs_path, batch_size, way="pairs"):
+def keras_rate(backend, pairs_path, batch_size, way="pairs", preset="opencv"):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")])
     command = [
@@ -112,6 +116,7 @@ def keras_rate(backend, pairs_path, batch_size, way="pairs"):
         f"--measure={pairs_path}",
         f"--batch={batch_size}",
         f"--way={way}",
+        f"--preset={preset}",
     ]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, check=False
@@ -131,9 +136,12 @@ def main():
     parser.add_argument("--measure", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--way", default="pairs", help=argparse.SUPPRESS)
+    parser.add_argument("--preset", default="opencv", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # a child process: one keras configuration
-        print(json.dumps(measure_keras(args.measure, args.batch, args.way)))
+        print(
+            json.dumps(measure_keras(args.measure, args.batch, args.way, args.preset))
+        )
         return
     tmp = tempfile.mkdtemp()
     firsts, seconds = footage_pairs(max(args.pairs, args.opencv_pairs), tmp)
@@ -164,6 +172,12 @@ def main():
         (
             "avlad_tf.flow.tvl1_flow (one call), TF + XLA CPU, batch 8",
             keras_rate("tensorflow", pairs_path, 8, way="function"),
+        )
+    )
+    rows.append(
+        (
+            "avlad_tf.flow, preset 'release', TF + XLA CPU, batch 8",
+            keras_rate("tensorflow", pairs_path, 8, preset="release"),
         )
     )
     print(

@@ -5,10 +5,10 @@ size) by Dual TV-L1, clipped to +-`schema.FLOW_BOUND` pixels, mapped
 linearly onto 0..255 and stored as one greyscale JPEG per direction
 (docs/RELEASE.md Sec. 1.1). Two backends compute it (docs/FLOW.md):
 
+- 'keras' (the default): `avlad_tf.flow`, batched and compiled (XLA on a
+  CPU, JAX on a GPU), for every preset;
 - 'opencv': `cv2.optflow.DualTVL1OpticalFlow`, one CPU thread per worker;
-  it computes only the 'opencv' preset;
-- 'keras': `avlad_tf.flow`, batched and compiled (XLA on a CPU, JAX on a
-  GPU), for either preset.
+  it computes only the 'opencv' preset.
 
 `params` are (name, value) pairs in OpenCV's keyword names, e.g.
 `(("nscales", 3),)`, whichever backend runs them.
@@ -55,16 +55,19 @@ def _keras_pair_flow(frame_size, preset, params):
     )
 
 
-def pair_flow(frame_size, *, params=(), preset="opencv", backend="opencv"):
+def pair_flow(
+    frame_size, *, params=(), preset=flow_parameters.DEFAULT_PRESET, backend="keras"
+):
     """A function from grey frame pairs (two uint8 `[N, H, W]`) to their
     float32 flows `[N, H, W, 2]`.
 
     Args:
         frame_size: (H, W) of every frame.
         params: non-default TV-L1 parameters, OpenCV's names; () keeps the
-            preset's, for 'opencv' the TSN / dense_flow setting.
-        preset: 'opencv' or 'opencv_cuda' (`avlad_tf.flow.tvl1`).
-        backend: 'opencv' or 'keras' (module docstring).
+            preset's.
+        preset: a `avlad_tf.flow.PRESETS` name (`avlad_tf.flow.tvl1`);
+            'release' is the flow the release trained on.
+        backend: 'keras' or 'opencv' (module docstring).
     """
     check_backend(backend, preset)
     if backend == "keras":

@@ -32,6 +32,7 @@ from avlad_tf import cli
 if __name__ == "__main__":
     cli.start_quietly()  # first: before anything imports TensorFlow
 
+from avlad_tf.flow import parameters as flow_parameters
 from data_prep import flow as flow_lib
 from data_prep import records
 from data_prep import sources
@@ -109,19 +110,30 @@ _MIN_FRAMES = flags.DEFINE_integer(
 )
 _FLOW_BACKEND = flags.DEFINE_enum(
     "flow_backend",
-    "opencv",
-    ["opencv", "keras"],
-    "What computes TV-L1 flow: OpenCV on the CPU, or avlad_tf.flow (keras.ops, "
-    "XLA on a CPU, JAX on a GPU; docs/FLOW.md). Both compute one flow family "
-    "per preset, so a rerun may switch.",
+    "keras",
+    ["keras", "opencv"],
+    "What computes TV-L1 flow: avlad_tf.flow (keras.ops, XLA on a CPU, JAX on "
+    "a GPU), or OpenCV on the CPU, which computes only --flow_preset=opencv "
+    "(docs/FLOW.md). Both compute one flow family per preset, so a rerun may "
+    "switch.",
 )
 _FLOW_PRESET = flags.DEFINE_enum(
     "flow_preset",
-    "opencv",
-    ["opencv", "opencv_cuda"],
-    "TV-L1 family: OpenCV >= 3 contrib's CPU defaults (the stored flow so "
-    "far), or OpenCV >= 3 CUDA's; neither is the release's OpenCV 2.4 GPU "
-    "flow (docs/FLOW.md); opencv_cuda needs --flow_backend=keras.",
+    flow_parameters.DEFAULT_PRESET,
+    list(flow_parameters.PRESETS),
+    "TV-L1 family (docs/FLOW.md): release = OpenCV 2.4's GPU flow, which made "
+    "the release's flow images; opencv = OpenCV >= 3 contrib's CPU defaults; "
+    "opencv_cuda = OpenCV >= 3's CUDA flow. The last two lose fast motion.",
+)
+_FLOW_FRAME_SIZE = flags.DEFINE_enum(
+    "flow_frame_size",
+    None,
+    list(records.FLOW_FRAME_SIZES),
+    "Frames a video's flow is computed on: stored (resized to --frame_size "
+    "first, as TSN's script made HMDB51's) or native (the video's own, as "
+    "dense_flow made UCF101's), then stored at --frame_size with unchanged "
+    "values. Default: the release's for --dataset (native for ucf101, else "
+    "stored; docs/DATA_PREP.md).",
 )
 _ALLOW_MISSING = flags.DEFINE_boolean(
     "allow_missing", False, "Exit 0 even when videos were left out."
@@ -215,6 +227,8 @@ def main(argv):
         keep_truncated=_KEEP_TRUNCATED.value,
         flow_preset=_FLOW_PRESET.value,
         flow_backend=_FLOW_BACKEND.value,
+        flow_frame_size=_FLOW_FRAME_SIZE.value
+        or records.release_flow_frame_size(_DATASET.value),
     )
     # With the resolved input list (`resume.describe_inputs`), what decides
     # the output; a rerun that differs is refused.

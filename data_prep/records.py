@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from avlad_tf.data import schema
+from avlad_tf.flow import parameters as flow_parameters
 from data_prep import flow as flow_lib
 from data_prep import video_io
 
@@ -55,12 +56,26 @@ class Options:
     # Non-default TV-L1 parameters as (name, value) pairs in OpenCV's
     # keyword names; () keeps the preset's.
     flow_params: tuple = ()
-    # TV-L1 family and the code that computes it (data_prep/flow.py).
-    flow_preset: str = "opencv"
-    flow_backend: str = "opencv"
+    # TV-L1 family and the code that computes it (data_prep/flow.py); the
+    # release's family by default, which only the keras backend computes.
+    flow_preset: str = flow_parameters.DEFAULT_PRESET
+    flow_backend: str = "keras"
+    # The frames a video's flow is computed on (`FLOW_FRAME_SIZES`).
+    flow_frame_size: str = "stored"
     # Keep the frames that decode from a video whose container promises
     # more (reported as a note); otherwise the video is left out.
     keep_truncated: bool = False
+
+
+# 'stored': frames at the stored size, as TSN's script made the release's
+# HMDB51 flow (resized to 340 x 256 first); 'native': the video's own frames,
+# as dense_flow made its UCF101 flow (docs/DATA_PREP.md, Flow frame size).
+FLOW_FRAME_SIZES = ("stored", "native")
+
+
+def release_flow_frame_size(dataset):
+    """The frame size the release computed `dataset`'s flow at."""
+    return "native" if dataset == "ucf101" else "stored"
 
 
 def output_settings(options):
@@ -78,6 +93,7 @@ def flow_metadata(options):
         "preset": options.flow_preset,
         "parameters": dict(options.flow_params),
         "backend": options.flow_backend,
+        "frame_size": options.flow_frame_size,
     }
 
 
@@ -114,11 +130,12 @@ def _video_record(item, options):
     if item.list_frames > 0:
         start, count = _clip_range(item, video_io.count_frames(item.path))
     note = ""
+    native = options.flow_frame_size == "native"
     try:
         frames = video_io.read_video(
             item.path,
-            height=options.height,
-            width=options.width,
+            height=None if native else options.height,
+            width=None if native else options.width,
             start=start,
             count=count,
         )
@@ -132,7 +149,11 @@ def _video_record(item, options):
         )
     _check_length(len(frames), options)
     rgb = [
-        video_io.encode_jpeg(frame, quality=options.jpeg_quality) for frame in frames
+        video_io.encode_jpeg(
+            video_io.resize(frame, height=options.height, width=options.width),
+            quality=options.jpeg_quality,
+        )
+        for frame in frames
     ]
     flows = flow_lib.compute_flow(
         frames,
@@ -141,6 +162,16 @@ def _video_record(item, options):
         backend=options.flow_backend,
     )
     flow_x, flow_y = flow_lib.encode_flows(flows, quality=options.jpeg_quality)
+    if native:
+        # Flow images at the video's size, stored as a release flow folder
+        # of that size is: resized, values unchanged (docs/DATA_PREP.md).
+        flow_x, flow_y = (
+            [
+                _converted(data, grey=True, options=options, what=f"flow {j}")
+                for j, data in enumerate(jpegs)
+            ]
+            for jpegs in (flow_x, flow_y)
+        )
     return start, rgb, flow_x, flow_y, note
 
 

@@ -38,8 +38,9 @@ class TruncatedVideo(SourceError):
 
 
 def resize(image, *, height, width):
-    """Resizes to height x width whatever the aspect ratio (as the release)."""
-    if image.shape[:2] == (height, width):
+    """Resizes to height x width whatever the aspect ratio (as the release);
+    a height of None keeps the image's own size."""
+    if height is None or image.shape[:2] == (height, width):
         return image
     shrinking = image.shape[0] * image.shape[1] > height * width
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
@@ -88,7 +89,8 @@ def read_video(path, *, height, width, start=0, count=0):
     """Decodes frames [start, start + count) of a video file (count 0: all).
 
     Returns:
-        A list of uint8 BGR frames of shape (height, width, 3).
+        A list of uint8 BGR frames of shape (height, width, 3), or of the
+        video's own size when height and width are None.
 
     Raises:
         SourceError: if the file is missing, empty or cannot be opened.

@@ -62,9 +62,15 @@ class BuildWriteReadTest(absltest.TestCase):
         self.assertEqual(data["labels"], ["brush_hair", "cartwheel"])
         self.assertIs(data["multi_label"], False)
         self.assertEqual((data["frame_height"], data["frame_width"]), (256, 340))
-        # The flow family: the preset and its parameters, not the backend.
+        # The flow family: the preset, its parameters and frame size, not
+        # the backend.
         self.assertEqual(
-            data["flow"], {"preset": "opencv_cuda", "parameters": {"warps": 3}}
+            data["flow"],
+            {
+                "preset": "opencv_cuda",
+                "parameters": {"warps": 3},
+                "frame_size": "stored",
+            },
         )
         self.assertEqual(data["evaluate_split"], "test")
         self.assertEqual(list(record["streams"]), ["rgb", "flow"])

@@ -69,13 +69,16 @@ def flow_settings():
 
 
 def flow_family(flow_metadata):
-    """What makes two datasets' flow the same: the TV-L1 preset and its
-    non-default parameters. The backend that computed it is recorded but is
+    """What makes two datasets' flow the same: the TV-L1 preset, its
+    non-default parameters and the frames it ran on ('stored' or 'native'
+    size, docs/DATA_PREP.md). The backend that computed it is recorded but is
     not part of it: both backends compute the same family for a preset
-    (docs/FLOW.md). Metadata from before presets existed is 'opencv'."""
+    (docs/FLOW.md). Metadata from before presets existed is 'opencv', and
+    from before frame sizes were recorded, 'stored'."""
     return {
         "preset": flow_metadata.get("preset", "opencv"),
         "parameters": dict(flow_metadata.get("parameters", {})),
+        "frame_size": flow_metadata.get("frame_size", "stored"),
     }
 
 

@@ -7,7 +7,10 @@ precision some GPUs lower). Each rule is the one OpenCV's `tvl1flow.cpp`
 calls, as described in docs/FLOW.md:
 
 - `resize_linear`: `cv::resize(INTER_LINEAR)` on float images (pixel-centre
-  mapping, clamped at the edges, no pre-smoothing);
+  mapping, clamped at the edges, no pre-smoothing), or the CUDA kernel's
+  (a destination pixel x reads source x * f, no half-pixel offset);
+- `pyr_down`: `cv::gpu::pyrDown` (5-tap Gaussian, BORDER_REFLECT_101, every
+  second pixel), the pyramid of OpenCV 2.4's GPU TV-L1;
 - `warp_bicubic`: `cv::remap(INTER_CUBIC)` (Keys a = -0.75 at the exact
   coordinates, as OpenCV 5 does, zero outside) or the CUDA kernel's
   normalised a = -0.5 bicubic on clamped texels;
@@ -35,13 +38,19 @@ def grey_from_rgb(frames):
     )
 
 
-def _linear_taps(in_size, out_size, scale):
+def _linear_taps(in_size, out_size, scale, rule):
     """Source indices `(i0, i1)` and weight of i1 for each output pixel.
 
-    `scale` is source pixels per output pixel; OpenCV computes the source
-    position in float32 and clamps it into the image.
+    `scale` is source pixels per output pixel. OpenCV's CPU resize maps pixel
+    centres and clamps the position into the image; its CUDA kernel maps
+    x -> x * scale in float32 (corners aligned, never below 0).
     """
-    position = ((np.arange(out_size) + 0.5) * scale - 0.5).astype(np.float32)
+    if rule == "opencv":
+        position = ((np.arange(out_size) + 0.5) * scale - 0.5).astype(np.float32)
+    elif rule == "cuda":
+        position = np.arange(out_size, dtype=np.float32) * np.float32(scale)
+    else:
+        raise ValueError(f"rule must be 'opencv' or 'cuda', got {rule!r}.")
     i0 = np.floor(position)
     frac = position - i0
     below = i0 < 0
@@ -52,8 +61,8 @@ def _linear_taps(in_size, out_size, scale):
     return i0.astype(np.int32), i1.astype(np.int32), frac.astype(np.float32)
 
 
-def _resize_axis(images, out_size, scale, axis):
-    i0, i1, frac = _linear_taps(images.shape[axis], out_size, scale)
+def _resize_axis(images, out_size, scale, axis, rule):
+    i0, i1, frac = _linear_taps(images.shape[axis], out_size, scale, rule)
     shape = [1, 1, 1]
     shape[axis] = out_size
     frac = np.reshape(frac, shape)
@@ -62,24 +71,53 @@ def _resize_axis(images, out_size, scale, axis):
     return low * (1.0 - frac) + high * frac
 
 
-def resize_linear(images, size, *, scale=None):
+def resize_linear(images, size, *, scale=None, rule="opencv"):
     """`cv::resize(INTER_LINEAR)` of `[B, H, W]` float images to `size` (h, w).
 
     Args:
         scale: the factor OpenCV was given (`fx = fy`), which then sets the
             pixel mapping; None maps by the ratio of the sizes, as OpenCV
             does when given a destination size.
+        rule: 'opencv' (the CPU's pixel-centre mapping) or 'cuda' (the CUDA
+            kernel's, `_linear_taps`).
     """
     height, width = images.shape[1], images.shape[2]
-    scale_y = 1.0 / scale if scale else height / size[0]
-    scale_x = 1.0 / scale if scale else width / size[1]
-    resized = _resize_axis(images, size[1], scale_x, axis=2)
-    return _resize_axis(resized, size[0], scale_y, axis=1)
+    # 1 / (out / in), in double, as both of OpenCV's resizes compute it.
+    scale_y = 1.0 / (scale or size[0] / height)
+    scale_x = 1.0 / (scale or size[1] / width)
+    resized = _resize_axis(images, size[1], scale_x, 2, rule)
+    return _resize_axis(resized, size[0], scale_y, 1, rule)
 
 
 def pyramid_size(size, scale):
     """The size `cv::resize(fx=fy=scale)` gives: each side rounded to nearest."""
     return tuple(int(round(side * scale)) for side in size)
+
+
+def pyr_down_size(size):
+    """The size `pyrDown` gives: each side halved, rounded up."""
+    return tuple((side + 1) // 2 for side in size)
+
+
+_PYR_DOWN_TAPS = (0.0625, 0.25, 0.375, 0.25, 0.0625)  # [1 4 6 4 1] / 16
+
+
+def _pyr_down_axis(images, axis):
+    size = images.shape[axis]
+    centres = 2 * np.arange((size + 1) // 2)
+    result = None
+    for offset, weight in zip(range(-2, 3), _PYR_DOWN_TAPS):
+        index = np.abs(centres + offset)  # BORDER_REFLECT_101: -1 -> 1, -2 -> 2
+        index = np.where(index > size - 1, 2 * (size - 1) - index, index)
+        term = weight * ops.take(images, index, axis=axis)
+        result = term if result is None else result + term
+    return result
+
+
+def pyr_down(images):
+    """`cv::gpu::pyrDown` of `[B, H, W]` float images: the 5-tap Gaussian over
+    rows and then columns, at every second row and column, in float32."""
+    return _pyr_down_axis(_pyr_down_axis(images, axis=1), axis=2)
 
 
 def _keys_weights(frac, a):

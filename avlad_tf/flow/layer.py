@@ -20,7 +20,8 @@ class TVL1Flow(keras.layers.Layer):
     """Dual TV-L1 flow from `first` to `second` (`avlad_tf.flow.tvl1`).
 
     Args:
-        preset: 'opencv' (OpenCV contrib CPU defaults) or 'opencv_cuda'.
+        preset: a `parameters.PRESETS` name: 'release' (OpenCV 2.4's GPU
+            flow, the release's), 'opencv' or 'opencv_cuda'.
         parameters: overrides of the preset, `parameters.Parameters` field names,
             e.g. `{"warps": 1}`.
         **kwargs: base `Layer` arguments.
@@ -33,7 +34,9 @@ class TVL1Flow(keras.layers.Layer):
         `(batch, height, width, 2)` float32, (x, y) in pixels.
     """
 
-    def __init__(self, *, preset="opencv", parameters=None, **kwargs):
+    def __init__(
+        self, *, preset=parameters_lib.DEFAULT_PRESET, parameters=None, **kwargs
+    ):
         self.parameters = dict(parameters or {})
         # Fails now, naming the parameter, rather than at the first call.
         parameters_lib.resolve_parameters(preset, **self.parameters)

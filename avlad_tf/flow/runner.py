@@ -19,6 +19,7 @@ import numpy as np
 
 from avlad_tf.flow import layer as layer_lib
 from avlad_tf.flow import tvl1
+from avlad_tf.flow.parameters import DEFAULT_PRESET
 
 # Compiled flow functions kept at once: each holds an XLA executable.
 _CACHE_SIZE = 16
@@ -45,7 +46,7 @@ def _frames_dtype(frames):
     return "uint8" if frames.dtype == np.uint8 else "float32"
 
 
-def tvl1_flow(first, second, *, preset="opencv", **overrides):
+def tvl1_flow(first, second, *, preset=DEFAULT_PRESET, **overrides):
     """TV-L1 flow from `first` to `second`, compiled on first use.
 
     Args:
@@ -83,7 +84,9 @@ class PairFlow:
         batch_size: pairs per compiled call; the last call is padded.
     """
 
-    def __init__(self, frame_size, *, preset="opencv", parameters=None, batch_size=8):
+    def __init__(
+        self, frame_size, *, preset=DEFAULT_PRESET, parameters=None, batch_size=8
+    ):
         height, width = frame_size
         self.batch_size = batch_size
         self.model = _compiled(

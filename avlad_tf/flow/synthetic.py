@@ -24,6 +24,25 @@ def _texture(rng, num_waves=48):
     return evaluate
 
 
+def _natural_texture(rng, num_waves=96):
+    """A texture with structure at every scale from 6 to 256 px, amplitude
+    proportional to wavelength (the 1/f spectrum of natural images), so a
+    coarse pyramid level still sees it; grey 127.5 +- about 39 (one sd)."""
+    wavelengths = np.exp(rng.uniform(np.log(6.0), np.log(256.0), num_waves))
+    angles = rng.uniform(0.0, np.pi, num_waves)
+    phases = rng.uniform(0.0, 2 * np.pi, num_waves)
+    ky = np.sin(angles) * 2 * np.pi / wavelengths
+    kx = np.cos(angles) * 2 * np.pi / wavelengths
+    # A sum of cosines of amplitudes a has variance sum(a^2) / 2.
+    amplitudes = wavelengths * 39.0 / np.sqrt(np.sum(wavelengths**2) / 2.0)
+
+    def evaluate(y, x):
+        waves = np.cos(y[..., None] * ky + x[..., None] * kx + phases)
+        return 127.5 + np.sum(waves * amplitudes, axis=-1)
+
+    return evaluate
+
+
 def _grid(height, width):
     return np.mgrid[0:height, 0:width].astype(np.float64)
 
@@ -41,6 +60,39 @@ def smooth_motion(height, width, *, seed=0):
     v = -1.0 + np.cos(2 * np.pi * x / width)
     first = texture(y + v, x + u)
     second = texture(y, x)
+    return _to_uint8(first), _to_uint8(second), np.stack([u, v], -1).astype(np.float32)
+
+
+def large_motion(
+    height, width, *, magnitude, kind="translation", texture="natural", seed=0
+):
+    """A textured frame under a fast motion of up to `magnitude` px.
+
+    Args:
+        texture: 'natural' (structure at every scale, `_natural_texture`) or
+            'fine' (wavelengths of 6 to 40 px only, as `smooth_motion`'s).
+        kind: 'translation' (every pixel moves `magnitude` px along x and
+            half of it along y) or 'warp' (a smooth field whose x part runs
+            from 0.2 to 1 times `magnitude` down the frame and whose y part
+            is a quarter of it, varying across).
+
+    Returns:
+        `(first, second, flow)` as `smooth_motion`.
+    """
+    textures = {"natural": _natural_texture, "fine": _texture}
+    if texture not in textures:
+        raise ValueError(f"texture must be 'natural' or 'fine', got {texture!r}.")
+    pattern = textures[texture](np.random.default_rng(seed))
+    y, x = _grid(height, width)
+    if kind == "translation":
+        u, v = np.full_like(x, magnitude), np.full_like(x, magnitude / 2)
+    elif kind == "warp":
+        u = magnitude * (0.6 + 0.4 * np.sin(2 * np.pi * y / height))
+        v = magnitude * 0.25 * np.cos(2 * np.pi * x / width)
+    else:
+        raise ValueError(f"kind must be 'translation' or 'warp', got {kind!r}.")
+    first = pattern(y + v, x + u)
+    second = pattern(y, x)
     return _to_uint8(first), _to_uint8(second), np.stack([u, v], -1).astype(np.float32)
 
 

@@ -6,22 +6,28 @@
 TensorFlow inside a SavedModel or a `tf.function`, under JAX on a GPU.
 `avlad_tf.flow.tvl1_flow` (in `runner`) is the one-call function, compiled.
 
-The algorithm is the one in OpenCV's `tvl1flow.cpp` (docs/FLOW.md has the
-walk-through): a pyramid of x`scale_step` bilinear resizes without
-pre-smoothing; at each scale, coarsest first, `warps` bicubic warps of the
+The algorithm is OpenCV's (docs/FLOW.md has the walk-through): a pyramid of
+the two frames; at each level, coarsest first, `warps` bicubic warps of the
 second image, each followed by primal-dual iterations that stop when
-sum |u_new - u|^2 <= epsilon^2 * area. Two presets name the two families of
+sum |u_new - u|^2 <= epsilon^2 * area; the flow is then resized to the next
+level and scaled by 1 / scale_step. Three presets name the three families of
 flow in use:
 
-- 'opencv': `cv2.optflow.DualTVL1OpticalFlow_create()` with its defaults, the
-  flow `data_prep` stores: per warp, up to 10 outer iterations that each
-  start with a 5x5 median of the flow, then up to 30 inner iterations; the
-  stopping rule is checked every iteration; Keys a = -0.75 bicubic, 0 outside.
-- 'opencv_cuda': OpenCV >= 3's `cv::cuda::OpticalFlowDual_TVL1` (not the
-  OpenCV 2.4 GPU flow the release's images were made with: docs/FLOW.md),
-  checked against OpenCV's published source only: up to 300 iterations per warp, no median, the error summed only on
-  odd iterations once the previous sum allows it, normalised a = -0.5
-  bicubic on clamped texels.
+- 'release' (the default): OpenCV 2.4's `gpu::OpticalFlowDual_TVL1_GPU`
+  with its defaults, which made the release's flow through dense_flow: a
+  `pyrDown` pyramid (Gaussian, x0.5), the flow resized by the CUDA kernel
+  (no half-pixel offset) and doubled, up to 300 iterations per warp, no
+  median, the error summed only on odd iterations once the previous sum
+  minus epsilon^2 * area per skipped iteration has dropped below the
+  threshold, normalised a = -0.5 bicubic on clamped texels.
+- 'opencv': `cv2.optflow.DualTVL1OpticalFlow_create()` with its defaults:
+  x0.8 bilinear resizes without pre-smoothing (pixel centres); per warp, up
+  to 10 outer iterations that each start with a 5x5 median of the flow,
+  then up to 30 inner iterations, the stopping rule checked every
+  iteration; Keys a = -0.75 bicubic, 0 outside.
+- 'opencv_cuda': OpenCV >= 3's `cv::cuda::OpticalFlowDual_TVL1`: the
+  release's iteration, stopping and warp rules on the x0.8 pyramid, resized
+  by the CUDA kernel.
 
 Pairs of a batch stop independently: a converged pair's flow is frozen while
 the others iterate, so a pair's flow does not depend on its batch. Loops are
@@ -32,6 +38,7 @@ from keras import ops
 import numpy as np
 
 from avlad_tf.flow import image_ops
+from avlad_tf.flow.parameters import DEFAULT_PRESET
 from avlad_tf.flow.parameters import resolve_parameters
 
 
@@ -50,14 +57,14 @@ def check_frames(first_shape, second_shape):
         )
 
 
-def flow_ops(first, second, *, preset="opencv", **overrides):
+def flow_ops(first, second, *, preset=DEFAULT_PRESET, **overrides):
     """TV-L1 flow from `first` to `second`, op by op (to trace or compile).
 
     Args:
         first, second: grey frames `[H, W]` or `[B, H, W]` (static H, W >= 3),
             uint8 in 0..255 or float in [0, 1] (scaled by 255, as OpenCV
             does for float images).
-        preset: 'opencv' or 'opencv_cuda' (module docstring).
+        preset: a `parameters.PRESETS` name (module docstring).
         **overrides: any `Parameters` field, e.g. `warps=1`.
 
     Returns:
@@ -79,34 +86,48 @@ def _to_levels(frames):
     return ops.cast(frames, "float32") * scale
 
 
+def _smaller(size, params):
+    """The next pyramid level's (h, w)."""
+    if params.pyramid == "pyrdown":
+        return image_ops.pyr_down_size(size)
+    return image_ops.pyramid_size(size, params.scale_step)
+
+
 def _pyramid_sizes(size, params):
     """(h, w) of each level, finest first; stops before a side under 16."""
     sizes = [tuple(size)]
     for _ in range(1, params.nscales):
-        smaller = image_ops.pyramid_size(sizes[-1], params.scale_step)
+        smaller = _smaller(sizes[-1], params)
         if min(smaller) < 16:
             break
         sizes.append(smaller)
     return sizes
 
 
+def _down(images, size, params):
+    """One pyramid level down: `pyrDown`, or a bilinear resize by scale_step."""
+    if params.pyramid == "pyrdown":
+        return image_ops.pyr_down(images)
+    return image_ops.resize_linear(
+        images, size, scale=params.scale_step, rule=params.interpolation
+    )
+
+
 def _pyramid_flow(first, second, params):
     sizes = _pyramid_sizes(first.shape[1:], params)
     firsts, seconds = [first], [second]
-    for _ in sizes[1:]:
-        size = image_ops.pyramid_size(firsts[-1].shape[1:], params.scale_step)
-        firsts.append(
-            image_ops.resize_linear(firsts[-1], size, scale=params.scale_step)
-        )
-        seconds.append(
-            image_ops.resize_linear(seconds[-1], size, scale=params.scale_step)
-        )
+    for size in sizes[1:]:
+        firsts.append(_down(firsts[-1], size, params))
+        seconds.append(_down(seconds[-1], size, params))
     zeros = ops.zeros_like(firsts[-1])
     flow = (zeros, zeros, zeros)  # u1 (x), u2 (y), u3 (illumination, if gamma)
     for level in reversed(range(len(sizes))):
         if level < len(sizes) - 1:
             # Upsample to the finer level; the illumination term is not rescaled.
-            u1, u2, u3 = (image_ops.resize_linear(u, sizes[level]) for u in flow)
+            u1, u2, u3 = (
+                image_ops.resize_linear(u, sizes[level], rule=params.interpolation)
+                for u in flow
+            )
             flow = (u1 / params.scale_step, u2 / params.scale_step, u3)
         flow = _one_scale(firsts[level], seconds[level], flow, params)
     return ops.stack(flow[:2], axis=-1)  # [B, H, W, 2]

@@ -1,7 +1,9 @@
 """Top-5 action classes of video files from an `avlad_tf.export` SavedModel (library).
 
 Each video is decoded with OpenCV (any container / codec it reads) and
-resized to the stored frame size of the training data; frames are sampled
+resized to the stored frame size of the training data (the flow of a model
+trained on flow of the videos' native size is computed on the decoded
+frames first, as `data_prep` computed it); frames are sampled
 with evaluation's rules (`avlad_tf.data.sampling`, the release's by default);
 TV-L1 flow of the training data's family (the export's `flow` config) is
 computed only for the frame pairs the sampled stacks use, by default with
@@ -66,8 +68,8 @@ def load_export(export_dir):
 
 
 def flow_function(config, *, backend="keras"):
-    """`data_prep.flow.pair_flow` for the export's flow family; None for a
-    model without flow.
+    """`data_prep.flow.pair_flow` for the export's flow family, for grey
+    pairs of any one size (`[N, H, W]` each); None for a model without flow.
 
     Raises:
         ValueError: `backend` cannot compute the family (OpenCV computes
@@ -76,12 +78,25 @@ def flow_function(config, *, backend="keras"):
     if "flow" not in config["modalities"]:
         return None
     family = schema.flow_family(config.get("flow", {}))
-    return flow_lib.pair_flow(
-        (config["frame_height"], config["frame_width"]),
+    settings = dict(
         params=tuple(family["parameters"].items()),
         preset=family["preset"],
         backend=backend,
     )
+    flow_lib.check_backend(backend, family["preset"])
+    # The native size is known only once a video is decoded; pair_flow keeps
+    # one compiled flow per size.
+    return lambda firsts, seconds: flow_lib.pair_flow(firsts.shape[1:3], **settings)(
+        firsts, seconds
+    )
+
+
+def decode_size(config):
+    """`(height, width)` to decode videos at: the stored size, or (None,
+    None), the videos' own, for flow computed at their native size."""
+    if schema.flow_family(config.get("flow", {}))["frame_size"] == "native":
+        return None, None
+    return config["frame_height"], config["frame_width"]
 
 
 def sample_indices(video_length, config):
@@ -97,8 +112,10 @@ def sample_indices(video_length, config):
     return {m: np.asarray(v) for m, v in indices.items()}
 
 
-def stacked_flow(frames, flow_indices, pair_flow):
-    """Quantised flow stacks `[T, H, W, 2L]` (x1, y1, ..., xL, yL).
+def stacked_flow(frames, flow_indices, pair_flow, *, size):
+    """Quantised flow stacks `[T, H, W, 2L]` (x1, y1, ..., xL, yL) at the
+    stored `size` (H, W): flow computed on larger or smaller frames is
+    resized, its values unchanged, as `data_prep` stores it.
 
     TV-L1 (`pair_flow`, `flow_function`) runs once per distinct flow frame j
     (frames j -> j + 1) that some stack uses, not on every pair of the video;
@@ -114,11 +131,20 @@ def stacked_flow(frames, flow_indices, pair_flow):
             grey[np.searchsorted(used, needed)], grey[np.searchsorted(used, needed + 1)]
         )
     )  # (U, H, W, 2)
-    planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, H, W)
+    planes = np.concatenate([quantized[..., 0], quantized[..., 1]])  # (2U, h, w)
+    height, width = size
+    planes = np.stack(
+        [video_io.resize(plane, height=height, width=width) for plane in planes]
+    )  # (2U, H, W)
     assemble = frame_sources.flow_assembler(
         position.reshape(-1).astype(np.int32), len(needed), flow_indices.shape
     )
     return assemble(planes[:, None, :, :, None]).numpy()[:, 0]  # (T, H, W, 2L)
+
+
+def stored(frame, size):
+    """A decoded frame at the stored `size` (H, W)."""
+    return video_io.resize(frame, height=size[0], width=size[1])
 
 
 def prepare_inputs(path, config, pair_flow):
@@ -133,9 +159,8 @@ def prepare_inputs(path, config, pair_flow):
         VideoError: too few frames.
     """
     start = time.perf_counter()
-    frames = video_io.read_video(
-        path, height=config["frame_height"], width=config["frame_width"]
-    )  # BGR
+    height, width = decode_size(config)
+    frames = video_io.read_video(path, height=height, width=width)  # BGR
     decoded = time.perf_counter()
     needed = sampling.min_frames(config["modalities"], config["flow_stack"])
     if len(frames) < needed:
@@ -145,12 +170,14 @@ def prepare_inputs(path, config, pair_flow):
         )
     indices = sample_indices(len(frames), config)
     inputs = {}
+    size = config["frame_height"], config["frame_width"]
     if "rgb" in indices:
-        rgb = np.stack([frames[i] for i in indices["rgb"]])[..., ::-1]  # BGR -> RGB
-        inputs["rgb"] = np.ascontiguousarray(rgb)[None]
+        rgb = np.stack([stored(frames[i], size) for i in indices["rgb"]])[..., ::-1]
+        inputs["rgb"] = np.ascontiguousarray(rgb)[None]  # BGR -> RGB above
     flow_start = time.perf_counter()
     if "flow" in indices:
-        inputs["flow"] = stacked_flow(frames, indices["flow"], pair_flow)[None]
+        stacks = stacked_flow(frames, indices["flow"], pair_flow, size=size)
+        inputs["flow"] = stacks[None]
     done = time.perf_counter()
     return inputs, {"decode": decoded - start, "flow": done - flow_start}
 

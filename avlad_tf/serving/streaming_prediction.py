@@ -54,13 +54,17 @@ class Streamer:
     def _chunk_inputs(self, samples, window, chunk_frames):
         """`streaming_feed`'s frames, flow stacks and mask for `samples`."""
         inputs = {}
+        size = self.config["frame_height"], self.config["frame_width"]
         if "rgb" in self.config["modalities"]:
-            inputs["rgb"] = np.stack([window[j][..., ::-1] for j in samples])
+            rgb = np.stack([prediction.stored(window[j], size) for j in samples])
+            inputs["rgb"] = rgb[..., ::-1]  # BGR -> RGB
         if self.stack:
             base = samples[0]
             frames = [window[k] for k in range(base, samples[-1] + self.stack + 1)]
             stacks = np.asarray(samples)[:, None] + np.arange(self.stack) - base
-            inputs["flow"] = prediction.stacked_flow(frames, stacks, self.pair_flow)
+            inputs["flow"] = prediction.stacked_flow(
+                frames, stacks, self.pair_flow, size=size
+            )
         real = len(samples)
         mask = np.zeros((1, chunk_frames), np.float32)
         mask[0, :real] = 1.0
@@ -86,9 +90,8 @@ class Streamer:
             prediction.VideoError: too few frames for one sample.
         """
         stride = stride or max(self.stack, 1)
-        fps, frames = video_io.stream_video(
-            path, height=self.config["frame_height"], width=self.config["frame_width"]
-        )
+        height, width = prediction.decode_size(self.config)
+        fps, frames = video_io.stream_video(path, height=height, width=width)
         report_frames = max(1, round(report_every * (fps or 25.0)))
         state = self.start(batch_size=tf.constant(1))
         window, samples, reports = {}, [], []

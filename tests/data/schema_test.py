@@ -156,13 +156,23 @@ class FlowQuantisationTest(absltest.TestCase):
 
 
 class FlowFamilyTest(absltest.TestCase):
-    def test_family_is_preset_and_parameters_not_backend(self):
-        self.assertEqual(schema.flow_family({}), {"preset": "opencv", "parameters": {}})
+    def test_family_is_preset_parameters_and_frame_size_not_backend(self):
+        # Metadata older than presets and frame sizes: OpenCV's CPU flow on
+        # the stored frames, the only flow data_prep made then.
+        self.assertEqual(
+            schema.flow_family({}),
+            {"preset": "opencv", "parameters": {}, "frame_size": "stored"},
+        )
         self.assertEqual(
             schema.flow_family(
-                {"preset": "opencv_cuda", "parameters": {"warps": 3}, "backend": "b"}
+                {
+                    "preset": "release",
+                    "parameters": {"warps": 3},
+                    "backend": "b",
+                    "frame_size": "native",
+                }
             ),
-            {"preset": "opencv_cuda", "parameters": {"warps": 3}},
+            {"preset": "release", "parameters": {"warps": 3}, "frame_size": "native"},
         )
         schema.check_flow_family(
             {"preset": "opencv", "backend": "opencv"},
@@ -177,6 +187,8 @@ class FlowFamilyTest(absltest.TestCase):
             )
         with self.assertRaisesRegex(ValueError, "opencv_cuda"):
             schema.check_flow_family({"preset": "opencv_cuda"}, {}, what="x")
+        with self.assertRaisesRegex(ValueError, "native"):
+            schema.check_flow_family({"frame_size": "native"}, {}, what="x")
 
 
 class MetadataTest(absltest.TestCase):

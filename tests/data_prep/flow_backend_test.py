@@ -1,5 +1,6 @@
 """`data_prep.prepare --flow_backend=keras`: the same flow family as OpenCV's,
-recorded in the metadata, interchangeable on a rerun, refused across presets."""
+recorded in the metadata, interchangeable on a rerun, refused across presets;
+the release's flow by default."""
 
 import glob
 import json
@@ -29,6 +30,10 @@ def _stored_flow(data_dir):
     return flows
 
 
+# OpenCV's CPU flow, computed by OpenCV.
+_OPENCV = ("--flow_backend=opencv", "--flow_preset=opencv")
+
+
 class FlowBackendTest(absltest.TestCase):
     def setUp(self):
         super().setUp()
@@ -54,8 +59,10 @@ class FlowBackendTest(absltest.TestCase):
 
     @pytest.mark.slow
     def test_both_backends_store_the_same_flow_and_say_which_made_it(self):
-        cpu, _ = self._prepare("cpu", "--workers=1")
-        keras_dir, _ = self._prepare("keras", "--workers=2", "--flow_backend=keras")
+        cpu, _ = self._prepare("cpu", "--workers=1", *_OPENCV)
+        keras_dir, _ = self._prepare(
+            "keras", "--workers=2", "--flow_backend=keras", "--flow_preset=opencv"
+        )
         ours, theirs = _stored_flow(keras_dir), _stored_flow(cpu)
         self.assertEqual(sorted(ours), sorted(theirs))
         for video_id, flow in ours.items():
@@ -75,8 +82,10 @@ class FlowBackendTest(absltest.TestCase):
 
     @pytest.mark.slow
     def test_a_rerun_may_switch_backends_but_not_presets(self):
-        output, _ = self._prepare("data", "--workers=1")
-        _, rerun = self._prepare("data", "--workers=1", "--flow_backend=keras")
+        output, _ = self._prepare("data", "--workers=1", *_OPENCV)
+        _, rerun = self._prepare(
+            "data", "--workers=1", "--flow_backend=keras", "--flow_preset=opencv"
+        )
         self.assertIn("4 finished shards verified and skipped", rerun.stderr)
         result = prepare_test._run(  # pylint: disable=protected-access
             *self.args,
@@ -93,10 +102,24 @@ class FlowBackendTest(absltest.TestCase):
             self.assertEqual(json.load(f)["flow"]["preset"], "opencv")
 
     @pytest.mark.slow
+    def test_the_default_is_the_release_flow_computed_by_keras(self):
+        output, _ = self._prepare("default", "--workers=1")
+        flow = schema.read_metadata(output)["flow"]
+        self.assertEqual(
+            (flow["preset"], flow["backend"], flow["frame_size"]),
+            ("release", "keras", "stored"),
+        )
+        planes = _stored_flow(output)
+        self.assertLen(planes, 4)
+        # The fixture's texture moves 2 px left a frame: stored below 128.
+        self.assertLess(np.mean([p[0].mean() for p in planes.values()]), 124)
+
+    @pytest.mark.slow
     def test_opencv_cannot_compute_the_cuda_family(self):
         result = prepare_test._run(  # pylint: disable=protected-access
             *self.args,
             f"--output_dir={os.path.join(self.tmp, 'x')}",
+            "--flow_backend=opencv",
             "--flow_preset=opencv_cuda",
         )
         self.assertEqual(result.returncode, 1)

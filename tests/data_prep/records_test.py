@@ -47,6 +47,26 @@ class RecordsTest(absltest.TestCase):
         centre = schema.dequantize_flow(flow_x[6:18, 8:24]).mean()
         self.assertAlmostEqual(float(centre), -1.0, delta=0.35)
 
+    def test_native_flow_is_in_the_videos_own_pixels(self):
+        # UCF101's way (dense_flow at the native size): flow computed on the
+        # 64 px wide frames, -2 px a frame, then stored at 32 px wide with
+        # its values unchanged; the RGB frames are stored as before.
+        path = prep_fixtures.write_video(os.path.join(self.dir, "a", "v.avi"), 12)
+        item = records.Item(video_id="a/v", labels=(3,), path=path)
+        native = records.Options(
+            height=24, width=32, min_frames=11, flow_frame_size="native"
+        )
+        parsed = _parse(records.encode_item(item, native)[0])
+        stored = _parse(records.encode_item(item, OPTIONS)[0])
+        self.assertEqual(parsed[schema.RGB_KEY][0], stored[schema.RGB_KEY][0])
+        flow_x = tf.io.decode_jpeg(parsed[schema.FLOW_X_KEY][0]).numpy()
+        self.assertEqual(flow_x.shape, (24, 32, 1))
+        centre = schema.dequantize_flow(flow_x[6:18, 8:24]).mean()
+        self.assertAlmostEqual(float(centre), -2.0, delta=0.5)
+        self.assertEqual(records.flow_metadata(native)["frame_size"], "native")
+        self.assertEqual(records.release_flow_frame_size("ucf101"), "native")
+        self.assertEqual(records.release_flow_frame_size("hmdb51"), "stored")
+
     def test_frame_folder_is_converted_without_recomputing_flow(self):
         folder = prep_fixtures.write_frame_folder(
             os.path.join(self.dir, "frames", "c", "1"), 12, height=24, width=32

@@ -45,6 +45,42 @@ class ImageOpsTest(parameterized.TestCase):
         got = _numpy(image_ops.resize_linear(small[None], (37, 53)))[0]
         np.testing.assert_allclose(got, expected, atol=1e-3)
 
+    @parameterized.parameters((37, 53), (256, 340), (16, 22))
+    def test_pyr_down_is_opencvs_gaussian_pyramid(self, height, width):
+        # cv::pyrDown on the CPU and cv::gpu::pyrDown (2.4) share the 5-tap
+        # kernel, BORDER_REFLECT_101 and the (n + 1) / 2 size.
+        image = _image(height, width)
+        expected = cv2.pyrDown(image)
+        self.assertEqual(image_ops.pyr_down_size(image.shape), expected.shape)
+        got = _numpy(image_ops.pyr_down(image[None]))[0]
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+
+    @parameterized.parameters(((22, 16), (43, 32)), ((30, 42), (37, 53)))
+    def test_cuda_resize_is_the_kernels_corner_aligned_bilinear(self, small, big):
+        # OpenCV's CUDA resize kernel, pixel by pixel: source (y * fy, x * fx)
+        # with f = float(1 / (dst / src)), bilinear, the far taps clamped.
+        image = _image(*small)
+        fy = np.float32(1.0 / (big[0] / small[0]))
+        fx = np.float32(1.0 / (big[1] / small[1]))
+        expected = np.zeros(big, np.float32)
+        for y in range(big[0]):
+            for x in range(big[1]):
+                sy, sx = np.float32(y) * fy, np.float32(x) * fx
+                y1, x1 = int(np.floor(sy)), int(np.floor(sx))
+                y2, x2 = min(y1 + 1, small[0] - 1), min(x1 + 1, small[1] - 1)
+                wy, wx = sy - y1, sx - x1
+                expected[y, x] = (
+                    image[y1, x1] * (1 - wx) * (1 - wy)
+                    + image[y1, x2] * wx * (1 - wy)
+                    + image[y2, x1] * (1 - wx) * wy
+                    + image[y2, x2] * wx * wy
+                )
+        got = _numpy(image_ops.resize_linear(image[None], big, rule="cuda"))[0]
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+        # Not the CPU's pixel-centre mapping: the two differ by up to a pixel.
+        cpu = _numpy(image_ops.resize_linear(image[None], big))[0]
+        self.assertGreater(np.abs(cpu - expected).max(), 10.0)
+
     def test_opencv_warp_is_remap_cubic_with_zero_border(self):
         image = _image()
         map_x, map_y = _maps(image.shape, spread=4.0)  # many taps fall outside

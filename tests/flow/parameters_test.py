@@ -25,7 +25,7 @@ _OPENCV_DEFAULTS = {
 
 class PresetsTest(absltest.TestCase):
     def test_opencv_preset_is_the_cpu_defaults(self):
-        params = parameters.resolve_parameters()
+        params = parameters.resolve_parameters("opencv")
         self.assertEqual(params, parameters.Parameters())
         for name, value in _OPENCV_DEFAULTS.items():
             self.assertEqual(getattr(params, name), value, name)
@@ -48,7 +48,7 @@ class PresetsTest(absltest.TestCase):
         )
 
     def test_every_preset_resolves(self):
-        self.assertEqual(parameters.PRESETS, ("opencv", "opencv_cuda"))
+        self.assertEqual(parameters.PRESETS, ("release", "opencv", "opencv_cuda"))
         for preset in parameters.PRESETS:
             self.assertIsInstance(
                 parameters.resolve_parameters(preset), parameters.Parameters
@@ -70,7 +70,8 @@ class ResolveTest(parameterized.TestCase):
     def test_unknown_preset(self):
         with self.assertRaisesRegex(
             ValueError,
-            r"preset must be one of \('opencv', 'opencv_cuda'\), got 'cuda'\.",
+            r"preset must be one of \('release', 'opencv', 'opencv_cuda'\), "
+            r"got 'cuda'\.",
         ):
             parameters.resolve_parameters("cuda")
 
@@ -100,7 +101,7 @@ class OpenCVNamesTest(absltest.TestCase):
         fields = {f.name for f in dataclasses.fields(parameters.Parameters)}
         self.assertEqual(
             set(parameters.OPENCV_NAMES.values()),
-            fields - {"interpolation", "sparse_error_check"},
+            fields - {"pyramid", "interpolation", "sparse_error_check"},
         )
         self.assertLen(set(parameters.OPENCV_NAMES.values()), 11)
 

@@ -55,7 +55,10 @@ class AgreementTest(absltest.TestCase):
         firsts = np.stack([s[0] for s in cls.scenes.values()])
         seconds = np.stack([s[1] for s in cls.scenes.values()])
         cls.ours = dict(
-            zip(cls.scenes, runner.PairFlow(SIZE, batch_size=3)(firsts, seconds))
+            zip(
+                cls.scenes,
+                runner.PairFlow(SIZE, preset="opencv", batch_size=3)(firsts, seconds),
+            )
         )
         cls.opencv = {name: _opencv(s[0], s[1]) for name, s in cls.scenes.items()}
 
@@ -101,7 +104,7 @@ class AgreementTest(absltest.TestCase):
             self.assertAlmostEqual(ours, theirs, delta=0.002, msg=name)
 
     def test_a_pair_does_not_depend_on_its_batch(self):
-        alone = runner.PairFlow(SIZE, batch_size=1)
+        alone = runner.PairFlow(SIZE, preset="opencv", batch_size=1)
         for name, (first, second, _) in self.scenes.items():
             np.testing.assert_array_equal(
                 alone(first[None], second[None])[0], self.ours[name]
@@ -114,7 +117,9 @@ class AgreementTest(absltest.TestCase):
 import json, os, numpy as np
 from avlad_tf.flow import runner
 pair = np.load({os.path.join(root, "pair.npy")!r})
-flow = runner.PairFlow(pair.shape[1:], batch_size=1)(pair[:1], pair[1:])[0]
+flow = runner.PairFlow(pair.shape[1:], preset="opencv", batch_size=1)(
+    pair[:1], pair[1:]
+)[0]
 np.save({os.path.join(root, "jax.npy")!r}, flow)
 print(json.dumps({{"ok": True}}))
 """

@@ -175,6 +175,29 @@ class PredictTest(absltest.TestCase):
                 )
         self.assertGreater(np.abs(stack.astype(int) - 128).max(), 10)
 
+    def test_native_size_flow_is_computed_on_the_decoded_frames(self):
+        # A model trained on flow of the videos' own size (UCF101's, as
+        # data_prep makes it): TV-L1 on the 60 x 80 frames, then the
+        # quantised planes resized to the stored 48 x 64, values unchanged.
+        config = dict(self.config, flow=dict(self.config["flow"], frame_size="native"))
+        pair_flow, sizes = prediction.flow_function(config), []
+
+        def recording(firsts, seconds):
+            sizes.append(firsts.shape[1:])
+            return pair_flow(firsts, seconds)
+
+        inputs, _ = prediction.prepare_inputs(self.avi, config, recording)
+        self.assertEqual(set(sizes), {(60, 80)})
+        self.assertEqual(inputs["rgb"].shape[2:4], STORED_SIZE)
+        native = video_io.read_video(self.avi, height=None, width=None)
+        grey = flow_lib.greys(native[:2])
+        planes = schema.quantize_flow(pair_flow(grey[:1], grey[1:])[0])
+        # Resized as data_prep resizes a release flow folder's images.
+        expected = video_io.resize(planes[..., 0], height=48, width=64)
+        np.testing.assert_array_equal(inputs["flow"][0, 0, ..., 0], expected)
+        stored = prediction.prepare_inputs(self.avi, self.config, pair_flow)[0]
+        self.assertFalse(np.array_equal(inputs["flow"], stored["flow"]))
+
     def test_either_flow_backend_predicts_the_same(self):
         keras_result, opencv_result = (
             prediction.predict_videos(self.export_dir, [self.avi], flow_backend=b)[0]

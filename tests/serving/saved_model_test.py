@@ -307,7 +307,12 @@ class ExportTest(absltest.TestCase):
             videos["rgb"].append(frames[indices["rgb"]])
             bgr = frames[..., ::-1]
             videos["flow"].append(
-                prediction.stacked_flow(bgr, indices["flow"], pair_flow)
+                prediction.stacked_flow(
+                    bgr,
+                    indices["flow"],
+                    pair_flow,
+                    size=(config["frame_height"], config["frame_width"]),
+                )
             )
         self.assertGreater(np.abs(np.stack(videos["flow"]).astype(int) - 128).max(), 3)
         expected = serve(**{m: tf.constant(np.stack(v)) for m, v in videos.items()})

@@ -45,7 +45,9 @@ class StreamPredictTest(absltest.TestCase):
         indices = np.asarray(samples)[:, None] + np.arange(2)
         inputs = {
             "rgb": np.stack([frames[j][..., ::-1] for j in samples])[None],
-            "flow": prediction.stacked_flow(frames, indices, streamer.pair_flow)[None],
+            "flow": prediction.stacked_flow(
+                frames, indices, streamer.pair_flow, size=(48, 64)
+            )[None],
         }
         served = self.serve(**{k: tf.constant(v) for k, v in inputs.items()})
         expected = prediction.top_k(
