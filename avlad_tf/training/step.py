@@ -21,12 +21,18 @@ replica, `make_dataset(num_shards=...)`), and the all-reduce, hence the
 clipped sum, spans every replica of every worker.
 The per-replica gradient (of loss / num_replicas) runs under XLA
 (`jit_compile`); the all-reduce, clipping and Adam update run outside it.
+On several replicas, trainable batch norm all-reduces its batch statistics
+(`sync_batch_norm`), so the update is still the one-process update; that
+all-reduce cannot run inside a nested compiled function, so such a model's
+gradient runs without XLA.
 """
 
+from absl import logging
 import tensorflow as tf
 
 from avlad_tf.models import inspection
 from avlad_tf.training import distribution
+from avlad_tf.training import sync_batch_norm
 
 
 def classification_loss(labels, logits, *, multi_label):
@@ -85,7 +91,8 @@ def make_update_fn(
         batch_size: videos per replica per sub-batch.
         accumulation_steps: sub-batches per optimizer update.
         clip_norm: per-tensor gradient norm limit; 0 or None disables it.
-        jit_compile: compile the per-replica gradient with XLA.
+        jit_compile: compile the per-replica gradient with XLA (not while
+            batch norm is synchronized across replicas).
         multi_label: sigmoid instead of softmax cross-entropy.
 
     Returns:
@@ -100,6 +107,7 @@ def make_update_fn(
     num_replicas = strategy.num_replicas_in_sync
     num_local = distribution.num_local_replicas(strategy)
     input_names = inspection.input_names(model)
+    batch_norms = sync_batch_norm.layers_to_sync(model, strategy)
 
     def gradients(features, labels):
         with tf.GradientTape() as tape:
@@ -116,7 +124,17 @@ def make_update_fn(
         grads = tape.gradient(scaled, variables)
         return grads, loss, cross_entropy, _accuracy(labels, logits)
 
-    if jit_compile:
+    if jit_compile and batch_norms:
+        # MirroredStrategy all-reduces through `merge_call`, which a nested
+        # (compiled) tf.function refuses: the BN statistics' all-reduce must
+        # sit in the replica function itself.
+        logging.warning(
+            "train_stream.jit_compile: the gradient runs without XLA, since "
+            "%d batch norm layer(s) synchronize across %d replicas.",
+            len(batch_norms),
+            num_replicas,
+        )
+    elif jit_compile:
         gradients = tf.function(gradients, jit_compile=True)
 
     def replica_sub_step(features, labels):
@@ -156,9 +174,12 @@ def make_update_fn(
         for _ in range(accumulation_steps):
             features, labels = next(iterator)
             features = {name: features[name] for name in input_names}
-            grads, loss, cross_entropy, accuracy, raw_norm = strategy.run(
-                replica_sub_step, args=(features, labels)
-            )
+            # Runs while tracing: the graph keeps the statistics' all-reduce,
+            # the layers (and their saved config) keep synchronized=False.
+            with sync_batch_norm.synchronized(batch_norms):
+                grads, loss, cross_entropy, accuracy, raw_norm = strategy.run(
+                    replica_sub_step, args=(features, labels)
+                )
             grads = [first(g) for g in grads]
             total = grads if total is None else [a + g for a, g in zip(total, grads)]
             sums["loss"] += mean(loss)
