@@ -15,11 +15,24 @@ VGG-16 ActionVLAD model (K, D and C are read from the checkpoint, flow's
 With `--backbone_weights` it writes only the VGG-16 backbone, as a
 keras.applications weights file that `build_model.weights` takes: the path
 to start the flow stream from the release's two-stream flow VGG-16, as the
-release did (docs/RELEASE.md §7.3; `gin/flow.gin`):
+release did (docs/RELEASE.md §7.3; `gin/flow.gin`). The release has one such
+network per HMDB51 split, each fine-tuned on that split's training videos,
+which hold 71-77 % of every other split's test videos; so convert each split
+and bind them with `{split}`, which training fills from its own split
+(docs/RELEASE_MODELS.md, "Initialisation per split"):
 
-    python -m avlad_tf.import_release --backbone_weights \
-        --checkpoint=2-stream-pretrained/hmdb51/flow/split1.ckpt \
-        --output=flow_vgg16.weights.h5
+    for k in 1 2 3; do
+      python -m avlad_tf.import_release --backbone_weights \
+          --checkpoint=2-stream-pretrained/hmdb51/flow/split$k.ckpt \
+          --output=flow_vgg16_split$k.weights.h5
+    done
+    --gin_bindings="flow/build_model.weights='flow_vgg16_split{split}.weights.h5'"
+
+The dataset and training split the checkpoint was fine-tuned on are read off
+its path (`hmdb51/.../split2.ckpt`; `--dataset` / `--split` where the path
+does not name them) and recorded: in the weights file, where training refuses
+a file fine-tuned on its test videos (`avlad_tf.models.initial_weights`), and
+as the stream's `train_split` in `WORKDIR/run.json`.
 
 `--labels` names the release's class order (`hmdb51`, `ucf101`, or a file
 with one class per line, or `index name` lines as UCF101's classInd.txt); it
@@ -93,6 +106,21 @@ def define_flags(flag_values=flags.FLAGS):
         "prepared dataset whose label order the classifier is permuted into.",
         **define,
     )
+    flags.DEFINE_enum(
+        "dataset",
+        None,
+        list(backbone_weights.DATASETS),
+        "the dataset the checkpoint was fine-tuned on, where its path does "
+        "not name it (.../hmdb51/...).",
+        **define,
+    )
+    flags.DEFINE_integer(
+        "split",
+        None,
+        "the training split k (train_split<k>) the checkpoint was fine-tuned "
+        "on, where its path does not name it (.../split<k>.ckpt).",
+        **define,
+    )
     flags.DEFINE_integer("stream", 0, "the checkpoint's stream<i>/ scope.", **define)
     flags.DEFINE_integer("image_size", 224, "input frame size S.", **define)
     flags.DEFINE_bool(
@@ -108,16 +136,24 @@ def define_flags(flag_values=flags.FLAGS):
 def main(argv, flag_values=flags.FLAGS):
     """Runs the import with parsed `flag_values`."""
     cli.no_arguments(argv)
+    trained_on = backbone_weights.release_training_split(
+        flag_values.checkpoint, dataset=flag_values.dataset, split=flag_values.split
+    )
     if flag_values.backbone_weights:
         channels = backbone_weights.write_vgg16_weights(
             flag_values.checkpoint,
             flag_values.output,
             include_top=flag_values.include_top,
             stream=flag_values.stream,
+            dataset=flag_values.dataset,
+            split=flag_values.split,
         )
+        seen = "no split recorded"
+        if trained_on is not None:
+            seen = f"fine-tuned on {trained_on['dataset']} {trained_on['train_split']}"
         print(
             f"wrote {flag_values.output} (VGG-16, conv1_1 takes {channels} "
-            f"channels); bind it as build_model.weights"
+            f"channels, {seen}); bind it as build_model.weights"
         )
         return
     if flag_values.modality is None:
@@ -134,6 +170,7 @@ def main(argv, flag_values=flags.FLAGS):
         stream=flag_values.stream,
         image_size=flag_values.image_size,
         allow_incomplete=flag_values.allow_incomplete,
+        train_split=(trained_on or {}).get("train_split"),
     )
     print(report.summary())
     print(f"wrote {flag_values.output}")

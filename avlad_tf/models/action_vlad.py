@@ -19,6 +19,7 @@ from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 from avlad_tf.layers import stfn
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.models import initial_weights
 from avlad_tf.models import inspection
 from avlad_tf.models import stream
 
@@ -49,7 +50,7 @@ FUSIONS = ("late", "concat", "early", "motion_attention", "stfn")
     ),
     # The run's late-fusion weights have one home, `train.fuse_weights`; this
     # in-model fusion (imported release models) takes them as an argument.
-    call=("num_classes", "modality", "name", "late_fusion_weights"),
+    call=("num_classes", "modality", "name", "late_fusion_weights", "train_split"),
 )
 def build_model(
     *,
@@ -73,6 +74,7 @@ def build_model(
     stfn_direction="bi",
     stfn_fusion_op="avg",
     name=None,
+    train_split=None,
 ):
     """Builds an ActionVLAD model whose output is logits `[B, num_classes]`.
 
@@ -95,7 +97,8 @@ def build_model(
         flow_stack: flow frames per stack; flow inputs have 2·flow_stack
             channels.
         weights: backbone weights: `None`, `'imagenet'` (keras.applications
-            download) or a local keras.applications weights file. Flow's
+            download) or a local keras.applications weights file, whose
+            path may hold `{split}` (filled from `train_split`). Flow's
             first conv is converted from RGB by the release's rule.
         dropout_rate: pooled dropout before the classifier. `None` means the
             release's behaviour: 0 for single streams (never active,
@@ -123,6 +126,9 @@ def build_model(
         stfn_fusion_op: `'avg'` (the poster's best), `'max'` or
             `'multiply'`.
         name: model name (defaults to a description).
+        train_split: the training split whose number fills `{split}` in
+            `weights` (`initial_weights.resolve`); `train_stream` passes its
+            own.
 
     Returns:
         A `keras.Model` with dict inputs named `rgb` and/or `flow`, each
@@ -138,6 +144,7 @@ def build_model(
         pooling=pooling,
         lstm_per_step_loss=lstm_per_step_loss,
     )
+    weights = initial_weights.resolve(weights, train_split=train_split)
     if dropout_rate is None:
         # The release's pooled dropout: on fusion heads only (Sec. 5.4).
         heads = ("concat", "early", "stfn")

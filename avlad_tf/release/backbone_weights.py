@@ -10,18 +10,61 @@ checkpoint's `vgg_16/*` variables: conv1_1 ... conv5_3 by name, and with
 `backbones.copy_vgg16_weights`). keras.applications' 1000-way `predictions`
 layer has no counterpart (the checkpoint's fc8 has the dataset's classes);
 it is written as zeros, and no backbone reads it.
+
+The file records the dataset and training split the checkpoint was
+fine-tuned on (`release_training_split`), which training compares with its
+test split (`models.initial_weights`): the two-stream flow networks come one
+per HMDB51 split, and only split k's may start a split-k run.
 """
 
+import os
+import re
 import warnings
 
 import keras
 import numpy as np
 
+from avlad_tf.models import initial_weights
 from avlad_tf.release import checkpoint_reader
 from avlad_tf.release import names
 
 # keras.applications VGG16 layer → the backbone layer name `names` maps to.
 _FROM_KERAS_FC = {"fc1": "fc6", "fc2": "fc7"}
+# Datasets whose name the release's paths carry as a folder.
+DATASETS = ("hmdb51", "ucf101", "charades")
+# `split2.ckpt` (a V1 file or V2 prefix), `split2/`, and renamed copies such
+# as an older script's `flow_split1.ckpt`.
+_SPLIT = re.compile(r"(?:^|[_.-])split(\d+)(?!\d)")
+
+
+def release_training_split(checkpoint, *, dataset=None, split=None):
+    """`{"dataset", "train_split"}` a release checkpoint was fine-tuned on.
+
+    The release's paths name both (`2-stream-pretrained/hmdb51/flow/
+    split2.ckpt` gives hmdb51, `train_split2`); `dataset` and `split` (an int)
+    give them where the path does not.
+
+    Returns:
+        The dict, or None for a checkpoint of no split (CUHK's ImageNet
+        `vgg_16_action_rgb_pretrain_uptoConv5.ckpt`).
+
+    Raises:
+        ValueError: a split without a dataset to count its videos in.
+    """
+    parts = os.path.normpath(checkpoint).split(os.sep)
+    if split is None:
+        match = _SPLIT.search(parts[-1])
+        split = match and int(match.group(1))
+    if dataset is None:
+        dataset = next((p for p in reversed(parts) if p in DATASETS), None)
+    if split is None:
+        return None
+    if dataset is None:
+        raise ValueError(
+            f"{checkpoint}: fine-tuned on split {split}, but its path names "
+            f"none of the datasets {DATASETS}; pass --dataset."
+        )
+    return {"dataset": dataset, "train_split": f"train_split{split}"}
 
 
 def _vgg_arrays(checkpoint, stream):
@@ -47,7 +90,9 @@ def _vgg_arrays(checkpoint, stream):
     return arrays, prefix
 
 
-def write_vgg16_weights(checkpoint, output, *, include_top=False, stream=0):
+def write_vgg16_weights(
+    checkpoint, output, *, include_top=False, stream=0, dataset=None, split=None
+):
     """Writes `output` (`.weights.h5`) for `build_model.weights`.
 
     Args:
@@ -55,6 +100,9 @@ def write_vgg16_weights(checkpoint, output, *, include_top=False, stream=0):
         output: the weights file to write; must end in `.weights.h5`.
         include_top: also write fc6 / fc7 (needed by the `fc7` endpoint).
         stream: the `stream<i>/` scope to read when the names have one.
+        dataset, split: the dataset and split number the checkpoint was
+            fine-tuned on, where its path does not name them
+            (`release_training_split`); recorded in `output`.
 
     Returns:
         The input channel count of conv1_1 (3 for RGB, 2·flow_stack for flow).
@@ -64,6 +112,7 @@ def write_vgg16_weights(checkpoint, output, *, include_top=False, stream=0):
     """
     if not output.endswith(".weights.h5"):
         raise ValueError(f"--output must end in .weights.h5; got {output!r}.")
+    trained_on = release_training_split(checkpoint, dataset=dataset, split=split)
     arrays, prefix = _vgg_arrays(checkpoint, stream)
     channels = int(arrays[("block1_conv1", "kernel")].shape[2])
     size = 224 if include_top else None  # keras.applications fixes the top's
@@ -96,4 +145,6 @@ def write_vgg16_weights(checkpoint, output, *, include_top=False, stream=0):
             [np.reshape(kernel, layer.kernel.shape), arrays[(source, "bias")]]
         )
     model.save_weights(output)
+    if trained_on is not None:
+        initial_weights.record_training_split(output, **trained_on)
     return channels

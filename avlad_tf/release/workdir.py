@@ -125,16 +125,17 @@ def _write_labels(workdir, labels):
 _RELEASE_CROPS = {"rgb": 1, "flow": 5}
 
 
-def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack):
+def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack, train_split):
     """Adds the imported stream to `WORKDIR/run.json` (`avlad_tf.run_record`),
-    with the release's input settings, so evaluate and export can read it."""
+    with the release's input settings and the split it was trained on, so
+    evaluate and export can read it."""
     settings = run_record.recorded_settings(video_input.make_dataset)
     settings.update(image_size=image_size)
     if stream == "flow":  # an RGB checkpoint says nothing of L
         settings.update(flow_stack=flow_stack)
     entry = {
         "modalities": [stream],
-        "train_split": None,
+        "train_split": train_split,
         "input": settings,
         "num_crops": _RELEASE_CROPS[stream],
     }
@@ -174,6 +175,7 @@ def import_release(
     stream=0,
     image_size=224,
     allow_incomplete=False,
+    train_split=None,
 ):
     """Builds the model, imports the checkpoint and saves `output`.
 
@@ -190,6 +192,9 @@ def import_release(
         stream: the checkpoint's `stream<i>/` scope to read.
         image_size: the model's input frame size S.
         allow_incomplete: save even if model weights are left unset.
+        train_split: the split the checkpoint was trained on
+            (`'train_split2'`), recorded in `WORKDIR/run.json`; None if
+            unknown.
 
     Returns:
         The `importer.ImportReport`.
@@ -251,6 +256,7 @@ def import_release(
             data_dir=data_dir,
             image_size=image_size,
             flow_stack=max(channels // 2, 1),
+            train_split=train_split,
         )
     with open(
         os.path.join(stream_dir, "import_report.txt"), "w", encoding="utf-8"

@@ -27,6 +27,7 @@ from avlad_tf.evaluation import scoring
 from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
 from avlad_tf.models import fusion as fusion_lib
+from avlad_tf.models import initial_weights
 from avlad_tf.serving import saved_model
 from avlad_tf.training import checks
 from avlad_tf.training import distribution
@@ -177,6 +178,8 @@ def train(
         fuse_weights=_recorded_fuse_weights(streams, fuse_weights),
     )
     checks.check_record(record, info)  # before k-means and training
+    # A weights file fine-tuned on the test videos inflates the results.
+    initial_weights.check_record(record, info)
     if export:
         saved_model.check_exportable(record)
     if os.path.exists(run_record.path(workdir)):

@@ -168,7 +168,9 @@ def train_stream(
     data = dict(data_dir=data_dir, split=train_split, modalities=modalities)
 
     # ---- Model, resume point, k-means initialisation -----------------------
-    model = _build_model(build_model_fn, strategy, info, stream, seed=seed, loss=loss)
+    model = _build_model(
+        build_model_fn, strategy, info, stream, seed=seed, loss=loss, split=train_split
+    )
     # Read from the workdir (the chief's), written to `out`.
     stage_dirs, resume_step = schedule.resume_point(
         strategy, workdir, stream, stage_steps
@@ -241,13 +243,17 @@ def _write_directories(strategy, workdir, write_dir, stream):
     return out, stream_dir
 
 
-def _build_model(build_model_fn, strategy, info, stream, *, seed, loss):
+def _build_model(build_model_fn, strategy, info, stream, *, seed, loss, split):
     """The stream's model, initialised from `seed`, its variables under
-    `strategy`; raises unless its per-step losses (if any) are `loss`."""
+    `strategy`, its backbone weights those of the training `split` (where
+    their path holds `{split}`); raises unless its per-step losses (if any)
+    are `loss`."""
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = build_model_fn(
-            num_classes=int(info["num_classes"]), modality=_MODEL_MODALITY[stream]
+            num_classes=int(info["num_classes"]),
+            modality=_MODEL_MODALITY[stream],
+            train_split=split,
         )
     check_per_step_loss(model, loss, stream=stream)
     return model

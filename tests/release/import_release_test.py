@@ -68,6 +68,7 @@ class ImportReleaseTest(absltest.TestCase):
             labels=self.release_labels,
             data_dir=self.data_dir,
             image_size=_IMAGE_SIZE,
+            train_split="train_split1",
         )
         self.assertEqual(report.unset, [])
         with open(os.path.join(workdir, "labels.txt")) as f:
@@ -101,6 +102,8 @@ class ImportReleaseTest(absltest.TestCase):
         record = run_record.read(workdir)
         self.assertEqual(record["streams"]["rgb"]["input"]["image_size"], _IMAGE_SIZE)
         self.assertEqual(record["data"]["data_dir"], os.path.abspath(self.data_dir))
+        # The split the release fine-tuned it on.
+        self.assertEqual(record["streams"]["rgb"]["train_split"], "train_split1")
         result = scoring.evaluate(workdir=workdir, stream="rgb", split="test")
         self.assertEqual(result["num_videos"], 3)
         self.assertTrue(os.path.exists(result["scores_path"]))
