@@ -18,6 +18,7 @@ from avlad_tf import settings
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 from avlad_tf.layers import stfn
 from avlad_tf.layers.pixels import ReleasePixels
+from avlad_tf.models import aggregators
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import initial_weights
 from avlad_tf.models import inspection
@@ -58,7 +59,7 @@ def build_model(
     modality="rgb",
     backbone="vgg16",
     endpoint=None,
-    pooling="netvlad",
+    pooling=aggregators.NETVLAD,
     num_clusters=64,
     alpha=1000.0,
     image_size=224,
@@ -90,7 +91,7 @@ def build_model(
             classifier scores; use with `endpoint='fc7'` as the release),
             Ng et al.'s `'conv_pooling'` / `'lstm'`, `'videolstm'`, Li
             et al.'s convolutional attention LSTM, or `'res_inception'`,
-            STFN's temporal res-inception (`stream.pool`).
+            STFN's temporal res-inception (`aggregators.AGGREGATORS`).
         num_clusters: K, the number of action words.
         alpha: NetVLAD assignment sharpness (1000 in the release).
         image_size: square frame size S.
@@ -206,7 +207,7 @@ def _check_options(*, num_classes, modality, fusion, pooling, lstm_per_step_loss
     if fusion is not None and fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
     if lstm_per_step_loss is not None and (
-        pooling not in stream.RECURRENT_POOLINGS or fusion in ("concat", "early")
+        not aggregators.get(pooling).recurrent or fusion in ("concat", "early")
     ):
         raise ValueError(
             "lstm_per_step_loss needs pooling='lstm' or 'videolstm' on single "

@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from avlad_tf.layers import stfn
+from avlad_tf.models import aggregators
 from avlad_tf.models import stream
 
 # The release's in-graph late fusion: 0.333 RGB + 0.667 flow.
@@ -127,13 +128,13 @@ def build_two_stream_model(
 
 
 def _check_two_stream(fusion, pooling, options):
-    if fusion == "motion_attention" and pooling != "videolstm":
+    if fusion == "motion_attention" and pooling != aggregators.VIDEOLSTM:
         raise ValueError(
             "fusion='motion_attention' is VideoLSTM's motion-based attention "
             f"and needs pooling='videolstm'. Received: pooling={pooling!r}"
         )
     if fusion == "stfn":
-        if pooling != "res_inception":
+        if pooling != aggregators.RES_INCEPTION:
             raise ValueError(
                 "build_model.fusion='stfn' fuses STFN's temporal res-inception "
                 "modules and needs build_model.pooling='res_inception'. "
@@ -173,8 +174,11 @@ def _motion_attention(maps, *, fusion, pooling, head, per_step_loss=None):
             motion=maps["flow"],
             **head,
         )
-    descriptor = stream.video_lstm_outputs(
-        maps["rgb"], weight_decay=head["weight_decay"], motion=maps["flow"]
+    descriptor = aggregators.video_lstm_outputs(
+        maps["rgb"],
+        weight_decay=head["weight_decay"],
+        name=aggregators.get(pooling).layer_name,
+        motion=maps["flow"],
     )[0]  # (B, 2U)
     return stream.classify(descriptor, **head)
 
@@ -189,7 +193,7 @@ def _stfn(maps, *, fusion, pooling, head, num_blocks, direction, fusion_op):
         direction=direction,
         fusion_op=fusion_op,
         weight_decay=head["weight_decay"],
-        name=stream.POOLING_LAYER_NAMES[pooling],
+        name=aggregators.get(pooling).layer_name,
     )(maps["rgb"], motion_inputs=maps["flow"])  # (B, D)
     return stream.classify(descriptor, **head)
 

@@ -2,13 +2,13 @@
 the sub-models k-means, evaluation and the visualiser read.
 
 Every model `models.action_vlad.build_model` builds names its pooling layer
-after `stream.POOLING_LAYER_NAMES` and its classifier `logits`; these helpers
+after its aggregator (`aggregators.AGGREGATORS`) and its classifier `logits`; these helpers
 find them in single-stream, fusion and nested (late-fusion) models alike.
 """
 
 import keras
 
-from avlad_tf.models import stream
+from avlad_tf.models import aggregators
 
 
 def input_names(model):
@@ -44,7 +44,7 @@ def find_layer(model, name):
 def pooling_layer(model):
     """The pooling layer (`netvlad`, `avg_pool`, `max_pool`, ...) of a
     single-stream or concat / early fusion model."""
-    names = set(stream.POOLING_LAYER_NAMES.values())
+    names = aggregators.layer_names()
     found = [layer for layer in model.layers if layer.name in names]
     if len(found) != 1:
         raise ValueError(
@@ -74,14 +74,8 @@ def endpoints_model(model):
     its `attention` maps `[B, T, h', w']` (each sums to 1 over positions).
     """
     pool = pooling_layer(model)
-    outputs = {"logits": model.output}
-    if pool.name == stream.POOLING_LAYER_NAMES["netvlad"]:
-        outputs["descriptor"], outputs["assignments"] = pool.output
-    elif pool.name == stream.POOLING_LAYER_NAMES["videolstm"]:
-        # (descriptor, [per-step outputs,] attention)
-        outputs["descriptor"], outputs["attention"] = pool.output[0], pool.output[-1]
-    elif isinstance(pool.output, (list, tuple)):  # the LSTM's (mean, per step)
-        outputs["descriptor"] = pool.output[0]
-    else:
-        outputs["descriptor"] = pool.output
+    outputs = {
+        "logits": model.output,
+        **aggregators.of_layer(pool).endpoints(pool.output),
+    }
     return keras.Model(model.input, outputs, name=f"{model.name}_endpoints")

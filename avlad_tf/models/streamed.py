@@ -15,6 +15,7 @@ The backbone runs on one chunk at a time; only the state persists.
 
 from keras import ops
 
+from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
 
 
@@ -37,11 +38,14 @@ class StreamedModel:
                 "model's streams separately)."
             )
         self.pool = inspection.pooling_layer(model)
-        if not hasattr(self.pool, "update"):
+        if not aggregators.of_layer(self.pool).streams:
+            streaming = sorted(
+                n for n, a in aggregators.AGGREGATORS.items() if a.streams
+            )
             raise ValueError(
                 f"{model.name}: its {self.pool.name!r} pooling has no streaming "
-                "state (NetVLAD, avg, max and two_stream pooling have one); "
-                "classify whole videos with serving_default instead."
+                f"state (the poolings {streaming} have one); classify whole "
+                "videos with serving_default instead."
             )
         self.input_name = inspection.input_names(model)[0]
         self.features = inspection.feature_model(model)

@@ -9,6 +9,8 @@ training) or without it (`vgg_16/conv1/conv1_1/weights`, slim ImageNet style).
 import dataclasses
 import re
 
+from avlad_tf.models import aggregators
+
 # Optimizer slots and counters: saved by training, meaningless to a model.
 # The release trains with Adam; slim's RMSProp / Momentum slot names and
 # ExponentialMovingAverage shadows are listed too so that any slim checkpoint
@@ -28,7 +30,7 @@ _NETVLAD = {
     "NetVLAD/vlad_W": "assignment_kernel",
     "NetVLAD/vlad_B": "assignment_bias",
 }
-NETVLAD_LAYER = "netvlad"
+NETVLAD_LAYER = aggregators.get(aggregators.NETVLAD).layer_name
 LOGITS_LAYER = "logits"
 
 

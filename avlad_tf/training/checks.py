@@ -6,6 +6,8 @@ what it must be, instead of an error from deep inside TensorFlow after
 minutes of k-means.
 """
 
+from avlad_tf.models import aggregators
+
 
 def _positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -69,7 +71,10 @@ def _check_training(stream, training):
             f"must be one positive rate per stage ({len(stage_steps)})",
         )
     model = training["build_model"]
-    if model["pooling"] == "netvlad" and not _positive_int(model["num_clusters"]):
+    clustered = model["pooling"] in aggregators.AGGREGATORS and (
+        aggregators.get(model["pooling"]).clusters
+    )
+    if clustered and not _positive_int(model["num_clusters"]):
         _fail(
             stream,
             "build_model.num_clusters",

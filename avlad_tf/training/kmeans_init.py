@@ -20,15 +20,18 @@ import numpy as np
 from avlad_tf import kmeans
 from avlad_tf import progress
 from avlad_tf import settings
+from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
 
 CENTERS_FILE = "centers.npy"
 
 
-def optional_layer(model, name):
-    """The layer called `name` in `model` or any nested model, or None."""
+def centers_layer(model):
+    """The pooling layer that k-means centres initialise
+    (`Aggregator.takes_centers`) in `model` or a nested model, or None."""
+    names = aggregators.layer_names(takes_centers=True)
     return next(
-        (layer for layer in inspection.walk_layers(model) if layer.name == name), None
+        (layer for layer in inspection.walk_layers(model) if layer.name in names), None
     )
 
 
@@ -124,9 +127,9 @@ def init_centers(
         seed: frame sampling, subset and k-means++ seed.
 
     Returns:
-        The `[K, D]` centres, or None without a NetVLAD layer.
+        The `[K, D]` centres, or None without a layer that takes them.
     """
-    layer = optional_layer(model, "netvlad")
+    layer = centers_layer(model)
     if layer is None:
         return None
     num_clusters, depth = (int(d) for d in layer.centers.shape)

@@ -316,9 +316,9 @@ def _init_centers(
     `modalities`. In a multi-worker job the chief computes the centres and
     the others take its NetVLAD weights, bit for bit.
     """
-    layer = kmeans_init.optional_layer(model, "netvlad")
+    layer = kmeans_init.centers_layer(model)
     if layer is None:
-        return  # avg / max / two-stream pooling: nothing to initialise
+        return  # an aggregator without centres: nothing to initialise
     features = inspection.feature_model(model)
 
     def pass_dataset_fn(pass_seed):

@@ -7,9 +7,9 @@ JAX machine.
 
 import keras
 
+from avlad_tf.models import aggregators
 from avlad_tf.models import backbones
 from avlad_tf.models import inspection
-from avlad_tf.models import stream as stream_lib
 
 
 def set_stage(model, stage):
@@ -17,7 +17,7 @@ def set_stage(model, stage):
 
     Stage 1 trains only the classifier(s) `logits` (pooling at its k-means
     initialisation, backbone frozen), and aggregators that start from random
-    weights (`stream_lib.LEARNED_FROM_SCRATCH`). Stage 2 also trains the pooling layer
+    weights (`Aggregator.from_scratch`). Stage 2 also trains the pooling layer
     and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
     conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
     Recompile (or rebuild the train step) afterwards: Keras fixes the
@@ -28,13 +28,11 @@ def set_stage(model, stage):
     """
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2; received {stage!r}.")
-    pooling_names = set(stream_lib.POOLING_LAYER_NAMES.values())
+    pooling_names = aggregators.layer_names()
     # Aggregators without an initialisation of their own (NetVLAD has
     # k-means) would feed stage 1's classifier random features: they train
     # from stage 1 on.
-    from_scratch = {
-        stream_lib.POOLING_LAYER_NAMES[p] for p in stream_lib.LEARNED_FROM_SCRATCH
-    }
+    from_scratch = aggregators.layer_names(from_scratch=True)
     chosen = []
     containers = [model] + [
         l for l in inspection.walk_layers(model) if isinstance(l, keras.Model)

@@ -10,8 +10,8 @@ import pytest
 from avlad_tf.layers import conv_pooling
 from avlad_tf.layers import frame_lstm
 from avlad_tf.models import action_vlad
+from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
-from avlad_tf.models import stream
 from avlad_tf.training import loop
 from avlad_tf.training import trainable as trainable_lib
 from tests import testing
@@ -37,7 +37,7 @@ class AggregatorModelTest(testing.TestCase):
         model = tiny_model(pooling=pooling, modality=modality, endpoint=endpoint)
         layer = inspection.pooling_layer(model)
         self.assertIsInstance(layer, LAYERS[pooling])
-        self.assertEqual(layer.name, stream.POOLING_LAYER_NAMES[pooling])
+        self.assertEqual(layer.name, aggregators.get(pooling).layer_name)
         inputs = video_inputs(model)
         logits = model(inputs)
         self.assertEqual(tuple(logits.shape), (2, NUM_CLASSES))
@@ -152,7 +152,7 @@ class AggregatorModelTest(testing.TestCase):
     @parameterized.parameters("conv_pooling", "lstm")
     def test_stages(self, pooling):
         model = tiny_model(pooling=pooling)
-        name = stream.POOLING_LAYER_NAMES[pooling]
+        name = aggregators.get(pooling).layer_name
         # The aggregator starts from random weights: it trains from stage 1.
         self.assertEqual(
             trainable_lib.set_stage(model, 1),
@@ -188,7 +188,7 @@ class AggregatorModelTest(testing.TestCase):
             jit_compile=True,
             loss=keras.losses.CategoricalCrossentropy(from_logits=True),
         )
-        aggregator = model.get_layer(stream.POOLING_LAYER_NAMES[pooling])
+        aggregator = model.get_layer(aggregators.get(pooling).layer_name)
         before = [numpy(w) for w in aggregator.weights]
         history = model.fit(inputs, labels, batch_size=2, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"][0]))

@@ -9,8 +9,8 @@ import pytest
 
 from avlad_tf.layers import video_lstm
 from avlad_tf.models import action_vlad
+from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
-from avlad_tf.models import stream
 from avlad_tf.training import trainable as trainable_lib
 from avlad_tf.visualization import attention as attention_lib
 from tests import testing
@@ -40,7 +40,7 @@ class VideoLSTMModelTest(testing.TestCase):
         model = videolstm_model(**kwargs)
         layer = inspection.pooling_layer(model)
         self.assertIsInstance(layer, video_lstm.ConvALSTM)
-        self.assertEqual(layer.name, stream.POOLING_LAYER_NAMES["videolstm"])
+        self.assertEqual(layer.name, aggregators.get("videolstm").layer_name)
         self.assertEqual(
             layer.attention, "motion" if "fusion" in kwargs else "appearance"
         )

@@ -1,0 +1,240 @@
+"""The aggregators: every `build_model.pooling` name, its builder and traits.
+
+One table, `AGGREGATORS`, maps each pooling name to an `Aggregator`: how to
+build its layer on `[B, T, h, w, D]` features and what the rest of the
+project needs to know about it, so that no other module branches on a
+pooling name:
+
+- `layer_name`: the pooling layer's name in a built model
+  (docs/CONTRACTS.md), which `models.inspection` finds;
+- `takes_centers`: k-means centres initialise it (Sec. 8,
+  `training.kmeans_init`); such a layer has `centers` `[K, D]` and
+  `set_centers`;
+- `clusters`: it has K clusters (`build_model.num_clusters`, checked);
+- `from_scratch`: its weights start random, so it trains from stage 1 on
+  (`training.trainable`); the others train from stage 2;
+- `recurrent`: it has an output per time step, so it can take a loss at
+  every step (`build_model.lstm_per_step_loss`);
+- `endpoints`: its outputs for the visualiser (`inspection.endpoints_model`);
+- `streams`: it keeps a running state (`layers.streaming`), so a trained
+  model classifies videos of any length chunk by chunk (`models.streamed`).
+
+Adding an aggregator is its layer file, one row here, its gin row and its
+tests.
+"""
+
+from collections.abc import Callable
+import dataclasses
+
+import keras
+
+from avlad_tf.layers import conv_pooling
+from avlad_tf.layers import frame_lstm
+from avlad_tf.layers import netvlad
+from avlad_tf.layers import pooling as pooling_layers
+from avlad_tf.layers import res_inception
+from avlad_tf.layers import video_lstm
+
+# The names other modules refer to (a pooling name is written here only).
+NETVLAD = "netvlad"
+LSTM = "lstm"
+VIDEOLSTM = "videolstm"
+RES_INCEPTION = "res_inception"
+
+
+def _descriptor(output):
+    """The pooled descriptor of a layer that returns it alone or first."""
+    first = output[0] if isinstance(output, (list, tuple)) else output
+    return {"descriptor": first}
+
+
+def _netvlad_endpoints(output):
+    descriptor, assignments = output  # (B, K·D), (B, T, h, w, K)
+    return {"descriptor": descriptor, "assignments": assignments}
+
+
+def _videolstm_endpoints(output):
+    # (descriptor, [per-step outputs,] attention maps (B, T, h', w'))
+    return {"descriptor": output[0], "attention": output[-1]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregator:
+    """One pooling choice (module docstring).
+
+    `build(features, *, name, num_clusters, alpha, fc_dropout_rate,
+    weight_decay)` returns the descriptor `[B, D']`; a builder reads the
+    settings it needs and ignores the others.
+    """
+
+    layer_name: str
+    build: Callable
+    takes_centers: bool = False
+    clusters: bool = False
+    from_scratch: bool = False
+    recurrent: bool = False
+    endpoints: Callable = _descriptor
+    streams: bool = False
+
+
+def _netvlad(features, *, name, num_clusters, alpha, **_):
+    """ActionVLAD (Sec. 3): NetVLAD over every frame and position of the
+    pre-ReLU map (Sec. 5.2)."""
+    descriptor, _ = netvlad.NetVLAD(num_clusters=num_clusters, alpha=alpha, name=name)(
+        features, return_assignments=True
+    )
+    return descriptor  # (B, K·D)
+
+
+def _avg(features, *, name, **_):
+    """The spatio-temporal mean of the pre-ReLU map (Sec. 5.2)."""
+    return pooling_layers.SpatioTemporalAveragePooling(name=name)(features)  # (B, D)
+
+
+def _max(features, *, name, **_):
+    """The spatio-temporal max of the pre-ReLU map (Sec. 5.2)."""
+    return pooling_layers.SpatioTemporalMaxPooling(name=name)(features)  # (B, D)
+
+
+def _two_stream(features, *, name, fc_dropout_rate, **_):
+    """The release's `avg` pooling, the two-stream baseline: the mean of
+    per-frame classifier scores. The release's fc8 reads post-ReLU fc7 after
+    dropout7 (keep 0.2 at training); the classifier is linear, so the mean
+    of per-frame scores equals the classifier applied to the mean of the
+    per-frame (post-ReLU, dropped-out) features, which is what this
+    computes. On a conv endpoint the per-frame feature is the spatial mean
+    (h = w = 1 for fc7, where this is exactly the release's rule)."""
+    features = keras.layers.ReLU(name="two_stream_relu")(features)
+    features = keras.layers.Dropout(fc_dropout_rate, name="two_stream_dropout")(
+        features
+    )
+    return _avg(features, name=name)
+
+
+def _conv_pooling(features, *, name, fc_dropout_rate, weight_decay, **_):
+    """Ng et al.'s (CVPR 2015) conv pooling: the max over time of the map,
+    then FC layers (`ConvPooling`) as wide as VGG16's 4096-wide fc6 / fc7,
+    8·D for conv5_3 (D = 512); the tiny test backbone gets small ones. Their
+    dropout is `fc_dropout_rate`, as for the backbone's fc6, and their
+    kernels get the backbone's and the classifier's `weight_decay`."""
+    width = min(conv_pooling.VGG16_FC_UNITS[0], 8 * features.shape[-1])
+    return conv_pooling.ConvPooling(
+        units=(width, width),
+        dropout_rate=fc_dropout_rate,
+        weight_decay=weight_decay,
+        name=name,
+    )(features)  # (B, width)
+
+
+def _lstm(features, *, name, weight_decay, **_):
+    """Ng et al.'s LSTM: stacked LSTMs (the paper's 512 cells, at most D)
+    over per-frame spatial means, whose per-step outputs are averaged over
+    time (`FrameLSTM`), so the logits are the per-step logits averaged.
+    Trained as built here, the loss is the cross-entropy of those averaged
+    logits; the paper's loss at every step is `stream.per_step_logits`."""
+    units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
+    return frame_lstm.FrameLSTM(units=units, weight_decay=weight_decay, name=name)(
+        features
+    )  # (B, units)
+
+
+def _videolstm(features, *, name, weight_decay, **_):
+    """Li et al.'s (CVIU 2018) convolutional attention LSTM with attention
+    from the frame itself; its motion-based attention needs both streams
+    (`fusion='motion_attention'`)."""
+    return video_lstm_outputs(features, weight_decay=weight_decay, name=name)[0]
+
+
+def _res_inception(features, *, name, weight_decay, **_):
+    """STFN's single-stream baseline: each frame's rectified spatial mean, a
+    temporal res-inception module, then the mean over time
+    (`layers.ResInceptionPooling`); its fusion of two streams is
+    `fusion='stfn'`."""
+    return res_inception.ResInceptionPooling(weight_decay=weight_decay, name=name)(
+        features
+    )  # (B, D)
+
+
+def video_lstm_outputs(
+    features, *, weight_decay, name, motion=None, return_sequences=False
+):
+    """VideoLSTM's `ConvALSTM` on `[B, T, h, w, D]` maps; with `motion` (the
+    flow stream's maps `[B, T, h, w, D']`) its attention is motion-based.
+
+    Widths follow the input depth D: the paper's 512 hidden channels and
+    1024-wide FC layer are U = min(512, D) and 2·U, exactly 512 / 1024 on
+    VGG16's conv5_3; the tiny test backbone (D = 16) gets 16 / 32, so toy
+    runs stay small. Dropout is the paper's 0.7.
+
+    Returns:
+        The layer's outputs: the descriptor `[B, 2U]`, the per-step FC
+        outputs `[B, T, 2U]` with `return_sequences`, then the attention
+        maps `[B, T, h', w']` (`inspection.endpoints_model` reads them).
+    """
+    units = min(video_lstm.PAPER_UNITS, features.shape[-1])
+    layer = video_lstm.ConvALSTM(
+        units=units,
+        dense_units=min(video_lstm.PAPER_DENSE_UNITS, 2 * units),
+        attention="appearance" if motion is None else "motion",
+        weight_decay=weight_decay,
+        name=name,
+    )
+    return layer(
+        features,
+        attention_inputs=motion,
+        return_sequences=return_sequences,
+        return_attention=True,
+    )
+
+
+AGGREGATORS = {
+    NETVLAD: Aggregator(
+        "netvlad",
+        _netvlad,
+        takes_centers=True,
+        clusters=True,
+        endpoints=_netvlad_endpoints,
+        streams=True,
+    ),
+    "avg": Aggregator("avg_pool", _avg, streams=True),
+    "max": Aggregator("max_pool", _max, streams=True),
+    "two_stream": Aggregator("two_stream_pool", _two_stream, streams=True),
+    "conv_pooling": Aggregator("conv_pool", _conv_pooling, from_scratch=True),
+    LSTM: Aggregator("lstm_pool", _lstm, from_scratch=True, recurrent=True),
+    VIDEOLSTM: Aggregator(
+        "videolstm_pool",
+        _videolstm,
+        from_scratch=True,
+        recurrent=True,
+        endpoints=_videolstm_endpoints,
+    ),
+    RES_INCEPTION: Aggregator("res_inception_pool", _res_inception, from_scratch=True),
+}
+
+
+def get(pooling):
+    """The `Aggregator` of a pooling name.
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    if pooling not in AGGREGATORS:
+        raise ValueError(
+            f"Unknown pooling {pooling!r}; expected one of {sorted(AGGREGATORS)}."
+        )
+    return AGGREGATORS[pooling]
+
+
+def layer_names(**traits):
+    """The pooling layers' names, of the aggregators with all `traits`
+    (e.g. `from_scratch=True`)."""
+    return {
+        a.layer_name
+        for a in AGGREGATORS.values()
+        if all(getattr(a, k) == v for k, v in traits.items())
+    }
+
+
+def of_layer(layer):
+    """The `Aggregator` whose pooling layer `layer` is (by its name)."""
+    return next(a for a in AGGREGATORS.values() if a.layer_name == layer.name)

@@ -1,0 +1,64 @@
+"""`models.aggregators`: one table of poolings whose traits match their layers."""
+
+import ast
+import pathlib
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from avlad_tf.models import aggregators
+from avlad_tf.models import inspection
+from tests import testing
+from tests.models import action_vlad_test
+
+# String constants equal to a pooling name that mean something else.
+_OTHER_MEANINGS = {
+    ("avlad_tf/models/action_vlad.py", "avg"),  # STFN's fusion op default
+}
+
+
+class TableTest(parameterized.TestCase):
+    @parameterized.parameters(*sorted(aggregators.AGGREGATORS))
+    def test_each_row_builds_a_layer_with_the_traits_it_declares(self, pooling):
+        aggregator = aggregators.get(pooling)
+        endpoint = "fc7" if pooling == "two_stream" else None
+        model = action_vlad_test.tiny_model(pooling=pooling, endpoint=endpoint)
+        layer = inspection.pooling_layer(model)
+        self.assertEqual(layer.name, aggregator.layer_name)
+        self.assertIs(aggregators.of_layer(layer), aggregator)
+        self.assertEqual(aggregator.takes_centers, hasattr(layer, "set_centers"))
+        self.assertEqual(aggregator.streams, hasattr(layer, "update"))
+        if aggregator.clusters:
+            self.assertEqual(layer.num_clusters, 4)
+        inputs = action_vlad_test.video_inputs(model)
+        outputs = inspection.endpoints_model(model)(inputs)
+        self.assertIn("descriptor", outputs)
+        self.assertEqual(outputs["descriptor"].shape[0], 2)
+
+    def test_layer_names_by_trait(self):
+        self.assertEqual(aggregators.layer_names(takes_centers=True), {"netvlad"})
+        self.assertIn("conv_pool", aggregators.layer_names(from_scratch=True))
+        self.assertNotIn("netvlad", aggregators.layer_names(from_scratch=True))
+
+    def test_unknown_pooling_lists_the_known_ones(self):
+        with self.assertRaisesRegex(ValueError, r"Unknown pooling 'vlad'.*'netvlad'"):
+            aggregators.get("vlad")
+
+    def test_a_pooling_name_is_written_in_the_table_only(self):
+        # Elsewhere the library refers to the table (its constants and traits),
+        # so adding an aggregator touches its layer file and one row.
+        names = set(aggregators.AGGREGATORS)
+        found = []
+        for path in sorted((pathlib.Path(testing.REPO) / "avlad_tf").rglob("*.py")):
+            relative = path.relative_to(testing.REPO).as_posix()
+            if relative == "avlad_tf/models/aggregators.py" or "/layers/" in relative:
+                continue  # the table, and the layers' own internal names
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    if (relative, node.value) not in _OTHER_MEANINGS:
+                        found.append(f"{relative}:{node.lineno} {node.value!r}")
+        self.assertEqual(found, [])
+
+
+if __name__ == "__main__":
+    absltest.main()
