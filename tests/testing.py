@@ -5,6 +5,7 @@ Mirrors the spirit of Keras' private `run_layer_test` without importing
 a compiled fit step and a mixed-precision run.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,21 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Put first on the path, it makes `import tensorflow` fail.
 NO_TENSORFLOW = os.path.join(REPO, "tests", "no_tensorflow")
+
+
+@contextlib.contextmanager
+def gin_bindings(bindings):
+    """Binds `{"configurable.argument": value}` in gin for the block (an
+    aggregator's own settings, `models.aggregators`), then clears gin's
+    config."""
+    import gin  # pylint: disable=import-outside-toplevel
+
+    for name, value in bindings.items():
+        gin.bind_parameter(name, value)
+    try:
+        yield
+    finally:
+        gin.clear_config()
 
 
 def run_on_backend(script, backend):

@@ -16,7 +16,6 @@ import keras
 
 from avlad_tf import settings
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
-from avlad_tf.layers import stfn
 from avlad_tf.layers.pixels import ReleasePixels
 from avlad_tf.models import aggregators
 from avlad_tf.models import fusion as fusion_lib
@@ -44,10 +43,6 @@ FUSIONS = ("late", "concat", "early", "motion_attention", "stfn")
         "fc_dropout_rate",
         "weight_decay",
         "fusion",
-        "lstm_per_step_loss",
-        "stfn_num_blocks",
-        "stfn_direction",
-        "stfn_fusion_op",
     ),
     # The run's late-fusion weights have one home, `train.fuse_weights`; this
     # in-model fusion (imported release models) takes them as an argument.
@@ -70,10 +65,6 @@ def build_model(
     weight_decay=4e-5,
     fusion=None,
     late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
-    lstm_per_step_loss=None,
-    stfn_num_blocks=stfn.PAPER_NUM_BLOCKS,
-    stfn_direction="bi",
-    stfn_fusion_op="avg",
     name=None,
     train_split=None,
 ):
@@ -115,17 +106,6 @@ def build_model(
             `fusion.build_two_stream_model`) or `'stfn'` (the STFN
             poster's fusion blocks, with `pooling='res_inception'`).
         late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
-        lstm_per_step_loss: with `pooling='lstm'` or `'videolstm'`, the
-            papers' loss at every time step: `'softmax'` or `'sigmoid'`
-            (match `train_stream.loss`, which training checks), applied
-            through `layers.TimeAveragedLogits`; None trains the loss of the
-            time-averaged logits. The logits are the same either way.
-        stfn_num_blocks: with `fusion='stfn'`, its fusion blocks: 0 is the
-            poster's feature fusion, 2 its best (`layers/stfn.py`).
-        stfn_direction: `'bi'` (the poster's best) or `'uni'` (motion
-            into appearance).
-        stfn_fusion_op: `'avg'` (the poster's best), `'max'` or
-            `'multiply'`.
         name: model name (defaults to a description).
         train_split: the training split whose number fills `{split}` in
             `weights` (`initial_weights.resolve`); `train_stream` passes its
@@ -135,15 +115,20 @@ def build_model(
         A `keras.Model` with dict inputs named `rgb` and/or `flow`, each
         `[B, T, S, S, C]`, and logits `[B, num_classes]`.
 
+    An aggregator's or a fusion head's own settings are its configurable's
+    (`option_builders`), e.g. `recurrent_pooling.per_step_loss` and
+    `stfn_fusion.num_blocks`.
+
     Raises:
         ValueError: on an unknown option or an inconsistent combination.
     """
+    per_step_loss = aggregators.recurrent_pooling()["per_step_loss"]
     _check_options(
         num_classes=num_classes,
         modality=modality,
         fusion=fusion,
         pooling=pooling,
-        lstm_per_step_loss=lstm_per_step_loss,
+        per_step_loss=per_step_loss,
     )
     weights = initial_weights.resolve(weights, train_split=train_split)
     if dropout_rate is None:
@@ -171,10 +156,7 @@ def build_model(
             num_clusters=num_clusters,
             alpha=alpha,
             fc_dropout_rate=fc_dropout_rate,
-            lstm_per_step_loss=lstm_per_step_loss,
-            stfn_num_blocks=stfn_num_blocks,
-            stfn_direction=stfn_direction,
-            stfn_fusion_op=stfn_fusion_op,
+            per_step_loss=per_step_loss,
         )
     kwargs = dict(
         num_classes=num_classes,
@@ -182,7 +164,7 @@ def build_model(
         num_clusters=num_clusters,
         alpha=alpha,
         dropout_rate=dropout_rate,
-        per_step_loss=lstm_per_step_loss,
+        per_step_loss=per_step_loss,
         backbone_settings=backbone_settings,
     )
     if fusion == "late":
@@ -192,7 +174,15 @@ def build_model(
     )
 
 
-def _check_options(*, num_classes, modality, fusion, pooling, lstm_per_step_loss):
+def option_builders(pooling, fusion):
+    """The configurables holding the settings of `pooling` and of `fusion`'s
+    head (`Aggregator.options`, `fusion.HEAD_OPTIONS`), which a run records
+    with `build_model`'s."""
+    builders = [aggregators.get(pooling).options, fusion_lib.HEAD_OPTIONS.get(fusion)]
+    return [b for b in builders if b is not None]
+
+
+def _check_options(*, num_classes, modality, fusion, pooling, per_step_loss):
     """Raises ValueError on an unknown option or an inconsistent combination
     of `build_model`'s options."""
     if modality not in MODALITIES:
@@ -206,13 +196,13 @@ def _check_options(*, num_classes, modality, fusion, pooling, lstm_per_step_loss
         )
     if fusion is not None and fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
-    if lstm_per_step_loss is not None and (
+    if per_step_loss is not None and (
         not aggregators.get(pooling).recurrent or fusion in ("concat", "early")
     ):
         raise ValueError(
-            "lstm_per_step_loss needs pooling='lstm' or 'videolstm' on single "
-            "streams, late fusion or motion attention; received "
-            f"pooling={pooling!r}, fusion={fusion!r}."
+            "recurrent_pooling.per_step_loss needs a recurrent pooling ('lstm' "
+            "or 'videolstm') on single streams, late fusion or motion "
+            f"attention; received pooling={pooling!r}, fusion={fusion!r}."
         )
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
@@ -232,26 +222,20 @@ def _two_stream_model(
     num_clusters,
     alpha,
     fc_dropout_rate,
-    lstm_per_step_loss,
-    stfn_num_blocks,
-    stfn_direction,
-    stfn_fusion_op,
+    per_step_loss,
 ):
     """One model over both streams (`fusion_lib.TWO_STREAM_HEADS`), with
     the options its head takes."""
-    options = {
-        "stfn": dict(
-            num_blocks=stfn_num_blocks,
-            direction=stfn_direction,
-            fusion_op=stfn_fusion_op,
-        ),
+    if fusion in fusion_lib.HEAD_OPTIONS:
+        options = fusion_lib.HEAD_OPTIONS[fusion]()
+    elif fusion == "motion_attention":
         # One VideoLSTM over both streams: no action words, and a single
         # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
-        "motion_attention": dict(per_step_loss=lstm_per_step_loss),
-    }.get(
-        fusion,
-        dict(num_clusters=num_clusters, alpha=alpha, fc_dropout_rate=fc_dropout_rate),
-    )
+        options = dict(per_step_loss=per_step_loss)
+    else:
+        options = dict(
+            num_clusters=num_clusters, alpha=alpha, fc_dropout_rate=fc_dropout_rate
+        )
     return fusion_lib.build_two_stream_model(
         fusion=fusion,
         num_classes=num_classes,

@@ -14,10 +14,13 @@ pooling name:
 - `from_scratch`: its weights start random, so it trains from stage 1 on
   (`training.trainable`); the others train from stage 2;
 - `recurrent`: it has an output per time step, so it can take a loss at
-  every step (`build_model.lstm_per_step_loss`);
+  every step (`recurrent_pooling.per_step_loss`);
 - `endpoints`: its outputs for the visualiser (`inspection.endpoints_model`);
 - `streams`: it keeps a running state (`layers.streaming`), so a trained
-  model classifies videos of any length chunk by chunk (`models.streamed`).
+  model classifies videos of any length chunk by chunk (`models.streamed`);
+- `options`: the configurable that holds its own settings (gin binds e.g.
+  `recurrent_pooling.per_step_loss`), never more `build_model` arguments;
+  a run records the chosen aggregator's (`training.experiment`).
 
 Adding an aggregator is its layer file, one row here, its gin row and its
 tests.
@@ -28,6 +31,7 @@ import dataclasses
 
 import keras
 
+from avlad_tf import settings
 from avlad_tf.layers import conv_pooling
 from avlad_tf.layers import frame_lstm
 from avlad_tf.layers import netvlad
@@ -75,6 +79,21 @@ class Aggregator:
     recurrent: bool = False
     endpoints: Callable = _descriptor
     streams: bool = False
+    options: Callable = None
+
+
+@settings.configurable(setting=("per_step_loss",))
+def recurrent_pooling(*, per_step_loss=None):
+    """Settings of the recurrent poolings, Ng et al.'s `'lstm'` and
+    `'videolstm'` (single streams, late fusion and motion attention).
+
+    Args:
+        per_step_loss: the papers' loss at every time step: `'softmax'` or
+            `'sigmoid'` (match `train_stream.loss`, which training checks),
+            applied through `layers.TimeAveragedLogits`; None trains the loss
+            of the time-averaged logits. The logits are the same either way.
+    """
+    return {"per_step_loss": per_step_loss}
 
 
 def _netvlad(features, *, name, num_clusters, alpha, **_):
@@ -200,13 +219,20 @@ AGGREGATORS = {
     "max": Aggregator("max_pool", _max, streams=True),
     "two_stream": Aggregator("two_stream_pool", _two_stream, streams=True),
     "conv_pooling": Aggregator("conv_pool", _conv_pooling, from_scratch=True),
-    LSTM: Aggregator("lstm_pool", _lstm, from_scratch=True, recurrent=True),
+    LSTM: Aggregator(
+        "lstm_pool",
+        _lstm,
+        from_scratch=True,
+        recurrent=True,
+        options=recurrent_pooling,
+    ),
     VIDEOLSTM: Aggregator(
         "videolstm_pool",
         _videolstm,
         from_scratch=True,
         recurrent=True,
         endpoints=_videolstm_endpoints,
+        options=recurrent_pooling,
     ),
     RES_INCEPTION: Aggregator("res_inception_pool", _res_inception, from_scratch=True),
 }

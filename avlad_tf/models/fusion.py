@@ -23,6 +23,7 @@ and to 0 in single-stream models.
 import keras
 from keras import ops
 
+from avlad_tf import settings
 from avlad_tf.layers import stfn
 from avlad_tf.models import aggregators
 from avlad_tf.models import stream
@@ -140,7 +141,7 @@ def _check_two_stream(fusion, pooling, options):
                 "modules and needs build_model.pooling='res_inception'. "
                 f"Received: build_model.pooling={pooling!r}"
             )
-        stfn.check_settings(**options, prefix="build_model.stfn_")
+        stfn.check_settings(**options, prefix="stfn_fusion.")
 
 
 def _pooled_together(
@@ -197,6 +198,23 @@ def _stfn(maps, *, fusion, pooling, head, num_blocks, direction, fusion_op):
     )(maps["rgb"], motion_inputs=maps["flow"])  # (B, D)
     return stream.classify(descriptor, **head)
 
+
+@settings.configurable(setting=("num_blocks", "direction", "fusion_op"))
+def stfn_fusion(*, num_blocks=stfn.PAPER_NUM_BLOCKS, direction="bi", fusion_op="avg"):
+    """Settings of the `'stfn'` head (`layers/stfn.py`).
+
+    Args:
+        num_blocks: fusion blocks: 0 is the poster's feature fusion, 2 its
+            best.
+        direction: `'bi'` (the poster's best) or `'uni'` (motion into
+            appearance).
+        fusion_op: `'avg'` (the poster's best), `'max'` or `'multiply'`.
+    """
+    return {"num_blocks": num_blocks, "direction": direction, "fusion_op": fusion_op}
+
+
+# The configurable holding each head's own settings, as `Aggregator.options`.
+HEAD_OPTIONS = {"stfn": stfn_fusion}
 
 # The head of each model that reads both streams: (maps, ...) -> logits.
 TWO_STREAM_HEADS = {

@@ -73,6 +73,7 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
     the aggregator `pooling` names (`aggregators.AGGREGATORS`; each
     builder's docstring says what it computes)."""
     aggregator = aggregators.get(pooling)
+    options = aggregator.options() if aggregator.options else {}
     return aggregator.build(
         features,
         name=aggregator.layer_name,
@@ -80,6 +81,7 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
         weight_decay=weight_decay,
+        **options,
     )
 
 

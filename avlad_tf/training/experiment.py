@@ -38,11 +38,16 @@ from avlad_tf.training import stage as stage_lib
 
 
 def _training_settings(stream):
-    """What decides a stream's trained model, as gin resolves it."""
-    return {
+    """What decides a stream's trained model, as gin resolves it: with
+    `build_model`'s, the settings of its aggregator and fusion head."""
+    training = {
         fn.__name__: run_record.recorded_settings(fn, scope=stream)
         for fn in (loop.train_stream, action_vlad.build_model, kmeans_init.init_centers)
     }
+    model = training["build_model"]
+    for fn in action_vlad.option_builders(model["pooling"], model["fusion"]):
+        training[fn.__name__] = run_record.recorded_settings(fn, scope=stream)
+    return training
 
 
 def _resolve_streams(streams):

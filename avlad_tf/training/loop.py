@@ -273,7 +273,7 @@ def check_per_step_loss(model, loss, *, stream):
         per_step = getattr(layer, "per_step_loss", None)
         if per_step is not None and per_step != loss:
             raise ValueError(
-                f"{stream}/build_model.lstm_per_step_loss = {per_step!r}, but "
+                f"{stream}/recurrent_pooling.per_step_loss = {per_step!r}, but "
                 f"train_stream.loss resolves to {loss!r} for this data; bind "
                 "them alike."
             )

@@ -14,7 +14,9 @@ from tests import testing
 NUM_CLASSES = 5
 
 
-def tiny_model(**kwargs):
+def tiny_model(*, options=None, **kwargs):
+    """A tiny-backbone `build_model`; `options` binds an aggregator's or a
+    head's own settings (`{"recurrent_pooling.per_step_loss": "softmax"}`)."""
     kwargs = {
         "num_classes": NUM_CLASSES,
         "backbone": "tiny",
@@ -23,7 +25,8 @@ def tiny_model(**kwargs):
         "flow_stack": 2,
         **kwargs,
     }
-    return action_vlad.build_model(**kwargs)
+    with testing.gin_bindings(options or {}):
+        return action_vlad.build_model(**kwargs)
 
 
 def video_inputs(model, batch=2, time=3, seed=0):

@@ -6,14 +6,16 @@ import pathlib
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from avlad_tf.models import action_vlad
 from avlad_tf.models import aggregators
+from avlad_tf.models import fusion
 from avlad_tf.models import inspection
 from tests import testing
 from tests.models import action_vlad_test
 
 # String constants equal to a pooling name that mean something else.
 _OTHER_MEANINGS = {
-    ("avlad_tf/models/action_vlad.py", "avg"),  # STFN's fusion op default
+    ("avlad_tf/models/fusion.py", "avg"),  # STFN's fusion op default
 }
 
 
@@ -39,6 +41,15 @@ class TableTest(parameterized.TestCase):
         self.assertEqual(aggregators.layer_names(takes_centers=True), {"netvlad"})
         self.assertIn("conv_pool", aggregators.layer_names(from_scratch=True))
         self.assertNotIn("netvlad", aggregators.layer_names(from_scratch=True))
+
+    def test_option_builders_are_the_chosen_aggregators_and_heads(self):
+        self.assertEqual(
+            action_vlad.option_builders("lstm", "late"), [aggregators.recurrent_pooling]
+        )
+        self.assertEqual(
+            action_vlad.option_builders("res_inception", "stfn"), [fusion.stfn_fusion]
+        )
+        self.assertEqual(action_vlad.option_builders("netvlad", None), [])
 
     def test_unknown_pooling_lists_the_known_ones(self):
         with self.assertRaisesRegex(ValueError, r"Unknown pooling 'vlad'.*'netvlad'"):

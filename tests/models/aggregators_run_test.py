@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from avlad_tf import run_record
 from avlad_tf.data import preprocessing
 from avlad_tf.models import inspection
 from avlad_tf.training import experiment
@@ -28,7 +29,7 @@ from tests.training import tiny
 
 VIDEOLSTM = (
     "build_model.pooling = 'videolstm'\n"
-    "build_model.lstm_per_step_loss = 'softmax'\n"
+    "recurrent_pooling.per_step_loss = 'softmax'\n"
     "train_stream.stage_steps = (1, 1)\n"
 )
 MOTION_ATTENTION = VIDEOLSTM + "build_model.fusion = 'motion_attention'\n"
@@ -111,6 +112,9 @@ class VideoLSTMRunTest(parameterized.TestCase):
             "late", VIDEOLSTM, ("rgb", "flow"), fuse_weights=(1, 2)
         )
         self.assertIn("late_fusion", outcome)
+        # The aggregator's own settings are recorded with build_model's.
+        training = run_record.read(workdir)["streams"]["rgb"]["training"]
+        self.assertEqual(training["recurrent_pooling"], {"per_step_loss": "softmax"})
         self.assert_export_serves_the_models(
             workdir, outcome["export_dir"], ("rgb", "flow")
         )
@@ -136,6 +140,9 @@ class VideoLSTMRunTest(parameterized.TestCase):
         model = inference.load_model(os.path.join(workdir, "fused", "model.keras"))
         config = inspection.pooling_layer(model).get_config()
         self.assertEqual({k: config[k] for k in pool_config}, pool_config)
+        training = run_record.read(workdir)["streams"]["fused"]["training"]
+        if "num_blocks" in pool_config:
+            self.assertEqual(training["stfn_fusion"], pool_config)
         self.assert_export_serves_the_models(workdir, outcome["export_dir"], ("fused",))
 
 

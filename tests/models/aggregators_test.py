@@ -73,7 +73,9 @@ class AggregatorModelTest(testing.TestCase):
 
     def test_lstm_per_step_loss_keeps_the_logits_and_adds_the_gap(self):
         keras.utils.set_random_seed(3)
-        per_step = tiny_model(pooling="lstm", lstm_per_step_loss="softmax")
+        per_step = tiny_model(
+            pooling="lstm", options={"recurrent_pooling.per_step_loss": "softmax"}
+        )
         keras.utils.set_random_seed(3)
         averaged = tiny_model(pooling="lstm")
         inputs = video_inputs(per_step, time=4)
@@ -112,20 +114,24 @@ class AggregatorModelTest(testing.TestCase):
         self.assertEqual(tuple(ends["descriptor"].shape), (2, 16))
 
     def test_training_refuses_a_per_step_loss_other_than_its_own(self):
-        model = tiny_model(pooling="lstm", lstm_per_step_loss="sigmoid")
+        model = tiny_model(
+            pooling="lstm", options={"recurrent_pooling.per_step_loss": "sigmoid"}
+        )
         loop.check_per_step_loss(model, "sigmoid", stream="rgb")  # matches
         with self.assertRaisesRegex(
             ValueError,
-            r"rgb/build_model.lstm_per_step_loss = 'sigmoid', but "
+            r"rgb/recurrent_pooling.per_step_loss = 'sigmoid', but "
             r"train_stream.loss resolves to 'softmax'",
         ):
             loop.check_per_step_loss(model, "softmax", stream="rgb")
 
     def test_lstm_per_step_loss_needs_the_lstm(self):
         with self.assertRaisesRegex(
-            ValueError, "lstm_per_step_loss needs pooling='lstm'"
+            ValueError, "recurrent_pooling.per_step_loss needs a recurrent pooling"
         ):
-            tiny_model(pooling="avg", lstm_per_step_loss="softmax")
+            tiny_model(
+                pooling="avg", options={"recurrent_pooling.per_step_loss": "softmax"}
+            )
 
     def test_conv_pooling_dropout_is_the_fc_dropout(self):
         model = tiny_model(pooling="conv_pooling", fc_dropout_rate=0.3)

@@ -35,14 +35,13 @@ numpy = action_vlad_test.numpy
 MODULE_KERNELS = 5
 
 
-def stfn_model(num_blocks=2, direction="bi", fusion_op="avg", **kwargs):
-    return tiny_model(
-        stfn_num_blocks=num_blocks,
-        stfn_direction=direction,
-        stfn_fusion_op=fusion_op,
-        **STFN,
-        **kwargs,
-    )
+def stfn_model(num_blocks=2, direction="bi", fusion_op="avg", options=None, **kwargs):
+    head = {
+        "stfn_fusion.num_blocks": num_blocks,
+        "stfn_fusion.direction": direction,
+        "stfn_fusion.fusion_op": fusion_op,
+    }
+    return tiny_model(options={**head, **(options or {})}, **STFN, **kwargs)
 
 
 def compile_for_stage(model, stage):
@@ -162,9 +161,9 @@ class STFNModelTest(testing.TestCase):
             [
                 "build_model.pooling = 'res_inception'",
                 "build_model.fusion = 'stfn'",
-                "build_model.stfn_num_blocks = 1",
-                "build_model.stfn_direction = 'uni'",
-                "build_model.stfn_fusion_op = 'multiply'",
+                "stfn_fusion.num_blocks = 1",
+                "stfn_fusion.direction = 'uni'",
+                "stfn_fusion.fusion_op = 'multiply'",
                 "build_model.backbone = 'tiny'",
                 "build_model.image_size = 32",
             ]
@@ -183,20 +182,22 @@ class STFNModelErrorTest(testing.TestCase):
             tiny_model(modality="rgb+flow", fusion="stfn", pooling="netvlad")
 
     def test_bad_num_blocks(self):
-        with self.assertRaisesRegex(ValueError, "build_model.stfn_num_blocks must be"):
+        with self.assertRaisesRegex(ValueError, "stfn_fusion.num_blocks must be"):
             stfn_model(num_blocks=-1)
 
     def test_bad_direction(self):
-        with self.assertRaisesRegex(ValueError, "build_model.stfn_direction must be"):
+        with self.assertRaisesRegex(ValueError, "stfn_fusion.direction must be"):
             stfn_model(direction="both")
 
     def test_bad_fusion_op(self):
-        with self.assertRaisesRegex(ValueError, "build_model.stfn_fusion_op must be"):
+        with self.assertRaisesRegex(ValueError, "stfn_fusion.fusion_op must be"):
             stfn_model(fusion_op="sum")
 
     def test_no_per_step_loss(self):
-        with self.assertRaisesRegex(ValueError, "lstm_per_step_loss needs"):
-            stfn_model(lstm_per_step_loss="softmax")
+        with self.assertRaisesRegex(
+            ValueError, "recurrent_pooling.per_step_loss needs"
+        ):
+            stfn_model(options={"recurrent_pooling.per_step_loss": "softmax"})
 
 
 if __name__ == "__main__":

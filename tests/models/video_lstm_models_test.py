@@ -96,7 +96,9 @@ class VideoLSTMModelTest(testing.TestCase):
     @parameterized.named_parameters(("single", {}), ("motion", MOTION))
     def test_per_step_loss_keeps_the_logits_and_adds_the_gap(self, kwargs):
         keras.utils.set_random_seed(3)
-        per_step = videolstm_model(lstm_per_step_loss="softmax", **kwargs)
+        per_step = videolstm_model(
+            options={"recurrent_pooling.per_step_loss": "softmax"}, **kwargs
+        )
         keras.utils.set_random_seed(3)
         averaged = videolstm_model(**kwargs)
         inputs = video_inputs(per_step, time=4)
@@ -152,7 +154,9 @@ class VideoLSTMModelTest(testing.TestCase):
     @parameterized.named_parameters(("single", {}), ("motion", MOTION))
     @pytest.mark.slow
     def test_stage2_fit_step_under_xla(self, kwargs):
-        model = videolstm_model(lstm_per_step_loss="softmax", **kwargs)
+        model = videolstm_model(
+            options={"recurrent_pooling.per_step_loss": "softmax"}, **kwargs
+        )
         inputs = video_inputs(model)
         labels = np.eye(NUM_CLASSES, dtype="float32")[[0, 3]]
         trainable_lib.set_stage(model, 2)
@@ -170,7 +174,9 @@ class VideoLSTMModelTest(testing.TestCase):
 
     @parameterized.named_parameters(("flow", {"modality": "flow"}), ("motion", MOTION))
     def test_keras_file_round_trip(self, kwargs):
-        model = videolstm_model(lstm_per_step_loss="softmax", **kwargs)
+        model = videolstm_model(
+            options={"recurrent_pooling.per_step_loss": "softmax"}, **kwargs
+        )
         self.assert_keras_file_round_trip(model, video_inputs(model))
 
     @parameterized.named_parameters(("single", {}), ("motion", MOTION))
@@ -207,12 +213,16 @@ class VideoLSTMModelTest(testing.TestCase):
             tiny_model(pooling="netvlad", **MOTION)
 
     def test_per_step_loss_needs_a_recurrent_pooling(self):
-        message = "lstm_per_step_loss needs pooling='lstm' or 'videolstm'"
+        message = "recurrent_pooling.per_step_loss needs a recurrent pooling"
         with self.assertRaisesRegex(ValueError, message):
-            tiny_model(pooling="avg", lstm_per_step_loss="softmax")
+            tiny_model(
+                pooling="avg", options={"recurrent_pooling.per_step_loss": "softmax"}
+            )
         with self.assertRaisesRegex(ValueError, message):
             videolstm_model(
-                modality="rgb+flow", fusion="concat", lstm_per_step_loss="softmax"
+                modality="rgb+flow",
+                fusion="concat",
+                options={"recurrent_pooling.per_step_loss": "softmax"},
             )
 
 
