@@ -32,9 +32,13 @@ import dataclasses
 import keras
 
 from avlad_tf import settings
+from avlad_tf.layers import context_gating as gating_layer
 from avlad_tf.layers import conv_pooling
 from avlad_tf.layers import frame_lstm
+from avlad_tf.layers import ghostvlad
+from avlad_tf.layers import netrvlad
 from avlad_tf.layers import netvlad
+from avlad_tf.layers import nextvlad
 from avlad_tf.layers import pooling as pooling_layers
 from avlad_tf.layers import res_inception
 from avlad_tf.layers import video_lstm
@@ -103,6 +107,57 @@ def _netvlad(features, *, name, num_clusters, alpha, **_):
         features, return_assignments=True
     )
     return descriptor  # (B, K·D)
+
+
+def _netrvlad(features, *, name, num_clusters, alpha, **_):
+    """NetRVLAD (Miech et al. 2017, LOUPE, eq. 4): NetVLAD's soft assignment
+    with no residual, V_k = sum_i a_k(x_i) x_i, then NetVLAD's norms; its
+    assignment starts from k-means centres as NetVLAD's does."""
+    descriptor, _ = netrvlad.NetRVLAD(
+        num_clusters=num_clusters, alpha=alpha, name=name
+    )(features, return_assignments=True)
+    return descriptor  # (B, K·D)
+
+
+@settings.configurable(setting=("num_ghost_clusters",))
+def ghostvlad_pooling(*, num_ghost_clusters=1):
+    """Settings of `'ghostvlad'`: G ghost clusters, which take assignment
+    weight and are left out of the descriptor."""
+    return {"num_ghost_clusters": num_ghost_clusters}
+
+
+def _ghostvlad(features, *, name, num_clusters, alpha, num_ghost_clusters, **_):
+    """GhostVLAD (Zhong et al., ACCV 2018): NetVLAD over K + G clusters whose
+    G ghost rows are dropped before normalisation, so frames and positions
+    nearest a ghost barely count; k-means centres set the K real ones."""
+    descriptor, _ = ghostvlad.GhostVLAD(
+        num_clusters=num_clusters,
+        num_ghost_clusters=num_ghost_clusters,
+        alpha=alpha,
+        name=name,
+    )(features, return_assignments=True)
+    return descriptor  # (B, K·D)
+
+
+@settings.configurable(setting=("expansion", "groups"))
+def nextvlad_pooling(*, expansion=2, groups=8):
+    """Settings of `'nextvlad'`: the expansion λ and the G groups; the
+    descriptor is K·λD/G wide, λ/G of NetVLAD's K·D."""
+    return {"expansion": expansion, "groups": groups}
+
+
+def _nextvlad(features, *, name, num_clusters, weight_decay, expansion, groups, **_):
+    """NeXtVLAD (Lin et al., 2018): each descriptor expanded λ times and
+    split into G groups with their own attention, residuals to K centres of
+    λD/G; without the paper's BatchNorm (`layers/nextvlad.py`). Its centres
+    start at zero, so it trains from stage 1."""
+    return nextvlad.NeXtVLAD(
+        num_clusters=num_clusters,
+        expansion=expansion,
+        groups=groups,
+        weight_decay=weight_decay,
+        name=name,
+    )(features)  # (B, K·λD/G)
 
 
 def _avg(features, *, name, **_):
@@ -215,6 +270,31 @@ AGGREGATORS = {
         endpoints=_netvlad_endpoints,
         streams=True,
     ),
+    "netrvlad": Aggregator(
+        "netrvlad",
+        _netrvlad,
+        takes_centers=True,
+        clusters=True,
+        endpoints=_netvlad_endpoints,
+        streams=True,
+    ),
+    "ghostvlad": Aggregator(
+        "ghostvlad",
+        _ghostvlad,
+        takes_centers=True,
+        clusters=True,
+        endpoints=_netvlad_endpoints,
+        streams=True,
+        options=ghostvlad_pooling,
+    ),
+    "nextvlad": Aggregator(
+        "nextvlad",
+        _nextvlad,
+        clusters=True,
+        from_scratch=True,
+        streams=True,
+        options=nextvlad_pooling,
+    ),
     "avg": Aggregator("avg_pool", _avg, streams=True),
     "max": Aggregator("max_pool", _max, streams=True),
     "two_stream": Aggregator("two_stream_pool", _two_stream, streams=True),
@@ -236,6 +316,27 @@ AGGREGATORS = {
     ),
     RES_INCEPTION: Aggregator("res_inception_pool", _res_inception, from_scratch=True),
 }
+
+
+@settings.configurable(setting=("enabled",))
+def context_gating(*, enabled=False):
+    """Context gating (Miech et al. 2017, LOUPE) after any pooling:
+    y = sigmoid(W·x + b) * x on the descriptor, before the classifier
+    (`layers.ContextGating`, a D' x D' kernel). A run records it only when
+    it is on, so the records of runs without it stay as they were."""
+    return {"enabled": enabled}
+
+
+GATING_LAYER = "context_gating"
+
+
+def gated(descriptor, *, weight_decay):
+    """`descriptor` through context gating when `context_gating.enabled`."""
+    if not context_gating()["enabled"]:
+        return descriptor
+    return gating_layer.ContextGating(weight_decay=weight_decay, name=GATING_LAYER)(
+        descriptor
+    )  # (B, D')
 
 
 def get(pooling):

@@ -74,7 +74,7 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
     builder's docstring says what it computes)."""
     aggregator = aggregators.get(pooling)
     options = aggregator.options() if aggregator.options else {}
-    return aggregator.build(
+    descriptor = aggregator.build(
         features,
         name=aggregator.layer_name,
         num_clusters=num_clusters,
@@ -83,6 +83,7 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
         weight_decay=weight_decay,
         **options,
     )
+    return aggregators.gated(descriptor, weight_decay=weight_decay)
 
 
 def classify(descriptor, *, num_classes, dropout_rate, weight_decay):

@@ -49,9 +49,13 @@ class StreamedModel:
             )
         self.input_name = inspection.input_names(model)[0]
         self.features = inspection.feature_model(model)
-        # Pooled dropout is the identity at inference: the head is the
-        # linear classifier alone (`stream.classify`).
+        # Pooled dropout is the identity at inference: the head is context
+        # gating, if the model has it, then the linear classifier
+        # (`stream.classify`).
         self.classifier = inspection.find_layer(model, "logits")
+        self.gating = next(
+            (l for l in model.layers if l.name == aggregators.GATING_LAYER), None
+        )
 
     def initial_state(self, batch_size):
         return self.pool.initial_state(batch_size)
@@ -65,4 +69,5 @@ class StreamedModel:
     def finish(self, state):
         """`(descriptor, logits)` of every crop added to `state`."""
         descriptor = self.pool.finalize(state)
-        return descriptor, self.classifier(descriptor)
+        gated = self.gating(descriptor) if self.gating else descriptor
+        return descriptor, self.classifier(gated)

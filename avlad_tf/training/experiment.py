@@ -26,6 +26,7 @@ from avlad_tf.evaluation import late_fusion
 from avlad_tf.evaluation import scoring
 from avlad_tf.layers import pixels
 from avlad_tf.models import action_vlad
+from avlad_tf.models import aggregators
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import initial_weights
 from avlad_tf.serving import saved_model
@@ -47,6 +48,9 @@ def _training_settings(stream):
     model = training["build_model"]
     for fn in action_vlad.option_builders(model["pooling"], model["fusion"]):
         training[fn.__name__] = run_record.recorded_settings(fn, scope=stream)
+    gating = run_record.recorded_settings(aggregators.context_gating, scope=stream)
+    if gating["enabled"]:
+        training["context_gating"] = gating
     return training
 
 

@@ -132,7 +132,8 @@ def init_centers(
     layer = centers_layer(model)
     if layer is None:
         return None
-    num_clusters, depth = (int(d) for d in layer.centers.shape)
+    # assignment_kernel is [D, K] (GhostVLAD: [D, K + G], its real K first).
+    num_clusters, depth = layer.num_clusters, int(layer.assignment_kernel.shape[0])
     path = os.path.join(directory, CENTERS_FILE)
     if os.path.exists(path):
         logging.info("Reusing k-means centres %s", path)

@@ -321,8 +321,8 @@ class SharedRunsTest(absltest.TestCase):
 
     def test_aggregator_table_reports_each_stream_over_seeds(self):
         text, results = self._run("A", overlays=[_SHRINK], seeds=[0, 1, 2])
-        self.assertLen(results, 9)
-        self.assertLen(self.calls, 27)  # 9 different models x 3 seeds
+        self.assertLen(results, 12)
+        self.assertLen(self.calls, 36)  # 12 different models x 3 seeds
         self.assertEqual([c["seed"] for c in self.calls[:4]], ["0", "1", "2", "0"])
         late = results["aggregators_lstm.gin"]["values"]
         self.assertEqual(late["rgb"], [50.0] * 3)
@@ -335,14 +335,14 @@ class SharedRunsTest(absltest.TestCase):
         self.assertIn("| row | gin file | paper | RGB | flow | fusion |", text)
         self.assertRegex(
             text,
-            r"\| STFN \(one fused model\) \| `aggregators_stfn.gin` \| "
+            r"(?m)\| STFN \(one fused model\) \| `aggregators_stfn.gin` \| "
             r"71\.2 <sub>\(STFN poster, .*\(Resnet-101\).*HMDB51\)</sub> \| "
             r"— \| — \| 50\.0 ± 0\.0 \| 1,000 \| \d+\.\d \|$",
         )
         self.assertRegex(text, r"\| VideoLSTM, motion attention .*gin` \| — \| — \|")
         # A second call finds every seed's run.
         self._run("A", overlays=[_SHRINK], seeds=[0, 1, 2])
-        self.assertLen(self.calls, 27)
+        self.assertLen(self.calls, 36)
 
     def test_a_streams_table_without_its_data_dir_says_so_in_every_cell(self):
         text, results = run_table.run_table(

@@ -5,11 +5,14 @@ import pathlib
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import keras
+import numpy as np
 
 from avlad_tf.models import action_vlad
 from avlad_tf.models import aggregators
 from avlad_tf.models import fusion
 from avlad_tf.models import inspection
+from avlad_tf.models import streamed
 from tests import testing
 from tests.models import action_vlad_test
 
@@ -36,9 +39,45 @@ class TableTest(parameterized.TestCase):
         outputs = inspection.endpoints_model(model)(inputs)
         self.assertIn("descriptor", outputs)
         self.assertEqual(outputs["descriptor"].shape[0], 2)
+        if aggregator.streams:
+            self.assert_streams_as_the_model(model, inputs)
+
+    def assert_streams_as_the_model(self, model, inputs):
+        """Two chunks through `StreamedModel` give the whole video's logits."""
+        streamed_model = streamed.StreamedModel(model)
+        ((name, video),) = inputs.items()
+        state = streamed_model.initial_state(2)
+        for chunk in (video[:, :2], video[:, 2:]):
+            mask = np.ones(chunk.shape[:2], "float32")
+            state = streamed_model.update(state, chunk, mask)
+        _, logits = streamed_model.finish(state)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(logits),
+            keras.ops.convert_to_numpy(model(inputs, training=False)),
+            atol=1e-4,
+        )
+
+    def test_context_gating_after_any_pooling(self):
+        for pooling in ("netvlad", "nextvlad"):
+            model = action_vlad_test.tiny_model(
+                pooling=pooling, options={"context_gating.enabled": True}
+            )
+            gate = model.get_layer(aggregators.GATING_LAYER)
+            descriptor = inspection.endpoints_model(model).output["descriptor"]
+            self.assertEqual(gate.input.shape, descriptor.shape)
+            self.assert_streams_as_the_model(
+                model, action_vlad_test.video_inputs(model)
+            )
+        plain = action_vlad_test.tiny_model(pooling="netvlad")
+        self.assertNotIn(
+            aggregators.GATING_LAYER, [layer.name for layer in plain.layers]
+        )
 
     def test_layer_names_by_trait(self):
-        self.assertEqual(aggregators.layer_names(takes_centers=True), {"netvlad"})
+        self.assertEqual(
+            aggregators.layer_names(takes_centers=True),
+            {"netvlad", "netrvlad", "ghostvlad"},
+        )
         self.assertIn("conv_pool", aggregators.layer_names(from_scratch=True))
         self.assertNotIn("netvlad", aggregators.layer_names(from_scratch=True))
 
