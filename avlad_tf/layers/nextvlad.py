@@ -12,30 +12,16 @@ each group an attention att_g, a softmax per group assigns it to K clusters
 Every (t, h, w) position of a video is one descriptor, as in `NetVLAD`.
 """
 
-import warnings
-
 import keras
 from keras import ops
 
 from avlad_tf.layers import netvlad
 from avlad_tf.layers import regularizers
-from avlad_tf.layers import streaming
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _check_positive_ints(**values):
-    for name, value in values.items():
-        if not _is_positive_int(value):
-            raise ValueError(
-                f"{name} must be a positive int. Received: {name}={value!r}"
-            )
+from avlad_tf.layers import soft_assignment
 
 
 @keras.saving.register_keras_serializable(package="avlad_tf")
-class NeXtVLAD(keras.layers.Layer):
+class NeXtVLAD(soft_assignment.StreamedSums, keras.layers.Layer):
     """NeXtVLAD pooling over all frames and positions of a video.
 
     The output has K·λ·D/G values instead of NetVLAD's K·D, λ/G times as
@@ -102,9 +88,12 @@ class NeXtVLAD(keras.layers.Layer):
         weight_decay=0.0,
         **kwargs,
     ):
-        _check_positive_ints(
-            num_clusters=num_clusters, expansion=expansion, groups=groups
-        )
+        for name, value in (
+            ("num_clusters", num_clusters),
+            ("expansion", expansion),
+            ("groups", groups),
+        ):
+            soft_assignment.check_count(name, value)
         if float(weight_decay) < 0:
             raise ValueError(
                 f"weight_decay must be >= 0. Received: weight_decay={weight_decay!r}"
@@ -164,7 +153,7 @@ class NeXtVLAD(keras.layers.Layer):
         N = T·H·W and F = λ·D/G; the weight of group g of descriptor i
         for cluster k is att_g(i) a_gk(i).
         """
-        x = netvlad.l2_normalize(ops.cast(inputs, "float32"))  # (B, T, H, W, D)
+        x = soft_assignment.l2_normalize(ops.cast(inputs, "float32"))  # (B, T, H, W, D)
         batch = ops.shape(x)[0]
         x = ops.reshape(x, (batch, -1, self.depth))  # (B, T·H·W, D)
         expanded = ops.matmul(x, self.expansion_kernel) + self.expansion_bias
@@ -175,18 +164,15 @@ class NeXtVLAD(keras.layers.Layer):
         logits = ops.matmul(expanded, self.assignment_kernel) + self.assignment_bias
         # (B, N, G·K) -> (B, N, G, K): one softmax over clusters per group.
         logits = ops.reshape(logits, (batch, -1, self.groups, self.num_clusters))
-        with warnings.catch_warnings():
-            # K = 1 is a legitimate ablation (see NetVLAD): silence Keras'
-            # "softmax over axis of size 1" warning.
-            warnings.filterwarnings("ignore", message=".*softmax over axis")
-            assignments = ops.softmax(logits, axis=-1)
+        assignments = soft_assignment.cluster_softmax(logits)  # K = 1 allowed
         weights = assignments * ops.expand_dims(attention, -1)  # (B, N, G, K)
         # (B, N, λ·D) -> (B, N, G, F): group g is a contiguous slice.
         features = ops.reshape(expanded, (batch, -1, self.groups, self.group_width))
         return features, weights
 
     def _sums(self, inputs, mask=None):
-        """Returns `s1 = sum w x~_g` `(B, K, F)` and `s0 = sum w` `(B, K)`.
+        """Returns `{"s1": sum w x~_g (B, K, F), "s0": sum w (B, K)}` and the
+        weights `(B, N, G, K)`.
 
         Kept apart (rather than as residuals) so that they add up over chunks.
         """
@@ -194,71 +180,30 @@ class NeXtVLAD(keras.layers.Layer):
         if mask is not None:
             # `where`, not a product: NaN or inf in padding must not leak in,
             # and a zero frame still has a nonzero expansion (the bias).
-            keep = streaming.frame_flags(mask, inputs)  # (B, t, 1, 1, 1)
-            keep = ops.broadcast_to(keep, tuple(ops.shape(inputs)[:4]) + (1,))
-            keep = ops.reshape(keep, (ops.shape(inputs)[0], -1, 1, 1))  # (B, N, 1, 1)
+            keep = soft_assignment.keep_flags(mask, inputs, rank=4)  # (B, N, 1, 1)
             features = ops.where(keep, features, 0.0)
             weights = ops.where(keep, weights, 0.0)
-        weighted = ops.einsum("bngk,bngf->bkf", weights, features)  # (B, K, F)
-        mass = ops.sum(weights, axis=(1, 2))  # (B, K)
-        return weighted, mass
+        sums = {
+            "s1": ops.einsum("bngk,bngf->bkf", weights, features),  # (B, K, F)
+            "s0": ops.sum(weights, axis=(1, 2)),  # (B, K)
+        }
+        return sums, weights
 
-    def _descriptor(self, weighted, mass):
+    def _descriptor(self, sums):
         """Normalised `(B, K·F)` descriptor from the two sums over a video."""
-        vlad = weighted - ops.expand_dims(mass, -1) * ops.expand_dims(
-            self.centers, 0
-        )  # (B, K, F)
-        vlad = netvlad.l2_normalize(vlad, axis=-1)  # intra-normalisation
-        vlad = ops.reshape(vlad, (-1, self.num_clusters * self.group_width))
-        return netvlad.l2_normalize(vlad, axis=-1)  # (B, K·F)
+        vlad = soft_assignment.residuals(sums, self.centers)  # (B, K, F)
+        return soft_assignment.normalized_descriptor(
+            vlad, self.num_clusters * self.group_width
+        )
 
     def call(self, inputs):
-        return self._descriptor(*self._sums(inputs))
+        return self._descriptor(self._sums(inputs)[0])
 
     def _state_shapes(self, batch_size):
         return {
             "s1": (batch_size, self.num_clusters, self.group_width),
             "s0": (batch_size, self.num_clusters),
         }
-
-    def initial_state(self, batch_size):
-        """Zero running sums: `{"s1": (B, K, F), "s0": (B, K)}`, float32."""
-        streaming.check_built(self, "initial_state")
-        return {
-            key: ops.zeros(shape, "float32")
-            for key, shape in self._state_shapes(batch_size).items()
-        }
-
-    def update(self, state, chunk, mask=None):
-        """Adds a chunk `(B, t, H, W, D)` of frames to the running sums.
-
-        Args:
-            state: as `initial_state` or a previous `update` returned it.
-            chunk: the next `t >= 1` frames of each video.
-            mask: optional `(B, t)`; 0 marks a padding frame to ignore.
-
-        Returns:
-            The new state; `state` itself is not modified.
-
-        Raises:
-            ValueError: if the layer is not built, or the chunk, mask or state
-                has the wrong shape.
-        """
-        streaming.check_built(self, "update")
-        streaming.check_chunk("NeXtVLAD", chunk, self.depth, mask)
-        streaming.check_state("NeXtVLAD", state, self._state_shapes(chunk.shape[0]))
-        weighted, mass = self._sums(chunk, mask)
-        return {"s1": ops.add(state["s1"], weighted), "s0": ops.add(state["s0"], mass)}
-
-    def finalize(self, state):
-        """The `(B, K·F)` descriptor of all frames added to `state`.
-
-        Equals `layer(video)` to float32 rounding; a video with no real frame
-        gives the zero vector.
-        """
-        streaming.check_built(self, "finalize")
-        streaming.check_state("NeXtVLAD", state, self._state_shapes(None))
-        return self._descriptor(state["s1"], state["s0"])
 
     def compute_output_shape(self, input_shape):
         width = self.expansion * input_shape[-1] // self.groups

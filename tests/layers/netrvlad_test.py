@@ -1,6 +1,6 @@
 """Tests of NetRVLAD against NumPy references and against NetVLAD's sums."""
 
-import os
+import functools
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -10,42 +10,17 @@ import pytest
 
 from avlad_tf.layers import netrvlad
 from avlad_tf.layers import netvlad
-from avlad_tf.layers import streaming
 from tests import testing
+from tests.layers import vlad_checks
+from tests.layers.vlad_checks import TOLERANCE
+from tests.layers.vlad_checks import numpy_of
 
 DEPTH = 4
 NUM_FRAMES = 11
-# float32 rounding of sums taken in another order.
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
-
-
-def numpy_netrvlad(x, kernel, bias):
-    """V_k = sum_n a_k(x_n) x_n, then the norms, one loop per term.
-
-    x: (B, T, H, W, D); kernel (D, K); bias (K,).
-    """
-
-    def l2n(v):
-        return v / np.sqrt(max(np.sum(v * v), 1e-12))
-
-    batch, time, height, width, depth = x.shape
-    num_clusters = kernel.shape[1]
-    out = np.zeros((batch, num_clusters * depth), np.float64)
-    for b in range(batch):
-        vlad = np.zeros((num_clusters, depth), np.float64)
-        for t in range(time):
-            for i in range(height):
-                for j in range(width):
-                    desc = l2n(x[b, t, i, j].astype(np.float64))
-                    logits = desc @ kernel + bias
-                    assign = np.exp(logits - logits.max())
-                    assign /= assign.sum()
-                    for k in range(num_clusters):
-                        vlad[k] += assign[k] * desc
-        for k in range(num_clusters):
-            vlad[k] = l2n(vlad[k])
-        out[b] = l2n(vlad.reshape(-1))
-    return out
+# (B, T, 2, 3, D) features; frame 2 is all zero (a black frame).
+make_video = functools.partial(
+    vlad_checks.make_video, num_frames=NUM_FRAMES, zero_frames=(2,)
+)
 
 
 def built_layer(depth=DEPTH, num_clusters=3, seed=10, **kwargs):
@@ -58,32 +33,11 @@ def built_layer(depth=DEPTH, num_clusters=3, seed=10, **kwargs):
     return layer
 
 
-def make_video(batch=2, num_frames=NUM_FRAMES, seed=0):
-    """(B, T, 2, 3, D) features; frame 2 is all zero (a black frame)."""
-    x = np.random.default_rng(seed).normal(size=(batch, num_frames, 2, 3, DEPTH))
-    x[:, 2] = 0.0
-    return x.astype(np.float32)
-
-
-def numpy_of(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-def stream(layer, video, chunk_frames, mask=None):
-    """update() over consecutive slices (the last may be shorter), unpadded."""
-    state = layer.initial_state(video.shape[0])
-    for start in range(0, video.shape[1], chunk_frames):
-        frames = slice(start, start + chunk_frames)
-        chunk_mask = None if mask is None else mask[:, frames]
-        state = layer.update(state, video[:, frames], chunk_mask)
-    return numpy_of(layer.finalize(state))
-
-
 class NetRVLADTest(testing.TestCase):
     def test_matches_numpy_reference(self):
         x = np.random.default_rng(0).normal(size=(2, 3, 2, 2, 4)).astype(np.float32)
         layer = built_layer()
-        expected = numpy_netrvlad(
+        expected = vlad_checks.numpy_vlad(
             x, numpy_of(layer.assignment_kernel), numpy_of(layer.assignment_bias)
         )
         np.testing.assert_allclose(numpy_of(layer(x)), expected, atol=1e-5)
@@ -170,18 +124,7 @@ class NetRVLADTest(testing.TestCase):
         )
 
     def test_zero_input_gives_finite_output_and_gradients(self):
-        import tensorflow as tf
-
-        layer = built_layer()
-        x = tf.zeros((1, 2, 2, 2, 4))
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = layer(x)
-            loss = tf.reduce_sum(out * tf.range(12, dtype=tf.float32))
-        grads = tape.gradient(loss, [x] + layer.trainable_weights)
-        self.assertTrue(np.all(np.isfinite(out.numpy())))
-        for grad in grads:
-            self.assertTrue(np.all(np.isfinite(grad.numpy())))
+        vlad_checks.assert_finite_at_zero_input(self, built_layer())
 
     def test_assignment_maps_shape_and_sum(self):
         layer = netrvlad.NetRVLAD(num_clusters=5)
@@ -221,84 +164,42 @@ class NetRVLADTest(testing.TestCase):
         )
 
     def test_keras_file_round_trip(self):
-        x = keras.Input((2, 3, 3, 4))
-        model = keras.Model(x, netrvlad.NetRVLAD(num_clusters=3)(x))
-        inputs = np.random.default_rng(6).normal(size=(2, 2, 3, 3, 4))
-        self.assert_keras_file_round_trip(model, inputs)
+        vlad_checks.assert_keras_file_round_trip(
+            self, netrvlad.NetRVLAD(num_clusters=3)
+        )
 
     @parameterized.parameters(True, False)
     def test_fit_step(self, jit_compile):
-        inputs = np.random.default_rng(7).normal(size=(2, 2, 3, 3, 4))
-        model = self.run_fit_step(
-            lambda: netrvlad.NetRVLAD(num_clusters=3),
-            inputs.astype(np.float32),
-            5,
-            jit_compile,
+        model = vlad_checks.fit_step(
+            self, lambda: netrvlad.NetRVLAD(num_clusters=3), jit_compile
         )
         self.assertEqual(model.layers[1].assignment_kernel.shape, (4, 3))
 
     def test_computes_in_float32_under_mixed_precision(self):
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        layer = netrvlad.NetRVLAD(num_clusters=3)
-        x = keras.ops.zeros((1, 2, 2, 2, 4), dtype="float16")
-        out = layer(x)
-        self.assertEqual(layer.compute_dtype, "float32")
-        self.assertEqual(out.dtype, "float32")
-        self.assertTrue(np.all(np.isfinite(numpy_of(out))))
-        inputs = np.random.default_rng(8).normal(size=(2, 2, 3, 3, 4))
-        self.run_fit_step(
-            lambda: netrvlad.NetRVLAD(num_clusters=3), inputs.astype(np.float32), 5
+        vlad_checks.assert_computes_in_float32(
+            self, lambda: netrvlad.NetRVLAD(num_clusters=3)
         )
 
 
 class NetRVLADStreamingTest(testing.TestCase):
     @parameterized.parameters(1, 4, NUM_FRAMES)
     def test_streamed_equals_one_shot(self, chunk_frames):
-        layer, video = built_layer(), make_video()
-        expected = numpy_of(layer(video))
-        np.testing.assert_allclose(
-            stream(layer, video, chunk_frames), expected, **TOLERANCE
+        vlad_checks.assert_streamed_equals_one_shot(
+            built_layer(), make_video(), chunk_frames
         )
-        padded = streaming.pool_in_chunks(layer, video, chunk_frames=chunk_frames)
-        np.testing.assert_allclose(numpy_of(padded), expected, **TOLERANCE)
 
     @parameterized.parameters(1, 4, NUM_FRAMES)
     def test_masked_padding_contributes_nothing(self, chunk_frames):
-        layer, video = built_layer(), make_video()
-        # Video 0 has 7 real frames; its padding holds NaN and huge values.
-        mask = np.ones((2, NUM_FRAMES), np.float32)
-        mask[0, 7:] = 0.0
-        padded = video.copy()
-        padded[0, 7:] = np.nan
-        padded[0, 8] = 1e30
-        streamed = stream(layer, padded, chunk_frames, mask)
-        np.testing.assert_allclose(
-            streamed[:1], numpy_of(layer(video[:1, :7])), **TOLERANCE
-        )
-        np.testing.assert_allclose(
-            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
+        vlad_checks.assert_masked_padding_contributes_nothing(
+            built_layer(), make_video(), chunk_frames, num_real=7
         )
 
     def test_all_masked_video_pools_to_zeros(self):
-        layer, video = built_layer(), make_video()
-        mask = np.zeros((2, NUM_FRAMES), np.float32)
-        mask[1] = 1.0
-        streamed = stream(layer, video, 4, mask)
-        np.testing.assert_array_equal(streamed[0], 0.0)
-        np.testing.assert_allclose(
-            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
-        )
+        vlad_checks.assert_all_masked_video_pools_to_zeros(built_layer(), make_video())
 
     def test_state_saved_mid_video_resumes(self):
-        layer, video = built_layer(), make_video()
-        state = layer.update(layer.initial_state(2), video[:, :5])
-        path = os.path.join(self.create_tempdir().full_path, "state.npz")
-        np.savez(path, **{key: numpy_of(value) for key, value in state.items()})
-        resumed = built_layer()  # the same weights, as in a new process
-        with np.load(path) as saved:
-            state = resumed.update(dict(saved), video[:, 5:])
-        np.testing.assert_allclose(
-            numpy_of(resumed.finalize(state)), numpy_of(layer(video)), **TOLERANCE
+        vlad_checks.assert_state_saved_mid_video_resumes(
+            self, built_layer, make_video(), split=5
         )
 
     def test_state_is_s1_only_and_not_modified(self):
@@ -369,26 +270,14 @@ _BACKEND_SCRIPT = r"""
 import json
 import keras
 import numpy as np
-from avlad_tf.layers import streaming
 from tests.layers import netrvlad_test as nt
+from tests.layers import vlad_checks
 
 layer, video = nt.built_layer(), nt.make_video()
 result = {"backend": keras.backend.backend(),
           "vlad": np.asarray(keras.ops.convert_to_numpy(layer(video))).tolist()}
 if result["backend"] == "jax":
-    import jax
-    update, finalize = jax.jit(layer.update), jax.jit(layer.finalize)
-    mask = np.ones((2, nt.NUM_FRAMES), np.float32)
-    mask[0, 7:] = 0.0
-    state = layer.initial_state(2)
-    for start in range(0, nt.NUM_FRAMES, 4):
-        frames = slice(start, start + 4)
-        state = update(state, video[:, frames], mask[:, frames])
-    masked = np.asarray(finalize(state))
-    result["masked_error"] = float(max(
-        np.max(np.abs(masked[:1] - np.asarray(layer(video[:1, :7])))),
-        np.max(np.abs(masked[1:] - np.asarray(layer(video[1:])))),
-    ))
+    result["masked_error"] = vlad_checks.jit_masked_stream_error(layer, video, 7)
 print(json.dumps(result))
 """
 

@@ -7,35 +7,7 @@ import numpy as np
 
 from avlad_tf.layers import netvlad
 from tests import testing
-
-
-def numpy_actionvlad(x, kernel, bias, centers):
-    """Paper eq. (1) with the release's normalisations, one loop per term.
-
-    x: (B, T, H, W, D); kernel (D, K); bias (K,); centers (K, D).
-    """
-
-    def l2n(v):
-        return v / np.sqrt(max(np.sum(v * v), 1e-12))
-
-    batch, time, height, width, depth = x.shape
-    num_clusters = centers.shape[0]
-    out = np.zeros((batch, num_clusters * depth), np.float64)
-    for b in range(batch):
-        vlad = np.zeros((num_clusters, depth), np.float64)
-        for t in range(time):
-            for i in range(height):
-                for j in range(width):
-                    desc = l2n(x[b, t, i, j].astype(np.float64))
-                    logits = desc @ kernel + bias
-                    assign = np.exp(logits - logits.max())
-                    assign /= assign.sum()
-                    for k in range(num_clusters):
-                        vlad[k] += assign[k] * (desc - centers[k])
-        for k in range(num_clusters):
-            vlad[k] = l2n(vlad[k])
-        out[b] = l2n(vlad.reshape(-1))
-    return out
+from tests.layers import vlad_checks
 
 
 def built_layer(depth=4, num_clusters=3, **kwargs):
@@ -53,7 +25,7 @@ class NetVLADTest(testing.TestCase):
         # Decouple assignment from centres, as after training.
         layer.assignment_kernel.assign(rng.normal(size=(4, 3)))
         layer.assignment_bias.assign(rng.normal(size=(3,)))
-        expected = numpy_actionvlad(
+        expected = vlad_checks.numpy_vlad(
             x,
             *(
                 keras.ops.convert_to_numpy(w)
@@ -132,18 +104,7 @@ class NetVLADTest(testing.TestCase):
             np.testing.assert_array_equal(grads[name].numpy(), 0.0)
 
     def test_zero_input_gives_finite_output_and_gradients(self):
-        import tensorflow as tf
-
-        layer = built_layer()
-        x = tf.zeros((1, 2, 2, 2, 4))
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = layer(x)
-            loss = tf.reduce_sum(out * tf.range(12, dtype=tf.float32))
-        grads = tape.gradient(loss, [x] + layer.trainable_weights)
-        self.assertTrue(np.all(np.isfinite(out.numpy())))
-        for grad in grads:
-            self.assertTrue(np.all(np.isfinite(grad.numpy())))
+        vlad_checks.assert_finite_at_zero_input(self, built_layer())
 
     def test_assignment_maps_shape_and_sum(self):
         layer = netvlad.NetVLAD(num_clusters=5)
@@ -184,33 +145,18 @@ class NetVLADTest(testing.TestCase):
         )
 
     def test_keras_file_round_trip(self):
-        x = keras.Input((2, 3, 3, 4))
-        model = keras.Model(x, netvlad.NetVLAD(num_clusters=3)(x))
-        inputs = np.random.default_rng(6).normal(size=(2, 2, 3, 3, 4))
-        self.assert_keras_file_round_trip(model, inputs)
+        vlad_checks.assert_keras_file_round_trip(self, netvlad.NetVLAD(num_clusters=3))
 
     @parameterized.parameters(True, False)
     def test_fit_step(self, jit_compile):
-        inputs = np.random.default_rng(7).normal(size=(2, 2, 3, 3, 4))
-        model = self.run_fit_step(
-            lambda: netvlad.NetVLAD(num_clusters=3),
-            inputs.astype(np.float32),
-            5,
-            jit_compile,
+        model = vlad_checks.fit_step(
+            self, lambda: netvlad.NetVLAD(num_clusters=3), jit_compile
         )
         self.assertEqual(model.layers[1].centers.shape, (3, 4))
 
     def test_computes_in_float32_under_mixed_precision(self):
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        layer = netvlad.NetVLAD(num_clusters=3)
-        x = keras.ops.zeros((1, 2, 2, 2, 4), dtype="float16")
-        out = layer(x)
-        self.assertEqual(layer.compute_dtype, "float32")
-        self.assertEqual(out.dtype, "float32")
-        self.assertTrue(np.all(np.isfinite(keras.ops.convert_to_numpy(out))))
-        inputs = np.random.default_rng(8).normal(size=(2, 2, 3, 3, 4))
-        self.run_fit_step(
-            lambda: netvlad.NetVLAD(num_clusters=3), inputs.astype(np.float32), 5
+        vlad_checks.assert_computes_in_float32(
+            self, lambda: netvlad.NetVLAD(num_clusters=3)
         )
 
 

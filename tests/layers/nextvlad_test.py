@@ -1,6 +1,6 @@
 """Tests of the NeXtVLAD layer against a loop-based NumPy transcription."""
 
-import os
+import functools
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -10,13 +10,15 @@ import pytest
 
 from avlad_tf.layers import netvlad
 from avlad_tf.layers import nextvlad
-from avlad_tf.layers import streaming
 from tests import testing
+from tests.layers import vlad_checks
+from tests.layers.vlad_checks import TOLERANCE
+from tests.layers.vlad_checks import numpy_of
 
 NUM_FRAMES = 13
 DEPTH = 4
-# float32 rounding of sums taken in another order.
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+# (B, T, 2, 3, D) features; frames 2 and 9 are all zero (black frames).
+make_video = functools.partial(vlad_checks.make_video, num_frames=NUM_FRAMES)
 
 
 def numpy_nextvlad(x, weights, groups):
@@ -57,10 +59,6 @@ def numpy_nextvlad(x, weights, groups):
     return out
 
 
-def numpy_of(x):
-    return keras.ops.convert_to_numpy(x)
-
-
 def weights_of(layer):
     return {w.path.split("/")[-1]: numpy_of(w) for w in layer.weights}
 
@@ -75,23 +73,6 @@ def random_layer(depth=DEPTH, num_clusters=3, expansion=2, groups=2, seed=0):
     for weight in layer.weights:
         weight.assign(rng.normal(scale=0.5, size=weight.shape))
     return layer
-
-
-def make_video(batch=2, num_frames=NUM_FRAMES, seed=0):
-    """(B, T, 2, 3, D) features; frames 2 and 9 are all zero (black frames)."""
-    x = np.random.default_rng(seed).normal(size=(batch, num_frames, 2, 3, DEPTH))
-    x[:, [t for t in (2, 9) if t < num_frames]] = 0.0
-    return x.astype(np.float32)
-
-
-def stream(layer, video, chunk_frames, mask=None):
-    """update() over consecutive slices (the last may be shorter), unpadded."""
-    state = layer.initial_state(video.shape[0])
-    for start in range(0, video.shape[1], chunk_frames):
-        frames = slice(start, start + chunk_frames)
-        chunk_mask = None if mask is None else mask[:, frames]
-        state = layer.update(state, video[:, frames], chunk_mask)
-    return numpy_of(layer.finalize(state))
 
 
 class NeXtVLADTest(testing.TestCase):
@@ -227,78 +208,38 @@ class NeXtVLADTest(testing.TestCase):
 
     @parameterized.parameters(True, False)
     def test_fit_step(self, jit_compile):
-        inputs = np.random.default_rng(7).normal(size=(2, 2, 3, 3, DEPTH))
-        model = self.run_fit_step(
-            lambda: nextvlad.NeXtVLAD(num_clusters=3, groups=2),
-            inputs.astype(np.float32),
-            5,
-            jit_compile,
+        model = vlad_checks.fit_step(
+            self, lambda: nextvlad.NeXtVLAD(num_clusters=3, groups=2), jit_compile
         )
         self.assertLen(model.layers[1].trainable_weights, 7)
 
     def test_computes_in_float32_under_mixed_precision(self):
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        layer = nextvlad.NeXtVLAD(num_clusters=3, groups=2)
-        out = layer(keras.ops.zeros((1, 2, 2, 2, DEPTH), dtype="float16"))
-        self.assertEqual(layer.compute_dtype, "float32")
-        self.assertEqual(out.dtype, "float32")
-        self.assertTrue(np.all(np.isfinite(numpy_of(out))))
-        inputs = np.random.default_rng(8).normal(size=(2, 2, 3, 3, DEPTH))
-        self.run_fit_step(
-            lambda: nextvlad.NeXtVLAD(num_clusters=3, groups=2),
-            inputs.astype(np.float32),
-            5,
+        vlad_checks.assert_computes_in_float32(
+            self, lambda: nextvlad.NeXtVLAD(num_clusters=3, groups=2)
         )
 
 
 class NeXtVLADStreamingTest(testing.TestCase):
     @parameterized.parameters(1, 5, NUM_FRAMES)
     def test_streamed_equals_one_shot(self, chunk_frames):
-        layer, video = random_layer(), make_video()
-        expected = numpy_of(layer(video))
-        np.testing.assert_allclose(
-            stream(layer, video, chunk_frames), expected, **TOLERANCE
+        vlad_checks.assert_streamed_equals_one_shot(
+            random_layer(), make_video(), chunk_frames
         )
-        padded = streaming.pool_in_chunks(layer, video, chunk_frames=chunk_frames)
-        np.testing.assert_allclose(numpy_of(padded), expected, **TOLERANCE)
 
     @parameterized.parameters(1, 5, NUM_FRAMES)
     def test_masked_padding_contributes_nothing(self, chunk_frames):
-        layer, video = random_layer(), make_video()
-        # Video 0 has 9 real frames, video 1 all 13. The padding holds garbage
-        # (NaN, huge values), and a zero padding frame would still count
-        # through the expansion's bias: neither may reach the descriptor.
-        mask = np.ones((2, NUM_FRAMES), np.float32)
-        mask[0, 9:] = 0.0
-        padded = video.copy()
-        padded[0, 9:] = np.nan
-        padded[0, 10] = 1e30
-        padded[0, 11] = 0.0
-        streamed = stream(layer, padded, chunk_frames, mask)
-        np.testing.assert_allclose(
-            streamed[:1], numpy_of(layer(video[:1, :9])), **TOLERANCE
-        )
-        np.testing.assert_allclose(
-            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
+        # A zero padding frame would still count through the expansion's bias.
+        vlad_checks.assert_masked_padding_contributes_nothing(
+            random_layer(), make_video(), chunk_frames, num_real=9, zero_padding=True
         )
 
     def test_masked_frames_may_sit_anywhere(self):
-        layer, video = random_layer(), make_video(batch=1)
-        keep = np.array([1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0], np.float32)
-        expected = numpy_of(layer(video[:, keep == 1]))
-        np.testing.assert_allclose(
-            stream(layer, video, 5, keep[None]), expected, **TOLERANCE
+        vlad_checks.assert_masked_frames_may_sit_anywhere(
+            random_layer(), make_video(batch=1)
         )
 
     def test_all_masked_video_pools_to_zeros(self):
-        layer, video = random_layer(), make_video()
-        mask = np.zeros((2, NUM_FRAMES), np.float32)
-        mask[1] = 1.0
-        streamed = stream(layer, video, 4, mask)
-        np.testing.assert_array_equal(streamed[0], 0.0)
-        np.testing.assert_allclose(
-            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
-        )
+        vlad_checks.assert_all_masked_video_pools_to_zeros(random_layer(), make_video())
 
     def test_state_is_small_float32_and_not_modified(self):
         layer = random_layer(num_clusters=3, expansion=2, groups=2)
@@ -313,15 +254,8 @@ class NeXtVLADStreamingTest(testing.TestCase):
             np.testing.assert_array_equal(numpy_of(value), 0.0)
 
     def test_state_saved_mid_video_resumes(self):
-        layer, video = random_layer(), make_video()
-        state = layer.update(layer.initial_state(2), video[:, :6])
-        path = os.path.join(self.create_tempdir().full_path, "state.npz")
-        np.savez(path, **{key: numpy_of(value) for key, value in state.items()})
-        resumed = random_layer()  # Same weights, as in a new process.
-        with np.load(path) as saved:
-            state = resumed.update(dict(saved), video[:, 6:])
-        np.testing.assert_allclose(
-            numpy_of(resumed.finalize(state)), numpy_of(layer(video)), **TOLERANCE
+        vlad_checks.assert_state_saved_mid_video_resumes(
+            self, random_layer, make_video(), split=6
         )
 
     def test_half_precision_chunks_accumulate_in_float32(self):

@@ -1,6 +1,6 @@
 """Streaming pooling (initial_state / update / finalize) equals one-shot pooling."""
 
-import os
+import functools
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -12,12 +12,16 @@ from avlad_tf.layers import netvlad
 from avlad_tf.layers import pooling
 from avlad_tf.layers import streaming
 from tests import testing
+from tests.layers import vlad_checks
+from tests.layers.vlad_checks import TOLERANCE
+from tests.layers.vlad_checks import numpy_of
+from tests.layers.vlad_checks import stream
 
 NUM_FRAMES = 13
 DEPTH = 4
 LAYER_NAMES = ("netvlad", "avg", "max")
-# float32 rounding of sums taken in another order.
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+# (B, T, 2, 3, D) features; frames 2 and 9 are all zero (black frames).
+make_video = functools.partial(vlad_checks.make_video, num_frames=NUM_FRAMES)
 
 
 def make_layer(name):
@@ -37,73 +41,29 @@ def make_layer(name):
     return layer
 
 
-def make_video(batch=2, num_frames=NUM_FRAMES, seed=0):
-    """(B, T, 2, 3, D) features; frames 2 and 9 are all zero (black frames)."""
-    x = np.random.default_rng(seed).normal(size=(batch, num_frames, 2, 3, DEPTH))
-    x[:, [t for t in (2, 9) if t < num_frames]] = 0.0
-    return x.astype(np.float32)
-
-
-def numpy_of(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-def stream(layer, video, chunk_frames, mask=None):
-    """update() over consecutive slices (the last may be shorter), unpadded."""
-    state = layer.initial_state(video.shape[0])
-    for start in range(0, video.shape[1], chunk_frames):
-        frames = slice(start, start + chunk_frames)
-        chunk_mask = None if mask is None else mask[:, frames]
-        state = layer.update(state, video[:, frames], chunk_mask)
-    return numpy_of(layer.finalize(state))
-
-
 class StreamingTest(testing.TestCase):
     @parameterized.product(name=LAYER_NAMES, chunk_frames=(1, 7, NUM_FRAMES))
     def test_streamed_equals_one_shot(self, name, chunk_frames):
-        layer, video = make_layer(name), make_video()
-        expected = numpy_of(layer(video))
-        np.testing.assert_allclose(
-            stream(layer, video, chunk_frames), expected, **TOLERANCE
+        vlad_checks.assert_streamed_equals_one_shot(
+            make_layer(name), make_video(), chunk_frames
         )
-        padded = streaming.pool_in_chunks(layer, video, chunk_frames=chunk_frames)
-        np.testing.assert_allclose(numpy_of(padded), expected, **TOLERANCE)
 
     @parameterized.product(name=LAYER_NAMES, chunk_frames=(1, 7, NUM_FRAMES))
     def test_masked_padding_contributes_nothing(self, name, chunk_frames):
-        layer, video = make_layer(name), make_video()
-        # Video 0 has 9 real frames, video 1 all 13; the padding holds garbage
-        # (NaN, huge values) that must not leak into the descriptor.
-        mask = np.ones((2, NUM_FRAMES), np.float32)
-        mask[0, 9:] = 0.0
-        padded = video.copy()
-        padded[0, 9:] = np.nan
-        padded[0, 10] = 1e30
-        streamed = stream(layer, padded, chunk_frames, mask)
-        np.testing.assert_allclose(
-            streamed[:1], numpy_of(layer(video[:1, :9])), **TOLERANCE
-        )
-        np.testing.assert_allclose(
-            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
+        vlad_checks.assert_masked_padding_contributes_nothing(
+            make_layer(name), make_video(), chunk_frames, num_real=9
         )
 
     @parameterized.parameters(*LAYER_NAMES)
     def test_masked_frames_may_sit_anywhere(self, name):
-        layer, video = make_layer(name), make_video(batch=1)
-        keep = np.array([1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0], np.float32)
-        streamed = stream(layer, video, 5, keep[None])
-        expected = numpy_of(layer(video[:, keep == 1]))
-        np.testing.assert_allclose(streamed, expected, **TOLERANCE)
+        vlad_checks.assert_masked_frames_may_sit_anywhere(
+            make_layer(name), make_video(batch=1)
+        )
 
     @parameterized.parameters(*LAYER_NAMES)
     def test_all_masked_video_pools_to_zeros(self, name):
-        layer, video = make_layer(name), make_video()
-        mask = np.zeros((2, NUM_FRAMES), np.float32)
-        mask[1] = 1.0
-        streamed = stream(layer, video, 4, mask)
-        np.testing.assert_array_equal(streamed[0], 0.0)
-        np.testing.assert_allclose(
-            streamed[1:], numpy_of(layer(video[1:])), **TOLERANCE
+        vlad_checks.assert_all_masked_video_pools_to_zeros(
+            make_layer(name), make_video()
         )
 
     @parameterized.parameters(*LAYER_NAMES)
@@ -116,19 +76,8 @@ class StreamingTest(testing.TestCase):
 
     @parameterized.parameters(*LAYER_NAMES)
     def test_state_saved_mid_video_resumes(self, name):
-        layer, video = make_layer(name), make_video()
-        state = layer.initial_state(2)
-        state = layer.update(state, video[:, :6])
-        path = os.path.join(self.create_tempdir().full_path, "state.npz")
-        np.savez(path, **{key: numpy_of(value) for key, value in state.items()})
-        # A fresh layer with the same weights, as in a new process.
-        resumed = make_layer(name)
-        with np.load(path) as saved:
-            state = dict(saved)
-        self.assertTrue(all(v.dtype == np.float32 for v in state.values()))
-        state = resumed.update(state, video[:, 6:])
-        np.testing.assert_allclose(
-            numpy_of(resumed.finalize(state)), numpy_of(layer(video)), **TOLERANCE
+        vlad_checks.assert_state_saved_mid_video_resumes(
+            self, functools.partial(make_layer, name), make_video(), split=6
         )
 
     @parameterized.parameters(*LAYER_NAMES)
