@@ -35,6 +35,7 @@ from avlad_tf.layers import regularizers
 PAPER_UNITS = 512
 PAPER_NUM_LAYERS = 5
 WEIGHTINGS = ("uniform", "linear")
+FRAME_POOLINGS = ("mean", "max")
 PER_STEP_LOSSES = ("softmax", "sigmoid")
 
 
@@ -64,14 +65,16 @@ def time_weights(num_steps, weighting, dtype="float32"):
     return ops.cast(steps / ops.sum(steps), dtype)
 
 
-def rectified_frame_means(maps, dtype):
-    """Each frame's feature vector: the ReLU'd map averaged over space,
-    `(B, T, h, w, D)` -> `(B, T, D)` in `dtype`. Post-ReLU fc7 (h = w = 1)
-    passes unchanged, as do post-ReLU (InceptionV3) maps."""
+def rectified_frame_means(maps, dtype, pooling="mean"):
+    """Each frame's feature vector: the ReLU'd map averaged (or maxed, as
+    VGG's pool5 does over its window) over space, `(B, T, h, w, D)` ->
+    `(B, T, D)` in `dtype`. Post-ReLU fc7 (h = w = 1) passes unchanged, as
+    do post-ReLU (InceptionV3) maps."""
     # The spatial mean sums h·w activations: float32 even under mixed
     # precision, where float16 sums of large conv maps can overflow.
     x = ops.relu(ops.cast(maps, "float32"))  # (B, T, h, w, D)
-    return ops.cast(ops.mean(x, axis=(2, 3)), dtype)  # (B, T, D)
+    reduce = ops.mean if pooling == "mean" else ops.max
+    return ops.cast(reduce(x, axis=(2, 3)), dtype)  # (B, T, D)
 
 
 @keras.saving.register_keras_serializable(package="avlad_tf")
@@ -88,6 +91,9 @@ class FrameLSTM(keras.layers.Layer):
         dropout_rate: dropout on each LSTM layer's input.
         weighting: `'uniform'` or `'linear'` combination over time
             (`time_weights`).
+        frame_pooling: `'mean'` (the frame vector is the map's spatial
+            mean) or `'max'` (its spatial max, which keeps a small moving
+            region's activation that the mean dilutes).
         **kwargs: base `Layer` arguments (`name`, `trainable`, ...).
 
     Input shape:
@@ -112,8 +118,14 @@ class FrameLSTM(keras.layers.Layer):
         dropout_rate=0.0,
         weighting="uniform",
         weight_decay=0.0,
+        frame_pooling="mean",
         **kwargs,
     ):
+        if frame_pooling not in FRAME_POOLINGS:
+            raise ValueError(
+                f"frame_pooling must be one of {FRAME_POOLINGS}. "
+                f"Received: frame_pooling={frame_pooling!r}"
+            )
         if not _is_positive_int(units):
             raise ValueError(f"units must be a positive int. Received: units={units!r}")
         if not _is_positive_int(num_layers):
@@ -135,6 +147,7 @@ class FrameLSTM(keras.layers.Layer):
         self.num_layers = num_layers
         self.dropout_rate = float(dropout_rate)
         self.weighting = weighting
+        self.frame_pooling = frame_pooling
         self.input_spec = keras.layers.InputSpec(ndim=5)
         self.lstms = [
             keras.layers.LSTM(
@@ -157,7 +170,8 @@ class FrameLSTM(keras.layers.Layer):
             depth = self.units
 
     def call(self, inputs, return_sequences=False, training=None):
-        x = rectified_frame_means(inputs, self.compute_dtype)  # (B, T, D)
+        x = rectified_frame_means(inputs, self.compute_dtype, self.frame_pooling)
+        # (B, T, D)
         for layer in self.lstms:
             x = layer(x, training=training)  # (B, T, units)
         weights = time_weights(ops.shape(x)[1], self.weighting, x.dtype)
@@ -187,6 +201,7 @@ class FrameLSTM(keras.layers.Layer):
                 "dropout_rate": self.dropout_rate,
                 "weighting": self.weighting,
                 "weight_decay": self.weight_decay,
+                "frame_pooling": self.frame_pooling,
             }
         )
         return config

@@ -86,8 +86,8 @@ class Aggregator:
     options: Callable = None
 
 
-@settings.configurable(setting=("per_step_loss",))
-def recurrent_pooling(*, per_step_loss=None):
+@settings.configurable(setting=("per_step_loss", "frame_pooling"))
+def recurrent_pooling(*, per_step_loss=None, frame_pooling="mean"):
     """Settings of the recurrent poolings, Ng et al.'s `'lstm'` and
     `'videolstm'` (single streams, late fusion and motion attention).
 
@@ -96,8 +96,13 @@ def recurrent_pooling(*, per_step_loss=None):
             `'sigmoid'` (match `train_stream.loss`, which training checks),
             applied through `layers.TimeAveragedLogits`; None trains the loss
             of the time-averaged logits. The logits are the same either way.
+        frame_pooling: `'lstm'`'s frame vector, the map's spatial `'mean'`
+            or `'max'` (`layers.FrameLSTM`).
     """
-    return {"per_step_loss": per_step_loss}
+    return {
+        "per_step_loss": per_step_loss,
+        "frame_pooling": frame_pooling,
+    }
 
 
 def _netvlad(features, *, name, num_clusters, alpha, **_):
@@ -185,19 +190,38 @@ def _two_stream(features, *, name, fc_dropout_rate, **_):
     return _avg(features, name=name)
 
 
-def _conv_pooling(features, *, name, fc_dropout_rate, weight_decay, **_):
+@settings.configurable(setting=("dropout_rate",))
+def conv_pooling_fc(*, dropout_rate=None):
+    """Settings of `'conv_pooling'`'s fully connected layers: their dropout,
+    None for `build_model.fc_dropout_rate` (the backbone fc6's)."""
+    return {"fc_dropout": dropout_rate}
+
+
+def _conv_pooling(features, *, name, fc_dropout_rate, weight_decay, fc_dropout, **_):
     """Ng et al.'s (CVPR 2015) conv pooling: the max over time of the map,
     then FC layers (`ConvPooling`) as wide as VGG16's 4096-wide fc6 / fc7,
     8·D for conv5_3 (D = 512); the tiny test backbone gets small ones. Their
-    dropout is `fc_dropout_rate`, as for the backbone's fc6, and their
-    kernels get the backbone's and the classifier's `weight_decay`."""
+    dropout is `conv_pooling_fc.dropout_rate`, by default `fc_dropout_rate`
+    as for the backbone's fc6, and their kernels get the backbone's and the
+    classifier's `weight_decay`."""
     width = min(conv_pooling.VGG16_FC_UNITS[0], 8 * features.shape[-1])
     return conv_pooling.ConvPooling(
         units=(width, width),
-        dropout_rate=fc_dropout_rate,
+        dropout_rate=fc_dropout_rate if fc_dropout is None else fc_dropout,
         weight_decay=weight_decay,
         name=name,
     )(features)  # (B, width)
+
+
+def frame_lstm_layer(features, *, name, weight_decay):
+    """`'lstm'`'s `FrameLSTM` for `[B, T, h, w, D]` features: the paper's 512
+    cells, at most D, and `recurrent_pooling.frame_pooling`."""
+    return frame_lstm.FrameLSTM(
+        units=min(frame_lstm.PAPER_UNITS, features.shape[-1]),
+        weight_decay=weight_decay,
+        frame_pooling=recurrent_pooling()["frame_pooling"],
+        name=name,
+    )
 
 
 def _lstm(features, *, name, weight_decay, **_):
@@ -206,8 +230,7 @@ def _lstm(features, *, name, weight_decay, **_):
     time (`FrameLSTM`), so the logits are the per-step logits averaged.
     Trained as built here, the loss is the cross-entropy of those averaged
     logits; the paper's loss at every step is `stream.per_step_logits`."""
-    units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
-    return frame_lstm.FrameLSTM(units=units, weight_decay=weight_decay, name=name)(
+    return frame_lstm_layer(features, name=name, weight_decay=weight_decay)(
         features
     )  # (B, units)
 
@@ -298,7 +321,9 @@ AGGREGATORS = {
     "avg": Aggregator("avg_pool", _avg, streams=True),
     "max": Aggregator("max_pool", _max, streams=True),
     "two_stream": Aggregator("two_stream_pool", _two_stream, streams=True),
-    "conv_pooling": Aggregator("conv_pool", _conv_pooling, from_scratch=True),
+    "conv_pooling": Aggregator(
+        "conv_pool", _conv_pooling, from_scratch=True, options=conv_pooling_fc
+    ),
     LSTM: Aggregator(
         "lstm_pool",
         _lstm,

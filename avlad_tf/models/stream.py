@@ -117,9 +117,8 @@ def per_step_logits(
     flow maps of VideoLSTM's motion-based attention."""
     name = aggregators.get(pooling).layer_name
     if pooling == aggregators.LSTM:
-        units = min(frame_lstm.PAPER_UNITS, features.shape[-1])
-        _, steps = frame_lstm.FrameLSTM(
-            units=units, weight_decay=weight_decay, name=name
+        _, steps = aggregators.frame_lstm_layer(
+            features, name=name, weight_decay=weight_decay
         )(features, return_sequences=True)  # (B, T, units)
     else:
         _, steps, _ = aggregators.video_lstm_outputs(

@@ -35,6 +35,7 @@ from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import loop
 from avlad_tf.training import results
+from avlad_tf.training import schedule
 from avlad_tf.training import stage as stage_lib
 
 
@@ -48,6 +49,10 @@ def _training_settings(stream):
     model = training["build_model"]
     for fn in action_vlad.option_builders(model["pooling"], model["fusion"]):
         training[fn.__name__] = run_record.recorded_settings(fn, scope=stream)
+    if aggregators.get(model["pooling"]).from_scratch:
+        training["from_scratch_schedule"] = run_record.recorded_settings(
+            schedule.from_scratch_schedule, scope=stream
+        )
     gating = run_record.recorded_settings(aggregators.context_gating, scope=stream)
     if gating["enabled"]:
         training["context_gating"] = gating

@@ -171,6 +171,10 @@ def train_stream(
     model = _build_model(
         build_model_fn, strategy, info, stream, seed=seed, loss=loss, split=train_split
     )
+    learning_rates, decay_steps = schedule.stream_schedule(
+        model, learning_rates=learning_rates, decay_steps=decay_steps
+    )
+    _check_stages(stream, stage_steps, learning_rates)
     # Read from the workdir (the chief's), written to `out`.
     stage_dirs, resume_step = schedule.resume_point(
         strategy, workdir, stream, stage_steps

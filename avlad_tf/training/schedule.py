@@ -15,11 +15,36 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from avlad_tf import settings
 from avlad_tf.training import checkpointing
 from avlad_tf.training import distribution
 from avlad_tf.training import stage as stage_lib
 from avlad_tf.training import step as step_lib
 from avlad_tf.training import trainable
+
+
+@settings.configurable(setting=("learning_rates", "decay_steps"))
+def from_scratch_schedule(*, learning_rates=None, decay_steps=None):
+    """The schedule of a stream whose aggregator starts from random weights
+    (conv pooling, the LSTMs, res-inception, STFN, NeXtVLAD;
+    `Aggregator.from_scratch`) instead of `train_stream.learning_rates` /
+    `decay_steps`, which the release tuned for a k-means-initialised
+    NetVLAD; None keeps `train_stream`'s. A run whose aggregator starts
+    random records it (docs/TRAINING.md)."""
+    return {"learning_rates": learning_rates, "decay_steps": decay_steps}
+
+
+def stream_schedule(model, *, learning_rates, decay_steps):
+    """`(learning_rates, decay_steps)` for `model`: `train_stream`'s, or
+    `from_scratch_schedule`'s where it binds them and the model's
+    aggregator starts from random weights."""
+    if not trainable.starts_from_scratch(model):
+        return learning_rates, decay_steps
+    override = from_scratch_schedule()
+    return (
+        override["learning_rates"] or learning_rates,
+        override["decay_steps"] or decay_steps,
+    )
 
 
 def resume_point(strategy, workdir, stream, stage_steps):

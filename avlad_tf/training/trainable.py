@@ -12,6 +12,13 @@ from avlad_tf.models import backbones
 from avlad_tf.models import inspection
 
 
+def starts_from_scratch(model):
+    """Whether `model`'s aggregator starts from random weights
+    (`Aggregator.from_scratch`), in it or a nested stream model."""
+    names = aggregators.layer_names(from_scratch=True)
+    return any(layer.name in names for layer in inspection.walk_layers(model))
+
+
 def set_stage(model, stage):
     """Sets `trainable` for the release's two-stage schedule (Sec. 7.3).
 

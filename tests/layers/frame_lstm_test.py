@@ -123,6 +123,19 @@ class FrameLSTMTest(testing.TestCase):
         rearranged = rearranged[:, :, ::-1, ::-1]
         np.testing.assert_allclose(numpy(layer(x)), numpy(layer(rearranged)), atol=1e-6)
 
+    def test_frame_pooling_max_reads_each_frames_spatial_max(self):
+        # The mean dilutes a small region's activation by h·w; the max keeps
+        # it, wherever it is.
+        x = np.random.default_rng(4).normal(size=(2, 3, 2, 2, 4)).astype("float32")
+        vectors = frame_lstm.rectified_frame_means(x, "float32", "max")
+        np.testing.assert_allclose(numpy(vectors), np.maximum(x, 0).max(axis=(2, 3)))
+        layer = built_lstm(frame_pooling="max")
+        moved = x[:, :, ::-1, ::-1]
+        np.testing.assert_allclose(numpy(layer(x)), numpy(layer(moved)), atol=1e-6)
+        self.assertEqual(layer.get_config()["frame_pooling"], "max")
+        mean_layer = built_lstm()
+        self.assertFalse(np.allclose(numpy(mean_layer(x)), numpy(layer(x))))
+
     def test_build_creates_three_weights_per_layer(self):
         layer = frame_lstm.FrameLSTM(units=5, num_layers=3)
         layer.build((None, None, 2, 2, 6))
@@ -357,6 +370,10 @@ class FrameLSTMErrorTest(testing.TestCase):
     def test_unknown_channels(self):
         with self.assertRaisesRegex(ValueError, "known channel dimension"):
             frame_lstm.FrameLSTM().build((2, 25, 7, 7, None))
+
+    def test_bad_frame_pooling(self):
+        with self.assertRaisesRegex(ValueError, "frame_pooling must be one of"):
+            frame_lstm.FrameLSTM(frame_pooling="sum")
 
     def test_bad_per_step_loss(self):
         with self.assertRaisesRegex(ValueError, "per_step_loss must be one of"):

@@ -90,6 +90,20 @@ class TableTest(parameterized.TestCase):
         )
         self.assertEqual(action_vlad.option_builders("netvlad", None), [])
 
+    def test_conv_pooling_fc_dropout_defaults_to_the_backbones(self):
+        default = action_vlad_test.tiny_model(pooling="conv_pooling")
+        self.assertEqual(inspection.pooling_layer(default).dropout_rate, 0.8)
+        bound = action_vlad_test.tiny_model(
+            pooling="conv_pooling", options={"conv_pooling_fc.dropout_rate": 0.0}
+        )
+        self.assertEqual(inspection.pooling_layer(bound).dropout_rate, 0.0)
+
+    def test_recurrent_pooling_frame_pooling_reaches_the_lstm(self):
+        model = action_vlad_test.tiny_model(
+            pooling="lstm", options={"recurrent_pooling.frame_pooling": "max"}
+        )
+        self.assertEqual(inspection.pooling_layer(model).frame_pooling, "max")
+
     def test_unknown_pooling_lists_the_known_ones(self):
         with self.assertRaisesRegex(ValueError, r"Unknown pooling 'vlad'.*'netvlad'"):
             aggregators.get("vlad")

@@ -46,6 +46,8 @@ class VLADFamilyRunTest(parameterized.TestCase):
             {
                 "nextvlad_pooling": {"expansion": 2, "groups": 4},
                 "context_gating": {"enabled": True},
+                # It starts random: its schedule is recorded (unbound here).
+                "from_scratch_schedule": {"learning_rates": None, "decay_steps": None},
             },
         ),
     )
