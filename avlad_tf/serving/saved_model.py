@@ -41,7 +41,9 @@ from avlad_tf import settings
 from avlad_tf.data import schema
 from avlad_tf.layers import pixels
 
-# Importing the models registers every custom layer for `load_model`.
+# Importing the models' factory registers every custom layer for
+# `load_model` (inspection alone no longer imports the stream model).
+from avlad_tf.models import action_vlad  # noqa: F401
 from avlad_tf.models import inspection
 from avlad_tf.serving import graph
 

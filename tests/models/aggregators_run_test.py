@@ -114,7 +114,10 @@ class VideoLSTMRunTest(parameterized.TestCase):
         self.assertIn("late_fusion", outcome)
         # The aggregator's own settings are recorded with build_model's.
         training = run_record.read(workdir)["streams"]["rgb"]["training"]
-        self.assertEqual(training["recurrent_pooling"], {"per_step_loss": "softmax"})
+        self.assertEqual(
+            training["recurrent_pooling"],
+            {"per_step_loss": "softmax", "frame_pooling": "mean"},
+        )
         self.assert_export_serves_the_models(
             workdir, outcome["export_dir"], ("rgb", "flow")
         )
