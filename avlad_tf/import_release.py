@@ -88,7 +88,8 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_bool(
         "include_top",
         False,
-        "with --backbone_weights: also fc6 / fc7 (for the fc7 endpoint).",
+        "with --backbone_weights: also fc6 / fc7 (for the fc7 endpoint and "
+        "conv pooling's conv_pooling_fc.init='image_network').",
         **define,
     )
     flags.DEFINE_integer(

@@ -146,6 +146,35 @@ class ConvPooling(keras.layers.Layer):
             x = self.dropout(layer(x), training=training)
         return x  # (B, units[-1])
 
+    def set_fully_connected_weights(self, weights):
+        """Starts the fully connected layers from an image network's, as Ng
+        et al. start theirs from the image CNN's fc6 / fc7.
+
+        Args:
+            weights: one `[kernel, bias]` per layer, in order; kernels are
+                `[inputs, units]` with inputs flattened row-major (h, w, D),
+                keras.applications' Dense layout.
+
+        Raises:
+            ValueError: before the layer is built, or on a count or shape
+                that differs from the layer's, naming the layer.
+        """
+        if not self.built:
+            raise ValueError(f"{self.name}: build the layer before setting weights.")
+        if len(weights) != len(self.fully_connected):
+            raise ValueError(
+                f"{self.name} has {len(self.fully_connected)} fully connected "
+                f"layers; received weights for {len(weights)}."
+            )
+        for layer, (kernel, bias) in zip(self.fully_connected, weights):
+            expected = tuple(layer.kernel.shape)
+            if tuple(kernel.shape) != expected or tuple(bias.shape) != expected[1:]:
+                raise ValueError(
+                    f"{self.name}/{layer.name} has a {expected} kernel; "
+                    f"received {tuple(kernel.shape)} (bias {tuple(bias.shape)})."
+                )
+            layer.set_weights([kernel, bias])
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units[-1])
 

@@ -234,7 +234,10 @@ def _two_stream_model(
         options = dict(per_step_loss=per_step_loss)
     else:
         options = dict(
-            num_clusters=num_clusters, alpha=alpha, fc_dropout_rate=fc_dropout_rate
+            num_clusters=num_clusters,
+            alpha=alpha,
+            fc_dropout_rate=fc_dropout_rate,
+            image_network=stream.image_network(backbone_settings),
         )
     return fusion_lib.build_two_stream_model(
         fusion=fusion,

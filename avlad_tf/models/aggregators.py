@@ -42,6 +42,7 @@ from avlad_tf.layers import nextvlad
 from avlad_tf.layers import pooling as pooling_layers
 from avlad_tf.layers import res_inception
 from avlad_tf.layers import video_lstm
+from avlad_tf.models import backbones
 
 # The names other modules refer to (a pooling name is written here only).
 NETVLAD = "netvlad"
@@ -190,27 +191,73 @@ def _two_stream(features, *, name, fc_dropout_rate, **_):
     return _avg(features, name=name)
 
 
-@settings.configurable(setting=("dropout_rate",))
-def conv_pooling_fc(*, dropout_rate=None):
-    """Settings of `'conv_pooling'`'s fully connected layers: their dropout,
-    None for `build_model.fc_dropout_rate` (the backbone fc6's)."""
-    return {"fc_dropout": dropout_rate}
+# `conv_pooling_fc.init` values: the image network's fc6 / fc7, or random.
+IMAGE_NETWORK = "image_network"
+FC_INIT = (IMAGE_NETWORK, "random")
 
 
-def _conv_pooling(features, *, name, fc_dropout_rate, weight_decay, fc_dropout, **_):
+@settings.configurable(setting=("dropout_rate", "init"))
+def conv_pooling_fc(*, dropout_rate=None, init=IMAGE_NETWORK):
+    """Settings of `'conv_pooling'`'s fully connected layers.
+
+    Args:
+        dropout_rate: their dropout; None for `build_model.fc_dropout_rate`
+            (the backbone fc6's).
+        init: `'image_network'` starts them from the backbone weights' fc6 /
+            fc7 as Ng et al. do (VGG16 weights with the top; the tiny and
+            Inception backbones have none, so theirs start random), or
+            `'random'`.
+    """
+    if init not in FC_INIT:
+        raise ValueError(
+            f"conv_pooling_fc.init must be one of {FC_INIT}. Received: {init!r}"
+        )
+    return {"fc_dropout": dropout_rate, "fc_init": init}
+
+
+def _conv_pooling(
+    features,
+    *,
+    name,
+    fc_dropout_rate,
+    weight_decay,
+    fc_dropout,
+    fc_init,
+    image_network,
+    **_,
+):
     """Ng et al.'s (CVPR 2015) conv pooling: the max over time of the map,
     then FC layers (`ConvPooling`) as wide as VGG16's 4096-wide fc6 / fc7,
     8·D for conv5_3 (D = 512); the tiny test backbone gets small ones. Their
     dropout is `conv_pooling_fc.dropout_rate`, by default `fc_dropout_rate`
     as for the backbone's fc6, and their kernels get the backbone's and the
-    classifier's `weight_decay`."""
+    classifier's `weight_decay`. With `conv_pooling_fc.init =
+    'image_network'` they start from the fc6 / fc7 of `image_network`
+    (`{'backbone', 'weights'}`), which needs conv5_3 at 224 px: fc6 reads
+    the 7x7x512 pool5 map."""
     width = min(conv_pooling.VGG16_FC_UNITS[0], 8 * features.shape[-1])
-    return conv_pooling.ConvPooling(
+    layer = conv_pooling.ConvPooling(
         units=(width, width),
         dropout_rate=fc_dropout_rate if fc_dropout is None else fc_dropout,
         weight_decay=weight_decay,
         name=name,
-    )(features)  # (B, width)
+    )
+    descriptor = layer(features)  # (B, width)
+    if fc_init == IMAGE_NETWORK and image_network is not None:
+        top = backbones.image_network_fc(
+            **image_network, needed_by="conv_pooling_fc.init='image_network'"
+        )
+        if top is not None:
+            try:
+                layer.set_fully_connected_weights(top)
+            except ValueError as error:
+                raise ValueError(
+                    f"conv_pooling_fc.init='image_network': {error} The image "
+                    "network's fc6 reads VGG16's 7x7x512 pool5 map: use the "
+                    "conv5_3 endpoint at image_size 224 on one stream, or bind "
+                    "conv_pooling_fc.init = 'random'."
+                ) from error
+    return descriptor
 
 
 def frame_lstm_layer(features, *, name, weight_decay):

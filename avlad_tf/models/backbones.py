@@ -186,8 +186,8 @@ def build_vgg16(
         name=name,
     )
     if weights is not None:
-        needs_top = endpoint == "fc7"
-        source = _keras_vgg16(weights, needs_top=needs_top)
+        top_for = "The fc7 endpoint" if endpoint == "fc7" else None
+        source = _keras_vgg16(weights, top_for=top_for)
         copy_vgg16_weights(
             {layer.name: layer.get_weights() for layer in source.layers}, model
         )
@@ -223,9 +223,11 @@ def _inspect_weights_file(path):
     return has_top, conv1[0][2]
 
 
-def _keras_vgg16(weights, *, needs_top):
-    """keras.applications VGG16 holding the requested weights."""
-    include_top, channels = needs_top, 3
+def _keras_vgg16(weights, *, top_for):
+    """keras.applications VGG16 holding the requested weights; `top_for`:
+    what needs its fc1 / fc2 (named in the error when the file lacks them),
+    or None."""
+    include_top, channels = top_for is not None, 3
     if weights != "imagenet":
         if not os.path.isfile(weights):
             raise ValueError(
@@ -234,10 +236,10 @@ def _keras_vgg16(weights, *, needs_top):
             )
         # A file may hold a flow network (2·flow_stack input channels).
         include_top, channels = _inspect_weights_file(weights)
-        if needs_top and not include_top:
+        if top_for is not None and not include_top:
             raise ValueError(
-                f"The fc7 endpoint needs VGG16 weights with the top (fc1, "
-                f"fc2), but {weights!r} has none."
+                f"{top_for} needs VGG16 weights with the top (fc1, fc2), "
+                f"but {weights!r} has none."
             )
     # With the top, keras.applications fixes the input at 224x224.
     size = 224 if include_top else None
@@ -246,6 +248,19 @@ def _keras_vgg16(weights, *, needs_top):
         return keras.applications.VGG16(
             weights=weights, include_top=include_top, input_shape=(size, size, channels)
         )
+
+
+def image_network_fc(*, backbone, weights, needed_by):
+    """The image network's fc6 / fc7 as `[[kernel, bias], [kernel, bias]]`
+    (keras.applications VGG16's Dense fc1 / fc2, whose fc1 reads the
+    flattened 7x7x512 pool5 map), or None when there are none to start
+    from: no `weights`, or a backbone without a fully connected top (the
+    tiny and Inception backbones). `needed_by` names the user in the error
+    for a weights file without the top."""
+    if weights is None or backbone != "vgg16":
+        return None
+    source = _keras_vgg16(weights, top_for=needed_by)
+    return [source.get_layer(name).get_weights() for name in ("fc1", "fc2")]
 
 
 def copy_vgg16_weights(source_weights, model):

@@ -105,7 +105,7 @@ def build_two_stream_model(
     Args:
         fusion: one of `TWO_STREAM_HEADS`.
         options: the fusion's own settings: `num_clusters`, `alpha`,
-            `fc_dropout_rate` (concat / early); `per_step_loss` (motion
+            `fc_dropout_rate`, `image_network` (concat / early); `per_step_loss` (motion
             attention, as in `stream.per_step_logits`); `num_blocks`,
             `direction`, `fusion_op` (STFN, `layers/stfn.py`).
         Others: as `action_vlad.build_model`'s.
@@ -145,7 +145,7 @@ def _check_two_stream(fusion, pooling, options):
 
 
 def _pooled_together(
-    maps, *, fusion, pooling, head, num_clusters, alpha, fc_dropout_rate
+    maps, *, fusion, pooling, head, num_clusters, alpha, fc_dropout_rate, image_network
 ):
     """concat / early: one pooling over both streams' maps."""
     # concat: (B, T, h, w, 2D); early: (B, T, 2h, w, D), one bag of both.
@@ -159,6 +159,7 @@ def _pooled_together(
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
         weight_decay=head["weight_decay"],
+        image_network=image_network,
     )
     return stream.classify(descriptor, **head)
 

@@ -68,10 +68,22 @@ def video_features(
     return video, features
 
 
-def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_decay=0.0):
+def pool(
+    features,
+    *,
+    pooling,
+    num_clusters,
+    alpha,
+    fc_dropout_rate,
+    weight_decay=0.0,
+    image_network=None,
+):
     """Pools `[B, T, h, w, D]` features into one descriptor `[B, D']` with
     the aggregator `pooling` names (`aggregators.AGGREGATORS`; each
-    builder's docstring says what it computes)."""
+    builder's docstring says what it computes). `image_network`: the
+    backbone and weights the features come from (`image_network`), for an
+    aggregator that starts from the image network's fully connected
+    layers."""
     aggregator = aggregators.get(pooling)
     options = aggregator.options() if aggregator.options else {}
     descriptor = aggregator.build(
@@ -81,9 +93,15 @@ def pool(features, *, pooling, num_clusters, alpha, fc_dropout_rate, weight_deca
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
         weight_decay=weight_decay,
+        image_network=image_network,
         **options,
     )
     return aggregators.gated(descriptor, weight_decay=weight_decay)
+
+
+def image_network(backbone_settings):
+    """The backbone and its weights, of `video_features`' settings."""
+    return {k: backbone_settings[k] for k in ("backbone", "weights")}
 
 
 def classify(descriptor, *, num_classes, dropout_rate, weight_decay):
@@ -174,6 +192,7 @@ def build_stream_model(
         alpha=alpha,
         fc_dropout_rate=fc_dropout_rate,
         weight_decay=weight_decay,
+        image_network=image_network(backbone_settings),
     )
     logits = classify(
         descriptor,

@@ -98,7 +98,8 @@ def write_vgg16_weights(
     Args:
         checkpoint: the release checkpoint (V1 file, V2 prefix or directory).
         output: the weights file to write; must end in `.weights.h5`.
-        include_top: also write fc6 / fc7 (needed by the `fc7` endpoint).
+        include_top: also write fc6 / fc7 (needed by the `fc7` endpoint and
+            by `conv_pooling_fc.init = 'image_network'`).
         stream: the `stream<i>/` scope to read when the names have one.
         dataset, split: the dataset and split number the checkpoint was
             fine-tuned on, where its path does not name them

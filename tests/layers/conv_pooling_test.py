@@ -177,6 +177,37 @@ class ConvPoolingErrorTest(testing.TestCase):
         with self.assertRaisesRegex(ValueError, "known channel dimension"):
             conv_pooling.ConvPooling().build((2, 25, 7, 7, None))
 
+    def test_set_fully_connected_weights_sets_each_layer(self):
+        layer = conv_pooling.ConvPooling(units=(6, 5), dropout_rate=0.0)
+        features = np.random.default_rng(0).normal(size=(2, 3, 4, 4, 2))
+        layer(features)
+        rng = np.random.default_rng(1)
+        weights = [
+            [rng.normal(size=(2 * 2 * 2, 6)), rng.normal(size=6)],
+            [rng.normal(size=(6, 5)), rng.normal(size=5)],
+        ]
+        layer.set_fully_connected_weights(weights)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(layer(features.astype("float32"))),
+            numpy_conv_pooling(features, weights, 2),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+
+    def test_set_fully_connected_weights_refuses_other_shapes(self):
+        layer = conv_pooling.ConvPooling(units=(6, 5))
+        with self.assertRaisesRegex(ValueError, "build the layer before"):
+            layer.set_fully_connected_weights([])
+        layer.build((None, 3, 4, 4, 2))
+        with self.assertRaisesRegex(ValueError, "2 fully connected layers; .* for 1"):
+            layer.set_fully_connected_weights([[np.zeros((8, 6)), np.zeros(6)]])
+        with self.assertRaisesRegex(
+            ValueError, r"fc1 has a \(8, 6\) kernel; .*\(9, 6\)"
+        ):
+            layer.set_fully_connected_weights(
+                [[np.zeros((9, 6)), np.zeros(6)], [np.zeros((6, 5)), np.zeros(5)]]
+            )
+
     def test_unknown_spatial_size(self):
         with self.assertRaisesRegex(ValueError, "known height and width"):
             conv_pooling.ConvPooling().build((2, 25, None, None, 8))
