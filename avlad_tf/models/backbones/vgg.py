@@ -1,37 +1,28 @@
-"""Per-frame CNN backbones ending at the pooled layer (docs/RELEASE.md Sec. 4).
+"""The release's VGG-16 and its tiny stand-in (docs/RELEASE.md Sec. 4).
 
-Each builder returns a frame-level `keras.Model` mapping `[N, S, S, C]` frames
-to the features that the pooling reads, `[N, h, w, D]`:
-
-- `'vgg16'`: the release's VGG-16 (`nets/vgg.py`). Layers are named as in
+- `build_vgg16`: the release's VGG-16 (`nets/vgg.py`). Layers are named as in
   `keras.applications.VGG16` (`block1_conv1` ... `block5_conv3`) so that its
   weights copy in by name; fc6 / fc7 are convolutions named `fc6` / `fc7`.
   conv4_3, conv5_3 and fc7 are built without activation: the model returns
   the **pre-ReLU** endpoint (Sec. 12.1; stock Keras VGG16 outputs post-ReLU).
   Endpoints: `conv5_3` (default, 14x14x512 at 224), `conv4_3` (28x28x512) and
   `fc7` (1x1x4096: fc6 as a 7x7 VALID conv + dropout, fc7 as a 1x1 conv).
-- `'tiny'`: three small convs with the same endpoint semantics and layer names
-  (`block4_conv3`, `block5_conv3`, `fc6`, `fc7`), a few thousand parameters,
-  for tests and the toy dataset.
-- `'inception_v3'`: the Charades backbone. The release used BN-Inception
-  (Sec. 4.4), which Keras lacks; this uses `keras.applications.InceptionV3`
-  cut at a `mixed*` block (default `mixed7`), with batch norm frozen in
-  inference mode as in the release. DEVIATION: InceptionV3's mixed outputs
-  are concatenations of post-ReLU branches, so these features are post-ReLU.
+- `build_tiny`: three small convs with the same endpoint semantics and layer
+  names (`block4_conv3`, `block5_conv3`, `fc6`, `fc7`), a few thousand
+  parameters, for tests and the toy dataset.
 
 Weights: `None` (random), `'imagenet'` (downloaded by `keras.applications`),
 or a local `keras.applications`-format weights file (`.h5` / `.weights.h5`;
 its conv1_1 may take 3 channels or already 2·flow_stack, as the release's
 two-stream flow VGG-16). RGB weights feeding another channel count (flow) get
-their first conv converted by the release's rule (Sec. 4.3, see
-`flow_kernel_from_rgb`). keras.applications' fc1 / fc2 are Dense layers on the
-flattened 7x7x512 pool5 map; flattening is row-major (h, w, c), so the fc1
-kernel `[25088, 4096]` reshapes exactly to the fc6 conv kernel
+their first conv converted by the release's rule (Sec. 4.3,
+`flow_input.flow_kernel_from_rgb`). keras.applications' fc1 / fc2 are Dense
+layers on the flattened 7x7x512 pool5 map; flattening is row-major (h, w, c),
+so the fc1 kernel `[25088, 4096]` reshapes exactly to the fc6 conv kernel
 `[7, 7, 512, 4096]` and fc2 to `[1, 1, 4096, 4096]`.
 """
 
 import os
-import re
 import warnings
 
 import h5py
@@ -39,17 +30,13 @@ import keras
 import numpy as np
 
 from avlad_tf.layers import regularizers
+from avlad_tf.models.backbones.flow_input import flow_kernel_from_rgb
 
 # Output layer of each VGG endpoint (docs/RELEASE.md Sec. 4.2).
 VGG16_ENDPOINTS = {
     "conv4_3": "block4_conv3",
     "conv5_3": "block5_conv3",
     "fc7": "fc7",
-}
-DEFAULT_ENDPOINTS = {
-    "vgg16": "conv5_3",
-    "tiny": "conv5_3",
-    "inception_v3": "mixed7",
 }
 # (block, indices of its 3x3 convs, filters): the standard 2-2-3-3-3 layout.
 _VGG16_BLOCKS = (
@@ -66,20 +53,6 @@ _TINY_FC_UNITS = 16
 _PRE_RELU = ("block4_conv3", "block5_conv3")
 # keras.applications names of the fc layers.
 _KERAS_FC_NAMES = {"fc6": "fc1", "fc7": "fc2"}
-
-
-def flow_kernel_from_rgb(kernel, num_channels):
-    """The release's flow first layer (`convert_first_layer_for_flow.py`).
-
-    Averages an RGB first-conv kernel `[kh, kw, 3, F]` over the input-channel
-    axis and replicates the mean `num_channels` times, with no rescaling.
-
-    Returns:
-        A `[kh, kw, num_channels, F]` float32 array.
-    """
-    kernel = np.asarray(kernel, dtype=np.float32)
-    mean = kernel.mean(axis=2, keepdims=True)  # (kh, kw, 1, F)
-    return np.repeat(mean, num_channels, axis=2)  # (kh, kw, C, F)
 
 
 def _conv(filters, size, name, *, relu, weight_decay, padding="same"):
@@ -335,117 +308,3 @@ def build_tiny(
     if weights is not None:
         model.load_weights(weights)
     return model
-
-
-def build_inception_v3(
-    *,
-    input_channels=3,
-    image_size=224,
-    endpoint="mixed7",
-    weights=None,
-    weight_decay=4e-5,
-    name="inception_v3",
-):
-    """keras.applications InceptionV3 cut at a `mixed*` block (Charades).
-
-    Stands in for the release's BN-Inception (see the module docstring). Batch
-    norm stays frozen in inference mode, as the release's BN-Inception.
-    `weights`: None, 'imagenet' or a keras.applications InceptionV3
-    (include_top=False) weights file. Its weights expect RGB in [−1, 1]:
-    `stream.video_features` puts `layers.pixels.InceptionInput` in front
-    (`pixels.INPUT_RULES`).
-    """
-    if not str(endpoint).startswith("mixed"):
-        raise ValueError(
-            f"inception_v3 endpoints are keras.applications block names "
-            f"'mixed0' ... 'mixed10'; received endpoint={endpoint!r}."
-        )
-    with warnings.catch_warnings():
-        # keras.applications warns on channel counts other than 1 or 3;
-        # flow inputs have 2·flow_stack channels by design.
-        warnings.filterwarnings("ignore", message=".*input channels")
-        full = keras.applications.InceptionV3(
-            include_top=False,
-            weights=None,
-            input_shape=(image_size, image_size, input_channels),
-        )
-    if weights is not None:
-        source = keras.applications.InceptionV3(include_top=False, weights=weights)
-        # Auto-generated layer names differ between two builds: copy by
-        # position (same architecture, same layer order).
-        for target, src in zip(full.layers, source.layers):
-            values = src.get_weights()
-            # Only the first conv reads the frames; only its kernel can
-            # differ, and only in input depth (flow: 2·flow_stack).
-            if (
-                isinstance(target, keras.layers.Conv2D)
-                and tuple(target.kernel.shape) != values[0].shape
-            ):
-                values[0] = flow_kernel_from_rgb(values[0], input_channels)
-            if values:
-                target.set_weights(values)
-    for layer in full.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-        elif isinstance(layer, keras.layers.Conv2D) and weight_decay:
-            layer.kernel_regularizer = regularizers.weight_decay(weight_decay)
-            layer.kernel.regularizer = layer.kernel_regularizer
-    return keras.Model(full.input, full.get_layer(endpoint).output, name=name)
-
-
-def build_backbone(
-    backbone,
-    *,
-    input_channels,
-    image_size,
-    endpoint=None,
-    weights=None,
-    weight_decay=4e-5,
-    fc_dropout_rate=0.8,
-    name,
-):
-    """Dispatches to the builder named `backbone` ('vgg16', 'tiny',
-    'inception_v3'); `endpoint=None` takes that backbone's default."""
-    if backbone not in DEFAULT_ENDPOINTS:
-        raise ValueError(
-            f"Unknown backbone {backbone!r}; expected one of "
-            f"{sorted(DEFAULT_ENDPOINTS)}."
-        )
-    endpoint = endpoint or DEFAULT_ENDPOINTS[backbone]
-    kwargs = dict(
-        input_channels=input_channels,
-        image_size=image_size,
-        endpoint=endpoint,
-        weights=weights,
-        weight_decay=weight_decay,
-        name=name,
-    )
-    if backbone == "inception_v3":
-        return build_inception_v3(**kwargs)
-    builder = build_vgg16 if backbone == "vgg16" else build_tiny
-    return builder(fc_dropout_rate=fc_dropout_rate, **kwargs)
-
-
-def pooled_block_layers(backbone):
-    """Layers of the block that ends at the pooled endpoint (trained in stage 2).
-
-    conv5_1..conv5_3 for conv5_3, conv4_1..conv4_3 for conv4_3, fc7 alone for
-    fc7 (docs/RELEASE.md Sec. 7.3); for InceptionV3 the layers of the
-    endpoint's mixed block. Batch norm is never included (always frozen).
-    """
-    block = []
-    for layer in backbone.layers:
-        if layer.name.endswith(("_pool", "_dropout")) or re.fullmatch(
-            r"mixed\d+", layer.name
-        ):
-            if layer is backbone.layers[-1]:
-                block.append(layer)
-                break
-            block = []  # a block boundary before the endpoint
-            continue
-        block.append(layer)
-    return [
-        layer
-        for layer in block
-        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
-    ]

@@ -1,0 +1,100 @@
+"""Per-frame CNN backbones ending at the pooled layer (docs/RELEASE.md Sec. 4).
+
+Each builder returns a frame-level `keras.Model` mapping `[N, S, S, C]` frames
+to the features that the pooling reads, `[N, h, w, D]`; one module per
+family:
+
+- `'vgg16'`, `'tiny'` (`vgg.py`): the release's VGG-16 at its pre-ReLU
+  endpoints, and its few-thousand-parameter stand-in for tests and the toy;
+- `'inception_v3'` (`inception.py`): the Charades backbone, cut at a
+  `mixed*` block;
+- `flow_input.py`: the release's rule that turns RGB first-layer weights
+  into flow ones, for every family.
+"""
+
+import re
+
+import keras
+
+from avlad_tf.models.backbones.flow_input import flow_kernel_from_rgb
+from avlad_tf.models.backbones.inception import build_inception_v3
+from avlad_tf.models.backbones.vgg import build_tiny
+from avlad_tf.models.backbones.vgg import build_vgg16
+from avlad_tf.models.backbones.vgg import copy_vgg16_weights
+from avlad_tf.models.backbones.vgg import image_network_fc
+
+__all__ = [
+    "DEFAULT_ENDPOINTS",
+    "build_backbone",
+    "build_inception_v3",
+    "build_tiny",
+    "build_vgg16",
+    "copy_vgg16_weights",
+    "flow_kernel_from_rgb",
+    "image_network_fc",
+    "pooled_block_layers",
+]
+
+DEFAULT_ENDPOINTS = {
+    "vgg16": "conv5_3",
+    "tiny": "conv5_3",
+    "inception_v3": "mixed7",
+}
+
+
+def build_backbone(
+    backbone,
+    *,
+    input_channels,
+    image_size,
+    endpoint=None,
+    weights=None,
+    weight_decay=4e-5,
+    fc_dropout_rate=0.8,
+    name,
+):
+    """Dispatches to the builder named `backbone` ('vgg16', 'tiny',
+    'inception_v3'); `endpoint=None` takes that backbone's default."""
+    if backbone not in DEFAULT_ENDPOINTS:
+        raise ValueError(
+            f"Unknown backbone {backbone!r}; expected one of "
+            f"{sorted(DEFAULT_ENDPOINTS)}."
+        )
+    endpoint = endpoint or DEFAULT_ENDPOINTS[backbone]
+    kwargs = dict(
+        input_channels=input_channels,
+        image_size=image_size,
+        endpoint=endpoint,
+        weights=weights,
+        weight_decay=weight_decay,
+        name=name,
+    )
+    if backbone == "inception_v3":
+        return build_inception_v3(**kwargs)
+    builder = build_vgg16 if backbone == "vgg16" else build_tiny
+    return builder(fc_dropout_rate=fc_dropout_rate, **kwargs)
+
+
+def pooled_block_layers(backbone):
+    """Layers of the block that ends at the pooled endpoint (trained in stage 2).
+
+    conv5_1..conv5_3 for conv5_3, conv4_1..conv4_3 for conv4_3, fc7 alone for
+    fc7 (docs/RELEASE.md Sec. 7.3); for InceptionV3 the layers of the
+    endpoint's mixed block. Batch norm is never included (always frozen).
+    """
+    block = []
+    for layer in backbone.layers:
+        if layer.name.endswith(("_pool", "_dropout")) or re.fullmatch(
+            r"mixed\d+", layer.name
+        ):
+            if layer is backbone.layers[-1]:
+                block.append(layer)
+                break
+            block = []  # a block boundary before the endpoint
+            continue
+        block.append(layer)
+    return [
+        layer
+        for layer in block
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
