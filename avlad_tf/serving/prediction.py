@@ -25,6 +25,7 @@ from avlad_tf import serving
 from avlad_tf.data import frame_sources
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
+from avlad_tf.serving import clip_model
 from data_prep import flow as flow_lib
 from data_prep import video_io
 
@@ -148,7 +149,8 @@ def stored(frame, size):
 
 
 def prepare_inputs(path, config, pair_flow):
-    """Decodes, samples and computes flow (`pair_flow`) for one video.
+    """Decodes, samples and computes flow (`pair_flow`) for one video; a
+    whole-clip model (I3D) takes every frame (`clip_model.prepare_clip`).
 
     Returns:
         `(inputs, timings)`: `{modality: uint8 [1, T, H, W, C]}` and seconds
@@ -159,6 +161,12 @@ def prepare_inputs(path, config, pair_flow):
         VideoError: too few frames.
     """
     start = time.perf_counter()
+    if config.get("input") == clip_model.WHOLE_CLIP:
+        try:
+            inputs = clip_model.prepare_clip(path, config, pair_flow)
+        except ValueError as error:
+            raise VideoError(str(error)) from None
+        return inputs, {"decode+flow": time.perf_counter() - start}
     height, width = decode_size(config)
     frames = video_io.read_video(path, height=height, width=width)  # BGR
     decoded = time.perf_counter()

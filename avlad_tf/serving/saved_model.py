@@ -240,12 +240,12 @@ def export(*, workdir, export_dir=None, num_crops=None):
     )
     # Clients read which signatures exist from the config asset.
     config["streaming"] = module.can_stream
-    _write_atomically(module, export_dir, config)
+    write_atomically(module, export_dir, config)
     logging.info("Wrote the SavedModel to %s", export_dir)
     return export_dir
 
 
-def _write_atomically(module, export_dir, config):
+def write_atomically(module, export_dir, config):
     """Saves into a sibling temp dir, then swaps it in (no half exports)."""
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)

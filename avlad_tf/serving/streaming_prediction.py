@@ -34,8 +34,10 @@ class Streamer:
         if not self.config.get("streaming"):
             raise ValueError(
                 f"{export_dir} has no streaming signatures (its config says "
-                "streaming: false; fused models and aggregators without a "
-                "running state do not stream); predict without --streaming."
+                "streaming: false; fused models, aggregators without a "
+                "running state and whole-clip models such as I3D, whose "
+                "temporal convolutions read the whole clip at once, do not "
+                "stream); predict without --streaming."
             )
         signatures = tf.saved_model.load(export_dir).signatures
         self.start = signatures["streaming_start"]

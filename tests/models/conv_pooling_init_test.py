@@ -3,7 +3,6 @@
 weights file (with its top) the test writes."""
 
 import os
-import tempfile
 import warnings
 
 from absl.testing import absltest
@@ -75,14 +74,8 @@ class ImageNetworkTest(testing.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.source = keras.applications.VGG16(weights=None, include_top=True)
-        cls.tmp = tempfile.TemporaryDirectory()  # one file for the class
-        cls.path = os.path.join(cls.tmp.name, "vgg16_top.weights.h5")
+        cls.path = os.path.join(testing.class_tempdir(cls), "vgg16_top.weights.h5")
         cls.source.save_weights(cls.path)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-        super().tearDownClass()
 
     def test_fc6_fc7_are_the_image_networks_and_compute_its_fc7(self):
         model = _vgg16_model(self.path)
