@@ -24,9 +24,7 @@ from avlad_tf.models import inspection
 from avlad_tf.models import stream
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
-# Default model names: action_vlad_<fusion><suffix>.
-_NAME_SUFFIX = {"concat": "_fusion", "early": "_fusion"}
-FUSIONS = ("late", "concat", "early", "motion_attention", "stfn")
+FUSIONS = fusion_lib.FUSIONS
 
 
 @settings.configurable(
@@ -133,7 +131,7 @@ def build_model(
     weights = initial_weights.resolve(weights, train_split=train_split)
     if dropout_rate is None:
         # The release's pooled dropout: on fusion heads only (Sec. 5.4).
-        heads = ("concat", "early", "stfn")
+        heads = fusion_lib.DROPOUT_HEADS
         dropout_rate = fusion_lib.FUSION_DROPOUT_RATE if fusion in heads else 0.0
     backbone_settings = dict(
         backbone=backbone,
@@ -167,7 +165,7 @@ def build_model(
         per_step_loss=per_step_loss,
         backbone_settings=backbone_settings,
     )
-    if fusion == "late":
+    if fusion == fusion_lib.LATE:
         return _late_fusion_model(weights=late_fusion_weights, name=name, **kwargs)
     return stream.build_stream_model(
         modality=modality, name=name or f"action_vlad_{modality}", **kwargs
@@ -197,7 +195,7 @@ def _check_options(*, num_classes, modality, fusion, pooling, per_step_loss):
     if fusion is not None and fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
     if per_step_loss is not None and (
-        not aggregators.get(pooling).recurrent or fusion in ("concat", "early")
+        not aggregators.get(pooling).recurrent or fusion in fusion_lib.POOLED_TOGETHER
     ):
         raise ValueError(
             "recurrent_pooling.per_step_loss needs a recurrent pooling ('lstm' "
@@ -228,7 +226,7 @@ def _two_stream_model(
     the options its head takes."""
     if fusion in fusion_lib.HEAD_OPTIONS:
         options = fusion_lib.HEAD_OPTIONS[fusion]()
-    elif fusion == "motion_attention":
+    elif fusion == fusion_lib.MOTION_ATTENTION:
         # One VideoLSTM over both streams: no action words, and a single
         # stream's pooled dropout (0; the ConvALSTM drops 0.7 itself).
         options = dict(per_step_loss=per_step_loss)
@@ -245,10 +243,17 @@ def _two_stream_model(
         pooling=pooling,
         dropout_rate=dropout_rate,
         weight_decay=weight_decay,
-        name=name or f"action_vlad_{fusion}{_NAME_SUFFIX.get(fusion, '')}",
+        name=name or _default_name(fusion),
         backbone_settings=backbone_settings,
         **options,
     )
+
+
+def _default_name(fusion):
+    """`action_vlad_<fusion>`, `action_vlad_<fusion>_fusion` for the heads
+    that pool both streams together."""
+    suffix = "_fusion" if fusion in fusion_lib.POOLED_TOGETHER else ""
+    return f"action_vlad_{fusion}{suffix}"
 
 
 def _late_fusion_model(*, weights, name, **stream_settings):

@@ -28,11 +28,23 @@ from avlad_tf.layers import stfn
 from avlad_tf.models import aggregators
 from avlad_tf.models import stream
 
+# The `build_model.fusion` names (a fusion name is written here only).
+LATE = "late"
+CONCAT = "concat"
+EARLY = "early"
+MOTION_ATTENTION = "motion_attention"
+STFN = "stfn"
+FUSIONS = (LATE, CONCAT, EARLY, MOTION_ATTENTION, STFN)
+# The heads that pool both streams' maps as one bag.
+POOLED_TOGETHER = (CONCAT, EARLY)
+# The heads with the release's pooled dropout (Sec. 5.4).
+DROPOUT_HEADS = (CONCAT, EARLY, STFN)
+
 # The release's in-graph late fusion: 0.333 RGB + 0.667 flow.
 DEFAULT_LATE_WEIGHTS = (1.0 / 3.0, 2.0 / 3.0)
 FUSION_DROPOUT_RATE = 0.5
 # Axis of [B, T, h, w, D] along which each fusion concatenates the streams.
-_CONCAT_AXIS = {"concat": -1, "early": 2}
+_CONCAT_AXIS = {CONCAT: -1, EARLY: 2}
 
 
 def build_late_fusion(
@@ -129,12 +141,12 @@ def build_two_stream_model(
 
 
 def _check_two_stream(fusion, pooling, options):
-    if fusion == "motion_attention" and pooling != aggregators.VIDEOLSTM:
+    if fusion == MOTION_ATTENTION and pooling != aggregators.VIDEOLSTM:
         raise ValueError(
             "fusion='motion_attention' is VideoLSTM's motion-based attention "
             f"and needs pooling='videolstm'. Received: pooling={pooling!r}"
         )
-    if fusion == "stfn":
+    if fusion == STFN:
         if pooling != aggregators.RES_INCEPTION:
             raise ValueError(
                 "build_model.fusion='stfn' fuses STFN's temporal res-inception "
@@ -215,12 +227,12 @@ def stfn_fusion(*, num_blocks=stfn.PAPER_NUM_BLOCKS, direction="bi", fusion_op="
 
 
 # The configurable holding each head's own settings, as `Aggregator.options`.
-HEAD_OPTIONS = {"stfn": stfn_fusion}
+HEAD_OPTIONS = {STFN: stfn_fusion}
 
 # The head of each model that reads both streams: (maps, ...) -> logits.
 TWO_STREAM_HEADS = {
-    "concat": _pooled_together,
-    "early": _pooled_together,
-    "motion_attention": _motion_attention,
-    "stfn": _stfn,
+    CONCAT: _pooled_together,
+    EARLY: _pooled_together,
+    MOTION_ATTENTION: _motion_attention,
+    STFN: _stfn,
 }

@@ -19,6 +19,10 @@ from tests.models import action_vlad_test
 # String constants equal to a pooling name that mean something else.
 _OTHER_MEANINGS = {
     ("avlad_tf/models/fusion.py", "avg"),  # STFN's fusion op default
+    # The export config's kind of model: 'single', 'late' or 'fused'.
+    ("avlad_tf/serving/graph.py", "late"),
+    ("avlad_tf/serving/saved_model.py", "late"),
+    ("avlad_tf/serving/streaming.py", "late"),
 }
 
 
@@ -108,20 +112,29 @@ class TableTest(parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, r"Unknown pooling 'vlad'.*'netvlad'"):
             aggregators.get("vlad")
 
-    def test_a_pooling_name_is_written_in_the_table_only(self):
-        # Elsewhere the library refers to the table (its constants and traits),
-        # so adding an aggregator touches its layer file and one row.
-        names = set(aggregators.AGGREGATORS)
+    def _literals(self, names, home):
+        """`path:line 'name'` of each string constant in `names` outside
+        `home`, the layers and `_OTHER_MEANINGS`."""
         found = []
         for path in sorted((pathlib.Path(testing.REPO) / "avlad_tf").rglob("*.py")):
             relative = path.relative_to(testing.REPO).as_posix()
-            if relative == "avlad_tf/models/aggregators.py" or "/layers/" in relative:
+            if relative == home or "/layers/" in relative:
                 continue  # the table, and the layers' own internal names
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Constant) and node.value in names:
                     if (relative, node.value) not in _OTHER_MEANINGS:
                         found.append(f"{relative}:{node.lineno} {node.value!r}")
-        self.assertEqual(found, [])
+        return found
+
+    def test_a_pooling_name_is_written_in_the_table_only(self):
+        # Elsewhere the library refers to the table (its constants and traits),
+        # so adding an aggregator touches its layer file and one row.
+        names = set(aggregators.AGGREGATORS)
+        self.assertEqual(self._literals(names, "avlad_tf/models/aggregators.py"), [])
+
+    def test_a_fusion_name_is_written_in_the_fusion_module_only(self):
+        names = set(fusion.FUSIONS)
+        self.assertEqual(self._literals(names, "avlad_tf/models/fusion.py"), [])
 
 
 if __name__ == "__main__":
