@@ -191,7 +191,17 @@ def prepare_inputs(path, config, pair_flow):
 
 
 def top_k(probabilities, class_names, k=TOP_K):
-    """The `k` most probable classes as `[{"class", "probability"}]`."""
+    """The `k` most probable classes as `[{"class", "probability"}]`.
+
+    Raises:
+        VideoError: non-finite scores (a model whose weights overflow),
+            which would otherwise rank as arbitrary classes.
+    """
+    if not np.all(np.isfinite(probabilities)):
+        raise VideoError(
+            "the model's scores are not finite (NaN or inf): its weights "
+            "overflow on this input; check the weights the export was made from"
+        )
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [
         {"class": class_names[i], "probability": float(probabilities[i])} for i in order

@@ -20,22 +20,31 @@ TINY = dict(width_divisor=16, num_classes=5)
 
 
 def random_weights(model, seed=0):
-    """Every weight of `model` set to random values; returns
+    """Every weight of `model` set to random values in [0.5, 1.5]; returns
     `{scope: {weight: array}}` as the readers give them."""
     rng = np.random.default_rng(seed)
+    return weights_of(model, lambda w: rng.uniform(0.5, 1.5, w.shape))
+
+
+def weights_of(model, values=None):
+    """`{scope: {weight: array}}` of `model`'s weights as the readers give
+    them: its own, or `values(weight)` for each."""
     arrays = {}
     scopes = [(s, "conv_3d") for s in i3d.unit_scopes()]
     scopes += [(s, "batch_norm") for s in i3d.unit_scopes()]
     scopes.append((i3d.LOGITS_SCOPE, "conv_3d"))
     for scope, part in scopes:
         layer = model.get_layer(i3d.layer_name(scope, part))
-        values = [
-            rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.weights
+        own = [
+            np.asarray(values(w) if values else keras.ops.convert_to_numpy(w))
+            for w in layer.weights
         ]
         names = ("beta", "moving_mean", "moving_variance")
         if part == "conv_3d":
             names = ("w", "b")
-        arrays.setdefault(scope, {}).update(zip(names, values))
+        arrays.setdefault(scope, {}).update(
+            zip(names, [v.astype("float32") for v in own])
+        )
     return arrays
 
 

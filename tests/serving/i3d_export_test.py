@@ -6,16 +6,20 @@ import json
 import os
 
 from absl.testing import absltest
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from avlad_tf.models.backbones import i3d
 from avlad_tf.release import i3d_weights
 from avlad_tf.release import workdir as release_workdir
 from avlad_tf.serving import clip_model
+from avlad_tf.serving import prediction
 from data_prep import video_io
 from tests import programs_test
 from tests import testing
+from tests.release import i3d_weights_test
 
 
 def _run(module, *args):
@@ -71,6 +75,71 @@ class ImportAndPredictTest(absltest.TestCase):
         lines = result.stderr.strip().splitlines()
         self.assertEqual(len(lines), 1, result.stderr)
         self.assertRegex(lines[0], r"no streaming signatures.*I3D")
+
+
+@pytest.mark.slow
+class FlowExportTest(absltest.TestCase):
+    """A flow I3D from a checkpoint in DeepMind's layout (Keras' initial
+    weights), on 16 real frames: predict computes TV-L1 of every pair."""
+
+    def test_flow_model_predicts_from_tvl1_of_every_pair(self):
+        root = testing.class_tempdir(type(self))
+        prefix = os.path.join(root, "flow", "model.ckpt")
+        os.makedirs(os.path.dirname(prefix))
+        flow = i3d.build_i3d(input_channels=2)
+        i3d_weights_test.write_checkpoint(i3d_weights_test.weights_of(flow), prefix)
+        export_dir = os.path.join(root, "i3d_flow")
+        imported = _run(
+            "avlad_tf.import_i3d",
+            f"--export_dir={export_dir}",
+            f"--checkpoint={prefix}",
+        )
+        self.assertEqual(imported.returncode, 0, imported.stderr)
+        self.assertIn("I3D flow, 400 classes", imported.stdout)
+        # 16 real frames of the clip, as a video file of their own.
+        frames = video_io.read_video(
+            testing.real_video("carphone_pristine.mp4"),
+            height=None,
+            width=None,
+            count=16,
+        )
+        video = os.path.join(root, "carphone16.avi")
+        writer = cv2.VideoWriter(
+            video, cv2.VideoWriter_fourcc(*"MJPG"), 25, frames[0].shape[1::-1]
+        )
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+        result = _run(
+            "avlad_tf.predict",
+            f"--model={export_dir}",
+            "--flow_backend=opencv",
+            "--json",
+            video,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        (entry,) = json.loads(result.stdout)["results"]
+        # The library's rule in this process gives the same scores.
+        config = prediction.read_config(export_dir)
+        self.assertEqual(config["flow"]["preset"], "opencv")
+        inputs = clip_model.prepare_clip(
+            video, config, prediction.flow_function(config, backend="opencv")
+        )
+        self.assertEqual(inputs["flow"].shape[:2], (1, 15))  # every pair
+        served = clip_model.ClipServingModule(flow, config).run(
+            tf.constant(inputs["flow"])
+        )
+        probabilities = served["probabilities"].numpy()[0]
+        expected = np.argsort(-probabilities)[:5]
+        self.assertEqual(
+            [e["class"] for e in entry["top5"]],
+            [config["class_names"][i] for i in expected],
+        )
+        np.testing.assert_allclose(
+            [e["probability"] for e in entry["top5"]],
+            probabilities[expected],
+            rtol=1e-4,
+        )
 
 
 if __name__ == "__main__":

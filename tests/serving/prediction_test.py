@@ -269,5 +269,15 @@ class PredictTest(absltest.TestCase):
             prediction.load_export(self.create_tempdir().full_path)
 
 
+class TopKTest(absltest.TestCase):
+    def test_ranks_by_probability(self):
+        top = prediction.top_k(np.array([0.1, 0.6, 0.3]), ["a", "b", "c"], k=2)
+        self.assertEqual([e["class"] for e in top], ["b", "c"])
+
+    def test_non_finite_scores_are_an_error_not_a_ranking(self):
+        with self.assertRaisesRegex(prediction.VideoError, "not finite"):
+            prediction.top_k(np.array([np.nan, 0.5, 0.5]), ["a", "b", "c"])
+
+
 if __name__ == "__main__":
     absltest.main()
