@@ -9,6 +9,7 @@ the programs themselves register.
 """
 
 import contextlib
+import errno
 import functools
 import io
 import logging
@@ -246,17 +247,34 @@ def run(main, *, pass_unknown=False):
         raise
 
 
+# What to do about an operating-system error, by errno.
+_OS_HINTS = {
+    errno.EACCES: "; check that the directory is writable",
+    errno.EPERM: "; check that the directory is writable",
+    errno.EROFS: "; the filesystem is read-only: choose a writable directory",
+    errno.ENOSPC: "; the disk is full: free space (or choose another disk) and rerun",
+}
+
+
+def _os_hint(error):
+    return _OS_HINTS.get(getattr(error, "errno", None), "")
+
+
 def one_line_errors(main):
     """Wraps a program's `main`: errors and Ctrl-C are one line each.
 
-    A configuration or input error prints `<program>: error: <message>`
-    (exit 1); Ctrl-C prints where the work stopped and that the same command
-    resumes (exit 130). The traceback is printed too with `--verbosity=1` or
+    A configuration, input or usage error, or one from the operating system
+    (a read-only or full disk), prints `<program>: error: <message>` (exit
+    1; a usage error points to `--help` instead of printing every flag);
+    Ctrl-C prints where the work stopped and that the same command resumes
+    (exit 130). The traceback is printed too with `--verbosity=1` or
     more, or with the environment variable `AVLAD_TRACEBACK=1`. Library logs
     are quiet unless `--verbosity` is given (`_quiet_libraries`).
     """
 
     def wrapped(argv):
+        from absl import app  # pylint: disable=import-outside-toplevel
+
         _quiet_libraries()
         program = os.path.basename(sys.argv[0]).removesuffix(".py")
         show = flags.FLAGS.verbosity >= 1 or os.environ.get(TRACEBACK_ENV)
@@ -272,20 +290,12 @@ def one_line_errors(main):
                 file=sys.stderr,
             )
             sys.exit(130)
-        except (
-            ValueError,
-            FileNotFoundError,
-            NotADirectoryError,
-            IsADirectoryError,
-            PermissionError,
-        ) as error:
+        except app.UsageError as error:
+            # absl would print the whole flag list before the message.
+            sys.exit(f"{program}: error: {one_line(error)} (see --help)")
+        except (ValueError, OSError) as error:
             if show:
                 raise
-            hint = (
-                "; check that the directory is writable"
-                if isinstance(error, PermissionError)
-                else ""
-            )
-            sys.exit(f"{program}: error: {one_line(error)}{hint}")
+            sys.exit(f"{program}: error: {one_line(error)}{_os_hint(error)}")
 
     return wrapped

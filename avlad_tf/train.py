@@ -19,6 +19,9 @@ command resumes from the last checkpoint.
 import shlex
 import sys
 
+from absl import app
+from absl import flags
+
 from avlad_tf import cli
 
 if __name__ == "__main__":
@@ -29,6 +32,11 @@ from avlad_tf.training import experiment
 
 def main(argv):
     cli.no_arguments(argv)
+    if not flags.FLAGS.gin_file:
+        raise app.UsageError(
+            "--gin_file is required: the experiment's config, e.g. "
+            "--gin_file=toy/late_fuse.gin (the configs are in gin/)"
+        )
     workdir = cli.parse_flags_into_gin()
     # `train` writes the workdir, `operative_config.gin` last.
     experiment.train(

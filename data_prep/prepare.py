@@ -22,6 +22,7 @@ unless --allow_missing; a re-run resumes, skipping finished shards.
 """
 
 import os
+import re
 import sys
 
 from absl import app
@@ -147,8 +148,23 @@ _KEEP_TRUNCATED = flags.DEFINE_boolean(
 )
 
 
+# A split name becomes a file name part (`<split>-00000-of-00004.tfrecord`).
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _check_split_names(names):
+    """Refuses a split name that could leave --output_dir (`../x`, `a/b`)."""
+    for name in names:
+        if not _SPLIT_NAME.fullmatch(name) or ".." in name:
+            raise app.UsageError(
+                f"--splits name {name!r}: use letters, digits, '_', '-' and "
+                "'.' only (it names the split's shard files in --output_dir)"
+            )
+
+
 def _items():
     dataset = _DATASET.value
+    _check_split_names(_SPLITS.value or ())
     if dataset == "folders":
         split_names = tuple(_SPLITS.value or ("train", "test"))
         if len(split_names) != 2:

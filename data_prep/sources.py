@@ -55,6 +55,14 @@ def class_folder_items(root, *, test_fraction, split_names=("train", "test")):
     labels = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not labels:
         raise ValueError(f"{root}: no class folders inside")
+    unprintable = [label for label in labels if not label.isprintable()]
+    if unprintable:
+        # A newline would split labels.txt (the export's, TF Serving's)
+        # into an extra class and misalign every label after it.
+        raise ValueError(
+            f"{root}: class folder name {unprintable[0]!r} holds a newline or "
+            "another unprintable character; rename the folder"
+        )
     splits = {name: [] for name in split_names}
     ignored = []
     for index, label in enumerate(labels):

@@ -142,7 +142,10 @@ class RegularInstallTest(absltest.TestCase):
 
     def test_release_labels_are_installed(self):
         labels = os.path.join(self.site, "avlad_tf", "release", "labels")
-        self.assertEqual(sorted(os.listdir(labels)), ["hmdb51.txt", "ucf101.txt"])
+        self.assertEqual(
+            sorted(os.listdir(labels)),
+            ["hmdb51.txt", "kinetics400.txt", "kinetics600.txt", "ucf101.txt"],
+        )
 
 
 if __name__ == "__main__":

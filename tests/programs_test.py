@@ -151,6 +151,33 @@ class ProgramsTest(parameterized.TestCase):
         )
 
     @pytest.mark.slow
+    def test_usage_errors_are_one_line_pointing_to_help(self):
+        # absl's own handling printed the whole flag list before the message.
+        no_config = run_program("avlad_tf.train", "--workdir=/tmp/unused")
+        self.assert_one_line_error(
+            no_config, r"--gin_file is required: .*toy/late_fuse\.gin.*\(see --help\)$"
+        )
+        stray = run_program(
+            "avlad_tf.export", "--workdir=/tmp/unused", "extra_argument"
+        )
+        self.assert_one_line_error(
+            stray,
+            r"Unexpected arguments: \['extra_argument'\] \(see --help\)$",
+            "export",
+        )
+        no_model = run_program("avlad_tf.predict", "video.mp4")
+        self.assert_one_line_error(
+            no_model, r"--model EXPORT_DIR is required\. \(see --help\)$", "predict"
+        )
+
+    @pytest.mark.slow
+    def test_an_operating_system_error_is_one_line(self):
+        # A workdir name longer than the filesystem allows (ENAMETOOLONG).
+        root = self.create_tempdir().full_path
+        result, _ = self._train(workdir=os.path.join(root, "x" * 300))
+        self.assert_one_line_error(result, r".*File name too long.*xxxx")
+
+    @pytest.mark.slow
     def test_an_unwritable_workdir_is_one_line(self):
         blocker = os.path.join(self.create_tempdir().full_path, "a_file")
         with open(blocker, "w") as f:

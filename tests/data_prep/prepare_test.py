@@ -33,6 +33,24 @@ class PrepareTest(absltest.TestCase):
         self.tmp = self.create_tempdir().full_path
 
     @pytest.mark.slow
+    def test_a_split_name_cannot_leave_the_output_dir(self):
+        root = os.path.join(self.tmp, "videos")
+        prep_fixtures.write_video(
+            os.path.join(root, "A", "a.avi"), 4, height=24, width=32
+        )
+        out = os.path.join(self.tmp, "nested", "out")
+        result = _run(
+            "--dataset=folders",
+            f"--input_dir={root}",
+            f"--output_dir={out}",
+            "--splits=../escaped,test",
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        self.assertRegex(last, r"--splits name '\.\./escaped': use letters")
+        self.assertEqual(os.listdir(self.tmp), ["videos"])  # nothing written
+
+    @pytest.mark.slow
     def test_left_out_videos_are_reported_and_fail_the_run(self):
         root, lists = (os.path.join(self.tmp, d) for d in ("videos", "lists"))
         prep_fixtures.write_video(

@@ -124,6 +124,15 @@ class ReleaseListsTest(absltest.TestCase):
         )
 
 
+class ClassFoldersTest(absltest.TestCase):
+    def test_a_class_name_with_a_newline_is_refused(self):
+        root = self.create_tempdir().full_path
+        for name in ("walk", "run\nfast"):
+            os.makedirs(os.path.join(root, name))
+        with self.assertRaisesRegex(ValueError, r"class folder name 'run\\nfast'"):
+            sources.class_folder_items(root, test_fraction=0.5)
+
+
 class CharadesTest(absltest.TestCase):
     def setUp(self):
         super().setUp()
