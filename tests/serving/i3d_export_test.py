@@ -26,6 +26,24 @@ def _run(module, *args):
     return programs_test.run_program(module, *args, timeout=600)
 
 
+def _assert_served_top5(test, entry, model, config, inputs):
+    """`predict`'s top-5 `entry` equals that of the served graph over
+    `model` in this process on `inputs` (`clip_model.prepare_clip`'s);
+    returns the graph's probabilities."""
+    ((_, video),) = inputs.items()
+    served = clip_model.ClipServingModule(model, config).run(tf.constant(video))
+    probabilities = served["probabilities"].numpy()[0]
+    expected = np.argsort(-probabilities)[:5]
+    test.assertEqual(
+        [e["class"] for e in entry["top5"]],
+        [config["class_names"][i] for i in expected],
+    )
+    np.testing.assert_allclose(
+        [e["probability"] for e in entry["top5"]], probabilities[expected], rtol=1e-4
+    )
+    return probabilities
+
+
 @pytest.mark.slow
 class ImportAndPredictTest(absltest.TestCase):
     @classmethod
@@ -42,27 +60,14 @@ class ImportAndPredictTest(absltest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         (entry,) = json.loads(result.stdout)["results"]
         # The same model in this process, on every frame by the same rule.
-        frames = video_io.read_video(video, height=None, width=None)
-        self.assertEqual(len(frames), 120)
-        resized = np.stack([clip_model.resize_short_side(f) for f in frames])
-        config = clip_model.export_config(
-            modality="rgb", class_names=release_workdir.read_labels("kinetics400")
-        )
-        model, _ = i3d_weights.build_model(i3d_weights.package_weights())
-        served = clip_model.ClipServingModule(model, config).run(
-            tf.constant(resized[None, ..., ::-1].copy())
-        )
-        probabilities = served["probabilities"].numpy()[0]
-        expected = np.argsort(-probabilities)[:5]
+        config = prediction.read_config(self.export_dir)
         self.assertEqual(
-            [e["class"] for e in entry["top5"]],
-            [config["class_names"][i] for i in expected],
+            config["class_names"], release_workdir.read_labels("kinetics400")
         )
-        np.testing.assert_allclose(
-            [e["probability"] for e in entry["top5"]],
-            probabilities[expected],
-            rtol=1e-4,
-        )
+        inputs = clip_model.prepare_clip(video, config, None)
+        self.assertEqual(inputs["rgb"].shape[:2], (1, 120))  # every frame
+        model, _ = i3d_weights.build_model(i3d_weights.package_weights())
+        probabilities = _assert_served_top5(self, entry, model, config, inputs)
         self.assertAlmostEqual(float(probabilities.sum()), 1.0, places=4)
 
     def test_streaming_says_why_not_in_one_line(self):
@@ -126,20 +131,7 @@ class FlowExportTest(absltest.TestCase):
             video, config, prediction.flow_function(config, backend="opencv")
         )
         self.assertEqual(inputs["flow"].shape[:2], (1, 15))  # every pair
-        served = clip_model.ClipServingModule(flow, config).run(
-            tf.constant(inputs["flow"])
-        )
-        probabilities = served["probabilities"].numpy()[0]
-        expected = np.argsort(-probabilities)[:5]
-        self.assertEqual(
-            [e["class"] for e in entry["top5"]],
-            [config["class_names"][i] for i in expected],
-        )
-        np.testing.assert_allclose(
-            [e["probability"] for e in entry["top5"]],
-            probabilities[expected],
-            rtol=1e-4,
-        )
+        _assert_served_top5(self, entry, flow, config, inputs)
 
 
 if __name__ == "__main__":
