@@ -21,6 +21,7 @@ from avlad_tf.models import aggregators
 from avlad_tf.models import fusion as fusion_lib
 from avlad_tf.models import initial_weights
 from avlad_tf.models import inspection
+from avlad_tf.models import poolings
 from avlad_tf.models import stream
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
@@ -120,7 +121,7 @@ def build_model(
     Raises:
         ValueError: on an unknown option or an inconsistent combination.
     """
-    per_step_loss = aggregators.recurrent_pooling()["per_step_loss"]
+    per_step_loss = poolings.recurrent_pooling()["per_step_loss"]
     _check_options(
         num_classes=num_classes,
         modality=modality,

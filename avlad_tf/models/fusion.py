@@ -26,6 +26,7 @@ from keras import ops
 from avlad_tf import settings
 from avlad_tf.layers import stfn
 from avlad_tf.models import aggregators
+from avlad_tf.models import poolings
 from avlad_tf.models import stream
 
 # The `build_model.fusion` names (a fusion name is written here only).
@@ -188,7 +189,7 @@ def _motion_attention(maps, *, fusion, pooling, head, per_step_loss=None):
             motion=maps["flow"],
             **head,
         )
-    descriptor = aggregators.video_lstm_outputs(
+    descriptor = poolings.video_lstm_outputs(
         maps["rgb"],
         weight_decay=head["weight_decay"],
         name=aggregators.get(pooling).layer_name,

@@ -12,6 +12,7 @@ from avlad_tf.layers import regularizers
 from avlad_tf.models import aggregators
 from avlad_tf.models import backbones
 from avlad_tf.models import frames
+from avlad_tf.models import poolings
 
 MODALITY_CHANNELS_RGB = 3
 
@@ -135,11 +136,11 @@ def per_step_logits(
     flow maps of VideoLSTM's motion-based attention."""
     name = aggregators.get(pooling).layer_name
     if pooling == aggregators.LSTM:
-        _, steps = aggregators.frame_lstm_layer(
+        _, steps = poolings.frame_lstm_layer(
             features, name=name, weight_decay=weight_decay
         )(features, return_sequences=True)  # (B, T, units)
     else:
-        _, steps, _ = aggregators.video_lstm_outputs(
+        _, steps, _ = poolings.video_lstm_outputs(
             features,
             weight_decay=weight_decay,
             name=name,

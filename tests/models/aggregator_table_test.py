@@ -12,6 +12,7 @@ from avlad_tf.models import action_vlad
 from avlad_tf.models import aggregators
 from avlad_tf.models import fusion
 from avlad_tf.models import inspection
+from avlad_tf.models import poolings
 from avlad_tf.models import streamed
 from tests import testing
 from tests.models import action_vlad_test
@@ -87,7 +88,7 @@ class TableTest(parameterized.TestCase):
 
     def test_option_builders_are_the_chosen_aggregators_and_heads(self):
         self.assertEqual(
-            action_vlad.option_builders("lstm", "late"), [aggregators.recurrent_pooling]
+            action_vlad.option_builders("lstm", "late"), [poolings.recurrent_pooling]
         )
         self.assertEqual(
             action_vlad.option_builders("res_inception", "stfn"), [fusion.stfn_fusion]
