@@ -115,7 +115,8 @@ class GinFilesTest(parameterized.TestCase):
             self.assertIn(name, _FILES)
 
     def _tiny_endpoints(self):
-        """InceptionV3 endpoints (`mixed*`) become the tiny net's conv5_3."""
+        """InceptionV3 endpoints (`mixed*`) become the tiny net's conv5_3;
+        I3D's (`Mixed_*`) keep their block on the tiny I3D."""
         for scope in _SCOPES:
             try:
                 endpoint = gin.query_parameter(f"{scope}build_model.endpoint")
@@ -124,6 +125,10 @@ class GinFilesTest(parameterized.TestCase):
             if isinstance(endpoint, str) and endpoint.startswith("mixed"):
                 with gin.unlock_config():
                     gin.bind_parameter(f"{scope}build_model.endpoint", "conv5_3")
+            if isinstance(endpoint, str) and endpoint.startswith("Mixed_"):
+                with gin.unlock_config():  # every scope: `_TINY` binds each
+                    for each in _SCOPES:
+                        gin.bind_parameter(f"{each}build_model.backbone", "tiny_i3d")
 
     def test_no_two_rows_are_the_same_experiment(self):
         # Rows with the same statements would train the same model twice;

@@ -138,6 +138,7 @@ def evaluate(
     num_crops = num_crops or entry["num_crops"]
     input_settings = dict(entry["input"])
     model = load_stream_model(workdir, stream)
+    inspection.check_crops(model, num_crops)
     num_params = model.count_params()  # the trained model's, for tables
     pixel_dtype = "float32"
     if normalize_on_device:

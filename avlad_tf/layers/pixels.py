@@ -109,6 +109,10 @@ INPUT_RULES = {
     "vgg16": "release_vgg",
     "tiny": "release_vgg",
     "inception_v3": "inception",
+    # I3D's rule is the same: RGB x / 127.5 - 1, flow clipped to the bound
+    # and scaled to [-1, 1] (docs/I3D.md).
+    "i3d": "inception",
+    "tiny_i3d": "inception",
 }
 
 

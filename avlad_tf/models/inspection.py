@@ -9,6 +9,7 @@ find them in single-stream, fusion and nested (late-fusion) models alike.
 import keras
 
 from avlad_tf.models import aggregators
+from avlad_tf.models import frames
 
 
 def input_names(model):
@@ -39,6 +40,26 @@ def find_layer(model, name):
             f"{[l.name for l in walk_layers(model) if isinstance(l, keras.Model)]}."
         )
     return found[0]
+
+
+def mixes_frames(model):
+    """Whether `model` (or a nested model) convolves over time: a clip
+    backbone (`frames.ClipFrames`), whose features of some frames depend on
+    their neighbours."""
+    return any(isinstance(layer, frames.ClipFrames) for layer in walk_layers(model))
+
+
+def check_crops(model, num_crops):
+    """Raises a one-line ValueError when `model` mixes frames and would read
+    a bag of `num_crops` > 1 crops: the bag interleaves the crops frame by
+    frame (`[B, T·crops]`, frame-major), so its time axis is no clip."""
+    if num_crops != 1 and mixes_frames(model):
+        raise ValueError(
+            f"{model.name} convolves over time (a clip backbone), and a "
+            f"{num_crops}-crop bag interleaves the crops frame by frame: "
+            "evaluate and export it with 1 crop (evaluate.num_crops = 1, "
+            "export.num_crops = 1)."
+        )
 
 
 def pooling_layer(model):

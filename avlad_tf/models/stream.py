@@ -41,7 +41,8 @@ def video_features(
 
     Returns:
         `(video_input, features)`: a `keras.Input` named `modality` of shape
-        `[B, T, S, S, C]` and the backbone endpoint `[B, T, h, w, D]`. The
+        `[B, T, S, S, C]` and the backbone endpoint `[B, T, h, w, D]` (a clip
+        backbone's own time axis T', `backbones.CLIP_BACKBONES`). The
         backbone is a nested model named `<modality>_backbone`.
     """
     channels = input_channels(modality, flow_stack)
@@ -56,17 +57,23 @@ def video_features(
         fc_dropout_rate=fc_dropout_rate,
         name=f"{modality}_backbone",
     )
+    if backbone in backbones.CLIP_BACKBONES:
+        # A clip backbone reads the whole video: no folding into frames.
+        return video, net(_to_input_rule(video, modality, backbone))
     folded = frames.FoldFrames(name=f"{modality}_fold_frames")(video)
-    if pixels.INPUT_RULES[backbone] == "inception":
-        # The weights' own input rule, from the pipeline's release VGG input.
-        folded = pixels.InceptionInput(modality, name=f"{modality}_inception_input")(
-            folded
-        )
-    per_frame = net(folded)  # (B·T, h, w, D)
+    per_frame = net(_to_input_rule(folded, modality, backbone))  # (B·T, h, w, D)
     features = frames.UnfoldFrames(name=f"{modality}_unfold_frames")(
         per_frame, video
     )  # (B, T, h, w, D)
     return video, features
+
+
+def _to_input_rule(x, modality, backbone):
+    """`x` (the pipeline's release VGG input) in the input rule the
+    backbone's weights were trained on (`pixels.INPUT_RULES`)."""
+    if pixels.INPUT_RULES[backbone] == "inception":
+        return pixels.InceptionInput(modality, name=f"{modality}_inception_input")(x)
+    return x
 
 
 def pool(

@@ -27,7 +27,8 @@ class StreamedModel:
             a streaming state: NetVLAD, average, max or two-stream pooling.
 
     Raises:
-        ValueError: naming the pooling layer when it cannot stream.
+        ValueError: naming the pooling layer when it cannot stream, or the
+            model when its backbone mixes frames.
     """
 
     def __init__(self, model):
@@ -36,6 +37,12 @@ class StreamedModel:
                 f"{model.name} reads {len(model.inputs)} inputs; only a "
                 "single-stream model streams (evaluate or serve a fused "
                 "model's streams separately)."
+            )
+        if inspection.mixes_frames(model):
+            raise ValueError(
+                f"{model.name} convolves over time (a clip backbone such as "
+                "I3D): the features of a chunk depend on the frames around "
+                "it, so it classifies whole videos only (serving_default)."
             )
         self.pool = inspection.pooling_layer(model)
         if not aggregators.of_layer(self.pool).streams:

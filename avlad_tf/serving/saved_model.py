@@ -157,6 +157,10 @@ def build_export_config(*, models, record, num_crops, streams):
         total = sum(weights[s] for s in streams)
         weights = {s: weights[s] / total for s in streams}
     resize_to = tuple(inputs["resize_to"])
+    crops = crops_per_modality(num_crops, modalities)
+    for model in models.values():
+        for name in inspection.input_names(model):
+            inspection.check_crops(model, crops[name])
     return {
         "format_version": serving.FORMAT_VERSION,
         "streams": list(streams),
@@ -176,7 +180,7 @@ def build_export_config(*, models, record, num_crops, streams):
         "sampling": inputs["sampling_mode"],
         "num_frames": int(inputs["num_frames"]),
         "flow_stack": int(inputs["flow_stack"]),
-        "num_crops": crops_per_modality(num_crops, modalities),
+        "num_crops": crops,
         "image_size": int(inputs["image_size"]),
         "resize_to": list(resize_to),
         # Without a frame size in the dataset's metadata, frames are assumed

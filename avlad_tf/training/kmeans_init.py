@@ -63,9 +63,12 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
     were seen; every visit is equally likely to be kept.
 
     Args:
-        feature_fn: maps a batch of dataset features to `[B, 1, h, w, D]`.
+        feature_fn: maps a batch of dataset features to `[B, 1, h, w, D]`
+            (a clip backbone's: `[B, T', h, w, D]`, each of whose T' maps
+            counts as a frame).
         dataset_fn: `dataset_fn(seed)` -> one pass over the training split
-            with one random frame per video (T = 1) and the evaluation crop.
+            with one random frame per video (T = 1; a clip backbone's: the
+            evaluation's T) and the evaluation crop.
         num_random_frames: frames to keep.
         seed: seeds the passes and the sampling.
 
@@ -80,8 +83,8 @@ def collect_descriptors(*, feature_fn, dataset_fn, num_random_frames, seed):
     bar = progress.Progress(num_random_frames, what="k-means", unit="frames")
     while seen < num_random_frames:
         for features, _ in dataset_fn(seed + passes):
-            maps = np.asarray(feature_fn(features))  # (B, 1, h, w, D)
-            frames = maps.reshape((-1,) + maps.shape[2:])  # (B·1, h, w, D)
+            maps = np.asarray(feature_fn(features))  # (B, 1 or T', h, w, D)
+            frames = maps.reshape((-1,) + maps.shape[2:])  # (B·T', h, w, D)
             if reservoir is None:
                 reservoir = np.empty(
                     (num_random_frames,) + frames.shape[1:], np.float32

@@ -325,10 +325,13 @@ def _init_centers(
         return  # an aggregator without centres: nothing to initialise
     features = inspection.feature_model(model)
 
+    # One random frame (or flow stack) per video, evaluation crop; a clip
+    # backbone sees the evaluation's T frames, as its maps depend on them.
+    frames = {} if inspection.mixes_frames(model) else {"num_frames": 1}
+
     def pass_dataset_fn(pass_seed):
-        # One random frame (or flow stack) per video, evaluation crop.
         return dataset_fn(
-            training=False, batch_size=batch_size, num_frames=1, seed=pass_seed
+            training=False, batch_size=batch_size, seed=pass_seed, **frames
         )
 
     def feature_fn(batch):

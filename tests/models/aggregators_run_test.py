@@ -43,7 +43,10 @@ STFN = (
 NUM_FRAMES, IMAGE_SIZE, RESIZE_TO, CHANNELS = 2, 16, (20, 24), {"rgb": 3, "flow": 4}
 
 
-class VideoLSTMRunTest(parameterized.TestCase):
+class RunAndServe:
+    """Mixed into a test case: tiny data, `experiment.train`, and the check
+    that the export serves the trained models."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -106,6 +109,8 @@ class VideoLSTMRunTest(parameterized.TestCase):
                 err_msg=stream,
             )
 
+
+class VideoLSTMRunTest(RunAndServe, parameterized.TestCase):
     @pytest.mark.slow
     def test_late_fused_streams_train_evaluate_and_export(self):
         workdir, outcome = self.run_experiment(

@@ -1,13 +1,16 @@
 """Per-frame CNN backbones ending at the pooled layer (docs/RELEASE.md Sec. 4).
 
 Each builder returns a frame-level `keras.Model` mapping `[N, S, S, C]` frames
-to the features that the pooling reads, `[N, h, w, D]`; one module per
-family:
+to the features that the pooling reads, `[N, h, w, D]` (a clip backbone: a
+video-level one); one module per family:
 
 - `'vgg16'`, `'tiny'` (`vgg.py`): the release's VGG-16 at its pre-ReLU
   endpoints, and its few-thousand-parameter stand-in for tests and the toy;
 - `'inception_v3'` (`inception.py`): the Charades backbone, cut at a
   `mixed*` block;
+- `'i3d'`, `'tiny_i3d'` (`clip.py`, on `i3d.py`): I3D, which convolves
+  over time, so it maps whole `[B, T, S, S, C]` videos to `[B, T', h, w, D]`
+  (`CLIP_BACKBONES`); `inflate.py` turns 2-D networks into such ones;
 - `flow_input.py`: the release's rule that turns RGB first-layer weights
   into flow ones, for every family.
 """
@@ -16,6 +19,7 @@ import re
 
 import keras
 
+from avlad_tf.models.backbones.clip import build_i3d_backbone
 from avlad_tf.models.backbones.flow_input import flow_kernel_from_rgb
 from avlad_tf.models.backbones.inception import build_inception_v3
 from avlad_tf.models.backbones.vgg import build_tiny
@@ -24,8 +28,10 @@ from avlad_tf.models.backbones.vgg import copy_vgg16_weights
 from avlad_tf.models.backbones.vgg import image_network_fc
 
 __all__ = [
+    "CLIP_BACKBONES",
     "DEFAULT_ENDPOINTS",
     "build_backbone",
+    "build_i3d_backbone",
     "build_inception_v3",
     "build_tiny",
     "build_vgg16",
@@ -39,7 +45,11 @@ DEFAULT_ENDPOINTS = {
     "vgg16": "conv5_3",
     "tiny": "conv5_3",
     "inception_v3": "mixed7",
+    "i3d": "Mixed_5c",
+    "tiny_i3d": "Mixed_5c",
 }
+# Backbones that read a whole video `[B, T, S, S, C]` and mix its frames.
+CLIP_BACKBONES = ("i3d", "tiny_i3d")
 
 
 def build_backbone(
@@ -54,7 +64,8 @@ def build_backbone(
     name,
 ):
     """Dispatches to the builder named `backbone` ('vgg16', 'tiny',
-    'inception_v3'); `endpoint=None` takes that backbone's default."""
+    'inception_v3', 'i3d', 'tiny_i3d'); `endpoint=None` takes that
+    backbone's default."""
     if backbone not in DEFAULT_ENDPOINTS:
         raise ValueError(
             f"Unknown backbone {backbone!r}; expected one of "
@@ -71,6 +82,8 @@ def build_backbone(
     )
     if backbone == "inception_v3":
         return build_inception_v3(**kwargs)
+    if backbone in CLIP_BACKBONES:
+        return build_i3d_backbone(backbone, **kwargs)
     builder = build_vgg16 if backbone == "vgg16" else build_tiny
     return builder(fc_dropout_rate=fc_dropout_rate, **kwargs)
 
@@ -79,13 +92,13 @@ def pooled_block_layers(backbone):
     """Layers of the block that ends at the pooled endpoint (trained in stage 2).
 
     conv5_1..conv5_3 for conv5_3, conv4_1..conv4_3 for conv4_3, fc7 alone for
-    fc7 (docs/RELEASE.md Sec. 7.3); for InceptionV3 the layers of the
-    endpoint's mixed block. Batch norm is never included (always frozen).
+    fc7 (docs/RELEASE.md Sec. 7.3); for InceptionV3 and I3D the layers of
+    the endpoint's mixed block. Batch norm is never included (always frozen).
     """
     block = []
     for layer in backbone.layers:
         if layer.name.endswith(("_pool", "_dropout")) or re.fullmatch(
-            r"mixed\d+", layer.name
+            r"mixed\d+|Mixed_\d[a-z]", layer.name
         ):
             if layer is backbone.layers[-1]:
                 block.append(layer)

@@ -3,7 +3,8 @@ Recognition?", CVPR 2017), in Keras layers only, so it runs on TF and JAX.
 
 The layout is DeepMind's (`kinetics-i3d`, docs/I3D.md):
 
-- every unit is a 3-D convolution ('SAME' padding, no bias), then batch norm
+- every unit is a 3-D convolution ('SAME' padding, no bias, Sonnet's
+  initial kernels), then batch norm
   as Sonnet v1's (offset, no scale, ε 1e-3, decay 0.999), then ReLU;
 - the stem `Conv3d_1a_7x7` (stride 2 in time and space), `MaxPool3d_2a_3x3`
   and `MaxPool3d_3a_3x3` (1x3x3: the first two max-pools do not pool time),
@@ -61,6 +62,13 @@ MIXED_UNITS = (
     ("Branch_3/Conv3d_0b_1x1", (1, 1, 1)),
 )
 LOGITS_SCOPE = "Logits/Conv3d_0c_1x1"
+# Sonnet v1's default convolution kernels (DeepMind's I3D is built from
+# them): a truncated normal of parameter 1/sqrt(fan_in), cut at 2 of it.
+# Keras divides its stddev by 0.8796 (the truncated normal's own std), so
+# this scale gives back Sonnet's parameter exactly.
+SONNET_KERNELS = keras.initializers.VarianceScaling(
+    scale=0.87962566103423978**2, mode="fan_in", distribution="truncated_normal"
+)
 
 
 def layer_name(scope, part):
@@ -90,6 +98,7 @@ def _unit(x, scope, filters, kernel, strides, *, weight_decay, name=None):
         strides=strides,
         padding="same",
         use_bias=False,
+        kernel_initializer=SONNET_KERNELS,
         kernel_regularizer=regularizers.weight_decay(weight_decay),
         name=layer_name(scope, "conv_3d"),
     )(x)
@@ -115,6 +124,51 @@ def _mixed(x, block, widths, *, weight_decay):
     return keras.layers.Concatenate(name=block)(
         [branch_0, branch_1, branch_2, branch_3]
     )
+
+
+def i3d_layers(x, *, endpoint=LOGITS, width_divisor=1, weight_decay=0.0):
+    """I3D's layers on the clip tensor `x` `[B, T, S, S, C]`, up to
+    `endpoint` (`Mixed_5c` for `Logits`, whose head `build_i3d` adds).
+
+    Raises:
+        ValueError: an unknown endpoint or a bad width divisor.
+    """
+    if endpoint not in ENDPOINTS:
+        raise ValueError(
+            f"Unknown I3D endpoint {endpoint!r}; expected one of {list(ENDPOINTS)}."
+        )
+    if not isinstance(width_divisor, int) or width_divisor < 1:
+        raise ValueError(
+            f"width_divisor must be a positive int. Received: {width_divisor!r}"
+        )
+
+    def width(w):
+        return max(1, w // width_divisor)
+
+    for block, kind, settings in _LAYOUT:
+        if kind == "unit":
+            filters, kernel, strides = settings
+            x = _unit(
+                x,
+                block,
+                width(filters),
+                kernel,
+                strides,
+                weight_decay=weight_decay,
+                name=block,
+            )
+        elif kind == "pool":
+            window, strides = settings
+            x = keras.layers.MaxPooling3D(window, strides, padding="same", name=block)(
+                x
+            )
+        else:
+            x = _mixed(
+                x, block, [width(w) for w in settings], weight_decay=weight_decay
+            )
+        if block == endpoint:
+            break
+    return x  # (B, T', h, w, D)
 
 
 def build_i3d(
@@ -146,49 +200,22 @@ def build_i3d(
     Raises:
         ValueError: an unknown endpoint or a bad width divisor.
     """
-    if endpoint not in ENDPOINTS:
-        raise ValueError(
-            f"Unknown I3D endpoint {endpoint!r}; expected one of {list(ENDPOINTS)}."
-        )
-    if not isinstance(width_divisor, int) or width_divisor < 1:
-        raise ValueError(
-            f"width_divisor must be a positive int. Received: {width_divisor!r}"
-        )
-
-    def width(w):
-        return max(1, w // width_divisor)
-
     inputs = keras.Input((None, image_size, image_size, input_channels), name="clip")
-    x = inputs
-    for block, kind, settings in _LAYOUT:
-        if kind == "unit":
-            filters, kernel, strides = settings
-            x = _unit(
-                x,
-                block,
-                width(filters),
-                kernel,
-                strides,
-                weight_decay=weight_decay,
-                name=block,
-            )
-        elif kind == "pool":
-            window, strides = settings
-            x = keras.layers.MaxPooling3D(window, strides, padding="same", name=block)(
-                x
-            )
-        else:
-            x = _mixed(
-                x, block, [width(w) for w in settings], weight_decay=weight_decay
-            )
-        if block == endpoint:
-            return keras.Model(inputs, x, name=name)  # (B, T', h, w, D)
+    x = i3d_layers(
+        inputs,
+        endpoint=endpoint,
+        width_divisor=width_divisor,
+        weight_decay=weight_decay,
+    )
+    if endpoint != LOGITS:
+        return keras.Model(inputs, x, name=name)  # (B, T', h, w, D)
     x = keras.layers.AveragePooling3D((2, 7, 7), strides=1, padding="valid")(x)
     x = keras.layers.Dropout(dropout_rate, name="Logits.dropout")(x)
     x = keras.layers.Conv3D(
         num_classes,
         1,
         use_bias=True,
+        kernel_initializer=SONNET_KERNELS,
         kernel_regularizer=regularizers.weight_decay(weight_decay),
         name=layer_name(LOGITS_SCOPE, "conv_3d"),
     )(x)  # (B, T' - 1, h - 6, w - 6, classes)
