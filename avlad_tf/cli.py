@@ -14,6 +14,7 @@ import functools
 import io
 import logging
 import os
+import re
 import sys
 import tokenize
 import warnings
@@ -260,11 +261,41 @@ def _os_hint(error):
     return _OS_HINTS.get(getattr(error, "errno", None), "")
 
 
+# Lines of a TensorFlow runtime error that locate it in the graph, which
+# says nothing to the user.
+_GRAPH_CONTEXT = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+
+
+def tensorflow_message(error):
+    """The one line of a TensorFlow runtime error (`tf.errors.OpError`: a
+    shard's count check, a full disk while saving a checkpoint), or None
+    for any other exception. TensorFlow is not imported here: the programs
+    that run on JAX share this module."""
+    if not any(
+        c.__name__ == "OpError" and c.__module__.startswith("tensorflow")
+        for c in type(error).__mro__
+    ):
+        return None
+    message = getattr(error, "message", "") or str(error)
+    # A failed `tf.debugging.Assert` holds the project's own message.
+    asserted = re.search(r"assertion failed: \[(.*?)\](?:\n| \[|$)", message, re.S)
+    if asserted:
+        return asserted.group(1).replace('\\"', '"')
+    lines = [line.strip() for line in message.splitlines()]
+    text = " ".join(l for l in lines if l and not l.startswith(_GRAPH_CONTEXT))
+    text = re.sub(r"\s*\[Op:[^\]]*\]$", "", text)
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    if "No space left on device" in text:
+        text += _OS_HINTS[errno.ENOSPC]
+    return text
+
+
 def one_line_errors(main):
     """Wraps a program's `main`: errors and Ctrl-C are one line each.
 
     A configuration, input or usage error, or one from the operating system
-    (a read-only or full disk), prints `<program>: error: <message>` (exit
+    (a read-only or full disk) or TensorFlow's runtime (a corrupt shard, a
+    full disk while saving), prints `<program>: error: <message>` (exit
     1; a usage error points to `--help` instead of printing every flag);
     Ctrl-C prints where the work stopped and that the same command resumes
     (exit 130). The traceback is printed too with `--verbosity=1` or
@@ -297,5 +328,10 @@ def one_line_errors(main):
             if show:
                 raise
             sys.exit(f"{program}: error: {one_line(error)}{_os_hint(error)}")
+        except Exception as error:  # pylint: disable=broad-except
+            message = tensorflow_message(error)
+            if show or message is None:
+                raise
+            sys.exit(f"{program}: error: {message}")
 
     return wrapped

@@ -58,6 +58,13 @@ def define_flags():
         "stride", 0, "--streaming: every n-th frame is a sample (0: the flow stack L)."
     )
     flags.DEFINE_integer("chunk_frames", 16, "--streaming: samples per model call.")
+    flags.DEFINE_bool(
+        "keep_truncated",
+        False,
+        "Predict a video that decodes to fewer frames than its container "
+        "promises from the frames that do (as data_prep's flag); refused "
+        "otherwise.",
+    )
     flags.DEFINE_float(
         "report_every", 10.0, "--streaming: seconds of video between running top-5s."
     )
@@ -95,6 +102,7 @@ def _streaming(paths):
                     chunk_frames=flags.FLAGS.chunk_frames,
                     report_every=flags.FLAGS.report_every,
                     on_report=None if flags.FLAGS.json else _print_report,
+                    keep_truncated=flags.FLAGS.keep_truncated,
                 )
             )
         except (video_io.SourceError, prediction.VideoError) as e:
@@ -112,7 +120,10 @@ def main(argv):
         results = _streaming(paths)
     else:
         results = prediction.predict_videos(
-            flags.FLAGS.model, paths, flow_backend=flags.FLAGS.flow_backend
+            flags.FLAGS.model,
+            paths,
+            flow_backend=flags.FLAGS.flow_backend,
+            keep_truncated=flags.FLAGS.keep_truncated,
         )
     if flags.FLAGS.json:
         json.dump(

@@ -14,7 +14,9 @@ before it writes anything else, and records it here:
   and the settings that decide the trained model (`train_stream`,
   `build_model`, `init_centers`);
 - `fusion`: the late-fusion weight of each stream (`train.fuse_weights`), or
-  None.
+  None;
+- `train`: whether every op was deterministic (`train.deterministic`;
+  records written before it was recorded were not).
 
 Evaluation, export, visualisation and `predict` (through the export) read
 this record rather than gin: a workdir alone is enough to evaluate, export or
@@ -73,7 +75,9 @@ def recorded_settings(fn, *, scope=""):
     return recorded_arguments(fn, resolved_arguments(fn, scope=scope))
 
 
-def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
+def build(
+    *, data_dir, info, evaluate_split, streams, fuse_weights, deterministic=False
+):
     """The record of a run (see the module docstring).
 
     Args:
@@ -83,6 +87,7 @@ def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
         streams: `{stream: {"modalities", "train_split", "input",
             "num_crops"}}`.
         fuse_weights: one weight per stream, in `streams` order, or None.
+        deterministic: `train.deterministic`.
     """
     fusion = None
     if fuse_weights is not None:
@@ -103,6 +108,7 @@ def build(*, data_dir, info, evaluate_split, streams, fuse_weights):
             },
             "streams": streams,
             "fusion": fusion,
+            "train": {"deterministic": bool(deterministic)},
         }
     )
 
@@ -179,6 +185,8 @@ def _role(key):
     parts = key.split("/")
     if parts[0] == "fusion":
         return settings.role("train", "fuse_weights")
+    if parts[0] == "train" and len(parts) > 1:
+        return settings.role("train", parts[1])
     if parts[:2] == ["data", "evaluate_split"]:
         return settings.role("train", "evaluate_split")
     if parts[0] == "streams" and len(parts) > 2:
@@ -219,6 +227,7 @@ def check_rerun(previous, current, *, workdir):
             `<stream>/<configurable>.<argument>`) and what to do.
     """
     refused, applied = [], []
+    previous = {"train": {"deterministic": False}, **previous}  # older records
     for key, before, after in settings.differences(previous, current):
         if _role(key) == "call":
             continue  # an older record's entry that is no setting

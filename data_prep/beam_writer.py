@@ -107,9 +107,10 @@ def _raised(failure):
 class WriteShard(beam.DoFn):
     """Writes one shard from its videos' results, in planned order."""
 
-    def __init__(self, output_dir, plan):
+    def __init__(self, output_dir, plan, flow_backend):
         self._output_dir = output_dir
         self._plan = plan  # {shard: (split, items)}
+        self._flow_backend = flow_backend
 
     def process(self, grouped):
         shard, results = grouped
@@ -123,7 +124,14 @@ class WriteShard(beam.DoFn):
                 f"videos; nothing is written rather than a shard that lacks some"
             )
         ordered = (by_position[i] for i in range(len(items)))
-        count = writer.write_shard(self._output_dir, split, shard, items, ordered)
+        count = writer.write_shard(
+            self._output_dir,
+            split,
+            shard,
+            items,
+            ordered,
+            flow_backend=self._flow_backend,
+        )
         print(f"{shard}: {count} of {len(items)} videos written.", file=sys.stderr)
         yield shard, count
 
@@ -159,7 +167,7 @@ def build(pipeline, output_dir, todo, options, *, encode_fn=writer.encode_task):
         (encoded.records, left_out)
         | "Results" >> beam.Flatten()
         | "ByShard" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(WriteShard(output_dir, plan))
+        | "Write" >> beam.ParDo(WriteShard(output_dir, plan, options.flow_backend))
     )
     return {"records": encoded.records, "dead_letters": dead, "shards": shards}
 

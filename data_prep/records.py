@@ -87,14 +87,29 @@ def output_settings(options):
     return settings
 
 
-def flow_metadata(options):
-    """How the flow was computed, for `metadata.json`."""
-    return {
+def flow_metadata(options, shard_backends=None):
+    """How the flow was computed, for `metadata.json`.
+
+    `backend` is what computed every shard, from the shards' own notes
+    (`shard_backends`, `{shard: backend}`), not this run's option: a rerun
+    that switches backends keeps the shards it finished. Where shards
+    differ, `backend` is 'mixed' and `shard_backends` names each one's
+    ('unrecorded' for shards of a version that did not note it).
+    """
+    backends = {
+        shard: backend or "unrecorded"
+        for shard, backend in (shard_backends or {}).items()
+    }
+    used = set(backends.values()) or {options.flow_backend}
+    flow = {
         "preset": options.flow_preset,
         "parameters": dict(options.flow_params),
-        "backend": options.flow_backend,
+        "backend": used.pop() if len(used) == 1 else "mixed",
         "frame_size": options.flow_frame_size,
     }
+    if flow["backend"] == "mixed":
+        flow["shard_backends"] = dict(sorted(backends.items()))
+    return flow
 
 
 def prepare_worker(options):

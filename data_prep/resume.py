@@ -5,7 +5,9 @@ A preparation run records, in `DATA_DIR/.progress/`:
 - `options.json`: every setting that decides the output (record options,
   shard size, record order, the dataset's source settings);
 - `inputs.json`: the resolved input, per split the `[video_id, path,
-  labels, start_frame, clip_length]` of every item in list order;
+  labels, start_frame, clip_length, size, mtime_ns]` of every item in list
+  order, where size and modification time (`source_stat`) tell a source
+  replaced under the same name;
 - `<shard>.json` per finished shard: its record count, left-out videos,
   notes and the SHA-256 of the shard file.
 
@@ -52,12 +54,25 @@ def check_unique_ids(splits):
             in_split.add(item.video_id)
 
 
+def source_stat(path):
+    """`[size, mtime_ns]` of a video file; a frame folder's `[number of
+    entries, mtime_ns]` (a frame rewritten in place goes unnoticed: listing
+    every frame would cost a stat per frame); None for a missing source."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    size = len(os.listdir(path)) if os.path.isdir(path) else stat.st_size
+    return [size, stat.st_mtime_ns]
+
+
 def describe_inputs(splits):
     """`inputs.json`'s content for `{split: [records.Item]}`."""
     return settings.jsonable(
         {
             split: [
                 [i.video_id, i.path, list(i.labels), i.start_frame, i.clip_length]
+                + (source_stat(i.path) or [None, None])
                 for i in items
             ]
             for split, items in splits.items()
@@ -73,7 +88,10 @@ def _input_changes(previous, current):
         after = {e[0]: e for e in current.get(split, [])}
         added = [i for i in after if i not in before]
         removed = [i for i in before if i not in after]
-        changed = [i for i in after if i in before and after[i] != before[i]]
+        # Entries of a version without the sources' stat compare without it.
+        changed = [
+            i for i in after if i in before and after[i][: len(before[i])] != before[i]
+        ]
         for what, ids in (("added", added), ("removed", removed), ("changed", changed)):
             if ids:
                 shown = ", ".join(ids[:_SHOWN])
@@ -111,10 +129,19 @@ def check_settings(progress_dir, fingerprint, inputs):
     recorded = read_json(inputs_path) if os.path.exists(inputs_path) else {}
     changes = _input_changes(recorded, inputs)
     if changes:
+        changed = any(" changed (" in change for change in changes)
+        what = (
+            " (a changed video: another path, labels, clip, or a file replaced "
+            "under the same name)"
+            if changed
+            else ""
+        )
         raise ValueError(
             f"{output_dir} was prepared from another input: "
-            f"{'; '.join(changes)}. {hint}"
+            f"{'; '.join(changes)}{what}. {hint}"
         )
+    if recorded != inputs:  # an older record, without the sources' stat
+        write_json(inputs_path, inputs)
 
 
 def checksum(path):

@@ -235,10 +235,14 @@ def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
 
 
 def _checked(data_dir):
-    """`data_dir`, after checking it was made by this generator version."""
+    """`data_dir`, after checking it was made by this generator version.
+
+    Raises:
+        ValueError: another version's data (a one-line error in programs).
+    """
     version = schema.read_metadata(data_dir).get("toy_version", 1)
     if version != TOY_VERSION:
-        raise RuntimeError(
+        raise ValueError(
             f"{data_dir} holds toy data of generator version {version}; this "
             f"code makes version {TOY_VERSION} (data_prep/toy.py says what "
             f"changed). Remove {data_dir} and run again to remake it."

@@ -29,12 +29,21 @@ class TruncatedVideo(SourceError):
         promised, decoded: the frame counts.
     """
 
-    def __init__(self, frames, promised):
-        self.frames, self.promised, self.decoded = frames, promised, len(frames)
+    def __init__(self, frames, promised, decoded=None):
+        self.frames, self.promised = frames, promised
+        self.decoded = len(frames) if decoded is None else decoded
         super().__init__(
             f"truncated: the container promises {promised} frames but only "
-            f"{len(frames)} decode (--keep_truncated keeps them)"
+            f"{self.decoded} decode (--keep_truncated keeps them)"
         )
+
+
+def check_complete(decoded, promised, frames=()):
+    """Raises TruncatedVideo when `decoded` falls short of the container's
+    `promised` frame count. Containers may miscount by one; a larger
+    shortfall is a damaged file."""
+    if promised > decoded + 1:
+        raise TruncatedVideo(list(frames), promised, decoded)
 
 
 def resize(image, *, height, width):
@@ -61,31 +70,38 @@ def _open(path):
     return capture
 
 
-def stream_video(path, *, height, width):
+def stream_video(path, *, height, width, keep_truncated=False):
     """`(fps, frames)`: the container's frame rate (0 if unknown) and an
     iterator over the decoded frames, resized as `read_video` resizes them,
     one at a time (for videos too long to hold).
 
     Raises:
         SourceError: as `read_video`, when the file cannot be opened.
+        TruncatedVideo: from the iterator, after its last frame, as
+            `read_video` (unless `keep_truncated`).
     """
     capture = _open(path)
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
     def frames():
+        decoded = 0
         try:
             while True:
                 ok, frame = capture.read()
                 if not ok or frame is None:
-                    return
+                    break
+                decoded += 1
                 yield resize(frame, height=height, width=width)
         finally:
             capture.release()
+        if not keep_truncated:
+            check_complete(decoded, promised)
 
     return fps, frames()
 
 
-def read_video(path, *, height, width, start=0, count=0):
+def read_video(path, *, height, width, start=0, count=0, keep_truncated=False):
     """Decodes frames [start, start + count) of a video file (count 0: all).
 
     Returns:
@@ -95,7 +111,8 @@ def read_video(path, *, height, width, start=0, count=0):
     Raises:
         SourceError: if the file is missing, empty or cannot be opened.
         TruncatedVideo: reading the whole video, if fewer frames decode
-            than the container promises (its `frames` are those that did).
+            than the container promises (its `frames` are those that did),
+            unless `keep_truncated`, which returns those frames.
     """
     capture = _open(path)
     frames = []
@@ -113,9 +130,8 @@ def read_video(path, *, height, width, start=0, count=0):
         capture.release()
     if index == 0:
         raise SourceError("unreadable: no frame could be decoded")
-    # Containers may miscount by one; a larger shortfall is a damaged file.
-    if count <= 0 and promised > index + 1:
-        raise TruncatedVideo(frames, promised)
+    if count <= 0 and not keep_truncated:
+        check_complete(index, promised, frames)
     return frames
 
 

@@ -159,6 +159,14 @@ def _map(items, options, workers, *, start_method="fork"):
                 "--workers=1 to see which video, or prepare on Beam, which "
                 "isolates each video (docs/DATA_PREP.md, On Apache Beam)"
             ) from e
+        except BaseException:
+            # Ctrl-C, or a shard that cannot be written (a full disk): the
+            # pool would otherwise encode every queued video before leaving.
+            # Its workers hold nothing to keep (shards are written here).
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in multiprocessing.active_children():
+                worker.terminate()
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +188,15 @@ class LocalPool:
         results = _map(items, options, self.workers, start_method=start_method)
         bar = progress.Progress(len(items), what="prepare")
         return sum(
-            write_shard(output_dir, split, shard, shard_items, results, bar.update)
+            write_shard(
+                output_dir,
+                split,
+                shard,
+                shard_items,
+                results,
+                bar.update,
+                flow_backend=options.flow_backend,
+            )
             for split, shard, shard_items in todo
         )
 
@@ -196,6 +212,8 @@ class Summary:
     record_order: dict
     notes: list = dataclasses.field(default_factory=list)
     rebuilt_shards: int = 0
+    # {shard: the flow backend that computed it (None: not recorded)}
+    flow_backends: dict = dataclasses.field(default_factory=dict)
     label_counts: dict = dataclasses.field(default_factory=dict)
 
 
@@ -282,15 +300,19 @@ def write_dataset(
     return summary
 
 
-def write_shard(output_dir, split, shard, items, results, on_video=None):
+def write_shard(
+    output_dir, split, shard, items, results, on_video=None, *, flow_backend
+):
     """Writes one shard, in the order of `items`, from `results` (an iterator
     of `encode_task` results for those items); returns its record count.
 
     Written to `<shard>.tmp` and renamed when complete, after its completion
-    note (`resume.shard_state`); `on_video` is called after each video.
+    note (`resume.shard_state`), which records the `flow_backend` that
+    computed its flow; `on_video` is called after each video.
     """
     path = os.path.join(output_dir, shard)
     note = {"num_records": 0, "left_out": [], "notes": []}
+    note["flow_backend"] = flow_backend
     with settings.replacing(path) as tmp:
         _write_records(tmp, split, items, results, note, on_video)
         note["sha256"] = resume.checksum(tmp)
@@ -319,11 +341,12 @@ def _write_records(path, split, items, results, note, on_video):
 
 
 def _summarise(output_dir, plan, written, skipped, order):
-    manifest, left_out, notes, label_counts = {}, [], [], {}
+    manifest, left_out, notes, label_counts, backends = {}, [], [], {}, {}
     for split, shards in plan.items():
         entries, counts = [], collections.Counter()
         for shard, items in shards:
             note = resume.read_json(_note_path(output_dir, shard))
+            backends[shard] = note.get("flow_backend")
             entries.append({"file": shard, "num_records": note["num_records"]})
             left_out.extend(note["left_out"])
             notes.extend(note.get("notes", []))
@@ -349,7 +372,14 @@ def _summarise(output_dir, plan, written, skipped, order):
         {"num_left_out": len(left_out), "left_out": left_out, "notes": notes},
     )
     return Summary(
-        manifest, left_out, written, skipped, order, notes, label_counts=label_counts
+        manifest,
+        left_out,
+        written,
+        skipped,
+        order,
+        notes,
+        label_counts=label_counts,
+        flow_backends=backends,
     )
 
 
@@ -378,7 +408,7 @@ def finish(*, output_dir, summary, dataset, labels, multi_label, options, extra=
             multi_label=bool(multi_label),
             frame_height=options.height,
             frame_width=options.width,
-            flow=records.flow_metadata(options),
+            flow=records.flow_metadata(options, summary.flow_backends),
             splits=summary.splits,
             record_order=summary.record_order,
             num_left_out=len(summary.left_out),

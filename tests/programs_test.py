@@ -6,7 +6,10 @@ are checked before k-means starts; Ctrl-C says where the run stopped and
 that the same command resumes.
 """
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +19,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
 
+from avlad_tf.data import schema
 from tests import fake_data
 from tests import testing
 from tests.training import tiny
@@ -176,6 +180,38 @@ class ProgramsTest(parameterized.TestCase):
         root = self.create_tempdir().full_path
         result, _ = self._train(workdir=os.path.join(root, "x" * 300))
         self.assert_one_line_error(result, r".*File name too long.*xxxx")
+
+    def _data_copy(self):
+        copy = os.path.join(self.create_tempdir().full_path, "data")
+        shutil.copytree(self.data_dir, copy)
+        with open(os.path.join(copy, schema.METADATA_FILE)) as f:
+            return copy, json.load(f)
+
+    @pytest.mark.slow
+    def test_a_corrupt_shard_read_by_training_is_one_line(self):
+        copy, metadata = self._data_copy()
+        shard = os.path.join(copy, metadata["splits"]["train"]["shards"][0]["file"])
+        with open(shard, "r+b") as f:
+            f.truncate(os.path.getsize(shard) // 2)
+        result, _ = self._train(f"DATA_DIR = '{copy}'")
+        self.assert_one_line_error(
+            result,
+            rf'Shard "{re.escape(shard)}": metadata.json lists \d+ records but '
+            r"\d+ could be read: .* into a new --output_dir",
+        )
+
+    @pytest.mark.slow
+    def test_toy_data_of_another_generator_version_is_one_line(self):
+        copy, metadata = self._data_copy()
+        with open(os.path.join(copy, schema.METADATA_FILE), "w") as f:
+            json.dump(dict(metadata, toy_version=1), f)
+        result, _ = self._train(
+            f"DATA_DIR = '{copy}'", "train.prepare_toy_dataset = True"
+        )
+        self.assert_one_line_error(
+            result,
+            rf"{re.escape(copy)} holds toy data of generator version 1; .* Remove",
+        )
 
     @pytest.mark.slow
     def test_an_unwritable_workdir_is_one_line(self):

@@ -43,13 +43,14 @@ def _stream_entry(batch_size=4):
     }
 
 
-def _build(data_dir="data", fuse_weights=(1, 2), evaluate_split="test"):
+def _build(data_dir="data", fuse_weights=(1, 2), evaluate_split="test", **kwargs):
     return run_record.build(
         data_dir=data_dir,
         info=_INFO,
         evaluate_split=evaluate_split,
         streams={"rgb": _stream_entry(), "flow": _stream_entry(batch_size=8)},
         fuse_weights=fuse_weights,
+        **kwargs,
     )
 
 
@@ -182,6 +183,22 @@ class CheckRerunTest(parameterized.TestCase):
             r"or the recorded settings \(/runs/a/run\.json\)\.$",
         ):
             run_record.check_rerun(_build(), current, workdir="/runs/a")
+
+    def test_switching_determinism_is_refused_either_way(self):
+        on, off = _build(deterministic=True), _build()
+        self.assertEqual(on["train"], {"deterministic": True})
+        older = {k: v for k, v in off.items() if k != "train"}  # not recorded
+        for before, after, change in (
+            (off, on, "False -> True"),
+            (older, on, "False -> True"),
+            (on, off, "True -> False"),
+        ):
+            with self.assertRaisesRegex(
+                ValueError, rf"\(train\.deterministic: {change}\)"
+            ):
+                run_record.check_rerun(before, after, workdir="w")
+        self.assertEqual(run_record.check_rerun(on, on, workdir="w"), [])
+        self.assertEqual(run_record.check_rerun(older, off, workdir="w"), [])
 
     def test_an_input_setting_is_refused_as_a_make_dataset_binding(self):
         current = self._changed("streams/flow/input/num_frames", 5)

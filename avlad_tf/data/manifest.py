@@ -84,7 +84,9 @@ def read_shard(path, expected):
             "Shard {}: metadata.json lists {} records but {} could be read: "
             "the file is truncated or corrupt (reading stops at a "
             "DataLossError), holds more records than listed, or "
-            "metadata.json is stale. Re-run data preparation.",
+            "metadata.json is stale. Prepare the data again into a new "
+            "--output_dir (the toy dataset: delete its folder, and train "
+            "remakes it).",
             [path, expected, tf.where(is_end, n, n + 1)],
         )
         with tf.control_dependencies([require(ok, message)]):

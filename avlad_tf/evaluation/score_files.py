@@ -88,6 +88,11 @@ def read_scores(path):
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"score file {path} does not exist")
+    if os.path.isdir(path) or not h5py.is_hdf5(path):
+        raise ValueError(
+            f"{path} is not an HDF5 score file: give the .h5 files that "
+            "evaluate writes (<workdir>/scores/), or the release's."
+        )
     with h5py.File(path, "r") as f:
         key = next((k for k in _LOGITS_KEYS if k in f), None)
         if key is None:

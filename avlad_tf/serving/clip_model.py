@@ -111,7 +111,7 @@ def resize_short_side(frame, size=SHORT_SIDE):
     return cv2.resize(frame, shape, interpolation=cv2.INTER_LINEAR)
 
 
-def prepare_clip(path, config, pair_flow):
+def prepare_clip(path, config, pair_flow, *, keep_truncated=False):
     """`{modality: uint8 [1, T, H, W, C]}` of every frame of the video at
     `path` (flow: every consecutive pair), resized as I3D's input rule.
 
@@ -121,7 +121,9 @@ def prepare_clip(path, config, pair_flow):
     """
     frames = [
         resize_short_side(f, config["short_side"])
-        for f in video_io.read_video(path, height=None, width=None)
+        for f in video_io.read_video(
+            path, height=None, width=None, keep_truncated=keep_truncated
+        )
     ]  # BGR
     # Conv3d_1a (stride 2), MaxPool3d_4a and _5a (stride 2) and the 2-step
     # logits pool: at least 9 input steps.

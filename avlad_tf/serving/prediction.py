@@ -148,9 +148,11 @@ def stored(frame, size):
     return video_io.resize(frame, height=size[0], width=size[1])
 
 
-def prepare_inputs(path, config, pair_flow):
+def prepare_inputs(path, config, pair_flow, *, keep_truncated=False):
     """Decodes, samples and computes flow (`pair_flow`) for one video; a
     whole-clip model (I3D) takes every frame (`clip_model.prepare_clip`).
+    A truncated video is refused unless `keep_truncated`
+    (`video_io.read_video`).
 
     Returns:
         `(inputs, timings)`: `{modality: uint8 [1, T, H, W, C]}` and seconds
@@ -163,12 +165,16 @@ def prepare_inputs(path, config, pair_flow):
     start = time.perf_counter()
     if config.get("input") == clip_model.WHOLE_CLIP:
         try:
-            inputs = clip_model.prepare_clip(path, config, pair_flow)
+            inputs = clip_model.prepare_clip(
+                path, config, pair_flow, keep_truncated=keep_truncated
+            )
         except ValueError as error:
             raise VideoError(str(error)) from None
         return inputs, {"decode+flow": time.perf_counter() - start}
     height, width = decode_size(config)
-    frames = video_io.read_video(path, height=height, width=width)  # BGR
+    frames = video_io.read_video(
+        path, height=height, width=width, keep_truncated=keep_truncated
+    )  # BGR
     decoded = time.perf_counter()
     needed = sampling.min_frames(config["modalities"], config["flow_stack"])
     if len(frames) < needed:
@@ -208,13 +214,15 @@ def top_k(probabilities, class_names, k=TOP_K):
     ]
 
 
-def predict_video(serve, config, path, pair_flow):
+def predict_video(serve, config, path, pair_flow, *, keep_truncated=False):
     """Runs the whole chain on one video; returns a result dict.
 
     Raises:
         video_io.SourceError, VideoError: see `prepare_inputs`.
     """
-    inputs, timings = prepare_inputs(path, config, pair_flow)
+    inputs, timings = prepare_inputs(
+        path, config, pair_flow, keep_truncated=keep_truncated
+    )
     start = time.perf_counter()
     outputs = serve(**{m: tf.constant(v) for m, v in inputs.items()})
     probabilities = outputs["probabilities"].numpy()[0]
@@ -226,19 +234,25 @@ def predict_video(serve, config, path, pair_flow):
     }
 
 
-def predict_videos(export_dir, paths, *, flow_backend="keras"):
+def predict_videos(export_dir, paths, *, flow_backend="keras", keep_truncated=False):
     """Predicts every video; a failing one yields `{"video", "error"}`.
 
     Args:
         flow_backend: 'keras' (`avlad_tf.flow`) or 'opencv' (CPU, only for
             models trained on the 'opencv' flow family).
+        keep_truncated: predict from the frames that decode of a video
+            shorter than its container promises, instead of refusing it.
     """
     serve, config = load_export(export_dir)
     pair_flow = flow_function(config, backend=flow_backend)
     results = []
     for path in paths:
         try:
-            results.append(predict_video(serve, config, path, pair_flow))
+            results.append(
+                predict_video(
+                    serve, config, path, pair_flow, keep_truncated=keep_truncated
+                )
+            )
         except (video_io.SourceError, VideoError) as e:
             results.append({"video": path, "error": str(e)})
     return results

@@ -13,12 +13,17 @@ and/or flow stacks `[B, t, H, W, 2L]` (the stored uint8 layout, as
 state is one float32 tensor per stream and pooling sum
 (`<stream>_<key>`, e.g. `rgb_s1`, `rgb_s0` for ActionVLAD), a few hundred
 KB per video whatever its length. Feeding T frames in any chunks gives
-`serving_default`'s outputs for those T frames (tested).
+`serving_default`'s outputs for those T frames (tested). The state also
+counts each video's real frames (`frames`), so that `streaming_finish`
+refuses a video fed none, as `serving_default` refuses T = 0.
 """
 
 import tensorflow as tf
 
 from avlad_tf.models import streamed
+
+# The state's count of real frames per video (not a pooling sum).
+FRAMES = "frames"
 
 
 class StreamingSignatures:
@@ -39,7 +44,7 @@ class StreamingSignatures:
                 self.can_stream = False
 
     def _state_specs(self):
-        specs = {}
+        specs = {FRAMES: tf.TensorSpec([None], tf.float32, name=FRAMES)}
         for stream, model in self.streamed_models.items():
             for key, value in model.initial_state(1).items():
                 name = f"{stream}_{key}"
@@ -49,6 +54,7 @@ class StreamingSignatures:
         return specs
 
     def _split_state(self, flat):
+        """`{stream: {key: sum}}` of the flat state (its `frames` aside)."""
         return {
             stream: {
                 key[len(stream) + 1 :]: value
@@ -59,16 +65,19 @@ class StreamingSignatures:
         }
 
     def streaming_start(self, batch_size):
-        return {
-            f"{stream}_{key}": value
+        state = {FRAMES: tf.zeros([batch_size], tf.float32)}
+        state.update(
+            (f"{stream}_{key}", value)
             for stream, model in self.streamed_models.items()
             for key, value in model.initial_state(batch_size).items()
-        }
+        )
+        return state
 
     def streaming_feed(self, state, chunks, mask):
         """Adds a chunk of sampled frames to the flat `state`."""
         states = self._split_state(state)
-        new_state = {}
+        real = tf.reduce_sum(tf.cast(tf.not_equal(mask, 0), tf.float32), axis=1)
+        new_state = {FRAMES: state[FRAMES] + real}
         for stream, model in self.streamed_models.items():
             modality = model.input_name
             crops = self.preprocess(chunks[modality], modality)  # [B, t·N, S, S, C]
@@ -81,6 +90,13 @@ class StreamingSignatures:
 
     def streaming_finish(self, state):
         """`serving_default`'s outputs (without assignments) for every chunk fed."""
+        fed = tf.debugging.assert_positive(
+            state[FRAMES],
+            message="streaming_finish: a video was fed no frames (no "
+            "streaming_feed, or a mask of zeros); feed at least one frame",
+        )
+        with tf.control_dependencies([fed]):
+            state = {k: tf.identity(v) for k, v in state.items()}
         states = self._split_state(state)
         outputs, logits = {}, {}
         for stream, model in self.streamed_models.items():

@@ -82,22 +82,32 @@ class Streamer:
         return prediction.top_k(probabilities, self.config["class_names"])
 
     def run(
-        self, path, *, stride=None, chunk_frames=16, report_every=10.0, on_report=None
+        self,
+        path,
+        *,
+        stride=None,
+        chunk_frames=16,
+        report_every=10.0,
+        on_report=None,
+        keep_truncated=False,
     ):
         """Streams one video; returns predict's result dict plus `reports`
         (`[{"second", "top5"}]`) and `samples`.
 
         Raises:
-            video_io.SourceError: the file cannot be opened.
+            video_io.SourceError: the file cannot be opened, or it is
+                truncated (after its last report) and not `keep_truncated`.
             prediction.VideoError: too few frames for one sample.
         """
         stride = stride or max(self.stack, 1)
         height, width = prediction.decode_size(self.config)
-        fps, frames = video_io.stream_video(path, height=height, width=width)
+        fps, frames = video_io.stream_video(
+            path, height=height, width=width, keep_truncated=keep_truncated
+        )
         report_frames = max(1, round(report_every * (fps or 25.0)))
         state = self.start(batch_size=tf.constant(1))
         window, samples, reports = {}, [], []
-        fed, count, started = 0, 0, time.perf_counter()
+        fed, count, reported_at, started = 0, 0, 0, time.perf_counter()
 
         def flush():
             """Feeds the pending samples; drops frames no later sample reads."""
@@ -120,6 +130,7 @@ class Streamer:
                     flush()
                 if fed:
                     reports.append(self._report(state, count, fps, on_report))
+                    reported_at = count
         if samples:
             flush()
         if not fed:
@@ -127,7 +138,12 @@ class Streamer:
                 f"too short: {count} frame(s) decoded, but one sample with its "
                 f"{self.stack}-frame flow stack needs {self.stack + 1}"
             )
-        final = self._report(state, count, fps, on_report)
+        # A video whose length is a multiple of the interval was reported
+        # at its last frame already: that report is the final one.
+        if reported_at == count:
+            final = reports.pop()
+        else:
+            final = self._report(state, count, fps, on_report)
         return {
             "video": path,
             "top5": final["top5"],

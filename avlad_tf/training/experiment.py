@@ -114,8 +114,8 @@ def _recorded_fuse_weights(streams, fuse_weights):
 
 
 @settings.configurable(
-    setting=("data_dir", "streams"),
-    execution=("prepare_toy_dataset", "deterministic"),
+    setting=("data_dir", "streams", "deterministic"),
+    execution=("prepare_toy_dataset",),
     evaluation=("evaluate_split", "fuse_weights", "export"),
     call=("workdir", "command", "make_dataset_fn", "build_model_fn", "step_callback"),
 )
@@ -161,7 +161,9 @@ def train(
         deterministic: make every TensorFlow op deterministic
             (`tf.config.experimental.enable_op_determinism`), so that a rerun
             of the same command gives bit-identical weights (slower; seeds
-            are fixed either way: `train_stream.seed`).
+            are fixed either way: `train_stream.seed`). Recorded in
+            run.json when on: a rerun that switches it is refused, as one
+            run of mixed determinism would be reproducible by neither.
 
     Returns:
         dict with each stream's evaluation metrics, the `late_fusion` top-1
@@ -190,6 +192,7 @@ def train(
         evaluate_split=evaluate_split,
         streams=_resolve_streams(streams),
         fuse_weights=_recorded_fuse_weights(streams, fuse_weights),
+        deterministic=deterministic,
     )
     checks.check_record(record, info)  # before k-means and training
     # A weights file fine-tuned on the test videos inflates the results.

@@ -87,6 +87,17 @@ class FlowBackendTest(absltest.TestCase):
             "data", "--workers=1", "--flow_backend=keras", "--flow_preset=opencv"
         )
         self.assertIn("4 finished shards verified and skipped", rerun.stderr)
+        # The record says what computed the shards, not what the rerun asked.
+        self.assertEqual(schema.read_metadata(output)["flow"]["backend"], "opencv")
+        rebuilt = "train-00000-of-00002.tfrecord"
+        os.remove(os.path.join(output, rebuilt))
+        self._prepare(
+            "data", "--workers=1", "--flow_backend=keras", "--flow_preset=opencv"
+        )
+        flow = schema.read_metadata(output)["flow"]
+        self.assertEqual(flow["backend"], "mixed")
+        self.assertEqual(flow["shard_backends"].pop(rebuilt), "keras")
+        self.assertEqual(set(flow["shard_backends"].values()), {"opencv"})
         result = prepare_test._run(  # pylint: disable=protected-access
             *self.args,
             f"--output_dir={output}",

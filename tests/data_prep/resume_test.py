@@ -69,9 +69,15 @@ class DescribeInputsTest(absltest.TestCase):
                 ]
             }
         )
+        # Missing files: no size or modification time.
         self.assertEqual(
             described,
-            {"train": [["b", "/v/b.avi", [2], 0, 0], ["a", "/v/a", [1, 3], 5, 9]]},
+            {
+                "train": [
+                    ["b", "/v/b.avi", [2], 0, 0, None, None],
+                    ["a", "/v/a", [1, 3], 5, 9, None, None],
+                ]
+            },
         )
         # What JSON reads back, so that it compares equal to inputs.json.
         self.assertEqual(json.loads(json.dumps(described)), described)
@@ -132,10 +138,34 @@ class CheckSettingsTest(absltest.TestCase):
         self.assertEqual(
             str(raised.exception),
             f"{self.output_dir} was prepared from another input: "
-            "train: 1 added (d); train: 1 removed (b); train: 1 changed (a). "
-            f"Use a new --output_dir, or delete {self.output_dir} to prepare it "
-            "again.",
+            "train: 1 added (d); train: 1 removed (b); train: 1 changed (a) (a "
+            "changed video: another path, labels, clip, or a file replaced under "
+            f"the same name). Use a new --output_dir, or delete {self.output_dir} "
+            "to prepare it again.",
         )
+
+    def test_a_video_replaced_under_the_same_name_is_refused(self):
+        video = os.path.join(self.create_tempdir().full_path, "a.avi")
+        with open(video, "wb") as f:
+            f.write(b"first video")
+        splits = {"train": [_item("a", video)]}
+        resume.check_settings(
+            self.progress_dir, _fingerprint(), resume.describe_inputs(splits)
+        )
+        with open(video, "wb") as f:
+            f.write(b"another, longer video")
+        with self.assertRaisesRegex(ValueError, r"train: 1 changed \(a\)"):
+            resume.check_settings(
+                self.progress_dir, _fingerprint(), resume.describe_inputs(splits)
+            )
+
+    def test_an_older_record_without_the_stat_is_kept_and_upgraded(self):
+        current = _inputs(["a", "b"])
+        older = {"train": [entry[:5] for entry in current["train"]]}
+        resume.check_settings(self.progress_dir, _fingerprint(), older)
+        resume.check_settings(self.progress_dir, _fingerprint(), current)
+        path = os.path.join(self.progress_dir, resume.INPUTS_FILE)
+        self.assertEqual(resume.read_json(path), current)
 
     def test_a_new_split_and_many_added_videos(self):
         resume.check_settings(self.progress_dir, _fingerprint(), _inputs(["a"]))

@@ -104,7 +104,7 @@ class EnsureToyDatasetTest(absltest.TestCase):
         self.assertEqual(metadata["toy_version"], toy.TOY_VERSION)
         with mock.patch.object(toy, "TOY_VERSION", toy.TOY_VERSION + 1):
             with self.assertRaisesRegex(
-                RuntimeError, f"{data_dir} holds toy data of generator version"
+                ValueError, f"{data_dir} holds toy data of generator version"
             ):
                 toy.ensure_toy_dataset(data_dir)
 

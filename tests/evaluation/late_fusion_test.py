@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -191,6 +192,12 @@ class SyntheticTest(parameterized.TestCase):
             f.create_dataset("features", data=np.zeros((2, 3)))
         with self.assertRaisesRegex(ValueError, "no score dataset"):
             score_files.read_scores(f"{self.dir}/bad.h5")
+        pathlib.Path(f"{self.dir}/scores.txt").write_text("0.1 0.9\n")
+        for path in (f"{self.dir}/scores.txt", self.dir):
+            with self.assertRaisesRegex(
+                ValueError, f"^{re.escape(path)} is not an HDF5 score file"
+            ):
+                fuse.fuse_files([path], [1], labels=lst)
 
 
 if __name__ == "__main__":

@@ -326,13 +326,15 @@ class ExportTest(absltest.TestCase):
             self.assert_close(
                 self.reloaded["serve/" + key], self.reloaded["stream/" + key], key
             )
-        # The state is the pooling sums, whatever the video's length.
+        # The state is the pooling sums and the frame counts, whatever the
+        # video's length.
         shapes = {
             k: v.shape for k, v in self.reloaded.items() if k.startswith("state/")
         }
         self.assertEqual(
             shapes,
             {
+                "state/frames": (2,),
                 "state/rgb_s1": (2, 4, 16),
                 "state/rgb_s0": (2, 4),
                 "state/flow_s1": (2, 4, 16),

@@ -93,6 +93,43 @@ class StreamPredictTest(absltest.TestCase):
         self.assertRegex(lines[3], r"^  \[00:01\.6\] ")  # the final one, 41 frames
         self.assertIn(f"error: {self.corrupt}: unreadable", run.stderr)
 
+    def test_a_video_ending_on_a_report_is_reported_once_at_its_end(self):
+        path = prediction_test.write_video(
+            os.path.join(self.create_tempdir().full_path, "forty.avi"), 40
+        )
+        reports = []
+        streaming_prediction.Streamer(self.export_dir).run(
+            path, chunk_frames=4, report_every=0.4, on_report=reports.append
+        )
+        self.assertEqual([round(r["second"], 2) for r in reports], [0.4, 0.8, 1.2, 1.6])
+
+    def test_a_truncated_video_is_refused_by_both_paths_or_kept_under_the_flag(self):
+        with open(self.long, "rb") as f:
+            data = f.read()
+        path = os.path.join(self.create_tempdir().full_path, "cut.avi")
+        with open(path, "wb") as f:
+            f.write(data[: len(data) * 6 // 10])  # the header still says 41
+        streamer = streaming_prediction.Streamer(self.export_dir)
+        hint = r"^truncated: the container promises 41 frames .*--keep_truncated"
+        with self.assertRaisesRegex(video_io.TruncatedVideo, hint):
+            streamer.run(path, report_every=100.0)
+        (whole,) = prediction.predict_videos(self.export_dir, [path])
+        self.assertRegex(whole["error"], hint)
+        kept = streamer.run(path, report_every=100.0, keep_truncated=True)
+        self.assertLess(kept["frames"], 40)
+        (whole,) = prediction.predict_videos(
+            self.export_dir, [path], keep_truncated=True
+        )
+        self.assertEqual(
+            [e["class"] for e in whole["top5"]], [e["class"] for e in kept["top5"]]
+        )
+
+    def test_finishing_a_stream_fed_no_frames_is_refused(self):
+        signatures = tf.saved_model.load(self.export_dir).signatures
+        state = signatures["streaming_start"](batch_size=tf.constant(1))
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "fed no frames"):
+            signatures["streaming_finish"](**state)
+
     def test_a_too_short_video_is_named(self):
         streamer = streaming_prediction.Streamer(self.export_dir)
         with self.assertRaisesRegex(prediction.VideoError, "too short: 2 frame"):
