@@ -80,6 +80,7 @@ class RunAndServe:
         videos = {
             m: rng.integers(0, 256, (2, NUM_FRAMES, *RESIZE_TO, c), np.uint8)
             for m, c in CHANNELS.items()
+            if m in streams or "fused" in streams
         }
         serve = tf.saved_model.load(export_dir).signatures["serving_default"]
         outputs = serve(**{m: tf.constant(v) for m, v in videos.items()})
@@ -101,7 +102,8 @@ class RunAndServe:
             ends = inspection.endpoints_model(model)
             names = inspection.input_names(model)
             expected = ends({n: crops[n] for n in names}, training=False)
-            key = "descriptor" if stream == "fused" else f"{stream}_descriptor"
+            # Late fusion prefixes each stream's descriptor with its name.
+            key = f"{stream}_descriptor" if len(streams) > 1 else "descriptor"
             np.testing.assert_allclose(
                 outputs[key].numpy(),
                 keras.ops.convert_to_numpy(expected["descriptor"]),

@@ -223,8 +223,21 @@ error = np.abs(outputs - model_2d.predict(frame, verbose=0)[:, None]).max()
 path = os.path.join(tempfile.mkdtemp(), "model.keras")
 model_3d.save(path)
 reloaded = keras.saving.load_model(path).predict(clip, verbose=0)
+
+# ActionVLAD over a tiny I3D: flow stacks unfold into one clip on JAX too.
+from avlad_tf.models import action_vlad
+flow = action_vlad.build_model(num_classes=3, modality="flow", backbone="tiny_i3d",
+                               image_size=32, flow_stack=2, num_clusters=4)
+stacks = np.random.default_rng(1).normal(0, 50, (2, 4, 32, 32, 4)).astype("float32")
+logits = flow.predict({"flow": stacks}, verbose=0)
+flow_path = os.path.join(tempfile.mkdtemp(), "flow.keras")
+flow.save(flow_path)
+again = keras.saving.load_model(flow_path).predict({"flow": stacks}, verbose=0)
 print(json.dumps({"steps": outputs.shape[1], "error": float(error),
-                  "reload_error": float(np.abs(reloaded - outputs).max())}))
+                  "reload_error": float(np.abs(reloaded - outputs).max()),
+                  "i3d_logits": list(logits.shape),
+                  "i3d_finite": bool(np.isfinite(logits).all()),
+                  "i3d_reload_error": float(np.abs(again - logits).max())}))
 """
 
 
@@ -235,6 +248,9 @@ class JaxBackendTest(absltest.TestCase):
         self.assertEqual(result["steps"], 3)
         self.assertLess(result["error"], 1e-5)
         self.assertEqual(result["reload_error"], 0.0)
+        self.assertEqual(result["i3d_logits"], [2, 3])
+        self.assertTrue(result["i3d_finite"])
+        self.assertEqual(result["i3d_reload_error"], 0.0)
 
 
 if __name__ == "__main__":
