@@ -1,15 +1,19 @@
-"""Exact-resume checkpoints: model, optimizer, step and tf.data iterator.
+"""Exact-resume checkpoints: model, optimizer and step.
 
 One `tf.train.CheckpointManager` per stage under
 `<workdir>/<stream>/checkpoints/stage<k>/`. A checkpoint holds every model
 variable (including dropout seed-generator states, so the random stream
-resumes too), the stage's Adam state with its `iterations` (the stage's
-update counter, which also drives the learning-rate schedule) and the
-position of the training tf.data iterator (docs/PITFALLS.md Sec. 0: iterator
-checkpointing works for TFRecord -> shuffle -> batch -> prefetch). Restoring
-the latest one and running on therefore gives the same weights as a run that
-was never interrupted. A multi-worker run's checkpoints hold no iterator: its
-data position follows from the update count (`training.loop`).
+resumes too) and the stage's Adam state with its `iterations` (the stage's
+update counter, which also drives the learning-rate schedule). The data
+position follows from that count: a resumed run rebuilds the training
+stream and skips the records already consumed, before any decoding
+(`schedule._stream_arguments`). Restoring the latest checkpoint and running
+on therefore gives the same weights as a run that was never interrupted.
+
+Checkpoints hold no tf.data iterator: its state holds the shuffle buffer of
+serialised records, so it grew with the records (docs/TRAINING.md,
+"Checkpoint size"). Checkpoints written when they held one (`holds_iterator`)
+still resume from it.
 """
 
 import math

@@ -134,14 +134,19 @@ def train_stages(
 
 
 def _keeps_iterator(strategy, latest):
-    """Whether a stage's checkpoints hold the data iterator.
+    """Whether a stage's checkpoints hold the data iterator: only those of a
+    single-process run written before they stopped holding it.
 
-    A multi-worker checkpoint holds none (each worker's differs, and every
-    worker restores the chief's checkpoint); whatever run resumes one
-    rebuilds the stream at the checkpoint's update instead.
+    An iterator's state holds its shuffle buffer of serialised records, so
+    it grows with the records (hundreds of MB per checkpoint at real
+    sizes), and a multi-worker checkpoint cannot hold one (each worker's
+    differs). Every run now rebuilds the stream at the checkpoint's update
+    instead (`_stream_arguments`' skip), which resumes as exactly.
     """
-    return not distribution.is_multi_worker(strategy) and (
-        latest is None or checkpointing.holds_iterator(latest)
+    return (
+        not distribution.is_multi_worker(strategy)
+        and latest is not None
+        and checkpointing.holds_iterator(latest)
     )
 
 
