@@ -263,7 +263,18 @@ def _os_hint(error):
 
 # Lines of a TensorFlow runtime error that locate it in the graph, which
 # says nothing to the user.
-_GRAPH_CONTEXT = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+_GRAPH_CONTEXT = (
+    "Graph execution error",
+    "Detected at node",
+    "<stack traces",
+    "[[",
+    'File "',
+)
+# A multi-worker job whose other worker died: what to do.
+_LOST_WORKER = (
+    "; a worker of the multi-worker job stopped: start the same command on "
+    "every worker again, and they resume from the chief's last checkpoint"
+)
 
 
 def tensorflow_message(error):
@@ -287,6 +298,8 @@ def tensorflow_message(error):
     text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
     if "No space left on device" in text:
         text += _OS_HINTS[errno.ENOSPC]
+    if "/job:worker" in text:  # a collective op lost a worker of the job
+        text += _LOST_WORKER
     return text
 
 

@@ -83,6 +83,22 @@ class TensorflowMessageTest(absltest.TestCase):
             cli.tensorflow_message(error), 'Shard "/d/a.tfrecord": 5 listed, 2 read.'
         )
 
+    def test_a_lost_worker_says_to_restart_every_worker(self):
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        error = tf.errors.UnavailableError(
+            None,
+            None,
+            "Graph execution error:\n\nDetected at node x defined at (most recent "
+            'call last):\n  File "/a/train.py", line 50, in <module>\nCollective '
+            "ops is aborted by: Error reported from /job:worker/task:1: The "
+            "following tasks are unhealthy (stopped sending heartbeats)",
+        )
+        message = cli.tensorflow_message(error)
+        self.assertRegex(message, r"^Collective ops is aborted by: .*task:1")
+        self.assertNotIn("train.py", message)
+        self.assertIn("start the same command on every worker again", message)
+
     def test_other_errors_are_not_tensorflows(self):
         self.assertIsNone(cli.tensorflow_message(RuntimeError("x")))
 
