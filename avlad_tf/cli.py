@@ -215,8 +215,25 @@ def _quiet_libraries():
         return
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # Beam warns of the options it leaves to the program, which names an
+    # unknown one itself.
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
+
+
+@contextlib.contextmanager
+def root_log_level(level):
+    """The root logger at `level` or above inside the block, unless
+    `--verbosity` is given (`_quiet_libraries`)."""
+    root = logging.getLogger()
+    previous = root.level
+    if not _verbose():
+        root.setLevel(max(level, previous))
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
 
 
 def one_line(error):

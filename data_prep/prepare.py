@@ -21,6 +21,7 @@ Exits non-zero when videos were left out (report.json says which and why)
 unless --allow_missing; a re-run resumes, skipping finished shards.
 """
 
+import logging
 import os
 import re
 import sys
@@ -211,7 +212,10 @@ def _executor(argv):
             )
         return writer.LocalPool(_WORKERS.value)
     try:
-        from data_prep import beam_writer  # pylint: disable=import-outside-toplevel
+        # Beam warns on the root logger, at import, of optional cloud
+        # clients that are not installed: not the user's concern here.
+        with cli.root_log_level(logging.ERROR):
+            from data_prep import beam_writer  # pylint: disable=import-outside-toplevel
     except ImportError as e:
         raise app.UsageError(
             f"--runner needs Apache Beam: pip install -e '.[beam]' ({e})"
