@@ -4,17 +4,19 @@
 The pipeline does the same work as `writer.LocalPool`, through the same two
 functions, so its output is the same byte for byte:
 
-    planned (shard, position, item)
-      → EncodeVideo: `writer.encode_task`, in a subprocess per worker
-        ├ records ──────────────────────────────────────┐
-        ├ left out, or crashed twice (reason) ─ dead letters ┤
-        └ raised past encode_task (Beam's dead-letter output) ┤
-      → group by shard → WriteShard: `writer.write_shard` in `position` order
+    planned (split, shard, items) → reshuffled over the workers
+      → PrepareShard: `writer.encode_task` on each video, in order, in an
+        isolating subprocess, then at once `writer.write_shard`
+        ├ (shard, record count)
+        └ left out, crashed twice, or raised past encode_task ─ dead letters
 
-Which video goes into which shard, and in which order, is decided by the
-resolved plan (`writer.plan_shards`), never by the runner. `metadata.json`
-and the report are written by the launching process once the pipeline has
-finished and every shard exists (`writer.write_dataset`, `writer.finish`).
+A shard is written as soon as its own videos are encoded, so a run killed
+midway keeps every shard it finished (a rerun verifies and skips them),
+instead of waiting for a group-by over every video. Which video goes into
+which shard, and in which order, is decided by the resolved plan
+(`writer.plan_shards`), never by the runner. `metadata.json` and the report
+are written by the launching process once the pipeline has finished and
+every shard exists (`writer.write_dataset`, `writer.finish`).
 """
 
 from concurrent import futures
@@ -44,12 +46,10 @@ def dead_letter(task, reason):
     }
 
 
-# Beam infers a union with `TaggedOutput` from `process`, which GroupByKey
-# refuses: say what the main output is.
-@beam.typehints.with_output_types(beam.typehints.Tuple[str, beam.typehints.Any])
-class EncodeVideo(beam.DoFn):
-    """`encode_fn` on one planned video, in an isolating subprocess: its
-    record, or a dead letter with the reason.
+class PrepareShard(beam.DoFn):
+    """Encodes one planned shard's videos in order, each in an isolating
+    subprocess, and writes the shard: `(shard, record count)`, and a dead
+    letter with the reason for each video left out.
 
     The subprocess is spawned, not forked. Beam's own isolation
     (`with_exception_handling(use_subprocess=True)`) forks the worker, whose
@@ -57,7 +57,8 @@ class EncodeVideo(beam.DoFn):
     tests/data_prep/beam_test.py's videos lost two healthy ones.
     """
 
-    def __init__(self, options, encode_fn=writer.encode_task):
+    def __init__(self, output_dir, options, encode_fn=writer.encode_task):
+        self._output_dir = output_dir
         self._options = options
         self._encode_fn = encode_fn
         self._pool = None  # started on the worker, at the first video
@@ -72,8 +73,9 @@ class EncodeVideo(beam.DoFn):
         )
 
     def _encode(self, item):
-        """`encode_fn`'s result; a video whose subprocess dies twice (a
-        decoder segfault, the OOM killer) is left out as crashed."""
+        """`encode_fn`'s `(serialized, reason, note)`; a video whose
+        subprocess dies twice (a decoder segfault, the OOM killer) is left
+        out as crashed, one that raises past `encode_fn` with the error."""
         for attempt in range(CRASH_ATTEMPTS):
             self._pool = self._pool or self._start()
             try:
@@ -82,94 +84,57 @@ class EncodeVideo(beam.DoFn):
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
                 crash = f"crashed: its process died {attempt + 1} time(s) ({e})"
+            except Exception as e:  # pylint: disable=broad-except
+                return None, f"error: {type(e).__name__}: {e}", ""
         return None, crash, ""
 
     def process(self, task):
-        shard, position, _, item = task
-        serialized, reason, note = self._encode(item)
-        if serialized is None:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(task, reason))
-        else:
-            yield shard, (position, serialized, "", note)
+        split, shard, items = task
+        dead = []
+
+        def results():
+            for position, item in enumerate(items):
+                serialized, reason, note = self._encode(item)
+                if serialized is None:
+                    dead.append(dead_letter((shard, position, split, item), reason))
+                yield serialized, reason, note
+
+        count = writer.write_shard(
+            self._output_dir,
+            split,
+            shard,
+            items,
+            results(),
+            flow_backend=self._options.flow_backend,
+        )
+        print(f"{shard}: {count} of {len(items)} videos written.", file=sys.stderr)
+        for letter in dead:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
+        yield shard, count
 
     def teardown(self):
         if self._pool:
             self._pool.shutdown(cancel_futures=True)
 
 
-def _raised(failure):
-    """A video whose encoding raised past `encode_fn`'s own handling."""
-    task, (exc_type, exc, _) = failure
-    name = getattr(exc_type, "__name__", str(exc_type))
-    return dead_letter(task, f"error: {name}: {exc}")
-
-
-class WriteShard(beam.DoFn):
-    """Writes one shard from its videos' results, in planned order."""
-
-    def __init__(self, output_dir, plan, flow_backend):
-        self._output_dir = output_dir
-        self._plan = plan  # {shard: (split, items)}
-        self._flow_backend = flow_backend
-
-    def process(self, grouped):
-        shard, results = grouped
-        split, items = self._plan[shard]
-        by_position = {}
-        for position, serialized, reason, note in results:
-            by_position[position] = (serialized, reason, note)
-        if sorted(by_position) != list(range(len(items))):
-            raise RuntimeError(
-                f"{shard}: {len(by_position)} results for {len(items)} planned "
-                f"videos; nothing is written rather than a shard that lacks some"
-            )
-        ordered = (by_position[i] for i in range(len(items)))
-        count = writer.write_shard(
-            self._output_dir,
-            split,
-            shard,
-            items,
-            ordered,
-            flow_backend=self._flow_backend,
-        )
-        print(f"{shard}: {count} of {len(items)} videos written.", file=sys.stderr)
-        yield shard, count
-
-
 def build(pipeline, output_dir, todo, options, *, encode_fn=writer.encode_task):
     """Adds the preparation of `todo` (`[(split, shard, items)]`) to `pipeline`.
 
     Returns:
-        PCollections `{"records": (shard, (position, serialized, "", note)),
-        "dead_letters": report entries plus "shard" and "position",
-        "shards": (shard, record count)}`.
+        PCollections `{"shards": (shard, record count), "dead_letters":
+        report entries plus "shard" and "position"}`.
     """
-    plan = {shard: (split, items) for split, shard, items in todo}
-    tasks = [
-        (shard, position, split, item)
-        for split, shard, items in todo
-        for position, item in enumerate(items)
-    ]
-    encoded = (
+    prepared = (
         pipeline
-        | "Plan" >> beam.Create(tasks)
-        | "Encode"
-        >> beam.ParDo(EncodeVideo(options, encode_fn))
-        .with_outputs(DEAD_LETTERS, main="records")
-        .with_exception_handling()
+        | "Plan" >> beam.Create(todo)
+        # One shard per element: spread them over the workers.
+        | "Spread" >> beam.Reshuffle()
+        | "Prepare"
+        >> beam.ParDo(PrepareShard(output_dir, options, encode_fn)).with_outputs(
+            DEAD_LETTERS, main="shards"
+        )
     )
-    raised = encoded.bad | "Raised" >> beam.Map(_raised)
-    dead = (encoded[DEAD_LETTERS], raised) | "DeadLetters" >> beam.Flatten()
-    left_out = dead | "LeftOut" >> beam.Map(
-        lambda d: (d["shard"], (d["position"], None, d["reason"], ""))
-    )
-    shards = (
-        (encoded.records, left_out)
-        | "Results" >> beam.Flatten()
-        | "ByShard" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(WriteShard(output_dir, plan, options.flow_backend))
-    )
-    return {"records": encoded.records, "dead_letters": dead, "shards": shards}
+    return {"shards": prepared.shards, "dead_letters": prepared[DEAD_LETTERS]}
 
 
 def pipeline_options(args):

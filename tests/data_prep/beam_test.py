@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import time
 
 from absl.testing import absltest
 import apache_beam as beam
@@ -14,6 +16,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing import util as beam_util
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
@@ -30,10 +33,31 @@ RECORDS_PER_SHARD = 2
 CRASHING_VIDEO = "b/3"
 
 
-def _video_id(keyed_record):
-    _, (_, serialized, _, _) = keyed_record
-    parsed = schema.parse_sequence_example(serialized)
-    return parsed[schema.VIDEO_ID_KEY].numpy().decode()
+def _shard_counts(data_dir):
+    """`[(shard, record count)]` of a prepared dataset, from its metadata."""
+    metadata = schema.read_metadata(data_dir)
+    return [
+        (shard["file"], shard["num_records"])
+        for split in metadata["splits"].values()
+        for shard in split["shards"]
+    ]
+
+
+def _shards(data_dir):
+    """The finished shard files in `data_dir` (none if it does not exist)."""
+    if not os.path.isdir(data_dir):
+        return []
+    return sorted(n for n in os.listdir(data_dir) if n.endswith(".tfrecord"))
+
+
+def _shard_of(data_dir, video_id):
+    """The shard file of a prepared dataset that holds `video_id`."""
+    for shard, _ in _shard_counts(data_dir):
+        for record in tf.data.TFRecordDataset(os.path.join(data_dir, shard)):
+            parsed = schema.parse_sequence_example(record)
+            if parsed[schema.VIDEO_ID_KEY].numpy().decode() == video_id:
+                return shard
+    raise AssertionError(f"{video_id} is in no shard of {data_dir}")
 
 
 class _SegfaultOn:
@@ -54,8 +78,8 @@ class _TestPipelineExecutor:
 
     description = "in a TestPipeline"
 
-    def __init__(self, expected_ids, expected_dead, encode_fn=writer.encode_task):
-        self.expected_ids, self.expected_dead = expected_ids, expected_dead
+    def __init__(self, expected_shards, expected_dead, encode_fn=writer.encode_task):
+        self.expected_shards, self.expected_dead = expected_shards, expected_dead
         self.encode_fn = encode_fn
 
     def write(self, output_dir, todo, options):
@@ -64,8 +88,9 @@ class _TestPipelineExecutor:
             out = beam_writer.build(
                 pipeline, output_dir, todo, options, encode_fn=self.encode_fn
             )
-            ids = out["records"] | beam.Map(_video_id)
-            beam_util.assert_that(ids, beam_util.equal_to(self.expected_ids))
+            beam_util.assert_that(
+                out["shards"], beam_util.equal_to(self.expected_shards)
+            )
             dead = out["dead_letters"] | beam.Map(
                 lambda d: (d["video_id"], d["reason"].split(":")[0])
             )
@@ -130,7 +155,7 @@ class BeamWriterTest(absltest.TestCase):
     def test_test_pipeline_output_equals_the_local_pool(self):
         out = self.create_tempdir().full_path
         executor = _TestPipelineExecutor(
-            ["a/0", "a/2", "a/4", "b/1", "b/3", "b/5"], [("a/bad", "unreadable")]
+            _shard_counts(self.local), [("a/bad", "unreadable")]
         )
         summary = self._prepare(out, executor)
         self.assertEqual(summary.written, 6)
@@ -139,8 +164,10 @@ class BeamWriterTest(absltest.TestCase):
     @pytest.mark.slow
     def test_a_crashing_decoder_is_a_dead_letter_not_a_dead_job(self):
         out = self.create_tempdir().full_path
+        counts = _shard_counts(self.local)
+        crashed_in = _shard_of(self.local, CRASHING_VIDEO)
         executor = _TestPipelineExecutor(
-            ["a/0", "a/2", "a/4", "b/1", "b/5"],
+            [(s, n - (s == crashed_in)) for s, n in counts],
             [("a/bad", "unreadable"), (CRASHING_VIDEO, "crashed")],
             encode_fn=_SegfaultOn(CRASHING_VIDEO),
         )
@@ -193,6 +220,39 @@ class BeamWriterTest(absltest.TestCase):
         )
         ids = np.concatenate([f["video_id"].numpy() for f, _ in dataset])
         self.assertEqual(sorted(i.decode() for i in ids), ["a/4", "b/3", "b/5"])
+
+    @pytest.mark.slow
+    def test_a_killed_run_keeps_the_shards_it_finished(self):
+        out = os.path.join(self.create_tempdir().full_path, "beam")
+        args = [
+            "--dataset=folders",
+            f"--input_dir={self.videos}",
+            f"--output_dir={out}",
+            "--test_fraction=0.5",
+            "--frame_size=24,32",
+            "--records_per_shard=1",  # 7 shards, written one by one
+            "--runner=DirectRunner",
+        ]
+        process = subprocess.Popen(
+            prepare_test._command(*args),  # pylint: disable=protected-access
+            cwd=prepare_test.REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.addCleanup(process.kill)
+        deadline = time.monotonic() + 240
+        while not _shards(out) and time.monotonic() < deadline:
+            self.assertIsNone(process.poll(), "prepare ended before a shard")
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)  # no cleanup of any kind
+        process.wait()
+        kept = _shards(out)
+        self.assertNotEmpty(kept)
+        self.assertLess(len(kept), 7)  # killed midway, shards already written
+        result = prepare_test._run(*args)  # pylint: disable=protected-access
+        self.assertRegex(result.stderr, rf"\({len(kept)} finished shards verified")
+        self.assertLen(_shards(out), 7)
 
     def test_finished_records_needs_each_shard_whole_with_its_note(self):
         output_dir = os.path.join(self.create_tempdir().full_path, "copy")
