@@ -1,7 +1,7 @@
 """GPU throughput in one run: TV-L1 flow, the ActionVLAD layer, the stage-2 step.
 
     python bench/gpu.py [--output=gpu_bench.json] [--budget_s=400]
-        [--streams=rgb,flow] [--search_stream=flow] [--smoke]
+        [--streams=rgb,flow,i3d_rgb,i3d_flow] [--search_stream=flow] [--smoke]
 
 For a GPU machine with JAX and no TensorFlow: it forces Keras's JAX backend
 and imports only keras.ops code (`tests/bench_gpu_test.py` runs it with
@@ -14,7 +14,9 @@ TensorFlow unimportable). It measures:
    call minus a steady call.
 2. `NetVLAD` (K = 64) forward + backward (weights and input) under jax.jit
    at the paper's shape, videos x 25 frames x 14x14x512.
-3. The stage-2 training step of each VGG16 stream (RGB 3 channels, flow 20):
+3. The stage-2 training step of each VGG16 stream (RGB 3 channels, flow 20)
+   and of ActionVLAD over I3D (`i3d_rgb`, `i3d_flow`: its Mixed_5c map, the
+   25 frames or stacks as one clip, docs/I3D.md):
    25 frames of 224x224, ActionVLAD K = 64 on conv5_3, HMDB51's 51 classes,
    conv5 + ActionVLAD + classifier trainable (`trainable.set_stage`), the
    update of `avlad_tf/training/step.py` for one sub-batch; float32 and
@@ -67,6 +69,7 @@ SIZES = {
     "train_batch": (4, 2),  # the release's sub-batch (gin/base.gin)
     "repeats": (5, 1),
     "search_steps": (8, 2),
+    "i3d": ("i3d", "tiny_i3d"),  # the backbone of the `i3d_*` streams
 }
 PRECISIONS = ("mixed_bfloat16", "float32")
 # Dense tensor-core FLOP/s, NVIDIA's SXM data sheets. JAX's default precision
@@ -224,6 +227,11 @@ def bench_vlad(cfg, until):
     return {"shape": shape, "clusters": cfg["clusters"], "rows": rows}
 
 
+def modality_of(stream):
+    """`rgb` or `flow`: a stream's input (`i3d_flow` reads flow)."""
+    return stream.rsplit("_", 1)[-1]
+
+
 def build_stream(cfg, stream, precision):
     """The project's stream model with stage 2's trainable set, and its Adam."""
     from avlad_tf.models import action_vlad  # needs gin-config: this part only
@@ -232,11 +240,12 @@ def build_stream(cfg, stream, precision):
 
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
+    i3d = stream.startswith("i3d")
     model = action_vlad.build_model(
         num_classes=cfg["num_classes"],
-        modality=stream,
-        backbone="vgg16",
-        endpoint="conv5_3",
+        modality=modality_of(stream),
+        backbone=cfg["i3d"] if i3d else "vgg16",
+        endpoint="Mixed_5c" if i3d else "conv5_3",
         pooling="netvlad",
         num_clusters=cfg["clusters"],
         image_size=cfg["image_size"],
@@ -279,10 +288,11 @@ def train_step(model, optimizer):
 def train_row(cfg, built, stream, precision, batch, until):
     """Compiles and times the step on `batch` random videos made on the device."""
     start, (model, optimizer, notes) = time.monotonic(), built
-    channels = 3 if stream == "rgb" else 2 * cfg["flow_stack"]
+    modality = modality_of(stream)
+    channels = 3 if modality == "rgb" else 2 * cfg["flow_stack"]
     shape = (batch, cfg["frames"], cfg["image_size"], cfg["image_size"], channels)
     make = jax.jit(lambda key: 50.0 * jax.random.normal(key, shape))  # one buffer
-    videos = {stream: make(jax.random.key(batch))}
+    videos = {modality: make(jax.random.key(batch))}
     labels = jax.nn.one_hot(jnp.arange(batch) % cfg["num_classes"], cfg["num_classes"])
     variables = (model.trainable_variables, model.non_trainable_variables)
     state = [[v.value for v in vs] for vs in (*variables, optimizer.variables)]
@@ -440,7 +450,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="gpu_bench.json")
     parser.add_argument("--budget_s", type=float, default=400.0)
-    parser.add_argument("--streams", default="rgb,flow")
+    parser.add_argument("--streams", default="rgb,flow,i3d_rgb,i3d_flow")
     parser.add_argument("--search_stream", default="flow")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CPU")
     args = parser.parse_args()

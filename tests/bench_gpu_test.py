@@ -21,7 +21,9 @@ from tests import testing
 
 PRESETS = ("opencv", "opencv_cuda")
 FLOW_BATCHES = (1, 2)  # bench/gpu.py's --smoke sizes
-STREAMS = ("rgb", "flow")
+# The flow streams: RGB's differ only in their 3 input channels (the default
+# runs all four on a GPU).
+STREAMS = ("flow", "i3d_flow")
 PRECISIONS = ("mixed_bfloat16", "float32")
 
 
@@ -32,7 +34,13 @@ def run_smoke(output):
     env["PYTHONPATH"] = os.pathsep.join(paths)
     script = os.path.join(testing.REPO, "bench", "gpu.py")
     return subprocess.run(
-        [sys.executable, script, "--smoke", f"--output={output}"],
+        [
+            sys.executable,
+            script,
+            "--smoke",
+            f"--streams={','.join(STREAMS)}",
+            f"--output={output}",
+        ],
         env=env,
         cwd=os.path.dirname(output),
         capture_output=True,
