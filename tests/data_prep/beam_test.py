@@ -179,17 +179,22 @@ class BeamWriterTest(absltest.TestCase):
         self.assertEqual(summary.written, 5)
         self.assertEqual(summary.splits["test"]["num_records"], 2)
 
+    def _cli_args(self, output_dir, records_per_shard):
+        """`data_prep.prepare` on the test videos, on Beam's DirectRunner."""
+        return [
+            "--dataset=folders",
+            f"--input_dir={self.videos}",
+            f"--output_dir={output_dir}",
+            "--test_fraction=0.5",
+            "--frame_size=24,32",
+            f"--records_per_shard={records_per_shard}",
+            "--runner=DirectRunner",
+        ]
+
     @pytest.mark.slow
     def test_cli_on_two_workers_equals_the_local_pool_and_reads_back(self):
         out = os.path.join(self.create_tempdir().full_path, "beam")
-        args = [
-            "--dataset=folders",
-            f"--input_dir={self.videos}",
-            f"--output_dir={out}",
-            "--test_fraction=0.5",
-            "--frame_size=24,32",
-            f"--records_per_shard={RECORDS_PER_SHARD}",
-            "--runner=DirectRunner",
+        args = self._cli_args(out, RECORDS_PER_SHARD) + [
             "--direct_num_workers=2",
             "--direct_running_mode=multi_processing",
         ]
@@ -224,15 +229,7 @@ class BeamWriterTest(absltest.TestCase):
     @pytest.mark.slow
     def test_a_killed_run_keeps_the_shards_it_finished(self):
         out = os.path.join(self.create_tempdir().full_path, "beam")
-        args = [
-            "--dataset=folders",
-            f"--input_dir={self.videos}",
-            f"--output_dir={out}",
-            "--test_fraction=0.5",
-            "--frame_size=24,32",
-            "--records_per_shard=1",  # 7 shards, written one by one
-            "--runner=DirectRunner",
-        ]
+        args = self._cli_args(out, 1)  # 7 shards, written one by one
         process = subprocess.Popen(
             prepare_test._command(*args),  # pylint: disable=protected-access
             cwd=prepare_test.REPO,
