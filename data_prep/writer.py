@@ -150,8 +150,13 @@ def _map(items, options, workers, *, start_method="fork"):
     with futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(options,)
     ) as pool:
+        # Submitted here rather than by `pool.map`, whose iterator cancels
+        # the pending futures when it stops: ending the workers then makes
+        # the pool's thread fail those cancelled futures (InvalidStateError).
+        pending = [pool.submit(encode_task, item, options) for item in items]
         try:
-            yield from pool.map(encode_task, items, [options] * len(items))
+            for future in pending:
+                yield future.result()
         except futures.process.BrokenProcessPool as e:
             raise RuntimeError(
                 "a worker process died while preparing a video (a crashing "
@@ -163,7 +168,8 @@ def _map(items, options, workers, *, start_method="fork"):
             # Ctrl-C, or a shard that cannot be written (a full disk): the
             # pool would otherwise encode every queued video before leaving.
             # Its workers hold nothing to keep (shards are written here).
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Ended, they break the pool, which fails the queued videos, and
+            # the `with` returns at once.
             for worker in multiprocessing.active_children():
                 worker.terminate()
             raise
