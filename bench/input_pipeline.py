@@ -36,6 +36,8 @@ flags.DEFINE_integer("frames", 186, "frames per synthetic video (UCF101 mean)")
 flags.DEFINE_integer("batch_size", 4, "videos per batch")
 flags.DEFINE_integer("batches", 8, "batches timed per run")
 flags.DEFINE_integer("repeats", 2, "runs of each measurement (best kept)")
+flags.DEFINE_list("streams", ["rgb", "flow", "rgb+flow"], "stream sets to time")
+flags.DEFINE_list("modes", None, "modes to time (default: all), e.g. train")
 FLAGS = flags.FLAGS
 
 # (name, training, crops, pixel dtype); uint8 is `evaluate.normalize_on_device`.
@@ -177,8 +179,10 @@ def main(argv):
         "ratio (wall) | ratio (CPU time) |"
     )
     print("|---|---|---|---|---|---|")
-    for modalities in (("rgb",), ("flow",), ("rgb", "flow")):
+    for modalities in (tuple(s.split("+")) for s in FLAGS.streams):
         for mode, training, crops, pixels in MODES:
+            if FLAGS.modes and mode not in FLAGS.modes:
+                continue
             best_pipe = best_ref = (0.0, 0.0)
             for _ in range(FLAGS.repeats):
                 # The eval passes see each video once, so time what exists.

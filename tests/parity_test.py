@@ -16,6 +16,7 @@ import numpy as np
 
 from avlad_tf import cli
 from avlad_tf import run_record
+from avlad_tf.data import crop_geometry
 from avlad_tf.data import preprocessing
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import scoring
@@ -168,19 +169,19 @@ class FixedBehaviourTest(absltest.TestCase):
     def test_constants(self):
         self.assertEqual(netvlad.SQUARED_NORM_EPSILON, 1e-12)  # 12.8
         self.assertEqual(preprocessing.FLOW_MEAN, 128.0)  # 12.3
-        self.assertEqual(preprocessing.crop_sizes(224), (224, 196, 168, 147))  # 12.4
+        self.assertEqual(crop_geometry.crop_sizes(224), (224, 196, 168, 147))  # 12.4
         self.assertEqual(fusion.FUSION_DROPOUT_RATE, 0.5)  # 5.4
         np.testing.assert_allclose(fusion.DEFAULT_LATE_WEIGHTS, (1 / 3, 2 / 3))  # 12.17
         self.assertEqual(run_record.DEFAULT_NUM_CROPS, 1)  # 12.16
         self.assertEqual(backbones.DEFAULT_ENDPOINTS["vgg16"], "conv5_3")
 
     def test_release_crop_offsets(self):  # 12.4
-        offsets = preprocessing.eval_crop_offsets(
+        offsets = crop_geometry.eval_crop_offsets(
             resize_to=(256, 340), image_size=224, num_crops=5
         )
         self.assertEqual(offsets, ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60)))
         self.assertEqual(
-            preprocessing.eval_crop_offsets(
+            crop_geometry.eval_crop_offsets(
                 resize_to=(256, 340), image_size=224, num_crops=1
             ),
             ((16, 60),),

@@ -15,11 +15,13 @@ The release's pixel path, reproduced by default:
    128 (x is not negated on a flip).
 
 One augmentation per video: a crop box and flip are drawn once
-(`random_crop_params`) and applied to every frame and to both streams.
+(`crop_geometry.random_crop_params`) and applied to every frame and to both streams.
 
 When frames are already stored at `resize_to` (as `data_prep` writes them),
 step 2 is the identity, so the crop is taken from the uint8 frames before
-conversion; this gives the same numbers and touches far fewer pixels.
+conversion; this gives the same numbers and touches far fewer pixels. The
+reader goes further and decodes only the window of each stored frame that the
+crops read (`crop_geometry.decode_window`); it passes the window's `origin`.
 
 The tf.data reader decodes each distinct frame once and passes an `assemble`
 (`frame_sources`) that repeats frames and interleaves flow planes into the
@@ -32,88 +34,14 @@ import inspect
 
 import tensorflow as tf
 
+from avlad_tf.data import crop_geometry
+
 # Shared with the on-device twin of steps 3-4 (`layers.ReleasePixels`);
 # `KERAS_BGR_MEANS` is re-exported for the `bgr_means` switch.
 from avlad_tf.data.pixel_rules import FLOW_MEAN
 from avlad_tf.data.pixel_rules import KERAS_BGR_MEANS  # noqa: F401
 from avlad_tf.data.pixel_rules import MODALITIES
 from avlad_tf.data.pixel_rules import RELEASE_BGR_MEANS
-
-# Crop side ratios of the *output* size, drawn independently for h and w.
-SCALE_RATIOS = (1.0, 0.875, 0.75, 0.66)
-
-
-def crop_sizes(image_size, scale_ratios=SCALE_RATIOS):
-    """⌊image_size · r⌋ for each ratio: (224, 196, 168, 147) at 224."""
-    return tuple(int(image_size * ratio) for ratio in scale_ratios)
-
-
-def eval_crop_offsets(*, resize_to, image_size, num_crops, release_crop_offsets=True):
-    """(top, left) of each evaluation crop, in the release's order.
-
-    At 256×340 / 224 the release uses (16, 60) for one crop and (0, 0),
-    (0, 115), (31, 0), (31, 115), (16, 60) for five (TL, TR, BL, BR, centre).
-    With slack dy = H − S, dx = W − S that is: corners one pixel short of
-    (dy, dx) and a "centre" at (dy // 2, dx // 2 + 2), which is how other sizes
-    are generalised. `release_crop_offsets=False` gives true corners and the
-    true centre (dy // 2, dx // 2) instead.
-
-    Raises:
-        ValueError: for `num_crops` other than 1 or 5, or a crop larger than
-            `resize_to`.
-    """
-    dy, dx = resize_to[0] - image_size, resize_to[1] - image_size
-    if dy < 0 or dx < 0:
-        raise ValueError(
-            f"image_size {image_size} does not fit in resize_to {resize_to}."
-        )
-    if release_crop_offsets:
-        centre = (dy // 2, min(dx // 2 + 2, dx))
-        y1, x1 = max(dy - 1, 0), max(dx - 1, 0)
-    else:
-        centre = (dy // 2, dx // 2)
-        y1, x1 = dy, dx
-    if num_crops == 1:
-        return (centre,)
-    if num_crops == 5:
-        return ((0, 0), (0, x1), (y1, 0), (y1, x1), centre)
-    raise ValueError(f"num_crops must be 1 or 5. Received: {num_crops}")
-
-
-def random_crop_params(
-    seed, *, resize_to=(256, 340), image_size=224, scale_ratios=SCALE_RATIOS
-):
-    """Draws one training crop and flip for a whole video (Sec. 3.1).
-
-    Height and width sides are drawn independently from
-    ⌊image_size · r⌋, r in `scale_ratios`; the position uniformly over all
-    valid offsets [0, H' − h] × [0, W' − w]; the flip with probability 0.5.
-
-    Args:
-        seed: int `[2]`, stateless seed (one per video).
-
-    Returns:
-        dict of int32 scalars `top`, `left`, `height`, `width` and bool `flip`.
-    """
-    sizes = crop_sizes(image_size, scale_ratios)
-    if max(sizes) > min(resize_to):
-        raise ValueError(f"crop sizes {sizes} do not fit in resize_to {resize_to}.")
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
-
-    def uniform_int(i, maxval):
-        return tf.random.stateless_uniform(
-            [], seed=seeds[i], minval=0, maxval=maxval, dtype=tf.int32
-        )
-
-    height = tf.gather(sizes, uniform_int(0, len(sizes)))
-    width = tf.gather(sizes, uniform_int(1, len(sizes)))
-    return {
-        "height": height,
-        "width": width,
-        "top": uniform_int(2, resize_to[0] - height + 1),
-        "left": uniform_int(3, resize_to[1] - width + 1),
-        "flip": tf.random.stateless_uniform([], seed=seeds[4]) < 0.5,
-    }
 
 
 def resize(images, size, *, half_pixel_centers=False):
@@ -128,7 +56,7 @@ def eval_settings(settings):
     takes (the crop and pixel rules), for code that crops outside the
     pipeline: the SavedModel graph and dense evaluation."""
     accepted = inspect.signature(preprocess_for_eval).parameters
-    own = ("frames", "modality", "num_crops", "assemble")
+    own = ("frames", "modality", "num_crops", "assemble", "origin")
     return {k: v for k, v in settings.items() if k in accepted and k not in own}
 
 
@@ -144,6 +72,7 @@ def preprocess_for_eval(
     convert_before_resize=True,
     half_pixel_centers=False,
     assemble=None,
+    origin=None,
 ):
     """Evaluation crops of one video, all crops of a frame together.
 
@@ -164,6 +93,9 @@ def preprocess_for_eval(
         assemble: optional (the tf.data reader's, `frame_sources`); maps
             crops of the distinct frames `[U, N, h, w, c]` (any dtype) to
             the video's `[T, N, h, w, C]`.
+        origin: optional int32 `(top, left)`: `frames` are the window at
+            `origin` of frames stored at `resize_to` (the reader's partial
+            decode, `crop_geometry.decode_window`).
 
     Returns:
         float32 `[T · num_crops, S, S, C]`, frame-major (frame 0's crops, then
@@ -171,24 +103,22 @@ def preprocess_for_eval(
         minus the means (0..65025 with `convert_before_resize=False`, the
         original model's order, Sec. 11.2).
     """
-    boxes = _squares(
-        eval_crop_offsets(
-            resize_to=resize_to,
-            image_size=image_size,
-            num_crops=num_crops,
-            release_crop_offsets=release_crop_offsets,
-        ),
-        image_size,
+    boxes = crop_geometry.eval_boxes(
+        resize_to=resize_to,
+        image_size=image_size,
+        num_crops=num_crops,
+        release_crop_offsets=release_crop_offsets,
     )
     _check_frames(frames, modality)
 
-    def float_crops(video):  # [U, H', W', c] at resize_to
-        crops = _bgr_crops(video, boxes, modality)  # [U, N, S, S, c]
+    def float_crops(video, origin):  # [U, h', w', c] of frames at resize_to
+        crops = _bgr_crops(video, _shifted(boxes, origin), modality)  # [U, N, S, S, c]
         return _to_float(crops, convert_before_resize)
 
     crops = _crops_at_resize_to(
         frames,
         float_crops,
+        origin=origin,
         resize_to=resize_to,
         convert_before_resize=convert_before_resize,
         half_pixel_centers=half_pixel_centers,
@@ -209,6 +139,7 @@ def eval_crops_uint8(
     resize_to=(256, 340),
     release_crop_offsets=True,
     assemble=None,
+    origin=None,
     video_id="",
 ):
     """`preprocess_for_eval`'s crops before any arithmetic: uint8, RGB order.
@@ -218,8 +149,8 @@ def eval_crops_uint8(
     `resize_to` qualify: a resize would need floats.
 
     Args:
-        frames: uint8 `[T, H', W', C]` at `resize_to`; the other arguments as
-            in `preprocess_for_eval`.
+        frames: uint8 `[T, H', W', C]` at `resize_to` (or their window at
+            `origin`); the other arguments as in `preprocess_for_eval`.
         video_id: named by the size check's error.
 
     Returns:
@@ -230,12 +161,15 @@ def eval_crops_uint8(
         InvalidArgumentError: (when run) for frames of another size.
     """
     _check_modality(modality)
-    offsets = eval_crop_offsets(
+    boxes = crop_geometry.eval_boxes(
         resize_to=resize_to,
         image_size=image_size,
         num_crops=num_crops,
         release_crop_offsets=release_crop_offsets,
     )
+    if origin is not None:  # a window of frames stored at resize_to
+        crops = _crop_stack(frames, _shifted(boxes, origin))  # [U, N, S, S, c]
+        return _frame_major(assemble(crops) if assemble else crops)
     size = tf.shape(frames)[1:3]
     check = tf.debugging.Assert(
         tf.reduce_all(tf.equal(size, resize_to)),
@@ -249,9 +183,12 @@ def eval_crops_uint8(
     )
     with tf.control_dependencies([check]):
         frames = tf.identity(frames)
-    crops = _crop_stack(frames, _squares(offsets, image_size))  # [U, N, S, S, c]
-    crops = assemble(crops) if assemble else crops  # [T, N, ...]
-    # [T, N, ...] -> [T·N, ...]
+    crops = _crop_stack(frames, boxes)  # [U, N, S, S, c]
+    return _frame_major(assemble(crops) if assemble else crops)
+
+
+def _frame_major(crops):
+    """`[T, N, ...]` -> `[T·N, ...]`."""
     return tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[2:]], axis=0))
 
 
@@ -266,6 +203,7 @@ def preprocess_for_train(
     convert_before_resize=True,
     half_pixel_centers=False,
     assemble=None,
+    origin=None,
 ):
     """Applies one video's crop and flip (`random_crop_params`) to all frames.
 
@@ -275,25 +213,26 @@ def preprocess_for_train(
 
     Args:
         frames: uint8 `[T, H, W, C]` (see `preprocess_for_eval`).
-        params: the dict from `random_crop_params`; pass the same dict for
-            both streams of a video.
+        params: the dict from `crop_geometry.random_crop_params`; pass the
+            same dict for both streams of a video.
         modality, image_size, resize_to, bgr_means, convert_before_resize,
-        half_pixel_centers, assemble: as in `preprocess_for_eval`.
+        half_pixel_centers, assemble, origin: as in `preprocess_for_eval`.
 
     Returns:
         float32 `[T, S, S, C]`, on `preprocess_for_eval`'s scale.
     """
     _check_frames(frames, modality)
-    box = (params["top"], params["left"], params["height"], params["width"])
+    box = crop_geometry.train_box(params)
 
-    def assembled_crop(video):  # [U, H', W', c] at resize_to
-        crops = _bgr_crops(video, [box], modality)  # [U, 1, h, w, c]
+    def assembled_crop(video, origin):  # [U, h', w', c] of frames at resize_to
+        crops = _bgr_crops(video, _shifted([box], origin), modality)  # [U, 1, h, w, c]
         crops = assemble(crops) if assemble else crops  # [T, 1, h, w, C]
         return _to_float(crops, convert_before_resize)
 
     crops = _crops_at_resize_to(
         frames,
         assembled_crop,
+        origin=origin,
         resize_to=resize_to,
         convert_before_resize=convert_before_resize,
         half_pixel_centers=half_pixel_centers,
@@ -310,29 +249,33 @@ def preprocess_for_train(
 
 
 def _crops_at_resize_to(
-    frames, crop, *, resize_to, convert_before_resize, half_pixel_centers
+    frames, crop, *, origin, resize_to, convert_before_resize, half_pixel_centers
 ):
-    """`crop(video)`, where `video` is `frames` at `resize_to`.
+    """`crop(video, origin)`, where `video` is the window at `origin` of
+    `frames` at `resize_to`.
 
     Frames stored at `resize_to` (the usual case) skip the identity resize
-    and are cropped while still uint8: same numbers, less work. Others are
-    converted to float and resized first (steps 1-2).
+    and are cropped while still uint8: same numbers, less work; with an
+    `origin` they are already a window of such frames. Others are converted
+    to float and resized first (steps 1-2).
     """
+    if origin is not None:
+        return crop(frames, origin)
 
     def resized():
         floats = _to_float(frames, convert_before_resize)
-        return crop(
-            resize(floats, list(resize_to), half_pixel_centers=half_pixel_centers)
-        )
+        video = resize(floats, list(resize_to), half_pixel_centers=half_pixel_centers)
+        return crop(video, (0, 0))
 
     height, width = frames.shape[1], frames.shape[2]
     if height is not None and width is not None:  # static: no tf.cond needed
-        return crop(frames) if (height, width) == tuple(resize_to) else resized()
+        stored = (height, width) == tuple(resize_to)
+        return crop(frames, (0, 0)) if stored else resized()
     size = tf.shape(frames)
     stored = tf.logical_and(
         tf.equal(size[1], resize_to[0]), tf.equal(size[2], resize_to[1])
     )
-    return tf.cond(stored, lambda: crop(frames), resized)
+    return tf.cond(stored, lambda: crop(frames, (0, 0)), resized)
 
 
 def _check_frames(frames, modality):
@@ -360,9 +303,9 @@ def _to_float(images, convert_before_resize):
     return tf.cast(images, tf.float32)
 
 
-def _squares(offsets, image_size):
-    """(top, left, S, S) boxes of `offsets`."""
-    return [(top, left, image_size, image_size) for top, left in offsets]
+def _shifted(boxes, origin):
+    """`boxes` in the coordinates of a window at `origin`."""
+    return [(top - origin[0], left - origin[1], h, w) for top, left, h, w in boxes]
 
 
 def _bgr_crops(video, boxes, modality):

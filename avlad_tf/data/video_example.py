@@ -9,6 +9,7 @@ sampled JPEGs (`frame_sources`) and crops, flips and normalises them
 
 import tensorflow as tf
 
+from avlad_tf.data import crop_geometry
 from avlad_tf.data import frame_sources
 from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
@@ -93,6 +94,7 @@ def sample_and_augment(
     sampling_mode="release",
     joint_sampling="shared",
     pixel_dtype="float32",
+    partial_decode=True,
     **pixel_options,
 ):
     """Samples, decodes and preprocesses one parsed video (see `decode`).
@@ -109,7 +111,7 @@ def sample_and_augment(
         joint_sampling: with both streams, 'shared' (the release's rgb+flow
             rule: RGB frames at the flow stride) or 'independent' (each stream
             its own single-stream rule).
-        pixel_dtype: see `make_dataset`.
+        pixel_dtype, partial_decode: see `make_dataset`.
         **pixel_options: `scale_ratios` (training) and the parity switches
             `bgr_means`, `release_crop_offsets` (evaluation),
             `convert_before_resize`, `half_pixel_centers`.
@@ -132,11 +134,11 @@ def sample_and_augment(
         seed=sample_seed,
         sampling=sampling_mode,
     )
-    scale_ratios = pixel_options.pop("scale_ratios", preprocessing.SCALE_RATIOS)
+    scale_ratios = pixel_options.pop("scale_ratios", crop_geometry.SCALE_RATIOS)
     release_crop_offsets = pixel_options.pop("release_crop_offsets", True)
     params = None  # one crop and flip for every frame and both streams
     if training:
-        params = preprocessing.random_crop_params(
+        params = crop_geometry.random_crop_params(
             crop_seed,
             resize_to=resize_to,
             image_size=image_size,
@@ -151,6 +153,7 @@ def sample_and_augment(
             params=params,
             training=training,
             uint8=pixel_dtype == "uint8",
+            partial_decode=partial_decode,
             num_frames=num_frames,
             flow_stack=flow_stack,
             num_crops=num_crops,
@@ -194,41 +197,64 @@ def _preprocess(
     image_size,
     resize_to,
     release_crop_offsets,
+    partial_decode,
     **pixel_options,
 ):
     """One modality's frames at `indices`, decoded and preprocessed (see
     `sample_and_augment`): `[T · crops, S, S, C]`, uint8 flow
-    `[T · crops, C, S, S]`. `params`: the training crop and flip."""
-    if modality == "rgb":
-        frames, assemble = frame_sources.rgb_source(example, indices)
-    else:  # uint8 flow ships channels-first (`layers.pixels`)
-        frames, assemble = frame_sources.flow_source(
-            example, indices, channels_first=uint8
-        )
+    `[T · crops, C, S, S]`. `params`: the training crop and flip.
+
+    With `partial_decode`, frames stored at `resize_to` are decoded only
+    where the crops read them (`crop_geometry.decode_window`): the same
+    pixels, bit for bit, for less decoding."""
     if training:
-        video = preprocessing.preprocess_for_train(
-            frames,
-            params,
-            modality=modality,
-            image_size=image_size,
-            resize_to=resize_to,
-            assemble=assemble,
-            **pixel_options,
-        )
+        boxes = [crop_geometry.train_box(params)]
     else:
-        crops = dict(
-            modality=modality,
+        boxes = crop_geometry.eval_boxes(
+            resize_to=resize_to,
+            image_size=image_size,
             num_crops=num_crops,
+            release_crop_offsets=release_crop_offsets,
+        )
+
+    def decode_and_crop(window):
+        part = dict(window=window, frame_size=resize_to)
+        if modality == "rgb":
+            frames, assemble = frame_sources.rgb_source(example, indices, **part)
+        else:  # uint8 flow ships channels-first (`layers.pixels`)
+            frames, assemble = frame_sources.flow_source(
+                example, indices, channels_first=uint8, **part
+            )
+        where = dict(
+            modality=modality,
             image_size=image_size,
             resize_to=resize_to,
             assemble=assemble,
-            release_crop_offsets=release_crop_offsets,
+            origin=None if window is None else window[:2],
+        )
+        if training:
+            return preprocessing.preprocess_for_train(
+                frames, params, **where, **pixel_options
+            )
+        crops = dict(
+            where, num_crops=num_crops, release_crop_offsets=release_crop_offsets
         )
         if uint8:  # the crops before any arithmetic (`layers.ReleasePixels`)
             video_id = example[schema.VIDEO_ID_KEY]
-            video = preprocessing.eval_crops_uint8(frames, **crops, video_id=video_id)
-        else:
-            video = preprocessing.preprocess_for_eval(frames, **crops, **pixel_options)
+            return preprocessing.eval_crops_uint8(frames, **crops, video_id=video_id)
+        return preprocessing.preprocess_for_eval(frames, **crops, **pixel_options)
+
+    if partial_decode:
+        window = crop_geometry.decode_window(
+            boxes, resize_to=resize_to, channels=3 if modality == "rgb" else 1
+        )
+        video = tf.cond(
+            frame_sources.stored_at(example, modality, indices, resize_to),
+            lambda: decode_and_crop(window),
+            lambda: decode_and_crop(None),  # resized first: decode it all
+        )
+    else:
+        video = decode_and_crop(None)
     channels = 3 if modality == "rgb" else 2 * flow_stack
     crop = [image_size, image_size, channels]
     if uint8 and UINT8_DATA_FORMATS[modality] == "channels_first":

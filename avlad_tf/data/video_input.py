@@ -23,6 +23,7 @@ Record counts are checked against the manifest while reading
 import tensorflow as tf
 
 from avlad_tf import settings
+from avlad_tf.data import crop_geometry
 from avlad_tf.data import frame_sources
 from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
@@ -55,6 +56,7 @@ decode_distinct_frames = frame_sources.decode_distinct_frames
         "convert_before_resize",
         "half_pixel_centers",
     ),
+    execution=("partial_decode",),
     call=(
         "data_dir",
         "split",
@@ -89,12 +91,13 @@ def make_dataset(
     joint_sampling="shared",
     shuffle_buffer=64,
     cycle_length=4,
-    scale_ratios=preprocessing.SCALE_RATIOS,
+    scale_ratios=crop_geometry.SCALE_RATIOS,
     bgr_means=preprocessing.RELEASE_BGR_MEANS,
     release_crop_offsets=True,
     convert_before_resize=True,
     half_pixel_centers=False,
     pixel_dtype="float32",
+    partial_decode=True,
     info=None,
     num_shards=1,
     shard_index=0,
@@ -126,6 +129,10 @@ def make_dataset(
             arithmetic, RGB order, flow channels-first, for
             `layers.ReleasePixels` on the device
             (`evaluate.normalize_on_device` passes it; do not bind it).
+        partial_decode: decode only the part of each frame that the crops
+            read (`crop_geometry.decode_window`), for frames stored at
+            `resize_to`: bit-identical output, less decoding
+            (docs/PERFORMANCE.md). False decodes whole frames.
         info: the dataset's checked metadata (`dataset_info`) when the caller
             has it; else it is read and checked here.
         num_shards, shard_index: keep only videos `shard_index`,
@@ -187,6 +194,7 @@ def make_dataset(
         sampling_mode=sampling_mode,
         joint_sampling=joint_sampling,
         pixel_dtype=pixel_dtype,
+        partial_decode=partial_decode,
         scale_ratios=scale_ratios,
         bgr_means=bgr_means,
         release_crop_offsets=release_crop_offsets,
@@ -235,7 +243,7 @@ def _check_arguments(
             f"Received: num_shards={num_shards}, shard_index={shard_index}, "
             f"skip={skip}"
         )
-    preprocessing.eval_crop_offsets(
+    crop_geometry.eval_crop_offsets(
         resize_to=resize_to, image_size=image_size, num_crops=num_crops
     )  # validates early
 

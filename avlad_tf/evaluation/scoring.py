@@ -85,7 +85,7 @@ def evaluate(
     split=None,
     num_crops=None,
     batch_size=1,
-    normalize_on_device=False,
+    normalize_on_device=None,
     frames="sampled",
     frame_stride=1,
     chunk_frames=32,
@@ -104,9 +104,11 @@ def evaluate(
         batch_size: videos per batch (the release evaluated with 1).
         normalize_on_device: the pipeline ships uint8 crops and the model does
             the pixel arithmetic first (`layers.ReleasePixels`): the same
-            logits for a quarter of the host-to-device bytes and less host
-            work (5-crop batches are otherwise host-bound; docs/PERFORMANCE.md).
-            Needs frames stored at the run's `resize_to`.
+            logits, bit for bit, for a quarter of the host-to-device bytes
+            and a fraction of the host work (5-crop batches are otherwise
+            host-bound; docs/PERFORMANCE.md). Needs sampled frames stored at
+            the run's `resize_to`; None (the default) uses it wherever the
+            run's data is stored so, False never.
         frames: 'sampled': the run's T sampled frames (the release); 'all':
             every `frame_stride`-th frame (flow: stack start), `chunk_frames`
             at a time through the backbone into the pooling's running state,
@@ -141,6 +143,9 @@ def evaluate(
     inspection.check_crops(model, num_crops)
     num_params = model.count_params()  # the trained model's, for tables
     pixel_dtype = "float32"
+    normalize_on_device = _on_device(
+        normalize_on_device, record, input_settings, frames=frames
+    )
     if normalize_on_device:
         pixel_dtype = "uint8"
         model = action_vlad.with_uint8_pixels(
@@ -221,3 +226,20 @@ def format_result(result):
         f"crop(s){frames}, {result['num_videos']} videos: {values} -> "
         f"{result['scores_path']}"
     )
+
+
+def _on_device(normalize_on_device, record, input_settings, *, frames):
+    """Whether evaluation ships uint8 crops (`evaluate.normalize_on_device`)."""
+    stored = (record["data"].get("frame_height"), record["data"].get("frame_width"))
+    fits = frames == "sampled" and stored == tuple(input_settings["resize_to"])
+    if normalize_on_device is None:
+        return fits
+    unknown = None in stored  # older data: the pipeline's check decides
+    if normalize_on_device and not fits and not (unknown and frames == "sampled"):
+        raise ValueError(
+            "evaluate.normalize_on_device = True needs frames='sampled' and "
+            f"frames stored at the run's resize_to {input_settings['resize_to']}"
+            f" (the run's data has {stored}, frames={frames!r}); bind it to "
+            "None or False."
+        )
+    return bool(normalize_on_device)

@@ -4,9 +4,12 @@ The input pipeline normally ships float32 crops that are already on the
 release's scale (BGR minus [104, 117, 123], flow minus 128; docs/RELEASE.md
 Sec. 3). For evaluation it can ship the uint8 crops instead
 (`evaluate.normalize_on_device`): a quarter of the bytes and none of the host's
-float passes, which dominate 5-crop batches. This layer then does the same
-float32 operations, in the same order, on the accelerator, so the values are
-bit-identical to the host's (`tests/layers/pixels_test.py`).
+float passes, which dominate 5-crop batches. This layer then gives each
+uint8 value the float32 the host computes for it: the host's operations, in
+its order, run once on the 256 values into a table that the layer looks up.
+A lookup leaves a compiler nothing to fuse (XLA contracts a multiply and a
+subtraction into one rounding), so the values are bit-identical to the
+host's on every backend (`tests/layers/pixels_test.py`).
 
 uint8 flow ships channels-first, `[..., 2L, S, S]`: flow planes are decoded
 one per JPEG, and interleaving them into channels on the host is a byte-wise
@@ -28,6 +31,26 @@ from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 DATA_FORMATS = ("channels_last", "channels_first")
 # `tf.image.convert_image_dtype(uint8 → float32)` multiplies by this float32.
 _UINT8_TO_UNIT = np.float32(1.0 / 255.0)
+
+
+def pixel_table(modality, *, bgr_means=RELEASE_BGR_MEANS, convert_before_resize=True):
+    """The host's float32 value of every uint8 evaluation pixel.
+
+    Evaluation crops are not resized, so the host's steps (docs/RELEASE.md
+    Sec. 3) are: x · (1/255) (`convert_before_resize`), · 255, minus the mean.
+    NumPy rounds each float32 operation as TensorFlow does.
+
+    Returns:
+        float32 `[256]` for flow; `[256 · 3]` for RGB, value k of BGR channel
+        c at 3k + c.
+    """
+    x = np.arange(256, dtype=np.float32)
+    if convert_before_resize:
+        x = x * _UINT8_TO_UNIT
+    x = x * np.float32(255.0)
+    if modality == "flow":
+        return x - np.float32(FLOW_MEAN)
+    return (x[:, None] - np.asarray(bgr_means, np.float32)).reshape(-1)
 
 
 @keras.saving.register_keras_serializable(package="avlad_tf")
@@ -76,14 +99,16 @@ class ReleasePixels(keras.layers.Layer):
     def call(self, crops):
         if self.data_format == "channels_first":
             crops = ops.moveaxis(crops, -3, -1)  # [..., C, S, S] -> [..., S, S, C]
-        x = ops.cast(crops, "float32")
-        if self.convert_before_resize:
-            x = x * _UINT8_TO_UNIT
-        x = x * np.float32(255.0)
-        if self.modality == "flow":
-            return x - np.float32(FLOW_MEAN)
-        # RGB → BGR: the channel axis is the last one.
-        return ops.flip(x, axis=-1) - np.asarray(self.bgr_means, np.float32)
+        values = ops.cast(crops, "int32")
+        table = pixel_table(
+            self.modality,
+            bgr_means=self.bgr_means,
+            convert_before_resize=self.convert_before_resize,
+        )  # [256] flow, [256 · 3] RGB: value k of BGR channel c at 3k + c
+        if self.modality == "rgb":
+            # RGB → BGR on the channel axis, then each channel its own column.
+            values = ops.flip(values, axis=-1) * 3 + np.arange(3, dtype=np.int32)
+        return ops.take(table, values)
 
     def compute_output_spec(self, crops):
         shape = tuple(crops.shape)

@@ -5,6 +5,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf.data import crop_geometry
 from avlad_tf.data import preprocessing
 
 H, W, S = 48, 64, 32  # small stand-ins for 256×340 / 224
@@ -25,73 +26,6 @@ def _eager_and_in_dataset(fn, *args):
     return eager
 
 
-class CropGeometryTest(parameterized.TestCase):
-    def test_release_offsets_at_full_size(self):
-        self.assertEqual(
-            preprocessing.eval_crop_offsets(
-                resize_to=(256, 340), image_size=224, num_crops=1
-            ),
-            ((16, 60),),
-        )
-        self.assertEqual(
-            preprocessing.eval_crop_offsets(
-                resize_to=(256, 340), image_size=224, num_crops=5
-            ),
-            ((0, 0), (0, 115), (31, 0), (31, 115), (16, 60)),
-        )
-
-    def test_true_centre_switch(self):
-        self.assertEqual(
-            preprocessing.eval_crop_offsets(
-                resize_to=(256, 340),
-                image_size=224,
-                num_crops=5,
-                release_crop_offsets=False,
-            ),
-            ((0, 0), (0, 116), (32, 0), (32, 116), (16, 58)),
-        )
-
-    def test_offsets_generalise_to_toy_size(self):
-        offsets = preprocessing.eval_crop_offsets(
-            resize_to=(64, 85), image_size=56, num_crops=5
-        )
-        self.assertEqual(offsets, ((0, 0), (0, 28), (7, 0), (7, 28), (4, 16)))
-
-    def test_bad_crop_requests(self):
-        with self.assertRaisesRegex(ValueError, "num_crops must be 1 or 5"):
-            preprocessing.eval_crop_offsets(
-                resize_to=(256, 340), image_size=224, num_crops=3
-            )
-        with self.assertRaisesRegex(ValueError, "does not fit"):
-            preprocessing.eval_crop_offsets(
-                resize_to=(100, 340), image_size=224, num_crops=1
-            )
-
-    def test_train_crop_sizes_are_of_output_size(self):
-        self.assertEqual(preprocessing.crop_sizes(224), (224, 196, 168, 147))
-
-    def test_random_crop_params_cover_valid_range(self):
-        sizes = set(preprocessing.crop_sizes(S))
-        seen_h, seen_w, flips = set(), set(), set()
-        for s in range(60):
-            p = {
-                k: v.numpy()
-                for k, v in preprocessing.random_crop_params(
-                    tf.constant([7, s]), resize_to=(H, W), image_size=S
-                ).items()
-            }
-            self.assertIn(p["height"], sizes)
-            self.assertIn(p["width"], sizes)
-            self.assertBetween(p["top"], 0, H - p["height"])
-            self.assertBetween(p["left"], 0, W - p["width"])
-            seen_h.add(int(p["height"]))
-            seen_w.add(int(p["width"]))
-            flips.add(bool(p["flip"]))
-        self.assertEqual(seen_h, sizes)  # independent draws cover all sizes
-        self.assertEqual(seen_w, sizes)
-        self.assertEqual(flips, {True, False})
-
-
 class EvalPreprocessingTest(parameterized.TestCase):
     def test_five_crops_frame_major_at_release_offsets(self):
         video = _coordinate_video()
@@ -102,7 +36,7 @@ class EvalPreprocessingTest(parameterized.TestCase):
             video,
         )
         self.assertEqual(out.shape, (3 * 5, S, S, 3))
-        offsets = preprocessing.eval_crop_offsets(
+        offsets = crop_geometry.eval_crop_offsets(
             resize_to=(H, W), image_size=S, num_crops=5
         )
         raw = out + preprocessing.FLOW_MEAN
@@ -247,7 +181,7 @@ class TrainPreprocessingTest(parameterized.TestCase):
     def test_same_params_same_crop_for_every_frame(self):
         frame = np.random.default_rng(1).integers(0, 256, (H, W, 3))
         video = np.stack([frame] * 4).astype(np.uint8)
-        params = preprocessing.random_crop_params(
+        params = crop_geometry.random_crop_params(
             tf.constant([0, 5]), resize_to=(H, W), image_size=S
         )
         out = preprocessing.preprocess_for_train(
@@ -284,7 +218,7 @@ class AssembleTest(parameterized.TestCase):
 
         video = assemble(distinct[:, None])[:, 0].numpy()  # [T, H, W, C]
         options = dict(modality=modality, image_size=S, resize_to=(H, W))
-        params = preprocessing.random_crop_params(
+        params = crop_geometry.random_crop_params(
             tf.constant([4, 1]), resize_to=(H, W), image_size=S
         )
 

@@ -162,6 +162,35 @@ class MakeDatasetTest(parameterized.TestCase):
         distinct = {np.round(c).astype(np.uint8).tobytes() for c in crops}
         self.assertGreater(len(distinct), 3)  # videos do get different crops
 
+    def test_partial_decode_changes_no_pixel(self):
+        # Frames large enough for a colour window smaller than the frame.
+        data_dir = fake_data.write_fake_dataset(
+            os.path.join(testing.class_tempdir(type(self)), "large"),
+            num_videos=3,
+            content="pattern",
+            height=96,
+            width=160,
+        )
+        size = dict(SMALL, image_size=64, resize_to=(96, 160))
+        modes = ((True, 1, "float32"), (False, 1, "float32"), (False, 5, "float32"))
+        for training, crops, pixels in modes + ((False, 1, "uint8"),):
+            found = [
+                _first_batch(
+                    data_dir,
+                    modalities=("rgb", "flow"),
+                    training=training,
+                    num_crops=crops,
+                    pixel_dtype=pixels,
+                    partial_decode=partial,
+                    **size,
+                )[0]
+                for partial in (True, False)
+            ]
+            for modality in ("rgb", "flow"):
+                np.testing.assert_array_equal(
+                    found[0][modality], found[1][modality], err_msg=str(modes)
+                )
+
     @pytest.mark.slow
     def test_training_is_seeded(self):
         first = _first_batch(
