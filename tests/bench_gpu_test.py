@@ -38,6 +38,9 @@ def run_smoke(output):
             sys.executable,
             script,
             "--smoke",
+            # No part may stop for time: the budget guards a lent GPU's
+            # minutes, and a loaded CPU must not turn rows into skips.
+            "--budget_s=1000000",
             f"--streams={','.join(STREAMS)}",
             f"--output={output}",
         ],
@@ -45,7 +48,7 @@ def run_smoke(output):
         cwd=os.path.dirname(output),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,  # a hang, not a slow machine: about 140 s idle
         check=False,
     )
 

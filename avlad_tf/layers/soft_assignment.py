@@ -6,8 +6,6 @@ assignment-weighted descriptors. NeXtVLAD shares the masking, the final
 normalisations and the chunk-by-chunk streaming (`avlad_tf.layers.streaming`).
 """
 
-import warnings
-
 import keras
 from keras import ops
 
@@ -85,12 +83,13 @@ def soft_assign(inputs, kernel, bias):
 
 def cluster_softmax(logits):
     """Softmax over the last (cluster) axis."""
-    with warnings.catch_warnings():
+    if logits.shape[-1] == 1:
         # The K = 1 ablation is deliberate: a softmax over one cluster is
-        # identically 1 with a zero (not a missing) gradient, so keep it
-        # and silence Keras' "axis has size 1" warning.
-        warnings.filterwarnings("ignore", message=".*softmax over axis")
-        return ops.softmax(logits, axis=-1)
+        # identically 1 with a zero (not a missing) gradient. Written so, it
+        # is exactly that on every CPU; a softmax kernel may round 1 - 1 in
+        # its gradient to 1e-8.
+        return 1.0 + 0.0 * logits
+    return ops.softmax(logits, axis=-1)
 
 
 def keep_flags(mask, inputs, rank=3):

@@ -203,15 +203,15 @@ class PredictTest(absltest.TestCase):
             prediction.predict_videos(self.export_dir, [self.avi], flow_backend=b)[0]
             for b in ("keras", "opencv")
         )
-        self.assertEqual(
-            [e["class"] for e in keras_result["top5"]],
-            [e["class"] for e in opencv_result["top5"]],
-        )
-        np.testing.assert_allclose(
-            [e["probability"] for e in keras_result["top5"]],
-            [e["probability"] for e in opencv_result["top5"]],
-            atol=0.01,
-        )
+        # Class by class: the untrained model's classes are nearly tied, so
+        # their order may swap where the probabilities agree.
+        found = [
+            {e["class"]: e["probability"] for e in result["top5"]}
+            for result in (keras_result, opencv_result)
+        ]
+        self.assertCountEqual(found[0], found[1])
+        for name, probability in found[0].items():
+            self.assertAlmostEqual(probability, found[1][name], delta=0.01, msg=name)
 
     def test_opencv_cannot_serve_the_cuda_family(self):
         config = dict(self.config, flow=dict(self.config["flow"], preset="opencv_cuda"))

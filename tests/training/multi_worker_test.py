@@ -188,7 +188,7 @@ class MultiWorkerTest(absltest.TestCase):
         # The chief saves update 2 and then waits for the dead worker in
         # update 3: ckpt-2 is the last checkpoint.
         stage1 = checkpointing.stage_directory(workdir, "rgb", 1)
-        deadline = time.time() + 60
+        deadline = time.time() + _TIMEOUT
         while not os.path.exists(os.path.join(stage1, "checkpoint")):
             self.assertLess(time.time(), deadline, self.log("kill", 0)[-4000:])
             time.sleep(0.5)
