@@ -1,12 +1,12 @@
 """Writes the planned shards with an Apache Beam pipeline (docs/DATA_PREP.md,
 "On Apache Beam"); `pip install -e '.[beam]'`.
 
-The pipeline does the same work as `writer.LocalPool`, through the same two
+The pipeline does the same work as `local_pool.LocalPool`, through the same two
 functions, so its output is the same byte for byte:
 
     planned (split, shard, items) → reshuffled over the workers
-      → PrepareShard: `writer.encode_task` on each video, in order, in an
-        isolating subprocess, then at once `writer.write_shard`
+      → PrepareShard: `shards.encode_task` on each video, in order, in an
+        isolating subprocess, then at once `shards.write_shard`
         ├ (shard, record count)
         └ left out, crashed twice, or raised past encode_task ─ dead letters
 
@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.options import pipeline_options as beam_options
 
 from data_prep import records
-from data_prep import writer
+from data_prep import shards
 
 DEAD_LETTERS = "dead_letters"
 CRASH_ATTEMPTS = 2
@@ -57,7 +57,7 @@ class PrepareShard(beam.DoFn):
     tests/data_prep/beam_test.py's videos lost two healthy ones.
     """
 
-    def __init__(self, output_dir, options, encode_fn=writer.encode_task):
+    def __init__(self, output_dir, options, encode_fn=shards.encode_task):
         self._output_dir = output_dir
         self._options = options
         self._encode_fn = encode_fn
@@ -99,7 +99,7 @@ class PrepareShard(beam.DoFn):
                     dead.append(dead_letter((shard, position, split, item), reason))
                 yield serialized, reason, note
 
-        count = writer.write_shard(
+        count = shards.write_shard(
             self._output_dir,
             split,
             shard,
@@ -117,7 +117,7 @@ class PrepareShard(beam.DoFn):
             self._pool.shutdown(cancel_futures=True)
 
 
-def build(pipeline, output_dir, todo, options, *, encode_fn=writer.encode_task):
+def build(pipeline, output_dir, todo, options, *, encode_fn=shards.encode_task):
     """Adds the preparation of `todo` (`[(split, shard, items)]`) to `pipeline`.
 
     Returns:
@@ -175,4 +175,4 @@ class BeamPipeline:
         returns the record count."""
         with beam.Pipeline(options=self._options) as pipeline:
             build(pipeline, output_dir, todo, options)
-        return writer.finished_records(output_dir, [shard for _, shard, _ in todo])
+        return shards.finished_records(output_dir, [shard for _, shard, _ in todo])

@@ -36,6 +36,7 @@ if __name__ == "__main__":
 
 from avlad_tf.flow import parameters as flow_parameters
 from data_prep import flow as flow_lib
+from data_prep import local_pool
 from data_prep import records
 from data_prep import sources
 from data_prep import writer
@@ -210,7 +211,7 @@ def _executor(argv):
                 f"unknown flag(s) {' '.join(argv[1:])} (Beam's pipeline options "
                 f"need --runner)"
             )
-        return writer.LocalPool(_WORKERS.value)
+        return local_pool.LocalPool(_WORKERS.value)
     try:
         # Beam warns on the root logger, at import, of optional cloud
         # clients that are not installed: not the user's concern here.

@@ -22,44 +22,19 @@ other settings or another input is refused).
 """
 
 import collections
-from concurrent import futures
 import dataclasses
 import math
-import multiprocessing
 import os
 import random
-import signal
 import sys
 
-import tensorflow as tf
-
-from avlad_tf import progress
-from avlad_tf import settings
 from avlad_tf.data import schema
+from data_prep import local_pool
 from data_prep import records
 from data_prep import resume
-from data_prep import video_io
+from data_prep import shards
 
-PROGRESS_DIR = ".progress"
 REPORT_FILE = "report.json"
-
-
-def shard_name(split, index, count):
-    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
-
-
-def encode_task(item, options):
-    """The per-video work of every executor (the local process pool and the
-    Beam pipeline, data_prep/beam_writer.py): `item` → `(serialized record or
-    None, reason it was left out or '', note)`."""
-    try:
-        serialized, _, note = records.encode_item(item, options)
-        return serialized, "", note
-    except video_io.SourceError as e:
-        return None, str(e), ""
-    except Exception as e:  # pylint: disable=broad-except
-        # Reported, not fatal: one odd file must not stop a 13k-video run.
-        return None, f"error: {type(e).__name__}: {e}", ""
 
 
 def is_training_split(split):
@@ -99,112 +74,12 @@ def plan_shards(splits, records_per_shard):
         count = math.ceil(len(items) / records_per_shard)
         plan[split] = [
             (
-                shard_name(split, i, count),
+                shards.shard_name(split, i, count),
                 items[i * records_per_shard : (i + 1) * records_per_shard],
             )
             for i in range(count)
         ]
     return plan
-
-
-def _note_path(output_dir, shard):
-    return os.path.join(output_dir, PROGRESS_DIR, shard + ".json")
-
-
-def finished_records(output_dir, shards):
-    """The record count of `shards`, which an executor has just written
-    (`resume.written_note`: each with its note, at the size it records).
-
-    Raises:
-        RuntimeError: naming a shard that an executor did not finish.
-    """
-    total = 0
-    for shard in shards:
-        path = os.path.join(output_dir, shard)
-        note = resume.written_note(path, _note_path(output_dir, shard))
-        if note is None:
-            raise RuntimeError(f"{path} was not written; run the same command again")
-        total += note["num_records"]
-    return total
-
-
-def _worker_init(options):
-    # Ctrl-C reaches the whole process group: the parent reports it once and
-    # ends the pool; workers must not each print a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    records.prepare_worker(options)
-
-
-def _map(items, options, workers, *, start_method="fork"):
-    """`encode_task` over `items`, results in order.
-
-    A `concurrent.futures` pool rather than `multiprocessing.Pool`: when a
-    worker dies (a decoder segfault), the former raises `BrokenProcessPool`
-    where the latter waits forever for the lost result.
-    """
-    if workers <= 1:
-        records.prepare_worker(options)
-        yield from (encode_task(item, options) for item in items)
-        return
-    context = multiprocessing.get_context(start_method)
-    with futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(options,)
-    ) as pool:
-        # Submitted here rather than by `pool.map`, whose iterator cancels
-        # the pending futures when it stops: ending the workers then makes
-        # the pool's thread fail those cancelled futures (InvalidStateError).
-        pending = [pool.submit(encode_task, item, options) for item in items]
-        try:
-            for future in pending:
-                yield future.result()
-        except futures.process.BrokenProcessPool as e:
-            raise RuntimeError(
-                "a worker process died while preparing a video (a crashing "
-                "decoder?); finished shards are kept, so rerun with "
-                "--workers=1 to see which video, or prepare on Beam, which "
-                "isolates each video (docs/DATA_PREP.md, On Apache Beam)"
-            ) from e
-        except BaseException:
-            # Ctrl-C, or a shard that cannot be written (a full disk): the
-            # pool would otherwise encode every queued video before leaving.
-            # Its workers hold nothing to keep (shards are written here).
-            # Ended, they break the pool, which fails the queued videos, and
-            # the `with` returns at once.
-            for worker in multiprocessing.active_children():
-                worker.terminate()
-            raise
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalPool:
-    """Writes the planned shards with a process pool on this machine."""
-
-    workers: int = 1
-
-    @property
-    def description(self):
-        return f"with {self.workers} worker(s)"
-
-    def write(self, output_dir, todo, options):
-        """Writes `todo` (`[(split, shard, items)]`); returns the record count."""
-        items = [item for _, _, shard_items in todo for item in shard_items]
-        # The keras flow backend runs XLA in the workers, and a forked child
-        # of a process whose TensorFlow runtime has started can hang.
-        start_method = "spawn" if options.flow_backend == "keras" else "fork"
-        results = _map(items, options, self.workers, start_method=start_method)
-        bar = progress.Progress(len(items), what="prepare")
-        return sum(
-            write_shard(
-                output_dir,
-                split,
-                shard,
-                shard_items,
-                results,
-                bar.update,
-                flow_backend=options.flow_backend,
-            )
-            for split, shard, shard_items in todo
-        )
 
 
 @dataclasses.dataclass
@@ -246,9 +121,9 @@ def write_dataset(
         shuffle_seed: seeds the record order of training splits
             (`record_order`); None writes every split in list order.
         executor: what encodes the videos and writes the shards that are not
-            finished: `LocalPool(workers)` (the default) or
-            `beam_writer.BeamPipeline`. Both call `encode_task` and
-            `write_shard`, so their output is the same byte for byte.
+            finished: `local_pool.LocalPool(workers)` (the default) or
+            `beam_writer.BeamPipeline`. Both call `shards.encode_task` and
+            `shards.write_shard`, so their output is the same byte for byte.
 
     Returns:
         A `Summary`: `splits` is the metadata manifest
@@ -256,7 +131,7 @@ def write_dataset(
         `left_out` lists `{"split", "video_id", "path", "reason"}`.
     """
     resume.check_unique_ids(splits)
-    progress_dir = os.path.join(output_dir, PROGRESS_DIR)
+    progress_dir = os.path.join(output_dir, shards.PROGRESS_DIR)
     os.makedirs(progress_dir, exist_ok=True)
     splits, order = record_order(splits, shuffle_seed=shuffle_seed)
     resume.check_settings(
@@ -272,21 +147,21 @@ def write_dataset(
     plan = plan_shards(splits, records_per_shard)
     states = {
         shard: resume.shard_state(
-            os.path.join(output_dir, shard), _note_path(output_dir, shard)
+            os.path.join(output_dir, shard), shards.note_path(output_dir, shard)
         )
-        for shards in plan.values()
-        for shard, _ in shards
+        for planned in plan.values()
+        for shard, _ in planned
     }
     todo = [
         (split, shard, items)
-        for split, shards in plan.items()
-        for shard, items in shards
+        for split, planned in plan.items()
+        for shard, items in planned
         if states[shard] != "finished"
     ]
     skipped = len(states) - len(todo)
     rebuilt = sum(state == "damaged" for state in states.values())
     total = sum(len(items) for _, _, items in todo)
-    executor = executor or LocalPool(workers)
+    executor = executor or local_pool.LocalPool(workers)
     print(
         f"Writing {total} videos into {len(todo)} shards {executor.description} "
         f"({skipped} finished shards verified and skipped"
@@ -306,52 +181,12 @@ def write_dataset(
     return summary
 
 
-def write_shard(
-    output_dir, split, shard, items, results, on_video=None, *, flow_backend
-):
-    """Writes one shard, in the order of `items`, from `results` (an iterator
-    of `encode_task` results for those items); returns its record count.
-
-    Written to `<shard>.tmp` and renamed when complete, after its completion
-    note (`resume.shard_state`), which records the `flow_backend` that
-    computed its flow; `on_video` is called after each video.
-    """
-    path = os.path.join(output_dir, shard)
-    note = {"num_records": 0, "left_out": [], "notes": []}
-    note["flow_backend"] = flow_backend
-    with settings.replacing(path) as tmp:
-        _write_records(tmp, split, items, results, note, on_video)
-        note["sha256"] = resume.checksum(tmp)
-        note["size"] = os.path.getsize(tmp)
-        # The note first: a shard file never exists without one, and a note
-        # whose shard is missing or differs makes a rerun rebuild it.
-        resume.write_json(_note_path(output_dir, shard), note)
-    return note["num_records"]
-
-
-def _write_records(path, split, items, results, note, on_video):
-    """Writes the records of `items` to `path`, noting what is left out."""
-    with tf.io.TFRecordWriter(path) as writer:
-        for item in items:
-            serialized, reason, remark = next(results)
-            entry = {"split": split, "video_id": item.video_id, "path": item.path}
-            if serialized is None:
-                note["left_out"].append(dict(entry, reason=reason))
-            else:
-                writer.write(serialized)
-                note["num_records"] += 1
-                if remark:
-                    note["notes"].append(dict(entry, note=remark))
-            if on_video:
-                on_video()
-
-
 def _summarise(output_dir, plan, written, skipped, order):
     manifest, left_out, notes, label_counts, backends = {}, [], [], {}, {}
-    for split, shards in plan.items():
+    for split, planned in plan.items():
         entries, counts = [], collections.Counter()
-        for shard, items in shards:
-            note = resume.read_json(_note_path(output_dir, shard))
+        for shard, items in planned:
+            note = resume.read_json(shards.note_path(output_dir, shard))
             backends[shard] = note.get("flow_backend")
             entries.append({"file": shard, "num_records": note["num_records"]})
             left_out.extend(note["left_out"])
@@ -369,7 +204,7 @@ def _summarise(output_dir, plan, written, skipped, order):
             # Charades: training clips carry one label, test videos several;
             # training picks its loss from this (`train_stream.loss`).
             "max_labels_per_video": max(
-                (len(item.labels) for _, items in shards for item in items), default=0
+                (len(item.labels) for _, items in planned for item in items), default=0
             ),
             "shards": entries,
         }

@@ -21,7 +21,9 @@ import tensorflow as tf
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from data_prep import beam_writer
+from data_prep import local_pool
 from data_prep import records
+from data_prep import shards
 from data_prep import sources
 from data_prep import writer
 from tests import testing
@@ -61,7 +63,7 @@ def _shard_of(data_dir, video_id):
 
 
 class _SegfaultOn:
-    """`writer.encode_task`, except that one video crashes its process hard,
+    """`shards.encode_task`, except that one video crashes its process hard,
     as a decoder's segfault would (a class: it travels to a spawned process)."""
 
     def __init__(self, video_id):
@@ -70,7 +72,7 @@ class _SegfaultOn:
     def __call__(self, item, options):
         if item.video_id == self.video_id:
             os.kill(os.getpid(), signal.SIGSEGV)
-        return writer.encode_task(item, options)
+        return shards.encode_task(item, options)
 
 
 class _TestPipelineExecutor:
@@ -78,7 +80,7 @@ class _TestPipelineExecutor:
 
     description = "in a TestPipeline"
 
-    def __init__(self, expected_shards, expected_dead, encode_fn=writer.encode_task):
+    def __init__(self, expected_shards, expected_dead, encode_fn=shards.encode_task):
         self.expected_shards, self.expected_dead = expected_shards, expected_dead
         self.encode_fn = encode_fn
 
@@ -97,7 +99,7 @@ class _TestPipelineExecutor:
             beam_util.assert_that(
                 dead, beam_util.equal_to(self.expected_dead), label="DeadLetters"
             )
-        return writer.finished_records(output_dir, [s for _, s, _ in todo])
+        return shards.finished_records(output_dir, [s for _, s, _ in todo])
 
 
 class BeamWriterTest(absltest.TestCase):
@@ -116,7 +118,7 @@ class BeamWriterTest(absltest.TestCase):
             )
         prep_fixtures.write_corrupt(os.path.join(cls.videos, "a", "bad.avi"))
         cls.local = os.path.join(cls.tmp, "local")
-        cls._prepare(cls.local, executor=writer.LocalPool(1))
+        cls._prepare(cls.local, executor=local_pool.LocalPool(1))
 
     @classmethod
     def _prepare(cls, output_dir, executor):
@@ -254,20 +256,20 @@ class BeamWriterTest(absltest.TestCase):
     def test_finished_records_needs_each_shard_whole_with_its_note(self):
         output_dir = os.path.join(self.create_tempdir().full_path, "copy")
         shutil.copytree(self.local, output_dir)
-        shards = sorted(n for n in os.listdir(output_dir) if n.endswith(".tfrecord"))
-        total = writer.finished_records(output_dir, shards)
+        written = sorted(n for n in os.listdir(output_dir) if n.endswith(".tfrecord"))
+        total = shards.finished_records(output_dir, written)
         metadata = schema.read_metadata(output_dir)
         self.assertEqual(
             total, sum(s["num_records"] for s in metadata["splits"].values())
         )
         self.assertEqual(total, 6)  # all but the corrupt video
-        with open(os.path.join(output_dir, shards[0]), "ab") as f:
+        with open(os.path.join(output_dir, written[0]), "ab") as f:
             f.write(b"x")  # not the file its note describes
-        with self.assertRaisesRegex(RuntimeError, f"{shards[0]} was not written"):
-            writer.finished_records(output_dir, shards)
-        os.remove(os.path.join(output_dir, shards[0]))
-        with self.assertRaisesRegex(RuntimeError, f"{shards[0]} was not written"):
-            writer.finished_records(output_dir, shards)
+        with self.assertRaisesRegex(RuntimeError, f"{written[0]} was not written"):
+            shards.finished_records(output_dir, written)
+        os.remove(os.path.join(output_dir, written[0]))
+        with self.assertRaisesRegex(RuntimeError, f"{written[0]} was not written"):
+            shards.finished_records(output_dir, written)
 
     @pytest.mark.slow
     def test_a_flag_neither_program_nor_beam_takes_is_refused(self):
