@@ -23,8 +23,8 @@ TensorFlow unimportable). It measures:
    mixed_bfloat16 (NetVLAD keeps its own float32 policy: the JSON records its
    compute dtype). Videos/s, compile time, memory, model-FLOP utilisation
    (XLA's FLOP count of the lowered step / step time / the device's dense
-   peak in `PEAK_FLOPS`) and the largest batch that trains (doubling until
-   out of memory, then bisecting).
+   peak in `gpu_timing.PEAK_FLOPS`) and the largest batch that trains
+   (doubling until out of memory, then bisecting; `gpu_train.py`).
 
 Each part stops at its share of --budget_s (what it skips says "time"); the
 JSON is rewritten after each part. `peak_bytes` is JAX's high-water mark for
@@ -53,6 +53,11 @@ from avlad_tf.flow import parameters as flow_parameters
 from avlad_tf.flow import runner
 from avlad_tf.flow import synthetic
 from avlad_tf.layers import netvlad
+from bench.gpu_timing import compile_and_time
+from bench.gpu_timing import memory_stat
+from bench.gpu_timing import steady_seconds
+from bench.gpu_timing import with_rates
+from bench.gpu_train import bench_train
 
 # name: (the real run's size, --smoke's)
 SIZES = {
@@ -71,83 +76,6 @@ SIZES = {
     "search_steps": (8, 2),
     "i3d": ("i3d", "tiny_i3d"),  # the backbone of the `i3d_*` streams
 }
-PRECISIONS = ("mixed_bfloat16", "float32")
-# Dense tensor-core FLOP/s, NVIDIA's SXM data sheets. JAX's default precision
-# runs float32 convolutions and matmuls as TF32 on these chips.
-PEAK_FLOPS = {
-    "H200": {"mixed_bfloat16": 989e12, "float32": 494e12},
-    "H100": {"mixed_bfloat16": 989e12, "float32": 494e12},
-    "A100": {"mixed_bfloat16": 312e12, "float32": 156e12},
-}
-PEAK_BASIS = {"mixed_bfloat16": "bf16 dense", "float32": "tf32 dense"}
-CLIP_NORM, LEARNING_RATE, ADAM_EPSILON = 5.0, 1e-4, 1e-4  # gin/base.gin, stage 2
-
-
-def memory_stat(key):
-    """A JAX device memory statistic; None where there are none (CPU)."""
-    return (jax.devices()[0].memory_stats() or {}).get(key)
-
-
-def costs(lowered, compiled):
-    """XLA's FLOP count of the lowered step (where convolutions are still
-    plain HLO, not cuDNN calls) and the executable's bytes; None if unknown."""
-    flops = size = None
-    try:
-        cost = lowered.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # older JAX
-        flops = float(cost["flops"]) if cost.get("flops", 0) > 0 else None
-    except Exception:  # not every backend counts: then no MFU
-        pass
-    try:
-        m = compiled.memory_analysis()
-        size = m.argument_size_in_bytes + m.output_size_in_bytes
-        size += m.temp_size_in_bytes - m.alias_size_in_bytes
-    except Exception:  # nor measures: then the batch search starts lower
-        pass
-    return {"flops": flops, "compiled_bytes": size and int(size)}
-
-
-def steady_seconds(call, repeats, until):
-    """Median time of `call()` over `repeats` calls, fewer (never 0) past `until`."""
-    times = []
-    while not times or (len(times) < repeats and time.monotonic() < until):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def compile_and_time(fn, args, repeats, until):
-    """Compiles `fn(*args)` and times it. `fn` returns its new first argument
-    first, so that each timed call continues from the last."""
-    start = time.perf_counter()
-    lowered = jax.jit(fn).lower(*args)
-    compiled = lowered.compile()
-    compile_s = time.perf_counter() - start
-    outputs = jax.block_until_ready(compiled(*args))  # warm-up, not timed
-
-    def call():
-        nonlocal outputs
-        outputs = jax.block_until_ready(compiled(outputs[0], *args[1:]))
-
-    step_s = steady_seconds(call, repeats, until)
-    return outputs, dict(compile_s=compile_s, step_s=step_s, **costs(lowered, compiled))
-
-
-def with_rates(result, batch, precision):
-    """Adds videos/s, model-FLOP utilisation and the memory high-water mark."""
-    kind = jax.devices()[0].device_kind
-    peak = next((p[precision] for k, p in PEAK_FLOPS.items() if k in kind), None)
-    flop_rate = result["flops"] and result["flops"] / result["step_s"]
-    return dict(
-        batch=batch,
-        videos_per_s=batch / result["step_s"],
-        **result,
-        mfu=flop_rate / peak if peak and flop_rate else None,
-        peak_flops=peak,
-        peak_basis=PEAK_BASIS[precision],
-        peak_bytes=memory_stat("peak_bytes_in_use"),
-    )
 
 
 def frame_pairs(count, size):
@@ -225,149 +153,6 @@ def bench_vlad(cfg, until):
         rows.append(with_rates(result, batch, "float32"))
     shape = (cfg["frames"], size, size, depth)
     return {"shape": shape, "clusters": cfg["clusters"], "rows": rows}
-
-
-def modality_of(stream):
-    """`rgb` or `flow`: a stream's input (`i3d_flow` reads flow)."""
-    return stream.rsplit("_", 1)[-1]
-
-
-def build_stream(cfg, stream, precision):
-    """The project's stream model with stage 2's trainable set, and its Adam."""
-    from avlad_tf.models import action_vlad  # needs gin-config: this part only
-    from avlad_tf.models import inspection
-    from avlad_tf.training import trainable
-
-    keras.mixed_precision.set_global_policy(precision)
-    keras.utils.set_random_seed(0)
-    i3d = stream.startswith("i3d")
-    model = action_vlad.build_model(
-        num_classes=cfg["num_classes"],
-        modality=modality_of(stream),
-        backbone=cfg["i3d"] if i3d else "vgg16",
-        endpoint="Mixed_5c" if i3d else "conv5_3",
-        pooling="netvlad",
-        num_clusters=cfg["clusters"],
-        image_size=cfg["image_size"],
-        flow_stack=cfg["flow_stack"],
-        weights=None,
-    )
-    trainable.set_stage(model, 2)
-    optimizer = keras.optimizers.Adam(learning_rate=LEARNING_RATE, epsilon=ADAM_EPSILON)
-    optimizer.build(model.trainable_variables)
-    netvlad_dtype = inspection.pooling_layer(model).compute_dtype
-    return model, optimizer, {"netvlad_compute_dtype": netvlad_dtype}
-
-
-def train_step(model, optimizer):
-    """`avlad_tf/training/step.py`'s update for one sub-batch: mean softmax
-    cross-entropy + L2 losses, each gradient tensor clipped to norm 5, Adam."""
-
-    def loss_fn(trainable, non_trainable, videos, labels):
-        logits, non_trainable, losses = model.stateless_call(
-            trainable, non_trainable, videos, training=True, return_losses=True
-        )
-        loss = keras.losses.categorical_crossentropy(labels, logits, from_logits=True)
-        return jnp.mean(loss) + sum(losses), non_trainable
-
-    def step(state, videos, labels):
-        trainable, non_trainable, opt_vars, _ = state
-        (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            trainable, non_trainable, videos, labels
-        )
-        norms = [jnp.linalg.norm(g.ravel()) for g in grads]
-        grads = [
-            g * CLIP_NORM / jnp.maximum(n, CLIP_NORM) for g, n in zip(grads, norms)
-        ]
-        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-        return (trainable, non_trainable, opt_vars, loss), None
-
-    return step
-
-
-def train_row(cfg, built, stream, precision, batch, until):
-    """Compiles and times the step on `batch` random videos made on the device."""
-    start, (model, optimizer, notes) = time.monotonic(), built
-    modality = modality_of(stream)
-    channels = 3 if modality == "rgb" else 2 * cfg["flow_stack"]
-    shape = (batch, cfg["frames"], cfg["image_size"], cfg["image_size"], channels)
-    make = jax.jit(lambda key: 50.0 * jax.random.normal(key, shape))  # one buffer
-    videos = {modality: make(jax.random.key(batch))}
-    labels = jax.nn.one_hot(jnp.arange(batch) % cfg["num_classes"], cfg["num_classes"])
-    variables = (model.trainable_variables, model.non_trainable_variables)
-    state = [[v.value for v in vs] for vs in (*variables, optimizer.variables)]
-    args = ((*state, jnp.zeros(())), videos, labels)
-    step = train_step(model, optimizer)
-    outputs, result = compile_and_time(step, args, cfg["repeats"], until)
-    row = dict(stream=stream, precision=precision, loss=float(outputs[0][3]), **notes)
-    return {
-        **row,
-        **with_rates(result, batch, precision),
-        "wall_s": time.monotonic() - start,
-    }
-
-
-def largest_batch(cfg, built, stream, precision, base, until):
-    """The largest batch that trains: doubles the base row's batch until a try
-    fails (out of memory, or a size XLA or cuDNN refuses), then bisects
-    between the largest that worked and the smallest that failed; stops after
-    `search_steps` tries, or when the next would pass `until`. Doublings
-    that, scaled from the base row, need under half the device are skipped.
-    """
-    limit, per_video = memory_stat("bytes_limit"), base["compiled_bytes"] or 0
-    largest, failed, batch = base["batch"], None, 2 * base["batch"]
-    while limit and per_video and 2 * batch * per_video / base["batch"] < limit / 2:
-        batch *= 2
-    rows, stopped, last = [], "step cap", base
-    for _ in range(cfg["search_steps"]):
-        if time.monotonic() + 1.5 * last["wall_s"] > until:
-            stopped = "time"
-            break
-        try:
-            last = train_row(cfg, built, stream, precision, batch, until)
-            largest = batch
-            rows.append(last)
-        except Exception as error:  # XLA's runtime error, e.g. RESOURCE_EXHAUSTED
-            failed = {"batch": batch, "error": str(error)[:500]}
-            rows.append(failed)
-        if failed and (failed["batch"] - largest) * 8 <= largest:
-            stopped = "bisected"  # to within 1/8: each try is a compile
-            break
-        batch = 2 * largest if failed is None else (largest + failed["batch"]) // 2
-    return dict(
-        stream=stream,
-        precision=precision,
-        largest_batch=largest,
-        stopped_by=stopped,
-        first_failure=failed,
-        rows=rows,
-    )
-
-
-def bench_train(cfg, until, streams, search_stream, search_until):
-    """Every stream at each precision, then each precision's batch search."""
-    rows, searches, models = [], [], {}
-    for precision in PRECISIONS:  # bfloat16 first: see `peak_bytes`
-        for stream in streams:
-            row = dict(stream=stream, precision=precision, batch=cfg["train_batch"])
-            if time.monotonic() > until:
-                rows.append({**row, "skipped": "time"})
-                continue
-            built = models[stream, precision] = build_stream(cfg, stream, precision)
-            rows.append(train_row(cfg, built, stream, precision, row["batch"], until))
-    for i, precision in enumerate(PRECISIONS):
-        base = [r for r in rows if r["stream"] == search_stream][i]
-        if "skipped" in base or time.monotonic() > search_until:
-            searches.append({**base, "largest_batch": None, "skipped": "time"})
-            continue
-        # Each precision gets its share of the time left.
-        share = time.monotonic() + (search_until - time.monotonic()) / (2 - i)
-        built = models[search_stream, precision]
-        searches.append(
-            largest_batch(cfg, built, search_stream, precision, base, share)
-        )
-    keras.mixed_precision.set_global_policy("float32")
-    return {"rows": rows, "largest_batch": searches}
 
 
 COLUMNS = ("batch", "per s", "step ms", "compile s", "peak MB", "MFU")
