@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from avlad_tf import settings
+from avlad_tf import storage
 
 # Rows per distance block: bounds memory at ~chunk x K floats.
 _CHUNK_ROWS = 65536
@@ -131,7 +131,7 @@ def save_centers(path, centers):
     centers = np.asarray(centers, dtype=np.float32)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # The temporary name ends in .npy, or np.save would add it.
-    with settings.replacing(path, suffix=".tmp.npy") as tmp:
+    with storage.replacing(path, suffix=".npy") as tmp:
         np.save(tmp, centers, allow_pickle=False)
 
 

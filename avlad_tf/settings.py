@@ -24,10 +24,10 @@ compare settings with the helpers below: atomic JSON files, flattened paths,
 the differences, and the one line that names them.
 """
 
-import contextlib
 import inspect
 import json
-import os
+
+from avlad_tf import storage
 
 ROLES = ("setting", "execution", "evaluation", "call")
 # Roles a rerun may change: they do not decide what is computed.
@@ -112,30 +112,16 @@ def jsonable(value, *, default=None):
     return json.loads(json.dumps(value, default=default))
 
 
-@contextlib.contextmanager
-def replacing(path, *, suffix=".tmp"):
-    """Yields a temporary path beside `path` to write; once the block ends
-    it replaces `path` in one rename, so no reader ever sees half a file. On
-    an error the temporary file is removed and `path` is left as it was."""
-    tmp = path + suffix
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
 def write_json(path, value, *, indent=2, sort_keys=False):
-    """Writes `value` as JSON at `path` atomically (`replacing`)."""
-    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=indent, sort_keys=sort_keys)
+    """Writes `value` as JSON at `path` (local or a URL) atomically
+    (`storage.replacing`)."""
+    text = json.dumps(value, indent=indent, sort_keys=sort_keys)
+    with storage.replacing(path) as tmp, storage.open_file(tmp, "w") as f:
+        f.write(text)
 
 
 def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(storage.read_text(path))
 
 
 def flatten(value, prefix="", *, sep="/"):

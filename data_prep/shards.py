@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-from avlad_tf import settings
+from avlad_tf import storage
 from data_prep import records
 from data_prep import resume
 from data_prep import video_io
@@ -71,7 +71,7 @@ def write_shard(
     path = os.path.join(output_dir, shard)
     note = {"num_records": 0, "left_out": [], "notes": []}
     note["flow_backend"] = flow_backend
-    with settings.replacing(path) as tmp:
+    with storage.replacing(path) as tmp:
         _write_records(tmp, split, items, results, note, on_video)
         note["sha256"] = resume.checksum(tmp)
         note["size"] = os.path.getsize(tmp)

@@ -84,20 +84,6 @@ class RecordsTest(absltest.TestCase):
         self.assertEqual(settings.read_json(path), {"b": [1, 2]})
         self.assertEqual(os.listdir(directory), ["a.json"])
 
-    def test_replacing_keeps_the_old_file_on_error(self):
-        directory = self.create_tempdir().full_path
-        path = os.path.join(directory, "a.txt")
-        with open(path, "w") as f:
-            f.write("old")
-        with self.assertRaises(RuntimeError):
-            with settings.replacing(path) as tmp:
-                with open(tmp, "w") as f:
-                    f.write("half")
-                raise RuntimeError("disk full")
-        with open(path) as f:
-            self.assertEqual(f.read(), "old")
-        self.assertEqual(os.listdir(directory), ["a.txt"])
-
     def test_flatten_differences_and_describe(self):
         old = {"a": {"b": 1, "c": [1, 2]}, "d": 3}
         new = {"a": {"b": 2, "c": [1, 2]}, "e": 4}

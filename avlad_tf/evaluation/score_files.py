@@ -20,7 +20,7 @@ import os
 import h5py
 import numpy as np
 
-from avlad_tf import settings
+from avlad_tf import storage
 
 LOGITS_KEY = "stream0/logits"
 IDS_KEY = "video_ids"
@@ -58,7 +58,7 @@ def label_array(labels):
 def write_scores(path, logits, video_ids, labels):
     """Writes a score file atomically (gzip 9, as the release's feature store)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with settings.replacing(path) as tmp, h5py.File(tmp, "w") as f:
+    with storage.replacing(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(
             LOGITS_KEY,
             data=np.asarray(logits, np.float32),

@@ -9,7 +9,7 @@ import gin
 import numpy as np
 
 from avlad_tf import progress
-from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.models import inspection
 from avlad_tf.training import checkpointing
 from avlad_tf.training import summaries
@@ -60,7 +60,7 @@ def drop_logs_after(workdir, stream, global_step):
             lines = [
                 line for line in f if json.loads(line)["global_step"] <= global_step
             ]
-        with settings.replacing(path) as tmp, open(tmp, "w") as f:
+        with storage.replacing(path) as tmp, open(tmp, "w") as f:
             f.writelines(lines)
     logdir = os.path.join(workdir, "tensorboard", stream)
     if os.path.isdir(logdir):
