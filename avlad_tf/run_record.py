@@ -3,7 +3,7 @@
 `avlad_tf.train` resolves every setting that decides what a run means once,
 before it writes anything else, and records it here:
 
-- `data`: the dataset (`data_dir`, absolute), its label map and whether it is
+- `data`: the dataset (`data_dir`, absolute, or a URL), its label map and whether it is
   multi-label, and the split evaluated after training;
 - `streams`: per stream (`rgb`, `flow`, `fused`), its modalities and training
   split, the input
@@ -27,11 +27,11 @@ visualise it. A program may still override an evaluation-only setting
 """
 
 import inspect
-import os
 
 import gin
 
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.data import schema
 
 RECORD_FILE = "run.json"
@@ -96,7 +96,7 @@ def build(
         {
             "format_version": FORMAT_VERSION,
             "data": {
-                "data_dir": os.path.abspath(data_dir),
+                "data_dir": storage.absolute(data_dir),
                 "labels": list(info["labels"]),
                 "multi_label": bool(info.get("multi_label", False)),
                 "frame_height": info.get("frame_height"),
@@ -114,12 +114,12 @@ def build(
 
 
 def path(workdir):
-    return os.path.join(workdir, RECORD_FILE)
+    return storage.join(workdir, RECORD_FILE)
 
 
 def write(workdir, record):
     """Writes `WORKDIR/run.json` atomically."""
-    os.makedirs(workdir, exist_ok=True)
+    storage.makedirs(workdir)
     # Insertion order: streams stay in training order (fusion weights,
     # evaluation and the results table follow it).
     settings.write_json(path(workdir), record)
@@ -134,7 +134,7 @@ def read(workdir):
             resumes from the checkpoints and writes it).
         ValueError: an unknown format version.
     """
-    if not os.path.exists(path(workdir)):
+    if not storage.exists(path(workdir)):
         raise FileNotFoundError(
             f"{path(workdir)} does not exist: {workdir} is not a workdir "
             f"written by `python -m avlad_tf.train` (an older run: rerun its "

@@ -4,8 +4,10 @@
 The pipeline does the same work as `local_pool.LocalPool`, through the same two
 functions, so its output is the same byte for byte:
 
-    planned (split, shard, items) → reshuffled over the workers
-      → PrepareShard: `shards.encode_task` on each video, in order, in an
+    planned shards, as (shard, offset, length) of a plan file line
+      → reshuffled over the workers
+      → PrepareShard: its items from the plan file (`beam_plan`),
+        `shards.encode_task` on each video, in order, in an
         isolating subprocess, then at once `shards.write_shard`
         ├ (shard, record count)
         └ left out, crashed twice, or raised past encode_task ─ dead letters
@@ -16,7 +18,9 @@ instead of waiting for a group-by over every video. Which video goes into
 which shard, and in which order, is decided by the resolved plan
 (`writer.plan_shards`), never by the runner. `metadata.json` and the report
 are written by the launching process once the pipeline has finished and
-every shard exists (`writer.write_dataset`, `writer.finish`).
+every shard exists (`writer.write_dataset`, `writer.finish`). Paths may be
+URLs: shards go through `avlad_tf.storage`, each attempt under a temporary
+name of its own (`shards.write_shard`), the plan through Beam's FileSystems.
 """
 
 from concurrent import futures
@@ -26,6 +30,8 @@ import sys
 import apache_beam as beam
 from apache_beam.options import pipeline_options as beam_options
 
+from avlad_tf import storage
+from data_prep import beam_plan
 from data_prep import records
 from data_prep import shards
 
@@ -54,14 +60,18 @@ class PrepareShard(beam.DoFn):
     The subprocess is spawned, not forked. Beam's own isolation
     (`with_exception_handling(use_subprocess=True)`) forks the worker, whose
     gRPC threads make the child die now and then: 1 run in 6 of
-    tests/data_prep/beam_test.py's videos lost two healthy ones.
+    tests/data_prep/beam_test.py's videos lost two healthy ones. A video on
+    `ram://` (tests) is encoded in the worker itself: no other process sees
+    it.
     """
 
-    def __init__(self, output_dir, options, encode_fn=shards.encode_task):
+    def __init__(self, output_dir, plan_path, options, encode_fn=shards.encode_task):
         self._output_dir = output_dir
+        self._plan_path = plan_path
         self._options = options
         self._encode_fn = encode_fn
         self._pool = None  # started on the worker, at the first video
+        self._prepared = False  # `records.prepare_worker` run in the worker
 
     def _start(self):
         # Once per subprocess: OpenCV's thread count, the compiled flow.
@@ -76,6 +86,8 @@ class PrepareShard(beam.DoFn):
         """`encode_fn`'s `(serialized, reason, note)`; a video whose
         subprocess dies twice (a decoder segfault, the OOM killer) is left
         out as crashed, one that raises past `encode_fn` with the error."""
+        if any(storage.process_local(p) for p in (item.path, item.flow_path)):
+            return self._encode_here(item)
         for attempt in range(CRASH_ATTEMPTS):
             self._pool = self._pool or self._start()
             try:
@@ -88,8 +100,19 @@ class PrepareShard(beam.DoFn):
                 return None, f"error: {type(e).__name__}: {e}", ""
         return None, crash, ""
 
-    def process(self, task):
-        split, shard, items = task
+    def _encode_here(self, item):
+        """`encode_fn` in this process, without isolation."""
+        if not self._prepared:
+            records.prepare_worker(self._options)
+            self._prepared = True
+        try:
+            return self._encode_fn(item, self._options)
+        except Exception as e:  # pylint: disable=broad-except
+            return None, f"error: {type(e).__name__}: {e}", ""
+
+    def process(self, element):
+        shard, offset, length = element
+        split, items = beam_plan.read(self._plan_path, shard, offset, length)
         dead = []
 
         def results():
@@ -117,22 +140,21 @@ class PrepareShard(beam.DoFn):
             self._pool.shutdown(cancel_futures=True)
 
 
-def build(pipeline, output_dir, todo, options, *, encode_fn=shards.encode_task):
-    """Adds the preparation of `todo` (`[(split, shard, items)]`) to `pipeline`.
+def build(pipeline, output_dir, plan, options, *, encode_fn=shards.encode_task):
+    """Adds the preparation of the shards of `plan` (a `beam_plan.Plan`) to
+    `pipeline`.
 
     Returns:
         PCollections `{"shards": (shard, record count), "dead_letters":
         report entries plus "shard" and "position"}`.
     """
+    prepare = PrepareShard(output_dir, plan.path, options, encode_fn)
     prepared = (
         pipeline
-        | "Plan" >> beam.Create(todo)
+        | "Plan" >> beam.Create(plan.shards)
         # One shard per element: spread them over the workers.
         | "Spread" >> beam.Reshuffle()
-        | "Prepare"
-        >> beam.ParDo(PrepareShard(output_dir, options, encode_fn)).with_outputs(
-            DEAD_LETTERS, main="shards"
-        )
+        | "Prepare" >> beam.ParDo(prepare).with_outputs(DEAD_LETTERS, main="shards")
     )
     return {"shards": prepared.shards, "dead_letters": prepared[DEAD_LETTERS]}
 
@@ -173,6 +195,10 @@ class BeamPipeline:
     def write(self, output_dir, todo, options):
         """Runs the pipeline for `todo` (`[(split, shard, items)]`) and waits;
         returns the record count."""
+        plan = beam_plan.write(output_dir, todo)
         with beam.Pipeline(options=self._options) as pipeline:
-            build(pipeline, output_dir, todo, options)
+            build(pipeline, output_dir, plan, options)
+        # Only now: a job that goes on without its launcher (Dataflow's,
+        # after Ctrl-C) still reads it.
+        beam_plan.remove(plan)
         return shards.finished_records(output_dir, [shard for _, shard, _ in todo])

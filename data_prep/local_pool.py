@@ -1,12 +1,20 @@
 """The local executor of `writer.write_dataset`: a process pool over the
-videos on this machine, writing each shard here as its results arrive."""
+videos on this machine, writing each shard here as its results arrive.
+
+The workers only encode; shards and notes are written by this process, so
+`output_dir` may be any URL. Inputs at a URL are read by the workers
+themselves (`video_io.local_copy`), except on `ram://`, whose files no other
+process sees: those are encoded in this process, with a notice.
+"""
 
 from concurrent import futures
 import dataclasses
 import multiprocessing
 import signal
+import sys
 
 from avlad_tf import progress
+from avlad_tf import storage
 from data_prep import records
 from data_prep import shards
 
@@ -71,10 +79,22 @@ class LocalPool:
     def write(self, output_dir, todo, options):
         """Writes `todo` (`[(split, shard, items)]`); returns the record count."""
         items = [item for _, _, shard_items in todo for item in shard_items]
+        paths = [p for item in items for p in (item.path, item.flow_path) if p]
+        workers = self.workers
+        if workers > 1 and any(storage.process_local(p) for p in paths):
+            print(
+                "Inputs on ram:// exist only in this process: encoding them "
+                f"here, not in {workers} worker processes.",
+                file=sys.stderr,
+            )
+            workers = 1
         # The keras flow backend runs XLA in the workers, and a forked child
-        # of a process whose TensorFlow runtime has started can hang.
-        start_method = "spawn" if options.flow_backend == "keras" else "fork"
-        results = _map(items, options, self.workers, start_method=start_method)
+        # of a process whose TensorFlow runtime has started can hang; so can
+        # one that reads a URL through it (tf.io.gfile).
+        remote = not all(storage.is_local(p) for p in paths)
+        spawn = options.flow_backend == "keras" or remote
+        start_method = "spawn" if spawn else "fork"
+        results = _map(items, options, workers, start_method=start_method)
         bar = progress.Progress(len(items), what="prepare")
         return sum(
             shards.write_shard(

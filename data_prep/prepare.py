@@ -17,8 +17,9 @@ Examples:
         --output_dir=data/ucf101 --runner=DirectRunner \
         --direct_num_workers=2 --direct_running_mode=multi_processing
 
-Exits non-zero when videos were left out (report.json says which and why)
-unless --allow_missing; a re-run resumes, skipping finished shards.
+Every path may be a URL (gs://...; docs/DATA_PREP.md, On Dataflow). Exits
+non-zero when videos were left out (report.json says which and why) unless
+--allow_missing; a re-run resumes, skipping finished shards.
 """
 
 import logging
@@ -30,6 +31,7 @@ from absl import app
 from absl import flags
 
 from avlad_tf import cli
+from avlad_tf import storage
 
 if __name__ == "__main__":
     cli.start_quietly()  # first: before anything imports TensorFlow
@@ -49,7 +51,7 @@ _DATASET = flags.DEFINE_enum(
     "(<input_dir>/<class>/<video or frame folder>).",
 )
 _INPUT_DIR = flags.DEFINE_string(
-    "input_dir", None, "Root of the videos or of the release's frame folders."
+    "input_dir", None, "Root of the videos or the release's frame folders; a URL too."
 )
 _FLOW_DIR = flags.DEFINE_string(
     "flow_dir",
@@ -57,7 +59,7 @@ _FLOW_DIR = flags.DEFINE_string(
     "Root of the release's flow_{x,y}_%05d.jpg folders when "
     "they are not beside the frames.",
 )
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset to write.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset to write; a URL too.")
 _LIST_DIR = flags.DEFINE_string(
     "list_dir",
     "",
@@ -186,9 +188,11 @@ def _items():
     )
     if dataset == "charades":
         return sources.charades_items(csv_path=_CHARADES_CSV.value, **common)
-    if dataset == "ucf101" and os.path.isfile(os.path.join(list_dir, "classInd.txt")):
+    if dataset == "ucf101" and storage.isfile(storage.join(list_dir, "classInd.txt")):
         return sources.ucf101_official_items(**common)
-    if dataset == "hmdb51" and any("_test_split" in f for f in os.listdir(list_dir)):
+    if dataset == "hmdb51" and any(
+        "_test_split" in f for f in storage.listdir(list_dir)
+    ):
         return sources.hmdb51_official_items(**common)
     return sources.release_list_items(dataset, **common)
 
@@ -196,7 +200,7 @@ def _items():
 def _check_found(splits):
     """Fails early when no listed video exists: a wrong --input_dir."""
     items = [item for split in splits.values() for item in split]
-    if items and not any(os.path.exists(item.path) for item in items):
+    if items and not any(storage.exists(item.path) for item in items):
         raise app.UsageError(
             f"none of the {len(items)} listed videos exists under "
             f"--input_dir={_INPUT_DIR.value} (first: {items[0].path})"
@@ -255,7 +259,7 @@ def main(argv):
     # the output; a rerun that differs is refused.
     fingerprint = {
         "dataset": _DATASET.value,
-        "input_dir": os.path.abspath(_INPUT_DIR.value),
+        "input_dir": storage.absolute(_INPUT_DIR.value),
         "flow_dir": _FLOW_DIR.value,
         "list_dir": _LIST_DIR.value,
         "charades_csv": _CHARADES_CSV.value,
@@ -281,7 +285,7 @@ def main(argv):
     )
     total = sum(s["num_records"] for s in summary.splits.values())
     left_out = len(summary.left_out)
-    report = os.path.join(_OUTPUT_DIR.value, writer.REPORT_FILE)
+    report = storage.join(_OUTPUT_DIR.value, writer.REPORT_FILE)
     print(
         f"{total} records in {_OUTPUT_DIR.value} "
         + ", ".join(f"{k}: {v['num_records']}" for k, v in summary.splits.items())

@@ -8,11 +8,11 @@ release's frame + flow JPEG folder), checks it and serialises it with
 
 import collections
 import dataclasses
-import os
 
 import cv2
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 from avlad_tf.flow import parameters as flow_parameters
 from data_prep import flow as flow_lib
@@ -26,7 +26,8 @@ class Item:
     Attributes:
         video_id: the id stored in the record, e.g. `brush_hair/1`.
         labels: label indices (several for Charades test videos).
-        path: a video file, or a folder of `image_%05d.jpg` frames.
+        path: a video file, or a folder of `image_%05d.jpg` frames; local
+            or a URL (`avlad_tf.storage`).
         flow_path: folder of `flow_{x,y}_%05d.jpg` for a frame folder whose
             flow lives elsewhere ('' means `path`).
         start_frame: 0-based first frame (Charades training clips).
@@ -140,28 +141,35 @@ def _clip_range(item, total):
     return start, end - start
 
 
-def _video_record(item, options):
+def _read_frames(item, options, *, native):
+    """`(start, frames, note)` of a video item; a video at a URL is copied
+    here once (`video_io.local_copy`), even when it is decoded twice."""
     start, count = item.start_frame, item.clip_length
-    if item.list_frames > 0:
-        start, count = _clip_range(item, video_io.count_frames(item.path))
-    note = ""
+    with video_io.local_copy(item.path) as local:
+        if item.list_frames > 0:
+            start, count = _clip_range(item, video_io.count_frames(local))
+        try:
+            frames = video_io.read_video(
+                local,
+                height=None if native else options.height,
+                width=None if native else options.width,
+                start=start,
+                count=count,
+            )
+        except video_io.TruncatedVideo as truncated:
+            if not options.keep_truncated:
+                raise
+            note = (
+                f"truncated: the container promises {truncated.promised} "
+                f"frames; kept the {truncated.decoded} that decode"
+            )
+            return start, truncated.frames, note
+    return start, frames, ""
+
+
+def _video_record(item, options):
     native = options.flow_frame_size == "native"
-    try:
-        frames = video_io.read_video(
-            item.path,
-            height=None if native else options.height,
-            width=None if native else options.width,
-            start=start,
-            count=count,
-        )
-    except video_io.TruncatedVideo as truncated:
-        if not options.keep_truncated:
-            raise
-        frames = truncated.frames
-        note = (
-            f"truncated: the container promises {truncated.promised} "
-            f"frames; kept the {truncated.decoded} that decode"
-        )
+    start, frames, note = _read_frames(item, options, native=native)
     _check_length(len(frames), options)
     rgb = [
         video_io.encode_jpeg(
@@ -219,7 +227,7 @@ def _folder_record(item, options):
     for k in range(start, start + count):
         index = k + video_io.FIRST_INDEX
         name = video_io.RGB_PATTERN.format(index)
-        data = video_io.read_file(os.path.join(item.path, name), what="frame")
+        data = video_io.read_file(storage.join(item.path, name), what="frame")
         rgb.append(_converted(data, grey=False, options=options, what=name))
         if k == start + count - 1:
             break  # n frames have n - 1 flows
@@ -228,7 +236,7 @@ def _folder_record(item, options):
             (video_io.FLOW_Y_PATTERN, flow_y),
         ):
             name = pattern.format(index)
-            data = video_io.read_file(os.path.join(flow_dir, name), what="flow")
+            data = video_io.read_file(storage.join(flow_dir, name), what="flow")
             out.append(_converted(data, grey=True, options=options, what=name))
     return start, rgb, flow_x, flow_y, ""
 
@@ -257,7 +265,7 @@ def encode_item(item, options):
     Raises:
         video_io.SourceError: with the reason the item cannot be written.
     """
-    if os.path.isdir(item.path):
+    if storage.isdir(item.path):
         start, rgb, flow_x, flow_y, note = _folder_record(item, options)
     else:
         start, rgb, flow_x, flow_y, note = _video_record(item, options)

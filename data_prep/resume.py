@@ -17,9 +17,9 @@ damaged one.
 """
 
 import hashlib
-import os
 
 from avlad_tf import settings
+from avlad_tf import storage
 
 OPTIONS_FILE = "options.json"
 INPUTS_FILE = "inputs.json"
@@ -57,13 +57,14 @@ def check_unique_ids(splits):
 def source_stat(path):
     """`[size, mtime_ns]` of a video file; a frame folder's `[number of
     entries, mtime_ns]` (a frame rewritten in place goes unnoticed: listing
-    every frame would cost a stat per frame); None for a missing source."""
+    every frame would cost a stat per frame); None for a missing source. A
+    URL's modification time is its store's (`ram://` has none: 0)."""
     try:
-        stat = os.stat(path)
+        stat = storage.stat(path)
     except OSError:
         return None
-    size = len(os.listdir(path)) if os.path.isdir(path) else stat.st_size
-    return [size, stat.st_mtime_ns]
+    size = len(storage.listdir(path)) if stat.is_directory else stat.size
+    return [size, stat.mtime_ns]
 
 
 def describe_inputs(splits):
@@ -111,14 +112,14 @@ def check_settings(progress_dir, fingerprint, inputs):
     Raises:
         ValueError: naming the settings or the videos that changed.
     """
-    options_path = os.path.join(progress_dir, OPTIONS_FILE)
-    inputs_path = os.path.join(progress_dir, INPUTS_FILE)
+    options_path = storage.join(progress_dir, OPTIONS_FILE)
+    inputs_path = storage.join(progress_dir, INPUTS_FILE)
     fingerprint = settings.jsonable(fingerprint)
-    if not os.path.exists(options_path):
+    if not storage.exists(options_path):
         write_json(inputs_path, inputs)
         write_json(options_path, fingerprint)
         return
-    output_dir = os.path.dirname(os.path.abspath(progress_dir))
+    output_dir = storage.dirname(storage.absolute(progress_dir))
     hint = f"Use a new --output_dir, or delete {output_dir} to prepare it again."
     differing = settings.differences(read_json(options_path), fingerprint, sep=".")
     if differing:
@@ -126,7 +127,7 @@ def check_settings(progress_dir, fingerprint, inputs):
         raise ValueError(
             f"{output_dir} was prepared with other settings ({details}). {hint}"
         )
-    recorded = read_json(inputs_path) if os.path.exists(inputs_path) else {}
+    recorded = read_json(inputs_path) if storage.exists(inputs_path) else {}
     changes = _input_changes(recorded, inputs)
     if changes:
         changed = any(" changed (" in change for change in changes)
@@ -147,7 +148,7 @@ def check_settings(progress_dir, fingerprint, inputs):
 def checksum(path):
     """SHA-256 of a file, read in 4 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_file(path, "rb") as f:
         for block in iter(lambda: f.read(4 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -158,18 +159,18 @@ def written_note(shard_path, note_path):
     is missing or the shard is not the size the note records. Cheaper than
     `shard_state`: the shard is not read (its checksum was computed as it
     was written; a rerun verifies it)."""
-    if not os.path.exists(note_path) or not os.path.exists(shard_path):
+    if not storage.exists(note_path) or not storage.exists(shard_path):
         return None
     note = read_json(note_path)
-    return note if os.path.getsize(shard_path) == note.get("size") else None
+    return note if storage.size(shard_path) == note.get("size") else None
 
 
 def shard_state(shard_path, note_path):
     """'todo' (never finished), 'finished' (checksum verified) or 'damaged'
     (finished, but the file is missing or differs from its checksum)."""
-    if not os.path.exists(note_path):
+    if not storage.exists(note_path):
         return "todo"
     note = read_json(note_path)
-    if not os.path.exists(shard_path) or checksum(shard_path) != note.get("sha256"):
+    if not storage.exists(shard_path) or checksum(shard_path) != note.get("sha256"):
         return "damaged"
     return "finished"

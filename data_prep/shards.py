@@ -7,7 +7,7 @@ same byte for byte; `writer.write_dataset` plans the shards and reads the
 notes (docs/CONTRACTS.md).
 """
 
-import os
+import sys
 
 import tensorflow as tf
 
@@ -38,7 +38,27 @@ def encode_task(item, options):
 
 
 def note_path(output_dir, shard):
-    return os.path.join(output_dir, PROGRESS_DIR, shard + ".json")
+    return storage.join(output_dir, PROGRESS_DIR, shard + ".json")
+
+
+def remove_leftovers(output_dir):
+    """Removes the temporary files (`storage.replacing`'s) that a killed run
+    left in `output_dir` and its notes. Each attempt writes its own name, so
+    unlike a fixed `<shard>.tmp` no later run overwrites them; they are only
+    removed here, before anything is written, so never run two preparations
+    of one `output_dir` at once (a killed launcher's Dataflow job runs on:
+    cancel it first, docs/DATA_PREP.md)."""
+    pattern = f"*{storage.TEMPORARY}-*"
+    leftovers = storage.glob(storage.join(output_dir, pattern))
+    leftovers += storage.glob(storage.join(output_dir, PROGRESS_DIR, pattern))
+    for path in leftovers:
+        storage.remove(path)
+    if leftovers:
+        print(
+            f"Removed {len(leftovers)} temporary file(s) that an interrupted "
+            f"run left in {output_dir}, e.g. {leftovers[0]}.",
+            file=sys.stderr,
+        )
 
 
 def finished_records(output_dir, shards):
@@ -50,7 +70,7 @@ def finished_records(output_dir, shards):
     """
     total = 0
     for shard in shards:
-        path = os.path.join(output_dir, shard)
+        path = storage.join(output_dir, shard)
         note = resume.written_note(path, note_path(output_dir, shard))
         if note is None:
             raise RuntimeError(f"{path} was not written; run the same command again")
@@ -64,17 +84,21 @@ def write_shard(
     """Writes one shard, in the order of `items`, from `results` (an iterator
     of `encode_task` results for those items); returns its record count.
 
-    Written to `<shard>.tmp` and renamed when complete, after its completion
-    note (`resume.shard_state`), which records the `flow_backend` that
-    computed its flow; `on_video` is called after each video.
+    Written under a temporary name of this attempt's own (`storage.replacing`:
+    `<shard>.tmp-<pid>-<token>`) and renamed when complete, after its
+    completion note (`resume.shard_state`), which records the `flow_backend`
+    that computed its flow; `on_video` is called after each video. Two
+    attempts at one shard at once (a speculative or retried runner) write
+    apart, and the last rename leaves one attempt's complete file; both
+    attempts write the same bytes and note, so that note describes it.
     """
-    path = os.path.join(output_dir, shard)
+    path = storage.join(output_dir, shard)
     note = {"num_records": 0, "left_out": [], "notes": []}
     note["flow_backend"] = flow_backend
     with storage.replacing(path) as tmp:
         _write_records(tmp, split, items, results, note, on_video)
         note["sha256"] = resume.checksum(tmp)
-        note["size"] = os.path.getsize(tmp)
+        note["size"] = storage.size(tmp)
         # The note first: a shard file never exists without one, and a note
         # whose shard is missing or differs makes a rerun rebuild it.
         resume.write_json(note_path(output_dir, shard), note)

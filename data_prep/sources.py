@@ -14,13 +14,16 @@ position in `labels`):
 A list entry may point at a video file or at a release frame folder
 (`image_%05d.jpg`, flow beside it or under `flow_root`); which one is decided
 per entry when the record is written. Entries whose files are missing stay in
-the lists: the writer reports them with the reason.
+the lists: the writer reports them with the reason. Roots, lists and the
+CSV may be local paths or URLs (`avlad_tf.storage`).
 """
 
 import csv
+import io
 import os
 import sys
 
+from avlad_tf import storage
 from data_prep import records
 
 LISTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lists")
@@ -41,18 +44,19 @@ VIDEO_EXTENSIONS = (
 
 
 def _is_frame_folder(path):
-    return os.path.isfile(os.path.join(path, "image_00001.jpg"))
+    return storage.exists(storage.join(path, "image_00001.jpg"))
 
 
 def class_folder_items(root, *, test_fraction, split_names=("train", "test")):
     """A folder per class; the last `test_fraction` of each (sorted) is test.
 
     Entries are video files (by extension) or release frame folders; other
-    files are counted and named on stderr, never used silently.
+    files, and half-written ones (`storage.replacing`'s temporary names), are
+    counted and named on stderr, never used silently.
     """
-    if not os.path.isdir(root):
+    if not storage.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder of class folders")
-    labels = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    labels = [d for d in storage.listdir(root) if storage.isdir(storage.join(root, d))]
     if not labels:
         raise ValueError(f"{root}: no class folders inside")
     unprintable = [label for label in labels if not label.isprintable()]
@@ -66,11 +70,13 @@ def class_folder_items(root, *, test_fraction, split_names=("train", "test")):
     splits = {name: [] for name in split_names}
     ignored = []
     for index, label in enumerate(labels):
-        class_dir = os.path.join(root, label)
+        class_dir = storage.join(root, label)
         entries = []
-        for name in sorted(os.listdir(class_dir)):
-            path = os.path.join(class_dir, name)
-            if name.lower().endswith(VIDEO_EXTENSIONS) or _is_frame_folder(path):
+        for name in storage.listdir(class_dir):
+            path = storage.join(class_dir, name)
+            if storage.TEMPORARY + "-" in name:
+                ignored.append(path)
+            elif name.lower().endswith(VIDEO_EXTENSIONS) or _is_frame_folder(path):
                 entries.append((name, path))
             else:
                 ignored.append(path)
@@ -84,16 +90,16 @@ def class_folder_items(root, *, test_fraction, split_names=("train", "test")):
     if ignored:
         print(
             f"{root}: ignored {len(ignored)} entries that are neither "
-            f"videos nor frame folders, e.g. {ignored[0]}",
+            f"videos nor frame folders, or are half written, e.g. {ignored[0]}",
             file=sys.stderr,
         )
     return labels, splits
 
 
 def _read_lines(path):
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise FileNotFoundError(f"{path}: split list not found")
-    with open(path, encoding="utf-8") as f:
+    with storage.open_file(path) as f:
         return [line.split() for line in f if line.strip()]
 
 
@@ -114,18 +120,18 @@ def _label_names(pairs, source):
 def _locate(root, list_path, flow_root, fallback=None):
     """(path, flow path) of a list entry: frame folder or video file."""
     relative = list_path
-    if not os.path.exists(os.path.join(root, list_path)) and fallback:
+    if fallback and not storage.exists(storage.join(root, list_path)):
         relative = fallback  # reported if missing too
-    flow = os.path.join(flow_root, relative) if flow_root else ""
-    return os.path.join(root, relative), flow
+    flow = storage.join(flow_root, relative) if flow_root else ""
+    return storage.join(root, relative), flow
 
 
 def _hmdb_originals(list_dir):
     """`class/N` → original file name, from AllVideos.txt (1-based N)."""
     for directory in (list_dir, os.path.join(LISTS_DIR, "hmdb51")):
-        path = os.path.join(directory, "AllVideos.txt")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
+        path = storage.join(directory, "AllVideos.txt")
+        if storage.isfile(path):
+            with storage.open_file(path) as f:
                 names = [line.strip() for line in f if line.strip()]
             return {
                 f"{name.split('/')[0]}/{n}": name
@@ -145,7 +151,7 @@ def release_list_items(dataset, *, list_dir, root, split_names, flow_root=""):
     originals = _hmdb_originals(list_dir) if dataset == "hmdb51" else {}
     pairs, splits = [], {}
     for split in split_names:
-        source = os.path.join(list_dir, f"{split}.txt")
+        source = storage.join(list_dir, f"{split}.txt")
         items = []
         for fields in _read_lines(source):
             if len(fields) != 3:
@@ -167,13 +173,13 @@ def release_list_items(dataset, *, list_dir, root, split_names, flow_root=""):
 
 def ucf101_official_items(*, list_dir, root, split_names, flow_root=""):
     """UCF101's own `classInd.txt`, `trainlist0N.txt`, `testlist0N.txt`."""
-    index_file = os.path.join(list_dir, "classInd.txt")
+    index_file = storage.join(list_dir, "classInd.txt")
     labels = [fields[1] for fields in _read_lines(index_file)]
     by_name = {name: i for i, name in enumerate(labels)}
     splits = {}
     for split in split_names:
         kind, number = split.split("_split")
-        source = os.path.join(list_dir, f"{kind}list{int(number):02d}.txt")
+        source = storage.join(list_dir, f"{kind}list{int(number):02d}.txt")
         items = []
         for fields in _read_lines(source):
             list_path = fields[0]
@@ -201,7 +207,9 @@ def hmdb51_official_items(*, list_dir, root, split_names, flow_root=""):
     """
     renamed = {name: renamed for renamed, name in _hmdb_originals(list_dir).items()}
     files = sorted(
-        f for f in os.listdir(list_dir) if "_test_split" in f and f.endswith(".txt")
+        f
+        for f in storage.listdir(list_dir)
+        if "_test_split" in f and f.endswith(".txt")
     )
     labels = sorted({f.rsplit("_test_split", 1)[0] for f in files})
     if not labels:
@@ -212,7 +220,7 @@ def hmdb51_official_items(*, list_dir, root, split_names, flow_root=""):
         wanted = {"train": "1", "test": "2"}[kind]
         items = []
         for index, label in enumerate(labels):
-            source = os.path.join(list_dir, f"{label}_test_split{number}.txt")
+            source = storage.join(list_dir, f"{label}_test_split{number}.txt")
             for fields in _read_lines(source):
                 if len(fields) >= 2 and fields[1] == wanted:
                     original = f"{label}/{fields[0]}"
@@ -236,7 +244,9 @@ CHARADES_CLASSES = 157
 def _charades_actions(csv_path):
     """{video id: sorted class indices} from a Charades CSV."""
     actions = {}
-    with open(csv_path, encoding="utf-8", newline="") as f:
+    # newline="" as csv needs: a quoted field may hold a line break.
+    text = storage.read_bytes(csv_path).decode("utf-8")
+    with io.StringIO(text, newline="") as f:
         for row in csv.DictReader(f):
             classes = {
                 int(a.split()[0][1:])
@@ -259,11 +269,11 @@ def charades_items(*, list_dir, root, split_names, flow_root="", csv_path=""):
     `root/X/ID.mp4` (release layout) or `root/ID.mp4` (the official zip).
     """
     labels = [f"c{i:03d}" for i in range(CHARADES_CLASSES)]
-    csv_path = csv_path or os.path.join(list_dir, "Charades_v1_test.csv")
+    csv_path = csv_path or storage.join(list_dir, "Charades_v1_test.csv")
     actions = None
     splits = {}
     for split in split_names:
-        source = os.path.join(list_dir, f"{split}.txt")
+        source = storage.join(list_dir, f"{split}.txt")
         items = []
         for fields in _read_lines(source):
             list_path = fields[0]

@@ -62,6 +62,7 @@ the measurements). `TOY_VERSION` is recorded in the metadata; a directory
 made by another version is refused, not silently reused.
 """
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -70,6 +71,7 @@ import time
 import cv2
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 from data_prep import records
 from data_prep import sources
@@ -185,52 +187,69 @@ def render_video(class_name, rng):
 
 
 def write_videos(video_dir, *, seed=0):
-    """Writes all toy videos as MJPG .avi files; returns their paths."""
+    """Writes all toy videos as MJPG .avi files; returns their paths.
+
+    `video_dir` may be a URL: OpenCV writes each video to a local temporary
+    file, copied there and removed (`storage.local_output`).
+    """
     paths = []
     for class_index, name in enumerate(CLASSES):
-        os.makedirs(os.path.join(video_dir, name), exist_ok=True)
+        storage.makedirs(storage.join(video_dir, name))
         for i in range(NUM_TRAIN + NUM_TEST):
             rng = np.random.default_rng([seed, class_index, i])
-            path = os.path.join(video_dir, name, f"{i:03d}.avi")
+            path = storage.join(video_dir, name, f"{i:03d}.avi")
             frames = render_video(name, rng)
-            out = cv2.VideoWriter(
-                path,
-                cv2.VideoWriter_fourcc(*"MJPG"),
-                FPS,
-                (VIDEO_SIZE[1], VIDEO_SIZE[0]),
-            )
-            if not out.isOpened():
-                raise RuntimeError(f"{path}: OpenCV cannot write MJPG video")
-            for frame in frames:
-                out.write(frame)
-            out.release()
+            with storage.local_output(path) as local:
+                out = cv2.VideoWriter(
+                    local,
+                    cv2.VideoWriter_fourcc(*"MJPG"),
+                    FPS,
+                    (VIDEO_SIZE[1], VIDEO_SIZE[0]),
+                )
+                if not out.isOpened():
+                    raise RuntimeError(f"{path}: OpenCV cannot write MJPG video")
+                for frame in frames:
+                    out.write(frame)
+                out.release()
             paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def _locked(data_dir):
+    """Parallel test workers may ask for the same local directory at once:
+    one builds it, the others wait and then find it ready. A URL has no
+    lock; builders there write the same bytes, each file whole."""
+    if not storage.is_local(data_dir):
+        yield
+        return
+    with open(os.path.join(data_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_toy_dataset(data_dir, *, seed=0, workers=None):
     """Makes and prepares the toy dataset unless `data_dir` already has it.
 
     Args:
-        data_dir: the prepared dataset's directory (videos go to `videos/`).
+        data_dir: the prepared dataset's directory (videos go to `videos/`),
+            local or a URL (`ram://` too: nothing is left on local disk).
         seed: generator seed; the same seed gives the same videos.
         workers: processes for preparation (default: up to 2 CPUs).
 
     Returns:
         `data_dir`.
     """
-    if os.path.exists(os.path.join(data_dir, schema.METADATA_FILE)):
+    metadata = storage.join(data_dir, schema.METADATA_FILE)
+    if storage.exists(metadata):
         return _checked(data_dir)
-    os.makedirs(data_dir, exist_ok=True)
-    # Parallel test workers may ask for the same directory at once: one
-    # builds it, the others wait and then find it ready.
-    with open(os.path.join(data_dir, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not os.path.exists(os.path.join(data_dir, schema.METADATA_FILE)):
-                _build(data_dir, seed=seed, workers=workers)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    storage.makedirs(data_dir)
+    with _locked(data_dir):
+        if not storage.exists(metadata):
+            _build(data_dir, seed=seed, workers=workers)
     return _checked(data_dir)
 
 
@@ -253,7 +272,7 @@ def _checked(data_dir):
 def _build(data_dir, *, seed, workers):
     start = time.monotonic()
     print(f"Making the toy dataset in {data_dir} (seed {seed}).", file=sys.stderr)
-    video_dir = os.path.join(data_dir, "videos")
+    video_dir = storage.join(data_dir, "videos")
     write_videos(video_dir, seed=seed)
     labels, splits = sources.class_folder_items(
         video_dir,
@@ -280,7 +299,7 @@ def _build(data_dir, *, seed, workers):
     if summary.left_out:
         raise RuntimeError(
             f"toy dataset: {len(summary.left_out)} videos failed, see "
-            f"{os.path.join(data_dir, writer.REPORT_FILE)}"
+            f"{storage.join(data_dir, writer.REPORT_FILE)}"
         )
     writer.finish(
         output_dir=data_dir,

@@ -2,13 +2,18 @@
 
 Every source frame is decoded exactly once, in order (no seeking, which is
 unreliable in many codecs). Problems with a source raise `SourceError`, whose
-message is the reason written into the preparation report.
+message is the reason written into the preparation report. A path may be a
+URL (`avlad_tf.storage`): OpenCV opens only local files, so a video at a URL
+is copied to a local temporary file (`local_copy`), removed after use.
 """
 
+import contextlib
 import os
 
 import cv2
 import numpy as np
+
+from avlad_tf import storage
 
 # The release's frame names (docs/RELEASE.md Sec. 1.1), 1-indexed.
 RGB_PATTERN = "image_{:05d}.jpg"
@@ -56,15 +61,29 @@ def resize(image, *, height, width):
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def _open(path):
-    """An opened `cv2.VideoCapture`, or SourceError saying why not."""
-    if os.path.isdir(path):
+@contextlib.contextmanager
+def local_copy(path):
+    """Yields a local file with the video at `path`: `path` itself when
+    local, else a temporary copy, removed when the block ends.
+
+    Raises:
+        SourceError: `path` is a folder, missing or empty.
+    """
+    if storage.isdir(path):
         raise SourceError("a directory, not a video file")
-    if not os.path.isfile(path):
-        raise SourceError("missing: no such file")
-    if os.path.getsize(path) == 0:
+    try:
+        size = storage.stat(path).size
+    except FileNotFoundError:
+        raise SourceError("missing: no such file") from None
+    if size == 0:
         raise SourceError("empty: the file has 0 bytes")
-    capture = cv2.VideoCapture(path)
+    with storage.local_input(path) as local:
+        yield local
+
+
+def _open(local):
+    """An opened `cv2.VideoCapture` of a local file, or SourceError."""
+    capture = cv2.VideoCapture(local)
     if not capture.isOpened():
         raise SourceError("unreadable: OpenCV cannot open the video")
     return capture
@@ -80,7 +99,14 @@ def stream_video(path, *, height, width, keep_truncated=False):
         TruncatedVideo: from the iterator, after its last frame, as
             `read_video` (unless `keep_truncated`).
     """
-    capture = _open(path)
+    # A URL's local copy lives as long as the iterator: until its last
+    # frame, or until it is closed or dropped.
+    staged = contextlib.ExitStack()
+    try:
+        capture = _open(staged.enter_context(local_copy(path)))
+    except BaseException:
+        staged.close()
+        raise
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
     promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
@@ -95,6 +121,7 @@ def stream_video(path, *, height, width, keep_truncated=False):
                 yield resize(frame, height=height, width=width)
         finally:
             capture.release()
+            staged.close()
         if not keep_truncated:
             check_complete(decoded, promised)
 
@@ -114,20 +141,21 @@ def read_video(path, *, height, width, start=0, count=0, keep_truncated=False):
             than the container promises (its `frames` are those that did),
             unless `keep_truncated`, which returns those frames.
     """
-    capture = _open(path)
     frames = []
     index = 0
-    promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    try:
-        while count <= 0 or index < start + count:
-            ok, frame = capture.read()
-            if not ok or frame is None:
-                break
-            if index >= start:
-                frames.append(resize(frame, height=height, width=width))
-            index += 1
-    finally:
-        capture.release()
+    with local_copy(path) as local:
+        capture = _open(local)
+        promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        try:
+            while count <= 0 or index < start + count:
+                ok, frame = capture.read()
+                if not ok or frame is None:
+                    break
+                if index >= start:
+                    frames.append(resize(frame, height=height, width=width))
+                index += 1
+        finally:
+            capture.release()
     if index == 0:
         raise SourceError("unreadable: no frame could be decoded")
     if count <= 0 and not keep_truncated:
@@ -136,12 +164,17 @@ def read_video(path, *, height, width, start=0, count=0, keep_truncated=False):
 
 
 def count_frames(path):
-    """Decodes a whole video once and returns its number of frames."""
-    capture = cv2.VideoCapture(path)
-    n = 0
-    while capture.isOpened() and capture.grab():
-        n += 1
-    capture.release()
+    """Decodes a whole video once and returns its number of frames.
+
+    Raises:
+        SourceError: as `read_video`, when the file is missing or empty.
+    """
+    with local_copy(path) as local:
+        capture = cv2.VideoCapture(local)
+        n = 0
+        while capture.isOpened() and capture.grab():
+            n += 1
+        capture.release()
     return n
 
 
@@ -166,9 +199,9 @@ def decode_jpeg(data, *, grey, what):
 
 def list_frame_folder(directory):
     """Returns the number n of consecutive `image_%05d.jpg` files (1..n)."""
-    if not os.path.isdir(directory):
+    if not storage.isdir(directory):
         raise SourceError("missing: no such frame folder")
-    names = set(os.listdir(directory))
+    names = set(storage.listdir(directory))
     n = 0
     while RGB_PATTERN.format(FIRST_INDEX + n) in names:
         n += 1
@@ -179,10 +212,9 @@ def list_frame_folder(directory):
 
 def read_file(path, *, what):
     """Reads a file's bytes; raises `SourceError` if it is missing/empty."""
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise SourceError(f"missing: {what} {os.path.basename(path)}")
-    with open(path, "rb") as f:
-        data = f.read()
+    data = storage.read_bytes(path)
     if not data:
         raise SourceError(f"empty: {what} {os.path.basename(path)}")
     return data

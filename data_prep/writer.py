@@ -4,6 +4,7 @@ Layout of a prepared dataset (docs/CONTRACTS.md):
 
     DATA_DIR/<split>-<i:05d>-of-<n:05d>.tfrecord   the shards
     DATA_DIR/metadata.json, labels.txt             `schema.write_metadata`
+    DATA_DIR/dataset_info.json, features.json, …   TFDS's (`tfds_info.write`)
     DATA_DIR/report.json                           every left-out video + why
     DATA_DIR/.progress/                            per-shard completion notes
 
@@ -14,25 +15,27 @@ for training splits (names starting with "train"), which are written in a
 seeded shuffled order (`record_order`): the release's lists are sorted by
 class, and training reads a few shards at a time through a small shuffle
 buffer, so list-ordered shards would give updates of only a few classes
-(docs/DATA.md, "Record order"). A shard is written to `<name>.tmp` and
-renamed when complete; its completion note (record count, left-out videos,
-checksum) is written just before, so a re-run skips only finished shards whose
-checksum still matches, and still knows their counts (`resume`: a rerun with
-other settings or another input is refused).
+(docs/DATA.md, "Record order"). A shard is written under a temporary name of
+its own (`<name>.tmp-<pid>-<token>`) and renamed when complete; its
+completion note (record count, left-out videos, checksum) is written just
+before, so a re-run skips only finished shards whose checksum still matches,
+and still knows their counts (`resume`: a rerun with other settings or
+another input is refused). `DATA_DIR` may be a URL (`avlad_tf.storage`).
 """
 
 import collections
 import dataclasses
 import math
-import os
 import random
 import sys
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 from data_prep import local_pool
 from data_prep import records
 from data_prep import resume
 from data_prep import shards
+from data_prep import tfds_info
 
 REPORT_FILE = "report.json"
 
@@ -112,7 +115,7 @@ def write_dataset(
     """Writes every split's items as shards; resumes a previous run.
 
     Args:
-        output_dir: the dataset directory (created).
+        output_dir: the dataset directory (created), local or a URL.
         splits: {split name: [records.Item]} in list order.
         options: `records.Options`.
         workers: processes over videos (1: in this process).
@@ -131,8 +134,8 @@ def write_dataset(
         `left_out` lists `{"split", "video_id", "path", "reason"}`.
     """
     resume.check_unique_ids(splits)
-    progress_dir = os.path.join(output_dir, shards.PROGRESS_DIR)
-    os.makedirs(progress_dir, exist_ok=True)
+    progress_dir = storage.join(output_dir, shards.PROGRESS_DIR)
+    storage.makedirs(progress_dir)
     splits, order = record_order(splits, shuffle_seed=shuffle_seed)
     resume.check_settings(
         progress_dir,
@@ -147,7 +150,7 @@ def write_dataset(
     plan = plan_shards(splits, records_per_shard)
     states = {
         shard: resume.shard_state(
-            os.path.join(output_dir, shard), shards.note_path(output_dir, shard)
+            storage.join(output_dir, shard), shards.note_path(output_dir, shard)
         )
         for planned in plan.values()
         for shard, _ in planned
@@ -161,6 +164,7 @@ def write_dataset(
     skipped = len(states) - len(todo)
     rebuilt = sum(state == "damaged" for state in states.values())
     total = sum(len(items) for _, _, items in todo)
+    shards.remove_leftovers(output_dir)
     executor = executor or local_pool.LocalPool(workers)
     print(
         f"Writing {total} videos into {len(todo)} shards {executor.description} "
@@ -172,7 +176,7 @@ def write_dataset(
     try:
         written = executor.write(output_dir, todo, options)
     except KeyboardInterrupt as interrupt:
-        finished = sum(os.path.exists(os.path.join(output_dir, s)) for s in states)
+        finished = sum(storage.exists(storage.join(output_dir, s)) for s in states)
         raise KeyboardInterrupt(
             f"{finished} of {len(states)} shards finished in {output_dir}"
         ) from interrupt
@@ -209,7 +213,7 @@ def _summarise(output_dir, plan, written, skipped, order):
             "shards": entries,
         }
     resume.write_json(
-        os.path.join(output_dir, REPORT_FILE),
+        storage.join(output_dir, REPORT_FILE),
         {"num_left_out": len(left_out), "left_out": left_out, "notes": notes},
     )
     return Summary(
@@ -238,7 +242,16 @@ def empty_classes(summary, labels):
 
 
 def finish(*, output_dir, summary, dataset, labels, multi_label, options, extra=None):
-    """Writes metadata.json and labels.txt for a completed dataset."""
+    """Writes metadata.json and labels.txt for a completed dataset, and TFDS's
+    metadata before them (`tfds_info`: metadata.json marks it complete)."""
+    tfds_info.write(
+        output_dir,
+        dataset=dataset,
+        labels=labels,
+        multi_label=multi_label,
+        splits=summary.splits,
+        label_counts=summary.label_counts,
+    )
     schema.write_metadata(
         output_dir,
         dict(
@@ -255,7 +268,7 @@ def finish(*, output_dir, summary, dataset, labels, multi_label, options, extra=
             num_left_out=len(summary.left_out),
         ),
     )
-    report_path = os.path.join(output_dir, REPORT_FILE)
+    report_path = storage.join(output_dir, REPORT_FILE)
     report = resume.read_json(report_path)
     report["empty_classes"] = empty_classes(summary, labels)
     resume.write_json(report_path, report)

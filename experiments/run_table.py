@@ -37,6 +37,7 @@ import gin
 
 from avlad_tf import cli
 from avlad_tf import settings
+from avlad_tf import storage
 
 if __name__ == "__main__":
     cli.start_quietly()  # first: before anything imports TensorFlow
@@ -52,23 +53,20 @@ def _as_json(value):
 
 def _record_row(workdir, row, split, training):
     """`training_config.gin` (once) and the row in `rows.txt`."""
-    path = os.path.join(workdir, "training_config.gin")
-    if not os.path.exists(path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(
-                "# The bindings that decided this run's training "
-                "(experiments/run_table.py, row_lib.canonical_config).\n"
-            )
-            f.write("\n".join(training) + "\n")
+    path = storage.join(workdir, "training_config.gin")
+    if not storage.exists(path):
+        storage.write_text(
+            path,
+            "# The bindings that decided this run's training "
+            "(experiments/run_table.py, row_lib.canonical_config).\n"
+            + "\n".join(training)
+            + "\n",
+        )
     entry = row["file"] + ("" if split is None else f" split {split}")
-    path = os.path.join(workdir, "rows.txt")
-    seen = []
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            seen = f.read().splitlines()
+    path = storage.join(workdir, "rows.txt")
+    seen = storage.read_text(path).splitlines() if storage.exists(path) else []
     if entry not in seen:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(entry + "\n")
+        storage.write_text(path, "".join(line + "\n" for line in [*seen, entry]))
 
 
 def _train(workdir):
@@ -102,22 +100,22 @@ def run_row(row, *, runs_dir, data_dir, split=None, overlays=(), bindings=()):
     )
     config = row_lib.canonical_config()
     training = [line for line in config if row_lib._decides_training(line)]
-    workdir = os.path.join(runs_dir, f"{row['dataset']}_{row_lib._digest(training)}")
+    workdir = storage.join(runs_dir, f"{row['dataset']}_{row_lib._digest(training)}")
     key = row_lib._digest(config)
-    os.makedirs(workdir, exist_ok=True)
+    storage.makedirs(workdir)
     _record_row(workdir, row, split, training)
-    outcome_path = os.path.join(workdir, f"outcome_{key}.json")
-    if os.path.exists(outcome_path):
+    outcome_path = storage.join(workdir, f"outcome_{key}.json")
+    if storage.exists(outcome_path):
         logging.info("%s: config %s ran before in %s", row["file"], key, workdir)
         result = settings.read_json(outcome_path)
         return {**result, "workdir": workdir, "config": key, "cached": True}
     start = time.time()
     outcome = settings.jsonable(_train(workdir), default=_as_json)
     result = {"outcome": outcome, "seconds": time.time() - start}
-    with open(
-        os.path.join(workdir, f"operative_config_{key}.gin"), "w", encoding="utf-8"
-    ) as f:
-        f.write(gin.operative_config_str())
+    storage.write_text(
+        storage.join(workdir, f"operative_config_{key}.gin"),
+        gin.operative_config_str(),
+    )
     settings.write_json(outcome_path, result, indent=1)
     return {**result, "workdir": workdir, "config": key, "cached": False}
 
@@ -174,7 +172,7 @@ def _idt_value(row, outcome, split, idt_dir):
     return _fuse_idt_files(
         [outcome[s]["scores_path"] for s in streams],
         weights,
-        os.path.join(idt_dir, idt_file),
+        storage.join(idt_dir, idt_file),
     )
 
 
@@ -279,7 +277,7 @@ def run_table(
     """
     rows = row_lib.find_rows(table)
     overlays = [cli.resolve_gin_file(o) for o in overlays]
-    runs_dir = os.path.abspath(runs_dir)
+    runs_dir = storage.absolute(runs_dir)
     results = {}
     for i, row in enumerate(rows, 1):
         print(f"[table {table}] {i}/{len(rows)} {row['file']}", flush=True)
@@ -364,10 +362,9 @@ def main(argv):
         failed |= any(r.get("errors") for r in results.values())
         text += f"\nMade by: `{command}`\n"
         if f.output_dir:
-            os.makedirs(f.output_dir, exist_ok=True)
-            path = os.path.join(f.output_dir, f"table{table}.md")
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(text)
+            storage.makedirs(f.output_dir)
+            path = storage.join(f.output_dir, f"table{table}.md")
+            storage.write_text(path, text)
             print(f"wrote {path}")
         print(text)
     if failed:

@@ -46,6 +46,18 @@ class DependenciesTest(absltest.TestCase):
         # The only protobuf range both accept (setup.py, BEAM).
         self.assertEqual(importlib.metadata.version("protobuf").split(".")[0], "6")
 
+    def test_tensorflow_datasets_has_what_data_prep_uses(self):
+        import tensorflow_datasets as tfds
+
+        # data_prep/tfds_info.py builds the metadata from these; the tests
+        # load it back with the other two.
+        for name in ("DatasetIdentity", "DatasetInfo", "ShardedFileTemplate"):
+            with self.subTest(name=name):
+                self.assertTrue(hasattr(tfds.core, name))
+        self.assertTrue(hasattr(tfds, "builder_from_directory"))
+        self.assertTrue(hasattr(tfds, "as_dataframe"))
+        self.assertEqual(importlib.metadata.version("tensorflow-datasets")[0], "4")
+
     def test_tensorboard_h5py_matplotlib_import(self):
         for name in (
             "tensorboard",

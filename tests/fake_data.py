@@ -21,11 +21,10 @@ Example::
     ds = video_input.make_dataset(data_dir=data_dir, split='train', ...)
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 
 # Index coding uses steps of 4 grey levels (JPEG error is ~1-2 levels).
@@ -125,7 +124,8 @@ def write_fake_dataset(
     content="index",
     seed=0,
 ):
-    """Writes a tiny prepared dataset to `data_dir` and returns `data_dir`.
+    """Writes a tiny prepared dataset to `data_dir` (a local path or a URL)
+    and returns `data_dir`.
 
     Args:
         data_dir: directory to write into (created if missing).
@@ -146,7 +146,7 @@ def write_fake_dataset(
         `data_dir`. Video ids are ``'<split>/video<v>'``; video v of every
         split has label ``(v + seed) % num_classes``.
     """
-    os.makedirs(data_dir, exist_ok=True)
+    storage.makedirs(data_dir)
     if isinstance(num_frames, int):
         num_frames = [num_frames] * num_videos
     if len(num_frames) != num_videos:
@@ -177,7 +177,7 @@ def write_fake_dataset(
         entries = []
         for i, records in enumerate(shards):
             name = f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord"
-            with tf.io.TFRecordWriter(os.path.join(data_dir, name)) as writer:
+            with tf.io.TFRecordWriter(storage.join(data_dir, name)) as writer:
                 for record in records:
                     writer.write(record)
             entries.append({"file": name, "num_records": len(records)})

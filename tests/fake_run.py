@@ -5,9 +5,8 @@
 input settings; `save_model` writes a tiny untrained `<stream>/model.keras`.
 """
 
-import os
-
 from avlad_tf import run_record
+from avlad_tf import storage
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.training import loop
@@ -62,6 +61,6 @@ def save_model(workdir, stream, *, num_classes, image_size=24, flow_stack=2):
         flow_stack=flow_stack,
         num_clusters=2,
     )
-    os.makedirs(os.path.join(workdir, stream), exist_ok=True)
-    model.save(os.path.join(workdir, stream, "model.keras"))
+    storage.makedirs(storage.join(workdir, stream))
+    model.save(storage.join(workdir, stream, "model.keras"))
     return model

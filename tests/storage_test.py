@@ -48,6 +48,18 @@ class StorageTest(parameterized.TestCase):
         self.assertFalse(storage.exists(folder))
 
     @parameterized.parameters("local", "ram")
+    def test_stat_and_a_missing_path(self, kind):
+        root = self._directory(kind)
+        path = storage.join(root, "v.avi")
+        with storage.open_file(path, "wb") as f:
+            f.write(b"abc")
+        self.assertEqual((storage.stat(path).size, storage.stat(path)[2]), (3, False))
+        self.assertTrue(storage.stat(root).is_directory)
+        with self.assertRaisesRegex(FileNotFoundError, "none"):
+            storage.stat(storage.join(root, "none"))
+        self.assertEqual(storage.process_local(path), kind == "ram")
+
+    @parameterized.parameters("local", "ram")
     def test_write_json_replaces_whole_and_leaves_no_temporary_file(self, kind):
         root = self._directory(kind)
         path = storage.join(root, "a.json")
@@ -108,6 +120,65 @@ class StorageTest(parameterized.TestCase):
         self.assertFalse(storage.is_local("gs://bucket/a"))
         self.assertEqual(storage.join("gs://bucket", "a", "b"), "gs://bucket/a/b")
         self.assertEqual(storage.dirname("gs://bucket/a/b"), "gs://bucket/a")
+
+
+class WorkdirHelpersTest(parameterized.TestCase):
+    """The helpers avlad_tf's call sites use (docs/STORAGE.md)."""
+
+    def _directory(self, kind):
+        return self.create_tempdir().full_path if kind == "local" else _ram_dir()
+
+    def test_absolute_paths_and_extensions(self):
+        self.assertEqual(storage.absolute("gs://b/data"), "gs://b/data")
+        self.assertEqual(storage.absolute("data"), os.path.abspath("data"))
+        self.assertEqual(storage.extensions("gs://b/rgb.weights.h5"), ".weights.h5")
+        self.assertEqual(storage.extensions("a.b/video"), "")
+        self.assertEqual(storage.extensions("x/.hidden"), "")
+
+    @parameterized.parameters("local", "ram")
+    def test_write_text_walk_and_isfile(self, kind):
+        root = self._directory(kind)
+        path = storage.join(root, "a", "b", "c.txt")
+        storage.make_parent(path)
+        storage.write_text(path, "é\n")
+        self.assertEqual(storage.read_text(path), "é\n")
+        self.assertTrue(storage.isfile(path))
+        self.assertFalse(storage.isfile(storage.dirname(path)))
+        walked = [
+            (folder[len(root) :], subfolders, files)
+            for folder, subfolders, files in storage.walk(root)
+        ]
+        self.assertEqual(
+            walked, [("", ["a"], []), ("/a", ["b"], []), ("/a/b", [], ["c.txt"])]
+        )
+
+    @parameterized.parameters("local", "ram")
+    def test_replacing_directory_swaps_whole_and_keeps_it_on_error(self, kind):
+        root = self._directory(kind)
+        path = storage.join(root, "export")
+        for version in ("1", "2"):
+            with storage.replacing_directory(path) as tmp:
+                storage.makedirs(storage.join(tmp, "variables"))
+                storage.write_text(storage.join(tmp, "variables", "v"), version)
+                storage.write_text(storage.join(tmp, "saved_model.pb"), version)
+        self.assertEqual(storage.listdir(root), ["export"])
+        self.assertEqual(storage.read_text(storage.join(path, "variables", "v")), "2")
+        with self.assertRaisesRegex(RuntimeError, "disk full"):
+            with storage.replacing_directory(path) as tmp:
+                storage.makedirs(tmp)
+                storage.write_text(storage.join(tmp, "saved_model.pb"), "3")
+                raise RuntimeError("disk full")
+        self.assertEqual(storage.listdir(root), ["export"])
+        self.assertEqual(storage.read_text(storage.join(path, "saved_model.pb")), "2")
+
+    def test_rmtree_leaves_a_ram_sibling_whose_name_begins_alike(self):
+        root = _ram_dir()
+        for name in ("run", "run2"):
+            storage.makedirs(storage.join(root, name))
+            storage.write_text(storage.join(root, name, "a"), name)
+        storage.rmtree(storage.join(root, "run"))
+        self.assertEqual(storage.read_text(storage.join(root, "run2", "a")), "run2")
+        self.assertEqual(storage.glob(storage.join(root, "run", "*")), [])
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ shard there (`ignore_errors`) so the shortfall is reported by the count check
 with the shard's path, instead of an anonymous error or a silent loss.
 """
 
-import os
-
 import tensorflow as tf
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 
 
@@ -22,7 +21,7 @@ def require(condition, message, *data):
 
 def split_shards(metadata, data_dir, split):
     """Sorted shard paths and counts of `split`, checked against the disk."""
-    path = os.path.join(data_dir, schema.METADATA_FILE)
+    path = storage.join(data_dir, schema.METADATA_FILE)
     splits = metadata.get("splits", {})
     if split not in splits:
         raise ValueError(f"{path}: no split {split!r}; available: {sorted(splits)}.")
@@ -33,8 +32,8 @@ def split_shards(metadata, data_dir, split):
             f"{path}: split {split!r} lists {splits[split]['num_records']} "
             f"records but its shards add up to {total}."
         )
-    files = [os.path.join(data_dir, shard["file"]) for shard in shards]
-    missing = [f for f in files if not tf.io.gfile.exists(f)]
+    files = [storage.join(data_dir, shard["file"]) for shard in shards]
+    missing = [f for f in files if not storage.exists(f)]
     if missing:
         raise FileNotFoundError(f"{path} lists shards that do not exist: {missing}.")
     return files, [int(shard["num_records"]) for shard in shards]
@@ -57,7 +56,7 @@ def dataset_info(data_dir):
     labels = metadata.get("labels", [])
     if len(labels) != metadata.get("num_classes"):
         raise ValueError(
-            f"{os.path.join(data_dir, schema.METADATA_FILE)}: num_classes is "
+            f"{storage.join(data_dir, schema.METADATA_FILE)}: num_classes is "
             f"{metadata.get('num_classes')} but {len(labels)} labels are listed."
         )
     for split in metadata.get("splits", {}):

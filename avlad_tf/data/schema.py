@@ -20,13 +20,11 @@ the flow settings below and, per split, every shard with its record count.
 The reader refuses data whose flow settings or counts do not match.
 """
 
-import json
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from avlad_tf import settings
+from avlad_tf import storage
 
 SCHEMA_VERSION = 1
 
@@ -200,10 +198,10 @@ def write_metadata(data_dir, metadata):
     flow = dict(metadata.get("flow", {}), **flow_settings())
     metadata = dict(metadata, schema_version=SCHEMA_VERSION, flow=flow)
     settings.write_json(
-        os.path.join(data_dir, METADATA_FILE), metadata, indent=2, sort_keys=True
+        storage.join(data_dir, METADATA_FILE), metadata, indent=2, sort_keys=True
     )
-    with open(os.path.join(data_dir, LABELS_FILE), "w", encoding="utf-8") as f:
-        f.writelines(label + "\n" for label in metadata["labels"])
+    labels = "".join(label + "\n" for label in metadata["labels"])
+    storage.write_text(storage.join(data_dir, LABELS_FILE), labels)
 
 
 def read_metadata(data_dir):
@@ -214,14 +212,13 @@ def read_metadata(data_dir):
         ValueError: if the schema version or flow settings differ from this
             module's, naming the file and the mismatching field.
     """
-    path = os.path.join(data_dir, METADATA_FILE)
-    if not os.path.exists(path):
+    path = storage.join(data_dir, METADATA_FILE)
+    if not storage.exists(path):
         raise FileNotFoundError(
             f"{path} does not exist: prepare the data with "
             f"`python -m data_prep.prepare` first."
         )
-    with open(path, encoding="utf-8") as f:
-        metadata = json.load(f)
+    metadata = settings.read_json(path)
     if metadata.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: schema_version {metadata.get('schema_version')!r} is "

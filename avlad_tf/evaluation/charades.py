@@ -27,11 +27,13 @@ across videos. The program is `python -m avlad_tf.charades_eval`.
 """
 
 import csv
+import io
 import os
 
 from absl import logging
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.evaluation import metrics
 from avlad_tf.evaluation import score_files as scores_lib
 
@@ -55,7 +57,9 @@ def read_ground_truth(csv_path, *, num_classes=NUM_CLASSES):
       ValueError: on a missing column or a malformed / out-of-range class.
     """
     ids, rows = [], []
-    with open(csv_path, newline="", encoding="utf-8") as f:
+    # newline="": the csv module reads quoted line breaks itself.
+    text = storage.read_bytes(csv_path).decode("utf-8")
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         for column in ("id", "actions"):
             if column not in (reader.fieldnames or []):
@@ -93,7 +97,7 @@ def read_submission(path, *, num_classes=NUM_CLASSES):
         or a score is not a number.
     """
     predictions = {}
-    with open(path, encoding="utf-8") as f:
+    with storage.open_file(path) as f:
         for line_no, line in enumerate(f, 1):
             fields = line.split()
             if not fields:
@@ -172,6 +176,6 @@ def charades_eval(submission_path, csv_path, *, num_classes=NUM_CLASSES):
 
 def write_submission(path, ids, scores):
     """Writes `id s1 .. sC` lines (12 significant digits, as the release)."""
-    with open(path, "w", encoding="utf-8") as f:
+    with storage.replacing(path) as tmp, storage.open_file(tmp, "w") as f:
         for video_id, row in zip(ids, np.asarray(scores)):
             f.write(video_id + " " + " ".join(f"{s:.12g}" for s in row) + "\n")

@@ -13,6 +13,7 @@ The program is `python -m avlad_tf.fuse`.
 from absl import logging
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.evaluation import metrics
 from avlad_tf.evaluation import score_files as scores_lib
 
@@ -20,7 +21,7 @@ from avlad_tf.evaluation import score_files as scores_lib
 def read_list_labels(path):
     """Reads `(video_paths, labels)` from a release list file (last field = label)."""
     ids, labels = [], []
-    with open(path, encoding="utf-8") as f:
+    with storage.open_file(path) as f:
         for line_no, line in enumerate(f, 1):
             fields = line.split()
             if not fields:

@@ -15,7 +15,6 @@ iDT files under `idt`, older files under `logits`; ids and labels optional).
 """
 
 import collections
-import os
 
 import h5py
 import numpy as np
@@ -28,6 +27,11 @@ LABELS_KEY = "labels"
 # Where other writers (the release's iDT files, older tools) put the logits.
 _LOGITS_KEYS = (LOGITS_KEY, "idt", "logits")
 
+_NOT_HDF5 = (
+    "{path} is not an HDF5 score file: give the .h5 files that evaluate "
+    "writes (<workdir>/scores/), or the release's."
+)
+
 Scores = collections.namedtuple("Scores", ["logits", "video_ids", "labels"])
 
 
@@ -38,7 +42,7 @@ def scores_path(workdir, stream, split, num_crops, *, frames=None):
     run's sampled frames.
     """
     suffix = f"_{frames}" if frames else ""
-    return os.path.join(
+    return storage.join(
         workdir, "scores", f"{stream}_{split}_{num_crops}crop{suffix}.h5"
     )
 
@@ -56,9 +60,10 @@ def label_array(labels):
 
 
 def write_scores(path, logits, video_ids, labels):
-    """Writes a score file atomically (gzip 9, as the release's feature store)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with storage.replacing(path) as tmp, h5py.File(tmp, "w") as f:
+    """Writes a score file atomically (gzip 9, as the release's feature
+    store); h5py writes local files only (`storage.local_output`)."""
+    storage.make_parent(path)
+    with storage.local_output(path) as local, h5py.File(local, "w") as f:
         f.create_dataset(
             LOGITS_KEY,
             data=np.asarray(logits, np.float32),
@@ -86,14 +91,19 @@ def read_scores(path):
         FileNotFoundError, ValueError: naming the file and what is missing or
         malformed.
     """
-    if not os.path.exists(path):
+    if not storage.exists(path):
         raise FileNotFoundError(f"score file {path} does not exist")
-    if os.path.isdir(path) or not h5py.is_hdf5(path):
-        raise ValueError(
-            f"{path} is not an HDF5 score file: give the .h5 files that "
-            "evaluate writes (<workdir>/scores/), or the release's."
-        )
-    with h5py.File(path, "r") as f:
+    if storage.isdir(path):
+        raise ValueError(_NOT_HDF5.format(path=path))
+    with storage.local_input(path) as local:
+        if not h5py.is_hdf5(local):
+            raise ValueError(_NOT_HDF5.format(path=path))
+        return _read_local(local, path)
+
+
+def _read_local(local, path):
+    """`read_scores` of the local copy `local` of `path`."""
+    with h5py.File(local, "r") as f:
         key = next((k for k in _LOGITS_KEYS if k in f), None)
         if key is None:
             raise ValueError(

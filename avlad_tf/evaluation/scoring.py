@@ -12,8 +12,6 @@ It reports top-1, top-5 and mean per-class accuracy, and for multi-label data
 mAP and wAP (docs/RELEASE.md §9). The program is `python -m avlad_tf.evaluate`.
 """
 
-import os
-
 from absl import logging
 import keras
 import numpy as np
@@ -21,6 +19,7 @@ import numpy as np
 from avlad_tf import progress
 from avlad_tf import run_record
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import dense
 from avlad_tf.evaluation import metrics
@@ -33,12 +32,12 @@ STREAMS = ("rgb", "flow", "fused")
 
 def load_stream_model(workdir, stream):
     """Loads `<workdir>/<stream>/model.keras` (only our own artifacts)."""
-    path = os.path.join(workdir, stream, "model.keras")
-    if not os.path.exists(path):
+    path = storage.join(workdir, stream, "model.keras")
+    if not storage.exists(path):
         found = [
             s
             for s in STREAMS
-            if os.path.exists(os.path.join(workdir, s, "model.keras"))
+            if storage.exists(storage.join(workdir, s, "model.keras"))
         ]
         raise FileNotFoundError(
             f"{path} does not exist (streams with a model in {workdir}: "

@@ -23,10 +23,11 @@ therefore start split k from the file trained on split k:
 import functools
 import importlib.resources
 import json
-import os
 import re
 
 import h5py
+
+from avlad_tf import storage
 
 PLACEHOLDER = "{split}"
 # The HDF5 attribute holding `{"dataset", "train_split"}` as JSON.
@@ -70,7 +71,7 @@ def resolve(weights, *, train_split, binding="build_model.weights"):
 
 
 def record_training_split(path, *, dataset, train_split):
-    """Records in the weights file `path` that it was fine-tuned on
+    """Records in the local weights file `path` that it was fine-tuned on
     `train_split` (`'train_split2'`) of `dataset` (`'hmdb51'`)."""
     with h5py.File(path, "a") as f:
         f.attrs[_ATTRIBUTE] = json.dumps(
@@ -81,12 +82,13 @@ def record_training_split(path, *, dataset, train_split):
 def training_split(weights):
     """`{"dataset", "train_split"}` that the weights file records, or None
     (no record, `'imagenet'`, None, or no HDF5 file there)."""
-    if not isinstance(weights, str) or not os.path.isfile(weights):
+    if not isinstance(weights, str) or not storage.isfile(weights):
         return None
-    if not h5py.is_hdf5(weights):
-        return None
-    with h5py.File(weights, "r") as f:
-        value = f.attrs.get(_ATTRIBUTE)
+    with storage.local_input(weights) as local:  # h5py reads local files only
+        if not h5py.is_hdf5(local):
+            return None
+        with h5py.File(local, "r") as f:
+            value = f.attrs.get(_ATTRIBUTE)
     return None if value is None else json.loads(value)
 
 

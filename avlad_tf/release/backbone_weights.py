@@ -24,6 +24,7 @@ import warnings
 import keras
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.models import initial_weights
 from avlad_tf.release import checkpoint_reader
 from avlad_tf.release import names
@@ -145,7 +146,10 @@ def write_vgg16_weights(
         layer.set_weights(
             [np.reshape(kernel, layer.kernel.shape), arrays[(source, "bias")]]
         )
-    model.save_weights(output)
-    if trained_on is not None:
-        initial_weights.record_training_split(output, **trained_on)
+    storage.make_parent(output)
+    # h5py (the recorded split) writes local files only.
+    with storage.local_output(output) as local:
+        model.save_weights(local)
+        if trained_on is not None:
+            initial_weights.record_training_split(local, **trained_on)
     return channels

@@ -9,6 +9,8 @@ import os
 
 import tensorflow as tf
 
+from avlad_tf import storage
+
 # Files users commonly pass instead of the checkpoint (V2 index, graph).
 _V2_SUFFIXES = (".index", ".meta")
 _V2_DATA_MARKER = ".data-"
@@ -30,7 +32,7 @@ def resolve_path(path):
     Raises:
         FileNotFoundError: if nothing matches `path`.
     """
-    if os.path.isdir(path):
+    if storage.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
             raise FileNotFoundError(
@@ -44,7 +46,7 @@ def resolve_path(path):
             return resolve_path(path[: -len(suffix)])
     if _V2_DATA_MARKER in os.path.basename(path):
         return path[: path.rindex(_V2_DATA_MARKER)]
-    if not (os.path.isfile(path) or os.path.isfile(path + ".index")):
+    if not (storage.isfile(path) or storage.isfile(path + ".index")):
         raise FileNotFoundError(
             f"{path}: no such checkpoint (neither a V1 file nor a V2 prefix "
             f"with {path}.index)."

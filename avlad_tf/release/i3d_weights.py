@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.models.backbones import i3d
 from avlad_tf.release import safe_pickle
 
@@ -156,8 +157,8 @@ def read_checkpoint(path):
 def read(path):
     """Either format, told apart by what the file is: a pickle starts with
     the protocol byte 0x80; anything else is a TF checkpoint."""
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
+    if storage.isfile(path):
+        with storage.open_file(path, "rb") as f:
             if f.read(1) == b"\x80":
                 return read_pickle(path)
     return read_checkpoint(path)

@@ -11,6 +11,8 @@ import pickle
 
 import numpy as np
 
+from avlad_tf import storage
+
 # numpy moved `multiarray` to `numpy._core` in 2.0; older pickles name the
 # old location.
 _MULTIARRAY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -41,8 +43,7 @@ def load(path, unpickler, **kwargs):
         ValueError: a damaged or foreign file, or an array larger than
             memory (a damaged or hostile header).
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = storage.read_bytes(path)
     try:
         return unpickler(io.BytesIO(data), **kwargs).load()
     except UnsafePickleError as error:

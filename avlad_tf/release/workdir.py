@@ -18,6 +18,7 @@ import os
 from absl import logging
 
 from avlad_tf import run_record
+from avlad_tf import storage
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
@@ -45,12 +46,12 @@ def read_labels(spec):
     `classInd.txt`), which every line must then be.
     """
     path = RELEASE_LABELS.get(spec, spec)
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise FileNotFoundError(
             f"labels {spec!r}: neither {sorted(RELEASE_LABELS)} nor a file."
         )
-    with open(path, encoding="utf-8") as f:
-        lines = [line.strip() for line in f if line.strip()]
+    lines = [line.strip() for line in storage.read_text(path).splitlines()]
+    lines = [line for line in lines if line]
     rows = [line.split(maxsplit=1) for line in lines]
     if all(len(row) == 2 and row[0].isdigit() for row in rows):
         indices = [int(row[0]) for row in rows]
@@ -108,18 +109,16 @@ def permute_classes(model, source_labels, target_labels):
 
 
 def _write_labels(workdir, labels):
-    path = os.path.join(workdir, schema.LABELS_FILE)
+    path = storage.join(workdir, schema.LABELS_FILE)
     text = "".join(label + "\n" for label in labels)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            if f.read() != text:
-                raise ValueError(
-                    f"{path} exists with other labels; import into a fresh "
-                    f"workdir or one of the same dataset."
-                )
+    if storage.exists(path):
+        if storage.read_text(path) != text:
+            raise ValueError(
+                f"{path} exists with other labels; import into a fresh "
+                f"workdir or one of the same dataset."
+            )
         return
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    storage.write_text(path, text)
 
 
 # The release README's test protocol: RGB 1 crop, flow 5 (docs/RELEASE.md §9.2).
@@ -140,9 +139,9 @@ def _record_stream(workdir, *, stream, data_dir, image_size, flow_stack, train_s
         "input": settings,
         "num_crops": _RELEASE_CROPS[stream],
     }
-    if os.path.exists(run_record.path(workdir)):
+    if storage.exists(run_record.path(workdir)):
         record = run_record.read(workdir)
-        if record["data"]["data_dir"] != os.path.abspath(data_dir):
+        if record["data"]["data_dir"] != storage.absolute(data_dir):
             raise ValueError(
                 f"{run_record.path(workdir)} names the dataset "
                 f"{record['data']['data_dir']}, not {data_dir}; import into "
@@ -245,22 +244,21 @@ def import_release(
         if permute_classes(model, class_names, target):
             logging.info("classifier columns permuted into %s's label order", data_dir)
         class_names = list(target)
-    stream_dir = os.path.dirname(os.path.abspath(output))
-    os.makedirs(stream_dir, exist_ok=True)
+    stream_dir = storage.dirname(storage.absolute(output))
+    storage.makedirs(stream_dir)
     if class_names is not None:
-        _write_labels(os.path.dirname(stream_dir), class_names)
-    model.save(output)
+        _write_labels(storage.dirname(stream_dir), class_names)
+    model.save(output)  # Keras writes URLs itself
     if data_dir is not None:
         _record_stream(
-            os.path.dirname(stream_dir),
+            storage.dirname(stream_dir),
             stream=modality,
             data_dir=data_dir,
             image_size=image_size,
             flow_stack=max(channels // 2, 1),
             train_split=train_split,
         )
-    with open(
-        os.path.join(stream_dir, "import_report.txt"), "w", encoding="utf-8"
-    ) as f:
-        f.write(report.summary() + "\n")
+    storage.write_text(
+        storage.join(stream_dir, "import_report.txt"), report.summary() + "\n"
+    )
     return report

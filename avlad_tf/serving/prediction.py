@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from avlad_tf import serving
+from avlad_tf import storage
 from avlad_tf.data import frame_sources
 from avlad_tf.data import sampling
 from avlad_tf.data import schema
@@ -44,14 +45,13 @@ def read_config(export_dir):
         FileNotFoundError: if the directory is not an avlad_tf export.
         ValueError: for an export of another format version.
     """
-    config_path = os.path.join(export_dir, CONFIG_ASSET)
-    if not os.path.exists(config_path):
+    config_path = storage.join(export_dir, CONFIG_ASSET)
+    if not storage.exists(config_path):
         raise FileNotFoundError(
             f"{export_dir} is not an avlad_tf export: {config_path} is "
             f"missing (write one with `python -m avlad_tf.export`)."
         )
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
+    config = json.loads(storage.read_text(config_path))
     if config.get("format_version") != serving.FORMAT_VERSION:
         raise ValueError(
             f"{config_path}: export format {config.get('format_version')}, "
@@ -220,9 +220,10 @@ def predict_video(serve, config, path, pair_flow, *, keep_truncated=False):
     Raises:
         video_io.SourceError, VideoError: see `prepare_inputs`.
     """
-    inputs, timings = prepare_inputs(
-        path, config, pair_flow, keep_truncated=keep_truncated
-    )
+    with video_io.local_copy(path) as local:
+        inputs, timings = prepare_inputs(
+            local, config, pair_flow, keep_truncated=keep_truncated
+        )
     start = time.perf_counter()
     outputs = serve(**{m: tf.constant(v) for m, v in inputs.items()})
     probabilities = outputs["probabilities"].numpy()[0]

@@ -28,7 +28,6 @@ names and `assets/avlad_export.json` what a client needs to build inputs
 
 import json
 import os
-import shutil
 import tempfile
 
 from absl import logging
@@ -38,6 +37,7 @@ import tensorflow as tf
 from avlad_tf import run_record
 from avlad_tf import serving
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.data import schema
 from avlad_tf.layers import pixels
 
@@ -61,10 +61,10 @@ def find_stream_models(workdir):
     Raises:
         FileNotFoundError: naming the paths looked for.
     """
-    paths = {s: os.path.join(workdir, s, "model.keras") for s in STREAM_DIRS}
-    if os.path.exists(paths["fused"]):
+    paths = {s: storage.join(workdir, s, "model.keras") for s in STREAM_DIRS}
+    if storage.exists(paths["fused"]):
         return {"fused": paths["fused"]}
-    found = {s: p for s, p in paths.items() if s != "fused" and os.path.exists(p)}
+    found = {s: p for s, p in paths.items() if s != "fused" and storage.exists(p)}
     if not found:
         raise FileNotFoundError(
             f"{workdir}: no trained model; expected one of "
@@ -222,7 +222,7 @@ def export(*, workdir, export_dir=None, num_crops=None):
     """
     paths = find_stream_models(workdir)
     record = run_record.read(workdir)
-    export_dir = export_dir or os.path.join(workdir, "export")
+    export_dir = export_dir or storage.join(workdir, "export")
     logging.info("Exporting %s", ", ".join(f"{s}: {p}" for s, p in paths.items()))
     models = load_stream_models(paths)
     num_classes = {int(m.outputs[0].shape[-1]) for m in models.values()}
@@ -250,13 +250,11 @@ def export(*, workdir, export_dir=None, num_crops=None):
 
 
 def write_atomically(module, export_dir, config):
-    """Saves into a sibling temp dir, then swaps it in (no half exports)."""
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
-        assets = os.path.join(tmp, "extra_assets")
-        os.makedirs(assets)
+    """Saves into a sibling temporary directory, then swaps it in
+    (`storage.replacing_directory`: no half exports)."""
+    storage.make_parent(export_dir)
+    # The assets are local scratch files: the SavedModel copies them in.
+    with tempfile.TemporaryDirectory(prefix="avlad_tf-export-") as assets:
         labels_path = os.path.join(assets, LABELS_FILE)
         with open(labels_path, "w", encoding="utf-8") as f:
             f.writelines(name + "\n" for name in config["class_names"])
@@ -264,11 +262,6 @@ def write_atomically(module, export_dir, config):
         with open(config_path, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, sort_keys=True)
         module.attach_assets(labels_path=labels_path, config_path=config_path)
-        saved = os.path.join(tmp, "saved_model")
-        tf.saved_model.save(module, saved, signatures=module.signatures())
-        if os.path.exists(export_dir):
-            old = os.path.join(tmp, "previous")
-            os.replace(export_dir, old)
-        os.replace(saved, export_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with storage.replacing_directory(export_dir) as saved:
+            # tf.saved_model writes URLs itself.
+            tf.saved_model.save(module, saved, signatures=module.signatures())

@@ -81,7 +81,20 @@ class Streamer:
         probabilities = self.finish(**state)["probabilities"].numpy()[0]
         return prediction.top_k(probabilities, self.config["class_names"])
 
-    def run(
+    def run(self, path, **kwargs):
+        """Streams one video (`_stream`'s keywords); returns predict's result
+        dict plus `reports` (`[{"second", "top5"}]`) and `samples`. A URL is
+        read from a local copy (`video_io.local_copy`).
+
+        Raises:
+            video_io.SourceError: the file cannot be opened, or it is
+                truncated (after its last report) and not `keep_truncated`.
+            prediction.VideoError: too few frames for one sample.
+        """
+        with video_io.local_copy(path) as local:
+            return dict(self._stream(local, **kwargs), video=path)
+
+    def _stream(
         self,
         path,
         *,
@@ -91,14 +104,7 @@ class Streamer:
         on_report=None,
         keep_truncated=False,
     ):
-        """Streams one video; returns predict's result dict plus `reports`
-        (`[{"second", "top5"}]`) and `samples`.
-
-        Raises:
-            video_io.SourceError: the file cannot be opened, or it is
-                truncated (after its last report) and not `keep_truncated`.
-            prediction.VideoError: too few frames for one sample.
-        """
+        """`run` of the local file `path`."""
         stride = stride or max(self.stack, 1)
         height, width = prediction.decode_size(self.config)
         fps, frames = video_io.stream_video(

@@ -17,11 +17,12 @@ still resume from it.
 """
 
 import math
-import os
 
 from absl import logging
 import keras
 import tensorflow as tf
+
+from avlad_tf import storage
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -30,7 +31,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def stage_directory(workdir, stream, stage):
     """`<workdir>/<stream>/checkpoints/stage<stage>`."""
-    return os.path.join(workdir, stream, "checkpoints", f"stage{stage}")
+    return storage.join(workdir, stream, "checkpoints", f"stage{stage}")
 
 
 def _model_variables(model):

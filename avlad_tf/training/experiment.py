@@ -13,7 +13,6 @@ exports, the others write to a temporary directory and wait for it at the end.
 """
 
 import functools
-import os
 
 from absl import logging
 import gin
@@ -21,6 +20,7 @@ import tensorflow as tf
 
 from avlad_tf import run_record
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.data import video_input
 from avlad_tf.evaluation import late_fusion
 from avlad_tf.evaluation import scoring
@@ -199,7 +199,7 @@ def train(
     initial_weights.check_record(record, info)
     if export:
         saved_model.check_exportable(record)
-    if os.path.exists(run_record.path(workdir)):
+    if storage.exists(run_record.path(workdir)):
         for change in run_record.check_rerun(
             run_record.read(workdir), record, workdir=workdir
         ):
@@ -207,8 +207,7 @@ def train(
     with distribution.write_dir(workdir, strategy) as out:
         run_record.write(out, record)
         if command is not None:
-            with open(os.path.join(out, "command.txt"), "w") as f:
-                f.write(command + "\n")
+            storage.write_text(storage.join(out, "command.txt"), command + "\n")
         stage_lib.write_labels(out, info["labels"])
         # Every dataset of the run reads with the recorded settings.
         datasets = {

@@ -11,7 +11,6 @@ every video is equally likely to contribute; the descriptors go through
 `<workdir>/<stream>/centers.npy`, which later runs reuse.
 """
 
-import os
 import time
 
 from absl import logging
@@ -20,6 +19,7 @@ import numpy as np
 from avlad_tf import kmeans
 from avlad_tf import progress
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
 
@@ -137,8 +137,8 @@ def init_centers(
         return None
     # assignment_kernel is [D, K] (GhostVLAD: [D, K + G], its real K first).
     num_clusters, depth = layer.num_clusters, int(layer.assignment_kernel.shape[0])
-    path = os.path.join(directory, CENTERS_FILE)
-    if os.path.exists(path):
+    path = storage.join(directory, CENTERS_FILE)
+    if storage.exists(path):
         logging.info("Reusing k-means centres %s", path)
         centers = kmeans.load_centers(path, num_clusters=num_clusters, depth=depth)
     else:

@@ -22,12 +22,12 @@ evaluates, fuses and exports.
 """
 
 import functools
-import os
 
 from absl import logging
 import keras
 
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import inspection
@@ -242,8 +242,8 @@ def _write_directories(strategy, workdir, write_dir, stream):
             "(experiment.train passes a temporary directory)."
         )
     out = write_dir or workdir
-    stream_dir = os.path.join(out, stream)
-    os.makedirs(stream_dir, exist_ok=True)
+    stream_dir = storage.join(out, stream)
+    storage.makedirs(stream_dir)
     return out, stream_dir
 
 
@@ -265,7 +265,7 @@ def _build_model(build_model_fn, strategy, info, stream, *, seed, loss, split):
 
 def _save_model(model, stream_dir):
     """The trained model as `<stream_dir>/model.keras`."""
-    model_path = os.path.join(stream_dir, "model.keras")
+    model_path = storage.join(stream_dir, "model.keras")
     model.save(model_path)
     logging.info("Saved %s", model_path)
 

@@ -1,6 +1,6 @@
 """The results table a run prints and writes to `WORKDIR/results.md`."""
 
-import os
+from avlad_tf import storage
 
 
 def _percent(value):
@@ -21,7 +21,6 @@ def results_table(*, split, stream_metrics, fused=None, fuse_weights=None):
 
 def write_results(workdir, text):
     """`<workdir>/results.md`."""
-    path = os.path.join(workdir, "results.md")
-    with open(path, "w") as f:
-        f.write(text)
+    path = storage.join(workdir, "results.md")
+    storage.write_text(path, text)
     return path

@@ -9,13 +9,12 @@ Adam on its own staircase schedule, its checkpoints and the update loop
 `train_stages`.
 """
 
-import os
-
 from absl import logging
 import keras
 import tensorflow as tf
 
 from avlad_tf import settings
+from avlad_tf import storage
 from avlad_tf.training import checkpointing
 from avlad_tf.training import distribution
 from avlad_tf.training import stage as stage_lib
@@ -90,7 +89,7 @@ def train_stages(
     )
     probe = stage_lib.probe_batch(make_dataset_fn, **data)
     stage_lib.drop_logs_after(out, stream, resume_step)
-    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard", stream))
+    writer = tf.summary.create_file_writer(storage.join(out, "tensorboard", stream))
     resume_stage = 1 + max(
         [k for k, d in enumerate(stage_dirs) if tf.train.latest_checkpoint(d)],
         default=0,

@@ -1,7 +1,6 @@
 """Running one training stage: updates, NaN guard, checkpoints, summaries."""
 
 import json
-import os
 import time
 
 from absl import logging
@@ -34,15 +33,14 @@ def probe_batch(make_dataset_fn, *, data_dir, split, modalities):
 
 def write_labels(workdir, labels):
     """`<workdir>/labels.txt`: one class name per line, in label-index order."""
-    with open(os.path.join(workdir, "labels.txt"), "w") as f:
-        f.write("".join(f"{label}\n" for label in labels))
+    text = "".join(f"{label}\n" for label in labels)
+    storage.write_text(storage.join(workdir, "labels.txt"), text)
 
 
 def write_operative_config(workdir, writer=None):
     """`<workdir>/operative_config.gin` (and a text summary with `writer`)."""
     text = gin.operative_config_str()
-    with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
-        f.write(text)
+    storage.write_text(storage.join(workdir, "operative_config.gin"), text)
     if writer is not None:
         summaries.write_gin_config(writer, text)
     return text
@@ -54,22 +52,22 @@ def drop_logs_after(workdir, stream, global_step):
     The resumed run repeats those updates; `train_metrics.jsonl` and the
     TensorBoard events then hold each step once.
     """
-    path = os.path.join(workdir, stream, "train_metrics.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
-            lines = [
-                line for line in f if json.loads(line)["global_step"] <= global_step
-            ]
-        with storage.replacing(path) as tmp, open(tmp, "w") as f:
-            f.writelines(lines)
-    logdir = os.path.join(workdir, "tensorboard", stream)
-    if os.path.isdir(logdir):
+    path = storage.join(workdir, stream, "train_metrics.jsonl")
+    if storage.exists(path):
+        lines = storage.read_text(path).splitlines(keepends=True)
+        kept = [
+            line for line in lines if json.loads(line)["global_step"] <= global_step
+        ]
+        storage.write_text(path, "".join(kept))
+    logdir = storage.join(workdir, "tensorboard", stream)
+    if storage.isdir(logdir):
         summaries.drop_events_after(logdir, global_step)
 
 
 def _append_metrics(path, record):
-    """One JSON line per log step: a greppable copy of the scalars."""
-    with open(path, "a") as f:
+    """One JSON line per log step: a greppable copy of the scalars. (An
+    object store has no append: TensorFlow rewrites the small file whole.)"""
+    with storage.open_file(path, "a") as f:
         f.write(
             json.dumps(
                 {
@@ -132,7 +130,7 @@ def _run_stage(
     if step >= num_steps:
         logging.info("%s stage %d already complete (%d updates)", stream, stage, step)
         return
-    metrics_path = os.path.join(workdir, stream, "train_metrics.jsonl")
+    metrics_path = storage.join(workdir, stream, "train_metrics.jsonl")
     logging.info("%s stage %d: updates %d..%d", stream, stage, step, num_steps)
     last_time, last_step = time.time(), step
     endpoints = inspection.endpoints_model(model)  # shares model's weights

@@ -5,10 +5,10 @@ the step axis is the stream's update count over both stages (stage 2 starts
 where stage 1 ended), so the two stages read as one curve.
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
+
+from avlad_tf import storage
 
 # Distinct colours for cluster ids in assignment images (cycled for K > 20).
 _PALETTE = np.array(
@@ -107,7 +107,7 @@ def drop_events_after(logdir, step):
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer import event_file_writer
 
-    paths = sorted(tf.io.gfile.glob(os.path.join(logdir, "events.out.tfevents.*")))
+    paths = storage.glob(storage.join(logdir, "events.out.tfevents.*"))
     events = []
     for path in paths:
         kept = [
@@ -123,4 +123,4 @@ def drop_events_after(logdir, step):
             if not event.HasField("file_version"):  # the writer adds its own
                 writer.add_event(event_pb2.Event.FromString(event.SerializeToString()))
         writer.close()
-        tf.io.gfile.remove(path)
+        storage.remove(path)

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from avlad_tf import run_record
+from avlad_tf import storage
 from avlad_tf.visualization import assignments as assign_lib
 from avlad_tf.visualization import attention as attention_lib
 from avlad_tf.visualization import confusion
@@ -24,12 +25,12 @@ def resolve_model_path(workdir, stream, model):
         return model
     if not workdir:
         raise ValueError("pass --workdir (with --stream) or --model")
-    return os.path.join(workdir, stream, "model.keras")
+    return storage.join(workdir, stream, "model.keras")
 
 
 def stream_of(model_path):
     """The stream folder of WORKDIR/<stream>/model.keras."""
-    return os.path.basename(os.path.dirname(os.path.abspath(model_path)))
+    return os.path.basename(storage.dirname(storage.absolute(model_path)))
 
 
 def with_run_inputs(model_path, data):
@@ -39,9 +40,9 @@ def with_run_inputs(model_path, data):
     input settings, and from the run's dataset unless `data_dir` is given;
     a model elsewhere needs `data_dir` and reads with the pipeline defaults.
     """
-    workdir = os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
+    workdir = storage.dirname(storage.dirname(storage.absolute(model_path)))
     data = dict(data)
-    if not os.path.exists(run_record.path(workdir)):
+    if not storage.exists(run_record.path(workdir)):
         return data
     record = run_record.read(workdir)
     entry = run_record.stream(record, stream_of(model_path), workdir=workdir)
@@ -53,7 +54,7 @@ def with_run_inputs(model_path, data):
 def class_names(*, workdir=None, data_dir=None, num_classes):
     """Class names from the run record, WORKDIR/labels.txt or
     DATA_DIR/labels.txt."""
-    if workdir and os.path.exists(run_record.path(workdir)):
+    if workdir and storage.exists(run_record.path(workdir)):
         names = run_record.read(workdir)["data"]["labels"]
         if len(names) != num_classes:
             raise ValueError(
@@ -62,10 +63,10 @@ def class_names(*, workdir=None, data_dir=None, num_classes):
             )
         return names
     for folder in (workdir, data_dir):
-        path = folder and os.path.join(folder, "labels.txt")
-        if path and os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                names = [line.strip() for line in f if line.strip()]
+        path = folder and storage.join(folder, "labels.txt")
+        if path and storage.exists(path):
+            lines = storage.read_text(path).splitlines()
+            names = [line.strip() for line in lines if line.strip()]
             if len(names) != num_classes:
                 raise ValueError(
                     f"{path} lists {len(names)} classes, the "
@@ -224,7 +225,7 @@ def top_words(
     """
     model = inference.load_model(model_path)
     kernel, _ = inference.classifier_weights(model)
-    workdir = workdir or os.path.dirname(os.path.dirname(os.path.abspath(model_path)))
+    workdir = workdir or storage.dirname(storage.dirname(storage.absolute(model_path)))
     names = class_names(
         workdir=workdir, data_dir=data.get("data_dir"), num_classes=kernel.shape[1]
     )
@@ -353,7 +354,7 @@ def confusion_diff(
     num_classes = a["logits"].shape[1]
     if labels_file:
         names = class_names(
-            workdir=os.path.dirname(labels_file) or ".", num_classes=num_classes
+            workdir=storage.dirname(labels_file) or ".", num_classes=num_classes
         )
     else:
         names = class_names(data_dir=data_dir, num_classes=num_classes)
@@ -382,8 +383,8 @@ def confusion_diff(
 
 def curves(*, workdir, out, tags=None, width_px=1000, height_px=700):
     """Training curves of every run under WORKDIR/tensorboard."""
-    log_dir = os.path.join(workdir, "tensorboard")
-    if not os.path.isdir(log_dir):
+    log_dir = storage.join(workdir, "tensorboard")
+    if not storage.isdir(log_dir):
         log_dir = workdir  # also accept the TensorBoard folder itself
     scalars = curves_lib.read_scalars(log_dir)
     return curves_lib.plot_curves(

@@ -6,10 +6,9 @@ from a `labels` dataset in the file when present, else from the dataset's
 records (`video/id`, `clip/label/index`).
 """
 
-import os
-
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.evaluation import score_files as scores_lib
 from avlad_tf.visualization import plotting
 
@@ -66,7 +65,7 @@ def read_ground_truth(data_dir, split):
             f"{data_dir}: no split {split!r}; has {sorted(metadata['splits'])}"
         )
     files = [
-        os.path.join(data_dir, shard["file"])
+        storage.join(data_dir, shard["file"])
         for shard in metadata["splits"][split]["shards"]
     ]
     context = {

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.visualization import plotting
 
 _EVENT_PREFIX = "events.out.tfevents"
@@ -22,11 +23,11 @@ def find_event_files(log_dir):
     """`{run: [event files]}` in write order, run = folder relative to
     `log_dir` ('.' top)."""
     runs = collections.defaultdict(list)
-    for root, _, files in os.walk(log_dir):
+    for root, _, files in storage.walk(log_dir):
         for name in sorted(files, key=_natural_key):
             if name.startswith(_EVENT_PREFIX):
                 run = os.path.relpath(root, log_dir)
-                runs[run].append(os.path.join(root, name))
+                runs[run].append(storage.join(root, name))
     return dict(runs)
 
 

@@ -1,10 +1,9 @@
 """Runs a trained model over a split and keeps what the figures need."""
 
-import os
-
 from absl import logging
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.visualization import plotting
 
 
@@ -14,7 +13,7 @@ def load_model(path):
     Raises:
         FileNotFoundError: naming the path (and how to make one).
     """
-    if not os.path.exists(path):
+    if not storage.exists(path):
         raise FileNotFoundError(
             f"model {path} does not exist: train one with "
             f"`python -m avlad_tf.train --workdir=...` (it writes "

@@ -1,13 +1,13 @@
 """Shared figure helpers: exact pixel sizes and model inputs made viewable."""
 
-import os
-
 import matplotlib
 
 # Figures are written to files, never shown: no display is needed (CI, servers).
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402  (after the backend choice)
 import numpy as np  # noqa: E402
+
+from avlad_tf import storage  # noqa: E402
 
 DPI = 100
 # The input pipeline's per-channel BGR means (CONTRACTS.md, input pipeline).
@@ -37,11 +37,15 @@ def save_figure(fig, path):
     """Writes `fig` as PNG (creating parent folders) and closes it.
 
     No `bbox_inches='tight'`: it would change the pixel size callers asked for.
+    matplotlib writes local files: a URL gets a staged copy
+    (`storage.local_output`), whole or not at all.
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
-    plt.close(fig)
+    storage.make_parent(path)
+    try:
+        with storage.local_output(path) as local:
+            fig.savefig(local, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 from avlad_tf.data import video_input
+from data_prep import beam_plan
 from data_prep import beam_writer
 from data_prep import local_pool
 from data_prep import records
@@ -86,9 +88,10 @@ class _TestPipelineExecutor:
 
     def write(self, output_dir, todo, options):
         beam_options = pipeline_options.PipelineOptions(["--runner=DirectRunner"])
+        plan = beam_plan.write(output_dir, todo)
         with test_pipeline.TestPipeline(options=beam_options) as pipeline:
             out = beam_writer.build(
-                pipeline, output_dir, todo, options, encode_fn=self.encode_fn
+                pipeline, output_dir, plan, options, encode_fn=self.encode_fn
             )
             beam_util.assert_that(
                 out["shards"], beam_util.equal_to(self.expected_shards)
@@ -99,6 +102,7 @@ class _TestPipelineExecutor:
             beam_util.assert_that(
                 dead, beam_util.equal_to(self.expected_dead), label="DeadLetters"
             )
+        beam_plan.remove(plan)
         return shards.finished_records(output_dir, [s for _, s, _ in todo])
 
 
@@ -252,6 +256,9 @@ class BeamWriterTest(absltest.TestCase):
         result = prepare_test._run(*args)  # pylint: disable=protected-access
         self.assertRegex(result.stderr, rf"\({len(kept)} finished shards verified")
         self.assertLen(_shards(out), 7)
+        # The killed run's temporary files (its plan, a half shard) are gone.
+        left = os.listdir(out) + os.listdir(os.path.join(out, shards.PROGRESS_DIR))
+        self.assertEmpty([name for name in left if storage.TEMPORARY in name])
 
     def test_finished_records_needs_each_shard_whole_with_its_note(self):
         output_dir = os.path.join(self.create_tempdir().full_path, "copy")

@@ -8,9 +8,11 @@ import hashlib
 import json
 import os
 import types
+import uuid
 
 from absl.testing import absltest
 
+from avlad_tf import storage
 from data_prep import resume
 
 
@@ -81,6 +83,25 @@ class DescribeInputsTest(absltest.TestCase):
         )
         # What JSON reads back, so that it compares equal to inputs.json.
         self.assertEqual(json.loads(json.dumps(described)), described)
+
+    def test_sources_and_progress_at_a_url(self):
+        # ram:// (TensorFlow's in-memory filesystem) stands in for a bucket.
+        root = f"ram://resume_test/{uuid.uuid4().hex}"
+        storage.makedirs(storage.join(root, "v", "frames"))
+        for name in ("v/a.avi", "v/frames/image_00001.jpg"):
+            with storage.open_file(storage.join(root, name), "wb") as f:
+                f.write(b"12345")
+        video, folder = storage.join(root, "v/a.avi"), storage.join(root, "v/frames")
+        self.assertEqual(resume.source_stat(video), [5, 0])  # ram:// keeps no times
+        self.assertEqual(resume.source_stat(folder), [1, 0])  # its entries
+        self.assertIsNone(resume.source_stat(storage.join(root, "v/none.avi")))
+        progress = storage.join(root, "out", ".progress")
+        storage.makedirs(progress)
+        inputs = resume.describe_inputs({"train": [_item("a", video)]})
+        resume.check_settings(progress, _fingerprint(), inputs)
+        resume.check_settings(progress, _fingerprint(), inputs)  # a rerun
+        with self.assertRaisesRegex(ValueError, f"^{root}/out was prepared with"):
+            resume.check_settings(progress, _fingerprint(dataset="x"), inputs)
 
 
 class CheckSettingsTest(absltest.TestCase):

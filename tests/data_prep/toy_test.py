@@ -1,13 +1,18 @@
 """The embedded toy dataset: deterministic, designed, prepared for real."""
 
+import contextlib
+import io
 import os
+import tempfile
 from unittest import mock
+import uuid
 
 from absl.testing import absltest
 import cv2
 import numpy as np
 import tensorflow as tf
 
+from avlad_tf import storage
 from avlad_tf.data import schema
 from data_prep import toy
 
@@ -107,6 +112,33 @@ class EnsureToyDatasetTest(absltest.TestCase):
                 ValueError, f"{data_dir} holds toy data of generator version"
             ):
                 toy.ensure_toy_dataset(data_dir)
+
+    def test_a_toy_dataset_at_a_url_leaves_nothing_on_local_disk(self):
+        # ram:// stands in for a bucket; OpenCV writes each video to a local
+        # temporary file first, which must be gone afterwards.
+        data_dir = f"ram://toy_test/{uuid.uuid4().hex}/toy"
+        staging = self.create_tempdir().full_path
+        stderr = io.StringIO()
+        with (
+            mock.patch.object(toy, "CLASSES", toy.CLASSES[:2]),
+            mock.patch.object(toy, "NUM_TRAIN", 1),
+            mock.patch.object(toy, "NUM_TEST", 1),
+            mock.patch.object(toy, "NUM_FRAMES", 12),
+            mock.patch.object(tempfile, "tempdir", staging),
+            contextlib.redirect_stderr(stderr),
+        ):
+            self.assertEqual(toy.ensure_toy_dataset(data_dir, workers=2), data_dir)
+            self.assertEqual(toy.ensure_toy_dataset(data_dir), data_dir)  # ready
+        self.assertEqual(os.listdir(staging), [])
+        # The workers could not see ram://: the videos were encoded here.
+        self.assertIn("encoding them here, not in 2 worker", stderr.getvalue())
+        metadata = schema.read_metadata(data_dir)
+        self.assertEqual(metadata["splits"]["test"]["num_records"], 2)
+        self.assertEqual(
+            storage.listdir(storage.join(data_dir, "videos")), toy.CLASSES[:2]
+        )
+        shard = metadata["splits"]["train"]["shards"][0]["file"]
+        self.assertLen(list(tf.data.TFRecordDataset(f"{data_dir}/{shard}")), 2)
 
 
 if __name__ == "__main__":

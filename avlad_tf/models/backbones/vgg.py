@@ -22,13 +22,13 @@ so the fc1 kernel `[25088, 4096]` reshapes exactly to the fc6 conv kernel
 `[7, 7, 512, 4096]` and fc2 to `[1, 1, 4096, 4096]`.
 """
 
-import os
 import warnings
 
 import h5py
 import keras
 import numpy as np
 
+from avlad_tf import storage
 from avlad_tf.layers import regularizers
 from avlad_tf.models.backbones.flow_input import flow_kernel_from_rgb
 
@@ -167,8 +167,9 @@ def build_vgg16(
     return model
 
 
-def _inspect_weights_file(path):
-    """`(has_top, input_channels)` of a keras.applications VGG16 weights file.
+def _inspect_weights_file(path, *, shown_as):
+    """`(has_top, input_channels)` of a keras.applications VGG16 weights file
+    (the local copy `path` of `shown_as`, which errors name).
 
     Works for legacy `.h5` files (groups named after layers) and Keras 3
     `.weights.h5` files (groups named `dense`, `conv2d`, ...).
@@ -184,12 +185,14 @@ def _inspect_weights_file(path):
         with h5py.File(path, "r") as f:
             f.visititems(visit)
     except OSError as error:
-        raise ValueError(f"Cannot read VGG16 weights file {path!r}: {error}") from error
+        raise ValueError(
+            f"Cannot read VGG16 weights file {shown_as!r}: {error}"
+        ) from error
     # conv1_1 is the only 64-filter conv whose input is not 64 channels.
     conv1 = [shape for shape in kernels if shape[3] == 64 and shape[2] != 64]
     if len(conv1) != 1:
         raise ValueError(
-            f"{path!r} does not look like a keras.applications VGG16 weights "
+            f"{shown_as!r} does not look like a keras.applications VGG16 weights "
             f"file: found {len(conv1)} candidate conv1_1 kernels."
         )
     has_top = any(name.startswith(("fc1", "dense")) for name in names)
@@ -200,20 +203,27 @@ def _keras_vgg16(weights, *, top_for):
     """keras.applications VGG16 holding the requested weights; `top_for`:
     what needs its fc1 / fc2 (named in the error when the file lacks them),
     or None."""
-    include_top, channels = top_for is not None, 3
-    if weights != "imagenet":
-        if not os.path.isfile(weights):
-            raise ValueError(
-                f"weights must be None, 'imagenet' or a weights file path; "
-                f"no file at {weights!r}."
-            )
+    if weights == "imagenet":
+        return _vgg16_from(weights, include_top=top_for is not None, channels=3)
+    if not storage.isfile(weights):
+        raise ValueError(
+            f"weights must be None, 'imagenet' or a weights file path; "
+            f"no file at {weights!r}."
+        )
+    # h5py and Keras read local files only (docs/STORAGE.md).
+    with storage.local_input(weights) as local:
         # A file may hold a flow network (2·flow_stack input channels).
-        include_top, channels = _inspect_weights_file(weights)
+        include_top, channels = _inspect_weights_file(local, shown_as=weights)
         if top_for is not None and not include_top:
             raise ValueError(
                 f"{top_for} needs VGG16 weights with the top (fc1, fc2), "
                 f"but {weights!r} has none."
             )
+        return _vgg16_from(local, include_top=include_top, channels=channels)
+
+
+def _vgg16_from(weights, *, include_top, channels):
+    """keras.applications VGG16 with `weights` ('imagenet' or a local file)."""
     # With the top, keras.applications fixes the input at 224x224.
     size = 224 if include_top else None
     with warnings.catch_warnings():
