@@ -25,6 +25,8 @@ import numpy as np
 
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
+from avlad_tf.models import backbones
+from avlad_tf.models import inspection
 from avlad_tf.training import loop
 
 _GIN_DIR = cli.GIN_DIR
@@ -45,6 +47,11 @@ _TINY = [
     )
 ]
 _NUM_CLASSES = 3
+# Stand-ins whose frames must be larger than `_TINY`'s (Karpathy et al.'s
+# networks read at least 32 px).
+_LARGER_FRAMES = tuple(
+    name for name in backbones.DEFAULT_ENDPOINTS if name.endswith("_fusion")
+) + ("tiny_single_frame",)
 _INCLUDE = re.compile(r"^\s*include\s")
 _TABLES = re.compile(r"^# Table ([\w/]+), row \d+:", re.MULTILINE)
 
@@ -114,9 +121,10 @@ class GinFilesTest(parameterized.TestCase):
         ):
             self.assertIn(name, _FILES)
 
-    def _tiny_endpoints(self):
+    def _tiny_endpoints(self, stand_ins):
         """InceptionV3 endpoints (`mixed*`) become the tiny net's conv5_3;
-        I3D's (`Mixed_*`) keep their block on the tiny I3D."""
+        a backbone with a tiny stand-in (I3D, C3D, Karpathy et al.'s
+        networks: `stand_ins`, by scope) keeps its endpoint on it."""
         for scope in _SCOPES:
             try:
                 endpoint = gin.query_parameter(f"{scope}build_model.endpoint")
@@ -125,10 +133,27 @@ class GinFilesTest(parameterized.TestCase):
             if isinstance(endpoint, str) and endpoint.startswith("mixed"):
                 with gin.unlock_config():
                     gin.bind_parameter(f"{scope}build_model.endpoint", "conv5_3")
-            if isinstance(endpoint, str) and endpoint.startswith("Mixed_"):
-                with gin.unlock_config():  # every scope: `_TINY` binds each
-                    for each in _SCOPES:
-                        gin.bind_parameter(f"{each}build_model.backbone", "tiny_i3d")
+        with gin.unlock_config():  # every scope: `_TINY` binds each
+            for scope, backbone in stand_ins.items():
+                gin.bind_parameter(f"{scope}build_model.backbone", backbone)
+                if backbone in _LARGER_FRAMES:
+                    gin.bind_parameter(f"{scope}build_model.image_size", 32)
+
+    def _stand_ins(self, files):
+        """{scope: tiny stand-in} of the backbones `files` bind (before
+        `_TINY` replaces them), for those that have one."""
+        cli.parse_gin(files, [])
+        stand_ins = {}
+        for scope in _SCOPES:
+            try:
+                backbone = gin.query_parameter(f"{scope}build_model.backbone")
+            except ValueError:
+                backbone = gin.query_parameter("build_model.backbone")
+            tiny = backbone if backbone.startswith("tiny_") else f"tiny_{backbone}"
+            if tiny in backbones.DEFAULT_ENDPOINTS:
+                stand_ins[scope] = tiny
+        gin.clear_config()
+        return stand_ins
 
     def test_no_two_rows_are_the_same_experiment(self):
         # Rows with the same statements would train the same model twice;
@@ -191,8 +216,10 @@ class GinFilesTest(parameterized.TestCase):
 
     @parameterized.parameters(*_FILES)
     def test_parses_and_builds(self, name):
-        cli.parse_gin(["base.gin", name] if _is_overlay(name) else [name], _TINY)
-        self._tiny_endpoints()
+        files = ["base.gin", name] if _is_overlay(name) else [name]
+        stand_ins = self._stand_ins(files)
+        cli.parse_gin(files, _TINY)
+        self._tiny_endpoints(stand_ins)
         streams = gin.query_parameter("train.streams")
         self.assertTrue(streams, name)
         self.assertTrue(gin.query_parameter("train.data_dir"), name)
@@ -202,8 +229,12 @@ class GinFilesTest(parameterized.TestCase):
                 model = action_vlad.build_model(
                     num_classes=_NUM_CLASSES, modality=loop._MODEL_MODALITY[stream]
                 )
+            # A clip backbone reads its window (slow fusion: 10 frames).
+            frames = 16 if inspection.mixes_frames(model) else 2
             inputs = {
-                t.name.split(":")[0]: np.zeros((1, 2) + tuple(t.shape[2:]), np.float32)
+                t.name.split(":")[0]: np.zeros(
+                    (1, frames) + tuple(t.shape[2:]), np.float32
+                )
                 for t in model.inputs
             }
             self.assertEqual(set(inputs), set(loop.STREAM_MODALITIES[stream]))

@@ -5,6 +5,7 @@ from avlad_tf.layers.conv_pooling import ConvPooling
 from avlad_tf.layers.frame_lstm import FrameLSTM
 from avlad_tf.layers.frame_lstm import TimeAveragedLogits
 from avlad_tf.layers.ghostvlad import GhostVLAD
+from avlad_tf.layers.local_response_norm import LocalResponseNormalization
 from avlad_tf.layers.netrvlad import NetRVLAD
 from avlad_tf.layers.netvlad import NetVLAD
 from avlad_tf.layers.nextvlad import NeXtVLAD
@@ -32,4 +33,5 @@ __all__ = [
     "TemporalResInception",
     "ResInceptionPooling",
     "SpatioTemporalFusion",
+    "LocalResponseNormalization",
 ]

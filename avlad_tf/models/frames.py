@@ -1,5 +1,6 @@
-"""Per-frame application of a 2-D backbone to video tensors, and the clip
-layout of a backbone that convolves over time (`ClipFrames`).
+"""Per-frame application of a 2-D backbone to video tensors, the clip
+layout of a backbone that convolves over time (`ClipFrames`), and the frame
+pairs a late-fusion network merges (`FramePairs`).
 
 The release reshapes a `[B, T', H, W, C]` batch to `[B·T', H, W, C]`,
 video-major, before the backbone (docs/RELEASE.md Sec. 4.1). These two
@@ -73,16 +74,28 @@ class ClipFrames(keras.layers.Layer):
 
     Args:
         channels: channels per time step of the clip (3 RGB, 2 flow).
+        min_steps: the fewest time steps the backbone reads (a network
+            whose first layers convolve over 10 frames without padding
+            needs 10); fewer, when known at call time, raise ValueError.
 
     Input shape: `(batch, time, height, width, channels·L)`.
     Output shape: `(batch, time·L, height, width, channels)`.
     """
 
-    def __init__(self, channels, **kwargs):
+    def __init__(self, channels, *, min_steps=1, **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
+        self.min_steps = int(min_steps)
 
     def call(self, video):
+        frames, per_frame = video.shape[1], video.shape[-1] // self.channels
+        if frames is not None and frames * per_frame < self.min_steps:
+            raise ValueError(
+                f"{self.name}: the backbone reads clips of at least "
+                f"{self.min_steps} time steps; received {frames} frames of "
+                f"{per_frame} step(s) each. Sample more frames "
+                "(make_dataset.num_frames)."
+            )
         shape = ops.shape(video)
         new_shape = (shape[0], -1) + tuple(video.shape[2:4]) + (self.channels,)
         # (B, T, S, S, L·c) -> (B, T, S, S, L, c) -> (B, T, L, S, S, c)
@@ -97,4 +110,39 @@ class ClipFrames(keras.layers.Layer):
         return (batch, time, height, width, self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "min_steps": self.min_steps,
+        }
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class FramePairs(keras.layers.Layer):
+    """Each time step's features beside those `distance` steps later, on
+    channels: the input of a layer that merges two single-frame towers
+    (Karpathy et al.'s late fusion, 15 frames apart).
+
+    Args:
+        distance: steps between the two frames of a pair.
+
+    Input shape: `(batch, time, h, w, d)`, time > distance.
+    Output shape: `(batch, time - distance, h, w, 2·d)`.
+    """
+
+    def __init__(self, distance, **kwargs):
+        super().__init__(**kwargs)
+        self.distance = int(distance)
+
+    def call(self, features):
+        first = features[:, : -self.distance]  # (B, T - dist, h, w, d)
+        second = features[:, self.distance :]  # the frames dist steps later
+        return ops.concatenate([first, second], axis=-1)  # (B, T - dist, h, w, 2d)
+
+    def compute_output_shape(self, input_shape):
+        batch, time, height, width, depth = input_shape
+        time = None if time is None else time - self.distance
+        return (batch, time, height, width, 2 * depth)
+
+    def get_config(self):
+        return {**super().get_config(), "distance": self.distance}
