@@ -11,6 +11,9 @@ Examples:
     # Any folder-per-class tree of videos:
     python -m data_prep.prepare --dataset=folders --input_dir=my_videos \
         --output_dir=data/mine --test_fraction=0.3
+    # Kinetics-400 clips (<class>/<id>_<start>_<end>.mp4) and the release's CSVs:
+    python -m data_prep.prepare --dataset=kinetics400 --input_dir=k400/videos \
+        --list_dir=k400/annotations --output_dir=data/k400 --allow_missing
     # The same preparation as an Apache Beam pipeline (pip install -e '.[beam]');
     # flags this program does not define are Beam's pipeline options:
     python -m data_prep.prepare --dataset=ucf101 --input_dir=UCF-101 \
@@ -37,17 +40,18 @@ if __name__ == "__main__":
     cli.start_quietly()  # first: before anything imports TensorFlow
 
 from avlad_tf.flow import parameters as flow_parameters
+from data_prep import datasets
 from data_prep import flow as flow_lib
 from data_prep import local_pool
 from data_prep import records
-from data_prep import sources
 from data_prep import writer
 
 _DATASET = flags.DEFINE_enum(
     "dataset",
     None,
-    ["ucf101", "hmdb51", "charades", "folders"],
-    "Dataset layout: the three paper datasets, or `folders` "
+    list(datasets.DATASETS),
+    "Dataset layout: the three paper datasets, Kinetics-400/600 (the "
+    "release's CSVs in --list_dir, clips under --input_dir), or `folders` "
     "(<input_dir>/<class>/<video or frame folder>).",
 )
 _INPUT_DIR = flags.DEFINE_string(
@@ -66,13 +70,13 @@ _LIST_DIR = flags.DEFINE_string(
     "Split lists: the release's {train,test}_splitN.txt "
     "(default: data_prep/lists/<dataset>), or the dataset's own: UCF101 "
     "classInd.txt + trainlist0N/testlist0N.txt, HMDB51 "
-    "<class>_test_splitN.txt.",
+    "<class>_test_splitN.txt; Kinetics: the release's CSVs (required).",
 )
 _SPLITS = flags.DEFINE_list(
     "splits",
     None,
     "Splits to write (default train_split1,test_split1; "
-    "`train,test` for --dataset=folders).",
+    "`train,test` for --dataset=folders; `train,val` for Kinetics).",
 )
 _CHARADES_CSV = flags.DEFINE_string(
     "charades_csv", "", "Charades test CSV (default: <list_dir>/Charades_v1_test.csv)."
@@ -167,34 +171,16 @@ def _check_split_names(names):
 
 
 def _items():
-    dataset = _DATASET.value
     _check_split_names(_SPLITS.value or ())
-    if dataset == "folders":
-        split_names = tuple(_SPLITS.value or ("train", "test"))
-        if len(split_names) != 2:
-            raise app.UsageError("--dataset=folders takes two --splits names")
-        return sources.class_folder_items(
-            _INPUT_DIR.value,
-            test_fraction=_TEST_FRACTION.value,
-            split_names=split_names,
-        )
-    split_names = _SPLITS.value or ["train_split1", "test_split1"]
-    list_dir = _LIST_DIR.value or os.path.join(sources.LISTS_DIR, dataset)
-    common = dict(
-        list_dir=list_dir,
-        root=_INPUT_DIR.value,
-        split_names=split_names,
-        flow_root=_FLOW_DIR.value,
+    return datasets.items(
+        _DATASET.value,
+        input_dir=_INPUT_DIR.value,
+        list_dir=_LIST_DIR.value,
+        split_names=_SPLITS.value,
+        flow_dir=_FLOW_DIR.value,
+        charades_csv=_CHARADES_CSV.value,
+        test_fraction=_TEST_FRACTION.value,
     )
-    if dataset == "charades":
-        return sources.charades_items(csv_path=_CHARADES_CSV.value, **common)
-    if dataset == "ucf101" and storage.isfile(storage.join(list_dir, "classInd.txt")):
-        return sources.ucf101_official_items(**common)
-    if dataset == "hmdb51" and any(
-        "_test_split" in f for f in storage.listdir(list_dir)
-    ):
-        return sources.hmdb51_official_items(**common)
-    return sources.release_list_items(dataset, **common)
 
 
 def _check_found(splits):
