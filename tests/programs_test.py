@@ -249,12 +249,18 @@ class ProgramsTest(parameterized.TestCase):
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.addCleanup(process.kill)
         stage1 = os.path.join(workdir, "rgb", "checkpoints", "stage1")
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not (
+        # The stage cannot end first (100000 updates); the deadline only
+        # ends a hang, failing rather than interrupting too early.
+        deadline = time.monotonic() + 600
+        while not (
             os.path.isdir(stage1)
             and any(n.startswith("ckpt-2") for n in os.listdir(stage1))
         ):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                self.fail(f"no ckpt-2 written:\n{process.communicate()[1][-3000:]}")
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         try:

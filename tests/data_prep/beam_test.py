@@ -29,6 +29,7 @@ from data_prep import shards
 from data_prep import sources
 from data_prep import writer
 from tests import testing
+from tests.data_prep import gated_prepare
 from tests.data_prep import prep_fixtures
 from tests.data_prep import prepare_test
 
@@ -236,17 +237,21 @@ class BeamWriterTest(absltest.TestCase):
     def test_a_killed_run_keeps_the_shards_it_finished(self):
         out = os.path.join(self.create_tempdir().full_path, "beam")
         args = self._cli_args(out, 1)  # 7 shards, written one by one
+        # One video encodes, then the rest wait at a gate: its shard (the
+        # runner picks which) can finish, no other, whatever the load.
+        gate = os.path.join(self.create_tempdir().full_path, "gate")
         process = subprocess.Popen(
-            prepare_test._command(*args),  # pylint: disable=protected-access
+            gated_prepare.command(gate, *args, passes=1),
             cwd=prepare_test.REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.addCleanup(process.kill)
-        deadline = time.monotonic() + 240
-        while not _shards(out) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 600  # a hang, not a slow machine
+        while not _shards(out):
             self.assertIsNone(process.poll(), "prepare ended before a shard")
+            self.assertLess(time.monotonic(), deadline, "no shard in 600 s")
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGKILL)  # no cleanup of any kind
         process.wait()

@@ -11,6 +11,8 @@ from absl.testing import absltest
 import pytest
 
 from avlad_tf.data import schema
+from data_prep import sources
+from tests.data_prep import gated_prepare
 from tests.data_prep import prep_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -124,16 +126,27 @@ class PrepareTest(absltest.TestCase):
         whole = os.path.join(self.tmp, "whole")
         self.assertEqual(_run(*args, f"--output_dir={whole}").returncode, 0)
         cut = os.path.join(self.tmp, "cut")
+        # The test split's videos wait at a gate: the train shards, planned
+        # first, can finish; the test shards cannot, whatever the load.
+        _, splits = sources.class_folder_items(root, test_fraction=0.34)
         process = subprocess.Popen(
-            _command(*args, f"--output_dir={cut}"),
+            gated_prepare.command(
+                os.path.join(self.tmp, "gate"),
+                *args,
+                f"--output_dir={cut}",
+                held=[item.video_id for item in splits["test"]],
+            ),
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         )
+        self.addCleanup(process.kill)
         first = os.path.join(cut, "train-00000-of-00004.tfrecord")
-        deadline = time.monotonic() + 240
-        while not os.path.exists(first) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 600  # a hang, not a slow machine
+        while not os.path.exists(first):
+            self.assertIsNone(process.poll(), "prepare ended before a shard")
+            self.assertLess(time.monotonic(), deadline, "no shard in 600 s")
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -18,7 +18,9 @@ import pytest
 import tensorflow as tf
 
 from avlad_tf.data import schema
+from data_prep import sources
 from tests import testing
+from tests.data_prep import gated_prepare
 from tests.data_prep import prep_fixtures
 from tests.data_prep import prepare_test
 
@@ -167,19 +169,33 @@ class RerunTest(absltest.TestCase):
         self.args[5] = "--workers=2"
         env = dict(os.environ)
         env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        # The test split's videos wait at a gate: the train shards, planned
+        # first, can finish; the test shards cannot, whatever the load.
+        _, splits = sources.class_folder_items(self.videos, test_fraction=0.5)
+        gate = os.path.join(self.tmp, "gate")
         process = testing.popen_interruptible(
-            prepare_test._command(*self.args),  # pylint: disable=protected-access
+            gated_prepare.command(
+                gate,
+                *self.args,
+                held=[item.video_id for item in splits["test"]],
+            ),
             cwd=prepare_test.REPO,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.addCleanup(process.kill)
         first = os.path.join(self.out, "train-00000-of-00006.tfrecord")
-        deadline = time.monotonic() + 240
-        while not os.path.exists(first) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 600  # a hang, not a slow machine
+        while not os.path.exists(first):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                self.fail(f"no shard written:\n{process.communicate()[1][-3000:]}")
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
+        # The workers go on as in an ungated run until prepare ends them.
+        gated_prepare.open_gate(gate)
         try:
             _, stderr = process.communicate(timeout=120)
         except subprocess.TimeoutExpired:
