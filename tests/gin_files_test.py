@@ -26,6 +26,7 @@ import numpy as np
 from avlad_tf import cli
 from avlad_tf.models import action_vlad
 from avlad_tf.models import backbones
+from avlad_tf.models import frames
 from avlad_tf.models import inspection
 from avlad_tf.training import loop
 
@@ -229,11 +230,18 @@ class GinFilesTest(parameterized.TestCase):
                 model = action_vlad.build_model(
                     num_classes=_NUM_CLASSES, modality=loop._MODEL_MODALITY[stream]
                 )
-            # A clip backbone reads its window (slow fusion: 10 frames).
-            frames = 16 if inspection.mixes_frames(model) else 2
+            # A clip backbone reads its window (slow fusion: 10 frames), or
+            # two clips of its `clip_length`.
+            clips = [
+                layer.clip_length
+                for layer in inspection.walk_layers(model)
+                if isinstance(layer, frames.FoldClips)
+            ]
+            num_frames = 16 if inspection.mixes_frames(model) else 2
+            num_frames = 2 * clips[0] if clips else num_frames
             inputs = {
                 t.name.split(":")[0]: np.zeros(
-                    (1, frames) + tuple(t.shape[2:]), np.float32
+                    (1, num_frames) + tuple(t.shape[2:]), np.float32
                 )
                 for t in model.inputs
             }

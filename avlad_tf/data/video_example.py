@@ -92,6 +92,8 @@ def sample_and_augment(
     image_size=224,
     resize_to=(256, 340),
     sampling_mode="release",
+    clip_stride=1,
+    num_clips=1,
     joint_sampling="shared",
     pixel_dtype="float32",
     partial_decode=True,
@@ -107,7 +109,9 @@ def sample_and_augment(
         num_classes, multi_label: label encoding.
         num_frames, flow_stack: T and L.
         num_crops, image_size, resize_to: see `preprocessing`.
-        sampling_mode: 'release' or 'tsn' (`sampling` module).
+        sampling_mode: 'release', 'tsn' or 'clips' (`sampling` module).
+        clip_stride, num_clips: the frame stride in a clip and the clips
+            read in evaluation (`sampling_mode='clips'`).
         joint_sampling: with both streams, 'shared' (the release's rgb+flow
             rule: RGB frames at the flow stride) or 'independent' (each stream
             its own single-stream rule).
@@ -117,7 +121,7 @@ def sample_and_augment(
             `convert_before_resize`, `half_pixel_centers`.
 
     Returns:
-        `(features, label)`: `features[m]` `[T · crops, S, S, C]`.
+        `(features, label)`: `features[m]` `[T · crops, S, S, C]` (T·N with N clips).
     """
     seed = tf.cast(seed, tf.int64)
     sample_seed, crop_seed = tf.unstack(
@@ -133,6 +137,12 @@ def sample_and_augment(
         training=training,
         seed=sample_seed,
         sampling=sampling_mode,
+        clip_stride=clip_stride,
+        num_clips=num_clips,
+    )
+    # Evaluation clips are N·T samples, clip-major.
+    num_frames = sampling.num_steps(
+        num_frames, sampling=sampling_mode, training=training, num_clips=num_clips
     )
     scale_ratios = pixel_options.pop("scale_ratios", crop_geometry.SCALE_RATIOS)
     release_crop_offsets = pixel_options.pop("release_crop_offsets", True)

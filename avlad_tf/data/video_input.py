@@ -47,6 +47,8 @@ decode_distinct_frames = frame_sources.decode_distinct_frames
         "image_size",
         "resize_to",
         "sampling_mode",
+        "clip_stride",
+        "num_clips",
         "joint_sampling",
         "shuffle_buffer",
         "cycle_length",
@@ -88,6 +90,8 @@ def make_dataset(
     seed=0,
     with_ids=False,
     sampling_mode="release",
+    clip_stride=1,
+    num_clips=1,
     joint_sampling="shared",
     shuffle_buffer=64,
     cycle_length=4,
@@ -117,7 +121,10 @@ def make_dataset(
         image_size: S; resize_to: frame size before cropping.
         seed: shuffling, T = 1 / TSN sampling and crop seeds derive from it.
         with_ids: add `features['video_id']` (string `[B]`).
-        sampling_mode: 'release' (deterministic strides) or 'tsn'.
+        sampling_mode: 'release' (deterministic strides), 'tsn' or 'clips'
+            (contiguous clips, `sampling`); clip_stride, num_clips: a
+            clip's frame stride and evaluation's clips (features `[B, N·T,
+            ...]`, clip-major; training reads one).
         joint_sampling: see `sample_and_augment`.
         shuffle_buffer: records (still JPEG bytes) in the shuffle buffer.
         cycle_length: shards read concurrently during training.
@@ -192,6 +199,8 @@ def make_dataset(
         image_size=image_size,
         resize_to=resize_to,
         sampling_mode=sampling_mode,
+        clip_stride=clip_stride,
+        num_clips=num_clips,
         joint_sampling=joint_sampling,
         pixel_dtype=pixel_dtype,
         partial_decode=partial_decode,

@@ -42,6 +42,7 @@ FUSIONS = fusion_lib.FUSIONS
         "fc_dropout_rate",
         "weight_decay",
         "fusion",
+        "clip_length",
     ),
     # The run's late-fusion weights have one home, `train.fuse_weights`; this
     # in-model fusion (imported release models) takes them as an argument.
@@ -63,6 +64,7 @@ def build_model(
     fc_dropout_rate=0.8,
     weight_decay=4e-5,
     fusion=None,
+    clip_length=None,
     late_fusion_weights=fusion_lib.DEFAULT_LATE_WEIGHTS,
     name=None,
     train_split=None,
@@ -115,6 +117,10 @@ def build_model(
             with `pooling='videolstm'`;
             `fusion.build_two_stream_model`) or `'stfn'` (the STFN
             poster's fusion blocks, with `pooling='res_inception'`).
+        clip_length: a clip backbone's clip T, when the input holds N
+            clips of T (`make_dataset.sampling_mode='clips'`): each runs
+            alone and the pooling reads all their maps; None: the whole
+            input is one clip (docs/CLIP_MODELS.md).
         late_fusion_weights: `(w_rgb, w_flow)` for `fusion='late'`.
         name: model name (defaults to a description).
         train_split: the training split whose number fills `{split}` in
@@ -153,6 +159,7 @@ def build_model(
         weights=weights,
         weight_decay=weight_decay,
         fc_dropout_rate=fc_dropout_rate,
+        clip_length=clip_length,
     )
     if fusion in fusion_lib.TWO_STREAM_HEADS:
         return _two_stream_model(

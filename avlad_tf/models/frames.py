@@ -118,6 +118,70 @@ class ClipFrames(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="avlad_tf")
+class FoldClips(keras.layers.Layer):
+    """N clips of T frames per video, clip-major (`sampling='clips'`), as
+    N videos of one clip each, so a clip backbone reads each clip alone.
+
+    Args:
+        clip_length: T, frames (flow: stacks) per clip.
+
+    Input shape: `(batch, N·T, height, width, channels)`.
+    Output shape: `(batch·N, T, height, width, channels)`.
+    """
+
+    def __init__(self, clip_length, **kwargs):
+        super().__init__(**kwargs)
+        if int(clip_length) < 1:
+            raise ValueError(
+                f"clip_length must be >= 1. Received: clip_length={clip_length}"
+            )
+        self.clip_length = int(clip_length)
+
+    def call(self, video):
+        frames = video.shape[1]
+        if frames is not None and frames % self.clip_length:
+            raise ValueError(
+                f"{self.name}: {frames} frames are not whole clips of "
+                f"build_model.clip_length={self.clip_length}; sample "
+                "make_dataset.num_frames = clip_length with "
+                "sampling_mode='clips'."
+            )
+        new_shape = (-1, self.clip_length) + tuple(video.shape[2:])
+        return ops.reshape(video, new_shape)  # (B·N, T, S, S, C)
+
+    def compute_output_shape(self, input_shape):
+        batch, frames = input_shape[:2]
+        clips = (
+            None
+            if batch is None or frames is None
+            else batch * (frames // self.clip_length)
+        )
+        return (clips, self.clip_length) + tuple(input_shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "clip_length": self.clip_length}
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
+class UnfoldClips(keras.layers.Layer):
+    """Each video's clips' maps back on one time axis, clip after clip.
+
+    Called as `UnfoldClips()(features, video)`: `video` (the unfolded
+    input) provides the dynamic batch size.
+
+    Input shapes: features `(batch·N, T', h, w, d)`; video `(batch, ...)`.
+    Output shape: `(batch, N·T', h, w, d)`.
+    """
+
+    def call(self, features, video):
+        new_shape = (ops.shape(video)[0], -1) + tuple(features.shape[2:])
+        return ops.reshape(features, new_shape)  # (B, N·T', h, w, d)
+
+    def compute_output_shape(self, features_shape, video_shape):
+        return (video_shape[0], None) + tuple(features_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="avlad_tf")
 class FramePairs(keras.layers.Layer):
     """Each time step's features beside those `distance` steps later, on
     channels: the input of a layer that merges two single-frame towers

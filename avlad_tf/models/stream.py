@@ -36,8 +36,13 @@ def video_features(
     weights,
     weight_decay,
     fc_dropout_rate,
+    clip_length=None,
 ):
     """Builds the `modality` input and its per-frame backbone features.
+
+    `clip_length`: with a clip backbone, T: the input is N clips of T
+    frames (`sampling='clips'`), each through the backbone alone and their
+    maps concatenated over time; None reads the whole input as one clip.
 
     Returns:
         `(video_input, features)`: a `keras.Input` named `modality` of shape
@@ -45,6 +50,11 @@ def video_features(
         backbone's own time axis T', `backbones.CLIP_BACKBONES`). The
         backbone is a nested model named `<modality>_backbone`.
     """
+    if clip_length is not None and backbone not in backbones.CLIP_BACKBONES:
+        raise ValueError(
+            f"build_model.clip_length={clip_length} is for clip backbones "
+            f"({backbones.CLIP_BACKBONES}); {backbone!r} reads frames: unbind it."
+        )
     channels = input_channels(modality, flow_stack)
     video = keras.Input((None, image_size, image_size, channels), name=modality)
     net = backbones.build_backbone(
@@ -58,8 +68,17 @@ def video_features(
         name=f"{modality}_backbone",
     )
     if backbone in backbones.CLIP_BACKBONES:
-        # A clip backbone reads the whole video: no folding into frames.
-        return video, net(_to_input_rule(video, modality, backbone))
+        # A clip backbone reads a whole clip: no folding into frames.
+        if clip_length is None:
+            return video, net(_to_input_rule(video, modality, backbone))
+        clips = frames.FoldClips(clip_length, name=f"{modality}_fold_clips")(
+            video
+        )  # (B·N, T, S, S, C)
+        maps = net(_to_input_rule(clips, modality, backbone))  # (B·N, T', h, w, D)
+        features = frames.UnfoldClips(name=f"{modality}_unfold_clips")(
+            maps, video
+        )  # (B, N·T', h, w, D)
+        return video, features
     folded = frames.FoldFrames(name=f"{modality}_fold_frames")(video)
     per_frame = net(_to_input_rule(folded, modality, backbone))  # (B·T, h, w, D)
     features = frames.UnfoldFrames(name=f"{modality}_unfold_frames")(

@@ -77,10 +77,18 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
         self._fusion = config["fusion"]
         self._weights = dict(config["fusion_weights"] or {})
         self._multi_label = config["multi_label"]
-        self._num_frames = config["num_frames"]
         self._flow_stack = config["flow_stack"]
         self._joint_sampling = config["joint_sampling"]
         self._sampling = config["sampling"]
+        self._clips = sampling.clip_settings(config)
+        self._num_samples = config["num_frames"]
+        # Samples per video: T, or N·T with evaluation clips.
+        self._num_frames = sampling.num_steps(
+            self._num_samples,
+            sampling=self._sampling,
+            training=False,
+            num_clips=self._clips["num_clips"],
+        )
         self._num_crops = dict(config["num_crops"])
         self._preprocess_kwargs = preprocessing.eval_settings(preprocess_kwargs)
         self.class_names_tensor = tf.constant(config["class_names"])
@@ -169,10 +177,11 @@ class ServingModule(streaming.StreamingSignatures, tf.Module):
         return sampling.sample_indices(
             video_length,
             modalities=self._modalities,
-            num_samples=self._num_frames,
+            num_samples=self._num_samples,
             flow_stack=self._flow_stack,
             joint_sampling=self._joint_sampling,
             sampling=self._sampling,
+            **self._clips,
         )
 
     def decode_example(self, serialized):

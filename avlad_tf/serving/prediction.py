@@ -109,6 +109,7 @@ def sample_indices(video_length, config):
         flow_stack=config["flow_stack"],
         joint_sampling=config["joint_sampling"],
         sampling=config["sampling"],
+        **sampling.clip_settings(config),
     )
     return {m: np.asarray(v) for m, v in indices.items()}
 

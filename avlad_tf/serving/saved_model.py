@@ -178,6 +178,9 @@ def build_export_config(*, models, record, num_crops, streams):
             inputs["joint_sampling"] if fusion == "fused" else "independent"
         ),
         "sampling": inputs["sampling_mode"],
+        # Runs from before clip sampling record neither (sampling.py).
+        "clip_stride": int(inputs.get("clip_stride", 1)),
+        "num_clips": int(inputs.get("num_clips", 1)),
         "num_frames": int(inputs["num_frames"]),
         "flow_stack": int(inputs["flow_stack"]),
         "num_crops": crops,

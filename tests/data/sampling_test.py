@@ -122,5 +122,126 @@ class TsnSamplingTest(parameterized.TestCase):
             sampling.rgb_indices(10, num_samples=3, sampling="dense")
 
 
+class ClipSamplingTest(parameterized.TestCase):
+    """`sampling='clips'`: contiguous clips of T at stride s (sampling.py)."""
+
+    def _clips(self, fn, n):
+        return _eager_and_in_dataset(fn, n)
+
+    def test_evaluation_clips_evenly_spaced_and_contiguous(self):
+        # n = 100, T = 4, s = 2: span 7, P = 94 starts; N = 3:
+        # round(i·93/2) = 0, 47 (46.5 halves up), 93.
+        got = self._clips(
+            lambda x: sampling.rgb_indices(
+                x, num_samples=4, sampling="clips", clip_stride=2, num_clips=3
+            ),
+            100,
+        )
+        np.testing.assert_array_equal(got, [0, 2, 4, 6, 47, 49, 51, 53, 93, 95, 97, 99])
+
+    def test_one_evaluation_clip_is_centred(self):
+        # n = 20, T = 4, s = 1: P = 17 starts, centre ⌊16/2⌋ = 8.
+        got = sampling.rgb_indices(20, num_samples=4, sampling="clips").numpy()
+        np.testing.assert_array_equal(got, [8, 9, 10, 11])
+
+    def test_flow_clips_read_stacks_at_the_stride(self):
+        # n = 20 RGB -> 19 flow frames; T = 3, L = 2, s = 2: span 6, P = 14.
+        got = self._clips(
+            lambda x: sampling.flow_indices(
+                x,
+                num_samples=3,
+                flow_stack=2,
+                sampling="clips",
+                clip_stride=2,
+                num_clips=2,
+            ),
+            20,
+        )
+        np.testing.assert_array_equal(
+            got, [[0, 1], [2, 3], [4, 5], [13, 14], [15, 16], [17, 18]]
+        )
+
+    def test_training_takes_one_random_clip_in_range(self):
+        n, t, s = 40, 5, 3  # span 13, starts in [0, 27]
+        starts = set()
+        for i in range(40):
+            got = sampling.rgb_indices(
+                n,
+                num_samples=t,
+                sampling="clips",
+                clip_stride=s,
+                num_clips=10,  # evaluation's: training reads one clip
+                training=True,
+                seed=(i, 7),
+            ).numpy()
+            self.assertLen(got, t)
+            np.testing.assert_array_equal(np.diff(got), s)
+            self.assertBetween(got[0], 0, n - 13)
+            starts.add(got[0])
+        self.assertGreater(len(starts), 10)
+        again = sampling.rgb_indices(
+            n,
+            num_samples=t,
+            sampling="clips",
+            clip_stride=s,
+            training=True,
+            seed=(3, 7),
+        ).numpy()
+        first = sampling.rgb_indices(
+            n,
+            num_samples=t,
+            sampling="clips",
+            clip_stride=s,
+            training=True,
+            seed=(3, 7),
+        ).numpy()
+        np.testing.assert_array_equal(again, first)  # stateless
+
+    def test_short_video_clamps_to_last_frame(self):
+        got = sampling.rgb_indices(
+            5, num_samples=4, sampling="clips", clip_stride=2, num_clips=2
+        ).numpy()
+        np.testing.assert_array_equal(got, [0, 2, 4, 4, 0, 2, 4, 4])
+        flow = sampling.flow_indices(
+            4, num_samples=3, flow_stack=2, sampling="clips"
+        ).numpy()  # 3 flow frames
+        np.testing.assert_array_equal(flow, [[0, 1], [1, 2], [2, 2]])
+
+    @parameterized.parameters(True, False)
+    def test_joint_streams_share_starts(self, training):
+        got = sampling.sample_indices(
+            50,
+            modalities=("rgb", "flow"),
+            num_samples=4,
+            flow_stack=3,
+            sampling="clips",
+            clip_stride=2,
+            num_clips=3,
+            training=training,
+            seed=(1, 2),
+        )
+        flow, rgb = got["flow"].numpy(), got["rgb"].numpy()
+        self.assertEqual(flow.shape, (4 if training else 12, 3))
+        np.testing.assert_array_equal(rgb, flow[:, 0])
+        self.assertLessEqual(flow.max(), 48)  # 49 flow frames
+
+    def test_num_steps(self):
+        args = dict(sampling="clips", num_clips=10)
+        self.assertEqual(sampling.num_steps(16, training=False, **args), 160)
+        self.assertEqual(sampling.num_steps(16, training=True, **args), 16)
+        self.assertEqual(
+            sampling.num_steps(16, sampling="release", training=False, num_clips=10),
+            16,
+        )
+
+    def test_bad_clip_settings(self):
+        with self.assertRaisesRegex(ValueError, "clip_stride and num_clips"):
+            sampling.rgb_indices(10, num_samples=3, sampling="clips", clip_stride=0)
+        with self.assertRaisesRegex(ValueError, "are for sampling='clips'"):
+            sampling.sample_indices(
+                10, modalities=("rgb",), num_samples=3, flow_stack=1, num_clips=2
+            )
+
+
 if __name__ == "__main__":
     absltest.main()

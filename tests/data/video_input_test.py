@@ -134,6 +134,31 @@ class MakeDatasetTest(parameterized.TestCase):
             fake_data.frame_index_of(red.mean(axis=(2, 3)))[0], [0, 3, 6, 9]
         )
 
+    def test_evaluation_clips_are_clip_major(self):
+        clips = dict(
+            modalities=("rgb", "flow"),
+            num_frames=2,
+            sampling_mode="clips",
+            clip_stride=2,
+            num_clips=2,
+        )
+        features, _ = _first_batch(self.index_dir, training=False, **clips)
+        self.assertEqual(features["rgb"].shape, (3, 4, 24, 24, 3))
+        self.assertEqual(features["flow"].shape, (3, 4, 24, 24, 4))
+        # Video order 0, 2, 1 with n = 12, 5, 7 (11, 4, 6 flow frames): a
+        # clip spans (2 − 1)·2 + L = 4 flow frames, P = 8, 1, 3 starts,
+        # N = 2 clips start at 0 and P − 1; both streams share them.
+        starts = np.array([[0, 2, 7, 9], [0, 2, 0, 2], [0, 2, 2, 4]])
+        red = 255 - (features["rgb"][..., 0].numpy() + 104)
+        np.testing.assert_array_equal(
+            fake_data.frame_index_of(red.mean(axis=(2, 3))), starts
+        )
+        planes = features["flow"].numpy().mean(axis=(2, 3)) + 128
+        x = fake_data.frame_index_of(planes[..., 0::2], kind="flow_x")
+        np.testing.assert_array_equal(x, starts[..., None] + np.arange(2))
+        features, _ = _first_batch(self.index_dir, training=True, **clips)
+        self.assertEqual(features["rgb"].shape, (3, 2, 24, 24, 3))  # one clip
+
     def test_augmentation_shared_by_frames_and_streams(self):
         dataset = video_input.make_dataset(
             data_dir=self.pattern_dir,

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from avlad_tf.data import manifest
 from avlad_tf.data import preprocessing
+from avlad_tf.data import sampling
+from avlad_tf.evaluation import score_files
 from avlad_tf.evaluation import scoring
 from avlad_tf.models import inspection
 from avlad_tf.serving import prediction
@@ -23,6 +26,16 @@ C3D = """
 build_model.backbone = 'tiny_c3d'
 make_dataset.num_frames = 4
 """
+# Contiguous clips of 4 frames, 2 at test, each through C3D alone.
+C3D_CLIPS = (
+    C3D
+    + """
+make_dataset.sampling_mode = 'clips'
+make_dataset.clip_stride = 2
+make_dataset.num_clips = 2
+build_model.clip_length = 4
+"""
+)
 # Karpathy et al.'s networks read 32 px or more, slow fusion 10 frames.
 SLOW_FUSION_ALONE = """
 build_model.backbone = 'tiny_slow_fusion'
@@ -92,6 +105,32 @@ class ClipModelsRunTest(aggregators_run_test.RunAndServe, absltest.TestCase):
         )
         with self.assertRaisesRegex(ValueError, "with 1 crop"):
             scoring.evaluate(workdir=workdir, stream="rgb", num_crops=5)
+
+    @pytest.mark.slow
+    def test_c3d_clips_evaluate_export_and_predict_sample_alike(self):
+        workdir, outcome = self.run_experiment("c3d_clips", C3D_CLIPS, ("rgb",))
+        config = prediction.read_config(outcome["export_dir"])
+        self.assertEqual((config["clip_stride"], config["num_clips"]), (2, 2))
+        indices = prediction.sample_indices(20, config)["rgb"]
+        expected = sampling.rgb_indices(
+            20, num_samples=4, sampling="clips", clip_stride=2, num_clips=2
+        )
+        np.testing.assert_array_equal(indices, expected.numpy())  # [0..6, 13..19]
+        self.assert_export_serves(
+            workdir, outcome, ("rgb",), frames=8, crop=16, size=(20, 24)
+        )
+        # The export's record signature samples the clips evaluate read.
+        files, _ = manifest.split_shards(
+            manifest.dataset_info(self.data_dir), self.data_dir, "test"
+        )
+        records = [r.numpy() for r in tf.data.TFRecordDataset(files)]
+        serve = tf.saved_model.load(outcome["export_dir"])
+        served = serve.signatures["serialized_examples"](examples=tf.constant(records))
+        scores = score_files.read_scores(outcome["rgb"]["scores_path"])
+        order = [scores.video_ids.index(v.decode()) for v in served["video_id"].numpy()]
+        np.testing.assert_allclose(
+            served["logits"].numpy(), scores.logits[order], atol=1e-4
+        )
 
 
 if __name__ == "__main__":
