@@ -20,8 +20,6 @@ from data_prep import beam_writer
 from data_prep import local_pool
 from data_prep import records
 from data_prep import shards
-from data_prep import sources
-from data_prep import writer
 from tests.data_prep import prep_fixtures
 
 OPTIONS = records.Options(
@@ -120,23 +118,13 @@ class BeamOnUrlsTest(absltest.TestCase):
             prep_fixtures.write_corrupt(local)
 
     def _prepare(self, output_dir, executor):
-        labels, splits = sources.class_folder_items(self.videos, test_fraction=0.5)
-        summary = writer.write_dataset(
-            output_dir=output_dir,
-            splits=splits,
+        return prep_fixtures.prepare_folders(
+            self.videos,
+            output_dir,
+            executor,
             options=OPTIONS,
             records_per_shard=2,
-            executor=executor,
         )
-        writer.finish(
-            output_dir=output_dir,
-            summary=summary,
-            dataset="folders",
-            labels=labels,
-            multi_label=False,
-            options=OPTIONS,
-        )
-        return summary
 
     def test_beam_on_urls_equals_the_process_pool_and_leaves_no_temporary_file(self):
         pool_dir, beam_dir = _ram_dir(), _ram_dir()

@@ -26,8 +26,6 @@ from data_prep import beam_writer
 from data_prep import local_pool
 from data_prep import records
 from data_prep import shards
-from data_prep import sources
-from data_prep import writer
 from tests import testing
 from tests.data_prep import gated_prepare
 from tests.data_prep import prep_fixtures
@@ -127,23 +125,13 @@ class BeamWriterTest(absltest.TestCase):
 
     @classmethod
     def _prepare(cls, output_dir, executor):
-        labels, splits = sources.class_folder_items(cls.videos, test_fraction=0.5)
-        summary = writer.write_dataset(
-            output_dir=output_dir,
-            splits=splits,
+        return prep_fixtures.prepare_folders(
+            cls.videos,
+            output_dir,
+            executor,
             options=OPTIONS,
             records_per_shard=RECORDS_PER_SHARD,
-            executor=executor,
         )
-        writer.finish(
-            output_dir=output_dir,
-            summary=summary,
-            dataset="folders",
-            labels=labels,
-            multi_label=False,
-            options=OPTIONS,
-        )
-        return summary
 
     def assertSameDataset(self, output_dir):
         """Shards, metadata, labels, report and shard notes, byte for byte."""

@@ -5,6 +5,9 @@ import os
 import cv2
 import numpy as np
 
+from data_prep import sources
+from data_prep import writer
+
 
 def frame(index, *, height=48, width=64):
     """A textured frame whose content shifts by 2 px per index and whose
@@ -57,3 +60,26 @@ def write_frame_folder(directory, num_frames, *, height=48, width=64):
 
 def mean_brightness_of_corner(image):
     return float(image[1:7, 1:7].mean())
+
+
+def prepare_folders(videos, output_dir, executor, *, options, records_per_shard):
+    """Prepares the class folders under `videos` (half of each class for test)
+    into `output_dir` with `executor`, as `prepare --dataset=folders` does;
+    returns the write summary."""
+    labels, splits = sources.class_folder_items(videos, test_fraction=0.5)
+    summary = writer.write_dataset(
+        output_dir=output_dir,
+        splits=splits,
+        options=options,
+        records_per_shard=records_per_shard,
+        executor=executor,
+    )
+    writer.finish(
+        output_dir=output_dir,
+        summary=summary,
+        dataset="folders",
+        labels=labels,
+        multi_label=False,
+        options=options,
+    )
+    return summary
