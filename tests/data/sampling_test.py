@@ -179,22 +179,17 @@ class ClipSamplingTest(parameterized.TestCase):
             self.assertBetween(got[0], 0, n - 13)
             starts.add(got[0])
         self.assertGreater(len(starts), 10)
-        again = sampling.rgb_indices(
-            n,
-            num_samples=t,
-            sampling="clips",
-            clip_stride=s,
-            training=True,
-            seed=(3, 7),
-        ).numpy()
-        first = sampling.rgb_indices(
-            n,
-            num_samples=t,
-            sampling="clips",
-            clip_stride=s,
-            training=True,
-            seed=(3, 7),
-        ).numpy()
+        first, again = (
+            sampling.rgb_indices(
+                n,
+                num_samples=t,
+                sampling="clips",
+                clip_stride=s,
+                training=True,
+                seed=(3, 7),
+            ).numpy()
+            for _ in range(2)
+        )
         np.testing.assert_array_equal(again, first)  # stateless
 
     def test_short_video_clamps_to_last_frame(self):
