@@ -1,8 +1,9 @@
 """What a paper-table row is: its gin file, header, splits and canonical config.
 
-Rows are the `gin/table<N>_*.gin` files (the paper's tables) and the
+Rows are the `gin/table<N>_*.gin` files (the paper's tables), the
 `gin/aggregators_*.gin` files (Table A, every aggregator of the source
-papers), one file per row, whose header names the table. Each header is machine-read:
+papers) and the `gin/toy/clips_*.gin` files (Table C, the clip models at
+the toy's size), one file per row, whose header names the table. Each header is machine-read:
 
   # Table 4, row 2: ActionVLAD, HMDB51 (late fusion 1 : 2, top-1 %).
   # Paper: 66.9 (Table 4, Sec. 4.6), mean over the three splits
@@ -79,9 +80,10 @@ from avlad_tf import settings
 GIN_DIR = cli.GIN_DIR
 REPO = os.path.dirname(GIN_DIR)
 IDT = "iDT"  # the label of a row's iDT-fusion line
-# The row files: the paper's tables, and the aggregators of the source
-# papers (Table A, the aggregator table).
-ROW_FILES = ("table*.gin", "aggregators_*.gin")
+# The row files: the paper's tables, the aggregators of the source papers
+# (Table A, the aggregator table) and the toy table of clip models (Table C,
+# tiny networks that only the toy dataset runs).
+ROW_FILES = ("table*.gin", "aggregators_*.gin", "toy/clips_*.gin")
 # What a row reports: its metric lines, or each stream and the fusion.
 REPORTS = ("metric", "streams")
 
@@ -215,7 +217,9 @@ def find_rows(table, *, gin_dir=GIN_DIR):
     ]
     rows = [r for r in map(parse_header, sorted(paths)) if table in r["tables"]]
     if not rows:
-        raise ValueError(f"no gin/table*.gin file belongs to table {table!r}.")
+        raise ValueError(f"no gin file of {ROW_FILES} belongs to table {table!r}.")
+    for row in rows:  # as gin and the tables name it: 'toy/clips_c3d_alone.gin'
+        row["file"] = os.path.relpath(row["path"], gin_dir)
     if len({r["report"] for r in rows}) > 1:
         raise ValueError(
             f"table {table!r} mixes '# Report: streams' rows with metric rows."

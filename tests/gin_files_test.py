@@ -6,8 +6,8 @@ bindings that shrink the backbone, and every stream it trains is built under
 its gin scope on tiny shapes and run once. An overlay (a file that includes
 nothing, e.g. `toy/shrink.gin`) is parsed on top of `base.gin`.
 
-The rows (`gin/table*.gin` and `gin/aggregators_*.gin`, one file per row;
-experiments/rows.py) hold each experiment
+The rows (`gin/table*.gin`, `gin/aggregators_*.gin` and the toy's
+`gin/toy/clips_*.gin`, one file per row; experiments/rows.py) hold each experiment
 once: no two rows are the same statements, and every statement of a row
 changes its config; a row that only includes another config is the base row
 of its tables, at most one per table.
@@ -62,7 +62,8 @@ def _is_row(name):
         return bool(_TABLES.search(f.read()))
 
 
-# The paper's rows (table*.gin) and the aggregator table's (aggregators_*).
+# The paper's rows (table*.gin), the aggregator table's (aggregators_*) and
+# the toy table of clip models' (toy/clips_*).
 _ROWS = [f for f in _FILES if _is_row(f)]
 
 
@@ -195,7 +196,7 @@ class GinFilesTest(parameterized.TestCase):
                     or _INCLUDE.match(line)
                 ):
                     continue
-                path = os.path.join(tmp, name)
+                path = os.path.join(tmp, os.path.basename(name))
                 with open(path, "w", encoding="utf-8") as f:
                     f.writelines(lines[:i] + lines[i + 1 :])
                 self.assertTrue(

@@ -7,9 +7,39 @@ JAX machine.
 
 import keras
 
+from avlad_tf import settings
 from avlad_tf.models import aggregators
 from avlad_tf.models import backbones
 from avlad_tf.models import inspection
+
+# What stage 2 trains of each backbone (`fine_tuning`).
+BACKBONE_LAYERS = ("pooled_block", "all")
+
+
+@settings.configurable(setting=("backbone_layers",))
+def fine_tuning(*, backbone_layers="pooled_block"):
+    """Which backbone layers stage 2 trains: `'pooled_block'`, the block
+    that ends at the pooled endpoint (the release, Sec. 7.3), or `'all'`,
+    every layer but batch norm, as Karpathy et al.'s "all layers"
+    fine-tuning. A network without trained weights learns its features only
+    with `'all'` (the toy's clip models, docs/CLIP_MODELS.md)."""
+    if backbone_layers not in BACKBONE_LAYERS:
+        raise ValueError(
+            f"fine_tuning.backbone_layers must be one of {BACKBONE_LAYERS}; "
+            f"received {backbone_layers!r}."
+        )
+    return backbone_layers
+
+
+def _stage_two_layers(backbone):
+    """The layers of `backbone` that stage 2 trains (`fine_tuning`)."""
+    if fine_tuning() == "pooled_block":
+        return backbones.pooled_block_layers(backbone)
+    return [
+        layer
+        for layer in backbone.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 def starts_from_scratch(model):
@@ -26,7 +56,9 @@ def set_stage(model, stage):
     initialisation, backbone frozen), and aggregators that start from random
     weights (`Aggregator.from_scratch`). Stage 2 also trains the pooling layer
     and each backbone's pooled block (conv5_1..conv5_3 for conv5_3,
-    conv4_1..conv4_3 for conv4_3, fc7 only for fc7). Batch norm stays frozen.
+    conv4_1..conv4_3 for conv4_3, fc7 only for fc7), or every backbone
+    layer with `fine_tuning.backbone_layers = 'all'`. Batch norm stays
+    frozen.
     Recompile (or rebuild the train step) afterwards: Keras fixes the
     trainable set at compile time (docs/PITFALLS.md 3.4).
 
@@ -54,9 +86,7 @@ def set_stage(model, stage):
             ):
                 chosen.append((container, layer))
         if stage == 2 and container.name.endswith("_backbone"):
-            chosen += [
-                (container, layer) for layer in backbones.pooled_block_layers(container)
-            ]
+            chosen += [(container, layer) for layer in _stage_two_layers(container)]
     chosen_ids = {id(layer) for _, layer in chosen}
     for layer in inspection.walk_layers(model):
         if not isinstance(layer, keras.Model):

@@ -199,6 +199,29 @@ class FindRowsTest(_GinTest):
             ["table7_e.gin"],
         )
 
+    def test_toy_clip_rows_are_named_by_their_path_in_gin(self):
+        os.mkdir(os.path.join(self.dir, "toy"))
+        self._file("# Table C, row 2: b.\n# Dataset: toy\n", "toy/clips_b.gin")
+        self._file("# Table C, row 1: a.\n# Dataset: toy\n", "toy/clips_a.gin")
+        self._file("# Table C, row 3: c.\n# Dataset: toy\n", "toy/other_c.gin")
+        rows = row_lib.find_rows("C", gin_dir=self.dir)
+        self.assertEqual(
+            [r["file"] for r in rows], ["toy/clips_a.gin", "toy/clips_b.gin"]
+        )
+
+    def test_the_shipped_clip_model_table(self):
+        # Table C: each clip model alone and under ActionVLAD, every stage-2
+        # layer trained (the toy's networks start random).
+        rows = row_lib.find_rows("C")
+        self.assertLen(rows, 10)
+        self.assertTrue(all(r["report"] == "streams" for r in rows))
+        for row in rows:
+            row_lib.parse_row(row, data_dir="data/toy")
+            config = "\n".join(row_lib.canonical_config())
+            self.assertIn("fine_tuning.backbone_layers = 'all'", config, row["file"])
+            own_head = re.search(r"build_model.pooling = '(two_stream|avg)'", config)
+            self.assertEqual(bool(own_head), row["name"].endswith("alone"), row["file"])
+
     def test_no_rows(self):
         self._file("# Table 7, row 1: e.\n# Dataset: x\n", "table7_e.gin")
         with self.assertRaisesRegex(ValueError, "belongs to table '9'"):

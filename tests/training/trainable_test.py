@@ -57,6 +57,42 @@ class SetStageTest(testing.TestCase):
         self.assertIn("rgb_backbone/fc7", names)
         self.assertNotIn("rgb_backbone/fc6", names)
 
+    def test_all_layers_stage2_trains_every_backbone_layer_but_batch_norm(self):
+        model = action_vlad.build_model(
+            num_classes=3, backbone="tiny_i3d", image_size=32, num_clusters=2
+        )
+        backbone = model.get_layer("rgb_backbone")
+        with testing.gin_bindings({"fine_tuning.backbone_layers": "all"}):
+            stage_one = trainable.set_stage(model, 1)
+            names = trainable.set_stage(model, 2)
+        self.assertEqual(stage_one, ["action_vlad_rgb/logits"])
+        weighted = [layer for layer in backbone.layers if layer.weights]
+        batch_norm = [
+            layer
+            for layer in weighted
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        self.assertNotEmpty(batch_norm)
+        self.assertEqual(
+            [n for n in names if n.startswith("rgb_backbone/")],
+            sorted(
+                f"rgb_backbone/{layer.name}"
+                for layer in weighted
+                if layer not in batch_norm
+            ),
+        )
+        # Beyond the release's pooled block (Mixed_5c alone).
+        self.assertIn("rgb_backbone/Conv3d_1a_7x7.conv_3d", names)
+        self.assertTrue(all(not layer.trainable for layer in batch_norm))
+
+    def test_unknown_fine_tuning_is_refused_in_one_line(self):
+        model = action_vlad_test.tiny_model()  # it clears gin's config
+        with testing.gin_bindings({"fine_tuning.backbone_layers": "top3"}):
+            with self.assertRaisesRegex(
+                ValueError, r"^fine_tuning.backbone_layers must be one of .*'top3'"
+            ):
+                trainable.set_stage(model, 2)
+
     @pytest.mark.slow
     def test_stage_fit_step_under_xla(self):
         model = action_vlad_test.tiny_model()
