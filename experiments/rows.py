@@ -3,7 +3,8 @@
 Rows are the `gin/table<N>_*.gin` files (the paper's tables), the
 `gin/aggregators_*.gin` files (Table A, every aggregator of the source
 papers) and the `gin/toy/clips_*.gin` files (Table C, the clip models at
-the toy's size), one file per row, whose header names the table. Each header is machine-read:
+the toy's size), one file per row, whose header names the table. Each
+header is machine-read:
 
   # Table 4, row 2: ActionVLAD, HMDB51 (late fusion 1 : 2, top-1 %).
   # Paper: 66.9 (Table 4, Sec. 4.6), mean over the three splits

@@ -103,6 +103,27 @@ class DescribeInputsTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, f"^{root}/out was prepared with"):
             resume.check_settings(progress, _fingerprint(dataset="x"), inputs)
 
+    def test_many_sources_at_a_url_keep_their_order_and_splits(self):
+        # Stat-ed 32 at a time (a bucket's round trips): each entry still
+        # carries its own source's size, in list order, split by split.
+        root = f"ram://resume_test/{uuid.uuid4().hex}"
+        storage.makedirs(root)
+        splits = {"train": [], "test": []}
+        for n in range(100):
+            path = storage.join(root, f"{n}.avi")
+            if n % 7:  # every 7th source is missing
+                with storage.open_file(path, "wb") as f:
+                    f.write(b"x" * (n + 1))
+            splits["train" if n < 60 else "test"].append(_item(str(n), path))
+        described = resume.describe_inputs(splits)
+        for split, items in splits.items():
+            self.assertEqual(
+                [e[0] for e in described[split]], [i.video_id for i in items]
+            )
+            for entry in described[split]:
+                n = int(entry[0])
+                self.assertEqual(entry[5:], [n + 1, 0] if n % 7 else [None, None])
+
 
 class CheckSettingsTest(absltest.TestCase):
     def setUp(self):
