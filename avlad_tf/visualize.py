@@ -37,6 +37,7 @@ if __name__ == "__main__":
     cli.start_quietly()  # first: before anything imports TensorFlow
 
 from avlad_tf.visualization import commands
+from avlad_tf.visualization import comparisons
 
 
 def _int_list(text):
@@ -131,11 +132,11 @@ def run(args):
     """Dispatches parsed `args` to the sub-command; returns the PNG path."""
     size = dict(out=args.out, width_px=args.width_px)
     if args.command == "curves":
-        return commands.curves(
+        return comparisons.curves(
             workdir=args.workdir, tags=args.tags, height_px=args.height_px, **size
         )
     if args.command == "confusion_diff":
-        return commands.confusion_diff(
+        return comparisons.confusion_diff(
             scores_a=args.scores_a,
             scores_b=args.scores_b,
             name_a=args.name_a,
@@ -158,7 +159,7 @@ def run(args):
             commands.resolve_model_path(args.workdir, stream, None)
             for stream in (args.stream or ["rgb"])
         ]
-        return commands.tsne(
+        return comparisons.tsne(
             model_paths=paths,
             names=args.names,
             joint=args.joint,

@@ -24,6 +24,7 @@ from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
 from avlad_tf.models import inspection
 from avlad_tf.visualization import commands
+from avlad_tf.visualization import comparisons
 from tests import fake_data
 from tests import fake_run
 from tests import testing
@@ -221,7 +222,7 @@ class VisualizeTest(absltest.TestCase):
             ),
             (700, 1000),
         )
-        _, gained, lost = commands.confusion_diff(
+        _, gained, lost = comparisons.confusion_diff(
             scores_a=paths[0],
             scores_b=paths[1],
             data_dir=self.data_dir,
