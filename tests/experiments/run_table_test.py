@@ -1,4 +1,4 @@
-"""Tests for experiments/run_table.py.
+"""Tests for experiments/table_runs.py (the table runner's library).
 
 Headers, shared runs, splits, iDT and two-metric rows with `train` replaced
 by a fake (no TensorFlow training); Tables 2b and 3a end to end, very short.
@@ -17,7 +17,7 @@ import pytest
 from avlad_tf import cli
 from experiments import markdown
 from experiments import rows as row_lib
-from experiments import run_table
+from experiments import table_runs
 from tests import fake_data
 
 _SHRINK = "toy/shrink.gin"  # the toy overlay, in gin/
@@ -163,11 +163,11 @@ class SharedRunsTest(absltest.TestCase):
         self.runs_dir = _tempdir(self)
         self.calls = []
         self.idt_paths = []
-        patch = mock.patch.object(run_table, "_train", side_effect=self._train)
+        patch = mock.patch.object(table_runs, "_train", side_effect=self._train)
         patch.start()
         self.addCleanup(patch.stop)
         patch = mock.patch.object(
-            run_table, "_fuse_idt_files", side_effect=self._fuse_idt
+            table_runs, "_fuse_idt_files", side_effect=self._fuse_idt
         )
         patch.start()
         self.addCleanup(patch.stop)
@@ -203,7 +203,7 @@ class SharedRunsTest(absltest.TestCase):
             "ucf101": "data/ucf101",
             "charades": "data/charades",
         }
-        return run_table.run_table(
+        return table_runs.run_table(
             table, data_dirs=data_dirs, runs_dir=self.runs_dir, **kwargs
         )
 
@@ -345,7 +345,7 @@ class SharedRunsTest(absltest.TestCase):
         self.assertLen(self.calls, 36)
 
     def test_a_streams_table_without_its_data_dir_says_so_in_every_cell(self):
-        text, results = run_table.run_table(
+        text, results = table_runs.run_table(
             "A", data_dirs={"ucf101": "data/ucf101"}, runs_dir=self.runs_dir
         )
         self.assertEqual(self.calls, [])
@@ -361,7 +361,7 @@ class SharedRunsTest(absltest.TestCase):
                 raise ValueError("no | such data")
             return self._train(workdir)
 
-        with mock.patch.object(run_table, "_train", side_effect=train):
+        with mock.patch.object(table_runs, "_train", side_effect=train):
             text, results = self._run("2b")
         self.assertIn("failed: ValueError: no / such data", text)
         self.assertLen([r for r in results.values() if r["errors"]], 1)
@@ -415,7 +415,7 @@ class RunTableTest(absltest.TestCase):
         )
 
     def _run(self, table):
-        return run_table.run_table(
+        return table_runs.run_table(
             table,
             data_dirs={"hmdb51": self.data_dir},
             runs_dir=os.path.join(self.root, "runs"),
@@ -449,7 +449,7 @@ class RunTableTest(absltest.TestCase):
         )
         # Finished rows are skipped: no training on a re-run.
         with mock.patch.object(
-            run_table, "_train", side_effect=AssertionError("retrained")
+            table_runs, "_train", side_effect=AssertionError("retrained")
         ):
             again, _ = self._run("2b")
         self.assertNotIn("failed", again)
