@@ -32,6 +32,7 @@ from absl import logging
 from absl.flags import argparse_flags
 
 from avlad_tf import cli
+from avlad_tf import errors
 
 if __name__ == "__main__":
     cli.start_quietly()  # first: before anything imports TensorFlow
@@ -217,6 +218,6 @@ def main(args):
 
 if __name__ == "__main__":
     app.run(
-        cli.one_line_errors(main),
+        errors.one_line_errors(main),
         flags_parser=lambda argv: make_parser().parse_args(argv[1:]),
     )
