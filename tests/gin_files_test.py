@@ -29,6 +29,7 @@ from avlad_tf.models import backbones
 from avlad_tf.models import frames
 from avlad_tf.models import inspection
 from avlad_tf.training import loop
+from avlad_tf.training import stream_model
 
 _GIN_DIR = cli.GIN_DIR
 _FILES = sorted(
@@ -229,7 +230,8 @@ class GinFilesTest(parameterized.TestCase):
             self.assertIn(stream, loop.STREAM_MODALITIES)
             with gin.config_scope(stream):
                 model = action_vlad.build_model(
-                    num_classes=_NUM_CLASSES, modality=loop._MODEL_MODALITY[stream]
+                    num_classes=_NUM_CLASSES,
+                    modality=stream_model.MODEL_MODALITY[stream],
                 )
             # A clip backbone reads its window (slow fusion: 10 frames), or
             # two clips of its `clip_length`.

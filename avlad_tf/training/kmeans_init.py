@@ -9,6 +9,9 @@ video and pass) and `num_random_frames` of them are kept by reservoir sampling, 
 every video is equally likely to contribute; the descriptors go through
 `avlad_tf.kmeans.fit_centers` and the centres are saved as
 `<workdir>/<stream>/centers.npy`, which later runs reuse.
+
+`init_stream_centers` does this for one stream of `loop.train_stream`; in a
+multi-worker job the chief computes the centres and the others take them.
 """
 
 import time
@@ -22,6 +25,7 @@ from avlad_tf import settings
 from avlad_tf import storage
 from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
+from avlad_tf.training import distribution
 
 CENTERS_FILE = "centers.npy"
 
@@ -166,3 +170,48 @@ def init_centers(
         kmeans.save_centers(path, centers)
     layer.set_centers(centers)
     return centers
+
+
+def init_stream_centers(
+    model,
+    *,
+    strategy,
+    stream_dir,
+    dataset_fn,
+    modalities,
+    batch_size,
+    seed,
+):
+    """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8).
+
+    `dataset_fn`: `make_dataset_fn` bound to the training split and
+    `modalities`. In a multi-worker job the chief computes the centres and
+    the others take its NetVLAD weights, bit for bit.
+    """
+    layer = centers_layer(model)
+    if layer is None:
+        return  # an aggregator without centres: nothing to initialise
+    features = inspection.feature_model(model)
+
+    # One random frame (or flow stack) per video, evaluation crop; a clip
+    # backbone sees the evaluation's T frames, as its maps depend on them.
+    frames = {} if inspection.mixes_frames(model) else {"num_frames": 1}
+
+    def pass_dataset_fn(pass_seed):
+        return dataset_fn(
+            training=False, batch_size=batch_size, seed=pass_seed, **frames
+        )
+
+    def feature_fn(batch):
+        inputs = {name: batch[name] for name in modalities}
+        return features(inputs, training=False)
+
+    if distribution.is_chief(strategy):
+        init_centers(
+            model=model,
+            directory=stream_dir,
+            feature_fn=feature_fn,
+            dataset_fn=pass_dataset_fn,
+            seed=seed,
+        )
+    distribution.sync_from_chief(strategy, layer.variables)

@@ -4,7 +4,8 @@ Per stream (`rgb`, `flow`, or `fused` for concat / early fusion models), under
 the gin scope of that name (so `flow/train_stream.batch_size = ...` binds one
 stream only):
 
-1. build the model, initialise NetVLAD from k-means centres (`kmeans_init`);
+1. build the model (`stream_model`), initialise NetVLAD from k-means centres
+   (`kmeans_init`);
 2. stage 1: classifier only, Adam lr 1e-2; stage 2: classifier + NetVLAD +
    the pooled conv block, lr 1e-4. Each stage has a fresh Adam (ε = 1e-4) and
    its own staircase schedule (×0.1 every 5000 updates), per-tensor gradient
@@ -23,20 +24,16 @@ evaluates, fuses and exports.
 
 import functools
 
-from absl import logging
-import keras
-
 from avlad_tf import settings
 from avlad_tf import storage
 from avlad_tf.data import video_input
 from avlad_tf.models import action_vlad
-from avlad_tf.models import inspection
 from avlad_tf.training import distribution
 from avlad_tf.training import kmeans_init
 from avlad_tf.training import schedule
+from avlad_tf.training import stream_model
 
 STREAM_MODALITIES = {"rgb": ("rgb",), "flow": ("flow",), "fused": ("rgb", "flow")}
-_MODEL_MODALITY = {"rgb": "rgb", "flow": "flow", "fused": "rgb+flow"}
 
 
 @settings.configurable(
@@ -161,14 +158,14 @@ def train_stream(
     _check_stages(stream, stage_steps, learning_rates)
     modalities = STREAM_MODALITIES[stream]
     info = info or video_input.dataset_info(data_dir)
-    loss = training_loss(info, train_split, loss)
+    loss = stream_model.training_loss(info, train_split, loss)
     strategy = distribution.make_strategy(distribute, devices)
     out, stream_dir = _write_directories(strategy, workdir, write_dir, stream)
     # What every pipeline of the stream reads (k-means, probe, training).
     data = dict(data_dir=data_dir, split=train_split, modalities=modalities)
 
     # ---- Model, resume point, k-means initialisation -----------------------
-    model = _build_model(
+    model = stream_model.build(
         build_model_fn, strategy, info, stream, seed=seed, loss=loss, split=train_split
     )
     learning_rates, decay_steps = schedule.stream_schedule(
@@ -180,7 +177,7 @@ def train_stream(
         strategy, workdir, stream, stage_steps
     )
     if not resume_step:  # a resumed run's centres are in its checkpoint
-        _init_centers(
+        kmeans_init.init_stream_centers(
             model,
             strategy=strategy,
             stream_dir=stream_dir,
@@ -216,7 +213,7 @@ def train_stream(
         assignments_every=assignments_every,
         step_callback=step_callback,
     )
-    _save_model(model, stream_dir)
+    stream_model.save(model, stream_dir)
     return model
 
 
@@ -245,105 +242,3 @@ def _write_directories(strategy, workdir, write_dir, stream):
     stream_dir = storage.join(out, stream)
     storage.makedirs(stream_dir)
     return out, stream_dir
-
-
-def _build_model(build_model_fn, strategy, info, stream, *, seed, loss, split):
-    """The stream's model, initialised from `seed`, its variables under
-    `strategy`, its backbone weights those of the training `split` (where
-    their path holds `{split}`); raises unless its per-step losses (if any)
-    are `loss`."""
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model = build_model_fn(
-            num_classes=int(info["num_classes"]),
-            modality=_MODEL_MODALITY[stream],
-            train_split=split,
-        )
-    check_per_step_loss(model, loss, stream=stream)
-    return model
-
-
-def _save_model(model, stream_dir):
-    """The trained model as `<stream_dir>/model.keras`."""
-    model_path = storage.join(stream_dir, "model.keras")
-    model.save(model_path)
-    logging.info("Saved %s", model_path)
-
-
-def check_per_step_loss(model, loss, *, stream):
-    """Raises ValueError unless every per-step LSTM loss of `model` is the
-    training loss: the label-free gap it adds completes that loss only."""
-    for layer in inspection.walk_layers(model):
-        per_step = getattr(layer, "per_step_loss", None)
-        if per_step is not None and per_step != loss:
-            raise ValueError(
-                f"{stream}/recurrent_pooling.per_step_loss = {per_step!r}, but "
-                f"train_stream.loss resolves to {loss!r} for this data; bind "
-                "them alike."
-            )
-
-
-def training_loss(info, split, loss):
-    """'softmax' or 'sigmoid' for `train_stream.loss` on `split` of `info`.
-
-    'auto' asks the manifest: a split whose videos carry one label each
-    (`max_labels_per_video`, written by data_prep) trains with softmax even
-    in a multi-label dataset; without that field the dataset's `multi_label`
-    decides.
-    """
-    if loss not in ("auto", "softmax", "sigmoid"):
-        raise ValueError(
-            f"train_stream.loss must be 'auto', 'softmax' or "
-            f"'sigmoid'. Received: {loss!r}"
-        )
-    if loss != "auto":
-        return loss
-    max_labels = info["splits"].get(split, {}).get("max_labels_per_video")
-    if max_labels is None:
-        return "sigmoid" if info.get("multi_label", False) else "softmax"
-    return "sigmoid" if max_labels > 1 else "softmax"
-
-
-def _init_centers(
-    model,
-    *,
-    strategy,
-    stream_dir,
-    dataset_fn,
-    modalities,
-    batch_size,
-    seed,
-):
-    """k-means on pre-ReLU pooled-layer features of random frames (Sec. 8).
-
-    `dataset_fn`: `make_dataset_fn` bound to the training split and
-    `modalities`. In a multi-worker job the chief computes the centres and
-    the others take its NetVLAD weights, bit for bit.
-    """
-    layer = kmeans_init.centers_layer(model)
-    if layer is None:
-        return  # an aggregator without centres: nothing to initialise
-    features = inspection.feature_model(model)
-
-    # One random frame (or flow stack) per video, evaluation crop; a clip
-    # backbone sees the evaluation's T frames, as its maps depend on them.
-    frames = {} if inspection.mixes_frames(model) else {"num_frames": 1}
-
-    def pass_dataset_fn(pass_seed):
-        return dataset_fn(
-            training=False, batch_size=batch_size, seed=pass_seed, **frames
-        )
-
-    def feature_fn(batch):
-        inputs = {name: batch[name] for name in modalities}
-        return features(inputs, training=False)
-
-    if distribution.is_chief(strategy):
-        kmeans_init.init_centers(
-            model=model,
-            directory=stream_dir,
-            feature_fn=feature_fn,
-            dataset_fn=pass_dataset_fn,
-            seed=seed,
-        )
-    distribution.sync_from_chief(strategy, layer.variables)

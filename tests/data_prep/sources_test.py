@@ -6,7 +6,7 @@ from absl.testing import absltest
 import tensorflow as tf
 
 from avlad_tf.data import schema
-from avlad_tf.training import loop
+from avlad_tf.training import stream_model
 from data_prep import records
 from data_prep import sources
 from data_prep import writer
@@ -195,16 +195,17 @@ class CharadesTest(absltest.TestCase):
             options=options,
         )
         info = schema.read_metadata(out)
+        training_loss = stream_model.training_loss
         self.assertEqual(info["splits"]["train_split1"]["max_labels_per_video"], 1)
         self.assertEqual(info["splits"]["test_split1"]["max_labels_per_video"], 2)
-        self.assertEqual(loop.training_loss(info, "train_split1", "auto"), "softmax")
-        self.assertEqual(loop.training_loss(info, "test_split1", "auto"), "sigmoid")
-        self.assertEqual(loop.training_loss(info, "train_split1", "sigmoid"), "sigmoid")
+        self.assertEqual(training_loss(info, "train_split1", "auto"), "softmax")
+        self.assertEqual(training_loss(info, "test_split1", "auto"), "sigmoid")
+        self.assertEqual(training_loss(info, "train_split1", "sigmoid"), "sigmoid")
         # Datasets prepared before the field existed: the dataset decides.
         del info["splits"]["train_split1"]["max_labels_per_video"]
-        self.assertEqual(loop.training_loss(info, "train_split1", "auto"), "sigmoid")
+        self.assertEqual(training_loss(info, "train_split1", "auto"), "sigmoid")
         with self.assertRaisesRegex(ValueError, "train_stream.loss"):
-            loop.training_loss(info, "train_split1", "hinge")
+            training_loss(info, "train_split1", "hinge")
 
     def test_training_clips_are_cut_at_the_action_boundaries(self):
         _, splits = sources.charades_items(

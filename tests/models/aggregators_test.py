@@ -12,7 +12,7 @@ from avlad_tf.layers import frame_lstm
 from avlad_tf.models import action_vlad
 from avlad_tf.models import aggregators
 from avlad_tf.models import inspection
-from avlad_tf.training import loop
+from avlad_tf.training import stream_model
 from avlad_tf.training import trainable as trainable_lib
 from tests import testing
 from tests.models import action_vlad_test
@@ -117,13 +117,13 @@ class AggregatorModelTest(testing.TestCase):
         model = tiny_model(
             pooling="lstm", options={"recurrent_pooling.per_step_loss": "sigmoid"}
         )
-        loop.check_per_step_loss(model, "sigmoid", stream="rgb")  # matches
+        stream_model.check_per_step_loss(model, "sigmoid", stream="rgb")  # matches
         with self.assertRaisesRegex(
             ValueError,
             r"rgb/recurrent_pooling.per_step_loss = 'sigmoid', but "
             r"train_stream.loss resolves to 'softmax'",
         ):
-            loop.check_per_step_loss(model, "softmax", stream="rgb")
+            stream_model.check_per_step_loss(model, "softmax", stream="rgb")
 
     def test_lstm_per_step_loss_needs_the_lstm(self):
         with self.assertRaisesRegex(
