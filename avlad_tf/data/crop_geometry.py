@@ -134,3 +134,9 @@ def decode_window(boxes, *, resize_to, channels):
         bottom = tf.minimum((-(-bottom // block) + 1) * block, resize_to[0])
         right = tf.minimum((-(-right // block) + 1) * block, resize_to[1])
     return tf.stack([top, left, bottom - top, right - left])
+
+
+def shifted(boxes, origin):
+    """`boxes` in the coordinates of a window at `origin` (`decode_window`'s
+    `(top, left)`)."""
+    return [(top - origin[0], left - origin[1], h, w) for top, left, h, w in boxes]

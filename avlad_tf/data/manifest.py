@@ -1,5 +1,8 @@
 """A prepared dataset's manifest: metadata checks and count-checked shard reading.
 
+`record_stream` reads a split's shards, in the order `video_input.make_dataset`
+reads them, into the indexed, still undecoded records of one process.
+
 Record count check: each shard is read through `read_shard`, which appends an
 end marker and runs a `scan` counter; reading more records than
 `metadata.json` lists fails at once, fewer fails at the marker. A corrupt
@@ -93,3 +96,52 @@ def read_shard(path, expected):
 
     checked = marked.scan(tf.constant(0, tf.int64), count).map(check)
     return checked.filter(lambda r, is_end: ~is_end).map(lambda r, _: r)
+
+
+def record_stream(
+    files,
+    counts,
+    *,
+    training,
+    seed,
+    cycle_length,
+    shuffle_buffer,
+    skip,
+    num_shards,
+    shard_index,
+):
+    """`(index, serialized record)` of every video of the stream this
+    process reads, still undecoded (`files`, `counts`: `split_shards`'; the
+    other arguments: `video_input.make_dataset`'s)."""
+    shards = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files), tf.constant(counts, tf.int64))
+    )
+    if training:
+        # New shard order each epoch, but the same sequence for the same seed.
+        # data_prep writes training splits in a shuffled record order, so
+        # each shard already mixes classes (docs/DATA.md, Record order).
+        shards = shards.shuffle(
+            len(files), seed=seed, reshuffle_each_iteration=True
+        ).repeat()
+        records = shards.interleave(
+            read_shard,
+            cycle_length=min(cycle_length, len(files)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        # Shuffle serialized records: cheap, before any JPEG is decoded.
+        records = records.shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
+    else:
+        records = shards.flat_map(read_shard)  # sorted shards, file order
+    records = records.enumerate()
+    # Skipping and sharding come after the enumeration, so every video keeps
+    # its index (its seed) in the whole stream, and before the map, so a
+    # worker decodes only its own videos. Only when asked: a single-process
+    # pipeline keeps the graph its checkpointed iterators were saved from.
+    if skip:
+        records = records.skip(skip)
+    if num_shards > 1:
+        records = records.shard(num_shards, shard_index)
+    return records

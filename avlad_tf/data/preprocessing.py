@@ -26,8 +26,9 @@ crops read (`crop_geometry.decode_window`); it passes the window's `origin`.
 The tf.data reader decodes each distinct frame once and passes an `assemble`
 (`frame_sources`) that repeats frames and interleaves flow planes into the
 video's `T` frames. Every step works channel by channel, so the numbers do not
-depend on where it runs; each path runs it where it is cheapest:
-`preprocess_for_train` before the crop is resized, `preprocess_for_eval` last.
+depend on where it runs (the tensor steps are `pixel_ops`); each path runs it
+where it is cheapest: `preprocess_for_train` before the crop is resized,
+`preprocess_for_eval` last.
 """
 
 import inspect
@@ -35,12 +36,13 @@ import inspect
 import tensorflow as tf
 
 from avlad_tf.data import crop_geometry
+from avlad_tf.data import pixel_ops
 
-# Shared with the on-device twin of steps 3-4 (`layers.ReleasePixels`);
-# `KERAS_BGR_MEANS` is re-exported for the `bgr_means` switch.
-from avlad_tf.data.pixel_rules import FLOW_MEAN
+# Shared with the on-device twin of steps 3-4 (`layers.ReleasePixels`) and
+# re-exported as this path's rules (`KERAS_BGR_MEANS`: the `bgr_means` switch).
+from avlad_tf.data.pixel_rules import FLOW_MEAN  # noqa: F401
 from avlad_tf.data.pixel_rules import KERAS_BGR_MEANS  # noqa: F401
-from avlad_tf.data.pixel_rules import MODALITIES
+from avlad_tf.data.pixel_rules import MODALITIES  # noqa: F401
 from avlad_tf.data.pixel_rules import RELEASE_BGR_MEANS
 from avlad_tf.data.pixel_rules import UINT8_DATA_FORMATS
 
@@ -113,8 +115,10 @@ def preprocess_for_eval(
     _check_frames(frames, modality)
 
     def float_crops(video, origin):  # [U, h', w', c] of frames at resize_to
-        crops = _bgr_crops(video, _shifted(boxes, origin), modality)  # [U, N, S, S, c]
-        return _to_float(crops, convert_before_resize)
+        crops = pixel_ops.bgr_crops(
+            video, crop_geometry.shifted(boxes, origin), modality
+        )  # [U, N, S, S, c]
+        return pixel_ops.to_float(crops, convert_before_resize)
 
     crops = _crops_at_resize_to(
         frames,
@@ -125,7 +129,7 @@ def preprocess_for_eval(
         half_pixel_centers=half_pixel_centers,
     )  # float32 [U, N, S, S, c]
     crops *= 255.0
-    crops = _subtract_means(crops, modality=modality, bgr_means=bgr_means)
+    crops = pixel_ops.subtract_means(crops, modality=modality, bgr_means=bgr_means)
     crops = assemble(crops) if assemble else crops  # [T, N, S, S, C]
     shape = tf.shape(crops)
     return tf.reshape(crops, [-1, image_size, image_size, shape[4]])  # [T·N, S, S, C]
@@ -161,7 +165,7 @@ def eval_crops_uint8(
     Raises:
         InvalidArgumentError: (when run) for frames of another size.
     """
-    _check_modality(modality)
+    pixel_ops.check_modality(modality)
     boxes = crop_geometry.eval_boxes(
         resize_to=resize_to,
         image_size=image_size,
@@ -169,7 +173,9 @@ def eval_crops_uint8(
         release_crop_offsets=release_crop_offsets,
     )
     if origin is not None:  # a window of frames stored at resize_to
-        return _ordered_crops(frames, _shifted(boxes, origin), modality, assemble)
+        return _ordered_crops(
+            frames, crop_geometry.shifted(boxes, origin), modality, assemble
+        )
     size = tf.shape(frames)[1:3]
     check = tf.debugging.Assert(
         tf.reduce_all(tf.equal(size, resize_to)),
@@ -195,7 +201,7 @@ def _ordered_crops(frames, boxes, modality, assemble):
     """
     channels_first = assemble and UINT8_DATA_FORMATS[modality] == "channels_first"
     video = assemble(frames[:, None])[:, 0] if assemble else frames  # [T, ...]
-    crops = _crop_stack(video, boxes, rows_axis=2 if channels_first else 1)
+    crops = pixel_ops.crop_stack(video, boxes, rows_axis=2 if channels_first else 1)
     # [T, N, ...] -> [T·N, ...]
     return tf.reshape(crops, tf.concat([[-1], tf.shape(crops)[2:]], axis=0))
 
@@ -233,9 +239,11 @@ def preprocess_for_train(
     box = crop_geometry.train_box(params)
 
     def assembled_crop(video, origin):  # [U, h', w', c] of frames at resize_to
-        crops = _bgr_crops(video, _shifted([box], origin), modality)  # [U, 1, h, w, c]
+        crops = pixel_ops.bgr_crops(
+            video, crop_geometry.shifted([box], origin), modality
+        )  # [U, 1, h, w, c]
         crops = assemble(crops) if assemble else crops  # [T, 1, h, w, C]
-        return _to_float(crops, convert_before_resize)
+        return pixel_ops.to_float(crops, convert_before_resize)
 
     crops = _crops_at_resize_to(
         frames,
@@ -252,8 +260,8 @@ def preprocess_for_train(
     )  # [T, S, S, C]
     crops *= 255.0
     # A horizontal flip only mirrors the planes: the release never negates x.
-    crops = tf.cond(params["flip"], lambda: _mirror(crops), lambda: crops)
-    return _subtract_means(crops, modality=modality, bgr_means=bgr_means)
+    crops = tf.cond(params["flip"], lambda: pixel_ops.mirror(crops), lambda: crops)
+    return pixel_ops.subtract_means(crops, modality=modality, bgr_means=bgr_means)
 
 
 def _crops_at_resize_to(
@@ -271,7 +279,7 @@ def _crops_at_resize_to(
         return crop(frames, origin)
 
     def resized():
-        floats = _to_float(frames, convert_before_resize)
+        floats = pixel_ops.to_float(frames, convert_before_resize)
         video = resize(floats, list(resize_to), half_pixel_centers=half_pixel_centers)
         return crop(video, (0, 0))
 
@@ -289,73 +297,4 @@ def _crops_at_resize_to(
 def _check_frames(frames, modality):
     if frames.dtype != tf.uint8:
         raise ValueError(f"frames must be uint8. Received: {frames.dtype}")
-    _check_modality(modality)
-
-
-def _check_modality(modality):
-    if modality not in MODALITIES:
-        raise ValueError(
-            f"modality must be one of {MODALITIES}. Received: {modality!r}"
-        )
-
-
-def _to_float(images, convert_before_resize):
-    """uint8 → float32, x · 1/255 (step 1) or x (`convert_before_resize=False`).
-
-    Images that are already float (frames resized first) pass through.
-    """
-    if images.dtype != tf.uint8:
-        return images
-    if convert_before_resize:
-        return tf.image.convert_image_dtype(images, tf.float32)
-    return tf.cast(images, tf.float32)
-
-
-def _shifted(boxes, origin):
-    """`boxes` in the coordinates of a window at `origin`."""
-    return [(top - origin[0], left - origin[1], h, w) for top, left, h, w in boxes]
-
-
-def _bgr_crops(video, boxes, modality):
-    """`_crop_stack`, in BGR order for RGB (exact, cheapest while uint8)."""
-    crops = _crop_stack(video, boxes)
-    return _reverse_channels(crops) if modality == "rgb" else crops
-
-
-def _crop_stack(video, boxes, *, rows_axis=1):
-    """The crops `boxes` of every frame, `[T, N, h, w, C]` (`[T, N, C, h, w]`
-    for channels-first `video`, `rows_axis=2`)."""
-    before = (slice(None),) * rows_axis
-    crops = [
-        video[(*before, slice(top, top + height), slice(left, left + width))]
-        for top, left, height, width in boxes
-    ]
-    return tf.stack(crops, axis=1)
-
-
-# Eigen is slow on ops over a size-3 innermost axis; the two helpers below
-# compute the same values on reshaped tensors (2-3x faster on 5-crop bags).
-def _reverse_channels(video):
-    """RGB → BGR, via a 2-D reverse `[N, 3]`."""
-    shape = tf.shape(video)
-    flat = tf.reshape(video, [-1, 3])  # [T·...·W, 3]
-    return tf.reshape(tf.reverse(flat, axis=[1]), shape)
-
-
-def _mirror(video):
-    """Horizontal flip of `[..., S, S, C]`, as a 3-D reverse (faster)."""
-    shape = tf.shape(video)
-    rows = tf.reshape(video, [-1, shape[-2], shape[-1]])  # [...·S, S, C]
-    return tf.reshape(tf.reverse(rows, axis=[1]), shape)
-
-
-def _subtract_means(video, *, modality, bgr_means):
-    if modality == "rgb":
-        shape = tf.shape(video)
-        width = shape[-2]
-        rows = tf.reshape(video, [-1, width * 3])  # [T·...·H, W·3]
-        rows -= tf.tile(tf.constant(bgr_means, tf.float32), [width])
-        return tf.reshape(rows, shape)
-    if modality == "flow":
-        return video - FLOW_MEAN
-    raise ValueError(f"modality must be one of {MODALITIES}. Received: {modality!r}")
+    pixel_ops.check_modality(modality)

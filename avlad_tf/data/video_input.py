@@ -16,8 +16,9 @@ Pipeline (why each step is where it is):
     → map(decode, sample, decode only sampled JPEGs, augment), parallel, ordered
     → batch (training: drop_remainder) → prefetch
 
-Record counts are checked against the manifest while reading
-(`manifest.read_shard`), so a corrupt or truncated shard fails naming it.
+`manifest.record_stream` runs the steps up to the sharding; it checks record
+counts against the manifest while reading (`manifest.read_shard`), so a
+corrupt or truncated shard fails naming it.
 """
 
 import tensorflow as tf
@@ -174,7 +175,7 @@ def make_dataset(
     )
     metadata = info or manifest.dataset_info(data_dir)
     files, counts = manifest.split_shards(metadata, data_dir, split)
-    records = _record_stream(
+    records = manifest.record_stream(
         files,
         counts,
         training=training,
@@ -257,54 +258,6 @@ def _check_arguments(
     )  # validates early
 
 
-def _record_stream(
-    files,
-    counts,
-    *,
-    training,
-    seed,
-    cycle_length,
-    shuffle_buffer,
-    skip,
-    num_shards,
-    shard_index,
-):
-    """`(index, serialized record)` of every video of the stream this
-    process reads, still undecoded."""
-    shards = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files), tf.constant(counts, tf.int64))
-    )
-    if training:
-        # New shard order each epoch, but the same sequence for the same seed.
-        # data_prep writes training splits in a shuffled record order, so
-        # each shard already mixes classes (docs/DATA.md, Record order).
-        shards = shards.shuffle(
-            len(files), seed=seed, reshuffle_each_iteration=True
-        ).repeat()
-        records = shards.interleave(
-            manifest.read_shard,
-            cycle_length=min(cycle_length, len(files)),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=True,
-        )
-        # Shuffle serialized records: cheap, before any JPEG is decoded.
-        records = records.shuffle(
-            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-        )
-    else:
-        records = shards.flat_map(manifest.read_shard)  # sorted shards, file order
-    records = records.enumerate()
-    # Skipping and sharding come after the enumeration, so every video keeps
-    # its index (its seed) in the whole stream, and before the map, so a
-    # worker decodes only its own videos. Only when asked: a single-process
-    # pipeline keeps the graph its checkpointed iterators were saved from.
-    if skip:
-        records = records.skip(skip)
-    if num_shards > 1:
-        records = records.shard(num_shards, shard_index)
-    return records
-
-
 def _parse_and_batch(
     records,
     metadata,
@@ -318,7 +271,7 @@ def _parse_and_batch(
     bgr_means,
     **sample_settings,
 ):
-    """Decodes, samples and preprocesses the `_record_stream` records
+    """Decodes, samples and preprocesses the `manifest.record_stream` records
     (`sample_and_augment` with the settings given) and batches them."""
 
     def parse(index, serialized):
