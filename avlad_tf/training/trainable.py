@@ -35,11 +35,7 @@ def _stage_two_layers(backbone):
     """The layers of `backbone` that stage 2 trains (`fine_tuning`)."""
     if fine_tuning() == "pooled_block":
         return backbones.pooled_block_layers(backbone)
-    return [
-        layer
-        for layer in backbone.layers
-        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    return backbones.trainable_layers(backbone.layers)
 
 
 def starts_from_scratch(model):

@@ -45,6 +45,7 @@ __all__ = [
     "flow_kernel_from_rgb",
     "image_network_fc",
     "pooled_block_layers",
+    "trainable_layers",
 ]
 
 DEFAULT_ENDPOINTS = {
@@ -129,8 +130,14 @@ def pooled_block_layers(backbone):
             block = []  # a block boundary before the endpoint
             continue
         block.append(layer)
+    return trainable_layers(block)
+
+
+def trainable_layers(layers):
+    """The layers of `layers` that a stage may train: those with weights,
+    but batch norm (always frozen)."""
     return [
         layer
-        for layer in block
+        for layer in layers
         if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
     ]
